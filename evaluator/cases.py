@@ -1,0 +1,104 @@
+"""Loads a case file (case.schema.json) into the `Case` model, facts normalised."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from evaluator import schemas
+from evaluator.dates import PartialDate, parse_date
+from evaluator.errors import Location
+from evaluator.facts import Conflict, Fact, FactValue, build
+from evaluator.source import Document, load
+
+CASE_SCHEMA = "case"
+
+
+@dataclass(frozen=True)
+class ServiceLine:
+    """One requested procedure: its id, kind, CPT codes (primary first) and wording."""
+
+    id: str
+    procedure: str
+    cpts: tuple[str, ...]
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """A validated case: the request, its service lines, its facts and any source conflicts."""
+
+    case_id: str
+    path: str
+    request_date: PartialDate
+    lines: tuple[ServiceLine, ...]
+    facts: tuple[Fact, ...]
+    conflicts: tuple[Conflict, ...]
+    # Kept for locating evidence and conflicts in the file; not part of the case's identity.
+    _document: Document = field(repr=False, compare=False)
+
+    def location(self, pointer: str) -> Location:
+        """Return where ``pointer`` is in the case file (line and column when it was read)."""
+        return self._document.location(pointer)
+
+    def line(self, line_id: str) -> ServiceLine:
+        """Return the service line with id ``line_id``; raises ``KeyError`` if there is none."""
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        raise KeyError(line_id)
+
+    def fact_dicts(self) -> list[dict[str, FactValue]]:
+        """Return the facts as the engine asserts them (``{"t": ..., "id": ..., ...}``)."""
+        return [fact.as_dict() for fact in self.facts]
+
+
+def load_case(path: str | Path) -> Case:
+    """Read, validate and normalise a case file (JSON or YAML).
+
+    Returns the ``Case``. Raises ``SourceError`` (unreadable or malformed file), ``SchemaError``
+    (every violation of case.schema.json, located) or ``CaseError`` (unknown spinal level, range
+    in the wrong order, impossible date: every such problem, located).
+    """
+    return case_from_document(load(path))
+
+
+def case_from_data(data: Mapping[str, Any], name: str) -> Case:
+    """Validate and normalise a case given as data (e.g. embedded in another file).
+
+    ``name`` stands for the file in locations, which carry JSON pointers but no line numbers.
+    Returns the ``Case``; raises ``SchemaError`` or ``CaseError`` as ``load_case`` does.
+    """
+    # A deep copy through JSON: the case must not share (mutable) data with the caller.
+    plain = json.loads(json.dumps(data))
+    return case_from_document(Document(plain, name, MappingProxyType({})))
+
+
+def case_from_document(document: Document) -> Case:
+    """Validate and normalise an already-read document.
+
+    Returns the ``Case``; raises ``SchemaError`` or ``CaseError`` as ``load_case`` does.
+    """
+    schemas.validate(document, CASE_SCHEMA)
+    normalised = build(document)
+    data = document.data
+    lines = tuple(
+        ServiceLine(
+            line["id"], line["procedure"], tuple(line.get("cpt", ())), line.get("description")
+        )
+        for line in data["request"]["lines"]
+    )
+    return Case(
+        case_id=data["case_id"],
+        path=document.path,
+        # Already parsed without error by build(), which raises on a bad request date.
+        request_date=parse_date(data["request"]["date"]),
+        lines=lines,
+        facts=normalised.facts,
+        conflicts=normalised.conflicts,
+        _document=document,
+    )

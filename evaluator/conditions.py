@@ -1,0 +1,305 @@
+"""The condition language: one frozen dataclass per operator, parsed from schema-valid data.
+
+Conditions are data with a closed set of operators; nothing in a policy is ever executed. Each
+node keeps the JSON pointer it was read from, so compile errors can name the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any, TypeAlias
+
+Scalar: TypeAlias = str | int | float | bool
+
+
+class Truth(IntEnum):
+    """Kleene truth values, ordered so that AND is min and OR is max."""
+
+    FALSE = 0
+    UNKNOWN = 1
+    TRUE = 2
+
+
+TRUTH_WORDS = {"false": Truth.FALSE, "unknown": Truth.UNKNOWN, "true": Truth.TRUE}
+
+
+class Op(StrEnum):
+    """Comparison operators; `tests/test_conditions.py` checks they equal the schema's."""
+
+    AT_LEAST = "at_least"
+    MORE_THAN = "more_than"
+    AT_MOST = "at_most"
+    LESS_THAN = "less_than"
+    EQUALS = "equals"
+    NOT_EQUALS = "not_equals"
+    ONE_OF = "one_of"
+    NOT_ONE_OF = "not_one_of"
+    ABOVE = "above"
+    AT_OR_ABOVE = "at_or_above"
+    BELOW = "below"
+    AT_OR_BELOW = "at_or_below"
+    DOCUMENTED = "documented"
+
+
+THRESHOLD_OPS = frozenset({Op.AT_LEAST, Op.MORE_THAN, Op.AT_MOST, Op.LESS_THAN})
+LEVEL_OPS = frozenset({Op.ABOVE, Op.AT_OR_ABOVE, Op.BELOW, Op.AT_OR_BELOW})
+# Words an author reads without a symbol table; the symbol is for renderings and diffs.
+OP_SYMBOLS = {
+    Op.AT_LEAST: ">=",
+    Op.MORE_THAN: ">",
+    Op.AT_MOST: "<=",
+    Op.LESS_THAN: "<",
+    Op.EQUALS: "=",
+    Op.NOT_EQUALS: "!=",
+    Op.ONE_OF: "in",
+    Op.NOT_ONE_OF: "not in",
+    Op.ABOVE: "above",
+    Op.AT_OR_ABOVE: "at or above",
+    Op.BELOW: "below",
+    Op.AT_OR_BELOW: "at or below",
+    Op.DOCUMENTED: "documented",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A number with its unit; `setting` names the policy setting it came from, if any."""
+
+    value: float
+    unit: str
+    setting: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WhereEq:
+    field: str
+    value: Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class WhereOneOf:
+    field: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WhereSameAs:
+    """A join: the field equals `alias.other` of a fact bound further out."""
+
+    field: str
+    alias: str
+    other: str
+
+
+WhereItem: TypeAlias = WhereEq | WhereOneOf | WhereSameAs
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """Binds each fact of a type (filtered by `where`) to `alias`."""
+
+    fact: str
+    alias: str
+    where: tuple[WhereItem, ...]
+    pointer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    fact: str
+    field: str
+    op: Op
+    operand: Threshold | Scalar | tuple[Scalar, ...] | None
+    where: tuple[WhereItem, ...]
+    pointer: str
+    measure: str | None = None
+    minus: str | None = None
+    if_absent: Truth = Truth.UNKNOWN
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    fact: str
+    where: tuple[WhereItem, ...]
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClauseIs:
+    clause: str
+    status: str
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class All:
+    parts: tuple[Condition, ...]
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple[Condition, ...]
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    part: Condition
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NOf:
+    at_least: int
+    parts: tuple[Condition, ...]
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Demonstrated:
+    part: Condition
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    binding: Binding
+    require: Condition
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Some:
+    binding: Binding
+    require: Condition
+    pointer: str
+    note: str | None = None
+
+
+Condition: TypeAlias = (
+    Compare | Exists | ClauseIs | All | AnyOf | Not | NOf | Demonstrated | Every | Some
+)
+
+# The operator keys a condition object may have, in the order parse_condition tries them.
+CONDITION_KEYS = ("all", "any", "not", "n_of", "demonstrated", "every", "some", "exists", "clause")
+
+
+def parse_where(data: Mapping[str, Any] | None) -> tuple[WhereItem, ...]:
+    """Return the where-filters of schema-valid data, in file order."""
+    items: list[WhereItem] = []
+    for field, value in (data or {}).items():
+        if isinstance(value, Mapping) and "one_of" in value:
+            items.append(WhereOneOf(field, tuple(value["one_of"])))
+        elif isinstance(value, Mapping) and "same_as" in value:
+            alias, _, other = str(value["same_as"]).partition(".")
+            items.append(WhereSameAs(field, alias, other))
+        else:
+            items.append(WhereEq(field, value))
+    return tuple(items)
+
+
+def parse_binding(data: Mapping[str, Any], pointer: str) -> Binding:
+    """Return the Binding of schema-valid `{fact, as, where}` data."""
+    return Binding(data["fact"], data["as"], parse_where(data.get("where")), pointer)
+
+
+def _threshold(data: Mapping[str, Any], settings: Mapping[str, Threshold]) -> Threshold:
+    if "setting" in data:
+        # An unknown setting is reported by the compiler with its location; keep a marker.
+        found = settings.get(data["setting"])
+        if found is None:
+            return Threshold(float("nan"), "", data["setting"])
+        return Threshold(found.value, found.unit, data["setting"])
+    return Threshold(data["value"], data["unit"])
+
+
+def parse_condition(
+    data: Mapping[str, Any], pointer: str, settings: Mapping[str, Threshold]
+) -> Condition:
+    """Return the Condition tree of schema-valid data; `pointer` locates it in its file."""
+    note = data.get("note")
+
+    def sub(key: str) -> Condition:
+        return parse_condition(data[key], f"{pointer}/{key}", settings)
+
+    def subs(items: Sequence[Any], base: str) -> tuple[Condition, ...]:
+        return tuple(
+            parse_condition(item, f"{base}/{i}", settings) for i, item in enumerate(items)
+        )
+
+    if "all" in data:
+        return All(subs(data["all"], f"{pointer}/all"), pointer, note)
+    if "any" in data:
+        return AnyOf(subs(data["any"], f"{pointer}/any"), pointer, note)
+    if "not" in data:
+        return Not(sub("not"), pointer, note)
+    if "demonstrated" in data:
+        return Demonstrated(sub("demonstrated"), pointer, note)
+    if "n_of" in data:
+        body = data["n_of"]
+        return NOf(body["at_least"], subs(body["of"], f"{pointer}/n_of/of"), pointer, note)
+    for key, kind in (("every", Every), ("some", Some)):
+        if key in data:
+            body = data[key]
+            binding = parse_binding(body, f"{pointer}/{key}")
+            require = parse_condition(body["require"], f"{pointer}/{key}/require", settings)
+            return kind(binding, require, pointer, note)
+    if "exists" in data:
+        body = data["exists"]
+        return Exists(body["fact"], parse_where(body.get("where")), pointer, note)
+    if "clause" in data:
+        return ClauseIs(data["clause"], data["is"], pointer, note)
+    op = next(o for o in Op if o.value in data)
+    raw = data[op.value]
+    operand: Threshold | Scalar | tuple[Scalar, ...] | None
+    if op in THRESHOLD_OPS:
+        operand = _threshold(raw, settings)
+    elif op in (Op.ONE_OF, Op.NOT_ONE_OF):
+        operand = tuple(raw)
+    elif op is Op.DOCUMENTED:
+        operand = None
+    else:
+        operand = raw
+    return Compare(
+        fact=data["fact"],
+        field=data["field"],
+        op=op,
+        operand=operand,
+        where=parse_where(data.get("where")),
+        pointer=pointer,
+        measure=data.get("measure"),
+        minus=data.get("minus"),
+        if_absent=TRUTH_WORDS[data.get("if_absent", "unknown")],
+        note=note,
+    )
+
+
+def children(condition: Condition) -> tuple[Condition, ...]:
+    """Return the direct sub-conditions of a node (none for leaves)."""
+    if isinstance(condition, All | AnyOf | NOf):
+        return condition.parts
+    if isinstance(condition, Not | Demonstrated):
+        return (condition.part,)
+    if isinstance(condition, Every | Some):
+        return (condition.require,)
+    return ()
+
+
+def walk(condition: Condition) -> list[Condition]:
+    """Return every node of the tree, parents before children."""
+    out = [condition]
+    for child in children(condition):
+        out.extend(walk(child))
+    return out

@@ -1,0 +1,293 @@
+"""Run a compiled Program on one case's facts in durable_rules. The only module importing it.
+
+durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rules.md):
+- it is driven through the compiled module `durable_rules_engine` directly, never through
+  `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
+  with no Python action closures, no exception can be swallowed inside an action (trap 3);
+- one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
+  actions drained first when something failed (trap 13);
+- all case facts are asserted in one batch, then the stage markers one by one, so a rule with a
+  negation only runs once every fact it negates is final (trap 2; the compiler stratifies);
+- every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
+  dropped, a contradicting one is an engine error (trap 5);
+- numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
+  fact handled (trap 1).
+Rulesets are registered once per process by name (policy id, version and content hash).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import durable_rules_engine as _dre
+
+from .conditions import Truth
+from .errors import EngineError
+from .model import Determination, FromField, Status
+from .program import CAND, KEY, VAL, EmitFact, EmitStatus, EmitValue, EmitVerdict, Program, Rule
+from .ruleset import number, render
+
+# assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
+_NOT_HANDLED, _OBSERVED = 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """One fact a rule action asserted, with the rule and the ids of the facts it matched."""
+
+    fact: Mapping[str, Any]
+    rule: str
+    matched: Mapping[str, str]
+
+
+@dataclass
+class Trace:
+    """Everything the engine derived for one case; read by decision assembly."""
+
+    values: dict[tuple[str, tuple[str, ...]], Emitted] = field(default_factory=dict)
+    candidates: list[Emitted] = field(default_factory=list)
+    derived: list[Emitted] = field(default_factory=list)
+    statuses: dict[str, Emitted] = field(default_factory=dict)
+    verdict: Determination | None = None
+    firings: int = 0
+
+    def value(self, node: str, keys: tuple[str, ...] = ()) -> Truth | None:
+        found = self.values.get((node, keys))
+        return None if found is None else Truth(found.fact["v"])
+
+
+def _tune_malloc() -> None:
+    # Each session allocates large state arrays; glibc returns them to the OS on delete and the
+    # next session faults them back in. Higher trim/mmap thresholds keep them (trap 12).
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
+        libc.mallopt(m_mmap_threshold, 64 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
+class Engine:
+    """The process-wide engine: durable_rules state is global, so there is one of these."""
+
+    _instance: Engine | None = None
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._handles: dict[str, int] = {}
+        self._sessions = itertools.count(1)
+        _tune_malloc()
+
+    @classmethod
+    def get(cls) -> Engine:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _handle(self, program: Program) -> int:
+        handle = self._handles.get(program.name)
+        if handle is None:
+            definition = render(program)
+            try:
+                handle = _dre.create_ruleset(program.name, json.dumps(definition))
+            except Exception as error:  # the extension raises its own bare error type
+                raise EngineError.single(
+                    "engine_failed", f"durable_rules refused ruleset `{program.name}`: {error}"
+                ) from error
+            self._handles[program.name] = handle
+        return handle
+
+    def prepare(self, program: Program) -> None:
+        """Register the program's ruleset now (otherwise on first use)."""
+        self._handle(program)
+
+    def run(self, program: Program, facts: Iterable[Mapping[str, Any]]) -> Trace:
+        """Return what the engine derives from the facts.
+
+        Raises EngineError when durable_rules fails or the rules contradict themselves; the
+        result is then not a determination.
+        """
+        handle = self._handle(program)
+        session = _Session(handle, program, str(next(self._sessions)))
+        try:
+            session.assert_batch([session.normalise(f) for f in facts])
+            for stage in range(1, program.stages + 1):
+                session.assert_stage(stage)
+        except Exception:
+            session.abandon()
+            raise
+        finally:
+            session.close()
+        return session.trace
+
+
+class _Session:
+    """One case in one durable_rules session."""
+
+    def __init__(self, handle: int, program: Program, sid: str) -> None:
+        self.handle = handle
+        self.program = program
+        self.sid = sid
+        self.trace = Trace()
+        self.counter = itertools.count()
+        self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
+        self.state: int | None = None
+
+    def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"sid": self.sid}
+        for key, value in fact.items():
+            if value is None:
+                continue  # absent and null differ in the engine; absent means undocumented
+            out[key] = number(value) if isinstance(value, int | float) else value
+        if "id" in out:
+            out[KEY] = out["id"]
+        return out
+
+    def _check(self, result: Any, what: str) -> None:
+        code = result[0] if isinstance(result, tuple) else result
+        if code == _NOT_HANDLED:
+            raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
+        if code == _OBSERVED:
+            raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
+        if isinstance(result, tuple) and len(result) > 1:
+            self.state = result[1]
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(self.handle, *args)
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+
+    def assert_batch(self, facts: list[dict[str, Any]]) -> None:
+        self._check(self._call(_dre.assert_facts, json.dumps(facts)), "the case facts")
+        self.drain()
+
+    def assert_stage(self, stage: int) -> None:
+        marker = {"t": "stage", "id": f"stage{stage}", "s": stage}
+        self._check(self._call(_dre.assert_fact, json.dumps(self.normalise(marker))), "a stage")
+        self.drain()
+
+    def drain(self) -> None:
+        """Run every pending action; each may assert facts that queue further actions."""
+        if self.state is None:
+            return
+        result = self._call(_dre.start_action_for_state, self.state)
+        while result:
+            message = json.loads(result[1])
+            for rule_name, matched in message.items():
+                self.apply(self.program.rule(rule_name), matched)
+            nxt = self._call(_dre.complete_and_start_action, self.state)
+            result = (None, nxt) if nxt else None
+
+    def abandon(self) -> None:
+        if self.state is None:
+            return
+        try:
+            while _dre.start_action_for_state(self.handle, self.state):
+                _dre.abandon_action(self.handle, self.state)
+        except Exception:  # noqa: S110 - best effort before deleting the session
+            pass
+
+    def close(self) -> None:
+        try:
+            _dre.delete_state(self.handle, self.sid)
+        except Exception:  # noqa: S110 - the session may never have been created
+            pass
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def apply(self, rule: Rule, matched: Mapping[str, Mapping[str, Any]]) -> None:
+        self.trace.firings += 1
+        ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
+        action = rule.action
+        if isinstance(action, EmitValue):
+            self._value(rule, action, matched, ids)
+        elif isinstance(action, EmitFact):
+            self._fact(rule, action, matched, ids)
+        elif isinstance(action, EmitStatus):
+            self._status(rule, action, ids)
+        elif isinstance(action, EmitVerdict):
+            if self.trace.verdict not in (None, action.determination):
+                raise EngineError.single("engine_failed", "two determinations were derived")
+            self.trace.verdict = action.determination
+
+    def _assert_derived(self, fact: dict[str, Any]) -> None:
+        fact["id"] = f"{fact['t']}{next(self.counter)}"
+        payload = json.dumps(self.normalise(fact))
+        self._check(self._call(_dre.assert_fact, payload), f"derived fact {fact['id']}")
+
+    def _value(self, rule: Rule, action: EmitValue, matched: Mapping[str, Any],
+               ids: Mapping[str, str]) -> None:
+        keys = tuple(ids[k] for k in action.keys)
+        fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
+        for i, key in enumerate(keys, start=1):
+            fact[f"k{i}"] = key
+        if action.source is not None:
+            fact["f"] = ids[action.source]
+        if action.kind == CAND:
+            seen = (f"cand {action.node} {fact.get('f')}", keys)
+            if seen in self.seen_facts:
+                return
+            self.seen_facts.add(seen)
+            self._assert_derived(fact)
+            self.trace.candidates.append(Emitted(fact, rule.name, ids))
+            return
+        existing = self.trace.values.get((action.node, keys))
+        if existing is not None:
+            if existing.fact["v"] != fact["v"]:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"node `{action.node}` derived both {existing.fact['v']} and {fact['v']}",
+                )
+            return
+        self._assert_derived(fact)
+        self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
+
+    def _fact(self, rule: Rule, action: EmitFact, matched: Mapping[str, Mapping[str, Any]],
+              ids: Mapping[str, str]) -> None:
+        keys = tuple(ids[k] for k in action.keys)
+        seen = (f"fact {action.rule}", keys)
+        if seen in self.seen_facts:
+            return
+        self.seen_facts.add(seen)
+        fact: dict[str, Any] = {"t": action.fact}
+        for name, value in action.values.items():
+            if isinstance(value, FromField):
+                source = matched[f"b_{value.alias}"]
+                for physical in action.copy.get(name, (value.field,)):
+                    if physical in source:
+                        fact[name + physical[len(value.field):]] = source[physical]
+            else:
+                fact[name] = value
+        self._assert_derived(fact)
+        self.trace.derived.append(Emitted(fact, rule.name, ids))
+
+    def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
+        existing = self.trace.statuses.get(action.clause)
+        if existing is not None:
+            if existing.fact["status"] != action.status.value:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"clause `{action.clause}` derived both {existing.fact['status']} and "
+                    f"{action.status.value}",
+                )
+            return
+        fact = {"t": "status", "clause": action.clause, "status": action.status.value}
+        self._assert_derived(fact)
+        self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+
+
+__all__ = ["Emitted", "Engine", "Status", "Trace", "VAL"]

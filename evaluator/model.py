@@ -1,0 +1,160 @@
+"""The policy model: frozen dataclasses built from a validated policy file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from .conditions import Binding, Condition, Scalar, Threshold
+from .errors import Location
+from .source import Document
+
+
+class Status(StrEnum):
+    """How a clause ends (domain.md section 3 item 1)."""
+
+    MET = "met"
+    NOT_MET = "not_met"
+    NOT_DOCUMENTED = "not_documented"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Determination(StrEnum):
+    """The overall result (domain.md section 3 item 4)."""
+
+    MEDICALLY_NECESSARY = "medically_necessary"
+    NOT_MEDICALLY_NECESSARY = "not_medically_necessary"
+    INSUFFICIENT_DOCUMENTATION = "insufficient_documentation"
+
+
+class Lifecycle(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    id: int
+    citation: str
+    doi: str | None = None
+    url: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    procedure: str
+    cpt: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedType:
+    """A fact type that the policy's rules derive; fields map to their kinds."""
+
+    name: str
+    description: str
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class FromField:
+    """A derived field copied from `alias.field` of a bound fact."""
+
+    alias: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveRule:
+    id: str
+    description: str | None
+    bindings: tuple[Binding, ...]
+    when: Condition | None
+    fact: str
+    values: Mapping[str, Scalar | FromField]
+    pointer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    id: str
+    section: str
+    title: str
+    description: str | None
+    applies_when: Condition | None
+    waived_by: Condition | None
+    requires: Condition
+    undocumented: Status
+    cites: tuple[int, ...]
+    rationale: Mapping[Status, str]
+    recommendation: str
+    documentation: tuple[str, ...]
+    pointer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    id: str
+    title: str
+    description: str | None
+    clauses: tuple[Clause, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlternativeLine:
+    procedure: str
+    segments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    when: Condition
+    summary: str
+    lines: tuple[AlternativeLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    id: str
+    version: str
+    title: str
+    description: str | None
+    status: Lifecycle
+    effective_from: date
+    effective_until: date | None
+    procedures: tuple[Procedure, ...]
+    settings: Mapping[str, Threshold]
+    setting_notes: Mapping[str, str]
+    below_threshold_words: tuple[str, ...]
+    references: tuple[Reference, ...]
+    derived: Mapping[str, DerivedType]
+    rules: tuple[DeriveRule, ...]
+    sections: tuple[Section, ...]
+    alternative: Alternative | None
+    sha256: str
+    path: str = field(compare=False)
+    document: Document | None = field(default=None, compare=False, repr=False)
+
+    def locate(self, pointer: str) -> Location:
+        """Return the file location of a JSON pointer into the policy file."""
+        if self.document is None:
+            return Location(self.path, pointer=pointer)
+        return self.document.location(pointer)
+
+    @property
+    def ref(self) -> str:
+        """`id@version`, the way users name a policy."""
+        return f"{self.id}@{self.version}"
+
+    @property
+    def clauses(self) -> tuple[Clause, ...]:
+        return tuple(c for s in self.sections for c in s.clauses)
+
+    def in_force(self, on: date) -> bool:
+        """True when the request date falls in the effective window."""
+        if on < self.effective_from:
+            return False
+        return self.effective_until is None or on <= self.effective_until

@@ -1,0 +1,260 @@
+"""Policy files: read, validate and build the model; the library of policies under a folder."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import resources, schemas, source
+from .conditions import Threshold, parse_binding, parse_condition
+from .errors import Location, PolicyError, PolicyNotFoundError, Problem
+from .model import (
+    Alternative,
+    AlternativeLine,
+    Clause,
+    DeriveRule,
+    DerivedType,
+    FromField,
+    Lifecycle,
+    Policy,
+    Procedure,
+    Reference,
+    Section,
+    Status,
+)
+
+POLICY_SCHEMA = "policy"
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Return the Policy in a file.
+
+    Raises SourceError for a malformed file, SchemaError for a schema violation and PolicyError
+    when the file's id or version disagrees with its place under policies/<id>/<version>.yaml.
+    """
+    document = source.load(path)
+    schemas.validate(document, POLICY_SCHEMA)
+    policy = build_policy(document)
+    _check_place(policy, Path(path))
+    return policy
+
+
+def build_policy(document: source.Document) -> Policy:
+    """Return the Policy model of a schema-valid document."""
+    data: Mapping[str, Any] = document.data
+    raw_settings = {k: v for k, v in data.get("settings", {}).items() if k != "qualitative_words"}
+    settings = {k: Threshold(v["value"], v["unit"], k) for k, v in raw_settings.items()}
+    words = data.get("settings", {}).get("qualitative_words", {}).get("below_threshold", [])
+
+    def cond(value: Any, pointer: str) -> Any:
+        return None if value is None else parse_condition(value, pointer, settings)
+
+    sections = []
+    for si, sec in enumerate(data["sections"]):
+        clauses = []
+        for ci, raw in enumerate(sec["clauses"]):
+            base = f"/sections/{si}/clauses/{ci}"
+            clauses.append(
+                Clause(
+                    id=raw["id"],
+                    section=sec["id"],
+                    title=raw["title"],
+                    description=raw.get("description"),
+                    applies_when=cond(raw.get("applies_when"), f"{base}/applies_when"),
+                    waived_by=cond(raw.get("waived_by"), f"{base}/waived_by"),
+                    requires=cond(raw["requires"], f"{base}/requires"),
+                    undocumented=Status(raw.get("undocumented", "not_documented")),
+                    cites=tuple(raw["cites"]),
+                    rationale=MappingProxyType(
+                        {Status(k): v for k, v in raw.get("rationale", {}).items()}
+                    ),
+                    recommendation=raw["recommendation"],
+                    documentation=tuple(raw.get("documentation", ())),
+                    pointer=base,
+                )
+            )
+        sections.append(Section(sec["id"], sec["title"], sec.get("description"), tuple(clauses)))
+
+    rules = []
+    for ri, raw in enumerate(data.get("rules", [])):
+        base = f"/rules/{ri}"
+        values: dict[str, Any] = {}
+        for name, value in raw["derive"].get("set", {}).items():
+            if isinstance(value, Mapping):
+                alias, _, field = value["from"].partition(".")
+                values[name] = FromField(alias, field)
+            else:
+                values[name] = value
+        rules.append(
+            DeriveRule(
+                id=raw["id"],
+                description=raw.get("description"),
+                bindings=tuple(
+                    parse_binding(b, f"{base}/for_each/{i}")
+                    for i, b in enumerate(raw.get("for_each", []))
+                ),
+                when=cond(raw.get("when"), f"{base}/when"),
+                fact=raw["derive"]["fact"],
+                values=MappingProxyType(values),
+                pointer=base,
+            )
+        )
+
+    alternative = None
+    if "alternative" in data:
+        alt = data["alternative"]
+        alternative = Alternative(
+            when=parse_condition(alt["when"], "/alternative/when", settings),
+            summary=alt["summary"],
+            lines=tuple(AlternativeLine(x["procedure"], x["segments"]) for x in alt["lines"]),
+        )
+
+    effective = data["effective"]
+    return Policy(
+        id=data["id"],
+        version=str(data["version"]),
+        title=data["title"],
+        description=data.get("description"),
+        status=Lifecycle(data["status"]),
+        effective_from=date.fromisoformat(effective["from"]),
+        effective_until=date.fromisoformat(effective["until"]) if "until" in effective else None,
+        procedures=tuple(
+            Procedure(p["procedure"], tuple(p.get("cpt", ()))) for p in data["procedures"]
+        ),
+        settings=MappingProxyType(settings),
+        setting_notes=MappingProxyType({k: v["description"] for k, v in raw_settings.items()}),
+        below_threshold_words=tuple(w.lower() for w in words),
+        references=tuple(
+            Reference(r["id"], r["citation"], r.get("doi"), r.get("url"), r.get("note"))
+            for r in data["references"]
+        ),
+        derived=MappingProxyType(
+            {
+                name: DerivedType(name, d["description"], MappingProxyType(dict(d["fields"])))
+                for name, d in data.get("facts", {}).items()
+            }
+        ),
+        rules=tuple(rules),
+        sections=tuple(sections),
+        alternative=alternative,
+        sha256=hashlib.sha256(Path(document.path).read_bytes()).hexdigest(),
+        path=document.path,
+        document=document,
+    )
+
+
+def _check_place(policy: Policy, path: Path) -> None:
+    # The folder layout is how `--policy ID@VERSION` finds a file, so a mismatch is an error.
+    problems = []
+    if path.stem != policy.version:
+        problems.append(
+            Problem(
+                "version_mismatch",
+                f"version `{policy.version}` does not match the file name `{path.name}`",
+                policy.locate("/version"),
+            )
+        )
+    if path.parent.name != policy.id and path.parent.parent.name == "policies":
+        problems.append(
+            Problem(
+                "id_mismatch",
+                f"id `{policy.id}` does not match the folder `{path.parent.name}`",
+                policy.locate("/id"),
+            )
+        )
+    if problems:
+        raise PolicyError(problems)
+
+
+@dataclass(frozen=True)
+class PolicyRef:
+    """A policy named on the command line: `id` or `id@version`."""
+
+    id: str
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PolicyRef:
+        name, _, version = text.partition("@")
+        return cls(name, version or None)
+
+    def __str__(self) -> str:
+        return f"{self.id}@{self.version}" if self.version else self.id
+
+
+class Library:
+    """The policies under a folder laid out as `<id>/<version>.yaml`, loaded on demand."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else resources.policies_dir()
+        self._cache: dict[Path, Policy] = {}
+
+    def paths(self) -> Iterator[Path]:
+        """Yield every policy file, sorted by id then version."""
+        if not self.root.is_dir():
+            return
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            yield from sorted(folder.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+
+    def load(self, path: Path) -> Policy:
+        if path not in self._cache:
+            self._cache[path] = load_policy(path)
+        return self._cache[path]
+
+    def all(self) -> list[Policy]:
+        """Return every policy version, sorted by id then version."""
+        return [self.load(p) for p in self.paths()]
+
+    def ids(self) -> list[str]:
+        return sorted({p.parent.name for p in self.paths()})
+
+    def get(self, ref: PolicyRef | str, on: date | None = None) -> Policy:
+        """Return the named version, else the active version in force on `on`, else the newest
+        active version.
+
+        Raises PolicyNotFoundError naming what exists.
+        """
+        if isinstance(ref, str):
+            ref = PolicyRef.parse(ref)
+        folder = self.root / ref.id
+        if not folder.is_dir():
+            known = ", ".join(f"`{i}`" for i in self.ids()) or "none"
+            raise PolicyNotFoundError.single(
+                "unknown_policy",
+                f"unknown policy `{ref.id}` (known: {known})",
+                Location(str(self.root)),
+            )
+        versions = sorted(folder.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+        if ref.version is not None:
+            path = folder / f"{ref.version}.yaml"
+            if not path.is_file():
+                known = ", ".join(f"`{p.stem}`" for p in versions) or "none"
+                raise PolicyNotFoundError.single(
+                    "unknown_version",
+                    f"policy `{ref.id}` has no version `{ref.version}` (versions: {known})",
+                    Location(str(folder)),
+                )
+            return self.load(path)
+        active = [
+            p for p in (self.load(v) for v in versions) if p.status is Lifecycle.ACTIVE
+        ]
+        if on is not None:
+            active = [p for p in active if p.in_force(on)]
+        if not active:
+            when = f" in force on {on.isoformat()}" if on else ""
+            raise PolicyNotFoundError.single(
+                "no_version_in_force",
+                f"policy `{ref.id}` has no active version{when}",
+                Location(str(folder)),
+            )
+        return active[-1]
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    # Numeric parts compare as numbers so that 2025.10 sorts after 2025.9.
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.split("."))

@@ -1,0 +1,161 @@
+"""Render a Program as a durable_rules JSON ruleset, and refuse one the engine cannot run.
+
+durable_rules fails in ways that are hard to read (error codes at ruleset creation) or not at all
+(creation hangs forever past 512 distinct values on one property): the limits are checked here
+first, with messages an author can act on (durable-rules.md item 11).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from typing import Any
+
+from .errors import Collector, Location, PolicyError
+from .program import (
+    Absent,
+    AllOf,
+    AnyTest,
+    Cmp,
+    CmpField,
+    Eq,
+    Join,
+    Ne,
+    Pattern,
+    Present,
+    Program,
+    Test,
+)
+
+MAX_RULES = 4096  # error 106
+MAX_PATTERNS = 16  # facts joined in one rule, error 304
+MAX_EXPRESSIONS = 32  # expressions in one join node, error 113
+# An identical pattern may feed at most 256 rules (error 108); rules are spread over lanes of
+# this size, each lane's patterns made distinct by a test on an attribute no fact has.
+LANE = 200
+MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never returns
+_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+
+
+def number(value: float | int) -> float | int:
+    """Return a number durable_rules can parse: no exponent notation, no inf or NaN."""
+    if isinstance(value, bool) or isinstance(value, int):
+        return value
+    if not math.isfinite(value) or abs(value) >= 1e15:
+        raise ValueError(f"number out of range: {value!r}")
+    rounded = round(value, 4)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def _scalar(value: Any) -> Any:
+    return number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def render_test(test: Test) -> dict[str, Any]:
+    """Return durable_rules' JSON expression for one test."""
+    if isinstance(test, Eq):
+        return {test.field: _scalar(test.value)}
+    if isinstance(test, Ne):
+        return {"$and": [{"$ex": {test.field: 1}}, {"$neq": {test.field: _scalar(test.value)}}]}
+    if isinstance(test, Cmp):
+        return {_OPS[test.op]: {test.field: number(test.value)}}
+    if isinstance(test, CmpField):
+        other = {"$add": {"$l": {"$m": test.other}, "$r": number(test.offset)}}
+        return {_OPS[test.op]: {test.field: other}}
+    if isinstance(test, Present):
+        return {"$ex": {test.field: 1}}
+    if isinstance(test, Absent):
+        return {"$nex": {test.field: 1}}
+    if isinstance(test, Join):
+        return {test.field: {test.alias: test.other}}
+    if isinstance(test, AllOf):
+        parts = [render_test(t) for t in test.tests]
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+    if isinstance(test, AnyTest):
+        parts = [render_test(t) for t in test.tests]
+        return parts[0] if len(parts) == 1 else {"$or": parts}
+    raise TypeError(f"unknown test {test!r}")
+
+
+def _with_lane(test: Test, lane: int) -> dict[str, Any]:
+    # The lane test goes right after the type test so it also splits the values tested next.
+    lane_test = {"$nex": {f"_lane{lane}": 1}}
+    if isinstance(test, AllOf) and test.tests and isinstance(test.tests[0], Eq):
+        rest = [render_test(t) for t in test.tests[1:]]
+        return {"$and": [render_test(test.tests[0]), lane_test, *rest]}
+    return {"$and": [render_test(test), lane_test]}
+
+
+def _count_expressions(expr: Any) -> int:
+    if isinstance(expr, dict):
+        if len(expr) == 1:
+            key, value = next(iter(expr.items()))
+            if key in ("$and", "$or"):
+                return sum(_count_expressions(e) for e in value)
+        return 1
+    return 1
+
+
+def render(program: Program) -> dict[str, Any]:
+    """Return the ruleset definition (a fresh dict: durable_rules mutates what it is given).
+
+    Raises PolicyError when the program exceeds one of the engine's limits.
+    """
+    problems = Collector()
+    where = Location(pointer=program.name)
+    if len(program.rules) + 1 > MAX_RULES:
+        problems.add("engine_limit", f"{len(program.rules)} rules exceed the engine's {MAX_RULES}",
+                     where)
+    definition: dict[str, Any] = {}
+    distinct: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for index, rule in enumerate(program.rules):
+        lane = index // LANE
+        if len(rule.patterns) > MAX_PATTERNS:
+            problems.add(
+                "engine_limit",
+                f"a rule from `{rule.origin}` joins {len(rule.patterns)} facts "
+                f"(the engine allows {MAX_PATTERNS}); split the condition",
+                where,
+            )
+        patterns = []
+        for pattern in rule.patterns:
+            expr = _with_lane(pattern.test, lane)
+            if _count_expressions(expr) > MAX_EXPRESSIONS:
+                problems.add(
+                    "engine_limit",
+                    f"a condition in `{rule.origin}` has more than {MAX_EXPRESSIONS} tests on one "
+                    "fact; split it",
+                    where,
+                )
+            _note_values(pattern, lane, distinct)
+            alias = f"{pattern.alias}$not" if pattern.negated else pattern.alias
+            patterns.append({alias: expr})
+        definition[rule.name] = {"all": patterns}
+    for (_, field), values in sorted(distinct.items()):
+        if len(values) > MAX_DISTINCT_VALUES:
+            problems.add(
+                "engine_limit",
+                f"{len(values)} distinct values are tested on `{field}` "
+                f"(the engine hangs past 512); split the policy",
+                where,
+            )
+            break
+    # Every fact must match some pattern or the engine rejects it (durable-rules.md trap 1);
+    # this rule matches everything and never fires, since no fact has the second type.
+    definition["catch_all"] = {
+        "all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]
+    }
+    problems.raise_if_any(PolicyError)
+    return json.loads(json.dumps(definition))
+
+
+def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], set[str]]) -> None:
+    def walk(test: Test) -> None:
+        if isinstance(test, Eq):
+            distinct[(lane, test.field)].add(repr(test.value))
+        elif isinstance(test, AllOf | AnyTest):
+            for t in test.tests:
+                walk(t)
+
+    walk(pattern.test)
