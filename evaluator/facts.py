@@ -231,7 +231,7 @@ class _Builder:
             for key in path.split("/"):
                 value = value.get(key) if isinstance(value, Mapping) else None
             for item, pointer in _items(value, "/" + path):
-                self.emit(fact_type, self.mapped(item, pointer, spec, path), item.get("source"))
+                self.emit(fact_type, self.mapped(item, pointer, spec), item.get("source"))
         care = self.data.get("conservative_care", {})
         if "physical_therapy" in care:
             self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
@@ -276,8 +276,8 @@ class _Builder:
                 self.emit(fact_type, [own, *parts, ("lower", s.lower.name, at)], source)
         if "pelvic_fixation" in line:
             fixation, at = line["pelvic_fixation"], f"{pointer}/pelvic_fixation"
-            method = ("method", fixation["method"], f"{at}/method")
-            self.emit("pelvic_fixation", [own, method], fixation.get("source", source))
+            fields = [own, *self.mapped(fixation, at, "method")]
+            self.emit("pelvic_fixation", fields, fixation.get("source", source))
         for item, at in _items(line.get("resections"), f"{pointer}/resections"):
             fields = [own, *self.mapped(item, at, _RESECTION)]
             self.emit("planned_resection", fields, item.get("source", source))
@@ -314,7 +314,7 @@ class _Builder:
         own = ("study", study["id"], f"{pointer}/id")
         modality = ("modality", study["modality"], f"{pointer}/modality")
         for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
-            fields = [own, modality, *self.mapped(item, item_at, _FINDING, "imaging/findings")]
+            fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
             self.emit("imaging_finding", fields, item.get("source", source))
         if views is not None:
             said = views.get("source", source)
@@ -334,11 +334,11 @@ class _Builder:
 
     # -- values -------------------------------------------------------------------------------
 
-    def mapped(
-        self, obj: Mapping[str, Any], pointer: str, spec: str, path: str | None = None
-    ) -> list[Given]:
-        """Return the fields ``spec`` maps from ``obj``, with the schema defaults at ``path``."""
-        defaults = case_defaults(path) if path is not None else {}
+    def mapped(self, obj: Mapping[str, Any], pointer: str, spec: str) -> list[Given]:
+        """Return the fields ``spec`` maps from ``obj``, filling in its schema's defaults."""
+        # The schema path is the pointer without list indexes: /imaging/0/findings/2 is at
+        # imaging/findings, so every default the schema states is honoured wherever it is.
+        defaults = case_defaults("/".join(t for t in pointer.split("/")[1:] if not t.isdigit()))
         return [
             (name, obj[key] if key in obj else defaults[key], f"{pointer}/{key}")
             for key, name in _pairs(spec)

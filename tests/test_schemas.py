@@ -147,24 +147,25 @@ def test_valid_json_passes_the_same_schema(folder: Path) -> None:
 
 
 def test_every_violation_is_collected_and_sorted_by_line(folder: Path) -> None:
+    # in the opposite order to the schema's, so that document order has to be restored
     text = """\
-id: Case 1
-date: 2025-02-30
-onset: 2025-13
-age: -1
 lines:
-  - code: 22612
-    levels: [L4, L6]
+  - levels: [L4, L6]
+    code: 22612
+age: -1
+onset: 2025-13
+date: 2025-02-30
+id: Case 1
 """
     problems = problems_of(folder, text)
     summary = [(p.code, p.location.pointer, p.location.line) for p in problems]
     assert summary == [
-        ("schema_pattern", "/id", 1),
-        ("schema_format", "/date", 2),
-        ("schema_format", "/onset", 3),
+        ("schema_enum", "/lines/0/levels/1", 2),
+        ("schema_type", "/lines/0/code", 3),
         ("schema_minimum", "/age", 4),
-        ("schema_type", "/lines/0/code", 6),
-        ("schema_enum", "/lines/0/levels/1", 7),
+        ("schema_format", "/onset", 5),
+        ("schema_format", "/date", 6),
+        ("schema_pattern", "/id", 7),
     ]
     assert all(p.location.file == "case.yaml" for p in problems)
 

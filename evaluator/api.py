@@ -1,0 +1,128 @@
+"""The public API: what the CLI (and any other caller) uses. Read, compile, run, assemble."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cases, policies, schemas, source
+from .cases import Case
+from .compiler import compile_policy
+from .decision import Decision, assemble
+from .engine import Engine
+from .errors import InputError, Location, SourceError
+from .model import Policy
+from .policies import Library, PolicyRef
+from .program import Program
+
+_PROGRAMS: dict[str, Program] = {}
+
+
+def program_for(policy: Policy) -> Program:
+    """Return the compiled Program of a policy, compiling it once per content hash."""
+    key = f"{policy.ref}#{policy.sha256}"
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = compile_policy(policy)
+    return _PROGRAMS[key]
+
+
+def evaluate(case: Case, policy: Policy) -> Decision:
+    """Return the decision of one policy on one case.
+
+    Raises PolicyError if the policy does not compile and EngineError if the engine fails.
+    """
+    program = program_for(policy)
+    facts = [f.as_dict() for f in case.facts]
+    trace = Engine.get().run(program, facts)
+    return assemble(policy, program, trace, case.case_id, facts, case.conflicts)
+
+
+def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
+    """Return the named policy, or the version in force on the request date.
+
+    Without a name the case's service lines choose: the policy governing a requested procedure.
+    """
+    if ref is not None:
+        parsed = PolicyRef.parse(ref)
+        return library.get(parsed, None if parsed.version else case.request_date.lo)
+    procedures = {line.procedure for line in case.lines}
+    for policy_id in library.ids():
+        candidate = library.get(policy_id)
+        if procedures & {p.procedure for p in candidate.procedures}:
+            return library.get(policy_id, case.request_date.lo)
+    raise policies.PolicyNotFoundError.single(
+        "no_policy_for_case",
+        f"no policy governs the requested procedures ({', '.join(sorted(procedures))})",
+        Location(case.path),
+        "name one with --policy",
+    )
+
+
+def evaluate_path(path: str | Path, policy: str | None = None,
+                  library: Library | None = None) -> Decision:
+    """Return the decision for a case file; see `select_policy` for the policy chosen."""
+    library = library or Library()
+    case = cases.load_case(path)
+    return evaluate(case, select_policy(case, policy, library))
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One file `validate` looked at: its kind and whether it passed."""
+
+    path: str
+    kind: str
+    error: InputError | None
+
+
+def _kind(path: Path) -> str:
+    if path.suffix in (".yaml", ".yml") and path.parent.parent.name == "policies":
+        return "policy"
+    document = source.load(path)
+    if isinstance(document.data, dict) and "sections" in document.data:
+        return "policy"
+    if isinstance(document.data, dict) and "tests" in document.data:
+        return "policy-test"
+    return "case"
+
+
+def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
+            )
+        else:
+            yield path
+
+
+def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
+    """Validate policy and case files (folders are searched); return one result per file.
+
+    A policy is also compiled, so every problem the engine would meet is reported here.
+    """
+    results = []
+    for path in _files(paths):
+        try:
+            if not path.exists():
+                raise SourceError.single(
+                    "file_not_found", "no such file", Location(str(path))
+                )
+            kind = _kind(path)
+            if kind == "policy":
+                compile_policy(policies.load_policy(path))
+            elif kind == "case":
+                cases.load_case(path)
+            else:
+                schemas.validate(source.load(path), kind)
+            results.append(Checked(str(path), kind, None))
+        except InputError as error:
+            results.append(Checked(str(path), "file", error))
+    return results
+
+
+def list_policies(library: Library | None = None) -> list[Policy]:
+    """Return every policy version in the library, sorted by id then version."""
+    return (library or Library()).all()

@@ -1,0 +1,301 @@
+"""The Decision: clause results with their evidence, the determination and the alternative.
+
+Assembly only reads what the engine derived (clause statuses, node values, derived facts, the
+verdict) and explains it; it never decides a clause itself. A missing or contradictory engine
+result is an EngineError, never a determination.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .conditions import ClauseIs, Compare, Condition, Demonstrated, Every, Exists, Not, Some, Truth
+from .describe import leaf_text
+from .engine import Trace
+from .errors import EngineError
+from .levels import format_segments
+from .model import Determination, Policy, Reference, Status
+from .program import Program
+
+X12_ACTIONS = {
+    Determination.MEDICALLY_NECESSARY: "A1",
+    Determination.NOT_MEDICALLY_NECESSARY: "A3",
+    Determination.INSUFFICIENT_DOCUMENTATION: "A4",
+}
+_TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
+# Fields that name a fact best when it is shown as a bound element.
+_DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure")
+_HIDDEN = ("t", "id", "key", "sid", "src")
+_TRUTH_WORDS = {Truth.TRUE: "yes", Truth.FALSE: "no", Truth.UNKNOWN: "not documented"}
+
+
+@dataclass(frozen=True, slots=True)
+class FactView:
+    """A fact as evidence: its type, id, the fields that matter and where it came from."""
+
+    type: str
+    id: str
+    values: tuple[tuple[str, Any], ...]
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One deciding condition: what it asks, for which bound facts, its value and the facts."""
+
+    condition: str
+    value: Truth
+    binding: tuple[tuple[str, str], ...]
+    facts: tuple[FactView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClauseResult:
+    id: str
+    section: str
+    title: str
+    status: Status
+    evidence: tuple[Evidence, ...]
+    citations: tuple[int, ...]
+    rationale: str | None
+    recommendation: str | None
+    documentation: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlternativeLine:
+    procedure: str
+    segments: tuple[str, ...]
+    levels: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlternativeScope:
+    summary: str
+    lines: tuple[AlternativeLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRequest:
+    clause: str
+    document: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    case_id: str
+    determination: Determination
+    policy_id: str
+    policy_version: str
+    policy_title: str
+    policy_sha256: str
+    clauses: tuple[ClauseResult, ...]
+    alternative: AlternativeScope | None
+    documentation_requests: tuple[DocumentRequest, ...]
+    references: tuple[Reference, ...]
+    conflicts: tuple[Mapping[str, str], ...]
+
+    @property
+    def x12_action(self) -> str:
+        return X12_ACTIONS[self.determination]
+
+    def by_status(self, *statuses: Status) -> list[ClauseResult]:
+        return [c for c in self.clauses if c.status in statuses]
+
+
+class _Assembler:
+    def __init__(self, policy: Policy, program: Program, trace: Trace,
+                 facts: Iterable[Mapping[str, Any]]) -> None:
+        self.policy = policy
+        self.program = program
+        self.trace = trace
+        self.facts = {str(f["id"]): f for f in facts}
+        self.all_facts = [*self.facts.values(), *(e.fact for e in trace.derived)]
+        self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+        for emitted in trace.candidates:
+            fact = emitted.fact
+            self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
+        self.values_by_prefix: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+        for (node, keys), emitted in trace.values.items():
+            if keys:
+                self.values_by_prefix.setdefault((node, keys[:-1]), []).append(emitted.fact)
+
+    def fact_view(self, fact: Mapping[str, Any], field: str | None) -> FactView:
+        def wanted(name: str) -> bool:
+            if field is None:
+                return name not in _HIDDEN and not re.fullmatch(r"k\d+", name)
+            if name in (field, f"{field}_word"):
+                return True
+            # Date ordinals mean nothing to a reader; distances and duration bounds do.
+            rest = name[len(field) + 1 :] if name.startswith(field + "_") else ""
+            return "before_request" in rest or (rest in ("lo", "hi") and field not in fact)
+
+        shown = tuple(sorted((k, v) for k, v in fact.items() if wanted(k)))
+        return FactView(str(fact["t"]), str(fact["id"]), shown, fact.get("src"))
+
+    def binding(self, node: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        aliases = self.program.nodes[node].aliases
+        out = []
+        for alias, key in zip(aliases, keys, strict=False):
+            fact = self.facts.get(key) or next(
+                (e.fact for e in self.trace.derived if e.fact["id"] == key), {}
+            )
+            shown = next((str(fact[f]) for f in _DISPLAY_FIELDS if f in fact), key)
+            out.append((alias, shown))
+        return tuple(out)
+
+    def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
+        value = self.trace.value(node_id, keys)
+        if value is None:
+            raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
+        node = self.program.nodes[node_id]
+        cond: Condition = node.condition
+        if isinstance(cond, Compare | Exists | ClauseIs):
+            return [self.leaf(node_id, cond, keys, value)]
+        if isinstance(cond, Every | Some):
+            child = node.children[0]
+            found = [
+                f for f in self.values_by_prefix.get((child, keys), [])
+                if Truth(f["v"]) == value
+            ]
+            out: list[Evidence] = []
+            for fact in sorted(found, key=lambda f: _keys(f)):
+                out.extend(self.evidence(child, _keys(fact)))
+            return out
+        wanted = {value}
+        if isinstance(cond, Not):
+            wanted = {Truth(2 - value)}
+        elif isinstance(cond, Demonstrated):
+            wanted = {Truth.TRUE} if value is Truth.TRUE else {Truth.FALSE, Truth.UNKNOWN}
+        out = []
+        for child in node.children:
+            if self.trace.value(child, keys) in wanted:
+                out.extend(self.evidence(child, keys))
+        return out
+
+    def leaf(self, node_id: str, cond: Compare | Exists | ClauseIs, keys: tuple[str, ...],
+             value: Truth) -> Evidence:
+        field = cond.field if isinstance(cond, Compare) else None
+        sources: list[Mapping[str, Any]] = []
+        emitted = self.trace.values[(node_id, keys)].fact
+        if "f" in emitted:
+            sources.append(self.facts.get(emitted["f"], {}))
+        for cand in self.candidates.get((node_id, keys), []):
+            if Truth(cand["v"]) == value and "f" in cand:
+                sources.append(self.facts.get(cand["f"], {}))
+        views = tuple(
+            self.fact_view(f, field) for f in _unique(s for s in sources if s)
+        )
+        return Evidence(leaf_text(cond), value, self.binding(node_id, keys), views)
+
+    def template(self, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            fact_type, field = match.group(1), match.group(2)
+            values = sorted({str(f[field]) for f in self.all_facts
+                             if f.get("t") == fact_type and field in f})
+            if not values:
+                return "none"
+            if field == "segment":
+                return format_segments(values)
+            return ", ".join(v.replace("_", " ") for v in values)
+
+        return " ".join(_TEMPLATE.sub(replace, text).split())
+
+    def clause(self, clause_id: str) -> ClauseResult:
+        clause = next(c for c in self.policy.clauses if c.id == clause_id)
+        emitted = self.trace.statuses.get(clause_id)
+        if emitted is None:
+            raise EngineError.single("engine_failed", f"no status was derived for `{clause_id}`")
+        status = Status(emitted.fact["status"])
+        nodes = self.program.clauses[clause_id]
+        if status is Status.NOT_APPLICABLE:
+            decider = nodes.waiver if nodes.waiver and self.trace.value(nodes.waiver) is Truth.TRUE else nodes.applies
+        else:
+            decider = nodes.requires
+        evidence = tuple(self.evidence(decider, ())) if decider else ()
+        failed = status in (Status.NOT_MET, Status.NOT_DOCUMENTED)
+        rationale = clause.rationale.get(status)
+        return ClauseResult(
+            id=clause.id,
+            section=clause.section,
+            title=clause.title,
+            status=status,
+            evidence=evidence,
+            citations=clause.cites,
+            rationale=self.template(rationale) if rationale else None,
+            recommendation=self.template(clause.recommendation) if failed else None,
+            documentation=clause.documentation if status is Status.NOT_DOCUMENTED else (),
+        )
+
+    def alternative(self) -> AlternativeScope | None:
+        alt = self.policy.alternative
+        if alt is None or self.program.alternative is None:
+            return None
+        if self.trace.value(self.program.alternative) is not Truth.TRUE:
+            return None
+        lines = []
+        for line in alt.lines:
+            segments = sorted(
+                {str(f["segment"]) for f in self.all_facts
+                 if f.get("t") == line.segments and "segment" in f},
+                key=_segment_order(self.all_facts),
+            )
+            lines.append(AlternativeLine(line.procedure, tuple(segments), format_segments(segments)))
+        return AlternativeScope(self.template(alt.summary), tuple(lines))
+
+
+def _keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
+    out = []
+    i = 1
+    while f"k{i}" in fact:
+        out.append(str(fact[f"k{i}"]))
+        i += 1
+    return tuple(out)
+
+
+def _unique(facts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen: dict[str, Mapping[str, Any]] = {}
+    for fact in facts:
+        seen.setdefault(str(fact.get("id")), fact)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _segment_order(facts: list[Mapping[str, Any]]) -> Any:
+    index = {str(f["segment"]): f.get("segment_index", 0) for f in facts if "segment" in f}
+    return lambda name: (index.get(name, 0), name)
+
+
+def assemble(policy: Policy, program: Program, trace: Trace, case_id: str,
+             facts: Iterable[Mapping[str, Any]],
+             conflicts: Iterable[Mapping[str, str]] = ()) -> Decision:
+    """Return the Decision for what the engine derived.
+
+    Raises EngineError when the engine left a clause without a status or gave no verdict.
+    """
+    if trace.verdict is None:
+        raise EngineError.single("engine_failed", "the engine derived no determination")
+    assembler = _Assembler(policy, program, trace, facts)
+    clauses = tuple(assembler.clause(c.id) for c in policy.clauses)
+    requests = tuple(
+        DocumentRequest(c.id, doc) for c in clauses for doc in c.documentation
+    )
+    cited = {n for c in policy.clauses for n in c.cites}
+    return Decision(
+        case_id=case_id,
+        determination=trace.verdict,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        policy_title=policy.title,
+        policy_sha256=policy.sha256,
+        clauses=clauses,
+        alternative=assembler.alternative(),
+        documentation_requests=requests,
+        references=tuple(r for r in policy.references if r.id in cited),
+        conflicts=tuple(conflicts),
+    )
+
+
+__all__ = ["Decision", "Evidence", "assemble", "_TRUTH_WORDS"]
