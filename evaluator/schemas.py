@@ -475,7 +475,7 @@ def _one_of(error: ValidationError) -> Message:
         message = _short(sub)
         if message not in messages:
             messages.append(message)
-    if False:
+    if len(messages) == 1:
         return messages[0], None
     return "does not match any of the allowed shapes", "; or ".join(messages[:3])
 

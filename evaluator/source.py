@@ -155,7 +155,7 @@ def loads(text: str, name: str) -> Document:
 
     Returns the Document; raises SourceError with one of the codes `malformed_yaml`,
     `duplicate_key`, `empty_document`, `non_string_key`, `bad_number`, `unsupported_tag`,
-    `nesting_too_deep`, `document_too_large`.
+    `recursive_alias`, `nesting_too_deep`, `document_too_large`.
     """
     try:
         with warnings.catch_warnings():
@@ -171,7 +171,7 @@ def loads(text: str, name: str) -> Document:
         line, column = _line_column(text, exc.position)
         raise SourceError.single(
             "malformed_yaml",
-            f"{_kind(name)}: unacceptable character #x{exc.character:04x}",
+            f"{_kind(name)}: unacceptable character #x{_ordinal(exc.character):04x}",
             Location(name, line, column),
         ) from None
     except YAMLError as exc:
@@ -193,6 +193,10 @@ def loads(text: str, name: str) -> Document:
 
 def _kind(name: str) -> str:
     return "malformed json" if name.lower().endswith(".json") else "malformed yaml"
+
+
+def _ordinal(character: int | str) -> int:
+    return ord(character) if isinstance(character, str) else character
 
 
 def _lower_first(text: str) -> str:
@@ -222,6 +226,8 @@ def _malformed(exc: MarkedYAMLError, name: str) -> SourceError:
             hint = f"{exc.context} that starts at line {start.line + 1}, column {start.column + 1}"
         else:
             hint = str(exc.context)
+    if "'\\t'" in str(problem):
+        hint = "indent with spaces: YAML does not allow tabs there"
     message = f"{_kind(name)}: {_lower_first(str(problem).strip())}"
     return SourceError([Problem("malformed_yaml", message, _mark_location(name, mark), hint)])
 
@@ -269,10 +275,9 @@ class _Converter:
         )
 
     def convert(self, node: Any, pointer: str, position: Position, depth: int) -> Any:
-        if isinstance(node, CommentedBase) and not isinstance(node, TaggedScalar):
-            own = _own_position(node)
-            if own is not None and pointer == "":
-                position = own
+        if pointer == "" and isinstance(node, CommentedBase):
+            # the root has no key to stand at: use where its first key or item is
+            position = _own_position(node) or position
         self.positions[pointer] = position
         self.nodes += 1
         if self.nodes > MAX_NODES:

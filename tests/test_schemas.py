@@ -262,6 +262,14 @@ def test_one_of_wrong_type_inside(folder: Path) -> None:
     assert problem.message == "expected a list, found the text `yes`"
 
 
+def test_one_of_tie_takes_the_closest_alternative(folder: Path) -> None:
+    # every alternative fails at the same depth; `fact` fails least (one unexpected key)
+    problem = only(folder, replace("fact: pain", "{fact: pain, extra: 1}"))
+    assert problem.code == "schema_additionalProperties"
+    assert problem.message == "unexpected property `extra`"
+    assert problem.location.pointer == "/rule/all/0"
+
+
 def test_one_of_with_no_tag_key_names_the_choices(folder: Path) -> None:
     problem = only(folder, VALID.split("rule:", maxsplit=1)[0] + "rule: {fcat: pain}\n")
     assert problem.code == "schema_oneOf"

@@ -198,6 +198,12 @@ def test_unclosed_bracket_hint_names_where_it_opened() -> None:
     assert error.problems[0].hint == "while parsing a flow sequence that starts at line 1, column 4"
 
 
+def test_tab_indentation_hint() -> None:
+    error = error_of("a:\n\t- b\n")
+    assert (error.code, error.location.line, error.location.column) == ("malformed_yaml", 2, 1)
+    assert error.problems[0].hint == "indent with spaces: YAML does not allow tabs there"
+
+
 def test_json_syntax_error_position() -> None:
     error = error_of('{\n  "a": 1,\n  "b": 2\n  "c": 3\n}\n', "case.json")
     assert error.code == "malformed_yaml"
