@@ -28,6 +28,7 @@ from .conditions import (
     ClauseIs,
     Compare,
     Condition,
+    Count,
     Demonstrated,
     Every,
     Exists,
@@ -51,6 +52,7 @@ from .program import (
     STAGE,
     STATUS,
     VAL,
+    Action,
     AllOf,
     AnyTest,
     ClauseNodes,
@@ -122,12 +124,13 @@ class _Compiler:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def emit(self, stage: int, patterns: list[Pattern], action: object, origin: str) -> None:
+    def emit(self, stage: int, patterns: list[Pattern], action: Action, origin: str,
+             count: int | None = None) -> None:
         if any(_is_never(p.test) and not p.negated for p in patterns):
             return  # a pattern that matches nothing: the rule could never fire
         marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", stage))))
         name = f"r{len(self.rules)}"
-        self.rules.append(Rule(name, stage, (marker, *patterns), action, origin))  # type: ignore[arg-type]
+        self.rules.append(Rule(name, stage, (marker, *patterns), action, origin, count))
 
     def anchors(self, scope: _Scope, extra: Mapping[str, Test] | None = None) -> list[Pattern]:
         """Patterns binding the scope's facts; `extra` adds tests to one alias's pattern."""
@@ -432,11 +435,17 @@ class _Compiler:
         return stage
 
     def quantifier(self, cond: Condition, scope: _Scope, node_id: str) -> int:
-        assert isinstance(cond, Every | Some)
+        assert isinstance(cond, Every | Some | Count)
         binding = cond.binding
         if scope.find(binding.alias) is not None:
             self.problems.add("alias_reused", f"`{binding.alias}` is already bound here",
                               self.locate(binding.pointer))
+            return 0
+        if isinstance(cond, Count) and scope.bindings:
+            # durable_rules batches counted matches across all bindings, so a count inside
+            # another quantifier would mix elements.
+            self.problems.add("nested_count", "`count` must not be inside every/some/count",
+                              self.locate(cond.pointer))
             return 0
         fact = self.fact_type(binding.fact, binding.pointer)
         if fact is None:
@@ -449,9 +458,35 @@ class _Compiler:
         # Children carry one more key; joining on the outer keys only ranges over all of them.
         if isinstance(cond, Every):
             self.and_rules(node_id, (child,), scope, stage, inner=scope)
-        else:
+        elif isinstance(cond, Some):
             self.or_rules(node_id, (child,), scope, stage, inner=scope)
+        else:
+            return self.count(cond, node_id, child, stage, scope)
         return stage
+
+    def count(self, cond: Count, node_id: str, child: str, stage: int, scope: _Scope) -> int:
+        """True when N children are true; false when N are documented but fewer than N are
+        true or unknown; otherwise unknown (fewer than N documented: more may exist)."""
+        vp = self.value_pattern
+        n = cond.at_least
+        possible, documented = f"{node_id}/possible", f"{node_id}/documented"
+        for marker in (possible, documented):
+            self.nodes[marker] = Node(marker, cond, (child,), 0, ())
+        self.emit(stage, [vp("c", (child,), (T,), scope)],
+                  EmitValue(VAL, node_id, T, ()), node_id, count=n)
+        self.emit(stage, [vp("c", (child,), (T, U), scope)],
+                  EmitValue(VAL, possible, T, ()), node_id, count=n)
+        self.emit(stage, [vp("c", (child,), (T, U, F), scope)],
+                  EmitValue(VAL, documented, T, ()), node_id, count=n)
+        done = vp("x", (node_id,), (T,), scope, VAL, True)
+        self.emit(stage + 1, [vp("p", (possible,), (T,), scope), done],
+                  EmitValue(VAL, node_id, U, ()), node_id)
+        self.emit(stage + 1, [vp("d", (documented,), (T,), scope, VAL, True), done],
+                  EmitValue(VAL, node_id, U, ()), node_id)
+        self.emit(stage + 1, [vp("d", (documented,), (T,), scope),
+                              vp("p", (possible,), (T,), scope, VAL, True), done],
+                  EmitValue(VAL, node_id, F, ()), node_id)
+        return stage + 1
 
     # -- clauses, derivations, verdict ---------------------------------------------------------
 

@@ -188,12 +188,34 @@ class Some:
     note: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Count:
+    """At least `at_least` facts of the bound type meet `require` (Kleene by counting)."""
+
+    binding: Binding
+    require: Condition
+    at_least: int
+    pointer: str
+    note: str | None = None
+
+
 Condition: TypeAlias = (
-    Compare | Exists | ClauseIs | All | AnyOf | Not | NOf | Demonstrated | Every | Some
+    Compare | Exists | ClauseIs | All | AnyOf | Not | NOf | Demonstrated | Every | Some | Count
 )
 
 # The operator keys a condition object may have, in the order parse_condition tries them.
-CONDITION_KEYS = ("all", "any", "not", "n_of", "demonstrated", "every", "some", "exists", "clause")
+CONDITION_KEYS = (
+    "all",
+    "any",
+    "not",
+    "n_of",
+    "demonstrated",
+    "every",
+    "some",
+    "count",
+    "exists",
+    "clause",
+)
 
 
 def parse_where(data: Mapping[str, Any] | None) -> tuple[WhereItem, ...]:
@@ -256,6 +278,11 @@ def parse_condition(
             binding = parse_binding(body, f"{pointer}/{key}")
             require = parse_condition(body["require"], f"{pointer}/{key}/require", settings)
             return kind(binding, require, pointer, note)
+    if "count" in data:
+        body = data["count"]
+        binding = parse_binding(body, f"{pointer}/count")
+        require = parse_condition(body["require"], f"{pointer}/count/require", settings)
+        return Count(binding, require, body["at_least"], pointer, note)
     if "exists" in data:
         body = data["exists"]
         return Exists(body["fact"], parse_where(body.get("where")), pointer, note)
@@ -292,7 +319,7 @@ def children(condition: Condition) -> tuple[Condition, ...]:
         return condition.parts
     if isinstance(condition, Not | Demonstrated):
         return (condition.part,)
-    if isinstance(condition, Every | Some):
+    if isinstance(condition, Every | Some | Count):
         return (condition.require,)
     return ()
 

@@ -12,7 +12,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .conditions import ClauseIs, Compare, Condition, Demonstrated, Every, Exists, Not, Some, Truth
+from .conditions import (
+    ClauseIs,
+    Compare,
+    Condition,
+    Count,
+    Demonstrated,
+    Every,
+    Exists,
+    Not,
+    Some,
+    Truth,
+)
 from .describe import leaf_text
 from .engine import Trace
 from .errors import EngineError
@@ -155,11 +166,16 @@ class _Assembler:
         cond: Condition = node.condition
         if isinstance(cond, Compare | Exists | ClauseIs):
             return [self.leaf(node_id, cond, keys, value)]
-        if isinstance(cond, Every | Some):
+        if isinstance(cond, Every | Some | Count):
             child = node.children[0]
+            # A count is decided by its true children (true) or all the rest (otherwise).
+            wanted_children = (
+                {value} if not isinstance(cond, Count)
+                else {Truth.TRUE} if value is Truth.TRUE else {Truth.FALSE, Truth.UNKNOWN}
+            )
             found = [
                 f for f in self.values_by_prefix.get((child, keys), [])
-                if Truth(f["v"]) == value
+                if Truth(f["v"]) in wanted_children
             ]
             out: list[Evidence] = []
             for fact in sorted(found, key=lambda f: _keys(f)):

@@ -8,6 +8,7 @@ from .conditions import (
     ClauseIs,
     Compare,
     Condition,
+    Count,
     Demonstrated,
     Every,
     Exists,
@@ -115,6 +116,9 @@ def head_text(condition: Condition) -> str:
     if isinstance(condition, Some):
         b = condition.binding
         return f"for some {words(b.fact)}{where_text(b.where)} ({b.alias}):"
+    if isinstance(condition, Count):
+        b = condition.binding
+        return f"at least {condition.at_least} of the {words(b.fact)}s{where_text(b.where)} ({b.alias}):"
     return leaf_text(condition)
 
 

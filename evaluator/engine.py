@@ -209,7 +209,10 @@ class _Session:
 
     # -- actions ---------------------------------------------------------------------------
 
-    def apply(self, rule: Rule, matched: Mapping[str, Mapping[str, Any]]) -> None:
+    def apply(self, rule: Rule, matched: Any) -> None:
+        if isinstance(matched, list):
+            # A counted rule delivers its batch of matches; its action needs no bound ids.
+            matched = matched[0] if matched else {}
         self.trace.firings += 1
         ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
         action = rule.action

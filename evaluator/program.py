@@ -147,6 +147,8 @@ class Rule:
     patterns: tuple[Pattern, ...]
     action: Action
     origin: str
+    # Fire once `count` distinct matches exist (durable_rules batches them); None: every match.
+    count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ def render(program: Program) -> dict[str, Any]:
             alias = f"{pattern.alias}$not" if pattern.negated else pattern.alias
             patterns.append({alias: expr})
         definition[rule.name] = {"all": patterns}
+        if rule.count is not None:
+            definition[rule.name]["count"] = rule.count
     for (_, field), values in sorted(distinct.items()):
         if len(values) > MAX_DISTINCT_VALUES:
             problems.add(
