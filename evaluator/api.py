@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from . import cases, policies, schemas, source
-from .cases import Case
+from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
 from .errors import InputError, Location, SourceError
-from .model import Policy
+from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program
 
@@ -57,6 +58,108 @@ def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
         Location(case.path),
         "name one with --policy",
     )
+
+
+class Overall(StrEnum):
+    """The summary over service lines (X12 278: A1 total, A2 partial, A3 none, A4 pended)."""
+
+    MEDICALLY_NECESSARY = "medically_necessary"
+    PARTIALLY_MEDICALLY_NECESSARY = "partially_medically_necessary"
+    NOT_MEDICALLY_NECESSARY = "not_medically_necessary"
+    INSUFFICIENT_DOCUMENTATION = "insufficient_documentation"
+    NO_POLICY = "no_policy"
+
+
+OVERALL_X12 = {
+    Overall.MEDICALLY_NECESSARY: "A1",
+    Overall.PARTIALLY_MEDICALLY_NECESSARY: "A2",
+    Overall.NOT_MEDICALLY_NECESSARY: "A3",
+    Overall.INSUFFICIENT_DOCUMENTATION: "A4",
+    Overall.NO_POLICY: "A4",
+}
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """One service line: the policy that governs it and its decision (None: no policy does)."""
+
+    line: ServiceLine
+    policy: Policy | None
+    decision: Decision | None
+
+    @property
+    def determination(self) -> str:
+        return self.decision.determination.value if self.decision else Overall.NO_POLICY.value
+
+    @property
+    def x12_action(self) -> str:
+        return self.decision.x12_action if self.decision else OVERALL_X12[Overall.NO_POLICY]
+
+
+@dataclass(frozen=True)
+class CaseReview:
+    """A whole request: one result per service line and the overall summary."""
+
+    case_id: str
+    request_date: str
+    lines: tuple[LineResult, ...]
+
+    @property
+    def overall(self) -> Overall:
+        results = [line.determination for line in self.lines]
+        if all(r == Determination.MEDICALLY_NECESSARY for r in results):
+            return Overall.MEDICALLY_NECESSARY
+        if any(r == Determination.MEDICALLY_NECESSARY for r in results):
+            return Overall.PARTIALLY_MEDICALLY_NECESSARY
+        if any(r == Determination.NOT_MEDICALLY_NECESSARY for r in results):
+            return Overall.NOT_MEDICALLY_NECESSARY
+        if any(r == Determination.INSUFFICIENT_DOCUMENTATION for r in results):
+            return Overall.INSUFFICIENT_DOCUMENTATION
+        return Overall.NO_POLICY
+
+    @property
+    def x12_action(self) -> str:
+        return OVERALL_X12[self.overall]
+
+
+def governs(policy: Policy, line: ServiceLine) -> bool:
+    """True when the policy declares the line's procedure kind or one of its CPT codes."""
+    for procedure in policy.procedures:
+        if procedure.procedure == line.procedure or set(procedure.cpt) & set(line.cpts):
+            return True
+    return False
+
+
+def review_case(case: Case, library: Library) -> CaseReview:
+    """Return one result per service line, each from the policy in force on the request date
+    that governs the line's procedure; a line no policy governs is reported as such.
+
+    Raises PolicyError, PolicyNotFoundError or EngineError; a policy is evaluated once even
+    when it governs several lines.
+    """
+    on = case.request_date.lo
+    in_force: list[Policy] = []
+    for policy_id in library.ids():
+        try:
+            in_force.append(library.get(policy_id, on))
+        except policies.PolicyNotFoundError:
+            continue  # no version of this policy is in force on the request date
+    decisions: dict[str, Decision] = {}
+    results = []
+    for line in case.lines:
+        policy = next((p for p in in_force if governs(p, line)), None)
+        decision = None
+        if policy is not None:
+            if policy.ref not in decisions:
+                decisions[policy.ref] = evaluate(case, policy)
+            decision = decisions[policy.ref]
+        results.append(LineResult(line, policy, decision))
+    return CaseReview(case.case_id, case.request_date.text, tuple(results))
+
+
+def review_path(path: str | Path, library: Library | None = None) -> CaseReview:
+    """Return the per-line review of a case file; see `review_case`."""
+    return review_case(cases.load_case(path), library or Library())
 
 
 def evaluate_path(path: str | Path, policy: str | None = None,
