@@ -12,7 +12,7 @@ from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
-from .errors import InputError, Location, SourceError
+from .errors import InputError, Location, PolicyNotFoundError, SourceError
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program
@@ -36,7 +36,8 @@ def evaluate(case: Case, policy: Policy) -> Decision:
     program = program_for(policy)
     facts = [f.as_dict() for f in case.facts]
     trace = Engine.get().run(program, facts)
-    return assemble(policy, program, trace, case.case_id, facts, case.conflicts)
+    conflicts = [{"fact": c.fact, "field": c.field, "values": c.text} for c in case.conflicts]
+    return assemble(policy, program, trace, case.case_id, facts, conflicts)
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
@@ -52,7 +53,7 @@ def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
         candidate = library.get(policy_id)
         if procedures & {p.procedure for p in candidate.procedures}:
             return library.get(policy_id, case.request_date.lo)
-    raise policies.PolicyNotFoundError.single(
+    raise PolicyNotFoundError.single(
         "no_policy_for_case",
         f"no policy governs the requested procedures ({', '.join(sorted(procedures))})",
         Location(case.path),
@@ -142,7 +143,7 @@ def review_case(case: Case, library: Library) -> CaseReview:
     for policy_id in library.ids():
         try:
             in_force.append(library.get(policy_id, on))
-        except policies.PolicyNotFoundError:
+        except PolicyNotFoundError:
             continue  # no version of this policy is in force on the request date
     decisions: dict[str, Decision] = {}
     results = []
@@ -162,8 +163,9 @@ def review_path(path: str | Path, library: Library | None = None) -> CaseReview:
     return review_case(cases.load_case(path), library or Library())
 
 
-def evaluate_path(path: str | Path, policy: str | None = None,
-                  library: Library | None = None) -> Decision:
+def evaluate_path(
+    path: str | Path, policy: str | None = None, library: Library | None = None
+) -> Decision:
     """Return the decision for a case file; see `select_policy` for the policy chosen."""
     library = library or Library()
     case = cases.load_case(path)
@@ -210,9 +212,7 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
     for path in _files(paths):
         try:
             if not path.exists():
-                raise SourceError.single(
-                    "file_not_found", "no such file", Location(str(path))
-                )
+                raise SourceError.single("file_not_found", "no such file", Location(str(path)))
             kind = _kind(path)
             if kind == "policy":
                 compile_policy(policies.load_policy(path))

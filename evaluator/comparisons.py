@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from .conditions import Compare, Op, Scalar, Threshold
 from .dictionary import FieldInfo
-from .errors import Collector
+from .errors import Collector, Location
 from .levels import LevelError, parse_level
-from .program import AllOf, AnyTest, Absent, Cmp, CmpField, Eq, Ne, Present, Test
+from .program import Absent, AllOf, AnyTest, Cmp, CmpField, Eq, Ne, Present, Test
 
 NEVER = AnyTest(())  # matches nothing: the outcome is impossible for this operator
 
@@ -60,12 +60,18 @@ def _interval(op: Op, name: str, value: float) -> Outcomes:
     true = Cmp(yes, f"{name}_{pass_bound}", value)
     false = Cmp(no, f"{name}_{fail_bound}", value)
     # Neither both-pass nor both-fail: the bounds straddle the threshold.
-    unknown = AllOf((Cmp(no, f"{name}_{pass_bound}", value), Cmp(yes, f"{name}_{fail_bound}", value)))
+    unknown = AllOf(
+        (Cmp(no, f"{name}_{pass_bound}", value), Cmp(yes, f"{name}_{fail_bound}", value))
+    )
     return Outcomes(true, false, AnyTest((unknown, Absent(f"{name}_lo"))))
 
 
 def lower(
-    leaf: Compare, info: FieldInfo, words: tuple[str, ...], problems: Collector, locate: Callable
+    leaf: Compare,
+    info: FieldInfo,
+    words: tuple[str, ...],
+    problems: Collector,
+    locate: Callable[[str], Location],
 ) -> Outcomes:
     """Return the tests for a comparison on a field described by `info`; report misuse."""
     op, name = leaf.op, leaf.field
@@ -91,22 +97,30 @@ def lower(
         if threshold.unit in UNIT_DAYS:
             days = threshold.value * UNIT_DAYS[threshold.unit]
             return _interval(op, f"{name}_days_before_request", days)
-        problems.add("unit_mismatch", _unit_message(leaf, threshold, "months, weeks or days"),
-                     locate(leaf.pointer))
+        problems.add(
+            "unit_mismatch",
+            _unit_message(leaf, threshold, "months, weeks or days"),
+            locate(leaf.pointer),
+        )
         return Outcomes(NEVER, NEVER, NEVER)
     if info.kind == "duration":
         if threshold.unit not in UNIT_DAYS:
-            problems.add("unit_mismatch", _unit_message(leaf, threshold, "weeks or days"),
-                         locate(leaf.pointer))
+            problems.add(
+                "unit_mismatch",
+                _unit_message(leaf, threshold, "weeks or days"),
+                locate(leaf.pointer),
+            )
             return Outcomes(NEVER, NEVER, NEVER)
         return _interval(op, name, threshold.value * UNIT_DAYS[threshold.unit])
     if info.kind not in ("measurement", "integer", "number"):
-        problems.add("not_numeric", f"`{name}` is a {info.kind} field, not a number",
-                     locate(leaf.pointer))
+        problems.add(
+            "not_numeric", f"`{name}` is a {info.kind} field, not a number", locate(leaf.pointer)
+        )
         return Outcomes(NEVER, NEVER, NEVER)
     if threshold.unit != info.unit:
-        problems.add("unit_mismatch", _unit_message(leaf, threshold, f"`{info.unit}`"),
-                     locate(leaf.pointer))
+        problems.add(
+            "unit_mismatch", _unit_message(leaf, threshold, f"`{info.unit}`"), locate(leaf.pointer)
+        )
     if leaf.minus is not None:
         yes, no = _POINT[op]
         both = (Present(name), Present(leaf.minus))
@@ -121,7 +135,9 @@ def lower(
     # A stated word in place of the number (domain convention 8).
     word = f"{name}_word"
     below = AllOf((Absent(name), AnyTest(tuple(Eq(word, w) for w in words))))
-    not_below = AllOf((Absent(name), AnyTest((Absent(word), AllOf(tuple(Ne(word, w) for w in words))))))
+    not_below = AllOf(
+        (Absent(name), AnyTest((Absent(word), AllOf(tuple(Ne(word, w) for w in words)))))
+    )
     if op in _BELOW_MEANS_TRUE:
         return Outcomes(AnyTest((true, below)), false, not_below)
     return Outcomes(true, AnyTest((false, below)), not_below)
@@ -134,7 +150,9 @@ def _unit_message(leaf: Compare, threshold: Threshold, expected: str) -> str:
     )
 
 
-def _equality(leaf: Compare, info: FieldInfo, problems: Collector, locate: Callable) -> Outcomes:
+def _equality(
+    leaf: Compare, info: FieldInfo, problems: Collector, locate: Callable[[str], Location]
+) -> Outcomes:
     name = leaf.field
     values: tuple[Scalar, ...] = (
         leaf.operand if isinstance(leaf.operand, tuple) else (leaf.operand,)  # type: ignore[assignment]
@@ -148,10 +166,15 @@ def _equality(leaf: Compare, info: FieldInfo, problems: Collector, locate: Calla
     return Outcomes(differs, same, Absent(name))
 
 
-def _level(leaf: Compare, info: FieldInfo, problems: Collector, locate: Callable) -> Outcomes:
+def _level(
+    leaf: Compare, info: FieldInfo, problems: Collector, locate: Callable[[str], Location]
+) -> Outcomes:
     if info.kind not in ("level", "segment"):
-        problems.add("not_a_level", f"`{leaf.fact}.{leaf.field}` is not a spinal-level field",
-                     locate(leaf.pointer))
+        problems.add(
+            "not_a_level",
+            f"`{leaf.fact}.{leaf.field}` is not a spinal-level field",
+            locate(leaf.pointer),
+        )
         return Outcomes(NEVER, NEVER, NEVER)
     try:
         index = parse_level(str(leaf.operand)).index
@@ -170,12 +193,9 @@ def _level(leaf: Compare, info: FieldInfo, problems: Collector, locate: Callable
 
 
 def check_value(
-    fact: str, info: FieldInfo, value: Scalar, problems: Collector, location: object
+    fact: str, info: FieldInfo, value: Scalar, problems: Collector, location: Location
 ) -> None:
     """Report a literal that can never equal the field (wrong type or not in its enum)."""
-    from .errors import Location
-
-    assert isinstance(location, Location)
     if info.enum and value not in info.enum:
         allowed = ", ".join(f"`{v}`" for v in info.enum)
         problems.add(
@@ -184,6 +204,8 @@ def check_value(
             location,
         )
     elif info.kind == "boolean" and not isinstance(value, bool):
-        problems.add("wrong_type", f"`{fact}.{info.name}` is true or false, not `{value}`", location)
+        problems.add(
+            "wrong_type", f"`{fact}.{info.name}` is true or false, not `{value}`", location
+        )
     elif info.kind in ("string", "level", "segment") and not isinstance(value, str):
         problems.add("wrong_type", f"`{fact}.{info.name}` is text, not `{value}`", location)

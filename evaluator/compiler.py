@@ -13,9 +13,10 @@ Stages, in the order they run on a policy:
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -32,8 +33,8 @@ from .conditions import (
     Demonstrated,
     Every,
     Exists,
-    Not,
     NOf,
+    Not,
     Some,
     Threshold,
     Truth,
@@ -44,7 +45,7 @@ from .conditions import (
 )
 from .dictionary import FactType
 from .errors import Collector, Location, PolicyError
-from .model import Clause, Determination, DeriveRule, FromField, Policy, Status
+from .model import Clause, DeriveRule, Determination, FromField, Policy, Status
 from .program import (
     CAND,
     CASE,
@@ -111,7 +112,8 @@ class _Compiler:
         for clause in policy.clauses:
             if clause.id in self.clauses:
                 self.problems.add(
-                    "duplicate_clause", f"clause id `{clause.id}` is used twice",
+                    "duplicate_clause",
+                    f"clause id `{clause.id}` is used twice",
                     self.locate(clause.pointer + "/id"),
                 )
             self.clauses[clause.id] = clause
@@ -124,8 +126,14 @@ class _Compiler:
 
     # -- rules -------------------------------------------------------------------------------
 
-    def emit(self, stage: int, patterns: list[Pattern], action: Action, origin: str,
-             count: int | None = None) -> None:
+    def emit(
+        self,
+        stage: int,
+        patterns: list[Pattern],
+        action: Action,
+        origin: str,
+        count: int | None = None,
+    ) -> None:
         if any(_is_never(p.test) and not p.negated for p in patterns):
             return  # a pattern that matches nothing: the rule could never fire
         marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", stage))))
@@ -139,13 +147,13 @@ class _Compiler:
         patterns = []
         for binding in scope.bindings:
             alias = _alias(binding.alias)
-            tests: list[Test] = [Eq("t", binding.fact), *self.where(binding.where, scope)]
+            tests: list[Test] = [Eq("t", binding.fact), *self.where(binding.where)]
             if extra and alias in extra:
                 tests.append(extra[alias])
             patterns.append(Pattern(alias, AllOf(tuple(tests))))
         return patterns
 
-    def where(self, items: tuple[WhereItem, ...], scope: _Scope) -> list[Test]:
+    def where(self, items: tuple[WhereItem, ...]) -> list[Test]:
         tests: list[Test] = []
         for item in items:
             if isinstance(item, WhereEq):
@@ -157,8 +165,13 @@ class _Compiler:
         return tests
 
     def value_pattern(
-        self, alias: str, nodes: tuple[str, ...], values: tuple[Truth, ...], scope: _Scope,
-        kind: str = VAL, negated: bool = False,
+        self,
+        alias: str,
+        nodes: tuple[str, ...],
+        values: tuple[Truth, ...],
+        scope: _Scope,
+        kind: str = VAL,
+        negated: bool = False,
     ) -> Pattern:
         def one_of(field: str, options: tuple[object, ...]) -> Test:
             if len(options) == 1:
@@ -166,7 +179,9 @@ class _Compiler:
             return AnyTest(tuple(Eq(field, o) for o in options))  # type: ignore[arg-type]
 
         joins = [Join(f"k{i + 1}", key, KEY) for i, key in enumerate(scope.keys)]
-        test = AllOf((Eq("t", kind), one_of("n", nodes), one_of("v", tuple(int(v) for v in values)), *joins))
+        test = AllOf(
+            (Eq("t", kind), one_of("n", nodes), one_of("v", tuple(int(v) for v in values)), *joins)
+        )
         return Pattern(alias, test, negated)
 
     def anchor_stage(self, scope: _Scope) -> int:
@@ -178,19 +193,24 @@ class _Compiler:
         found = self.types.get(name)
         if found is None:
             self.problems.add(
-                "unknown_fact", f"unknown fact type `{name}`", self.locate(pointer),
+                "unknown_fact",
+                f"unknown fact type `{name}`",
+                self.locate(pointer),
                 _did_you_mean(name, self.types),
             )
         return found
 
-    def check_where(self, fact: FactType, items: tuple[WhereItem, ...], scope: _Scope,
-                    pointer: str) -> None:
+    def check_where(
+        self, fact: FactType, items: tuple[WhereItem, ...], scope: _Scope, pointer: str
+    ) -> None:
         for item in items:
             info = fact.fields.get(item.field)
             if info is None:
                 self.problems.add(
-                    "unknown_field", f"fact `{fact.name}` has no field `{item.field}`",
-                    self.locate(pointer), _did_you_mean(item.field, fact.fields),
+                    "unknown_field",
+                    f"fact `{fact.name}` has no field `{item.field}`",
+                    self.locate(pointer),
+                    _did_you_mean(item.field, fact.fields),
                 )
                 continue
             if isinstance(item, WhereEq):
@@ -202,12 +222,16 @@ class _Compiler:
                 bound = scope.find(item.alias)
                 if bound is None:
                     self.problems.add(
-                        "unknown_alias", f"`{item.alias}` is not bound here",
+                        "unknown_alias",
+                        f"`{item.alias}` is not bound here",
                         self.locate(pointer),
                     )
-                elif (bound_type := self.types.get(bound.fact)) and item.other not in bound_type.fields:
+                elif (
+                    bound_type := self.types.get(bound.fact)
+                ) and item.other not in bound_type.fields:
                     self.problems.add(
-                        "unknown_field", f"fact `{bound.fact}` has no field `{item.other}`",
+                        "unknown_field",
+                        f"fact `{bound.fact}` has no field `{item.other}`",
                         self.locate(pointer),
                     )
 
@@ -216,7 +240,7 @@ class _Compiler:
     def guard(self, key: str, pointer: str) -> bool:
         """Enter `key`; report a cycle and refuse when it is already being compiled."""
         if key in self.busy:
-            cycle = " -> ".join([*self.busy[self.busy.index(key):], key])
+            cycle = " -> ".join([*self.busy[self.busy.index(key) :], key])
             self.problems.add("cycle", f"rules depend on themselves: {cycle}", self.locate(pointer))
             return False
         self.busy.append(key)
@@ -242,7 +266,9 @@ class _Compiler:
         clause = self.clauses.get(clause_id)
         if clause is None:
             self.problems.add(
-                "unknown_clause", f"unknown clause `{clause_id}`", self.locate(pointer),
+                "unknown_clause",
+                f"unknown clause `{clause_id}`",
+                self.locate(pointer),
                 _did_you_mean(clause_id, self.clauses),
             )
             return 0
@@ -279,8 +305,9 @@ class _Compiler:
         else:
             stage = self.quantifier(cond, scope, node_id)
             children = (f"{node_id}/0",)
-        self.nodes[node_id] = Node(node_id, cond, children, len(scope.bindings),
-                                   tuple(b.alias for b in scope.bindings))
+        self.nodes[node_id] = Node(
+            node_id, cond, children, len(scope.bindings), tuple(b.alias for b in scope.bindings)
+        )
         return stage
 
     def compare(self, leaf: Compare, scope: _Scope, node_id: str) -> int:
@@ -292,13 +319,17 @@ class _Compiler:
         for name in (leaf.field, leaf.minus):
             if name is not None and name not in fact.fields:
                 self.problems.add(
-                    "unknown_field", f"fact `{fact.name}` has no field `{name}`",
-                    self.locate(leaf.pointer), _did_you_mean(name, fact.fields),
+                    "unknown_field",
+                    f"fact `{fact.name}` has no field `{name}`",
+                    self.locate(leaf.pointer),
+                    _did_you_mean(name, fact.fields),
                 )
         if isinstance(leaf.operand, Threshold) and math.isnan(leaf.operand.value):
             self.problems.add(
-                "unknown_setting", f"unknown setting `{leaf.operand.setting}`",
-                self.locate(leaf.pointer), _did_you_mean(leaf.operand.setting or "", self.policy.settings),
+                "unknown_setting",
+                f"unknown setting `{leaf.operand.setting}`",
+                self.locate(leaf.pointer),
+                _did_you_mean(leaf.operand.setting or "", self.policy.settings),
             )
             return 0
         if info is None:
@@ -311,19 +342,31 @@ class _Compiler:
             stage = self.anchor_stage(scope) + 1
             for value, test in by_value:
                 if not _is_never(test):
-                    self.emit(stage, self.anchors(scope, {_alias(bound.alias): test}),
-                              EmitValue(VAL, node_id, value, scope.keys, _alias(bound.alias)), node_id)
+                    self.emit(
+                        stage,
+                        self.anchors(scope, {_alias(bound.alias): test}),
+                        EmitValue(VAL, node_id, value, scope.keys, _alias(bound.alias)),
+                        node_id,
+                    )
             return stage
         stage = max(self.anchor_stage(scope), self.stage_of_fact(fact.name, leaf.pointer)) + 1
-        base: list[Test] = [Eq("t", fact.name), *self.where(leaf.where, scope)]
+        base: list[Test] = [Eq("t", fact.name), *self.where(leaf.where)]
         kind = CAND if fact.many else VAL
         for value, test in by_value:
             pattern = Pattern("f", AllOf((*base, test)))
-            self.emit(stage, [*self.anchors(scope), pattern],
-                      EmitValue(kind, node_id, value, scope.keys, "f"), node_id)
+            self.emit(
+                stage,
+                [*self.anchors(scope), pattern],
+                EmitValue(kind, node_id, value, scope.keys, "f"),
+                node_id,
+            )
         absent = Pattern("f", AllOf(tuple(base)), negated=True)
-        self.emit(stage, [*self.anchors(scope), absent],
-                  EmitValue(VAL, node_id, leaf.if_absent, scope.keys), node_id)
+        self.emit(
+            stage,
+            [*self.anchors(scope), absent],
+            EmitValue(VAL, node_id, leaf.if_absent, scope.keys),
+            node_id,
+        )
         if not fact.many:
             return stage
         # Several facts can match: the leaf is true if any is, else unknown if any is (Kleene OR).
@@ -336,24 +379,47 @@ class _Compiler:
             return 0
         self.check_where(fact, cond.where, scope, cond.pointer)
         stage = max(self.anchor_stage(scope), self.stage_of_fact(fact.name, cond.pointer)) + 1
-        test = AllOf((Eq("t", fact.name), *self.where(cond.where, scope)))
-        self.emit(stage, [*self.anchors(scope), Pattern("f", test)],
-                  EmitValue(VAL, node_id, T, scope.keys, "f"), node_id)
-        self.emit(stage, [*self.anchors(scope), Pattern("f", test, negated=True)],
-                  EmitValue(VAL, node_id, F, scope.keys), node_id)
+        test = AllOf((Eq("t", fact.name), *self.where(cond.where)))
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern("f", test)],
+            EmitValue(VAL, node_id, T, scope.keys, "f"),
+            node_id,
+        )
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern("f", test, negated=True)],
+            EmitValue(VAL, node_id, F, scope.keys),
+            node_id,
+        )
         return stage
 
     def clause_is(self, cond: ClauseIs, scope: _Scope, node_id: str) -> int:
         stage = max(self.anchor_stage(scope), self.stage_of_clause(cond.clause, cond.pointer)) + 1
         test = AllOf((Eq("t", STATUS), Eq("clause", cond.clause), Eq("status", cond.status)))
-        self.emit(stage, [*self.anchors(scope), Pattern("s", test)],
-                  EmitValue(VAL, node_id, T, scope.keys), node_id)
-        self.emit(stage, [*self.anchors(scope), Pattern("s", test, negated=True)],
-                  EmitValue(VAL, node_id, F, scope.keys), node_id)
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern("s", test)],
+            EmitValue(VAL, node_id, T, scope.keys),
+            node_id,
+        )
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern("s", test, negated=True)],
+            EmitValue(VAL, node_id, F, scope.keys),
+            node_id,
+        )
         return stage
 
-    def or_rules(self, node_id: str, inputs: tuple[str, ...], scope: _Scope, stage: int,
-                 kind: str = VAL, inner: _Scope | None = None) -> None:
+    def or_rules(
+        self,
+        node_id: str,
+        inputs: tuple[str, ...],
+        scope: _Scope,
+        stage: int,
+        kind: str = VAL,
+        inner: _Scope | None = None,
+    ) -> None:
         """Kleene OR (max) of the inputs' values.
 
         With `inner` the inputs are a quantifier's children, joined on the outer keys only, and an
@@ -361,32 +427,57 @@ class _Compiler:
         """
         self._extremum(node_id, inputs, scope, stage, kind, inner, order=(T, U, F))
 
-    def and_rules(self, node_id: str, inputs: tuple[str, ...], scope: _Scope, stage: int,
-                  inner: _Scope | None = None) -> None:
+    def and_rules(
+        self,
+        node_id: str,
+        inputs: tuple[str, ...],
+        scope: _Scope,
+        stage: int,
+        inner: _Scope | None = None,
+    ) -> None:
         """Kleene AND (min) of the inputs' values; an empty quantifier range is vacuously true."""
         self._extremum(node_id, inputs, scope, stage, VAL, inner, order=(F, U, T))
 
-    def _extremum(self, node_id: str, inputs: tuple[str, ...], scope: _Scope, stage: int,
-                  kind: str, inner: _Scope | None, order: tuple[Truth, Truth, Truth]) -> None:
+    def _extremum(
+        self,
+        node_id: str,
+        inputs: tuple[str, ...],
+        scope: _Scope,
+        stage: int,
+        kind: str,
+        inner: _Scope | None,
+        order: tuple[Truth, Truth, Truth],
+    ) -> None:
         # `order` ranks the values: the first present wins (OR: true, unknown, false).
         vp = self.value_pattern
         first, second, last = order
         anchors = self.anchors(scope)
 
         def emit(value: Truth, patterns: list[Pattern]) -> None:
-            self.emit(stage, [*anchors, *patterns],
-                      EmitValue(VAL, node_id, value, scope.keys), node_id)
+            self.emit(
+                stage, [*anchors, *patterns], EmitValue(VAL, node_id, value, scope.keys), node_id
+            )
 
         emit(first, [vp("c", inputs, (first,), scope, kind)])
-        emit(second, [vp("c", inputs, (second,), scope, kind),
-                      vp("x", inputs, (first,), scope, kind, True)])
-        blockers = [vp("x", inputs, (first,), scope, kind, True),
-                    vp("y", inputs, (second,), scope, kind, True)]
+        emit(
+            second,
+            [vp("c", inputs, (second,), scope, kind), vp("x", inputs, (first,), scope, kind, True)],
+        )
+        blockers = [
+            vp("x", inputs, (first,), scope, kind, True),
+            vp("y", inputs, (second,), scope, kind, True),
+        ]
         positive = [] if inner is not None else [vp("c", inputs, (last,), scope, kind)]
         emit(last, [*positive, *blockers])
 
-    def combine(self, is_all: bool, node_id: str, children: tuple[str, ...], stages: list[int],
-                scope: _Scope) -> int:
+    def combine(
+        self,
+        is_all: bool,
+        node_id: str,
+        children: tuple[str, ...],
+        stages: list[int],
+        scope: _Scope,
+    ) -> int:
         stage = max([*stages, self.anchor_stage(scope)]) + 1
         if is_all:
             self.and_rules(node_id, children, scope, stage)
@@ -394,8 +485,9 @@ class _Compiler:
             self.or_rules(node_id, children, scope, stage)
         return stage
 
-    def n_of(self, cond: NOf, node_id: str, children: tuple[str, ...], stages: list[int],
-             scope: _Scope) -> int:
+    def n_of(
+        self, cond: NOf, node_id: str, children: tuple[str, ...], stages: list[int], scope: _Scope
+    ) -> int:
         n = cond.at_least
         if n > len(children):
             self.problems.add(
@@ -418,34 +510,48 @@ class _Compiler:
         combo_ids = tuple(f"{node_id}/of{i}" for i in range(len(combos)))
         for combo_id, combo in zip(combo_ids, combos, strict=True):
             self.and_rules(combo_id, combo, scope, stage)
-            self.nodes[combo_id] = Node(combo_id, All((), cond.pointer), combo,
-                                        len(scope.bindings), tuple(b.alias for b in scope.bindings))
+            self.nodes[combo_id] = Node(
+                combo_id,
+                All((), cond.pointer),
+                combo,
+                len(scope.bindings),
+                tuple(b.alias for b in scope.bindings),
+            )
         self.or_rules(node_id, combo_ids, scope, stage + 1)
         return stage + 1
 
-    def unary(self, cond: Not | Demonstrated, node_id: str, child: str, child_stage: int,
-              scope: _Scope) -> int:
+    def unary(
+        self, cond: Not | Demonstrated, node_id: str, child: str, child_stage: int, scope: _Scope
+    ) -> int:
         stage = max(child_stage, self.anchor_stage(scope)) + 1
-        mapping = (
-            {T: F, U: U, F: T} if isinstance(cond, Not) else {T: T, U: F, F: F}
-        )
+        mapping = {T: F, U: U, F: T} if isinstance(cond, Not) else {T: T, U: F, F: F}
         for before, after in mapping.items():
-            self.emit(stage, [*self.anchors(scope), self.value_pattern("c", (child,), (before,), scope)],
-                      EmitValue(VAL, node_id, after, scope.keys), node_id)
+            self.emit(
+                stage,
+                [*self.anchors(scope), self.value_pattern("c", (child,), (before,), scope)],
+                EmitValue(VAL, node_id, after, scope.keys),
+                node_id,
+            )
         return stage
 
     def quantifier(self, cond: Condition, scope: _Scope, node_id: str) -> int:
         assert isinstance(cond, Every | Some | Count)
         binding = cond.binding
         if scope.find(binding.alias) is not None:
-            self.problems.add("alias_reused", f"`{binding.alias}` is already bound here",
-                              self.locate(binding.pointer))
+            self.problems.add(
+                "alias_reused",
+                f"`{binding.alias}` is already bound here",
+                self.locate(binding.pointer),
+            )
             return 0
         if isinstance(cond, Count) and scope.bindings:
             # durable_rules batches counted matches across all bindings, so a count inside
             # another quantifier would mix elements.
-            self.problems.add("nested_count", "`count` must not be inside every/some/count",
-                              self.locate(cond.pointer))
+            self.problems.add(
+                "nested_count",
+                "`count` must not be inside every/some/count",
+                self.locate(cond.pointer),
+            )
             return 0
         fact = self.fact_type(binding.fact, binding.pointer)
         if fact is None:
@@ -472,20 +578,50 @@ class _Compiler:
         possible, documented = f"{node_id}/possible", f"{node_id}/documented"
         for marker in (possible, documented):
             self.nodes[marker] = Node(marker, cond, (child,), 0, ())
-        self.emit(stage, [vp("c", (child,), (T,), scope)],
-                  EmitValue(VAL, node_id, T, ()), node_id, count=n)
-        self.emit(stage, [vp("c", (child,), (T, U), scope)],
-                  EmitValue(VAL, possible, T, ()), node_id, count=n)
-        self.emit(stage, [vp("c", (child,), (T, U, F), scope)],
-                  EmitValue(VAL, documented, T, ()), node_id, count=n)
+        self.emit(
+            stage,
+            [vp("c", (child,), (T,), scope)],
+            EmitValue(VAL, node_id, T, ()),
+            node_id,
+            count=n,
+        )
+        self.emit(
+            stage,
+            [vp("c", (child,), (T, U), scope)],
+            EmitValue(VAL, possible, T, ()),
+            node_id,
+            count=n,
+        )
+        self.emit(
+            stage,
+            [vp("c", (child,), (T, U, F), scope)],
+            EmitValue(VAL, documented, T, ()),
+            node_id,
+            count=n,
+        )
         done = vp("x", (node_id,), (T,), scope, VAL, True)
-        self.emit(stage + 1, [vp("p", (possible,), (T,), scope), done],
-                  EmitValue(VAL, node_id, U, ()), node_id)
-        self.emit(stage + 1, [vp("d", (documented,), (T,), scope, VAL, True), done],
-                  EmitValue(VAL, node_id, U, ()), node_id)
-        self.emit(stage + 1, [vp("d", (documented,), (T,), scope),
-                              vp("p", (possible,), (T,), scope, VAL, True), done],
-                  EmitValue(VAL, node_id, F, ()), node_id)
+        self.emit(
+            stage + 1,
+            [vp("p", (possible,), (T,), scope), done],
+            EmitValue(VAL, node_id, U, ()),
+            node_id,
+        )
+        self.emit(
+            stage + 1,
+            [vp("d", (documented,), (T,), scope, VAL, True), done],
+            EmitValue(VAL, node_id, U, ()),
+            node_id,
+        )
+        self.emit(
+            stage + 1,
+            [
+                vp("d", (documented,), (T,), scope),
+                vp("p", (possible,), (T,), scope, VAL, True),
+                done,
+            ],
+            EmitValue(VAL, node_id, F, ()),
+            node_id,
+        )
         return stage + 1
 
     # -- clauses, derivations, verdict ---------------------------------------------------------
@@ -504,24 +640,39 @@ class _Compiler:
         self.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
         for ref in clause.cites:
             if ref not in {r.id for r in self.policy.references}:
-                self.problems.add("unknown_reference", f"reference {ref} is not defined",
-                                  self.locate(clause.pointer + "/cites"))
+                self.problems.add(
+                    "unknown_reference",
+                    f"reference {ref} is not defined",
+                    self.locate(clause.pointer + "/cites"),
+                )
         stage = max(stages) + 1
         vp = self.value_pattern
         case = self.anchors(root)
         blockers = []
         if applies:
             blockers.append(vp("na", (applies,), (F,), root, VAL, True))
-            self.emit(stage, [*case, vp("a", (applies,), (F,), root)],
-                      EmitStatus(clause.id, Status.NOT_APPLICABLE), base)
+            self.emit(
+                stage,
+                [*case, vp("a", (applies,), (F,), root)],
+                EmitStatus(clause.id, Status.NOT_APPLICABLE),
+                base,
+            )
         if waiver:
             blockers.append(vp("w", (waiver,), (T,), root, VAL, True))
-            self.emit(stage, [*case, vp("a", (waiver,), (T,), root)],
-                      EmitStatus(clause.id, Status.NOT_APPLICABLE), base)
+            self.emit(
+                stage,
+                [*case, vp("a", (waiver,), (T,), root)],
+                EmitStatus(clause.id, Status.NOT_APPLICABLE),
+                base,
+            )
         outcomes = {T: Status.MET, F: Status.NOT_MET, U: clause.undocumented}
         for value, status in outcomes.items():
-            self.emit(stage, [*case, vp("r", (requires,), (value,), root), *blockers],
-                      EmitStatus(clause.id, status), base)
+            self.emit(
+                stage,
+                [*case, vp("r", (requires,), (value,), root), *blockers],
+                EmitStatus(clause.id, status),
+                base,
+            )
         return stage
 
     def derive(self, rule: DeriveRule) -> int:
@@ -548,15 +699,21 @@ class _Compiler:
         copy: dict[str, tuple[str, ...]] = {}
         for name, value in rule.values.items():
             if name not in target.fields:
-                self.problems.add("unknown_field", f"`{rule.fact}` has no field `{name}`",
-                                  self.locate(rule.pointer + "/derive/set"))
+                self.problems.add(
+                    "unknown_field",
+                    f"`{rule.fact}` has no field `{name}`",
+                    self.locate(rule.pointer + "/derive/set"),
+                )
             if isinstance(value, FromField):
                 bound = scope.find(value.alias)
                 source = self.types.get(bound.fact) if bound else None
                 info = source.fields.get(value.field) if source else None
                 if info is None:
-                    self.problems.add("unknown_field", f"`{value.alias}.{value.field}` is not bound here",
-                                      self.locate(rule.pointer + "/derive/set"))
+                    self.problems.add(
+                        "unknown_field",
+                        f"`{value.alias}.{value.field}` is not bound here",
+                        self.locate(rule.pointer + "/derive/set"),
+                    )
                     continue
                 copy[name] = dictionary.physical_fields(info)
         action = EmitFact(rule.id, rule.fact, rule.values, MappingProxyType(copy), scope.keys)
@@ -565,14 +722,28 @@ class _Compiler:
 
     def verdict(self, stage: int) -> None:
         case = self.anchors(_Scope())
-        status = lambda s, neg=False: Pattern(  # noqa: E731
-            f"s_{s}", AllOf((Eq("t", STATUS), Eq("status", s))), neg)
-        self.emit(stage, [*case, status("not_met")],
-                  EmitVerdict(Determination.NOT_MEDICALLY_NECESSARY), "determination")
-        self.emit(stage, [*case, status("not_documented"), status("not_met", True)],
-                  EmitVerdict(Determination.INSUFFICIENT_DOCUMENTATION), "determination")
-        self.emit(stage, [*case, status("not_met", True), status("not_documented", True)],
-                  EmitVerdict(Determination.MEDICALLY_NECESSARY), "determination")
+
+        def status(name: str, negated: bool = False) -> Pattern:
+            return Pattern(f"s_{name}", AllOf((Eq("t", STATUS), Eq("status", name))), negated)
+
+        self.emit(
+            stage,
+            [*case, status("not_met")],
+            EmitVerdict(Determination.NOT_MEDICALLY_NECESSARY),
+            "determination",
+        )
+        self.emit(
+            stage,
+            [*case, status("not_documented"), status("not_met", True)],
+            EmitVerdict(Determination.INSUFFICIENT_DOCUMENTATION),
+            "determination",
+        )
+        self.emit(
+            stage,
+            [*case, status("not_met", True), status("not_documented", True)],
+            EmitVerdict(Determination.MEDICALLY_NECESSARY),
+            "determination",
+        )
 
     def run(self) -> Program:
         for clause in self.policy.clauses:
@@ -587,8 +758,11 @@ class _Compiler:
             for line in self.policy.alternative.lines:
                 fact = self.fact_type(line.segments, "/alternative/lines")
                 if fact is not None and "segment" not in fact.fields:
-                    self.problems.add("not_segments", f"`{line.segments}` has no `segment` field",
-                                      self.locate("/alternative/lines"))
+                    self.problems.add(
+                        "not_segments",
+                        f"`{line.segments}` has no `segment` field",
+                        self.locate("/alternative/lines"),
+                    )
         self.verdict(last + 1)
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
@@ -606,8 +780,6 @@ class _Compiler:
 
 
 def _did_you_mean(name: str, known: Mapping[str, object] | Iterator[str]) -> str | None:
-    import difflib
-
     close = difflib.get_close_matches(name, list(known), n=1)
     return f"did you mean `{close[0]}`?" if close else None
 
@@ -622,4 +794,3 @@ def compile_policy(policy: Policy) -> Program:
 
 
 __all__ = ["compile_policy"]
-_ = Callable  # re-exported type used in signatures of comparisons.lower

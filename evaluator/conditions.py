@@ -257,9 +257,7 @@ def parse_condition(
         return parse_condition(data[key], f"{pointer}/{key}", settings)
 
     def subs(items: Sequence[Any], base: str) -> tuple[Condition, ...]:
-        return tuple(
-            parse_condition(item, f"{base}/{i}", settings) for i, item in enumerate(items)
-        )
+        return tuple(parse_condition(item, f"{base}/{i}", settings) for i, item in enumerate(items))
 
     if "all" in data:
         return All(subs(data["all"], f"{pointer}/all"), pointer, note)

@@ -118,8 +118,9 @@ class Decision:
 
 
 class _Assembler:
-    def __init__(self, policy: Policy, program: Program, trace: Trace,
-                 facts: Iterable[Mapping[str, Any]]) -> None:
+    def __init__(
+        self, policy: Policy, program: Program, trace: Trace, facts: Iterable[Mapping[str, Any]]
+    ) -> None:
         self.policy = policy
         self.program = program
         self.trace = trace
@@ -170,15 +171,19 @@ class _Assembler:
             child = node.children[0]
             # A count is decided by its true children (true) or all the rest (otherwise).
             wanted_children = (
-                {value} if not isinstance(cond, Count)
-                else {Truth.TRUE} if value is Truth.TRUE else {Truth.FALSE, Truth.UNKNOWN}
+                {value}
+                if not isinstance(cond, Count)
+                else {Truth.TRUE}
+                if value is Truth.TRUE
+                else {Truth.FALSE, Truth.UNKNOWN}
             )
             found = [
-                f for f in self.values_by_prefix.get((child, keys), [])
+                f
+                for f in self.values_by_prefix.get((child, keys), [])
                 if Truth(f["v"]) in wanted_children
             ]
             out: list[Evidence] = []
-            for fact in sorted(found, key=lambda f: _keys(f)):
+            for fact in sorted(found, key=_keys):
                 out.extend(self.evidence(child, _keys(fact)))
             return out
         wanted = {value}
@@ -192,8 +197,9 @@ class _Assembler:
                 out.extend(self.evidence(child, keys))
         return out
 
-    def leaf(self, node_id: str, cond: Compare | Exists | ClauseIs, keys: tuple[str, ...],
-             value: Truth) -> Evidence:
+    def leaf(
+        self, node_id: str, cond: Compare | Exists | ClauseIs, keys: tuple[str, ...], value: Truth
+    ) -> Evidence:
         field = cond.field if isinstance(cond, Compare) else None
         sources: list[Mapping[str, Any]] = []
         emitted = self.trace.values[(node_id, keys)].fact
@@ -202,16 +208,15 @@ class _Assembler:
         for cand in self.candidates.get((node_id, keys), []):
             if Truth(cand["v"]) == value and "f" in cand:
                 sources.append(self.facts.get(cand["f"], {}))
-        views = tuple(
-            self.fact_view(f, field) for f in _unique(s for s in sources if s)
-        )
+        views = tuple(self.fact_view(f, field) for f in _unique(s for s in sources if s))
         return Evidence(leaf_text(cond), value, self.binding(node_id, keys), views)
 
     def template(self, text: str) -> str:
         def replace(match: re.Match[str]) -> str:
             fact_type, field = match.group(1), match.group(2)
-            values = sorted({str(f[field]) for f in self.all_facts
-                             if f.get("t") == fact_type and field in f})
+            values = sorted(
+                {str(f[field]) for f in self.all_facts if f.get("t") == fact_type and field in f}
+            )
             if not values:
                 return "none"
             if field == "segment":
@@ -228,7 +233,11 @@ class _Assembler:
         status = Status(emitted.fact["status"])
         nodes = self.program.clauses[clause_id]
         if status is Status.NOT_APPLICABLE:
-            decider = nodes.waiver if nodes.waiver and self.trace.value(nodes.waiver) is Truth.TRUE else nodes.applies
+            decider = (
+                nodes.waiver
+                if nodes.waiver and self.trace.value(nodes.waiver) is Truth.TRUE
+                else nodes.applies
+            )
         else:
             decider = nodes.requires
         evidence = tuple(self.evidence(decider, ())) if decider else ()
@@ -255,11 +264,16 @@ class _Assembler:
         lines = []
         for line in alt.lines:
             segments = sorted(
-                {str(f["segment"]) for f in self.all_facts
-                 if f.get("t") == line.segments and "segment" in f},
+                {
+                    str(f["segment"])
+                    for f in self.all_facts
+                    if f.get("t") == line.segments and "segment" in f
+                },
                 key=_segment_order(self.all_facts),
             )
-            lines.append(AlternativeLine(line.procedure, tuple(segments), format_segments(segments)))
+            lines.append(
+                AlternativeLine(line.procedure, tuple(segments), format_segments(segments))
+            )
         return AlternativeScope(self.template(alt.summary), tuple(lines))
 
 
@@ -284,9 +298,14 @@ def _segment_order(facts: list[Mapping[str, Any]]) -> Any:
     return lambda name: (index.get(name, 0), name)
 
 
-def assemble(policy: Policy, program: Program, trace: Trace, case_id: str,
-             facts: Iterable[Mapping[str, Any]],
-             conflicts: Iterable[Mapping[str, str]] = ()) -> Decision:
+def assemble(
+    policy: Policy,
+    program: Program,
+    trace: Trace,
+    case_id: str,
+    facts: Iterable[Mapping[str, Any]],
+    conflicts: Iterable[Mapping[str, str]] = (),
+) -> Decision:
     """Return the Decision for what the engine derived.
 
     Raises EngineError when the engine left a clause without a status or gave no verdict.
@@ -295,9 +314,7 @@ def assemble(policy: Policy, program: Program, trace: Trace, case_id: str,
         raise EngineError.single("engine_failed", "the engine derived no determination")
     assembler = _Assembler(policy, program, trace, facts)
     clauses = tuple(assembler.clause(c.id) for c in policy.clauses)
-    requests = tuple(
-        DocumentRequest(c.id, doc) for c in clauses for doc in c.documentation
-    )
+    requests = tuple(DocumentRequest(c.id, doc) for c in clauses for doc in c.documentation)
     cited = {n for c in policy.clauses for n in c.cites}
     return Decision(
         case_id=case_id,
@@ -314,4 +331,4 @@ def assemble(policy: Policy, program: Program, trace: Trace, case_id: str,
     )
 
 
-__all__ = ["Decision", "Evidence", "assemble", "_TRUTH_WORDS"]
+__all__ = ["_TRUTH_WORDS", "Decision", "Evidence", "assemble"]

@@ -17,6 +17,7 @@ Rulesets are registered once per process by name (policy id, version and content
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import json
@@ -198,14 +199,13 @@ class _Session:
         try:
             while _dre.start_action_for_state(self.handle, self.state):
                 _dre.abandon_action(self.handle, self.state)
-        except Exception:  # noqa: S110 - best effort before deleting the session
+        except Exception:
             pass
 
     def close(self) -> None:
-        try:
+        # The session may never have been created if the first assert failed.
+        with contextlib.suppress(Exception):
             _dre.delete_state(self.handle, self.sid)
-        except Exception:  # noqa: S110 - the session may never have been created
-            pass
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -217,7 +217,7 @@ class _Session:
         ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
         action = rule.action
         if isinstance(action, EmitValue):
-            self._value(rule, action, matched, ids)
+            self._value(rule, action, ids)
         elif isinstance(action, EmitFact):
             self._fact(rule, action, matched, ids)
         elif isinstance(action, EmitStatus):
@@ -232,8 +232,7 @@ class _Session:
         payload = json.dumps(self.normalise(fact))
         self._check(self._call(_dre.assert_fact, payload), f"derived fact {fact['id']}")
 
-    def _value(self, rule: Rule, action: EmitValue, matched: Mapping[str, Any],
-               ids: Mapping[str, str]) -> None:
+    def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
         fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
         for i, key in enumerate(keys, start=1):
@@ -259,8 +258,13 @@ class _Session:
         self._assert_derived(fact)
         self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
 
-    def _fact(self, rule: Rule, action: EmitFact, matched: Mapping[str, Mapping[str, Any]],
-              ids: Mapping[str, str]) -> None:
+    def _fact(
+        self,
+        rule: Rule,
+        action: EmitFact,
+        matched: Mapping[str, Mapping[str, Any]],
+        ids: Mapping[str, str],
+    ) -> None:
         keys = tuple(ids[k] for k in action.keys)
         seen = (f"fact {action.rule}", keys)
         if seen in self.seen_facts:
@@ -272,7 +276,7 @@ class _Session:
                 source = matched[f"b_{value.alias}"]
                 for physical in action.copy.get(name, (value.field,)):
                     if physical in source:
-                        fact[name + physical[len(value.field):]] = source[physical]
+                        fact[name + physical[len(value.field) :]] = source[physical]
             else:
                 fact[name] = value
         self._assert_derived(fact)
@@ -293,4 +297,4 @@ class _Session:
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
 
-__all__ = ["Emitted", "Engine", "Status", "Trace", "VAL"]
+__all__ = ["VAL", "Emitted", "Engine", "Status", "Trace"]

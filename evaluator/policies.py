@@ -17,8 +17,8 @@ from .model import (
     Alternative,
     AlternativeLine,
     Clause,
-    DeriveRule,
     DerivedType,
+    DeriveRule,
     FromField,
     Lifecycle,
     Policy,
@@ -240,9 +240,7 @@ class Library:
                     Location(str(folder)),
                 )
             return self.load(path)
-        active = [
-            p for p in (self.load(v) for v in versions) if p.status is Lifecycle.ACTIVE
-        ]
+        active = [p for p in (self.load(v) for v in versions) if p.status is Lifecycle.ACTIVE]
         if on is not None:
             active = [p for p in active if p.in_force(on)]
         if not active:

@@ -331,12 +331,16 @@ def _failed_clause(w: _Writer, clause: ClauseResult) -> None:
         answer = f"**{line.answer}**" if w.md else f"[{line.answer}]"
         w.item(f"{answer} {bound}{line.condition}", 0 if w.md else 4)
         if line.documented:
-            w.item(f"documented: {line.documented}", 1 if w.md else 5, "" if not w.md else "-")
+            if w.md:
+                w.item(f"documented: {line.documented}", 1)
+            else:
+                w.para(f"documented: {line.documented}", 5)
     if len(lines) > MAX_EVIDENCE_LINES:
         w.item(f"... and {len(lines) - MAX_EVIDENCE_LINES} more", 0 if w.md else 4)
     for src in sources(clause)[:3]:
         w.item(f"source: {src}", 0 if w.md else 4)
-    w.blank() if w.md else None
+    if w.md:
+        w.blank()
     if clause.citations:
         w.label("References", _cited(sorted(clause.citations)), 3)
     if clause.recommendation:
@@ -395,7 +399,8 @@ def _report(decision: Decision, markdown: bool) -> str:
     if alt is not None:
         w.heading("Alternative the facts support", 2)
         w.para(alt.summary, top)
-        w.blank() if w.md else None
+        if w.md:
+            w.blank()
         for line in alt.lines:
             w.item(f"{words(line.procedure)}: {line.levels}", top)
         w.blank()
@@ -413,11 +418,15 @@ def _report(decision: Decision, markdown: bool) -> str:
         for n, c in enumerate(decision.by_status(status)):
             if n == 0:
                 w.heading(heading, 2)
+            cited = f" {_cited(sorted(c.citations))}" if status is Status.MET else ""
             why = f". {c.rationale}" if c.rationale else ""
-            w.item(f"{w.code(c.id)}: {c.title}{why}", top)
-    if decision.references:
+            w.item(f"{w.code(c.id)}: {c.title}{cited}{why}", top)
+    shown = {n for c in decision.clauses if c.status is not Status.NOT_APPLICABLE
+             for n in c.citations}
+    references = [r for r in decision.references if r.id in shown]
+    if references:
         w.heading("References", 2)
-        for ref in decision.references:
+        for ref in references:
             w.item(_reference_text(ref), top, f"[{ref.id}]")
     return w.result()
 

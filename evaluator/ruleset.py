@@ -38,18 +38,27 @@ MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never re
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
-def number(value: float | int) -> float | int:
-    """Return a number durable_rules can parse: no exponent notation, no inf or NaN."""
-    if isinstance(value, bool) or isinstance(value, int):
+# Past this, json.dumps writes floats in exponent notation, which the engine cannot parse.
+_LARGEST = 1e15
+
+
+def number(value: float) -> float:
+    """Return a number durable_rules can parse: no exponent notation, no inf or NaN.
+
+    Raises ValueError for a number the engine cannot represent.
+    """
+    if isinstance(value, int):  # bool is an int too, and passes unchanged
         return value
-    if not math.isfinite(value) or abs(value) >= 1e15:
+    if not math.isfinite(value) or abs(value) >= _LARGEST:
         raise ValueError(f"number out of range: {value!r}")
     rounded = round(value, 4)
     return int(rounded) if rounded.is_integer() else rounded
 
 
 def _scalar(value: Any) -> Any:
-    return number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    return (
+        number(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    )
 
 
 def render_test(test: Test) -> dict[str, Any]:
@@ -105,8 +114,9 @@ def render(program: Program) -> dict[str, Any]:
     problems = Collector()
     where = Location(pointer=program.name)
     if len(program.rules) + 1 > MAX_RULES:
-        problems.add("engine_limit", f"{len(program.rules)} rules exceed the engine's {MAX_RULES}",
-                     where)
+        problems.add(
+            "engine_limit", f"{len(program.rules)} rules exceed the engine's {MAX_RULES}", where
+        )
     definition: dict[str, Any] = {}
     distinct: dict[tuple[int, str], set[str]] = defaultdict(set)
     for index, rule in enumerate(program.rules):
@@ -145,11 +155,10 @@ def render(program: Program) -> dict[str, Any]:
             break
     # Every fact must match some pattern or the engine rejects it (durable-rules.md trap 1);
     # this rule matches everything and never fires, since no fact has the second type.
-    definition["catch_all"] = {
-        "all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]
-    }
+    definition["catch_all"] = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
     problems.raise_if_any(PolicyError)
-    return json.loads(json.dumps(definition))
+    fresh: dict[str, Any] = json.loads(json.dumps(definition))
+    return fresh
 
 
 def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], set[str]]) -> None:
