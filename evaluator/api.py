@@ -28,13 +28,20 @@ def program_for(policy: Policy) -> Program:
     return _PROGRAMS[key]
 
 
-def evaluate(case: Case, policy: Policy) -> Decision:
+def evaluate(case: Case, policy: Policy, lines: Iterable[str] | None = None) -> Decision:
     """Return the decision of one policy on one case.
 
+    With `lines`, facts that belong to other service lines are left out, so that each policy
+    judges only the lines it governs; facts about the patient are always included.
     Raises PolicyError if the policy does not compile and EngineError if the engine fails.
     """
     program = program_for(policy)
-    facts = [f.as_dict() for f in case.facts]
+    keep = None if lines is None else set(lines)
+    facts = [
+        f.as_dict()
+        for f in case.facts
+        if keep is None or "line" not in f.fields or f.fields["line"] in keep
+    ]
     trace = Engine.get().run(program, facts)
     conflicts = [{"fact": c.fact, "field": c.field, "values": c.text} for c in case.conflicts]
     return assemble(policy, program, trace, case.case_id, facts, conflicts)
@@ -124,11 +131,14 @@ class CaseReview:
 
 
 def governs(policy: Policy, line: ServiceLine) -> bool:
-    """True when the policy declares the line's procedure kind or one of its CPT codes."""
-    for procedure in policy.procedures:
-        if procedure.procedure == line.procedure or set(procedure.cpt) & set(line.cpts):
-            return True
-    return False
+    """True when the policy governs the line's procedure kind.
+
+    CPT codes decide only for a line of kind `other`: a fusion line billed with a decompression
+    code (22612 + 63047) is still a fusion and must meet the fusion criteria.
+    """
+    if line.procedure != "other":
+        return any(p.procedure == line.procedure for p in policy.procedures)
+    return any(set(p.cpt) & set(line.cpts) for p in policy.procedures)
 
 
 def review_case(case: Case, library: Library) -> CaseReview:
@@ -145,14 +155,16 @@ def review_case(case: Case, library: Library) -> CaseReview:
             in_force.append(library.get(policy_id, on))
         except PolicyNotFoundError:
             continue  # no version of this policy is in force on the request date
+    chosen = {line.id: next((p for p in in_force if governs(p, line)), None) for line in case.lines}
     decisions: dict[str, Decision] = {}
     results = []
     for line in case.lines:
-        policy = next((p for p in in_force if governs(p, line)), None)
+        policy = chosen[line.id]
         decision = None
         if policy is not None:
             if policy.ref not in decisions:
-                decisions[policy.ref] = evaluate(case, policy)
+                governed = [i for i, p in chosen.items() if p is not None and p.ref == policy.ref]
+                decisions[policy.ref] = evaluate(case, policy, governed)
             decision = decisions[policy.ref]
         results.append(LineResult(line, policy, decision))
     return CaseReview(case.case_id, case.request_date.text, tuple(results))

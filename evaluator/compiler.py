@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from . import dictionary
+from . import dictionary, ruleset
 from .comparisons import NEVER, check_value, lower
 from .conditions import (
     All,
@@ -790,7 +790,11 @@ def compile_policy(policy: Policy) -> Program:
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    return _Compiler(policy).run()
+    program = _Compiler(policy).run()
+    # Render once now so that an engine limit is reported when the policy is compiled (by
+    # `validate` and `lint` too), not on the first case evaluated.
+    ruleset.render(program)
+    return program
 
 
 __all__ = ["compile_policy"]

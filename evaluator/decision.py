@@ -24,7 +24,7 @@ from .conditions import (
     Some,
     Truth,
 )
-from .describe import leaf_text
+from .describe import leaf_text, words
 from .engine import Trace
 from .errors import EngineError
 from .levels import format_segments
@@ -40,6 +40,7 @@ _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
 # Fields that name a fact best when it is shown as a bound element.
 _DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure")
 _HIDDEN = ("t", "id", "key", "sid", "src")
+_EMPTY = "none"
 _TRUTH_WORDS = {Truth.TRUE: "yes", Truth.FALSE: "no", Truth.UNKNOWN: "not documented"}
 
 
@@ -218,7 +219,7 @@ class _Assembler:
                 {str(f[field]) for f in self.all_facts if f.get("t") == fact_type and field in f}
             )
             if not values:
-                return "none"
+                return _EMPTY
             if field == "segment":
                 return format_segments(values)
             return ", ".join(v.replace("_", " ") for v in values)
@@ -271,10 +272,17 @@ class _Assembler:
                 },
                 key=_segment_order(self.all_facts),
             )
-            lines.append(
-                AlternativeLine(line.procedure, tuple(segments), format_segments(segments))
-            )
-        return AlternativeScope(self.template(alt.summary), tuple(lines))
+            if segments:  # a procedure the facts support nowhere is not part of the scope
+                lines.append(
+                    AlternativeLine(line.procedure, tuple(segments), format_segments(segments))
+                )
+        if not lines:
+            return None
+        summary = self.template(alt.summary) if alt.summary else ""
+        if not summary or _EMPTY in summary:
+            summary = "; ".join(f"{words(x.procedure)} {x.levels}" for x in lines)
+            summary = summary[0].upper() + summary[1:] + "."
+        return AlternativeScope(summary, tuple(lines))
 
 
 def _keys(fact: Mapping[str, Any]) -> tuple[str, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from .conditions import (
     All,
     AnyOf,
@@ -17,11 +20,18 @@ from .conditions import (
     Op,
     Some,
     Threshold,
+    Truth,
     WhereEq,
     WhereItem,
     WhereOneOf,
     WhereSameAs,
+    children,
 )
+
+# `aliases` below maps a name bound by `every`/`some`/`count` (or a rule's `for_each`) to its
+# fact type, so that text can say "the fused segment" where the policy says `seg`. Without it
+# (evidence, which shows the bound values beside the text) the name itself is used.
+Aliases = Mapping[str, str]
 
 _OP_WORDS = {
     Op.AT_LEAST: "at least",
@@ -38,68 +48,177 @@ _OP_WORDS = {
     Op.AT_OR_BELOW: "is at or below",
     Op.DOCUMENTED: "is documented",
 }
+# The edge is in the words ("at least" counts it, "more than" does not); the unit follows.
 _UNIT_TEXT = {"deg": " degrees", "%": " %", "count": "", "grade": "/5"}
+_SINGULAR = {"days": " day", "weeks": " week", "months": " month"}
+# Words a clinical reader expects capitalised: acronyms, eponyms, spinal levels.
+_CAPITALISED = {
+    "si": "SI",
+    "mri": "MRI",
+    "ct": "CT",
+    "sva": "SVA",
+    "hba1c": "HbA1c",
+    "cpt": "CPT",
+    "faber": "FABER",
+    "fortin": "Fortin",
+    "gaenslen": "Gaenslen",
+    "cobb": "Cobb",
+}
+_LEVEL = re.compile(r"^[ctls][0-9]{1,2}$")
+# Field names that read badly as words; anything else is its name in words.
+_FIELD_LABELS = {
+    "cobb": "Cobb angle",
+    "sva": "sagittal vertical axis (SVA)",
+    "pelvic_incidence": "pelvic incidence (PI)",
+    "lumbar_lordosis": "lumbar lordosis (LL)",
+    "pelvic_tilt": "pelvic tilt (PT)",
+    "facetectomy_pct": "facet resection",
+    "upper": "upper level",
+    "lower": "lower level",
+}
 
 
 def words(name: str) -> str:
-    """Return an identifier as words: `fused_segment` -> `fused segment`."""
-    return name.replace("_", " ")
+    """Return an identifier as words: `fused_segment` -> `fused segment`, `mri` -> `MRI`."""
+    return " ".join(
+        part.upper() if _LEVEL.match(part) else _CAPITALISED.get(part, part)
+        for part in name.split("_")
+    )
+
+
+def field_label(name: str) -> str:
+    """Return the name a reader knows a fact field by: `cobb` -> `Cobb angle`."""
+    return _FIELD_LABELS.get(name) or words(name)
+
+
+def fact_label(name: str) -> str:
+    """Return the name a reader knows a fact type by: `red_flag` -> `red flag`."""
+    # evidence lines start with the fact type in words (tests/test_conditions.py relies on it)
+    return words(name)
 
 
 def value_text(value: object) -> str:
+    """Return a literal as a reader writes it: yes/no, 8 for 8.0, words for identifiers."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return words(str(value)) if isinstance(value, str) else str(value)
+    if not isinstance(value, str):
+        return str(value)
+    text = words(value)
+    # `status is not not done` misreads; quoted, the value is plainly a value
+    return f'"{text}"' if text.split(" ")[0] in ("not", "no") else text
+
+
+def choice_text(values: tuple[object, ...] | list[object], conjunction: str = "or") -> str:
+    """Return values as a list a reader writes: `a`, `a or b`, `a, b or c`."""
+    shown = [value_text(v) for v in values]
+    if len(shown) <= 1:
+        return "".join(shown)
+    return f"{', '.join(shown[:-1])} {conjunction} {shown[-1]}"
 
 
 def threshold_text(threshold: Threshold) -> str:
+    """Return a threshold with its unit (`3 months`, `30 degrees`, `3/5`) and its setting."""
     unit = _UNIT_TEXT.get(threshold.unit, f" {threshold.unit}")
+    if threshold.value == 1 and threshold.unit in _SINGULAR:
+        unit = _SINGULAR[threshold.unit]
     text = f"{value_text(threshold.value)}{unit}"
     return f"{text} (setting {threshold.setting})" if threshold.setting else text
 
 
-def where_text(items: tuple[WhereItem, ...]) -> str:
-    parts = []
+def _alias_text(alias: str, aliases: Aliases | None) -> str:
+    if aliases and alias in aliases:
+        return f"the {fact_label(aliases[alias])}"
+    return alias
+
+
+def where_text(items: tuple[WhereItem, ...], aliases: Aliases | None = None) -> str:
+    """Return the filters on a fact as a phrase to follow its name (with a leading space).
+
+    Joins read "at the same segment as the fused segment"; the other filters follow in
+    parentheses: "(modality: MRI, CT or CT myelogram)".
+    """
+    joins, filters = [], []
     for item in items:
-        if isinstance(item, WhereEq):
-            parts.append(f"{words(item.field)} {value_text(item.value)}")
+        if isinstance(item, WhereSameAs):
+            other = _alias_text(item.alias, aliases)
+            if item.field == item.other:
+                joins.append(f"at the same {field_label(item.field)} as {other}")
+            else:
+                joins.append(
+                    f"with {field_label(item.field)} equal to the {field_label(item.other)}"
+                    f" of {other}"
+                )
         elif isinstance(item, WhereOneOf):
-            parts.append(f"{words(item.field)} {' or '.join(value_text(v) for v in item.values)}")
-        elif isinstance(item, WhereSameAs):
-            parts.append(f"at the same {words(item.field)} as {item.alias}")
-    return f" ({', '.join(parts)})" if parts else ""
+            filters.append(f"{field_label(item.field)}: {choice_text(item.values)}")
+        elif isinstance(item, WhereEq):
+            filters.append(f"{field_label(item.field)}: {value_text(item.value)}")
+    text = "".join(f" {join}" for join in joins)
+    return text + (f" ({'; '.join(filters)})" if filters else "")
 
 
-def leaf_text(condition: Condition) -> str:
-    """Return one line for a leaf (comparison, existence or clause reference)."""
-    if isinstance(condition, Compare):
-        subject = f"{words(condition.fact)}{where_text(condition.where)}: {words(condition.field)}"
-        if condition.minus:
-            subject += f" minus {words(condition.minus)}"
+def _subject(fact: str, where: tuple[WhereItem, ...], aliases: Aliases | None) -> str:
+    noun = _alias_text(fact, aliases) if aliases and fact in aliases else fact_label(fact)
+    return noun + where_text(where, aliases)
+
+
+def with_article(noun: str) -> str:
+    """Return `noun` after `a` or `an`: `an unstable segment`."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def _compare_text(condition: Compare, aliases: Aliases | None) -> str:
+    field = field_label(condition.field)
+    if condition.minus:
+        field += f" minus {field_label(condition.minus)}"
+    op, operand = _OP_WORDS[condition.op], condition.operand
+    if isinstance(operand, Threshold):
+        # "at least" alone reads as a sentence only with a verb in front
+        relation = f"is {op} {threshold_text(operand)}"
         if condition.measure == "time_before_request":
-            subject += ", time before the request,"
-        op = _OP_WORDS[condition.op]
-        operand = condition.operand
-        if isinstance(operand, Threshold):
-            return f"{subject} {op} {threshold_text(operand)}"
-        if isinstance(operand, tuple):
-            return f"{subject} {op} {', '.join(value_text(v) for v in operand)}"
-        if operand is None:
-            return f"{subject} {op}"
-        return f"{subject} {op} {value_text(operand)}"
+            relation += " before the request"
+    elif isinstance(operand, tuple):
+        relation = f"{op} {choice_text(operand)}"
+    elif operand is None:
+        relation = op
+    else:
+        relation = f"{op} {value_text(operand)}"
+    text = f"{_subject(condition.fact, condition.where, aliases)}: {field} {relation}"
+    if condition.if_absent is not Truth.UNKNOWN:
+        outcome = "yes" if condition.if_absent is Truth.TRUE else "no"
+        text += f" (counts as {outcome} when there is none)"
+    return text
+
+
+def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
+    """Return one line for a leaf (comparison, existence or clause reference).
+
+    A compound condition gets its heading line (see `head_text`).
+    """
+    if isinstance(condition, Compare):
+        return _compare_text(condition, aliases)
     if isinstance(condition, Exists):
-        noun = words(condition.fact)
-        article = "an" if noun[0] in "aeiou" else "a"
-        return f"{article} {noun}{where_text(condition.where)} is documented"
+        noun = _subject(condition.fact, condition.where, aliases)
+        return f"there is {with_article(noun)}"
     if isinstance(condition, ClauseIs):
         return f"clause {condition.clause} is {words(condition.status)}"
-    return head_text(condition)
+    return head_text(condition, aliases=aliases)
 
 
-def head_text(condition: Condition) -> str:
-    """Return the heading line of a compound condition."""
+def _binding_text(fact: str, where: tuple[WhereItem, ...], alias: str,
+                  aliases: Aliases | None, plural: bool = False) -> str:
+    noun = fact_label(fact) + ("s" if plural else "")
+    # with aliases the children say "the fused segment"; without, they say `seg`
+    named = "" if aliases is not None else f" ({alias})"
+    return f"{noun}{where_text(where, aliases)}{named}"
+
+
+def head_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
+    """Return the heading line of a compound condition (ending in `:`).
+
+    A leaf gets its own line (see `leaf_text`).
+    """
     if isinstance(condition, All):
         return "all of:"
     if isinstance(condition, AnyOf):
@@ -107,26 +226,36 @@ def head_text(condition: Condition) -> str:
     if isinstance(condition, NOf):
         return f"at least {condition.at_least} of:"
     if isinstance(condition, Not):
-        return "not:"
+        return "none of:"
     if isinstance(condition, Demonstrated):
-        return "demonstrated (undocumented counts as no):"
+        return "demonstrated in the records (not documented counts as no):"
     if isinstance(condition, Every):
         b = condition.binding
-        return f"for every {words(b.fact)}{where_text(b.where)} ({b.alias}):"
+        return f"for every {_binding_text(b.fact, b.where, b.alias, aliases)}:"
     if isinstance(condition, Some):
         b = condition.binding
-        return f"for some {words(b.fact)}{where_text(b.where)} ({b.alias}):"
+        return f"for at least one {_binding_text(b.fact, b.where, b.alias, aliases)}:"
     if isinstance(condition, Count):
         b = condition.binding
-        return f"at least {condition.at_least} of the {words(b.fact)}s{where_text(b.where)} ({b.alias}):"
-    return leaf_text(condition)
+        noun = _binding_text(b.fact, b.where, b.alias, aliases, plural=condition.at_least != 1)
+        return f"at least {condition.at_least} {noun} such that:"
+    return leaf_text(condition, aliases=aliases)
 
 
-def outline(condition: Condition, indent: int = 0) -> list[str]:
-    """Return the condition as indented lines, one per node."""
-    from .conditions import children
+def _note(condition: Condition) -> str:
+    return f" (note: {condition.note})" if condition.note else ""
 
-    lines = ["  " * indent + "- " + head_text(condition)]
+
+def outline(
+    condition: Condition, indent: int = 0, *, aliases: Aliases | None = None
+) -> list[str]:
+    """Return the condition as a nested list, one `- ` line per node, two spaces per level.
+
+    With `aliases` (possibly empty), bound facts are named by their type ("the fused segment").
+    """
+    if aliases is not None and isinstance(condition, Every | Some | Count):
+        aliases = {**aliases, condition.binding.alias: condition.binding.fact}
+    lines = ["  " * indent + "- " + head_text(condition, aliases=aliases) + _note(condition)]
     for child in children(condition):
-        lines.extend(outline(child, indent + 1))
+        lines.extend(outline(child, indent + 1, aliases=aliases))
     return lines

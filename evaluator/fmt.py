@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -11,6 +12,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
 from ruamel.yaml.emitter import RoundTripEmitter
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.representer import RoundTripRepresenter
 
 from . import schemas, source
 from .errors import Location, SourceError
@@ -26,6 +29,9 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 _MODELINE = re.compile(r"^#\s*yaml-language-server:")
 _MODELINE_SCHEMA = re.compile(r"\$schema=\S*?([A-Za-z0-9_-]+)\.schema\.json")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Each pass turns the outermost over-wide flow collections into blocks; real files need two.
+_MAX_PASSES = 10
 Schema = Mapping[str, Any]
 
 
@@ -41,9 +47,15 @@ class _Emitter(RoundTripEmitter):
         return '"' if style == "'" else style
 
 
+def _represent_none(representer: RoundTripRepresenter, _: None) -> ScalarNode:
+    # ruamel writes a null mapping value as nothing after the colon, which reads as a mistake
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
+
+
 def _dumper() -> YAML:
     dumper = YAML(typ="rt")
     dumper.Emitter = _Emitter
+    dumper.representer.add_representer(type(None), _represent_none)
     dumper.indent(**INDENT)
     dumper.width = WIDTH
     return dumper
@@ -136,13 +148,25 @@ def _reorder(node: Any, schema: Schema | None, root: Schema, seen: set[int]) -> 
         if merge:
             # `<<: *anchor` first: what a mapping inherits reads before what it overrides
             merge.merge_pos = 0
-        for key, value in node.non_merged_items():
+        for key, value in list(node.non_merged_items()):
+            if _is_date(value):
+                node[key] = value.isoformat()
             _reorder(value, _child_schema(matched, str(key)), root, seen)
     elif isinstance(node, CommentedSeq):
         seen.add(id(node))
         items = _items_schema(schema, root)
-        for item in node:
+        for index, item in enumerate(node):
+            if _is_date(item):
+                node[index] = item.isoformat()
             _reorder(item, items, root, seen)
+
+
+def _is_date(value: Any) -> bool:
+    # An unquoted date loads as a date, a quoted one as a string, and both are read as the same
+    # ISO string; writing them all as strings makes one layout. An anchored date stays as it is
+    # (its aliases would lose their target).
+    anchor = getattr(getattr(value, "anchor", None), "value", None)
+    return isinstance(value, datetime.date) and anchor is None
 
 
 def _schema_for(text: str) -> Schema:
@@ -157,6 +181,123 @@ def _schema_for(text: str) -> Schema:
             except LookupError:
                 break
     return schemas.load_schema(DEFAULT_SCHEMA)
+
+
+def _dump(tree: Any) -> str:
+    out = io.StringIO()
+    _dumper().dump(tree, out)
+    return out.getvalue()
+
+
+def _wrapped_flows(node: Any, value: Any, seen: set[int]) -> Iterator[Any]:
+    """Yield the outermost flow collections of `value` that `node` (its dump) spreads over lines."""
+    if id(node) in seen or not isinstance(node, MappingNode | SequenceNode):
+        return
+    seen.add(id(node))
+    if node.flow_style and (
+        node.start_mark.line != node.end_mark.line or node.end_mark.column > WIDTH
+    ):
+        yield value
+        return
+    if isinstance(node, MappingNode):
+        for key, child in node.value:
+            if key.tag == _MERGE_TAG:
+                continue
+            yield from _wrapped_flows(child, value[key.value], seen)
+    else:
+        for child, item in zip(node.value, value, strict=False):
+            yield from _wrapped_flows(child, item, seen)
+
+
+def _layout(tree: Any) -> tuple[str, Node]:
+    # ruamel breaks a flow collection that passes the width between any two tokens, even between
+    # a key and its value; such a collection is written in block style instead. Outermost first:
+    # once it is a block, what it holds may fit.
+    for _ in range(_MAX_PASSES):
+        text = _dump(tree)
+        composed = YAML(typ="rt").compose(text)
+        wrapped = list(_wrapped_flows(composed, tree, set()))
+        if not wrapped:
+            break
+        for value in wrapped:
+            value.fa.set_block_style()
+    return text, composed
+
+
+def _scalar_lines(root: Node) -> tuple[set[int], set[int]]:
+    """Return the 0-based lines that continue a multi-line scalar, and those of block scalars.
+
+    On such lines `#` is content, and in a block scalar trailing spaces are content too.
+    """
+    inside: set[int] = set()
+    block: set[int] = set()
+    stack: list[Any] = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.value, list):
+            for item in node.value:
+                stack.extend(item if isinstance(item, tuple) else (item,))
+            continue
+        start, end = node.start_mark, node.end_mark
+        # a block scalar ends at column 0 of the line after its last line
+        lines = range(start.line + 1, end.line + (1 if end.column else 0))
+        inside.update(lines)
+        if node.style in ("|", ">"):
+            block.update(lines)
+    return inside, block
+
+
+def _tidy(text: str, root: Node) -> str:
+    """Return `text` without trailing spaces and with each full-line comment re-indented."""
+    # ruamel leaves a space before a line break it inserts
+    lines = text.splitlines(keepends=True)
+    inside, block = _scalar_lines(root)
+    for index, line in enumerate(lines):
+        body = line.rstrip("\n").rstrip(" ")
+        if index not in block and not body.endswith("\\"):
+            lines[index] = body + line[len(line.rstrip("\n")) :]
+    _indent_comments(lines, inside)
+    return "".join(lines)
+
+
+def _indent_comments(lines: list[str], inside: set[int]) -> None:
+    # ruamel writes a full-line comment at the column it was read at, which is wrong once the
+    # lines around it are re-indented. A comment group takes the indent of the line it
+    # introduces; a group that follows a block with no blank line between but has one after
+    # closes that block, and takes the indent of the line before it.
+    def kind(index: int) -> str:
+        if index < 0 or index >= len(lines) or not lines[index].strip():
+            return "blank"
+        comment = index not in inside and lines[index].lstrip().startswith("#")
+        return "comment" if comment else "content"
+
+    def indent(index: int) -> int:
+        return len(lines[index]) - len(lines[index].lstrip(" "))
+
+    index, previous = 0, 0
+    while index < len(lines):
+        if kind(index) != "comment":
+            previous = indent(index) if kind(index) == "content" else previous
+            index += 1
+            continue
+        end = index
+        while kind(end) == "comment":
+            end += 1
+        following = end
+        while following < len(lines) and kind(following) != "content":
+            following += 1
+        closes = kind(end) == "blank" and kind(index - 1) == "content"
+        if closes or following == len(lines):
+            column = previous if index else 0
+        else:
+            column = indent(following)
+        for line in range(index, end):
+            lines[line] = " " * column + lines[line].lstrip(" ")
+        index = end
 
 
 def _modeline_first(text: str) -> str:
@@ -182,9 +323,8 @@ def format_text(text: str, name: str = "<text>") -> str:
     tree = source.loads(text, name).tree
     schema = _schema_for(text)
     _reorder(tree, schema, schema, set())
-    out = io.StringIO()
-    _dumper().dump(tree, out)
-    return _modeline_first(out.getvalue())
+    text, composed = _layout(tree)
+    return _modeline_first(_tidy(text, composed))
 
 
 def format_file(path: str | Path, check: bool = False) -> bool:
@@ -194,6 +334,8 @@ def format_file(path: str | Path, check: bool = False) -> bool:
     the file cannot be read, is not a YAML file, or is not well-formed.
     """
     path = Path(path)
+    if not path.is_file():
+        source.load(path)  # raises file_not_found or unreadable_file, located
     if path.suffix.lower() not in YAML_SUFFIXES:
         raise SourceError.single(
             "unreadable_file",
@@ -215,12 +357,21 @@ def format_file(path: str | Path, check: bool = False) -> bool:
 
 
 def yaml_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Yield the YAML files named, searching folders (sorted); other paths as given."""
+    """Yield the files to format: those named, and the YAML files under the folders named.
+
+    A folder is searched recursively in sorted order, skipping `tests/` folders (policy test
+    suites live beside the policy versions, under `<id>/tests/`); a file named is yielded as
+    given, whatever it holds.
+    """
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file()
-            )
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        yield from sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix in YAML_SUFFIXES
+            and p.is_file()
+            and "tests" not in p.relative_to(path).parts[:-1]
+        )

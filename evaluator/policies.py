@@ -110,7 +110,7 @@ def build_policy(document: source.Document) -> Policy:
         alt = data["alternative"]
         alternative = Alternative(
             when=parse_condition(alt["when"], "/alternative/when", settings),
-            summary=alt["summary"],
+            summary=alt.get("summary", ""),
             lines=tuple(AlternativeLine(x["procedure"], x["segments"]) for x in alt["lines"]),
         )
 

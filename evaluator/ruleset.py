@@ -87,13 +87,26 @@ def render_test(test: Test) -> dict[str, Any]:
     raise TypeError(f"unknown test {test!r}")
 
 
+def _flatten(test: Test) -> list[Test]:
+    if isinstance(test, AllOf):
+        return [part for t in test.tests for part in _flatten(t)]
+    return [test]
+
+
 def _with_lane(test: Test, lane: int) -> dict[str, Any]:
-    # The lane test goes right after the type test so it also splits the values tested next.
+    """Return one pattern's expression in the order durable_rules needs.
+
+    The type test comes first, then the lane test (so it also splits the values tested next),
+    then every join: durable_rules 2.0.28 ignores a join that follows an `$or` in the same
+    `$and` (reproduced in tests/test_ruleset.py), and AND is order-free for us.
+    """
+    parts = _flatten(test)
+    kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
+    joins = [t for t in parts if isinstance(t, Join)]
+    rest = [t for t in parts if t not in kind and not isinstance(t, Join)]
     lane_test = {"$nex": {f"_lane{lane}": 1}}
-    if isinstance(test, AllOf) and test.tests and isinstance(test.tests[0], Eq):
-        rest = [render_test(t) for t in test.tests[1:]]
-        return {"$and": [render_test(test.tests[0]), lane_test, *rest]}
-    return {"$and": [render_test(test), lane_test]}
+    ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in joins)]
+    return {"$and": [*ordered, *(render_test(t) for t in rest)]}
 
 
 def _count_expressions(expr: Any) -> int:

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from . import api, cases, schemas, source
 from .cases import Case
-from .decision import Decision, Evidence
+from .decision import ClauseResult, Decision
 from .errors import Collector, InputError, Location, SourceError
 from .model import Determination, Policy, Status
 from .policies import Library, PolicyRef
@@ -196,12 +196,15 @@ def _case(raw: Mapping[str, Any], at: str, document: source.Document, root: Path
 
 @dataclass(frozen=True)
 class ClauseCheck:
-    """One expected clause status beside the actual one, with the clause's deciding evidence."""
+    """One expected clause status beside the clause's result (its status and evidence)."""
 
     clause: str
     expected: Status
-    actual: Status
-    evidence: tuple[Evidence, ...]
+    result: ClauseResult
+
+    @property
+    def actual(self) -> Status:
+        return self.result.status
 
     @property
     def ok(self) -> bool:
@@ -211,6 +214,8 @@ class ClauseCheck:
 @dataclass(frozen=True)
 class TestResult:
     """The outcome of one test: the decision and every comparison made on it."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
 
     suite: str
     test: PolicyTest
@@ -254,8 +259,7 @@ def run_test(suite: Suite, test: PolicyTest) -> TestResult:
     seconds = time.perf_counter() - started
     by_id = {c.id: c for c in decision.clauses}
     checks = tuple(
-        ClauseCheck(clause, status, by_id[clause].status, by_id[clause].evidence)
-        for clause, status in test.expect.clauses.items()
+        ClauseCheck(clause, status, by_id[clause]) for clause, status in test.expect.clauses.items()
     )
     alternative = None
     if decision.alternative is not None:

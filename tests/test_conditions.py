@@ -33,8 +33,8 @@ from evaluator.conditions import (
     Demonstrated,
     Every,
     Exists,
-    Not,
     NOf,
+    Not,
     Op,
     Some,
     Threshold,
@@ -57,9 +57,17 @@ SETTINGS = {"fe_translation": Threshold(3.0, "mm", "fe_translation")}
 
 # One schema-valid comparison per operator, on a field of the kind the operator is for.
 OP_SAMPLES: dict[Op, dict[str, Any]] = {
-    Op.AT_LEAST: {"fact": "nicotine", "field": "cotinine", "at_least": {"value": 10, "unit": "ng/mL"}},
+    Op.AT_LEAST: {
+        "fact": "nicotine",
+        "field": "cotinine",
+        "at_least": {"value": 10, "unit": "ng/mL"},
+    },
     Op.MORE_THAN: {"fact": "alignment", "field": "sva", "more_than": {"value": 50, "unit": "mm"}},
-    Op.AT_MOST: {"fact": "nicotine", "field": "cotinine", "at_most": {"value": 10, "unit": "ng/mL"}},
+    Op.AT_MOST: {
+        "fact": "nicotine",
+        "field": "cotinine",
+        "at_most": {"value": 10, "unit": "ng/mL"},
+    },
     Op.LESS_THAN: {"fact": "diabetes", "field": "hba1c", "less_than": {"value": 8.0, "unit": "%"}},
     Op.EQUALS: {"fact": "nicotine", "field": "status", "equals": "never"},
     Op.NOT_EQUALS: {"fact": "nicotine", "field": "status", "not_equals": "current"},
@@ -100,8 +108,13 @@ def parse(data: dict[str, Any], pointer: str = "/c") -> Condition:
 
 def as_policy(condition: dict[str, Any]) -> dict[str, Any]:
     """Return a minimal policy document whose one clause requires `condition`."""
-    clause = {"id": "T-ONE", "title": "t", "requires": condition, "cites": [1],
-              "recommendation": "r"}
+    clause = {
+        "id": "T-ONE",
+        "title": "t",
+        "requires": condition,
+        "cites": [1],
+        "recommendation": "r",
+    }
     return {
         "id": "p",
         "version": "1",
@@ -238,8 +251,11 @@ def test_parse_threshold_operator(op):
     assert leaf.op is op
     raw = OP_SAMPLES[op][op.value]
     assert leaf.operand == Threshold(raw["value"], raw["unit"])
-    assert (leaf.fact, leaf.field, leaf.pointer) == (OP_SAMPLES[op]["fact"],
-                                                     OP_SAMPLES[op]["field"], "/c")
+    assert (leaf.fact, leaf.field, leaf.pointer) == (
+        OP_SAMPLES[op]["fact"],
+        OP_SAMPLES[op]["field"],
+        "/c",
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,7 +271,7 @@ def test_parse_threshold_operator(op):
         (Op.AT_OR_BELOW, "S1"),
         (Op.DOCUMENTED, None),
     ],
-    ids=lambda v: v.value if isinstance(v, Op) else "",
+    ids=str,
 )
 def test_parse_value_operator(op, expected):
     leaf = parse(OP_SAMPLES[op])
@@ -267,15 +283,17 @@ def test_parse_value_operator(op, expected):
 
 
 def test_parse_threshold_from_setting():
-    leaf = parse({"fact": "dynamic_study", "field": "translation",
-                  "at_least": {"setting": "fe_translation"}})
+    leaf = parse(
+        {"fact": "dynamic_study", "field": "translation", "at_least": {"setting": "fe_translation"}}
+    )
     assert isinstance(leaf, Compare)
     assert leaf.operand == Threshold(3.0, "mm", "fe_translation")
 
 
 def test_parse_unknown_setting_leaves_a_marker_for_the_compiler():
-    leaf = parse({"fact": "dynamic_study", "field": "translation",
-                  "at_least": {"setting": "fe_translatoin"}})
+    leaf = parse(
+        {"fact": "dynamic_study", "field": "translation", "at_least": {"setting": "fe_translatoin"}}
+    )
     assert isinstance(leaf, Compare)
     assert isinstance(leaf.operand, Threshold)
     assert math.isnan(leaf.operand.value)
@@ -284,8 +302,12 @@ def test_parse_unknown_setting_leaves_a_marker_for_the_compiler():
 
 @pytest.mark.parametrize(
     ("word", "truth"),
-    [(None, Truth.UNKNOWN), ("unknown", Truth.UNKNOWN), ("true", Truth.TRUE),
-     ("false", Truth.FALSE)],
+    [
+        (None, Truth.UNKNOWN),
+        ("unknown", Truth.UNKNOWN),
+        ("true", Truth.TRUE),
+        ("false", Truth.FALSE),
+    ],
     ids=["default", "unknown", "true", "false"],
 )
 def test_parse_if_absent(word, truth):
@@ -296,21 +318,42 @@ def test_parse_if_absent(word, truth):
 
 
 def test_parse_compare_options():
-    leaf = parse({"fact": "alignment", "field": "pelvic_incidence", "minus": "lumbar_lordosis",
-                  "more_than": {"value": 20, "unit": "deg"}, "note": "PI-LL"})
+    leaf = parse(
+        {
+            "fact": "alignment",
+            "field": "pelvic_incidence",
+            "minus": "lumbar_lordosis",
+            "more_than": {"value": 20, "unit": "deg"},
+            "note": "PI-LL",
+        }
+    )
     assert isinstance(leaf, Compare)
     assert (leaf.minus, leaf.note, leaf.measure) == ("lumbar_lordosis", "PI-LL", None)
-    dated = parse({"fact": "conservative_care", "field": "start", "measure": "time_before_request",
-                   "at_least": {"value": 3, "unit": "months"}})
+    dated = parse(
+        {
+            "fact": "conservative_care",
+            "field": "start",
+            "measure": "time_before_request",
+            "at_least": {"value": 3, "unit": "months"},
+        }
+    )
     assert isinstance(dated, Compare)
     assert dated.measure == "time_before_request"
 
 
 def test_parse_where_kinds_in_file_order():
-    leaf = parse({"fact": "imaging_finding",
-                  "where": {"segment": {"same_as": "seg.segment"},
-                            "modality": {"one_of": ["mri", "ct"]}, "spondylolisthesis": True},
-                  "field": "stenosis", "equals": "severe"})
+    leaf = parse(
+        {
+            "fact": "imaging_finding",
+            "where": {
+                "segment": {"same_as": "seg.segment"},
+                "modality": {"one_of": ["mri", "ct"]},
+                "spondylolisthesis": True,
+            },
+            "field": "stenosis",
+            "equals": "severe",
+        }
+    )
     assert isinstance(leaf, Compare)
     assert leaf.where == (
         WhereSameAs("segment", "seg", "segment"),
@@ -324,9 +367,19 @@ def test_parse_where_kinds_in_file_order():
 
 @pytest.mark.parametrize(
     ("key", "kind"),
-    [("all", All), ("any", AnyOf), ("not", Not), ("n_of", NOf), ("demonstrated", Demonstrated),
-     ("every", Every), ("some", Some), ("count", Count), ("exists", Exists), ("clause", ClauseIs)],
-    ids=lambda v: v if isinstance(v, str) else "",
+    [
+        ("all", All),
+        ("any", AnyOf),
+        ("not", Not),
+        ("n_of", NOf),
+        ("demonstrated", Demonstrated),
+        ("every", Every),
+        ("some", Some),
+        ("count", Count),
+        ("exists", Exists),
+        ("clause", ClauseIs),
+    ],
+    ids=["all", "any", "not", "n_of", "demonstrated", "every", "some", "count", "exists", "clause"],
 )
 def test_parse_compound(key, kind):
     node = parse(dict(KEY_SAMPLES[key], note="why"), "/x")
@@ -336,8 +389,9 @@ def test_parse_compound(key, kind):
 
 
 def test_parse_compound_fields_and_pointers():
-    node = parse({"all": [{"not": LEAF}, {"n_of": {"at_least": 2, "of": [LEAF, LEAF, LEAF]}}]},
-                 "/r")
+    node = parse(
+        {"all": [{"not": LEAF}, {"n_of": {"at_least": 2, "of": [LEAF, LEAF, LEAF]}}]}, "/r"
+    )
     assert isinstance(node, All)
     negation, n_of = node.parts
     assert isinstance(negation, Not)
@@ -352,8 +406,9 @@ def test_parse_compound_fields_and_pointers():
 def test_parse_quantifier_binding(key):
     node = parse(KEY_SAMPLES[key], "/q")
     assert isinstance(node, Every | Some | Count)
-    assert node.binding == Binding("fused_segment", "seg", (WhereEq("line", "fusion"),),
-                                   f"/q/{key}")
+    assert node.binding == Binding(
+        "fused_segment", "seg", (WhereEq("line", "fusion"),), f"/q/{key}"
+    )
     assert isinstance(node.require, Compare)
     assert node.require.pointer == f"/q/{key}/require"
     if isinstance(node, Count):

@@ -1,0 +1,96 @@
+"""The `necessity` command group: the one place where exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import traceback
+from importlib import metadata
+from typing import Any
+
+import click
+
+from evaluator import render
+from evaluator.commands import EXIT_CODE_HELP, ExitCode, evaluate, policies, test, validate
+from evaluator.commands import fmt, show
+from evaluator.errors import EngineError, InputError
+
+# One module per verb (evaluator/commands/<verb>.py, exposing `command`): add new ones here.
+COMMANDS: tuple[click.Command, ...] = (
+    evaluate.command,
+    validate.command,
+    policies.command,
+    test.command,
+    fmt.command,
+    show.command,
+)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("necessity")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _fail(lines: list[str], code: ExitCode) -> click.exceptions.Exit:
+    for line in lines:
+        click.echo(line, err=True)
+    return click.exceptions.Exit(code)
+
+
+class NecessityGroup(click.Group):
+    """A group that turns the product's exceptions into messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as error:
+            raise _fail(render.problem_lines(error), ExitCode.INVALID_INPUT) from None
+        except EngineError as error:
+            raise _fail(
+                render.problem_lines(error, "engine error"), ExitCode.ENGINE_ERROR
+            ) from None
+        except click.ClickException as error:
+            # Click gives its own non-usage errors exit code 1, which here means a determination.
+            if error.exit_code != ExitCode.NOT_MEDICALLY_NECESSARY:
+                raise
+            error.show()
+            raise click.exceptions.Exit(ExitCode.INVALID_INPUT) from None
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:  # a bug must never exit 0, 1 or 3: those are determinations
+            lines = traceback.format_exc().rstrip().splitlines()
+            lines.append(f"internal error: {type(error).__name__}: {error}")
+            lines.append("  hint: this is a bug in necessity; no determination was made")
+            raise _fail(lines, ExitCode.ENGINE_ERROR) from None
+
+
+_CODES = "\n".join(f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items())
+
+
+@click.group(
+    cls=NecessityGroup,
+    help=f"""Evaluate medical-necessity criteria written as policy files.
+
+An adverse result is a recommendation for physician review, not a denial.
+
+\b
+Exit codes:
+{_CODES}
+
+\b
+Examples:
+  necessity evaluate examples/cases/t12-s2-fusion.json --policy lumbar-fusion
+  necessity validate policies/ examples/
+  necessity policies --format json
+""",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(_version(), "--version", prog_name="necessity")
+def main() -> None:
+    """Evaluate medical-necessity criteria written as policy files."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+__all__ = ["COMMANDS", "ExitCode", "main"]

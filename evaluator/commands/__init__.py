@@ -1,0 +1,66 @@
+"""One module per CLI verb, each exposing `command`; the exit codes and options they share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; `necessity --help` lists them.
+
+    They live here rather than in cli.py so that command modules can use them without importing
+    the group that imports them; cli.py re-exports them.
+    """
+
+    MEDICALLY_NECESSARY = 0
+    NOT_MEDICALLY_NECESSARY = 1
+    INVALID_INPUT = 2
+    INSUFFICIENT_DOCUMENTATION = 3
+    ENGINE_ERROR = 4
+
+    # Aliases for commands that print something other than a determination.
+    OK = 0
+
+    @classmethod
+    def for_determination(cls, determination: str) -> ExitCode:
+        """Return the exit code of a determination (`medically_necessary`, ...)."""
+        return cls[determination.upper()]
+
+
+EXIT_CODE_HELP = {
+    ExitCode.MEDICALLY_NECESSARY: "medically necessary (or the command succeeded)",
+    ExitCode.NOT_MEDICALLY_NECESSARY: "not medically necessary (for physician review)",
+    ExitCode.INVALID_INPUT: "invalid input or usage (the message says where)",
+    ExitCode.INSUFFICIENT_DOCUMENTATION: "insufficient documentation: pend and request documents",
+    ExitCode.ENGINE_ERROR: "the engine failed; no determination was made",
+}
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """Return the `--format` option offering `choices`; the first is the default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help="Output format; JSON is the stable contract for other tools.",
+    )
+
+
+def policies_dir_option() -> Callable[[F], F]:
+    """Return the `--policies-dir` option; without it the bundled policies are used."""
+    return click.option(
+        "--policies-dir",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="Folder of policies laid out as <id>/<version>.yaml (default: the bundled ones).",
+    )

@@ -1,0 +1,510 @@
+"""The lint rule table: every code with its severity and description, one function per check."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .conditions import Compare, Condition, Count, Every, Exists, Op, Some, Threshold, children
+from .dictionary import FactType
+from .lint_ranges import Leaf, Scope, always_any, groups, never_all
+from .model import Lifecycle, Policy
+from .source import make_pointer
+
+
+class Severity(StrEnum):
+    """How much a finding matters: errors fail `necessity lint` (exit 1), the others do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Origin(StrEnum):
+    """Which stage finds a code; INPUT means the file could not be read (exit 2)."""
+
+    INPUT = "input"
+    LOADER = "loader"
+    COMPILER = "compiler"
+    LINT = "lint"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    code: str
+    severity: Severity
+    description: str
+    origin: Origin
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What a check reports: a JSON pointer into the policy and a message; the table adds the
+    code and the severity."""
+
+    pointer: str
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """A policy and its fact dictionary (case facts plus the policy's derived types)."""
+
+    policy: Policy
+    types: Mapping[str, FactType]
+
+
+PolicyCheck = Callable[[Context], Iterable[Hit]]
+LibraryCheck = Callable[[Sequence[Policy]], Iterable[tuple[Policy, Hit]]]
+
+RULES: dict[str, Rule] = {}
+POLICY_CHECKS: dict[str, PolicyCheck] = {}
+LIBRARY_CHECKS: dict[str, LibraryCheck] = {}
+
+
+def _register(code: str, severity: Severity, description: str, origin: Origin) -> None:
+    if code in RULES:
+        raise ValueError(f"lint code {code!r} is registered twice")
+    RULES[code] = Rule(code, severity, description, origin)
+
+
+def policy_rule(
+    code: str, severity: Severity, description: str
+) -> Callable[[PolicyCheck], PolicyCheck]:
+    """Return a decorator that registers a check run once per policy."""
+
+    def register(check: PolicyCheck) -> PolicyCheck:
+        _register(code, severity, description, Origin.LINT)
+        POLICY_CHECKS[code] = check
+        return check
+
+    return register
+
+
+def library_rule(
+    code: str, severity: Severity, description: str
+) -> Callable[[LibraryCheck], LibraryCheck]:
+    """Return a decorator that registers a check run once over all policies linted together."""
+
+    def register(check: LibraryCheck) -> LibraryCheck:
+        _register(code, severity, description, Origin.LINT)
+        LIBRARY_CHECKS[code] = check
+        return check
+
+    return register
+
+
+def rule_for(code: str) -> Rule:
+    """Return the rule of a finding's code; an unlisted code is an unreadable-input error."""
+    if code in RULES:
+        return RULES[code]
+    if code.startswith("schema_"):
+        return Rule(code, Severity.ERROR, RULES["schema_*"].description, Origin.INPUT)
+    return Rule(code, Severity.ERROR, "the file cannot be read", Origin.INPUT)
+
+
+# --- codes found while reading, loading and compiling (not re-implemented here) ---------------
+
+for _code, _text in (
+    ("file_not_found", "a path given to lint does not exist"),
+    ("no_policy_files", "a folder given to lint holds no policy files"),
+    ("unreadable_file", "a file cannot be read or is not utf-8 text"),
+    ("malformed_yaml", "a file is not well-formed YAML or JSON"),
+    ("duplicate_key", "a mapping repeats a key"),
+    ("empty_document", "a file holds no data"),
+    ("schema_*", "a file violates schemas/policy.schema.json (one code per JSON Schema keyword)"),
+):
+    _register(_code, Severity.ERROR, _text, Origin.INPUT)
+for _code, _text in (
+    ("version_mismatch", "a policy's version differs from its file name"),
+    ("id_mismatch", "a policy's id differs from its folder under policies/"),
+):
+    _register(_code, Severity.ERROR, _text, Origin.LOADER)
+for _code, _text in (
+    ("unknown_fact", "a condition names a fact type the case schema does not define"),
+    ("unknown_field", "a condition, filter or derived value names a field its fact does not have"),
+    ("unknown_setting", "a threshold names a setting the policy does not define"),
+    ("unknown_value", "a value is not in the field's list of allowed values"),
+    ("wrong_type", "a value has the wrong type for its field (text, number, true/false)"),
+    ("unit_mismatch", "a threshold's unit does not fit the field's unit"),
+    ("not_numeric", "a threshold compares a field that is not a number"),
+    ("not_a_level", "a spinal-level comparison on a field that is not a level"),
+    ("unknown_level", "a spinal level that does not exist"),
+    ("date_needs_measure", "a threshold on a date without `measure: time_before_request`"),
+    ("unknown_clause", "a condition refers to a clause id the policy does not define"),
+    ("unknown_alias", "a `same_as` names an alias no enclosing binding defines"),
+    ("alias_reused", "a binding reuses an alias already bound around it"),
+    ("undeclared_fact", "a rule derives a fact type not declared under `facts`"),
+    ("cycle", "derivation rules or clauses depend on themselves"),
+    ("duplicate_clause", "two clauses share an id"),
+    ("unknown_reference", "a clause cites a reference number the policy does not define"),
+    ("impossible_n_of", "an N-of-M asks for more parts than it has"),
+    ("n_of_too_large", "an N-of-M expands to too many combinations for the engine"),
+    ("not_segments", "an alternative line names a fact type without a `segment` field"),
+    ("nested_count", "a `count` inside every/some/count (the engine cannot count per element)"),
+    ("engine_limit", "the compiled policy exceeds a durable_rules limit (rules, joins, values)"),
+):
+    _register(_code, Severity.ERROR, _text, Origin.COMPILER)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """Return a "did you mean" hint for the closest known name, or None."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def _roots(policy: Policy) -> Iterator[tuple[Condition, Scope, str | None]]:
+    """Yield each top-level condition, the aliases bound around it and the fact its rule
+    derives (None outside rules)."""
+    for clause in policy.clauses:
+        for cond in (clause.applies_when, clause.waived_by, clause.requires):
+            if cond is not None:
+                yield cond, {}, None
+    for rule in policy.rules:
+        if rule.when is not None:
+            yield rule.when, {b.alias: b.fact for b in rule.bindings}, rule.fact
+    if policy.alternative is not None:
+        yield policy.alternative.when, {}, None
+
+
+def scoped(cond: Condition, scope: Scope) -> Iterator[tuple[Condition, Scope]]:
+    """Yield every node of a condition with the aliases bound around it."""
+    yield cond, scope
+    if isinstance(cond, Every | Some | Count):
+        scope = {**scope, cond.binding.alias: cond.binding.fact}
+    for child in children(cond):
+        yield from scoped(child, scope)
+
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER = re.compile(r"([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)")
+
+
+def _templates(policy: Policy) -> Iterator[tuple[str, str]]:
+    """Yield (pointer, text) for every text with `{type.field}` placeholders."""
+    for clause in policy.clauses:
+        for status, text in clause.rationale.items():
+            yield f"{clause.pointer}/rationale/{status.value}", text
+        yield f"{clause.pointer}/recommendation", clause.recommendation
+    if policy.alternative is not None:
+        yield "/alternative/summary", policy.alternative.summary
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    fact: str
+    pointer: str
+    owner: str | None  # the fact the reading rule derives: reading itself is no use
+
+
+def _reads(policy: Policy) -> list[_Read]:
+    reads = []
+    for root, scope, owner in _roots(policy):
+        for node, inner in scoped(root, scope):
+            # a comparison on a bound alias reads the binding's fact, counted at the binding
+            if isinstance(node, Exists) or (isinstance(node, Compare) and node.fact not in inner):
+                reads.append(_Read(node.fact, node.pointer, owner))
+            elif isinstance(node, Every | Some | Count):
+                reads.append(_Read(node.binding.fact, node.binding.pointer, owner))
+    for rule in policy.rules:
+        reads.extend(_Read(b.fact, b.pointer, rule.fact) for b in rule.bindings)
+    for pointer, text in _templates(policy):
+        for match in _BRACES.finditer(text):
+            if found := _PLACEHOLDER.fullmatch(match.group(1).strip()):
+                reads.append(_Read(found.group(1), pointer, None))
+    if policy.alternative is not None:
+        for i, line in enumerate(policy.alternative.lines):
+            reads.append(_Read(line.segments, f"/alternative/lines/{i}/segments", None))
+    return [r for r in reads if r.fact != r.owner]
+
+
+# --- the checks, in the order --list-rules prints them -----------------------------------------
+
+
+@policy_rule(
+    "unused_derived_fact",
+    Severity.WARNING,
+    "a derived fact type is declared but no condition, template or alternative line reads it",
+)
+def unused_derived_fact(ctx: Context) -> Iterator[Hit]:
+    used = {read.fact for read in _reads(ctx.policy)}
+    produced = {rule.fact for rule in ctx.policy.rules}
+    for name in ctx.policy.derived:
+        if name not in used:
+            verb = "derived" if name in produced else "declared"
+            yield Hit(
+                make_pointer(["facts", name]),
+                f"derived fact `{name}` is {verb} but never used",
+                "use it in a condition, a template or the alternative, or remove it",
+            )
+
+
+@policy_rule(
+    "unproduced_derived_fact",
+    Severity.ERROR,
+    "a derived fact type is read but no rule derives it, so it never exists",
+)
+def unproduced_derived_fact(ctx: Context) -> Iterator[Hit]:
+    produced = {rule.fact for rule in ctx.policy.rules}
+    first_read: dict[str, _Read] = {}
+    for read in _reads(ctx.policy):
+        first_read.setdefault(read.fact, read)
+    for name in ctx.policy.derived:
+        if name not in produced and name in first_read:
+            line = ctx.policy.locate(first_read[name].pointer).line
+            yield Hit(
+                make_pointer(["facts", name]),
+                f"derived fact `{name}` is used (line {line}) but no rule derives it",
+                f"add a rule with `derive: {{fact: {name}}}`",
+            )
+
+
+@policy_rule("duplicate_rule", Severity.ERROR, "two derivation rules share an id")
+def duplicate_rule(ctx: Context) -> Iterator[Hit]:
+    seen: set[str] = set()
+    for i, rule in enumerate(ctx.policy.rules):
+        if rule.id in seen:
+            yield Hit(f"/rules/{i}/id", f"rule id `{rule.id}` is used twice")
+        seen.add(rule.id)
+
+
+@policy_rule("duplicate_reference", Severity.ERROR, "two references share a number")
+def duplicate_reference(ctx: Context) -> Iterator[Hit]:
+    seen: set[int] = set()
+    for i, ref in enumerate(ctx.policy.references):
+        if ref.id in seen:
+            yield Hit(f"/references/{i}/id", f"reference {ref.id} is defined twice")
+        seen.add(ref.id)
+
+
+@policy_rule("no_citation", Severity.ERROR, "a clause cites no reference")
+def no_citation(ctx: Context) -> Iterator[Hit]:
+    for clause in ctx.policy.clauses:
+        if not clause.cites:
+            yield Hit(f"{clause.pointer}/cites", f"clause `{clause.id}` cites no reference")
+
+
+@policy_rule("uncited_reference", Severity.WARNING, "a reference no clause cites")
+def uncited_reference(ctx: Context) -> Iterator[Hit]:
+    cited = {n for clause in ctx.policy.clauses for n in clause.cites}
+    for i, ref in enumerate(ctx.policy.references):
+        if ref.id not in cited:
+            yield Hit(
+                f"/references/{i}",
+                f"reference {ref.id} is not cited by any clause",
+                "cite it under a clause's `cites`, or remove it",
+            )
+
+
+@policy_rule(
+    "unknown_placeholder",
+    Severity.ERROR,
+    "a `{type.field}` placeholder in a rationale, recommendation or summary names no fact field",
+)
+def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
+    for pointer, text in _templates(ctx.policy):
+        for match in _BRACES.finditer(text):
+            inner = match.group(1).strip()
+            found = _PLACEHOLDER.fullmatch(inner)
+            if found is None:
+                yield Hit(
+                    pointer,
+                    f"placeholder `{match.group(0)}` is not `{{type.field}}`",
+                    "write the fact type and field, e.g. `{unstable_segment.segment}`",
+                )
+                continue
+            name, field = found.groups()
+            fact = ctx.types.get(name)
+            if fact is None:
+                yield Hit(
+                    pointer,
+                    f"placeholder `{match.group(0)}` names unknown fact type `{name}`",
+                    did_you_mean(name, ctx.types),
+                )
+            elif field not in fact.fields:
+                yield Hit(
+                    pointer,
+                    f"placeholder `{match.group(0)}`: fact `{name}` has no field `{field}`",
+                    did_you_mean(field, fact.fields),
+                )
+
+
+def _leaf_groups(ctx: Context, conjunctive: bool) -> Iterator[list[Leaf]]:
+    for root, scope, _owner in _roots(ctx.policy):
+        for node, inner in scoped(root, scope):
+            yield from groups(node, inner, ctx.types, conjunctive)
+
+
+def _line(ctx: Context, leaf: Leaf) -> int | None:
+    return ctx.policy.locate(leaf.node.pointer).line
+
+
+@policy_rule(
+    "contradiction",
+    Severity.ERROR,
+    "an `all` whose comparisons on one field can never all be true (at_least 6 and less_than 3)",
+)
+def contradiction(ctx: Context) -> Iterator[Hit]:
+    seen: set[str] = set()  # a nested `all` is checked alone and inside its parent
+    for group in _leaf_groups(ctx, conjunctive=True):
+        for end in range(2, len(group) + 1):
+            if never_all(group[:end]) and group[end - 1].node.pointer not in seen:
+                seen.add(group[end - 1].node.pointer)
+                last, earlier = group[end - 1], group[: end - 1]
+                lines = ", ".join(str(_line(ctx, leaf)) for leaf in earlier)
+                yield Hit(
+                    last.node.pointer,
+                    f"`{last.text}` can never hold together with the condition"
+                    f"{'s' if len(earlier) > 1 else ''} on line {lines}: this `all` is never true",
+                    "check the numbers and edges; one of the comparisons is probably reversed",
+                )
+                break
+
+
+@policy_rule(
+    "tautology",
+    Severity.WARNING,
+    "an `any` whose comparisons on one field cover every value (at_least 3 or less_than 3)",
+)
+def tautology(ctx: Context) -> Iterator[Hit]:
+    seen: set[str] = set()
+    for group in _leaf_groups(ctx, conjunctive=False):
+        for end in range(2, len(group) + 1):
+            if always_any(group[:end]) and group[end - 1].node.pointer not in seen:
+                seen.add(group[end - 1].node.pointer)
+                last = group[end - 1]
+                lines = ", ".join(str(_line(ctx, leaf)) for leaf in group[: end - 1])
+                yield Hit(
+                    last.node.pointer,
+                    f"with line {lines} this `any` is true for every documented "
+                    f"`{last.key.fact}.{last.key.field}`; only the undocumented case remains "
+                    "(unknown)",
+                    "if the point is that the field is documented, say `documented: true`",
+                )
+                break
+
+
+# Phrases that state which side of a number its edge falls on; "near" is a few words away.
+_EDGE = re.compile(
+    r"(?<![\w])(at least|at most|more than|less than|fewer than|greater than|or more|or less|"
+    r"or fewer|or greater|or higher|or lower|or longer|or shorter|or worse|or better|"
+    r"no more than|no less than|not more than|not less than|below|above|exceed\w*|within|"
+    r"up to)(?![\w])|>=|<=|>|<|≥|≤",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w)")
+_BEFORE, _AFTER = 4, 3  # words before / after a number searched for an edge phrase
+_EDGE_WORDS = {
+    Op.AT_LEAST: "at least / or more",
+    Op.MORE_THAN: "more than",
+    Op.AT_MOST: "at most / or less",
+    Op.LESS_THAN: "less than / below",
+}
+
+
+def _mentions(text: str, value: float) -> Iterator[bool]:
+    """Yield, for each mention of `value` in the text, whether an edge phrase is near it."""
+    for match in _NUMBER.finditer(text):
+        if float(match.group(1)) != value:
+            continue
+        before = " ".join(text[: match.start()].split()[-_BEFORE:])
+        after = " ".join(text[match.end() :].split()[:_AFTER])
+        yield _EDGE.search(f"{before} {text[match.start() : match.end()]} {after}") is not None
+
+
+def _thresholds(conds: Iterable[Condition | None]) -> list[Compare]:
+    # NaN marks an unknown setting, which the compiler reports
+    return [
+        node
+        for cond in conds
+        if cond is not None
+        for node, _scope in scoped(cond, {})
+        if isinstance(node, Compare)
+        and isinstance(node.operand, Threshold)
+        and not math.isnan(node.operand.value)
+    ]
+
+
+@policy_rule(
+    "unstated_edge",
+    Severity.WARNING,
+    "a description gives a threshold's number without saying which side of it counts",
+)
+def unstated_edge(ctx: Context) -> Iterator[Hit]:
+    texts: list[tuple[list[tuple[str, str]], list[Compare]]] = []
+    for clause in ctx.policy.clauses:
+        described = [(f"{clause.pointer}/title", clause.title)]
+        if clause.description:
+            described.append((f"{clause.pointer}/description", clause.description))
+        conds = (clause.applies_when, clause.waived_by, clause.requires)
+        texts.append((described, _thresholds(conds)))
+    for rule in ctx.policy.rules:
+        if rule.description:
+            described = [(f"{rule.pointer}/description", rule.description)]
+            texts.append((described, _thresholds([rule.when])))
+    for described, leaves in texts:
+        done: set[float] = set()
+        for leaf in leaves:
+            assert isinstance(leaf.operand, Threshold)
+            value = leaf.operand.value
+            mentioned = [(p, list(_mentions(text, value))) for p, text in described]
+            mentioned = [(p, edges) for p, edges in mentioned if edges]
+            if value in done or not mentioned or any(any(e) for _, e in mentioned):
+                continue
+            done.add(value)
+            shown = f"{value:g}"
+            line = ctx.policy.locate(leaf.pointer).line
+            yield Hit(
+                mentioned[0][0],
+                f"`{shown}` is the threshold `{leaf.op.value} {shown} {leaf.operand.unit}` "
+                f"(line {line}) but the text does not say whether {shown} itself counts",
+                f"say it with the edge, e.g. `{_EDGE_WORDS[leaf.op]}`",
+            )
+
+
+@library_rule(
+    "overlapping_versions",
+    Severity.ERROR,
+    "two active versions of one policy are in force on the same day",
+)
+def overlapping_versions(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
+    active = sorted(
+        (p for p in policies if p.status is Lifecycle.ACTIVE),
+        key=lambda p: (p.id, p.effective_from, p.version),
+    )
+    for i, later in enumerate(active):
+        for earlier in active[:i]:
+            if earlier.id != later.id or earlier.path == later.path:
+                continue
+            if earlier.effective_until is None or earlier.effective_until >= later.effective_from:
+                yield (
+                    later,
+                    Hit(
+                        "/effective",
+                        f"`{later.ref}` and `{earlier.ref}` are both active and both in force on "
+                        f"{later.effective_from.isoformat()}",
+                        f"end `{earlier.ref}` with `effective.until` before "
+                        f"{later.effective_from.isoformat()}, or retire it",
+                    ),
+                )
+
+
+__all__ = [
+    "LIBRARY_CHECKS",
+    "POLICY_CHECKS",
+    "RULES",
+    "Context",
+    "Hit",
+    "Origin",
+    "Rule",
+    "Severity",
+    "rule_for",
+]

@@ -1,0 +1,321 @@
+"""Tests for evaluator.ruleset: engine limits refused with a clear PolicyError, lanes, numbers.
+
+durable_rules fails late or not at all past its limits (durable-rules.md item 11): a rule joining
+17 facts fails on the first assert (error 304), 257 rules sharing a pattern fail at creation
+(error 108), and past 512 distinct values on one property creation never returns. The limits
+are checked before the engine sees a ruleset; these tests never build one that would hang.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import uuid
+from pathlib import Path
+from typing import Any
+
+import durable_rules_engine
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evaluator import ruleset
+from evaluator.compiler import compile_policy
+from evaluator.conditions import Truth
+from evaluator.engine import Engine
+from evaluator.errors import EngineError, PolicyError
+from evaluator.policies import Library, load_policy
+from evaluator.program import (
+    CASE,
+    STAGE,
+    VAL,
+    AllOf,
+    AnyTest,
+    EmitValue,
+    Eq,
+    Pattern,
+    Program,
+    Rule,
+    Test,
+)
+from evaluator.ruleset import (
+    LANE,
+    MAX_DISTINCT_VALUES,
+    MAX_EXPRESSIONS,
+    MAX_PATTERNS,
+    MAX_RULES,
+    number,
+    render,
+)
+
+HERE = Path(__file__).parent
+_names = itertools.count()
+
+
+# --- hand-built programs ------------------------------------------------------------------------
+
+
+def marker(stage: int = 1) -> Pattern:
+    return Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", stage))))
+
+
+def rule(index: int, *patterns: Pattern, origin: str = "X-ONE:requires") -> Rule:
+    action = EmitValue(VAL, f"n{index}", Truth.TRUE, ())
+    return Rule(f"r{index}", 1, (marker(), *patterns), action, origin)
+
+
+def program(rules: list[Rule]) -> Program:
+    # a fresh name each time: a ruleset name registers once per process
+    name = f"hand-built-{next(_names)}-{uuid.uuid4().hex[:8]}"
+    return Program(name, 1, tuple(rules), {}, {}, None)
+
+
+def case_pattern(alias: str = "case") -> Pattern:
+    return Pattern(alias, Eq("t", CASE))
+
+
+def refused(prog: Program) -> list[str]:
+    """The engine_limit messages render gives; every problem must be one."""
+    with pytest.raises(PolicyError) as caught:
+        render(prog)
+    assert {p.code for p in caught.value.problems} == {"engine_limit"}
+    return [p.message for p in caught.value.problems]
+
+
+def document(requires: dict[str, Any]) -> dict[str, Any]:
+    clause = {"id": "X-ONE", "title": "x", "requires": requires, "cites": [1],
+              "recommendation": "r"}  # fmt: skip
+    return {
+        "id": f"limits-{uuid.uuid4().hex[:8]}",
+        "version": "1",
+        "title": "limits",
+        "status": "active",
+        "effective": {"from": "2025-01-01"},
+        "procedures": [{"procedure": "lumbar_fusion"}],
+        "references": [{"id": 1, "citation": "c"}],
+        "sections": [{"id": "s", "title": "S", "clauses": [clause]}],
+    }
+
+
+def compile_and_register(root: Path, data: dict[str, Any]) -> Program:
+    path = root / "policies" / data["id"] / "1.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data, indent=1))
+    compiled = compile_policy(load_policy(path))
+    Engine.get().prepare(compiled)
+    return compiled
+
+
+# --- facts joined in one rule -------------------------------------------------------------------
+
+
+def test_a_rule_joining_more_than_16_facts_is_refused():
+    joined = [case_pattern(f"c{i}") for i in range(MAX_PATTERNS)]  # + the stage marker: 17
+    (message,) = refused(program([rule(0, *joined, origin="X-WIDE:requires")]))
+    assert "17 facts" in message
+    assert str(MAX_PATTERNS) in message
+    assert "`X-WIDE:requires`" in message
+
+
+def test_a_rule_joining_16_facts_registers():
+    joined = [case_pattern(f"c{i}") for i in range(MAX_PATTERNS - 1)]
+    Engine.get().prepare(program([rule(0, *joined)]))
+
+
+def test_the_engine_itself_fails_on_17_joined_facts():
+    # Why the limit is 16: creation succeeds, the first assert fails with error 304.
+    patterns = [{f"a{i}": {"t": f"x{i}"}} for i in range(MAX_PATTERNS + 1)]
+    name = f"raw-304-{uuid.uuid4().hex[:8]}"
+    handle = durable_rules_engine.create_ruleset(name, json.dumps({"r": {"all": patterns}}))
+    facts = [{"sid": "1", "id": f"i{i}", "t": f"x{i}"} for i in range(MAX_PATTERNS + 1)]
+    with pytest.raises(durable_rules_engine.error, match="304"):
+        durable_rules_engine.assert_facts(handle, json.dumps(facts))
+
+
+def nested_every(depth: int) -> dict[str, Any]:
+    require: dict[str, Any] = {"fact": "nicotine", "field": "status", "equals": "never"}
+    for level in range(depth):
+        require = {"every": {"fact": "fused_segment", "as": f"s{level}", "require": require}}
+    return require
+
+
+def test_a_policy_nesting_16_everys_is_refused(tmp_path):
+    with pytest.raises(PolicyError) as caught:
+        compile_and_register(tmp_path, document(nested_every(16)))
+    assert {p.code for p in caught.value.problems} == {"engine_limit"}
+    assert "split the condition" in str(caught.value)
+
+
+def test_a_policy_nesting_3_everys_compiles_and_runs(tmp_path):
+    compiled = compile_and_register(tmp_path, document(nested_every(3)))
+    facts = [
+        {"t": "case", "id": "case:1"},
+        {"t": "nicotine", "id": "nicotine:1", "status": "never"},
+    ]
+    facts += [{"t": "fused_segment", "id": f"fused_segment:{i}", "segment": "L4-L5"}
+              for i in range(2)]  # fmt: skip
+    trace = Engine.get().run(compiled, facts)
+    assert trace.statuses["X-ONE"].fact["status"] == "met"
+
+
+# --- tests on one fact --------------------------------------------------------------------------
+
+
+def wide(n: int) -> Test:
+    # the type test plus n more; the lane test makes one more expression
+    return AllOf((Eq("t", CASE), *(Eq(f"f{i}", i) for i in range(n))))
+
+
+def test_more_than_32_tests_on_one_fact_are_refused():
+    (message,) = refused(program([rule(0, Pattern("case", wide(MAX_EXPRESSIONS)))]))
+    assert f"more than {MAX_EXPRESSIONS} tests" in message
+
+
+def test_32_tests_on_one_fact_register():
+    Engine.get().prepare(program([rule(0, Pattern("case", wide(MAX_EXPRESSIONS - 2)))]))
+
+
+def test_a_policy_with_a_long_one_of_is_refused(tmp_path):
+    codes = [f"2{n:04d}" for n in range(40)]
+    with pytest.raises(PolicyError) as caught:
+        compile_and_register(tmp_path, document({"fact": "line", "field": "cpt", "one_of": codes}))
+    assert {p.code for p in caught.value.problems} == {"engine_limit"}
+
+
+# --- distinct values on one property ------------------------------------------------------------
+
+
+def valued(rules: int, per_rule: int) -> Program:
+    values = iter(range(rules * per_rule))
+    out = []
+    for index in range(rules):
+        test = AnyTest(tuple(Eq("cpt", f"v{next(values)}") for _ in range(per_rule)))
+        out.append(rule(index, Pattern("line", AllOf((Eq("t", "line"), test)))))
+    return program(out)
+
+
+def test_more_than_400_distinct_values_on_one_property_are_refused():
+    # 600 values in one lane (200 rules): past 512 creation would never return.
+    (message,) = refused(valued(LANE, 3))
+    assert "600 distinct values" in message
+    assert "`cpt`" in message
+
+
+def test_400_distinct_values_on_one_property_are_accepted():
+    render(valued(LANE, 2))
+    assert MAX_DISTINCT_VALUES < 512
+
+
+def test_more_than_4096_rules_are_refused():
+    rules = [rule(i, case_pattern()) for i in range(MAX_RULES)]  # + the catch-all
+    messages = refused(program(rules))
+    assert any(f"{MAX_RULES} rules" in m for m in messages)
+
+
+def test_every_limit_is_reported_at_once():
+    joined = [case_pattern(f"c{i}") for i in range(MAX_PATTERNS)]
+    prog = program([rule(0, *joined), rule(1, Pattern("case", wide(MAX_EXPRESSIONS + 5)))])
+    assert len(refused(prog)) == 2
+
+
+# --- lanes: more than 256 rules sharing a pattern -----------------------------------------------
+
+
+def shared(n: int) -> Program:
+    return program([rule(i, case_pattern()) for i in range(n)])
+
+
+def test_rules_sharing_a_pattern_are_spread_over_lanes():
+    Engine.get().prepare(shared(300))
+
+
+def test_without_lanes_the_engine_refuses_257_rules_sharing_a_pattern(monkeypatch):
+    monkeypatch.setattr(ruleset, "LANE", 10**6)
+    with pytest.raises(EngineError, match="108"):
+        Engine.get().prepare(shared(300))
+
+
+def test_shipped_policy_with_hundreds_of_rules_registers_and_runs():
+    policy = Library().get("lumbar-fusion@2025.1")
+    compiled = compile_policy(policy)
+    assert len(compiled.rules) > 256
+    Engine.get().prepare(compiled)
+    trace = Engine.get().run(compiled, [{"t": "case", "id": "case:1"},
+                                        {"t": "request", "id": "request:1"}])  # fmt: skip
+    assert set(trace.statuses) == {c.id for c in policy.clauses}
+    assert trace.verdict is not None
+
+
+def test_render_returns_a_fresh_definition():
+    prog = shared(3)
+    first = render(prog)
+    first["r0"]["all"].clear()
+    assert render(prog)["r0"]["all"]
+    assert "catch_all" in first
+
+
+def numbers_in(value: Any) -> list[float]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers_in(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers_in(v)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    return []
+
+
+@pytest.mark.parametrize("path", list(Library().paths()), ids=lambda p: p.parent.name)
+def test_rendered_shipped_rulesets_write_plain_numbers(path):
+    found = numbers_in(render(compile_policy(load_policy(path))))
+    assert found
+    for value in found:
+        assert math.isfinite(value)
+        assert "e" not in json.dumps(value).lower()
+
+
+# --- numbers ------------------------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15,
+                   exclude_min=True, exclude_max=True)  # fmt: skip
+
+
+@given(finite)
+def test_number_never_writes_an_exponent(x):
+    text = json.dumps(number(x))
+    assert "e" not in text.lower()
+    # fixed decimals: at most four places, so the value moves by at most half a unit of the 4th
+    assert math.isclose(float(text), x, rel_tol=1e-15, abs_tol=5.001e-5)
+
+
+@given(st.integers(-(10**18), 10**18))
+def test_number_keeps_integers(n):
+    assert number(n) == n
+    assert type(number(n)) is int
+
+
+def test_number_keeps_booleans():
+    assert number(True) is True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1e-07, 0), (2.5, 2.5), (3.0, 3), (0.00012, 0.0001), (-0.0, 0),
+        (123456789.123456, 123456789.1235),
+    ],
+    ids=["tiny", "decimal", "whole-float", "rounded", "negative-zero", "large"],
+)  # fmt: skip
+def test_number_writes_fixed_decimals(value, expected):
+    assert number(value) == expected
+    assert "e" not in json.dumps(number(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [math.inf, -math.inf, math.nan, 1e15, -1e16],
+    ids=["inf", "-inf", "nan", "1e15", "-1e16"],
+)
+def test_number_rejects_what_the_engine_cannot_parse(value):
+    with pytest.raises(ValueError, match="out of range"):
+        number(value)
