@@ -10,7 +10,7 @@ import click
 
 from evaluator import render
 from evaluator.commands import EXIT_CODE_HELP, ExitCode, evaluate, policies, test, validate
-from evaluator.commands import fmt, show
+from evaluator.commands import fmt, lint, show
 from evaluator.errors import EngineError, InputError
 
 # One module per verb (evaluator/commands/<verb>.py, exposing `command`): add new ones here.
@@ -21,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     test.command,
     fmt.command,
     show.command,
+    lint.command,
 )
 
 

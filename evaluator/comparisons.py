@@ -89,7 +89,7 @@ def lower(
             problems.add(
                 "date_needs_measure",
                 f"a threshold on the date `{name}` needs `measure: time_before_request`",
-                locate(leaf.pointer),
+                locate(f"{leaf.pointer}/{leaf.op.value}"),
             )
             return Outcomes(NEVER, NEVER, NEVER)
         if threshold.unit == "months":
@@ -100,7 +100,7 @@ def lower(
         problems.add(
             "unit_mismatch",
             _unit_message(leaf, threshold, "months, weeks or days"),
-            locate(leaf.pointer),
+            locate(f"{leaf.pointer}/{leaf.op.value}"),
         )
         return Outcomes(NEVER, NEVER, NEVER)
     if info.kind == "duration":
@@ -108,18 +108,22 @@ def lower(
             problems.add(
                 "unit_mismatch",
                 _unit_message(leaf, threshold, "weeks or days"),
-                locate(leaf.pointer),
+                locate(f"{leaf.pointer}/{leaf.op.value}"),
             )
             return Outcomes(NEVER, NEVER, NEVER)
         return _interval(op, name, threshold.value * UNIT_DAYS[threshold.unit])
     if info.kind not in ("measurement", "integer", "number"):
         problems.add(
-            "not_numeric", f"`{name}` is a {info.kind} field, not a number", locate(leaf.pointer)
+            "not_numeric",
+            f"`{name}` is a {info.kind} field, not a number",
+            locate(f"{leaf.pointer}/{leaf.op.value}"),
         )
         return Outcomes(NEVER, NEVER, NEVER)
     if threshold.unit != info.unit:
         problems.add(
-            "unit_mismatch", _unit_message(leaf, threshold, f"`{info.unit}`"), locate(leaf.pointer)
+            "unit_mismatch",
+            _unit_message(leaf, threshold, f"`{info.unit}`"),
+            locate(f"{leaf.pointer}/{leaf.op.value}"),
         )
     if leaf.minus is not None:
         yes, no = _POINT[op]
@@ -158,7 +162,7 @@ def _equality(
         leaf.operand if isinstance(leaf.operand, tuple) else (leaf.operand,)  # type: ignore[assignment]
     )
     for value in values:
-        check_value(leaf.fact, info, value, problems, locate(leaf.pointer))
+        check_value(leaf.fact, info, value, problems, locate(f"{leaf.pointer}/{leaf.op.value}"))
     same = AnyTest(tuple(Eq(name, v) for v in values)) if len(values) > 1 else Eq(name, values[0])
     differs = AllOf((Present(name), *(Ne(name, v) for v in values)))
     if leaf.op in (Op.EQUALS, Op.ONE_OF):
@@ -173,13 +177,13 @@ def _level(
         problems.add(
             "not_a_level",
             f"`{leaf.fact}.{leaf.field}` is not a spinal-level field",
-            locate(leaf.pointer),
+            locate(f"{leaf.pointer}/{leaf.op.value}"),
         )
         return Outcomes(NEVER, NEVER, NEVER)
     try:
         index = parse_level(str(leaf.operand)).index
     except LevelError as error:
-        problems.add("unknown_level", str(error), locate(leaf.pointer))
+        problems.add("unknown_level", str(error), locate(f"{leaf.pointer}/{leaf.op.value}"))
         return Outcomes(NEVER, NEVER, NEVER)
     # Spinal order runs cranial to caudal, so "above" means a smaller index.
     yes, no = {

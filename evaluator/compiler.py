@@ -312,23 +312,28 @@ class _Compiler:
 
     def compare(self, leaf: Compare, scope: _Scope, node_id: str) -> int:
         bound = scope.find(leaf.fact)
-        fact = self.types.get(bound.fact) if bound else self.fact_type(leaf.fact, leaf.pointer)
+        fact = (
+            self.types.get(bound.fact)
+            if bound
+            else self.fact_type(leaf.fact, f"{leaf.pointer}/fact")
+        )
         if fact is None:
             return 0
         info = fact.fields.get(leaf.field)
         for name in (leaf.field, leaf.minus):
             if name is not None and name not in fact.fields:
+                key = "field" if name == leaf.field else "minus"
                 self.problems.add(
                     "unknown_field",
                     f"fact `{fact.name}` has no field `{name}`",
-                    self.locate(leaf.pointer),
+                    self.locate(f"{leaf.pointer}/{key}"),
                     _did_you_mean(name, fact.fields),
                 )
         if isinstance(leaf.operand, Threshold) and math.isnan(leaf.operand.value):
             self.problems.add(
                 "unknown_setting",
                 f"unknown setting `{leaf.operand.setting}`",
-                self.locate(leaf.pointer),
+                self.locate(f"{leaf.pointer}/{leaf.op.value}/setting"),
                 _did_you_mean(leaf.operand.setting or "", self.policy.settings),
             )
             return 0
@@ -749,7 +754,11 @@ class _Compiler:
         for clause in self.policy.clauses:
             self.stage_of_clause(clause.id, clause.pointer)
         for rule in self.policy.rules:
-            self.stage_of_fact(rule.fact, rule.pointer)
+            target = self.types.get(rule.fact)
+            if target is None or not target.derived:
+                self.derive(rule)  # reports the undeclared fact with its location
+            else:
+                self.stage_of_fact(rule.fact, rule.pointer)
         alternative = None
         last = max([*self.clause_stage.values(), *self.fact_stage.values(), 0])
         if self.policy.alternative is not None:

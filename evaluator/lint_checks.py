@@ -218,7 +218,7 @@ def _reads(policy: Policy) -> list[_Read]:
         reads.extend(_Read(b.fact, b.pointer, rule.fact) for b in rule.bindings)
     for pointer, text in _templates(policy):
         for match in _BRACES.finditer(text):
-            if found := _PLACEHOLDER.fullmatch(match.group(1).strip()):
+            if found := _PLACEHOLDER.fullmatch(match.group(1)):
                 reads.append(_Read(found.group(1), pointer, None))
     if policy.alternative is not None:
         for i, line in enumerate(policy.alternative.lines):
@@ -312,8 +312,8 @@ def uncited_reference(ctx: Context) -> Iterator[Hit]:
 def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
     for pointer, text in _templates(ctx.policy):
         for match in _BRACES.finditer(text):
-            inner = match.group(1).strip()
-            found = _PLACEHOLDER.fullmatch(inner)
+            # exactly the form the decision fills in: no spaces inside the braces
+            found = _PLACEHOLDER.fullmatch(match.group(1))
             if found is None:
                 yield Hit(
                     pointer,

@@ -59,10 +59,10 @@ class Suite:
 def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path, str | None]]:
     """Return `(suite file, version override)` for the named policies, files or folders.
 
-    A name is a suite file or a folder of them (when it exists as a path), else a policy id,
-    optionally `id@version` to run that policy's suites against that version. Without names,
-    every policy under the library root that has a `tests/` folder. Raises PolicyNotFoundError
-    for an unknown policy id.
+    A name that exists as a path is a suite file or a folder of them (of a policy's folder, its
+    `tests/`); any other name is a policy id, optionally `id@version` to run that policy's suites
+    against that version. Without names, every policy under the library root that has a
+    `tests/` folder. Raises PolicyNotFoundError for an unknown policy id.
     """
     found: list[tuple[Path, str | None]] = []
     if not names:
@@ -73,7 +73,9 @@ def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path,
         if path.is_file():
             found.append((path, None))
         elif path.is_dir():
-            found.extend((f, None) for f in _suite_files(path))
+            # A policy's own folder holds policy files too: only its tests/ are suites.
+            folder = path / "tests" if (path / "tests").is_dir() else path
+            found.extend((f, None) for f in _suite_files(folder))
         else:
             ref = PolicyRef.parse(name)
             library.get(ref.id)  # an unknown id: PolicyNotFoundError naming the known ones

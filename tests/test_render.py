@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,7 @@ def test_text_report_states_the_review_note(report: str) -> None:
 
 
 def clause(evidence: list[Evidence]) -> ClauseResult:
-    return ClauseResult(
-        "X", "s", "t", Status.NOT_MET, tuple(evidence), (), None, "do more", ()
-    )
+    return ClauseResult("X", "s", "t", Status.NOT_MET, tuple(evidence), (), None, "do more", ())
 
 
 def fact(*values: tuple[str, Any], type_: str = "conservative_care") -> FactView:
@@ -129,10 +128,13 @@ def fact(*values: tuple[str, Any], type_: str = "conservative_care") -> FactView
             ),
             "date 2025-06-10 (10 days before the request)",
         ),
-        (fact(("duration_lo", 41), ("duration_hi", 41), type_="physical_therapy"), "duration 41 days"),
-        (fact(("cobb_word", "very subtle"), type_="alignment"), "cobb very subtle"),
+        (
+            fact(("duration_lo", 41), ("duration_hi", 41), type_="physical_therapy"),
+            "duration 41 days",
+        ),
+        (fact(("cobb_word", "very subtle"), type_="alignment"), "Cobb angle very subtle"),
         (fact(("supervised", False), type_="physical_therapy"), "supervised no"),
-        (fact(("hba1c", 8.4), type_="diabetes"), "hba1c 8.4%"),
+        (fact(("hba1c", 8.4), type_="diabetes"), "HbA1c 8.4%"),
     ],
     ids=["month-interval", "exact-days", "duration", "word", "boolean", "unit"],
 )
@@ -140,7 +142,7 @@ def test_fact_values_in_words(view: FactView, expected: str) -> None:
     assert render.fact_text(view) == expected
 
 
-def test_evidence_lines_merge_bindings_and_cap(report: str) -> None:
+def test_evidence_lines_merge_bindings_and_cap(founding: Any) -> None:
     same = [
         Evidence("an unstable segment is documented", Truth.FALSE, (("seg", s),), ())
         for s in ("T12-L1", "L1-L2", "L2-L3", "S1-S2")
@@ -149,18 +151,10 @@ def test_evidence_lines_merge_bindings_and_cap(report: str) -> None:
     assert len(lines) == 1
     assert lines[0].binding == "seg = T12-L3, S1-S2"
     many = [Evidence(f"condition {i}", Truth.UNKNOWN, (), ()) for i in range(9)]
-    text = render.decision_text(
-        api.evaluate_path(FOUNDING, "lumbar-fusion").__class__(
-            **{**_fields(api.evaluate_path(FOUNDING, "lumbar-fusion")), "clauses": (clause(many),)}
-        )
-    )
+    text = render.decision_text(dataclasses.replace(founding, clauses=(clause(many),)))
     assert "[not documented] condition 5" in text
     assert "condition 6" not in text
     assert "... and 3 more" in text
-
-
-def _fields(decision: Any) -> dict[str, Any]:
-    return {name: getattr(decision, name) for name in decision.__dataclass_fields__}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -243,7 +237,9 @@ def test_markdown_has_the_headings(founding: Any) -> None:
         "## References",
     ):
         assert expected in headings
-    assert "| `LF-INSTABILITY` | Imaging | Instability at every fused segment | not met |" in markdown
+    assert (
+        "| `LF-INSTABILITY` | Imaging | Instability at every fused segment | not met |" in markdown
+    )
     assert "- **no** `seg = T12-L3, S1-S2`: " in markdown
     assert "\x02" not in markdown
     assert "\x06" not in markdown

@@ -39,7 +39,7 @@ def command(paths: tuple[Path, ...], output_format: str, list_rules: bool) -> No
     if list_rules:
         click.echo(lint.list_rules())
         return
-    report = lint.lint_paths(paths or (resources.policies_dir(),))
+    report = lint.lint_paths(paths or (_bundled_policies(),))
     if output_format == "json":
         click.echo(lint.dumps(report.as_json()))
     elif output_format == "sarif":
@@ -50,3 +50,12 @@ def command(paths: tuple[Path, ...], output_format: str, list_rules: bool) -> No
         raise click.exceptions.Exit(ExitCode.INVALID_INPUT)
     if report.failed:
         raise click.exceptions.Exit(FINDINGS)
+
+
+def _bundled_policies() -> Path:
+    # shown relative to the working directory when it is inside it, as a user would type it
+    folder = resources.policies_dir()
+    try:
+        return folder.relative_to(Path.cwd())
+    except ValueError:
+        return folder
