@@ -220,8 +220,12 @@ def level(op: str, index: int | None) -> Truth:
     if index is None:
         return U
     limit = parse_level("L3").index
-    test = {"above": operator.lt, "at_or_above": operator.le, "below": operator.gt,
-            "at_or_below": operator.ge}[op]  # fmt: skip
+    test = {
+        "above": operator.lt,
+        "at_or_above": operator.le,
+        "below": operator.gt,
+        "at_or_below": operator.ge,
+    }[op]
     return T if test(index, limit) else F
 
 
@@ -338,10 +342,22 @@ def oracle(s: dict[str, Any]) -> dict[str, Truth]:
 # --- examples at the edges ----------------------------------------------------------------------
 
 NOTHING: dict[str, Any] = {
-    "nicotine": False, "cotinine": (None, None), "status": None, "pt": False, "visits": None,
-    "duration": None, "care": False, "months": None, "days": None, "alignment": False, "pi": None,
-    "ll": None, "studies": [], "upper": None, "line": False,
-}  # fmt: skip
+    "nicotine": False,
+    "cotinine": (None, None),
+    "status": None,
+    "pt": False,
+    "visits": None,
+    "duration": None,
+    "care": False,
+    "months": None,
+    "days": None,
+    "alignment": False,
+    "pi": None,
+    "ll": None,
+    "studies": [],
+    "upper": None,
+    "line": False,
+}
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -349,15 +365,29 @@ def with_(**changes: Any) -> dict[str, Any]:
 
 
 POINT_EDGES = [
-    ("at_least", 10, T), ("at_least", 9.99, F), ("more_than", 10, F), ("more_than", 10.01, T),
-    ("at_most", 10, T), ("at_most", 10.01, F), ("less_than", 10, F), ("less_than", 9.99, T),
-]  # fmt: skip
+    ("at_least", 10, T),
+    ("at_least", 9.99, F),
+    ("more_than", 10, F),
+    ("more_than", 10.01, T),
+    ("at_most", 10, T),
+    ("at_most", 10.01, F),
+    ("less_than", 10, F),
+    ("less_than", 9.99, T),
+]
 INTERVAL_EDGES = [
-    ("at_least", (3, 3), T), ("at_least", (3, 4), T), ("at_least", (2, 3), U),
-    ("at_least", (1, 2), F), ("more_than", (3, 4), U), ("more_than", (4, 5), T),
-    ("at_most", (2, 3), T), ("at_most", (3, 4), U), ("at_most", (4, 4), F),
-    ("less_than", (2, 3), U), ("less_than", (1, 2), T), ("less_than", (3, 3), F),
-]  # fmt: skip
+    ("at_least", (3, 3), T),
+    ("at_least", (3, 4), T),
+    ("at_least", (2, 3), U),
+    ("at_least", (1, 2), F),
+    ("more_than", (3, 4), U),
+    ("more_than", (4, 5), T),
+    ("at_most", (2, 3), T),
+    ("at_most", (3, 4), U),
+    ("at_most", (4, 4), F),
+    ("less_than", (2, 3), U),
+    ("less_than", (1, 2), T),
+    ("less_than", (3, 3), F),
+]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from evaluator import api, render
 from evaluator.conditions import Truth
 from evaluator.decision import ClauseResult, Evidence, FactView
-from evaluator.model import Status
+from evaluator.model import Reference, Status
 
 ROOT = Path(__file__).parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
@@ -71,11 +71,13 @@ def test_text_report_order(report: str) -> None:
     assert all(line.startswith(("  [", "      ")) for line in tail)
 
 
-def test_text_report_evidence_reads_as_words(report: str) -> None:
+def test_text_report_evidence_reads_as_words(founding: Any, report: str) -> None:
     assert "[no] seg = T12-L3, S1-S2: " in report
     assert "[not documented] physical therapy: supervised is yes" in report
     assert 'source: clinic note "PT listed among prior treatments' in report
-    assert "References: [1, 2, 6, 8]" in report
+    instability = next(c for c in founding.clauses if c.id == "LF-INSTABILITY")
+    cited = ", ".join(str(n) for n in sorted(instability.citations))
+    assert f"References: [{cited}]" in report
     assert "Recommendation: Limit fusion to the segments with demonstrated instability" in report
     assert "  - lumbar fusion: L3-S1" in report
     assert "  1. Physical therapy notes with start and end dates" in report
@@ -83,10 +85,25 @@ def test_text_report_evidence_reads_as_words(report: str) -> None:
         assert raw not in report
 
 
-def test_text_report_cites_only_references_it_shows(report: str) -> None:
-    references = report[position(report, "REFERENCES") :]
-    assert "[9] Highmark" in references
-    assert "[5]" not in references  # Herkowitz is in the policy but no clause cites it
+def test_text_report_cites_only_references_it_shows(founding: Any) -> None:
+    inapplicable = next(c for c in founding.clauses if c.status is Status.NOT_APPLICABLE)
+    decision = dataclasses.replace(
+        founding,
+        clauses=tuple(
+            dataclasses.replace(c, citations=(99,)) if c is inapplicable else c
+            for c in founding.clauses
+        ),
+        references=(*founding.references, Reference(99, "Cited by an inapplicable clause only.")),
+    )
+    text = render.decision_text(decision)
+    references = text[position(text, "REFERENCES") :]
+    assert "[99]" not in references
+    shown = {
+        n for c in founding.clauses if c.status is not Status.NOT_APPLICABLE for n in c.citations
+    }
+    assert shown
+    for ref in founding.references:
+        assert (f"[{ref.id}] " in references) == (ref.id in shown), ref.id
 
 
 def test_text_report_states_the_review_note(report: str) -> None:

@@ -84,8 +84,13 @@ def refused(prog: Program) -> list[str]:
 
 
 def document(requires: dict[str, Any]) -> dict[str, Any]:
-    clause = {"id": "X-ONE", "title": "x", "requires": requires, "cites": [1],
-              "recommendation": "r"}  # fmt: skip
+    clause = {
+        "id": "X-ONE",
+        "title": "x",
+        "requires": requires,
+        "cites": [1],
+        "recommendation": "r",
+    }
     return {
         "id": f"limits-{uuid.uuid4().hex[:8]}",
         "version": "1",
@@ -153,8 +158,9 @@ def test_a_policy_nesting_3_everys_compiles_and_runs(tmp_path):
         {"t": "case", "id": "case:1"},
         {"t": "nicotine", "id": "nicotine:1", "status": "never"},
     ]
-    facts += [{"t": "fused_segment", "id": f"fused_segment:{i}", "segment": "L4-L5"}
-              for i in range(2)]  # fmt: skip
+    facts += [
+        {"t": "fused_segment", "id": f"fused_segment:{i}", "segment": "L4-L5"} for i in range(2)
+    ]
     trace = Engine.get().run(compiled, facts)
     assert trace.statuses["X-ONE"].fact["status"] == "met"
 
@@ -241,8 +247,9 @@ def test_shipped_policy_with_hundreds_of_rules_registers_and_runs():
     compiled = compile_policy(policy)
     assert len(compiled.rules) > 256
     Engine.get().prepare(compiled)
-    trace = Engine.get().run(compiled, [{"t": "case", "id": "case:1"},
-                                        {"t": "request", "id": "request:1"}])  # fmt: skip
+    trace = Engine.get().run(
+        compiled, [{"t": "case", "id": "case:1"}, {"t": "request", "id": "request:1"}]
+    )
     assert set(trace.statuses) == {c.id for c in policy.clauses}
     assert trace.verdict is not None
 
@@ -276,8 +283,14 @@ def test_rendered_shipped_rulesets_write_plain_numbers(path):
 
 # --- numbers ------------------------------------------------------------------------------------
 
-finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15,
-                   exclude_min=True, exclude_max=True)  # fmt: skip
+finite = st.floats(
+    allow_nan=False,
+    allow_infinity=False,
+    min_value=-1e15,
+    max_value=1e15,
+    exclude_min=True,
+    exclude_max=True,
+)
 
 
 @given(finite)
@@ -301,11 +314,15 @@ def test_number_keeps_booleans():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        (1e-07, 0), (2.5, 2.5), (3.0, 3), (0.00012, 0.0001), (-0.0, 0),
+        (1e-07, 0),
+        (2.5, 2.5),
+        (3.0, 3),
+        (0.00012, 0.0001),
+        (-0.0, 0),
         (123456789.123456, 123456789.1235),
     ],
     ids=["tiny", "decimal", "whole-float", "rounded", "negative-zero", "large"],
-)  # fmt: skip
+)
 def test_number_writes_fixed_decimals(value, expected):
     assert number(value) == expected
     assert "e" not in json.dumps(number(value))
