@@ -9,8 +9,17 @@ from typing import Any
 import click
 
 from evaluator import render
-from evaluator.commands import EXIT_CODE_HELP, ExitCode, evaluate, policies, test, validate
-from evaluator.commands import fmt, lint, show
+from evaluator.commands import (
+    EXIT_CODE_HELP,
+    ExitCode,
+    evaluate,
+    fmt,
+    lint,
+    policies,
+    show,
+    test,
+    validate,
+)
 from evaluator.errors import EngineError, InputError
 
 # One module per verb (evaluator/commands/<verb>.py, exposing `command`): add new ones here.

@@ -1,0 +1,223 @@
+"""Tests for evaluator.policies: loading policy files and the Library that selects versions."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from evaluator.compiler import compile_policy
+from evaluator.errors import PolicyError, PolicyNotFoundError
+from evaluator.model import Lifecycle
+from evaluator.policies import Library, PolicyRef, load_policy
+
+HERE = Path(__file__).parent
+SHIPPED = Library()
+
+TEMPLATE = """\
+id: {id}
+version: "{version}"
+title: {id} {version}
+status: {status}
+effective: {effective}
+procedures: [{{procedure: lumbar_fusion}}]
+references: [{{id: 1, citation: c}}]
+sections:
+  - id: s
+    title: S
+    clauses:
+      - id: X-ONE
+        title: never smoked
+        requires: {{fact: nicotine, field: status, equals: never}}
+        cites: [1]
+        recommendation: r
+"""
+
+
+def write(
+    root: Path,
+    folder: str,
+    stem: str,
+    *,
+    policy_id: str | None = None,
+    version: str | None = None,
+    status: str = "active",
+    start: str = "2025-01-01",
+    until: str | None = None,
+) -> Path:
+    effective = f'{{from: "{start}"' + (f', until: "{until}"' if until else "") + "}"
+    path = root / folder / f"{stem}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = TEMPLATE.format(
+        id=policy_id or folder, version=version or stem, status=status, effective=effective
+    )
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Library:
+    root = tmp_path / "policies"
+    write(root, "alpha", "2023.1", status="retired", start="2023-01-01", until="2023-12-31")
+    write(root, "alpha", "2024.1", start="2024-01-01", until="2024-12-31")
+    write(root, "alpha", "2025.1", start="2025-01-01")
+    write(root, "alpha", "2025.2", status="draft", start="2025-06-01")
+    write(root, "beta", "1", start="2025-01-01")
+    return Library(root)
+
+
+def not_found(library: Library, ref: str, on: date | None = None) -> PolicyNotFoundError:
+    with pytest.raises(PolicyNotFoundError) as caught:
+        library.get(ref, on)
+    return caught.value
+
+
+# --- selecting a version ------------------------------------------------------------------------
+
+
+def test_unknown_policy_lists_the_known_ones(library):
+    error = not_found(library, "gamma")
+    assert error.code == "unknown_policy"
+    assert "`gamma`" in str(error)
+    assert "`alpha`, `beta`" in str(error)
+
+
+def test_unknown_policy_in_an_empty_library(tmp_path):
+    error = not_found(Library(tmp_path / "nothing-here"), "alpha")
+    assert error.code == "unknown_policy"
+    assert "none" in str(error)
+
+
+def test_unknown_version_lists_the_versions(library):
+    error = not_found(library, "alpha@2026.1")
+    assert error.code == "unknown_version"
+    assert "`2023.1`, `2024.1`, `2025.1`, `2025.2`" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("on", "version"),
+    [
+        (date(2024, 1, 1), "2024.1"),
+        (date(2024, 12, 31), "2024.1"),
+        (date(2025, 1, 1), "2025.1"),
+        (date(2025, 7, 1), "2025.1"),
+        (None, "2025.1"),
+    ],
+    ids=["first-day", "last-day", "next-version", "draft-not-selected", "no-date-newest-active"],
+)
+def test_version_in_force_on_a_date(library, on, version):
+    assert library.get("alpha", on).version == version
+
+
+def test_retired_versions_are_not_selected_by_date(library):
+    error = not_found(library, "alpha", date(2023, 6, 1))
+    assert error.code == "no_version_in_force"
+    assert "2023-06-01" in str(error)
+
+
+def test_before_any_version_nothing_is_in_force(library):
+    assert not_found(library, "beta", date(2024, 12, 31)).code == "no_version_in_force"
+
+
+@pytest.mark.parametrize(
+    ("ref", "status"),
+    [("alpha@2025.2", Lifecycle.DRAFT), ("alpha@2023.1", Lifecycle.RETIRED)],
+    ids=["draft", "retired"],
+)
+def test_a_named_version_is_returned_whatever_its_status(library, ref, status):
+    assert library.get(ref).status is status
+
+
+def test_versions_sort_numerically(tmp_path):
+    root = tmp_path / "policies"
+    for stem in ("2025.9", "2025.10", "2025.2"):
+        write(root, "alpha", stem)
+    library = Library(root)
+    assert [p.stem for p in library.paths()] == ["2025.2", "2025.9", "2025.10"]
+    assert library.get("alpha").version == "2025.10"
+
+
+def test_listing(library):
+    assert library.ids() == ["alpha", "beta"]
+    assert [p.ref for p in library.all()] == [
+        "alpha@2023.1",
+        "alpha@2024.1",
+        "alpha@2025.1",
+        "alpha@2025.2",
+        "beta@1",
+    ]
+
+
+def test_policies_are_loaded_once(library):
+    assert library.get("alpha@2025.1") is library.get("alpha", date(2025, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("alpha", PolicyRef("alpha")), ("alpha@2025.1", PolicyRef("alpha", "2025.1"))],
+    ids=["id", "id-and-version"],
+)
+def test_policy_ref(text, expected):
+    assert PolicyRef.parse(text) == expected
+    assert str(expected) == text
+
+
+# --- a file in the wrong place ------------------------------------------------------------------
+
+
+def test_file_name_and_version_mismatch(tmp_path):
+    path = write(tmp_path / "policies", "alpha", "2025.3", version="2025.4")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    (problem,) = caught.value.problems
+    assert problem.code == "version_mismatch"
+    assert (problem.location.file, problem.location.line) == (str(path), 2)
+    assert "`2025.4`" in problem.message
+    assert "`2025.3.yaml`" in problem.message
+
+
+def test_folder_and_id_mismatch(tmp_path):
+    path = write(tmp_path / "policies", "alpha", "1", policy_id="beta")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    (problem,) = caught.value.problems
+    assert problem.code == "id_mismatch"
+    assert problem.location.line == 1
+
+
+def test_both_mismatches_are_reported_at_once(tmp_path):
+    path = write(tmp_path / "policies", "alpha", "1", policy_id="beta", version="2")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert [p.code for p in caught.value.problems] == ["version_mismatch", "id_mismatch"]
+
+
+def test_a_mismatched_file_breaks_selection_of_its_policy(tmp_path):
+    root = tmp_path / "policies"
+    write(root, "alpha", "1")
+    write(root, "alpha", "2", version="3")
+    with pytest.raises(PolicyError, match="does not match"):
+        Library(root).get("alpha")
+
+
+# --- the shipped policies -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", list(SHIPPED.paths()), ids=lambda p: f"{p.parent.name}@{p.stem}")
+def test_every_shipped_policy_loads_and_compiles(path):
+    policy = load_policy(path)
+    assert (policy.id, policy.version) == (path.parent.name, path.stem)
+    program = compile_policy(policy)
+    assert set(program.clauses) == {c.id for c in policy.clauses}
+
+
+def test_policies_are_shipped():
+    assert "lumbar-fusion" in SHIPPED.ids()
+
+
+@pytest.mark.parametrize("policy_id", SHIPPED.ids(), ids=str)
+def test_every_shipped_policy_has_an_active_version(policy_id):
+    policy = SHIPPED.get(policy_id)
+    assert policy.status is Lifecycle.ACTIVE
+    assert policy.in_force(policy.effective_from)
