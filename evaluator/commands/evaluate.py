@@ -8,10 +8,20 @@ from pathlib import Path
 
 import click
 
-from evaluator import api, render
+from evaluator import api, render, render_review
 from evaluator.cases import load_case
 from evaluator.commands import ExitCode, format_option, policies_dir_option
 from evaluator.policies import Library
+
+# A partly approvable request still has lines for physician review; a line no policy governs
+# must be pended, not approved.
+OVERALL_EXIT = {
+    api.Overall.MEDICALLY_NECESSARY: ExitCode.MEDICALLY_NECESSARY,
+    api.Overall.PARTIALLY_MEDICALLY_NECESSARY: ExitCode.NOT_MEDICALLY_NECESSARY,
+    api.Overall.NOT_MEDICALLY_NECESSARY: ExitCode.NOT_MEDICALLY_NECESSARY,
+    api.Overall.INSUFFICIENT_DOCUMENTATION: ExitCode.INSUFFICIENT_DOCUMENTATION,
+    api.Overall.NO_POLICY: ExitCode.INSUFFICIENT_DOCUMENTATION,
+}
 
 
 @click.command("evaluate")
@@ -27,30 +37,37 @@ from evaluator.policies import Library
 def command(case: Path, policy: str | None, output_format: str, policies_dir: Path | None) -> None:
     """Evaluate CASE (a YAML or JSON case file) and print the decision.
 
-    The exit code is the determination: 0 medically necessary, 1 not medically necessary
-    (a recommendation for physician review), 3 insufficient documentation; 2 means the
-    input was invalid and 4 that the engine failed.
+    Without --policy every requested service line is reviewed under the policy that governs
+    its procedure (the version in force on the request date), with an overall summary; a line
+    no policy governs is reported for manual review, never approved. With --policy, that one
+    policy's decision on the whole case.
+
+    The exit code is the determination: 0 medically necessary, 1 not medically necessary or
+    only partly (a recommendation for physician review), 3 insufficient documentation or a
+    line no policy governs; 2 means the input was invalid and 4 that the engine failed.
 
     \b
     Examples:
+      necessity evaluate examples/cases/t12-s2-fusion.json
       necessity evaluate examples/cases/t12-s2-fusion.json --policy lumbar-fusion
       necessity evaluate case.yaml --policy lumbar-fusion@2025.1 --format json
       necessity evaluate case.yaml --format markdown > review.md
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     loaded = load_case(case)
-    chosen = api.select_policy(loaded, policy, library)
-    decision = api.evaluate(loaded, chosen)
-    others = [line.id for line in loaded.lines if not api.governs(chosen, line)]
-    if policy is None and others:
-        # A multi-line request: the policy chosen for one line says nothing about the others.
-        click.echo(
-            f"note: no --policy given; chose `{chosen.ref}`, which does not govern line(s) "
-            f"{', '.join(f'`{o}`' for o in others)}; name the policy for those with --policy",
-            err=True,
-        )
+    evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
+    if policy is None:
+        review = api.review_case(loaded, library)
+        if output_format == "json":
+            data = render_review.review_json(review, evaluated_at)
+            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        elif output_format == "markdown":
+            click.echo(render_review.review_markdown(review), nl=False)
+        else:
+            click.echo(render_review.review_text(review), nl=False)
+        raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
+    decision = api.evaluate(loaded, api.select_policy(loaded, policy, library))
     if output_format == "json":
-        evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
         data = render.decision_json(decision, evaluated_at)
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     elif output_format == "markdown":

@@ -1,0 +1,333 @@
+"""Tests for evaluator/fmt.py and `necessity fmt`."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from evaluator import api, fmt, source
+from evaluator.cli import main
+from evaluator.errors import SourceError
+from evaluator.policies import Library, load_policy
+
+ROOT = Path(__file__).parent.parent
+SCHEMA = json.loads((ROOT / "schemas" / "policy.schema.json").read_text(encoding="utf-8"))
+SHIPPED = sorted(Library(ROOT / "policies").paths())
+CASES = sorted((ROOT / "examples" / "cases").glob("*.json"))
+
+# Everything fmt changes at once: the modeline not first, single quotes, keys out of order,
+# four-space indentation, a comment at the wrong indent, a merge key after the key it sits
+# beside, an unquoted date, an empty value, a flow mapping wider than the line, unknown keys.
+MESSY = """\
+# Authors' note at the top.
+# yaml-language-server: $schema=../../schemas/policy.schema.json
+version: '2025.1'   # quoted, or it is a float
+id: demo
+status: active
+title: 'Demo'
+effective: {until: 2025-12-31, from: "2025-01-01"}
+procedures:
+-   cpt: ['22533']
+    procedure: lumbar_fusion
+references:
+-   citation: A citation.
+    id: 1
+sections:
+-   title: S
+    id: s
+    clauses:
+            # the first clause
+    -   title: T
+        id: LF-X
+        recommendation: Do it.
+        cites: [1]
+        requires: &cobb
+            field: cobb
+            fact: alignment   # the fact first in canonical order
+            at_least: {unit: deg, value: 30}
+    -   id: LF-Y
+        title: Y
+        requires: {field: sva, <<: *cobb}
+        cites: [1]
+        recommendation: "Plain: no"
+        documentation: [Standing full-length spine radiographs with Cobb angle and SVA measured]
+        zzz_unknown: ~
+        aaa_unknown: 2
+"""
+
+EXPECTED = """\
+# yaml-language-server: $schema=../../schemas/policy.schema.json
+# Authors' note at the top.
+id: demo
+version: "2025.1"   # quoted, or it is a float
+title: Demo
+status: active
+effective: {from: "2025-01-01", until: "2025-12-31"}
+procedures:
+  - procedure: lumbar_fusion
+    cpt: ["22533"]
+references:
+  - id: 1
+    citation: A citation.
+sections:
+  - id: s
+    title: S
+    clauses:
+      # the first clause
+      - id: LF-X
+        title: T
+        requires: &cobb
+          fact: alignment # the fact first in canonical order
+          field: cobb
+          at_least: {value: 30, unit: deg}
+        cites: [1]
+        recommendation: Do it.
+      - id: LF-Y
+        title: Y
+        requires: {<<: *cobb, field: sva}
+        cites: [1]
+        recommendation: "Plain: no"
+        documentation:
+          - Standing full-length spine radiographs with Cobb angle and SVA measured
+        zzz_unknown: null
+        aaa_unknown: 2
+"""
+
+
+def run(*args: object) -> Any:
+    return CliRunner().invoke(main, ["fmt", *(str(a) for a in args)], prog_name="necessity")
+
+
+def shuffled(text: str, rng: random.Random, indent: int = 4) -> str:
+    """Return `text` with the keys of every mapping in a random order, indented by `indent`."""
+    tree = source.loads(text, "<shuffled>").tree
+    seen: set[int] = set()
+
+    def visit(node: Any) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, CommentedMap):
+            keys = [k for k, _ in node.non_merged_items()]
+            rng.shuffle(keys)
+            for key in keys:
+                node.move_to_end(key)
+            for _, value in node.non_merged_items():
+                visit(value)
+        elif isinstance(node, CommentedSeq):
+            for item in node:
+                visit(item)
+
+    visit(tree)
+    dumper = YAML(typ="rt")
+    dumper.indent(mapping=indent, sequence=indent, offset=indent - 2)
+    dumper.width = 4096
+    out = io.StringIO()
+    dumper.dump(tree, out)
+    return out.getvalue()
+
+
+def order_of(keys: list[str], schema: dict[str, Any]) -> list[str]:
+    known = [k for k in schema["properties"] if k in keys]
+    return known + [k for k in keys if k not in known]
+
+
+def assert_canonical_order(data: Any, raw: Any) -> None:
+    """Check, with the schema read here, the order of the keys fmt must sort."""
+    defs = SCHEMA["$defs"]
+    assert list(raw) == order_of(list(data), SCHEMA)
+    for reference in raw["references"]:
+        assert list(reference) == order_of(list(reference), defs["reference"])
+    for rule in raw.get("rules", []):
+        assert list(rule) == order_of(list(rule), defs["rule"])
+    for section in raw["sections"]:
+        assert list(section) == order_of(list(section), defs["section"])
+        for clause in section["clauses"]:
+            assert list(clause) == order_of(list(clause), defs["clause"])
+
+
+# --- format_text ---------------------------------------------------------------------------------
+
+
+def test_messy_text_is_formatted_canonically() -> None:
+    assert fmt.format_text(MESSY) == EXPECTED
+
+
+def test_formatting_keeps_the_data() -> None:
+    assert source.loads(fmt.format_text(MESSY), "a").data == source.loads(MESSY, "b").data
+
+
+@pytest.mark.parametrize("text", [MESSY, EXPECTED], ids=["messy", "formatted"])
+def test_format_is_idempotent(text: str) -> None:
+    once = fmt.format_text(text)
+    assert fmt.format_text(once) == once
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}@{p.stem}" for p in SHIPPED])
+def test_every_shipped_policy_is_formatted(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert fmt.format_text(text) == text, f"run `necessity fmt {path.relative_to(ROOT)}`"
+
+
+def test_comments_are_kept() -> None:
+    text = (ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml").read_text(encoding="utf-8")
+    comments = [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+    assert comments, "the shipped policy should have comments to keep"
+    formatted = fmt.format_text(shuffled(text, random.Random(7)))
+    kept = [line.strip() for line in formatted.splitlines() if line.strip().startswith("#")]
+    assert sorted(kept) == sorted(comments)
+
+
+def test_modeline_stays_first() -> None:
+    assert fmt.format_text(MESSY).startswith("# yaml-language-server: $schema=")
+
+
+def test_version_stays_a_string() -> None:
+    data = source.loads(fmt.format_text("id: x\nversion: '2025.10'\n"), "x").data
+    assert data["version"] == "2025.10"
+
+
+def test_a_hash_inside_a_block_scalar_is_not_a_comment() -> None:
+    text = "id: x\ndescription: |\n  # heading, not a comment\n  body\ntitle: t\n"
+    assert "  # heading, not a comment\n" in fmt.format_text(text)
+
+
+def test_a_comment_closing_a_block_keeps_its_indent() -> None:
+    text = "effective:\n  from: '2025-01-01'\n  # ends the block\n\nstatus: active\n"
+    assert "  # ends the block\n\n" in fmt.format_text(text)
+
+
+def test_a_wide_flow_mapping_becomes_a_block() -> None:
+    wide = "{" + ", ".join(f"field_{i}: value_{i}" for i in range(12)) + "}"
+    formatted = fmt.format_text(f"settings:\n  words: {wide}\n")
+    assert max(len(line) for line in formatted.splitlines()) <= fmt.WIDTH
+    assert "    field_0: value_0\n" in formatted
+
+
+def test_malformed_text_raises_a_located_source_error() -> None:
+    with pytest.raises(SourceError) as raised:
+        fmt.format_text("id: [unclosed\n", "bad.yaml")
+    assert raised.value.code == "malformed_yaml"
+    assert raised.value.location.file == "bad.yaml"
+
+
+def test_key_order_puts_unknown_keys_last_in_their_order() -> None:
+    assert fmt.key_order(["zz", "title", "aa", "id"], SCHEMA) == ["id", "title", "zz", "aa"]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), indent=st.sampled_from([2, 4]))
+def test_shuffled_policy_formats_to_the_same_data_in_canonical_order(seed: int, indent: int) -> None:
+    text = (ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml").read_text(encoding="utf-8")
+    messy = shuffled(text, random.Random(seed), indent)
+    formatted = fmt.format_text(messy)
+    loaded = source.loads(formatted, "formatted")
+    assert loaded.data == source.loads(messy, "messy").data == source.loads(text, "text").data
+    assert_canonical_order(loaded.data, loaded.tree)
+    assert fmt.format_text(formatted) == formatted
+
+
+# --- a formatted policy evaluates identically ----------------------------------------------------
+
+
+def outcomes(library: Library, ref: str) -> list[Any]:
+    out = []
+    for case in CASES:
+        decision = api.evaluate_path(case, ref, library)
+        out.append(
+            (
+                case.name,
+                decision.determination,
+                [(c.id, c.status, [e.condition for e in c.evidence]) for c in decision.clauses],
+                decision.alternative,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}@{p.stem}" for p in SHIPPED])
+def test_formatted_policy_evaluates_identically(path: Path, tmp_path: Path) -> None:
+    # the shipped file is already formatted, so start from a shuffled, re-indented copy
+    messy = shuffled(path.read_text(encoding="utf-8"), random.Random(2025))
+    before, after = tmp_path / "before" / "policies", tmp_path / "after" / "policies"
+    for root, text in ((before, messy), (after, fmt.format_text(messy))):
+        (root / path.parent.name).mkdir(parents=True)
+        (root / path.parent.name / path.name).write_text(text, encoding="utf-8")
+    ref = f"{path.parent.name}@{path.stem}"
+    one, two = (load_policy(root / path.parent.name / path.name) for root in (before, after))
+    assert dataclasses.replace(one, sha256="") == dataclasses.replace(two, sha256="")
+    assert outcomes(Library(before), ref) == outcomes(Library(after), ref)
+
+
+# --- necessity fmt -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def messy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "messy.yaml"
+    path.write_text(MESSY, encoding="utf-8")
+    return path
+
+
+def test_check_names_a_file_that_would_change_and_exits_1(messy_file: Path) -> None:
+    result = run("--check", messy_file)
+    assert result.exit_code == 1, result.output
+    assert str(messy_file) in result.stdout
+    assert messy_file.read_text(encoding="utf-8") == MESSY
+
+
+def test_fmt_rewrites_then_check_passes(messy_file: Path) -> None:
+    result = run(messy_file)
+    assert result.exit_code == 0, result.output
+    assert str(messy_file) in result.stdout
+    assert messy_file.read_text(encoding="utf-8") == EXPECTED
+    again = run("--check", messy_file)
+    assert again.exit_code == 0, again.output
+    assert again.stdout == ""
+
+
+def test_check_of_the_bundled_policies_by_default() -> None:
+    result = run("--check")
+    assert result.exit_code == 0, result.output
+
+
+def test_folders_are_searched_and_tests_folders_skipped(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "policies" / "lumbar-fusion", tmp_path / "lumbar-fusion")
+    suite = tmp_path / "lumbar-fusion" / "tests" / "messy.yaml"
+    suite.parent.mkdir(exist_ok=True)
+    suite.write_text(MESSY, encoding="utf-8")
+    result = run("--check", tmp_path)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code"),
+    [
+        ("broken.yaml", "id: [unclosed\n", "malformed yaml"),
+        ("missing.yaml", None, "no such file"),
+        ("case.json", "{}", "YAML files only"),
+    ],
+    ids=["malformed", "missing", "not-yaml"],
+)
+def test_unreadable_file_exits_2_and_the_others_are_still_checked(
+    tmp_path: Path, messy_file: Path, name: str, content: str | None, code: str
+) -> None:
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_text(content, encoding="utf-8")
+    result = run("--check", bad, messy_file)
+    assert result.exit_code == 2, result.output
+    assert code in result.stderr
+    assert str(messy_file) in result.stdout
