@@ -87,7 +87,7 @@ def test_load_founding_case():
         case.line("nope")
     assert case.conflicts == ()
     assert case.fact_dicts()[0] == {"t": "case", "id": "case:1", "case_id": "t12-s2-fusion"}
-    assert len(case.fact_dicts()) == len(case.facts) == 33
+    assert len(case.fact_dicts()) == len(case.facts) == 34  # incl. the radicular-pain symptom
 
 
 def test_case_is_frozen_and_locates_pointers():

@@ -88,6 +88,7 @@ def test_founding_case_fact_types(founding):
         "imaging_study": 2,
         "imaging_finding": 5,
         "alignment": 1,
+        "symptom": 1,
     }
 
 

@@ -29,7 +29,8 @@ CASES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 
 # Everything fmt changes at once: the modeline not first, single quotes, keys out of order,
 # four-space indentation, a comment at the wrong indent, a merge key after the key it sits
-# beside, an unquoted date, an empty value, a flow mapping wider than the line, unknown keys.
+# beside, an unquoted date, an empty value, a flow sequence wider than the line, unknown keys.
+# A comment at the end of a line keeps its column.
 MESSY = """\
 # Authors' note at the top.
 # yaml-language-server: $schema=../../schemas/policy.schema.json
@@ -62,7 +63,7 @@ sections:
         requires: {field: sva, <<: *cobb}
         cites: [1]
         recommendation: "Plain: no"
-        documentation: [Standing full-length spine radiographs with Cobb angle and SVA measured]
+        documentation: [Standing full-length spine radiographs with the Cobb angle and the SVA measured]
         zzz_unknown: ~
         aaa_unknown: 2
 """
@@ -89,7 +90,7 @@ sections:
       - id: LF-X
         title: T
         requires: &cobb
-          fact: alignment # the fact first in canonical order
+          fact: alignment     # the fact first in canonical order
           field: cobb
           at_least: {value: 30, unit: deg}
         cites: [1]
@@ -100,7 +101,7 @@ sections:
         cites: [1]
         recommendation: "Plain: no"
         documentation:
-          - Standing full-length spine radiographs with Cobb angle and SVA measured
+          - Standing full-length spine radiographs with the Cobb angle and the SVA measured
         zzz_unknown: null
         aaa_unknown: 2
 """

@@ -118,14 +118,6 @@ def test_line_clause_statuses(case_id: str, line_id: str) -> None:
     assert got == CLAUSES[(case_id, line_id)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "api.governs matches a line by procedure kind OR any CPT code and takes the first policy "
-        "by id, so a fusion line that also bills laminectomy code 63047 goes to "
-        "lumbar-decompression and the fusion is never reviewed under the fusion criteria"
-    ),
-)
 def test_fusion_line_billed_with_a_laminectomy_code_is_reviewed_as_a_fusion() -> None:
     data = json.loads((EXAMPLES / "multi-line-partial.json").read_text(encoding="utf-8"))
     fusion = next(ln for ln in data["request"]["lines"] if ln["id"] == "fusion")
