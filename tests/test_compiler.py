@@ -141,7 +141,7 @@ leaf_value = st.sampled_from((T, F, NO_FACT, NO_FIELD))
 
 # --- Kleene all / any / not / demonstrated / n_of -----------------------------------------------
 
-KLEENE = {
+KLEENE: dict[str, dict[str, Any]] = {
     "K-ALL": {"all": [leaf(0), leaf(1)]},
     "K-ANY": {"any": [leaf(0), leaf(1)]},
     "K-NOT": {"not": leaf(0)},
@@ -215,7 +215,7 @@ def test_n_of_is_lowered_to_an_any_of_alls(kleene):
 
 L3 = parse_level("L3").index
 ELEMENT = {"fact": "seg", "field": "upper", "at_or_above": "L3"}
-QUANTIFIED = {
+QUANTIFIED: dict[str, dict[str, Any]] = {
     "Q-EVERY": {"every": {"fact": "fused_segment", "as": "seg", "require": ELEMENT}},
     "Q-SOME": {"some": {"fact": "fused_segment", "as": "seg", "require": ELEMENT}},
     "Q-COUNT": {"count": {"fact": "fused_segment", "as": "seg", "at_least": 2, "require": ELEMENT}},
@@ -248,7 +248,11 @@ def segment_facts(values: list[Truth]) -> list[dict[str, Any]]:
     """One fused segment per value: above L3 (true), below it (false), or no upper (unknown)."""
     out = []
     for i, value in enumerate(values):
-        fact = {"t": "fused_segment", "id": f"fused_segment:{i}", "segment": SEGMENTS[i]}
+        fact: dict[str, Any] = {
+            "t": "fused_segment",
+            "id": f"fused_segment:{i}",
+            "segment": SEGMENTS[i],
+        }
         if value is not U:
             fact["upper_index"] = L3 - 1 if value is T else L3 + 1
         out.append(fact)

@@ -210,6 +210,7 @@ def test_every_op_lowers(op):
 @pytest.mark.parametrize("op", list(Op), ids=[op.value for op in Op])
 def test_every_op_renders(op):
     leaf = parse(OP_SAMPLES[op])
+    assert isinstance(leaf, Compare)
     text = describe.leaf_text(leaf)
     assert describe._OP_WORDS[op] in text
     assert text.startswith(describe.words(leaf.fact))

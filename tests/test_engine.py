@@ -53,14 +53,17 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 CATCH_ALL = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
-BASE_FACTS = [{"t": "case", "id": "case:1", "case_id": "c1"}, {"t": "request", "id": "request:1"}]
+BASE_FACTS: list[dict[str, Any]] = [
+    {"t": "case", "id": "case:1", "case_id": "c1"},
+    {"t": "request", "id": "request:1"},
+]
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 
 def raw_ruleset(rules: dict[str, Any]) -> int:
-    return dre.create_ruleset(f"raw-{uuid.uuid4().hex[:12]}", json.dumps(rules))
+    return int(dre.create_ruleset(f"raw-{uuid.uuid4().hex[:12]}", json.dumps(rules)))
 
 
 def raw_fired(handle: int, result: Any) -> list[str]:
@@ -96,7 +99,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def policy_file(root: Path, data: dict[str, Any]) -> Path:
-    path = root / "policies" / data["id"] / "1.yaml"
+    path: Path = root / "policies" / data["id"] / "1.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=1))
     return path
@@ -163,7 +166,8 @@ def lumbar() -> tuple[Any, Program]:
 
 
 def founding_data() -> dict[str, Any]:
-    return json.loads(FOUNDING.read_text())
+    data: dict[str, Any] = json.loads(FOUNDING.read_text())
+    return data
 
 
 def founding_facts(request_date: date | None = None) -> list[dict[str, Any]]:
@@ -177,13 +181,13 @@ def founding_facts(request_date: date | None = None) -> list[dict[str, Any]]:
 def deleted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sids the engine deletes, recorded by a spy on durable_rules' delete_state."""
     calls: list[str] = []
-    real = engine._dre.delete_state
+    real = dre.delete_state  # the module evaluator.engine drives
 
     def spy(handle: int, sid: str) -> Any:
         calls.append(sid)
         return real(handle, sid)
 
-    monkeypatch.setattr(engine._dre, "delete_state", spy)
+    monkeypatch.setattr(dre, "delete_state", spy)
     return calls
 
 
