@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint format typecheck bench clean
+.PHONY: help venv demo test lint format typecheck bench docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -61,6 +61,15 @@ bench: $(STAMP) ## Run benchmarks/run.py if it exists
 	else \
 		echo "no benchmarks/run.py yet"; \
 	fi
+
+# tests/test_show.py fails when a committed document differs from what its policy renders.
+docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy
+	@mkdir -p docs/policies
+	@for f in policies/*/*.yaml; do \
+		id=$$(basename $$(dirname $$f)); version=$$(basename $$f .yaml); \
+		$(BIN)/necessity show $$id@$$version --format markdown > docs/policies/$$id-$$version.md \
+			|| exit 1; \
+	done
 
 clean: ## Remove .venv, caches and build output
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

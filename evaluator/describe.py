@@ -15,8 +15,8 @@ from .conditions import (
     Demonstrated,
     Every,
     Exists,
-    Not,
     NOf,
+    Not,
     Op,
     Some,
     Threshold,
@@ -206,8 +206,13 @@ def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
     return head_text(condition, aliases=aliases)
 
 
-def _binding_text(fact: str, where: tuple[WhereItem, ...], alias: str,
-                  aliases: Aliases | None, plural: bool = False) -> str:
+def _binding_text(
+    fact: str,
+    where: tuple[WhereItem, ...],
+    alias: str,
+    aliases: Aliases | None,
+    plural: bool = False,
+) -> str:
     noun = fact_label(fact) + ("s" if plural else "")
     # with aliases the children say "the fused segment"; without, they say `seg`
     named = "" if aliases is not None else f" ({alias})"
@@ -246,9 +251,7 @@ def _note(condition: Condition) -> str:
     return f" (note: {condition.note})" if condition.note else ""
 
 
-def outline(
-    condition: Condition, indent: int = 0, *, aliases: Aliases | None = None
-) -> list[str]:
+def outline(condition: Condition, indent: int = 0, *, aliases: Aliases | None = None) -> list[str]:
     """Return the condition as a nested list, one `- ` line per node, two spaces per level.
 
     With `aliases` (possibly empty), bound facts are named by their type ("the fused segment").

@@ -66,16 +66,16 @@ def _dumper() -> YAML:
 
 def _resolve(schema: Schema | None, root: Schema) -> Schema | None:
     # only local references ("#/$defs/name") occur in the bundled schemas
-    seen = 0
-    while schema is not None and "$ref" in schema and seen < 50:
+    seen: set[str] = set()
+    while schema is not None and "$ref" in schema:
         ref = str(schema["$ref"])
-        if not ref.startswith("#/"):
+        if not ref.startswith("#/") or ref in seen:
             return None
+        seen.add(ref)
         target: Any = root
         for part in source.split_pointer(ref[1:]):
             target = target.get(part) if isinstance(target, Mapping) else None
         schema = target if isinstance(target, Mapping) else None
-        seen += 1
     return schema
 
 
@@ -323,8 +323,8 @@ def format_text(text: str, name: str = "<text>") -> str:
     tree = source.loads(text, name).tree
     schema = _schema_for(text)
     _reorder(tree, schema, schema, set())
-    text, composed = _layout(tree)
-    return _modeline_first(_tidy(text, composed))
+    dumped, composed = _layout(tree)
+    return _modeline_first(_tidy(dumped, composed))
 
 
 def format_file(path: str | Path, check: bool = False) -> bool:

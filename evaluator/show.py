@@ -24,8 +24,8 @@ __all__ = ["WIDTH", "policy_markdown", "policy_text"]
 WIDTH = 100
 _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
 _READING = (
-    "How to read these criteria. A threshold states its edge: \"at least\" and \"at most\" "
-    "include the value named, \"more than\" and \"less than\" exclude it. Each clause ends met, not met, not "
+    "How to read these criteria. A threshold states its edge: 'at least' and 'at most' include "
+    "the value named, 'more than' and 'less than' exclude it. Each clause ends met, not met, not "
     "documented or not applicable. Any clause not met makes the request not medically necessary; "
     "otherwise any clause not documented makes the documentation insufficient (the request is "
     "pended for the documents listed); otherwise the request is medically necessary. An adverse "
@@ -41,7 +41,7 @@ _NUMBER_SPACE = re.compile(r"(?<=[0-9]) ")
 _JOINED = "\x00"
 
 
-# --- the document as blocks, rendered twice --------------------------------------------------------
+# --- the document as blocks, rendered twice ------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +127,13 @@ def _rule(rule: DeriveRule) -> list[str]:
     head = f"- `{rule.id}`" + (f": {rule.description}" if rule.description else "")
     lines = [head]
     if rule.bindings:
-        lines.append("  - for each " + " and each ".join(
-            f"{words(b.fact)}{where_text(b.where, {})}" for b in rule.bindings
-        ) + (", when:" if rule.when else ""))
+        lines.append(
+            "  - for each "
+            + " and each ".join(
+                f"{words(b.fact)}{where_text(b.where, aliases)}" for b in rule.bindings
+            )
+            + (", when:" if rule.when else "")
+        )
     if rule.when is not None:
         lines.extend("    " + line for line in outline(rule.when, aliases=aliases))
     sets = []
@@ -209,10 +213,13 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
         yield _Para(policy.description)
     yield _Para(_READING)
     yield _Heading(2, "Procedures")
-    yield _List(tuple(
-        f"- {words(p.procedure)}" + (f" (CPT {choice_text(list(p.cpt), 'and')})" if p.cpt else "")
-        for p in policy.procedures
-    ))
+    yield _List(
+        tuple(
+            f"- {words(p.procedure)}"
+            + (f" (CPT {choice_text(list(p.cpt), 'and')})" if p.cpt else "")
+            for p in policy.procedures
+        )
+    )
     settings = _setting_lines(policy)
     if settings:
         yield _Heading(2, "Settings")
@@ -230,7 +237,7 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
     yield _List(tuple(_reference(r, markdown) for r in policy.references))
 
 
-# --- renderers -------------------------------------------------------------------------------------
+# --- renderers -----------------------------------------------------------------------------------
 
 
 def _markdown(block: _Block) -> str:
@@ -271,7 +278,9 @@ def _plain(block: _Block) -> str:
         )
     if isinstance(block, _Para):
         text = block.text.replace("`", "")
-        return _wrap(f"{block.label}: {text}" if block.label else text, "", "  " * bool(block.label))
+        return _wrap(
+            f"{block.label}: {text}" if block.label else text, "", "  " * bool(block.label)
+        )
     lines = [f"{block.label}:"] if block.label else []
     shift = "  " if block.label else ""
     for line in block.lines:

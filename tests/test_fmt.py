@@ -63,10 +63,13 @@ sections:
         requires: {field: sva, <<: *cobb}
         cites: [1]
         recommendation: "Plain: no"
-        documentation: [Standing full-length spine radiographs with the Cobb angle and the SVA measured]
+        documentation: [{DOCUMENT}]
         zzz_unknown: ~
         aaa_unknown: 2
 """
+# one document, so that the flow sequence holding it passes the width
+DOCUMENT = "Standing full-length spine radiographs with the Cobb angle and the SVA measured"
+MESSY = MESSY.replace("{DOCUMENT}", DOCUMENT)
 
 EXPECTED = """\
 # yaml-language-server: $schema=../../schemas/policy.schema.json
@@ -101,10 +104,10 @@ sections:
         cites: [1]
         recommendation: "Plain: no"
         documentation:
-          - Standing full-length spine radiographs with the Cobb angle and the SVA measured
+          - {DOCUMENT}
         zzz_unknown: null
         aaa_unknown: 2
-"""
+""".replace("{DOCUMENT}", DOCUMENT)
 
 
 def run(*args: object) -> Any:
@@ -230,7 +233,9 @@ def test_key_order_puts_unknown_keys_last_in_their_order() -> None:
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1), indent=st.sampled_from([2, 4]))
-def test_shuffled_policy_formats_to_the_same_data_in_canonical_order(seed: int, indent: int) -> None:
+def test_shuffled_policy_formats_to_the_same_data_in_canonical_order(
+    seed: int, indent: int
+) -> None:
     text = (ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml").read_text(encoding="utf-8")
     messy = shuffled(text, random.Random(seed), indent)
     formatted = fmt.format_text(messy)

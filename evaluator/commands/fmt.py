@@ -34,8 +34,9 @@ def command(paths: tuple[Path, ...], check: bool) -> None:
     the default is the bundled policies. Prints each file that changed (with --check: that would
     change).
 
-    Exit code: 0 nothing (else) to change, 1 with --check when a file would change, 2 a file that
-    cannot be read or is not well-formed YAML (the others are still formatted).
+    Exit code: 0 done (with --check: nothing would change), 1 with --check when a file would
+    change, 2 a file that cannot be read or is not well-formed YAML (the others are still
+    formatted).
 
     \b
     Examples:
