@@ -93,7 +93,10 @@ def lower(
             )
             return Outcomes(NEVER, NEVER, NEVER)
         if threshold.unit == "months":
-            return _interval(op, f"{name}_months_before_request", threshold.value)
+            # Whole months rounded down decide "at least" / "less than"; "at most" / "more than"
+            # need them rounded up, or 12 months and a day would count as 12.
+            months = "months" if op in (Op.AT_LEAST, Op.LESS_THAN) else "months_up"
+            return _interval(op, f"{name}_{months}_before_request", threshold.value)
         if threshold.unit in UNIT_DAYS:
             days = threshold.value * UNIT_DAYS[threshold.unit]
             return _interval(op, f"{name}_days_before_request", days)

@@ -121,6 +121,17 @@ def whole_months_between(a: date, b: date) -> int:
     return m if add_months(a, m) <= b else m - 1
 
 
+def months_to_reach(a: date, b: date) -> int:
+    """Return the smallest ``m`` with ``add_months(a, m) >= b``: whole months rounded up.
+
+    "Ended within 12 months before the request" means ``add_months(end, 12) >= request``,
+    which is ``months_to_reach(end, request) <= 12``; rounding down would let 12 months and
+    a day pass.
+    """
+    m = whole_months_between(a, b)
+    return m if add_months(a, m) == b else m + 1
+
+
 def days_between(a: PartialDate, b: PartialDate) -> Interval:
     """Return the bounds on ``b - a`` in days (end minus start) over every day each may be."""
     return Interval((b.lo - a.hi).days, (b.hi - a.lo).days)
@@ -131,6 +142,11 @@ def months_between(a: PartialDate, b: PartialDate) -> Interval:
     # whole_months_between falls as its start rises and rises with its end, so the extremes are
     # at the interval corners.
     return Interval(whole_months_between(a.hi, b.lo), whole_months_between(a.lo, b.hi))
+
+
+def months_to_reach_between(a: PartialDate, b: PartialDate) -> Interval:
+    """Return the bounds on `months_to_reach` from ``a`` to ``b`` over every day each may be."""
+    return Interval(months_to_reach(a.hi, b.lo), months_to_reach(a.lo, b.hi))
 
 
 def _duration_from_mapping(value: Mapping[str, int]) -> int:

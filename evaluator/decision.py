@@ -144,6 +144,8 @@ class _Assembler:
                 return True
             # Date ordinals mean nothing to a reader; distances and duration bounds do.
             rest = name[len(field) + 1 :] if name.startswith(field + "_") else ""
+            if "months_up" in rest:  # the rounded-up twin of the month distance: same story
+                return False
             return "before_request" in rest or (rest in ("lo", "hi") and field not in fact)
 
         shown = tuple(sorted((k, v) for k, v in fact.items() if wanted(k)))

@@ -85,7 +85,11 @@ def physical_fields(info: FieldInfo) -> tuple[str, ...]:
             n,
             f"{n}_lo",
             f"{n}_hi",
-            *(f"{n}_{u}_before_request_{b}" for u in ("days", "months") for b in ("lo", "hi")),
+            *(
+                f"{n}_{u}_before_request_{b}"
+                for u in ("days", "months", "months_up")
+                for b in ("lo", "hi")
+            ),
         )
     if info.kind == "duration":
         return (f"{n}_lo", f"{n}_hi")

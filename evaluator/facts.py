@@ -17,6 +17,7 @@ from evaluator.dates import (
     PartialDate,
     days_between,
     months_between,
+    months_to_reach_between,
     parse_date,
     parse_duration,
 )
@@ -372,7 +373,11 @@ class _Builder:
             lo, hi = day.lo.toordinal(), day.hi.toordinal()
             out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
             if self.request is not None:
-                for unit, between in (("days", days_between), ("months", months_between)):
+                for unit, between in (
+                    ("days", days_between),
+                    ("months", months_between),
+                    ("months_up", months_to_reach_between),
+                ):
                     distance = between(day, self.request)
                     out[f"{name}_{unit}_before_request_lo"] = distance.lo
                     out[f"{name}_{unit}_before_request_hi"] = distance.hi
