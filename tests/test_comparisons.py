@@ -158,19 +158,31 @@ def policy_document(requires: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+class Compiled:
+    """A compiled policy whose repr is short: Hypothesis prints a failing example's arguments
+    (fixtures included), and a Program prints as hundreds of kilobytes. (Not a dataclass:
+    Hypothesis prints a dataclass field by field, whatever its __repr__.)"""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    def __repr__(self) -> str:
+        return f"Compiled({self.program.name})"
+
+
 @pytest.fixture(scope="module")
-def program(tmp_path_factory: pytest.TempPathFactory) -> Program:
+def program(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
     # JSON is YAML: the policy file is written as JSON under the library layout.
     path = tmp_path_factory.mktemp("lib") / "policies" / "comparisons" / "1.yaml"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(policy_document(LEAVES), indent=1))
     compiled = compile_policy(load_policy(path))
     Engine.get().prepare(compiled)
-    return compiled
+    return Compiled(compiled)
 
 
-def statuses(program: Program, facts: list[dict[str, Any]]) -> dict[str, Truth]:
-    trace = Engine.get().run(program, [*BASE_FACTS, *facts])
+def statuses(compiled: Compiled, facts: list[dict[str, Any]]) -> dict[str, Truth]:
+    trace = Engine.get().run(compiled.program, [*BASE_FACTS, *facts])
     missing = sorted(set(LEAVES) - set(trace.statuses))
     assert not missing, f"no outcome matched (not exhaustive): {missing}"
     return {cid: STATUS_TRUTH[e.fact["status"]] for cid, e in trace.statuses.items()}
@@ -255,8 +267,17 @@ def stated(limit: int) -> st.SearchStrategy[tuple[float | None, str | None]]:
     return st.tuples(near(limit), nothing) | st.tuples(nothing, words) | st.tuples(nothing, nothing)
 
 
+def rounded_up(months: tuple[int, int] | None, up: tuple[bool, bool]) -> tuple[int, int] | None:
+    """Whole months rounded up: each bound the same (an exact month) or one more."""
+    if months is None:
+        return None
+    lo, hi = months[0] + up[0], months[1] + up[1]
+    return (min(lo, hi), max(lo, hi))
+
+
 @st.composite
 def scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    months = draw(bounds(3))
     return {
         "nicotine": draw(st.booleans()),
         "cotinine": draw(stated(10)),
@@ -265,7 +286,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "visits": draw(st.none() | st.integers(9, 15)),
         "duration": draw(bounds(42, 10)),
         "care": draw(st.booleans()),
-        "months": draw(bounds(3)),
+        "months": months,
+        "months_up": rounded_up(months, draw(st.tuples(st.booleans(), st.booleans()))),
         "days": draw(bounds(42, 10)),
         "alignment": draw(st.booleans()),
         "pi": draw(st.none() | near(50)),
@@ -299,6 +321,7 @@ def facts_of(s: dict[str, Any]) -> list[dict[str, Any]]:
         fields = {
             **spread("start", s["months"] and (0, 0)),  # the date itself; only its presence counts
             **spread("start_months_before_request", s["months"]),
+            **spread("start_months_up_before_request", s["months_up"]),
             **spread("start_days_before_request", s["days"]),
         }
         if s["months"] is None:
@@ -325,7 +348,9 @@ def oracle(s: dict[str, Any]) -> dict[str, Truth]:
         pi, ll = (s["pi"], s["ll"]) if s["alignment"] else (None, None)
         out[clause_id("pill", op)] = U if pi is None or ll is None else point(op, pi - ll, 20)
         out[clause_id("dur", op)] = interval(op, s["duration"] if s["pt"] else None, 42)
-        out[clause_id("months", op)] = interval(op, s["months"] if care else None, 3)
+        # months rounded down decide at_least/less_than, rounded up at_most/more_than
+        months = s["months"] if op in ("at_least", "less_than") else s["months_up"]
+        out[clause_id("months", op)] = interval(op, months if care else None, 3)
         out[clause_id("days", op)] = interval(op, s["days"] if care else None, 42)
         per_study = [measured(op, n, w, 3) for n, w in s["studies"]]
         out[clause_id("trans", op)] = kleene_or(per_study)
@@ -350,6 +375,7 @@ NOTHING: dict[str, Any] = {
     "duration": None,
     "care": False,
     "months": None,
+    "months_up": None,
     "days": None,
     "alignment": False,
     "pi": None,
@@ -406,8 +432,20 @@ def test_point_edges(program, op, value, expected):
     ids=[f"{op}-{lo}..{hi}-{truth.name.lower()}" for op, (lo, hi), truth in INTERVAL_EDGES],
 )
 def test_interval_edges(program, op, bounds, expected):
-    found = statuses(program, facts_of(with_(care=True, months=bounds, days=(90, 90))))
-    assert found[clause_id("months", op)] is expected
+    scenario = with_(care=True, months=bounds, months_up=bounds, days=(90, 90))
+    assert statuses(program, facts_of(scenario))[clause_id("months", op)] is expected
+
+
+def test_months_round_down_for_at_least_and_up_for_at_most(program):
+    # Three months and a day: three whole months have passed (rounded down), but it took four
+    # to reach the request (rounded up), so "at most 3 months" is false.
+    found = statuses(program, facts_of(with_(care=True, months=(3, 3), months_up=(4, 4))))
+    assert {op: found[clause_id("months", op)] for op in THRESHOLD_OPS} == {
+        "at_least": T,
+        "less_than": F,
+        "at_most": F,
+        "more_than": T,
+    }
 
 
 @pytest.mark.parametrize(

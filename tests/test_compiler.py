@@ -84,14 +84,30 @@ def write(root: Path, text: str, pid: str = "p", version: str = "1") -> Path:
     return path
 
 
-def build(root: Path, data: dict[str, Any]) -> Program:
-    program = compile_policy(load_policy(write(root, json.dumps(data, indent=1), data["id"])))
+class Compiled:
+    """A compiled policy whose repr is short: Hypothesis prints a failing example's arguments
+    (fixtures included), and a Program prints as hundreds of kilobytes. (Not a dataclass:
+    Hypothesis prints a dataclass field by field, whatever its __repr__.)"""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    def __repr__(self) -> str:
+        return f"Compiled({self.program.name})"
+
+
+def build(root: Path, data: dict[str, Any]) -> Compiled:
+    return prepared(write(root, json.dumps(data, indent=1), data["id"]))
+
+
+def prepared(path: Path) -> Compiled:
+    program = compile_policy(load_policy(path))
     Engine.get().prepare(program)
-    return program
+    return Compiled(program)
 
 
-def run(program: Program, facts: Iterable[dict[str, Any]]) -> Trace:
-    return Engine.get().run(program, [*BASE_FACTS, *facts])
+def run(compiled: Compiled, facts: Iterable[dict[str, Any]]) -> Trace:
+    return Engine.get().run(compiled.program, [*BASE_FACTS, *facts])
 
 
 def truths(trace: Trace) -> dict[str, Truth]:
@@ -172,7 +188,7 @@ def kleene_oracle(values: list[Truth]) -> dict[str, Truth]:
 
 
 @pytest.fixture(scope="module")
-def kleene(tmp_path_factory: pytest.TempPathFactory) -> Program:
+def kleene(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
     clauses = [clause(cid, cond) for cid, cond in KLEENE.items()]
     return build(tmp_path_factory.mktemp("kleene"), document(clauses, "kleene"))
 
@@ -205,8 +221,9 @@ def test_n_of_and_nesting_match_the_oracle(kleene, raw):
 
 
 def test_n_of_is_lowered_to_an_any_of_alls(kleene):
-    node = kleene.nodes["K-NOF3:requires"]
-    combos = [c for c in kleene.nodes if c.startswith("K-NOF3:requires/of")]
+    nodes = kleene.program.nodes
+    node = nodes["K-NOF3:requires"]
+    combos = [c for c in nodes if c.startswith("K-NOF3:requires/of")]
     assert len(combos) == 20  # 6 choose 3
     assert set(node.children) == {f"K-NOF3:requires/{i}" for i in range(6)}
 
@@ -239,7 +256,7 @@ SEGMENTS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5")
 
 
 @pytest.fixture(scope="module")
-def quantified(tmp_path_factory: pytest.TempPathFactory) -> Program:
+def quantified(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
     clauses = [clause(cid, cond) for cid, cond in QUANTIFIED.items()]
     return build(tmp_path_factory.mktemp("quantified"), document(clauses, "quantified"))
 
@@ -316,7 +333,7 @@ STATUS_CLAUSES = [
 
 
 @pytest.fixture(scope="module")
-def statuses(tmp_path_factory: pytest.TempPathFactory) -> Program:
+def statuses(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
     return build(tmp_path_factory.mktemp("statuses"), document(STATUS_CLAUSES, "statuses"))
 
 
@@ -411,10 +428,8 @@ sections:
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Program:
-    program = compile_policy(load_policy(write(tmp_path_factory.mktemp("chain"), CHAIN, "chain")))
-    Engine.get().prepare(program)
-    return program
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Compiled:
+    return prepared(write(tmp_path_factory.mktemp("chain"), CHAIN, "chain"))
 
 
 @settings(max_examples=40, deadline=None)
@@ -450,7 +465,7 @@ def test_negation_over_derived_facts_never_fires_early(chain, listhesis):
 
 def test_chain_stages_follow_the_derivations(chain):
     stage = {}
-    for rule in chain.rules:
+    for rule in chain.program.rules:
         if isinstance(rule.action, EmitFact):
             stage[rule.action.fact] = rule.stage
     assert stage["a_seg"] < stage["b_seg"] < stage["c_seg"]
@@ -530,8 +545,8 @@ def shipped() -> list[Path]:
 
 @pytest.mark.parametrize("name", ["kleene", "quantified", "statuses", "chain"], ids=str)
 def test_every_rule_reads_only_earlier_strata(request, name):
-    program = request.getfixturevalue(name)
-    assert list(stage_violations(program)) == []
+    compiled = request.getfixturevalue(name)
+    assert list(stage_violations(compiled.program)) == []
 
 
 @pytest.mark.parametrize("path", shipped(), ids=lambda p: f"{p.parent.name}@{p.stem}")
@@ -563,6 +578,9 @@ rules:
     for_each: [{fact: fused_segment, as: s}]
     when: {exists: {fact: a_fact}}            # CYCLE-RULES
     derive: {fact: b_fact, set: {segment: {from: s.segment}}}
+  - id: rc
+    for_each: [{fact: fused_segment, as: s}]
+    derive: {fact: c_fact, set: {segment: {from: s.segment}}}   # UNDECLARED
 sections:
   - id: s
     title: S
@@ -612,6 +630,7 @@ def test_compile_errors_are_collected_and_located(tmp_path):
             ("unknown_clause", line_of(BROKEN, "X-TWOO"), "did you mean `X-TWO`?"),
             ("cycle", line_of(BROKEN, "CYCLE-CLAUSES"), None),
             ("cycle", line_of(BROKEN, "CYCLE-RULES"), None),
+            ("undeclared_fact", line_of(BROKEN, "UNDECLARED"), None),
         ]
     )
     assert found == expected

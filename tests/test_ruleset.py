@@ -189,6 +189,37 @@ def test_a_policy_with_a_long_one_of_is_refused(tmp_path):
     assert {p.code for p in caught.value.problems} == {"engine_limit"}
 
 
+def word_policy(n: int) -> dict[str, Any]:
+    data = document(
+        {"fact": "nicotine", "field": "cotinine", "at_most": {"value": 10, "unit": "ng/mL"}}
+    )
+    data["settings"] = {"qualitative_words": {"below_threshold": [f"word{i}" for i in range(n)]}}
+    return data
+
+
+def excluded_codes(n: int) -> dict[str, Any]:
+    return document({"fact": "line", "field": "cpt", "not_one_of": [f"2{i:04d}" for i in range(n)]})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the expression count does not match error 113: with 13 or 14 qualitative words the "
+    "check passes and durable_rules refuses the ruleset (an EngineError at registration)",
+)
+def test_a_policy_that_compiles_always_registers(tmp_path):
+    # Every size either is refused at compile time (engine_limit) or registers: never an
+    # EngineError on the first case.
+    outcomes = {}
+    for shape, make in (("words", word_policy), ("not_one_of", excluded_codes)):
+        for n in range(1, 21):
+            try:
+                compile_and_register(tmp_path / f"{shape}-{n}", make(n))
+                outcomes[f"{shape} {n}"] = "registered"
+            except (PolicyError, EngineError) as error:
+                outcomes[f"{shape} {n}"] = error.code
+    assert {k: v for k, v in outcomes.items() if v not in ("registered", "engine_limit")} == {}
+
+
 # --- distinct values on one property ------------------------------------------------------------
 
 
