@@ -24,7 +24,11 @@ def program_for(policy: Policy) -> Program:
     """Return the compiled Program of a policy, compiling it once per content hash."""
     key = f"{policy.ref}#{policy.sha256}"
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = compile_policy(policy)
+        program = compile_policy(policy)
+        # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
+        # not an engine failure on the first case.
+        Engine.get().prepare(program)
+        _PROGRAMS[key] = program
     return _PROGRAMS[key]
 
 
@@ -227,7 +231,7 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
                 raise SourceError.single("file_not_found", "no such file", Location(str(path)))
             kind = _kind(path)
             if kind == "policy":
-                compile_policy(policies.load_policy(path))
+                program_for(policies.load_policy(path))
             elif kind == "case":
                 cases.load_case(path)
             else:

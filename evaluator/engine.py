@@ -30,7 +30,7 @@ from typing import Any
 import durable_rules_engine as _dre
 
 from .conditions import Truth
-from .errors import EngineError
+from .errors import EngineError, PolicyError
 from .model import Determination, FromField, Status
 from .program import CAND, KEY, VAL, EmitFact, EmitStatus, EmitValue, EmitVerdict, Program, Rule
 from .ruleset import number, render
@@ -103,8 +103,12 @@ class Engine:
             try:
                 handle = _dre.create_ruleset(program.name, json.dumps(definition))
             except Exception as error:  # the extension raises its own bare error type
-                raise EngineError.single(
-                    "engine_failed", f"durable_rules refused ruleset `{program.name}`: {error}"
+                # The static checks in ruleset.py missed a limit (e.g. error 113 counts joins
+                # and nested groups its own way): the policy, not the case, must change.
+                raise PolicyError.single(
+                    "engine_limit",
+                    f"the engine cannot run policy `{program.name}` ({error}); simplify the "
+                    "largest conditions (fewer words, joins or alternatives in one test)",
                 ) from error
             self._handles[program.name] = handle
         return handle
@@ -122,7 +126,14 @@ class Engine:
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
         try:
-            session.assert_batch([session.normalise(f) for f in facts])
+            batch = [session.normalise(f) for f in facts]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        _check_unique(batch)
+        try:
+            session.assert_batch(batch)
             for stage in range(1, program.stages + 1):
                 session.assert_stage(stage)
         except Exception:
@@ -131,6 +142,17 @@ class Engine:
         finally:
             session.close()
         return session.trace
+
+
+def _check_unique(facts: list[dict[str, Any]]) -> None:
+    # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
+    # (trap 13): refuse duplicates before the engine sees them.
+    ids = [f.get("id") for f in facts]
+    if len(set(ids)) != len(ids):
+        raise EngineError.single("engine_failed", "two facts share an id")
+    contents = {json.dumps(f, sort_keys=True) for f in facts}
+    if len(contents) != len(facts):
+        raise EngineError.single("engine_failed", "two facts are identical")
 
 
 class _Session:
@@ -144,6 +166,7 @@ class _Session:
         self.counter = itertools.count()
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
         self.state: int | None = None
+        self.poisoned = False
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -160,6 +183,9 @@ class _Session:
         if code == _NOT_HANDLED:
             raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
         if code == _OBSERVED:
+            # Two distinct facts whose 32-bit content hashes collide look identical to the
+            # engine; deleting such a session crashes the process, so it is left in place.
+            self.poisoned = True
             raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
         if isinstance(result, tuple) and len(result) > 1:
             self.state = result[1]
@@ -203,6 +229,8 @@ class _Session:
             pass
 
     def close(self) -> None:
+        if self.poisoned:
+            return
         # The session may never have been created if the first assert failed.
         with contextlib.suppress(Exception):
             _dre.delete_state(self.handle, self.sid)

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from . import dictionary, policies, source
-from .compiler import compile_policy
+from .api import program_for
 from .errors import InputError, Location, PolicyError, Problem
 from .lint_checks import (
     LIBRARY_CHECKS,
@@ -224,7 +224,7 @@ def lint_policy(policy: Policy) -> list[Finding]:
     """
     findings: list[Finding] = []
     try:
-        compile_policy(policy)
+        program_for(policy)
     except PolicyError as error:
         findings.extend(_finding(_in_file(p, policy)) for p in error.problems)
     context = Context(policy, dictionary.with_derived(policy.derived))
