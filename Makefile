@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint format typecheck bench docs clean
+.PHONY: help venv demo test policy-check lint format typecheck bench docs clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -41,8 +41,13 @@ demo: $(STAMP) ## Evaluate the example T12-S2 fusion case
 	esac
 
 # pytest's exit code 5 (no tests collected) is non-zero, so it fails this target as it must.
-test: lint typecheck ## Lint, check formatting, type-check, then run the tests
+test: lint typecheck policy-check ## Lint, type-check, check the policies, then run the tests
 	$(BIN)/python -m pytest
+
+policy-check: $(STAMP) ## Lint and fmt --check every policy; run their suites at 100 % coverage
+	$(BIN)/necessity lint
+	$(BIN)/necessity fmt --check
+	$(BIN)/necessity test --coverage --fail-under 100
 
 lint: $(STAMP) ## Run ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -55,12 +60,8 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 typecheck: $(STAMP) ## Run mypy (strict on evaluator/)
 	$(BIN)/mypy
 
-bench: $(STAMP) ## Run benchmarks/run.py if it exists
-	@if [ -f benchmarks/run.py ]; then \
-		$(BIN)/python benchmarks/run.py; \
-	else \
-		echo "no benchmarks/run.py yet"; \
-	fi
+bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
+	$(BIN)/python benchmarks/run.py
 
 # tests/test_show.py fails when a committed document differs from what its policy renders.
 docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy

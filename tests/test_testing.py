@@ -380,3 +380,12 @@ def test_a_case_path_is_found_beside_the_suite(tmp_path: Path) -> None:
     )
     result = run_cli(str(path))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("threshold", "code"), [("100", 1), ("50", 0)], ids=["100", "50"])
+def test_fail_under_gates_on_coverage(threshold: str, code: int) -> None:
+    # The examples suite alone leaves some reachable statuses unexercised (85.7 %).
+    suite = Path(__file__).parent.parent / "policies/lumbar-fusion/tests/examples.yaml"
+    result = CliRunner().invoke(main, ["test", str(suite), "--fail-under", threshold])
+    assert result.exit_code == code, result.output
+    assert ("under --fail-under" in result.output) is (code == 1)

@@ -31,6 +31,14 @@ _COVERAGE_MARKS = {True: "x", False: "."}  # exercised / reachable but not exerc
     help="Report which reachable clause statuses the tests checked, per policy.",
 )
 @click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    default=None,
+    metavar="PCT",
+    help="With --coverage: exit 1 when any policy covers less than PCT % of its reachable "
+    "clause statuses (CI uses 100).",
+)
+@click.option(
     "--junit",
     "junit_file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -42,6 +50,7 @@ _COVERAGE_MARKS = {True: "x", False: "."}  # exercised / reachable but not exerc
 def command(
     names: tuple[str, ...],
     with_coverage: bool,
+    fail_under: float | None,
     junit_file: Path | None,
     output_format: str,
     policies_dir: Path | None,
@@ -59,6 +68,7 @@ def command(
     Examples:
       necessity test
       necessity test lumbar-fusion --coverage
+      necessity test --coverage --fail-under 100
       necessity test policies/lumbar-fusion/tests/examples.yaml --junit results.xml
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
@@ -72,7 +82,7 @@ def command(
     started = time.perf_counter()
     results = testing.run(suites, observers)
     seconds = time.perf_counter() - started
-    report = coverage.report() if with_coverage else None
+    report = coverage.report() if with_coverage or fail_under is not None else None
     if junit_file is not None:
         testing.junit_xml(results, failure_text).write(
             junit_file, encoding="utf-8", xml_declaration=True
@@ -82,7 +92,14 @@ def command(
     else:
         click.echo("\n".join(summary_lines(results, report, seconds)))
     failed = any(not r.passed for r in results)
-    raise click.exceptions.Exit(TESTS_FAILED if failed else ExitCode.OK)
+    short = [p for p in report or () if fail_under is not None and p.percent < fail_under]
+    for policy in short:
+        click.echo(
+            f"coverage of {policy.policy} is {policy.percent:.1f} %, under --fail-under "
+            f"{fail_under:g} %",
+            err=True,
+        )
+    raise click.exceptions.Exit(TESTS_FAILED if failed or short else ExitCode.OK)
 
 
 def _load(library: Library, names: Sequence[str]) -> list[testing.Suite]:
