@@ -136,17 +136,14 @@ class _Assembler:
             if keys:
                 self.values_by_prefix.setdefault((node, keys[:-1]), []).append(emitted.fact)
 
-    def fact_view(self, fact: Mapping[str, Any], field: str | None) -> FactView:
+    def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
+        """Return the fact with the fields a reader needs: `fields` and their companions, or
+        every plain field when `fields` is empty."""
+
         def wanted(name: str) -> bool:
-            if field is None:
+            if not fields:
                 return name not in _HIDDEN and not re.fullmatch(r"k\d+", name)
-            if name in (field, f"{field}_word"):
-                return True
-            # Date ordinals mean nothing to a reader; distances and duration bounds do.
-            rest = name[len(field) + 1 :] if name.startswith(field + "_") else ""
-            if "months_up" in rest:  # the rounded-up twin of the month distance: same story
-                return False
-            return "before_request" in rest or (rest in ("lo", "hi") and field not in fact)
+            return any(_companion(name, field, fact) for field in fields)
 
         shown = tuple(sorted((k, v) for k, v in fact.items() if wanted(k)))
         return FactView(str(fact["t"]), str(fact["id"]), shown, fact.get("src"))
@@ -169,7 +166,10 @@ class _Assembler:
         node = self.program.nodes[node_id]
         cond: Condition = node.condition
         if isinstance(cond, Compare | Exists | ClauseIs):
-            return [self.leaf(node_id, cond, keys, value)]
+            deciding = [self.leaf(node_id, cond, keys, value)]
+            if isinstance(cond, Exists):
+                deciding.extend(self.derivation(cond.fact, keys, value))
+            return deciding
         if isinstance(cond, Every | Some | Count):
             child = node.children[0]
             # A count is decided by its true children (true) or all the rest (otherwise).
@@ -200,10 +200,26 @@ class _Assembler:
                 out.extend(self.evidence(child, keys))
         return out
 
+    def derivation(self, fact_type: str, keys: tuple[str, ...], value: Truth) -> list[Evidence]:
+        """Return why a derived fact exists (the routes that derived it) or not (every route),
+        for the same bound facts; nothing for a case fact type."""
+        out: list[Evidence] = []
+        for rule in self.policy.rules:
+            if rule.fact != fact_type or rule.when is None:
+                continue
+            when = f"{rule.id}:when"
+            route = self.trace.value(when, keys)
+            if route is None or (value is Truth.TRUE and route is not Truth.TRUE):
+                continue
+            out.extend(self.evidence(when, keys))
+        return out
+
     def leaf(
         self, node_id: str, cond: Compare | Exists | ClauseIs, keys: tuple[str, ...], value: Truth
     ) -> Evidence:
-        field = cond.field if isinstance(cond, Compare) else None
+        fields: tuple[str, ...] = ()
+        if isinstance(cond, Compare):
+            fields = (cond.field, cond.minus) if cond.minus else (cond.field,)
         sources: list[Mapping[str, Any]] = []
         emitted = self.trace.values[(node_id, keys)].fact
         if "f" in emitted:
@@ -211,7 +227,7 @@ class _Assembler:
         for cand in self.candidates.get((node_id, keys), []):
             if Truth(cand["v"]) == value and "f" in cand:
                 sources.append(self.facts.get(cand["f"], {}))
-        views = tuple(self.fact_view(f, field) for f in _unique(s for s in sources if s))
+        views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
         return Evidence(leaf_text(cond), value, self.binding(node_id, keys), views)
 
     def template(self, text: str) -> str:
@@ -244,7 +260,6 @@ class _Assembler:
         else:
             decider = nodes.requires
         evidence = tuple(self.evidence(decider, ())) if decider else ()
-        failed = status in (Status.NOT_MET, Status.NOT_DOCUMENTED)
         rationale = clause.rationale.get(status)
         return ClauseResult(
             id=clause.id,
@@ -254,7 +269,10 @@ class _Assembler:
             evidence=evidence,
             citations=clause.cites,
             rationale=self.template(rationale) if rationale else None,
-            recommendation=self.template(clause.recommendation) if failed else None,
+            # Not documented asks for documents, not for more treatment.
+            recommendation=(
+                self.template(clause.recommendation) if status is Status.NOT_MET else None
+            ),
             documentation=clause.documentation if status is Status.NOT_DOCUMENTED else (),
         )
 
@@ -285,6 +303,17 @@ class _Assembler:
             summary = "; ".join(f"{words(x.procedure)} {x.levels}" for x in lines)
             summary = summary[0].upper() + summary[1:] + "."
         return AlternativeScope(summary, tuple(lines))
+
+
+def _companion(name: str, field: str, fact: Mapping[str, Any]) -> bool:
+    """True when `name` shows `field` to a reader: itself, its word, its distances to the
+    request (not the rounded-up twin) or, for a duration, its bounds; date ordinals are not."""
+    if name in (field, f"{field}_word"):
+        return True
+    rest = name[len(field) + 1 :] if name.startswith(field + "_") else ""
+    if "months_up" in rest:
+        return False
+    return "before_request" in rest or (rest in ("lo", "hi") and field not in fact)
 
 
 def _keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
