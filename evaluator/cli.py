@@ -12,6 +12,7 @@ from evaluator import render
 from evaluator.commands import (
     EXIT_CODE_HELP,
     ExitCode,
+    batch,
     evaluate,
     fmt,
     lint,
@@ -25,6 +26,7 @@ from evaluator.errors import EngineError, InputError
 # One module per verb (evaluator/commands/<verb>.py, exposing `command`): add new ones here.
 COMMANDS: tuple[click.Command, ...] = (
     evaluate.command,
+    batch.command,
     validate.command,
     policies.command,
     test.command,
@@ -90,6 +92,7 @@ Exit codes:
 \b
 Examples:
   necessity evaluate examples/cases/t12-s2-fusion.json --policy lumbar-fusion
+  necessity batch examples/cases -o results.jsonl
   necessity validate policies/ examples/
   necessity policies --format json
 """,

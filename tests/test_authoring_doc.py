@@ -1,0 +1,228 @@
+"""docs/authoring.md is executable: its files are written and its commands run, in order.
+
+A fenced block whose info string has `file=PATH` is a file the reader writes (PATH relative to
+the repository root): plain, it creates or replaces the file; with the word `append`, it is
+added to the end; a `diff` block changes the file (lines starting `-` are replaced by the lines
+starting `+`; lines starting with a space are context that must match too). A `console` block
+holds `$ necessity ...` commands, each followed by the output it prints. A line `...` stands for
+any number of lines, `...` inside a line for any text; without `...` at its start or end the
+output must start or end there. A trailing `# exit N` comment gives the expected exit code
+(default 0). Everything runs in an empty folder, so nothing but the document's own files is used.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from evaluator.cli import main
+
+DOC = Path(__file__).parent.parent / "docs" / "authoring.md"
+GAP = "..."
+_FENCE = re.compile(r"^```(?P<info>.*)$")
+_EXIT = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class WriteFile:
+    """A file block: create (or replace), append to, or patch (diff) the file at `path`."""
+
+    line: int
+    path: str
+    mode: str  # "create", "append" or "diff"
+    body: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `$ necessity ...` line, the output shown under it and its expected exit code."""
+
+    line: int
+    argv: list[str]
+    expected: list[str]
+    exit_code: int
+
+
+def parse(text: str) -> list[WriteFile | Command]:
+    """Return the document's steps in order: file blocks and console commands."""
+    steps: list[WriteFile | Command] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        index += 1
+        if fence is None:
+            continue
+        start = index
+        while index < len(lines) and lines[index] != "```":
+            index += 1
+        if index == len(lines):
+            raise AssertionError(f"authoring.md:{start}: unclosed code block")
+        body = lines[start:index]
+        index += 1
+        words = fence["info"].split()
+        language = words[0] if words else ""
+        attributes = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+        if "file" in attributes:
+            mode = "diff" if language == "diff" else "append" if "append" in words else "create"
+            steps.append(WriteFile(start, attributes["file"], mode, "\n".join(body) + "\n"))
+        elif language == "console":
+            steps.extend(_commands(body, start + 1))
+    return steps
+
+
+def _commands(body: list[str], first_line: int) -> list[Command]:
+    commands: list[Command] = []
+    for offset, line in enumerate(body):
+        if line.startswith("$ "):
+            exit_match = _EXIT.search(line)
+            command = line[2 : exit_match.start()] if exit_match else line[2:]
+            argv = shlex.split(command)
+            assert argv[0] == "necessity", f"authoring.md:{first_line + offset}: not `necessity`"
+            code = int(exit_match["code"]) if exit_match else 0
+            commands.append(Command(first_line + offset, argv[1:], [], code))
+        elif commands:
+            commands[-1].expected.append(line)
+        else:
+            raise AssertionError(f"authoring.md:{first_line + offset}: output before a `$` line")
+    return commands
+
+
+def patch(text: str, diff: str) -> str:
+    """Return `text` with the diff's `-` lines replaced by its `+` lines (context must match)."""
+    old, new = [], []
+    for line in diff.splitlines():
+        marker, rest = line[:1], line[1:]
+        if marker in (" ", ""):
+            old.append(rest)
+            new.append(rest)
+        elif marker == "-":
+            old.append(rest)
+        elif marker == "+":
+            new.append(rest)
+        else:
+            raise AssertionError(f"a diff line must start with ' ', '-' or '+': {line!r}")
+    before, after = "\n".join(old) + "\n", "\n".join(new) + "\n"
+    found = text.count(before)
+    assert found == 1, f"the diff's old lines occur {found} times in the file, not once"
+    return text.replace(before, after)
+
+
+def _line_matches(expected: str, actual: str) -> bool:
+    if GAP not in expected:
+        return expected.rstrip() == actual.rstrip()
+    pattern = ".*".join(re.escape(part) for part in expected.rstrip().split(GAP))
+    return re.fullmatch(pattern, actual.rstrip()) is not None
+
+
+def output_matches(expected: list[str], output: str) -> bool:
+    """True when the output shows the expected lines: `...` lines are gaps of any length."""
+    actual = output.rstrip("\n").splitlines()
+    while expected and not expected[-1].strip():
+        expected = expected[:-1]
+    segments: list[list[str]] = [[]]
+    for line in expected:
+        if line.strip() == GAP:
+            segments.append([])
+        else:
+            segments[-1].append(line)
+    anchored_start, anchored_end = bool(segments[0]), bool(segments[-1])
+    position = 0
+    for number, segment in enumerate(segments):
+        if not segment:
+            continue
+        last_start = len(actual) - len(segment)
+        candidates = [position] if number == 0 and anchored_start else range(position, last_start + 1)
+        for start in candidates:
+            window = actual[start : start + len(segment)]
+            if len(window) == len(segment) and all(map(_line_matches, segment, window)):
+                position = start + len(segment)
+                break
+        else:
+            return False
+    return not anchored_end or position == len(actual)
+
+
+def _write(root: Path, step: WriteFile) -> None:
+    relative = Path(step.path)
+    assert not relative.is_absolute(), f"authoring.md:{step.line}: use a relative path"
+    assert ".." not in relative.parts, f"authoring.md:{step.line}: path leaves the folder"
+    target = root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if step.mode == "create":
+        target.write_text(step.body, encoding="utf-8")
+    elif step.mode == "append":
+        target.write_text(target.read_text(encoding="utf-8") + step.body, encoding="utf-8")
+    else:
+        target.write_text(patch(target.read_text(encoding="utf-8"), step.body), encoding="utf-8")
+
+
+def test_walkthrough_runs_as_written(tmp_path, monkeypatch):
+    steps = parse(DOC.read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for step in steps:
+        if isinstance(step, WriteFile):
+            _write(tmp_path, step)
+            continue
+        result = runner.invoke(main, step.argv)
+        shown = f"authoring.md:{step.line}: $ necessity {shlex.join(step.argv)}"
+        assert result.exit_code == step.exit_code, (
+            f"{shown}\nexit code {result.exit_code}, the document says {step.exit_code}\n"
+            f"{result.output}"
+        )
+        assert output_matches(step.expected, result.output), (
+            f"{shown}\nexpected:\n" + "\n".join(step.expected) + f"\nactual:\n{result.output}"
+        )
+
+
+def test_walkthrough_shows_a_failure_and_the_fix():
+    steps = parse(DOC.read_text(encoding="utf-8"))
+    commands = [s for s in steps if isinstance(s, Command)]
+    assert any(c.argv[0] == "lint" and c.exit_code == 1 for c in commands)
+    failed_at = next(i for i, s in enumerate(steps) if isinstance(s, Command) and s.exit_code)
+    assert any(isinstance(s, WriteFile) and s.mode == "diff" for s in steps[failed_at:])
+    assert {"lint", "fmt", "test", "show", "validate", "evaluate"} <= {c.argv[0] for c in commands}
+
+
+@pytest.mark.parametrize(
+    ("expected", "output", "matches"),
+    [
+        (["a", "b"], "a\nb\n", True),
+        (["a", "b"], "a\nb\nc\n", False),
+        (["a", "c"], "a\nb\nc\n", False),
+        (["a", GAP, "c"], "a\nb\nc\n", True),
+        ([GAP, "b"], "a\nb\n", True),
+        ([GAP, "b", GAP], "a\nb\nc\n", True),
+        (["b", GAP], "a\nb\n", False),
+        (["x ... z"], "x y z\n", True),
+        (["x ... z"], "x y\n", False),
+        (["a", "B"], "a\nb\n", False),
+    ],
+    ids=[
+        "exact",
+        "extra-line",
+        "missing-line",
+        "gap-line",
+        "leading-gap",
+        "gaps-around",
+        "anchored-start",
+        "gap-in-line",
+        "gap-in-line-mismatch",
+        "changed-line",
+    ],
+)
+def test_output_matching(expected, output, matches):
+    assert output_matches(expected, output) is matches
+
+
+def test_patch_replaces_exactly_one_occurrence():
+    text = "a: 1\nb: 2\nc: 3\n"
+    assert patch(text, " a: 1\n-b: 2\n+b: 20\n") == "a: 1\nb: 20\nc: 3\n"
+    with pytest.raises(AssertionError, match="0 times"):
+        patch(text, "-b: 3\n+b: 4\n")
