@@ -24,7 +24,7 @@ from evaluator.cli import main
 
 DOC = Path(__file__).parent.parent / "docs" / "authoring.md"
 GAP = "..."
-_FENCE = re.compile(r"^```(?P<info>.*)$")
+_FENCE = re.compile(r"^(?P<indent> *)```(?P<info>.*)$")
 _EXIT = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
 
 
@@ -58,12 +58,12 @@ def parse(text: str) -> list[WriteFile | Command]:
         index += 1
         if fence is None:
             continue
-        start = index
-        while index < len(lines) and lines[index] != "```":
+        start, indent = index, fence["indent"]
+        while index < len(lines) and lines[index] != f"{indent}```":
             index += 1
         if index == len(lines):
             raise AssertionError(f"authoring.md:{start}: unclosed code block")
-        body = lines[start:index]
+        body = [line.removeprefix(indent) for line in lines[start:index]]
         index += 1
         words = fence["info"].split()
         language = words[0] if words else ""
@@ -131,21 +131,27 @@ def output_matches(expected: list[str], output: str) -> bool:
             segments.append([])
         else:
             segments[-1].append(line)
-    anchored_start, anchored_end = bool(segments[0]), bool(segments[-1])
+    if segments == [[]]:  # nothing shown and no gap: the command prints nothing
+        return not actual
     position = 0
     for number, segment in enumerate(segments):
-        if not segment:
-            continue
-        last_start = len(actual) - len(segment)
-        candidates = [position] if number == 0 and anchored_start else range(position, last_start + 1)
-        for start in candidates:
-            window = actual[start : start + len(segment)]
-            if len(window) == len(segment) and all(map(_line_matches, segment, window)):
-                position = start + len(segment)
-                break
+        last = len(actual) - len(segment)
+        if number == len(segments) - 1 and segment:  # no gap after it: it ends the output
+            starts: range | list[int] = [last] if last >= position else []
         else:
+            starts = range(position, last + 1)
+        if number == 0 and segment:  # no gap before it: it starts the output
+            starts = [0] if 0 in starts else []
+        start = next((i for i in starts if _segment_at(segment, actual, i)), None)
+        if start is None:
             return False
-    return not anchored_end or position == len(actual)
+        position = start + len(segment)
+    return True
+
+
+def _segment_at(segment: list[str], actual: list[str], start: int) -> bool:
+    window = actual[start : start + len(segment)]
+    return len(window) == len(segment) and all(map(_line_matches, segment, window))
 
 
 def _write(root: Path, step: WriteFile) -> None:
@@ -172,13 +178,18 @@ def test_walkthrough_runs_as_written(tmp_path, monkeypatch):
             continue
         result = runner.invoke(main, step.argv)
         shown = f"authoring.md:{step.line}: $ necessity {shlex.join(step.argv)}"
-        assert result.exit_code == step.exit_code, (
-            f"{shown}\nexit code {result.exit_code}, the document says {step.exit_code}\n"
-            f"{result.output}"
-        )
-        assert output_matches(step.expected, result.output), (
-            f"{shown}\nexpected:\n" + "\n".join(step.expected) + f"\nactual:\n{result.output}"
-        )
+        if result.exit_code != step.exit_code:
+            pytest.fail(
+                f"{shown}\nexit code {result.exit_code}, the document says {step.exit_code}\n"
+                f"{result.output}",
+                pytrace=False,
+            )
+        if not output_matches(step.expected, result.output):
+            expected = "\n".join(step.expected)
+            pytest.fail(
+                f"{shown}\nthe document shows:\n{expected}\nthe command printed:\n{result.output}",
+                pytrace=False,
+            )
 
 
 def test_walkthrough_shows_a_failure_and_the_fix():
@@ -203,6 +214,10 @@ def test_walkthrough_shows_a_failure_and_the_fix():
         (["x ... z"], "x y z\n", True),
         (["x ... z"], "x y\n", False),
         (["a", "B"], "a\nb\n", False),
+        ([GAP, "b"], "b\nx\nb\n", True),
+        ([GAP], "anything\n", True),
+        ([], "", True),
+        ([], "a\n", False),
     ],
     ids=[
         "exact",
@@ -215,6 +230,10 @@ def test_walkthrough_shows_a_failure_and_the_fix():
         "gap-in-line",
         "gap-in-line-mismatch",
         "changed-line",
+        "last-segment-ends-output",
+        "only-a-gap",
+        "no-output",
+        "unexpected-output",
     ],
 )
 def test_output_matching(expected, output, matches):
