@@ -137,7 +137,7 @@ def lower(
             AnyTest((Absent(name), Absent(leaf.minus))),
         )
     true, false = _point(op, name, threshold.value)
-    if info.kind != "measurement" or not words:
+    if info.kind != "measurement" or not words or not info.qualitative:
         return Outcomes(true, false, Absent(name))
     # A stated word in place of the number (domain convention 8).
     word = f"{name}_word"

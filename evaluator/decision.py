@@ -68,6 +68,7 @@ class Evidence:
 class ClauseResult:
     id: str
     section: str
+    section_title: str
     title: str
     status: Status
     evidence: tuple[Evidence, ...]
@@ -264,6 +265,7 @@ class _Assembler:
         return ClauseResult(
             id=clause.id,
             section=clause.section,
+            section_title=next(x.title for x in self.policy.sections if x.id == clause.section),
             title=clause.title,
             status=status,
             evidence=evidence,

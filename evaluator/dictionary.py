@@ -29,6 +29,9 @@ class FieldInfo:
     enum: tuple[str, ...] = ()
     unit: str | None = None
     description: str = ""
+    # A size word ("very subtle") may stand for this measurement (domain convention 8); on
+    # other measurements (a strength grade, a relief percentage) a word decides nothing.
+    qualitative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,14 @@ def _field(name: str, spec: Mapping[str, Any]) -> FieldInfo:
     unit = spec.get("x-unit")
     if unit is None and kind in ("integer", "number", "duration"):
         unit = "days" if kind == "duration" else DEFAULT_UNIT
-    return FieldInfo(name, kind, tuple(spec.get("enum", ())), unit, spec.get("description", ""))
+    return FieldInfo(
+        name,
+        kind,
+        tuple(spec.get("enum", ())),
+        unit,
+        spec.get("description", ""),
+        bool(spec.get("x-qualitative", False)),
+    )
 
 
 @cache

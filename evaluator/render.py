@@ -64,10 +64,6 @@ def review_note(decision: Decision) -> str | None:
     return None
 
 
-def _section_title(section: str) -> str:
-    return words(section.replace("-", "_")).capitalize()
-
-
 def _cited(numbers: Iterable[int]) -> str:
     return "[" + f",{KEEP}".join(str(n) for n in sorted(numbers)) + "]"
 
@@ -101,6 +97,7 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
     return {
         "id": c.id,
         "section": c.section,
+        "section_title": c.section_title,
         "title": c.title,
         "status": c.status.value,
         "evidence": [_evidence_json(e) for e in c.evidence],
@@ -227,7 +224,7 @@ def outline(decision: Decision) -> list[Node]:
     nodes.extend(
         Node(
             "row",
-            f"{_code(c.id)}\t{_section_title(c.section)}\t{c.title}\t{STATUS_WORDS[c.status]}",
+            f"{_code(c.id)}\t{c.section_title}\t{c.title}\t{STATUS_WORDS[c.status]}",
             only="markdown",
         )
         for c in decision.clauses
@@ -240,8 +237,9 @@ def outline(decision: Decision) -> list[Node]:
         if failed:
             nodes.append(Node("h2", heading))
         for section in dict.fromkeys(c.section for c in failed):
-            nodes.append(Node("h3", _section_title(section), 1))
-            for clause in (c for c in failed if c.section == section):
+            in_section = [c for c in failed if c.section == section]
+            nodes.append(Node("h3", in_section[0].section_title, 1))
+            for clause in in_section:
                 nodes.extend(_failed(clause))
     alt = decision.alternative
     if alt is not None:

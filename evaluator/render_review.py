@@ -86,9 +86,16 @@ def review_text(review: CaseReview) -> str:
         "",
     ]
     for n, result in enumerate(review.lines, 1):
-        policy = result.policy.ref if result.policy else "no policy"
         out.append(f"  {n}. {_line_label(result)}")
-        out.append(f"     {words(result.determination)} ({result.x12_action}) under {policy}")
+        if result.policy is None:
+            out.append(
+                f"     no policy governs this procedure ({result.x12_action}, manual review)"
+            )
+        else:
+            out.append(
+                f"     {words(result.determination)} ({result.x12_action}) under "
+                f"{result.policy.ref}"
+            )
     for members, first in _groups(review):
         names = ", ".join(m.line.id for m in members)
         out.extend(["", "=" * 92, f"LINE {names}", "=" * 92, ""])

@@ -78,7 +78,10 @@ def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path,
             found.extend((f, None) for f in _suite_files(folder))
         else:
             ref = PolicyRef.parse(name)
-            library.get(ref.id)  # an unknown id: PolicyNotFoundError naming the known ones
+            if ref.version or not (library.root / ref.id).is_dir():
+                # An unknown id or version: PolicyNotFoundError naming the known ones. A draft
+                # named with its version is found, so a new policy can be tested by id@version.
+                library.get(ref)
             found.extend((f, ref.version) for f in _suite_files(library.root / ref.id / "tests"))
     return found
 

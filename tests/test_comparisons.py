@@ -205,11 +205,14 @@ def interval(op: str, bounds: tuple[int, int] | None, limit: float) -> Truth:
     return T if all(passed) else F if not any(passed) else U
 
 
-def measured(op: str, value: float | None, word: str | None, limit: float) -> Truth:
-    """A measurement stated as a number, or as a word in place of the number."""
+def measured(
+    op: str, value: float | None, word: str | None, limit: float, qualitative: bool = True
+) -> Truth:
+    """A measurement stated as a number, or as a word in place of the number (which decides
+    only for a size measurement marked x-qualitative, e.g. a translation in mm)."""
     if value is not None:
         return point(op, value, limit)
-    if word in BELOW_WORDS:
+    if qualitative and word in BELOW_WORDS:
         return T if op in ("at_most", "less_than") else F
     return U
 
@@ -343,7 +346,8 @@ def oracle(s: dict[str, Any]) -> dict[str, Truth]:
     care = s["care"] and s["months"] is not None
     out: dict[str, Truth] = {}
     for op in THRESHOLD_OPS:
-        out[clause_id("cot", op)] = measured(op, number, word, 10)
+        # cotinine is no size: a word in its place decides nothing
+        out[clause_id("cot", op)] = measured(op, number, word, 10, qualitative=False)
         out[clause_id("visits", op)] = point(op, s["visits"] if s["pt"] else None, 12)
         pi, ll = (s["pi"], s["ll"]) if s["alignment"] else (None, None)
         out[clause_id("pill", op)] = U if pi is None or ll is None else point(op, pi - ll, 20)
@@ -459,8 +463,18 @@ def test_months_round_down_for_at_least_and_up_for_at_most(program):
     ids=["mild", "very-subtle", "severe", "no-word"],
 )
 def test_word_in_place_of_a_number(program, word, expected):
+    # translation (mm) is a size measurement (x-qualitative): the policy's words decide it.
+    found = statuses(program, facts_of(with_(studies=[(None, word)])))
+    assert {op: found[clause_id("trans", op)] for op in THRESHOLD_OPS} == expected
+
+
+@pytest.mark.parametrize("word", ["mild", "very subtle", "severe"], ids=str)
+def test_a_word_for_a_measurement_that_is_no_size_decides_nothing(program, word):
+    # "mild" strength or cotinine says nothing about the number: no word may decide them.
     found = statuses(program, facts_of(with_(nicotine=True, cotinine=(None, word))))
-    assert {op: found[clause_id("cot", op)] for op in THRESHOLD_OPS} == expected
+    assert {op: found[clause_id("cot", op)] for op in THRESHOLD_OPS} == dict.fromkeys(
+        THRESHOLD_OPS, U
+    )
 
 
 @pytest.mark.parametrize("op", THRESHOLD_OPS, ids=str)

@@ -114,7 +114,9 @@ def test_text_report_states_the_review_note(report: str) -> None:
 
 
 def clause(evidence: list[Evidence]) -> ClauseResult:
-    return ClauseResult("X", "s", "t", Status.NOT_MET, tuple(evidence), (), None, "do more", ())
+    return ClauseResult(
+        "X", "s", "Section", "t", Status.NOT_MET, tuple(evidence), (), None, "do more", ()
+    )
 
 
 def fact(*values: tuple[str, Any], type_: str = "conservative_care") -> FactView:
@@ -244,7 +246,7 @@ def test_markdown_has_the_headings(founding: Any) -> None:
     for expected in (
         "## Clause summary",
         "## Criteria not met",
-        "### Imaging",
+        "### Imaging and instability",
         "#### `LF-INSTABILITY`: Instability at every fused segment (not met)",
         "## Criteria not documented",
         "## Alternative the facts support",
