@@ -257,7 +257,7 @@ def test_markdown_has_the_headings(founding: Any) -> None:
     ):
         assert expected in headings
     assert (
-        "| `LF-INSTABILITY` | Imaging | Instability at every fused segment | not met |" in markdown
+        "| `LF-INSTABILITY` | Imaging and instability | Instability at every fused segment | not met |" in markdown
     )
     assert "- **no** `seg = T12-L3, S1-S2`: " in markdown
     assert "\x02" not in markdown
