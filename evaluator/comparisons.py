@@ -8,6 +8,7 @@ so "unknown" is always spelled out with Absent.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -205,10 +206,12 @@ def check_value(
     """Report a literal that can never equal the field (wrong type or not in its enum)."""
     if info.enum and value not in info.enum:
         allowed = ", ".join(f"`{v}`" for v in info.enum)
+        close = difflib.get_close_matches(str(value), info.enum, n=1)
         problems.add(
             "unknown_value",
             f"`{value}` is not a value of `{fact}.{info.name}` (one of {allowed})",
             location,
+            f"did you mean `{close[0]}`?" if close else None,
         )
     elif info.kind == "boolean" and not isinstance(value, bool):
         problems.add(

@@ -626,7 +626,7 @@ def test_compile_errors_are_collected_and_located(tmp_path):
             ("unknown_field", line_of(BROKEN, "cotinin,"), "did you mean `cotinine`?"),
             ("unknown_setting", line_of(BROKEN, "gapp"), "did you mean `gap`?"),
             ("unit_mismatch", line_of(BROKEN, "unit: deg"), None),
-            ("unknown_value", line_of(BROKEN, "nevr"), None),
+            ("unknown_value", line_of(BROKEN, "nevr"), "did you mean `never`?"),
             ("unknown_clause", line_of(BROKEN, "X-TWOO"), "did you mean `X-TWO`?"),
             ("cycle", line_of(BROKEN, "CYCLE-CLAUSES"), None),
             ("cycle", line_of(BROKEN, "CYCLE-RULES"), None),

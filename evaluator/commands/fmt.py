@@ -59,7 +59,8 @@ def command(paths: tuple[Path, ...], check: bool) -> None:
             click.echo("\n".join(render.problem_lines(error)), err=True)
     verb = "would be reformatted" if check else "reformatted"
     click.echo(
-        f"{changed} of {len(files)} files {verb}" + (f", {failed} unreadable" if failed else ""),
+        f"{changed} of {len(files)} {'file' if len(files) == 1 else 'files'} {verb}"
+        + (f", {failed} unreadable" if failed else ""),
         err=True,
     )
     if failed:

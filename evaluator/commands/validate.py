@@ -51,6 +51,7 @@ def command(paths: tuple[Path, ...], output_format: str) -> None:
                 click.echo(f"ok  {r.path} ({r.kind})")
             else:
                 click.echo("\n".join(render.problem_lines(r.error)))
-        summary = f"{len(results)} files checked: {len(results) - len(invalid)} valid"
+        noun = "file" if len(results) == 1 else "files"
+        summary = f"{len(results)} {noun} checked: {len(results) - len(invalid)} valid"
         click.echo(f"{summary}, {len(invalid)} invalid" if invalid else summary)
     raise click.exceptions.Exit(ExitCode.INVALID_INPUT if invalid else ExitCode.OK)
