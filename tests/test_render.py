@@ -256,9 +256,8 @@ def test_markdown_has_the_headings(founding: Any) -> None:
         "## References",
     ):
         assert expected in headings
-    assert (
-        "| `LF-INSTABILITY` | Imaging and instability | Instability at every fused segment | not met |" in markdown
-    )
+    row = "| `LF-INSTABILITY` | Imaging and instability | Instability at every fused segment |"
+    assert f"{row} not met |" in markdown
     assert "- **no** `seg = T12-L3, S1-S2`: " in markdown
     assert "\x02" not in markdown
     assert "\x06" not in markdown
