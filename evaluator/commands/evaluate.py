@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,20 +60,30 @@ def command(case: Path, policy: str | None, output_format: str, policies_dir: Pa
     evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
     if policy is None:
         review = api.review_case(loaded, library)
-        if output_format == "json":
-            data = render_review.review_json(review, evaluated_at)
-            click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        elif output_format == "markdown":
-            click.echo(render_review.review_markdown(review), nl=False)
-        else:
-            click.echo(render_review.review_text(review), nl=False)
+        _echo(
+            output_format,
+            lambda: render_review.review_json(review, evaluated_at),
+            lambda: render_review.review_markdown(review),
+            lambda: render_review.review_text(review),
+        )
         raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
     decision = api.evaluate(loaded, api.select_policy(loaded, policy, library))
-    if output_format == "json":
-        data = render.decision_json(decision, evaluated_at)
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    elif output_format == "markdown":
-        click.echo(render.decision_markdown(decision), nl=False)
-    else:
-        click.echo(render.decision_text(decision), nl=False)
+    _echo(
+        output_format,
+        lambda: render.decision_json(decision, evaluated_at),
+        lambda: render.decision_markdown(decision),
+        lambda: render.decision_text(decision),
+    )
     raise click.exceptions.Exit(ExitCode.for_determination(decision.determination))
+
+
+def _echo(
+    output_format: str,
+    as_json: Callable[[], dict[str, Any]],
+    as_markdown: Callable[[], str],
+    as_text: Callable[[], str],
+) -> None:
+    if output_format == "json":
+        click.echo(json.dumps(as_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo((as_markdown if output_format == "markdown" else as_text)(), nl=False)
