@@ -91,7 +91,7 @@ Exit codes:
 
 \b
 Examples:
-  necessity evaluate examples/cases/t12-s2-fusion.json --policy lumbar-fusion
+  necessity evaluate case.json --policy my-policy
   necessity batch examples/cases -o results.jsonl
   necessity validate policies/ examples/
   necessity policies --format json

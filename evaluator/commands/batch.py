@@ -54,7 +54,7 @@ def command(
     \b
     Examples:
       necessity batch examples/cases -o results.jsonl
-      necessity batch a.json b.yaml --policy lumbar-fusion
+      necessity batch a.json b.yaml --policy my-policy
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     files = list(batch.case_files(paths))

@@ -51,8 +51,8 @@ def command(case: Path, policy: str | None, output_format: str, policies_dir: Pa
     \b
     Examples:
       necessity evaluate examples/cases/t12-s2-fusion.json
-      necessity evaluate examples/cases/t12-s2-fusion.json --policy lumbar-fusion
-      necessity evaluate case.yaml --policy lumbar-fusion@2025.1 --format json
+      necessity evaluate case.json --policy my-policy
+      necessity evaluate case.yaml --policy my-policy@2025.1 --format json
       necessity evaluate case.yaml --format markdown > review.md
     """
     library = Library(policies_dir) if policies_dir is not None else Library()

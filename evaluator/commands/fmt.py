@@ -42,7 +42,7 @@ def command(paths: tuple[Path, ...], check: bool) -> None:
     Examples:
       necessity fmt
       necessity fmt --check
-      necessity fmt policies/lumbar-fusion/2025.1.yaml
+      necessity fmt policies/my-policy/2025.1.yaml
     """
     files = list(fmt.yaml_files(paths or (resources.policies_dir(),)))
     if not files:

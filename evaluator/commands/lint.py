@@ -32,7 +32,7 @@ def command(paths: tuple[Path, ...], output_format: str, list_rules: bool) -> No
     \b
     Examples:
       necessity lint
-      necessity lint policies/lumbar-fusion/2025.1.yaml
+      necessity lint policies/my-policy/2025.1.yaml
       necessity lint policies/ --format sarif > lint.sarif
       necessity lint --list-rules
     """

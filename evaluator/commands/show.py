@@ -29,9 +29,9 @@ def command(policy: str, output_format: str, policies_dir: Path | None) -> None:
 
     \b
     Examples:
-      necessity show lumbar-fusion
-      necessity show lumbar-fusion@2025.1 --format text
-      necessity show lumbar-fusion > lumbar-fusion.md
+      necessity show my-policy
+      necessity show my-policy@2025.1 --format text
+      necessity show my-policy > my-policy.md
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     found = library.get(PolicyRef.parse(policy))

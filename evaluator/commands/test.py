@@ -67,9 +67,9 @@ def command(
     \b
     Examples:
       necessity test
-      necessity test lumbar-fusion --coverage
+      necessity test my-policy --coverage
       necessity test --coverage --fail-under 100
-      necessity test policies/lumbar-fusion/tests/examples.yaml --junit results.xml
+      necessity test policies/my-policy/tests/examples.yaml --junit results.xml
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     suites = _load(library, names)

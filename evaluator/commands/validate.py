@@ -25,7 +25,7 @@ def command(paths: tuple[Path, ...], output_format: str) -> None:
     Examples:
       necessity validate policies/ examples/
       necessity validate my-case.yaml
-      necessity validate policies/lumbar-fusion/2025.1.yaml --format json
+      necessity validate policies/my-policy/2025.1.yaml --format json
     """
     results = api.validate_paths(paths)
     if not results:
