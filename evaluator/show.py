@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .conditions import Condition, Threshold
+from .coverage import reachable_statuses
 from .describe import (
     choice_text,
     outline,
@@ -91,14 +92,16 @@ def _condition(label: str, condition: Condition | None) -> Iterator[_Block]:
         yield _List(tuple(outline(condition, aliases={})), label)
 
 
-def _clause(clause: Clause, markdown: bool) -> Iterator[_Block]:
+def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Iterator[_Block]:
     yield _Heading(4, f"{clause.id}: {clause.title}")
     if clause.description:
         yield _Para(clause.description)
     yield from _condition("Applies when", clause.applies_when)
     yield from _condition("Waived (not applicable) when", clause.waived_by)
     yield from _condition("Requires", clause.requires)
-    yield _Para(_UNDOCUMENTED[clause.undocumented], "If the records cannot decide it")
+    # A clause that can never be undecided (a `demonstrated` one) needs no such line.
+    if clause.undocumented is not Status.NOT_DOCUMENTED or Status.NOT_DOCUMENTED in reachable:
+        yield _Para(_UNDOCUMENTED[clause.undocumented], "If the records cannot decide it")
     if clause.documentation:
         yield _List(
             tuple(f"- {d}" for d in clause.documentation), "Documents requested when not documented"
@@ -225,12 +228,13 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
         yield _Heading(2, "Settings")
         yield _List(tuple(settings))
     yield _Heading(2, "Criteria")
+    reachable = reachable_statuses(policy)
     for section in policy.sections:
         yield _Heading(3, section.title)
         if section.description:
             yield _Para(section.description)
         for clause in section.clauses:
-            yield from _clause(clause, markdown)
+            yield from _clause(clause, markdown, reachable[clause.id])
     yield from _derived(policy)
     yield from _alternative(policy, markdown)
     yield _Heading(2, "References")
