@@ -167,6 +167,7 @@ class _Session:
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
         self.state: int | None = None
         self.poisoned = False
+        self.pending: list[dict[str, Any]] = []
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -201,11 +202,27 @@ class _Session:
     def assert_batch(self, facts: list[dict[str, Any]]) -> None:
         self._check(self._call(_dre.assert_facts, json.dumps(facts)), "the case facts")
         self.drain()
+        self.flush()
 
     def assert_stage(self, stage: int) -> None:
         marker = {"t": "stage", "id": f"stage{stage}", "s": stage}
         self._check(self._call(_dre.assert_fact, json.dumps(self.normalise(marker))), "a stage")
         self.drain()
+        self.flush()
+
+    def flush(self) -> None:
+        """Assert what this stage derived, in one batch.
+
+        Only later stages read a stage's derived facts (the compiler stratifies), so they can
+        wait until the stage is drained; one call instead of one per fact.
+        """
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        self._check(self._call(_dre.assert_facts, json.dumps(batch)), "derived facts")
+        self.drain()
+        if self.pending:  # a rule read a fact of its own stage: the strata are wrong
+            raise EngineError.single("engine_failed", "a stage derived facts it also read")
 
     def drain(self) -> None:
         """Run every pending action; each may assert facts that queue further actions."""
@@ -257,8 +274,7 @@ class _Session:
 
     def _assert_derived(self, fact: dict[str, Any]) -> None:
         fact["id"] = f"{fact['t']}{next(self.counter)}"
-        payload = json.dumps(self.normalise(fact))
-        self._check(self._call(_dre.assert_fact, payload), f"derived fact {fact['id']}")
+        self.pending.append(self.normalise(fact))
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
