@@ -52,24 +52,35 @@ def evaluate(case: Case, policy: Policy, lines: Iterable[str] | None = None) -> 
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
-    """Return the named policy, or the version in force on the request date.
+    """Return the named policy (without a version: the one in force on the request date), or
+    without a name the policy that governs the case's first governed service line.
 
-    Without a name the case's service lines choose: the policy governing a requested procedure.
+    Raises PolicyNotFoundError when the name is unknown or no policy governs any line.
     """
     if ref is not None:
         parsed = PolicyRef.parse(ref)
         return library.get(parsed, None if parsed.version else case.request_date.lo)
-    procedures = {line.procedure for line in case.lines}
-    for policy_id in library.ids():
-        candidate = library.get(policy_id)
-        if procedures & {p.procedure for p in candidate.procedures}:
-            return library.get(policy_id, case.request_date.lo)
+    governing = [p for p in _governing(case, library).values() if p is not None]
+    if governing:
+        return governing[0]
+    procedures = ", ".join(sorted({line.procedure for line in case.lines}))
     raise PolicyNotFoundError.single(
         "no_policy_for_case",
-        f"no policy governs the requested procedures ({', '.join(sorted(procedures))})",
+        f"no policy governs the requested procedures ({procedures})",
         Location(case.path),
         "name one with --policy",
     )
+
+
+def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
+    """Return, per service line, the policy in force on the request date that governs it."""
+    in_force: list[Policy] = []
+    for policy_id in library.ids():
+        try:
+            in_force.append(library.get(policy_id, case.request_date.lo))
+        except PolicyNotFoundError:
+            continue  # no version of this policy is in force on the request date
+    return {line.id: next((p for p in in_force if governs(p, line)), None) for line in case.lines}
 
 
 class Overall(StrEnum):
@@ -152,14 +163,7 @@ def review_case(case: Case, library: Library) -> CaseReview:
     Raises PolicyError, PolicyNotFoundError or EngineError; a policy is evaluated once even
     when it governs several lines.
     """
-    on = case.request_date.lo
-    in_force: list[Policy] = []
-    for policy_id in library.ids():
-        try:
-            in_force.append(library.get(policy_id, on))
-        except PolicyNotFoundError:
-            continue  # no version of this policy is in force on the request date
-    chosen = {line.id: next((p for p in in_force if governs(p, line)), None) for line in case.lines}
+    chosen = _governing(case, library)
     decisions: dict[str, Decision] = {}
     results = []
     for line in case.lines:
