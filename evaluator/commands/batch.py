@@ -14,7 +14,7 @@ from evaluator.commands import ExitCode, policies_dir_option
 from evaluator.policies import Library
 
 
-@click.command("batch")
+@click.command("batch", short_help="Review many cases in one process, one JSON line per case.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--policy",
