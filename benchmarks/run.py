@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from evaluator import api, cases  # noqa: E402
 from evaluator.cases import Case  # noqa: E402
 from evaluator.compiler import compile_policy  # noqa: E402
-from evaluator.engine import Engine  # noqa: E402
 from evaluator.policies import Library  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "cases"
@@ -90,10 +89,11 @@ def prepare(library: Library) -> list[PolicyCost]:
             start = time.perf_counter()
             compile_policy(policy)
             compile_times.append(time.perf_counter() - start)
-        program = api.program_for(policy)
+        # api.program_for compiles once more and registers the ruleset: the engine's own limit
+        # check, the first registration in this process.
         start = time.perf_counter()
-        Engine.get().prepare(program)  # the first registration in this process
-        registered = time.perf_counter() - start
+        program = api.program_for(policy)
+        registered = time.perf_counter() - start - min(compile_times)
         costs.append(
             PolicyCost(
                 policy.ref,
