@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -147,7 +148,81 @@ def load(path: str | Path) -> Document:
             f"not utf-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
             Location(name, line),
         ) from None
+    if Path(path).suffix.lower() == ".json":
+        fast = _json_document(text, name)
+        if fast is not None:
+            return fast
     return loads(text, name)
+
+
+class _NotPlainJsonError(Exception):
+    """The fast path declines; the round-trip parser reads the file and reports any problem."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _NotPlainJsonError
+    return out
+
+
+class _ConstantError(Exception):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _no_constant(token: str) -> Any:
+    raise _ConstantError(token)
+
+
+def _json_document(text: str, name: str) -> Document | None:
+    """Return a well-formed JSON file's Document, read by the standard library, or None.
+
+    ruamel.yaml's pure-Python parser costs as much as evaluating a case; positions are only
+    needed when something must be located, so they are computed on first use. Anything else
+    the standard library rejects (syntax, duplicate keys, depth) is left to `loads`, which
+    reports it with its line. Raises SourceError `bad_number` for NaN or Infinity.
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except _ConstantError as error:
+        # JSON has no NaN or Infinity; YAML would read the bare word as a string instead.
+        at = text.find(error.token)
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise SourceError.single(
+            "bad_number",
+            f"`{error.token}` is not a number a case may hold",
+            Location(name, line, column),
+        ) from None
+    except (ValueError, RecursionError, _NotPlainJsonError):
+        return None
+    if data is None:
+        return None
+    return Document(data, name, _LazyPositions(text, name))
+
+
+class _LazyPositions(Mapping[str, Position]):
+    """The positions of a JSON file, computed by the round-trip parser on first use."""
+
+    def __init__(self, text: str, name: str) -> None:
+        self._text, self._name = text, name
+        self._positions: Mapping[str, Position] | None = None
+
+    def _load(self) -> Mapping[str, Position]:
+        if self._positions is None:
+            self._positions = loads(self._text, self._name).positions
+        return self._positions
+
+    def __getitem__(self, pointer: str) -> Position:
+        return self._load()[pointer]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def loads(text: str, name: str) -> Document:

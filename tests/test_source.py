@@ -396,3 +396,37 @@ def test_json_round_trip_has_every_pointer(data: Any, indent: int | str | None) 
         line, column = document.positions[pointer]
         assert 1 <= line <= len(lines)
         assert 1 <= column <= len(lines[line - 1]) + 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json")),
+    ids=lambda p: p.stem,
+)
+def test_json_fast_path_matches_the_round_trip_parser(path: Path) -> None:
+    # load() reads .json with the standard library and locates lazily; loads() is ruamel's.
+    fast = load(path)
+    slow = loads(path.read_text(encoding="utf-8"), str(path))
+    assert fast.data == slow.data
+    assert dict(fast.positions) == dict(slow.positions)
+    assert fast.location("/request/date") == slow.location("/request/date")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ('{"a": 1, "a": 2}', "duplicate_key"),
+        ('{"a": NaN}', "malformed_yaml"),
+        ('{"a": [1, 2', "malformed_yaml"),
+    ],
+    ids=["duplicate", "nan", "unclosed"],
+)
+def test_json_the_fast_path_declines_is_reported_by_the_round_trip_parser(
+    tmp_path: Path, text: str, code: str
+) -> None:
+    path = tmp_path / "case.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SourceError) as caught:
+        load(path)
+    assert caught.value.code in (code, "bad_number")
+    assert caught.value.location.line == 1
