@@ -41,7 +41,6 @@ _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
 _DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure")
 _HIDDEN = ("t", "id", "key", "sid", "src")
 _EMPTY = "none"
-_TRUTH_WORDS = {Truth.TRUE: "yes", Truth.FALSE: "no", Truth.UNKNOWN: "not documented"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,4 +371,4 @@ def assemble(
     )
 
 
-__all__ = ["_TRUTH_WORDS", "Decision", "Evidence", "assemble"]
+__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble"]

@@ -31,8 +31,8 @@ import durable_rules_engine as _dre
 
 from .conditions import Truth
 from .errors import EngineError, PolicyError
-from .model import Determination, FromField, Status
-from .program import CAND, KEY, VAL, EmitFact, EmitStatus, EmitValue, EmitVerdict, Program, Rule
+from .model import Determination, FromField
+from .program import CAND, KEY, EmitFact, EmitStatus, EmitValue, EmitVerdict, Program, Rule
 from .ruleset import number, render
 
 # assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
@@ -341,4 +341,4 @@ class _Session:
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
 
-__all__ = ["VAL", "Emitted", "Engine", "Status", "Trace"]
+__all__ = ["Emitted", "Engine", "Trace"]
