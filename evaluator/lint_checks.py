@@ -7,6 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 
 from .conditions import Compare, Condition, Count, Every, Exists, Op, Some, Threshold, children
@@ -495,6 +496,42 @@ def overlapping_versions(policies: Sequence[Policy]) -> Iterator[tuple[Policy, H
                         f"{later.effective_from.isoformat()}, or retire it",
                     ),
                 )
+
+
+@library_rule(
+    "overlapping_procedures",
+    Severity.ERROR,
+    "two active policies govern the same procedure kind on the same day",
+)
+def overlapping_procedures(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
+    # A line is routed to the first governing policy by id: a second one would never be used,
+    # silently. Kind `other` is routed by CPT code and may be shared.
+    active = sorted((p for p in policies if p.status is Lifecycle.ACTIVE), key=lambda p: p.ref)
+    for i, later in enumerate(active):
+        for earlier in active[:i]:
+            if earlier.id == later.id or not _windows_overlap(earlier, later):
+                continue
+            kinds = {x.procedure for x in earlier.procedures} & {
+                x.procedure for x in later.procedures
+            }
+            kinds.discard("other")
+            if kinds:
+                shared = ", ".join(f"`{k}`" for k in sorted(kinds))
+                yield (
+                    later,
+                    Hit(
+                        "/procedures",
+                        f"`{later.ref}` and `{earlier.ref}` both govern {shared} while both are "
+                        "in force; lines would go to the first by id only",
+                        "split the procedure kinds, or end or retire one of the policies",
+                    ),
+                )
+
+
+def _windows_overlap(a: Policy, b: Policy) -> bool:
+    a_ends = a.effective_until or date.max
+    b_ends = b.effective_until or date.max
+    return a.effective_from <= b_ends and b.effective_from <= a_ends
 
 
 __all__ = [
