@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,16 +75,45 @@ def _problems(error: InputError | EngineError) -> list[dict[str, object]]:
     return [p.as_dict() for p in error.problems]
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(root: str, policy: str | None) -> None:
+    # Each worker process has its own engine and library: durable_rules state is global to a
+    # process, and C calls hold the GIL, so processes are the way to use more cores.
+    _WORKER["library"] = Library(root)
+    _WORKER["policy"] = policy
+
+
+def _review_in_worker(path: Path) -> dict[str, Any]:
+    return review_one(path, _WORKER["policy"], _WORKER["library"])
+
+
+def records(
+    paths: Iterable[Path], policy: str | None, library: Library, jobs: int = 1
+) -> Iterator[dict[str, Any]]:
+    """Yield one record per case, in the order given; with `jobs` > 1 from worker processes."""
+    if jobs <= 1:
+        for path in paths:
+            yield review_one(path, policy, library)
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process holding engine state
+    with ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start_worker, initargs=(str(library.root), policy)
+    ) as pool:
+        yield from pool.map(_review_in_worker, paths, chunksize=4)
+
+
 def run(
     paths: Iterable[Path],
     policy: str | None,
     library: Library,
     write: Callable[[dict[str, Any]], None],
+    jobs: int = 1,
 ) -> Summary:
     """Review every case, handing each record to `write` as soon as it exists; return counts."""
     summary = Summary()
-    for path in paths:
-        record = review_one(path, policy, library)
+    for record in records(paths, policy, library, jobs):
         write(record)
         if record.get("error") == "invalid_input":
             summary.invalid += 1

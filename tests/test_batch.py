@@ -75,3 +75,18 @@ def test_every_example_case_reviews(tmp_path: Path) -> None:
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(list(EXAMPLES.glob("*.json")))
     assert all("error" not in json.loads(line) for line in lines)
+
+
+def test_worker_processes_give_the_same_records_in_the_same_order(folder: Path) -> None:
+    def without_time(record: dict[str, object]) -> str:
+        result = dict(record.get("result") or {})  # type: ignore[call-overload]
+        result.pop("evaluated_at", None)
+        return json.dumps({**record, "result": result}, sort_keys=True)
+
+    one: list[str] = []
+    two: list[str] = []
+    files = list(batch.case_files([folder]))
+    batch.run(files, None, Library(), lambda r: one.append(without_time(r)))
+    batch.run(files, None, Library(), lambda r: two.append(without_time(r)), jobs=2)
+    assert one == two
+    assert len(one) == 3

@@ -30,6 +30,14 @@ from evaluator.policies import Library
     help="Write the JSON Lines here (default: standard output).",
 )
 @click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Worker processes; records still come out in the order of the files.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show a progress bar on standard error (default: when it is a terminal).",
@@ -39,6 +47,7 @@ def command(
     paths: tuple[Path, ...],
     policy: str | None,
     output: Path | None,
+    jobs: int,
     progress: bool | None,
     policies_dir: Path | None,
 ) -> None:
@@ -55,6 +64,7 @@ def command(
     Examples:
       necessity batch examples/cases -o results.jsonl
       necessity batch a.json b.yaml --policy my-policy
+      necessity batch cases/ --jobs 2 -o results.jsonl
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     files = list(batch.case_files(paths))
@@ -68,9 +78,9 @@ def command(
     try:
         if show:
             with click.progressbar(files, label="reviewing", file=sys.stderr) as bar:
-                summary = batch.run(bar, policy, library, write)
+                summary = batch.run(bar, policy, library, write, jobs)
         else:
-            summary = batch.run(files, policy, library, write)
+            summary = batch.run(files, policy, library, write, jobs)
     finally:
         if output:
             sink.close()
