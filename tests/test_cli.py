@@ -268,3 +268,32 @@ def test_version() -> None:
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith("necessity, version ")
+
+
+@pytest.mark.parametrize(
+    "case",
+    sorted((ROOT / "examples" / "cases").glob("*.json")),
+    ids=lambda p: p.stem,
+)
+def test_per_line_review_json_validates(case: Path) -> None:
+    # Without --policy every service line is reviewed: the `review` form of the schema.
+    result = run("evaluate", str(case), "--format", "json")
+    assert result.exit_code in (0, 1, 3), result.output
+    data = json.loads(result.stdout)
+    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert data["overall"]["determination"]
+    assert len(data["lines"]) >= 1
+
+
+def test_founding_case_reviews_three_lines() -> None:
+    result = run("evaluate", FOUNDING, "--format", "json")
+    assert result.exit_code == ExitCode.NOT_MEDICALLY_NECESSARY  # partly approvable
+    data = json.loads(result.stdout)
+    assert data["overall"] == {"determination": "partially_medically_necessary", "x12_action": "A2"}
+    lines = {line["line"]: line for line in data["lines"]}
+    assert {k: (v["policy"]["id"], v["determination"]) for k, v in lines.items()} == {
+        "decompression": ("lumbar-decompression", "medically_necessary"),
+        "fusion": ("lumbar-fusion", "not_medically_necessary"),
+        "si-fusion": ("si-joint-fusion", "not_medically_necessary"),
+    }
+    assert lines["fusion"]["alternative"]["lines"][0]["levels"] == "L3-S1"
