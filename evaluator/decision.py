@@ -228,7 +228,9 @@ class _Assembler:
             if Truth(cand["v"]) == value and "f" in cand:
                 sources.append(self.facts.get(cand["f"], {}))
         views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
-        return Evidence(leaf_text(cond), value, self.binding(node_id, keys), views)
+        node = self.program.nodes[node_id]
+        aliases = dict(zip(node.aliases, node.facts, strict=False))
+        return Evidence(leaf_text(cond, aliases=aliases), value, self.binding(node_id, keys), views)
 
     def template(self, text: str) -> str:
         def replace(match: re.Match[str]) -> str:

@@ -260,7 +260,12 @@ class Lowering:
             stage = self.quantifier(cond, scope, node_id)
             children = (f"{node_id}/0",)
         self.nodes[node_id] = Node(
-            node_id, cond, children, len(scope.bindings), tuple(b.alias for b in scope.bindings)
+            node_id,
+            cond,
+            children,
+            len(scope.bindings),
+            tuple(b.alias for b in scope.bindings),
+            tuple(b.fact for b in scope.bindings),
         )
         return stage
 
@@ -475,6 +480,7 @@ class Lowering:
                 combo,
                 len(scope.bindings),
                 tuple(b.alias for b in scope.bindings),
+                tuple(b.fact for b in scope.bindings),
             )
         self.or_rules(node_id, combo_ids, scope, stage + 1)
         return stage + 1

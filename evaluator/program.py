@@ -160,6 +160,8 @@ class Node:
     children: tuple[str, ...]
     depth: int
     aliases: tuple[str, ...]
+    # The fact type bound to each alias, so evidence can say "the fused segment", not `seg`.
+    facts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
