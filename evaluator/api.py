@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -212,24 +212,13 @@ def _kind(path: Path) -> str:
     return "case"
 
 
-def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json") and p.is_file()
-            )
-        else:
-            yield path
-
-
 def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
     """Validate policy and case files (folders are searched); return one result per file.
 
     A policy is also compiled, so every problem the engine would meet is reported here.
     """
     results = []
-    for path in _files(paths):
+    for path in source.find_files(paths):
         try:
             if not path.exists():
                 raise SourceError.single("file_not_found", "no such file", Location(str(path)))

@@ -11,21 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import api, cases, render, render_review
+from . import api, cases, render, render_review, source
 from .errors import EngineError, InputError
 from .policies import Library
-
-CASE_SUFFIXES = (".json", ".yaml", ".yml")
 
 
 def case_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Yield the case files named, searching folders (sorted) for .json/.yaml/.yml files."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in CASE_SUFFIXES)
-        else:
-            yield path
+    return source.find_files(paths)
 
 
 @dataclass

@@ -127,6 +127,7 @@ class _Assembler:
         self.trace = trace
         self.facts = {str(f["id"]): f for f in facts}
         self.all_facts = [*self.facts.values(), *(e.fact for e in trace.derived)]
+        self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
         self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
         for emitted in trace.candidates:
             fact = emitted.fact
@@ -152,9 +153,7 @@ class _Assembler:
         aliases = self.program.nodes[node].aliases
         out = []
         for alias, key in zip(aliases, keys, strict=False):
-            fact = self.facts.get(key) or next(
-                (e.fact for e in self.trace.derived if e.fact["id"] == key), {}
-            )
+            fact = self.facts.get(key) or self.derived_by_id.get(key, {})
             shown = next((str(fact[f]) for f in _DISPLAY_FIELDS if f in fact), key)
             out.append((alias, shown))
         return tuple(out)

@@ -363,15 +363,4 @@ def yaml_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     suites live beside the policy versions, under `<id>/tests/`); a file named is yielded as
     given, whatever it holds.
     """
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
-            yield path
-            continue
-        yield from sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in YAML_SUFFIXES
-            and p.is_file()
-            and "tests" not in p.relative_to(path).parts[:-1]
-        )
+    return source.find_files(paths, YAML_SUFFIXES, skip="tests")

@@ -193,13 +193,25 @@ class Library:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else resources.policies_dir()
         self._cache: dict[Path, Policy] = {}
+        self._versions: dict[str, list[Path]] | None = None
+
+    def _listing(self) -> dict[str, list[Path]]:
+        # Read the folder once: a batch asks which policies exist for every case, and
+        # policies, like the files they are loaded from, do not change during a run.
+        if self._versions is None:
+            folders = (
+                sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+            )
+            self._versions = {
+                f.name: sorted(f.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+                for f in folders
+            }
+        return self._versions
 
     def paths(self) -> Iterator[Path]:
         """Yield every policy file, sorted by id then version."""
-        if not self.root.is_dir():
-            return
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            yield from sorted(folder.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+        for versions in self._listing().values():
+            yield from versions
 
     def load(self, path: Path) -> Policy:
         if path not in self._cache:
@@ -211,7 +223,7 @@ class Library:
         return [self.load(p) for p in self.paths()]
 
     def ids(self) -> list[str]:
-        return sorted({p.parent.name for p in self.paths()})
+        return [name for name, versions in self._listing().items() if versions]
 
     def get(self, ref: PolicyRef | str, on: date | None = None) -> Policy:
         """Return the named version, else the active version in force on `on`, else the newest
@@ -222,14 +234,14 @@ class Library:
         if isinstance(ref, str):
             ref = PolicyRef.parse(ref)
         folder = self.root / ref.id
-        if not folder.is_dir():
+        if ref.id not in self._listing():
             known = ", ".join(f"`{i}`" for i in self.ids()) or "none"
             raise PolicyNotFoundError.single(
                 "unknown_policy",
                 f"unknown policy `{ref.id}` (known: {known})",
                 Location(str(self.root)),
             )
-        versions = sorted(folder.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+        versions = self._listing()[ref.id]
         if ref.version is not None:
             path = folder / f"{ref.version}.yaml"
             if not path.is_file():

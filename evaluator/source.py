@@ -26,6 +26,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "Document",
+    "find_files",
     "load",
     "loads",
     "make_pointer",
@@ -42,6 +43,30 @@ Position = tuple[int, int]
 _CORE_TAG = "tag:yaml.org,2002:"
 _COLLECTION_TAGS = frozenset({None, _CORE_TAG + "map", _CORE_TAG + "omap", _CORE_TAG + "seq"})
 _DUPLICATE_KEY = re.compile(r'found duplicate key "(.*?)" with value')
+
+
+# --- finding files ------------------------------------------------------------------------------
+
+DATA_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def find_files(
+    paths: Iterable[str | Path], suffixes: tuple[str, ...] = DATA_SUFFIXES, skip: str | None = None
+) -> Iterator[Path]:
+    """Yield the files named as given, and for each folder named its files with one of
+    `suffixes`, recursively in sorted order, leaving out any under a sub-folder named `skip`."""
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            yield path
+            continue
+        yield from sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in suffixes
+            and p.is_file()
+            and (skip is None or skip not in p.relative_to(path).parts[:-1])
+        )
 
 
 # --- JSON pointers (RFC 6901) ------------------------------------------------------------------

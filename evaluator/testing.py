@@ -89,7 +89,7 @@ def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path,
 def _suite_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix in SUITE_SUFFIXES and p.is_file())
+    return list(source.find_files([folder], SUITE_SUFFIXES))
 
 
 def load_suite(path: str | Path, library: Library, version: str | None = None) -> Suite:
