@@ -12,7 +12,7 @@ from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
-from .errors import InputError, Location, PolicyNotFoundError, SourceError
+from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program
@@ -59,7 +59,7 @@ def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
     """
     if ref is not None:
         parsed = PolicyRef.parse(ref)
-        return library.get(parsed, None if parsed.version else case.request_date.lo)
+        return library.get(parsed, None if parsed.version else case.in_force_date)
     governing = [p for p in _governing(case, library).values() if p is not None]
     if governing:
         return governing[0]
@@ -77,7 +77,7 @@ def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
     in_force: list[Policy] = []
     for policy_id in library.ids():
         try:
-            in_force.append(library.get(policy_id, case.request_date.lo))
+            in_force.append(library.get(policy_id, case.in_force_date))
         except PolicyNotFoundError:
             continue  # no version of this policy is in force on the request date
     return {line.id: next((p for p in in_force if governs(p, line)), None) for line in case.lines}
@@ -212,6 +212,23 @@ def _kind(path: Path) -> str:
     return "case"
 
 
+def _check_siblings(policy: Policy, path: Path) -> None:
+    # Two versions in force on one day make the choice depend on file order: an error here as
+    # wherever the library is loaded. Siblings that do not load are reported on their own.
+    siblings = [policy]
+    for other in sorted(path.parent.glob("*.yaml")):
+        if other.resolve() != path.resolve():
+            try:
+                sibling = policies.load_policy(other)
+            except InputError:
+                continue
+            if sibling.id == policy.id:
+                siblings.append(sibling)
+    pairs = [(a, b) for a, b in policies.window_overlaps(siblings) if policy is a or policy is b]
+    if pairs:
+        raise PolicyError([policies.overlap_problem(a, b, policy) for a, b in pairs])
+
+
 def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
     """Validate policy and case files (folders are searched); return one result per file.
 
@@ -224,7 +241,9 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
                 raise SourceError.single("file_not_found", "no such file", Location(str(path)))
             kind = _kind(path)
             if kind == "policy":
-                program_for(policies.load_policy(path))
+                policy = policies.load_policy(path)
+                program_for(policy)
+                _check_siblings(policy, path)
             elif kind == "case":
                 cases.load_case(path)
             else:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from evaluator import schemas
 from evaluator.dates import PartialDate, parse_date
-from evaluator.errors import Location
+from evaluator.errors import CaseError, Location
 from evaluator.facts import Conflict, Fact, FactValue, build
 from evaluator.source import Document, load
 
@@ -38,12 +39,19 @@ class Case:
     lines: tuple[ServiceLine, ...]
     facts: tuple[Fact, ...]
     conflicts: tuple[Conflict, ...]
+    service_date: date | None
     # Kept for locating evidence and conflicts in the file; not part of the case's identity.
     _document: Document = field(repr=False, compare=False)
 
     def location(self, pointer: str) -> Location:
         """Return where ``pointer`` is in the case file (line and column when it was read)."""
         return self._document.location(pointer)
+
+    @property
+    def in_force_date(self) -> date:
+        """The date that chooses the policy version in force: the date of service when the case
+        gives one, else the request date (docs/auditing.md, "Which version applies")."""
+        return self.service_date or self.request_date.lo
 
     def line(self, line_id: str) -> ServiceLine:
         """Return the service line with id ``line_id``; raises ``KeyError`` if there is none."""
@@ -78,6 +86,20 @@ def case_from_data(data: Mapping[str, Any], name: str) -> Case:
     return case_from_document(Document(plain, name, MappingProxyType({})))
 
 
+def _service_date(document: Document) -> date | None:
+    text = document.data["request"].get("service_date")
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CaseError.single(
+            "bad_date",
+            f"`{text}` is not a date (YYYY-MM-DD)",
+            document.location("/request/service_date"),
+        ) from None
+
+
 def case_from_document(document: Document) -> Case:
     """Validate and normalise an already-read document.
 
@@ -100,5 +122,6 @@ def case_from_document(document: Document) -> Case:
         lines=lines,
         facts=normalised.facts,
         conflicts=normalised.conflicts,
+        service_date=_service_date(document),
         _document=document,
     )

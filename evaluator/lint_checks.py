@@ -14,6 +14,7 @@ from .conditions import Compare, Condition, Count, Every, Exists, Op, Some, Thre
 from .dictionary import FactType
 from .lint_ranges import Leaf, Scope, always_any, groups, never_all
 from .model import Lifecycle, Policy
+from .policies import overlap_problem, window_gaps, window_overlaps
 from .source import make_pointer
 
 
@@ -474,28 +475,43 @@ def unstated_edge(ctx: Context) -> Iterator[Hit]:
 @library_rule(
     "overlapping_versions",
     Severity.ERROR,
-    "two active versions of one policy are in force on the same day",
+    "two active or retired versions of one policy are in force on the same day",
 )
 def overlapping_versions(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
-    active = sorted(
-        (p for p in policies if p.status is Lifecycle.ACTIVE),
-        key=lambda p: (p.id, p.effective_from, p.version),
-    )
-    for i, later in enumerate(active):
-        for earlier in active[:i]:
-            if earlier.id != later.id or earlier.path == later.path:
-                continue
-            if earlier.effective_until is None or earlier.effective_until >= later.effective_from:
-                yield (
-                    later,
-                    Hit(
-                        "/effective",
-                        f"`{later.ref}` and `{earlier.ref}` are both active and both in force on "
-                        f"{later.effective_from.isoformat()}",
-                        f"end `{earlier.ref}` with `effective.until` before "
-                        f"{later.effective_from.isoformat()}, or retire it",
-                    ),
-                )
+    for earlier, later in _by_id(policies, window_overlaps):
+        problem = overlap_problem(earlier, later, later)
+        yield later, Hit("/effective", problem.message, problem.hint)
+
+
+@library_rule(
+    "version_gap",
+    Severity.WARNING,
+    "days between two consecutive versions of one policy when none is in force",
+)
+def version_gap(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
+    for earlier, later in _by_id(policies, window_gaps):
+        yield (
+            later,
+            Hit(
+                "/effective",
+                f"no version of `{later.id}` is in force between "
+                f"{(earlier.effective_until or later.effective_from).isoformat()} (last day of "
+                f"`{earlier.ref}`) and {later.effective_from.isoformat()} (first day of "
+                f"`{later.ref}`)",
+                f"start `{later.ref}` the day after `{earlier.ref}` ends",
+            ),
+        )
+
+
+def _by_id(
+    policies: Sequence[Policy],
+    find: Callable[[Sequence[Policy]], list[tuple[Policy, Policy]]],
+) -> Iterator[tuple[Policy, Policy]]:
+    groups: dict[str, list[Policy]] = {}
+    for policy in policies:
+        groups.setdefault(policy.id, []).append(policy)
+    for versions in groups.values():
+        yield from find(versions)
 
 
 @library_rule(

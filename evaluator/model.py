@@ -45,6 +45,15 @@ class Reference:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """One changelog entry of a version: what changed, why, and the references behind it."""
+
+    change: str
+    reason: str
+    cites: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Procedure:
     procedure: str
     cpt: tuple[str, ...]
@@ -135,6 +144,10 @@ class Policy:
     sections: tuple[Section, ...]
     alternative: Alternative | None
     sha256: str
+    # The hash of the parsed content: key order, layout, comments and anchors do not change it.
+    content_sha256: str
+    supersedes: str | None
+    changelog: tuple[Change, ...]
     path: str = field(compare=False)
     document: Document | None = field(default=None, compare=False, repr=False)
 
@@ -154,7 +167,7 @@ class Policy:
         return tuple(c for s in self.sections for c in s.clauses)
 
     def in_force(self, on: date) -> bool:
-        """True when the request date falls in the effective window."""
+        """True when `on` falls in the effective window (whatever the status)."""
         if on < self.effective_from:
             return False
         return self.effective_until is None or on <= self.effective_until

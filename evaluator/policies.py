@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -16,6 +18,7 @@ from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
     Alternative,
     AlternativeLine,
+    Change,
     Clause,
     DerivedType,
     DeriveRule,
@@ -143,9 +146,25 @@ def build_policy(document: source.Document) -> Policy:
         sections=tuple(sections),
         alternative=alternative,
         sha256=hashlib.sha256(Path(document.path).read_bytes()).hexdigest(),
+        content_sha256=content_sha256(data),
+        supersedes=data.get("supersedes"),
+        changelog=tuple(
+            Change(c["change"], c["reason"], tuple(c.get("cites", ())))
+            for c in data.get("changelog", ())
+        ),
         path=document.path,
         document=document,
     )
+
+
+def content_sha256(data: Any) -> str:
+    """Return the SHA-256 of a document's canonical JSON (sorted keys, no spaces).
+
+    Key order, layout, comments and YAML anchors are not part of it: a reformatted copy hashes
+    the same, an edited value does not.
+    """
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _check_place(policy: Policy, path: Path) -> None:
@@ -194,6 +213,7 @@ class Library:
         self.root = Path(root) if root is not None else resources.policies_dir()
         self._cache: dict[Path, Policy] = {}
         self._versions: dict[str, list[Path]] | None = None
+        self._checked: set[str] = set()
 
     def _listing(self) -> dict[str, list[Path]]:
         # Read the folder once: a batch asks which policies exist for every case, and
@@ -203,7 +223,7 @@ class Library:
                 sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
             )
             self._versions = {
-                f.name: sorted(f.glob("*.yaml"), key=lambda p: _version_key(p.stem))
+                f.name: sorted(f.glob("*.yaml"), key=lambda p: (_version_key(p.stem), p.stem))
                 for f in folders
             }
         return self._versions
@@ -219,17 +239,36 @@ class Library:
         return self._cache[path]
 
     def all(self) -> list[Policy]:
-        """Return every policy version, sorted by id then version."""
-        return [self.load(p) for p in self.paths()]
+        """Return every policy version, sorted by id then version.
+
+        Raises PolicyError when two versions of one policy are in force on the same day.
+        """
+        return [p for policy_id in self._listing() for p in self.versions(policy_id)]
 
     def ids(self) -> list[str]:
         return [name for name, versions in self._listing().items() if versions]
 
-    def get(self, ref: PolicyRef | str, on: date | None = None) -> Policy:
-        """Return the named version, else the active version in force on `on`, else the newest
-        active version.
+    def versions(self, policy_id: str) -> list[Policy]:
+        """Return every version of a policy, oldest first.
 
-        Raises PolicyNotFoundError naming what exists.
+        Raises PolicyError when the windows of two of them overlap: which one is in force
+        would otherwise depend on the order of the files.
+        """
+        versions = [self.load(p) for p in self._listing().get(policy_id, [])]
+        if policy_id not in self._checked:
+            pairs = window_overlaps(versions)
+            if pairs:
+                raise PolicyError([overlap_problem(a, b, b) for a, b in pairs])
+            self._checked.add(policy_id)
+        return versions
+
+    def get(self, ref: PolicyRef | str, on: date | None = None) -> Policy:
+        """Return the named version, else the version in force on `on`, else the newest active
+        version.
+
+        A retired version stays in force for the dates inside its window; a draft is returned
+        only when named. Raises PolicyNotFoundError naming what exists, and PolicyError when
+        two versions are in force on the same day.
         """
         if isinstance(ref, str):
             ref = PolicyRef.parse(ref)
@@ -241,28 +280,69 @@ class Library:
                 f"unknown policy `{ref.id}` (known: {known})",
                 Location(str(self.root)),
             )
-        versions = self._listing()[ref.id]
+        paths = self._listing()[ref.id]
         if ref.version is not None:
             path = folder / f"{ref.version}.yaml"
             if not path.is_file():
-                known = ", ".join(f"`{p.stem}`" for p in versions) or "none"
+                known = ", ".join(f"`{p.stem}`" for p in paths) or "none"
                 raise PolicyNotFoundError.single(
                     "unknown_version",
                     f"policy `{ref.id}` has no version `{ref.version}` (versions: {known})",
                     Location(str(folder)),
                 )
             return self.load(path)
-        active = [p for p in (self.load(v) for v in versions) if p.status is Lifecycle.ACTIVE]
+        versions = self.versions(ref.id)
         if on is not None:
-            active = [p for p in active if p.in_force(on)]
-        if not active:
+            chosen = [p for p in versions if p.status is not Lifecycle.DRAFT and p.in_force(on)]
+        else:
+            chosen = [p for p in versions if p.status is Lifecycle.ACTIVE]
+        if not chosen:
             when = f" in force on {on.isoformat()}" if on else ""
             raise PolicyNotFoundError.single(
                 "no_version_in_force",
-                f"policy `{ref.id}` has no active version{when}",
+                f"policy `{ref.id}` has no {'' if on else 'active '}version{when}",
                 Location(str(folder)),
             )
-        return active[-1]
+        return chosen[-1]
+
+
+def window_overlaps(versions: Sequence[Policy]) -> list[tuple[Policy, Policy]]:
+    """Return (earlier, later) for each pair of active or retired versions whose windows
+    overlap. Drafts take no part: they are used only when named."""
+    dated = sorted(
+        (p for p in versions if p.status is not Lifecycle.DRAFT),
+        key=lambda p: (p.effective_from, _version_key(p.version), p.version),
+    )
+    return [
+        (earlier, later)
+        for i, later in enumerate(dated)
+        for earlier in dated[:i]
+        if earlier.effective_until is None or earlier.effective_until >= later.effective_from
+    ]
+
+
+def overlap_problem(earlier: Policy, later: Policy, at: Policy) -> Problem:
+    """Return the error for two versions in force on the same day, located in `at`."""
+    return Problem(
+        "overlapping_versions",
+        f"`{later.ref}` and `{earlier.ref}` are both in force on "
+        f"{later.effective_from.isoformat()}",
+        at.locate("/effective"),
+        f"end `{earlier.ref}` with `effective.until` before "
+        f"{later.effective_from.isoformat()}, or make one a draft",
+    )
+
+
+def window_gaps(versions: Sequence[Policy]) -> list[tuple[Policy, Policy]]:
+    """Return (earlier, later) for each pair of consecutive dated versions with days between."""
+    dated = sorted(
+        (p for p in versions if p.status is not Lifecycle.DRAFT), key=lambda p: p.effective_from
+    )
+    return [
+        (a, b)
+        for a, b in itertools.pairwise(dated)
+        if a.effective_until is not None and (b.effective_from - a.effective_until).days > 1
+    ]
 
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:

@@ -30,6 +30,7 @@ NO_FIXTURE = {
     "empty_document": "test_unreadable_files (an empty file has no line)",
     "engine_limit": "found on the whole compiled program, not at a line",
     "no_citation": "test_no_citation (the schema already requires one citation)",
+    "version_gap": "test_gaps_between_versions (needs two files)",
 }
 # The fixture folder of a code, where the two differ.
 FIXTURE_OF = {"schema_*": "schema"}
@@ -341,13 +342,44 @@ def test_overlapping_versions(tmp_path: Path, first: str, second: str, overlap: 
     assert found == ([("2.yaml", "overlapping_versions")] if overlap else [])
 
 
-def test_retired_versions_do_not_overlap(tmp_path: Path) -> None:
+def test_retired_versions_overlap_too(tmp_path: Path) -> None:
+    # A retired version stays in force inside its window, so its window may not overlap.
     for version, status in (("1", "retired"), ("2", "active")):
         head = HEAD.replace('version: "1"', f'version: "{version}"').replace(
             "status: active", f"status: {status}"
         )
         write_policy(tmp_path, "requires: {exists: {fact: diabetes}}", head=head, version=version)
+    codes = [f.code for f in lint_paths([tmp_path / "policies"]).findings]
+    assert codes == ["overlapping_versions"]
+
+
+def test_drafts_do_not_overlap(tmp_path: Path) -> None:
+    for version, status in (("1", "active"), ("2", "draft")):
+        head = HEAD.replace('version: "1"', f'version: "{version}"').replace(
+            "status: active", f"status: {status}"
+        )
+        write_policy(tmp_path, "requires: {exists: {fact: diabetes}}", head=head, version=version)
     assert lint_paths([tmp_path / "policies"]).findings == ()
+
+
+@pytest.mark.parametrize(
+    ("until", "gap"),
+    [("2025-06-30", False), ("2025-06-29", True)],
+    ids=["adjacent", "one-day-gap"],
+)
+def test_gaps_between_versions(tmp_path: Path, until: str, gap: bool) -> None:
+    windows = (("1", f'{{from: "2025-01-01", until: "{until}"}}'), ("2", '{from: "2025-07-01"}'))
+    for version, effective in windows:
+        head = HEAD.replace('version: "1"', f'version: "{version}"').replace(
+            'effective: {from: "2025-01-01"}', f"effective: {effective}"
+        )
+        write_policy(tmp_path, "requires: {exists: {fact: diabetes}}", head=head, version=version)
+    findings = lint_paths([tmp_path / "policies"]).findings
+    assert [(f.code, f.severity.value) for f in findings] == (
+        [("version_gap", "warning")] if gap else []
+    )
+    if gap:
+        assert "2025-06-29" in str(findings[0].problem)
 
 
 # --- files ----------------------------------------------------------------------------------------

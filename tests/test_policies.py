@@ -110,10 +110,15 @@ def test_version_in_force_on_a_date(library, on, version):
     assert library.get("alpha", on).version == version
 
 
-def test_retired_versions_are_not_selected_by_date(library):
-    error = not_found(library, "alpha", date(2023, 6, 1))
+def test_a_retired_version_stays_in_force_inside_its_window(library):
+    # A 2023 case evaluated today uses the version in force in 2023, retired or not.
+    assert library.get("alpha", date(2023, 6, 1)).version == "2023.1"
+
+
+def test_before_the_first_window_nothing_is_in_force(library):
+    error = not_found(library, "alpha", date(2022, 6, 1))
     assert error.code == "no_version_in_force"
-    assert "2023-06-01" in str(error)
+    assert "2022-06-01" in str(error)
 
 
 def test_before_any_version_nothing_is_in_force(library):
@@ -132,10 +137,62 @@ def test_a_named_version_is_returned_whatever_its_status(library, ref, status):
 def test_versions_sort_numerically(tmp_path):
     root = tmp_path / "policies"
     for stem in ("2025.9", "2025.10", "2025.2"):
-        write(root, "alpha", stem)
+        write(root, "alpha", stem, status="draft")
+    write(root, "alpha", "2024.1")
     library = Library(root)
-    assert [p.stem for p in library.paths()] == ["2025.2", "2025.9", "2025.10"]
-    assert library.get("alpha").version == "2025.10"
+    assert [p.stem for p in library.paths()] == ["2024.1", "2025.2", "2025.9", "2025.10"]
+
+
+# --- overlapping windows are an error wherever the library is loaded (issue 7) -----------------
+
+
+@pytest.fixture
+def tie(tmp_path: Path) -> Path:
+    # 2025.1 and 2025.01 sort the same: which one applied depended on directory order.
+    root = tmp_path / "policies"
+    write(root, "alpha", "2025.1")
+    write(root, "alpha", "2025.01")
+    return root
+
+
+def test_overlapping_versions_are_an_error_when_selecting(tie):
+    with pytest.raises(PolicyError) as caught:
+        Library(tie).get("alpha", date(2025, 6, 1))
+    assert caught.value.code == "overlapping_versions"
+    assert "`alpha@2025.1`" in str(caught.value) and "`alpha@2025.01`" in str(caught.value)
+
+
+def test_overlapping_versions_are_an_error_when_listing(tie):
+    with pytest.raises(PolicyError):
+        Library(tie).all()
+
+
+def test_overlapping_versions_are_an_error_for_validate(tie):
+    from evaluator import api
+
+    results = api.validate_paths([tie / "alpha"])
+    assert [r.error.code if r.error else None for r in results] == [
+        "overlapping_versions",
+        "overlapping_versions",
+    ]
+
+
+def test_a_retired_overlapping_version_is_an_error_too(tmp_path):
+    root = tmp_path / "policies"
+    write(root, "alpha", "2024.1", status="retired", start="2024-01-01")
+    write(root, "alpha", "2025.1", start="2025-01-01")
+    with pytest.raises(PolicyError):
+        Library(root).get("alpha", date(2025, 6, 1))
+
+
+def test_a_draft_never_overlaps_and_is_used_only_when_named(tmp_path):
+    root = tmp_path / "policies"
+    write(root, "alpha", "2025.1")
+    write(root, "alpha", "2026.1", status="draft", start="2025-01-01")
+    library = Library(root)
+    assert library.get("alpha", date(2025, 6, 1)).version == "2025.1"
+    assert library.get("alpha").version == "2025.1"
+    assert library.get("alpha@2026.1").status is Lifecycle.DRAFT
 
 
 def test_listing(library):
