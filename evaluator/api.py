@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import cases, policies, schemas, source
+from . import cases, policies, records, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
@@ -48,7 +48,8 @@ def evaluate(case: Case, policy: Policy, lines: Iterable[str] | None = None) -> 
     ]
     trace = Engine.get().run(program, facts)
     conflicts = [{"fact": c.fact, "field": c.field, "values": c.text} for c in case.conflicts]
-    return assemble(policy, program, trace, case.case_id, facts, conflicts)
+    decision = assemble(policy, program, trace, case.case_id, facts, conflicts)
+    return replace(decision, provenance=records.provenance(policy, case.fact_dicts()))
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
@@ -252,6 +253,17 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
         except InputError as error:
             results.append(Checked(str(path), "file", error))
     return results
+
+
+def policy_history(policy_id: str, library: Library | None = None) -> list[Policy]:
+    """Return every version of a policy, oldest first.
+
+    Raises PolicyNotFoundError for an unknown id and PolicyError when windows overlap.
+    """
+    library = library or Library()
+    if policy_id not in library.ids():
+        library.get(policy_id)  # raises the unknown-policy error naming the known ones
+    return library.versions(policy_id)
 
 
 def list_policies(library: Library | None = None) -> list[Policy]:

@@ -20,6 +20,7 @@ from evaluator.commands import (
     show,
     test,
     validate,
+    verify,
 )
 from evaluator.errors import EngineError, InputError
 
@@ -33,6 +34,7 @@ COMMANDS: tuple[click.Command, ...] = (
     fmt.command,
     show.command,
     lint.command,
+    verify.command,
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .conditions import (
@@ -109,6 +109,8 @@ class Decision:
     documentation_requests: tuple[DocumentRequest, ...]
     references: tuple[Reference, ...]
     conflicts: tuple[Mapping[str, str], ...]
+    # Hashes that make the decision reproducible (records.provenance); set by api.evaluate.
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def x12_action(self) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -12,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import resources, schemas, source
+from . import records, resources, schemas, source
 from .conditions import Threshold, parse_binding, parse_condition
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
@@ -163,8 +162,7 @@ def content_sha256(data: Any) -> str:
     Key order, layout, comments and YAML anchors are not part of it: a reformatted copy hashes
     the same, an edited value does not.
     """
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return records.canonical_sha256(data)
 
 
 def _check_place(policy: Policy, path: Path) -> None:

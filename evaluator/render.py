@@ -143,6 +143,7 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
             {k: c.get(k) for k in ("fact", "field", "values")} for c in decision.conflicts
         ],
         "review_note": review_note(decision),
+        "provenance": dict(decision.provenance),
         "evaluated_at": evaluated_at,
     }
 

@@ -64,3 +64,26 @@ def policies_dir_option() -> Callable[[F], F]:
         metavar="DIR",
         help="Folder of policies laid out as <id>/<version>.yaml (default: the bundled ones).",
     )
+
+
+def decision_log_options() -> Callable[[F], F]:
+    """Return `--decision-log FILE` and `--mask/--no-mask`, shared by evaluate and batch."""
+
+    def apply(function: F) -> F:
+        function = click.option(
+            "--mask/--no-mask",
+            default=True,
+            show_default=True,
+            help="In the decision log, replace fields the case schema marks identifying "
+            "(x-identifying) by a keyed hash (key: $NECESSITY_MASK_KEY, else FILE.key).",
+        )(function)
+        return click.option(
+            "--decision-log",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            metavar="FILE",
+            help="Append one JSON line per decision (id, time, policy and hashes, case hash, "
+            "determination, failed clauses); safe with concurrent writers.",
+        )(function)
+
+    return apply

@@ -9,8 +9,8 @@ from typing import IO, Any
 
 import click
 
-from evaluator import batch
-from evaluator.commands import ExitCode, policies_dir_option
+from evaluator import batch, records
+from evaluator.commands import ExitCode, decision_log_options, policies_dir_option
 from evaluator.policies import Library
 
 
@@ -43,6 +43,7 @@ from evaluator.policies import Library
     help="Show a progress bar on standard error (default: when it is a terminal).",
 )
 @policies_dir_option()
+@decision_log_options()
 def command(
     paths: tuple[Path, ...],
     policy: str | None,
@@ -50,6 +51,8 @@ def command(
     jobs: int,
     progress: bool | None,
     policies_dir: Path | None,
+    decision_log: Path | None,
+    mask: bool,
 ) -> None:
     """Review every case in PATHS (files, or folders searched for .json/.yaml) in one process.
 
@@ -74,6 +77,9 @@ def command(
     def write(record: dict[str, Any]) -> None:
         sink.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         sink.flush()
+        if decision_log is not None and "result" in record:
+            result = record["result"]
+            records.log_decision(decision_log, result, result.get("evaluated_at"), mask)
 
     try:
         if show:

@@ -10,9 +10,14 @@ from typing import Any
 
 import click
 
-from evaluator import api, render, render_review
+from evaluator import api, records, render, render_review
 from evaluator.cases import load_case
-from evaluator.commands import ExitCode, format_option, policies_dir_option
+from evaluator.commands import (
+    ExitCode,
+    decision_log_options,
+    format_option,
+    policies_dir_option,
+)
 from evaluator.policies import Library
 
 # A partly approvable request still has lines for physician review; a line no policy governs
@@ -36,7 +41,15 @@ OVERALL_EXIT = {
 )
 @format_option("text", "json", "markdown")
 @policies_dir_option()
-def command(case: Path, policy: str | None, output_format: str, policies_dir: Path | None) -> None:
+@decision_log_options()
+def command(
+    case: Path,
+    policy: str | None,
+    output_format: str,
+    policies_dir: Path | None,
+    decision_log: Path | None,
+    mask: bool,
+) -> None:
     """Evaluate CASE (a YAML or JSON case file) and print the decision.
 
     Without --policy every requested service line is reviewed under the policy that governs
@@ -54,12 +67,16 @@ def command(case: Path, policy: str | None, output_format: str, policies_dir: Pa
       necessity evaluate case.json --policy my-policy
       necessity evaluate case.yaml --policy my-policy@2025.1 --format json
       necessity evaluate case.yaml --format markdown > review.md
+      necessity evaluate case.json --decision-log decisions.jsonl
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     loaded = load_case(case)
     evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
     if policy is None:
         review = api.review_case(loaded, library)
+        if decision_log is not None:
+            log = render_review.review_json(review, evaluated_at)
+            records.log_decision(decision_log, log, evaluated_at, mask)
         _echo(
             output_format,
             lambda: render_review.review_json(review, evaluated_at),
@@ -68,6 +85,9 @@ def command(case: Path, policy: str | None, output_format: str, policies_dir: Pa
         )
         raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
     decision = api.evaluate(loaded, api.select_policy(loaded, policy, library))
+    if decision_log is not None:
+        log = render.decision_json(decision, evaluated_at)
+        records.log_decision(decision_log, log, evaluated_at, mask)
     _echo(
         output_format,
         lambda: render.decision_json(decision, evaluated_at),
