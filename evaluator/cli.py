@@ -13,6 +13,7 @@ from evaluator.commands import (
     EXIT_CODE_HELP,
     ExitCode,
     batch,
+    diff,
     evaluate,
     fmt,
     lint,
@@ -35,6 +36,7 @@ COMMANDS: tuple[click.Command, ...] = (
     show.command,
     lint.command,
     verify.command,
+    diff.command,
 )
 
 

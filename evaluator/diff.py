@@ -342,6 +342,10 @@ def compare(old: Policy, new: Policy, bases: Sequence[witness.Facts] = ()) -> Di
         {p.procedure: p for p in new.procedures},
         lambda a, b: [f"CPT {', '.join(a.cpt)} -> {', '.join(b.cpt)}"],
     )
+    # A setting is read through the conditions that use it: those say what it decides.
+    changes = [
+        dataclasses.replace(c, decides=None) if c.category == "setting" else c for c in changes
+    ]
     rules = _keyed(
         "rule", {r.id: r for r in old.rules}, {r.id: r for r in new.rules}, _rule_details
     )

@@ -142,7 +142,7 @@ def mutations(base: Facts, compares: Sequence[Compare]) -> Iterator[Facts]:
                 if key in seen or fact.get(leaf.field) == value:
                     continue
                 seen.add(key)
-                changed = dict(fact)
+                changed = {k: v for k, v in fact.items() if k != f"{leaf.field}_word"}
                 changed[leaf.field] = value
                 yield (*base[:i], changed, *base[i + 1 :])
 
