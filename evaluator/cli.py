@@ -16,6 +16,7 @@ from evaluator.commands import (
     diff,
     evaluate,
     fmt,
+    impact,
     lint,
     policies,
     show,
@@ -37,6 +38,7 @@ COMMANDS: tuple[click.Command, ...] = (
     lint.command,
     verify.command,
     diff.command,
+    impact.command,
 )
 
 
