@@ -51,7 +51,8 @@ def test_every_decision_carries_its_provenance() -> None:
     jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
     prov = data["provenance"]
     policy = Library().get("lumbar-fusion@2025.1")
-    assert prov["policy_id"] == "lumbar-fusion" and prov["policy_version"] == "2025.1"
+    assert prov["policy_id"] == "lumbar-fusion"
+    assert prov["policy_version"] == "2025.1"
     assert prov["policy_sha256"] == policy.sha256
     assert prov["policy_content_sha256"] == policy.content_sha256
     assert prov["case_sha256"] == records.case_sha256(cases.load_case(FOUNDING).fact_dicts())
@@ -183,7 +184,8 @@ def test_no_mask_keeps_the_case_id(tmp_path: Path) -> None:
     run("evaluate", FOUNDING, "--policy", "lumbar-fusion", "--decision-log", log, "--no-mask")
     (entry,) = [json.loads(x) for x in log.read_text().splitlines()]
     assert entry["case_id"] == "t12-s2-fusion"
-    assert entry["lines"] is None and entry["determination"] == "not_medically_necessary"
+    assert entry["lines"] is None
+    assert entry["determination"] == "not_medically_necessary"
 
 
 def test_identifying_fields_come_from_the_case_schema() -> None:
@@ -242,14 +244,16 @@ def test_the_date_of_service_chooses_the_version(request_date, service, version)
     assert case.in_force_date == date.fromisoformat(service or request_date)
     review = api.review_case(case, Library())
     fusion = next(r for r in review.lines if r.line.id == "fusion")
-    assert fusion.policy is not None and fusion.policy.version == version
+    assert fusion.policy is not None
+    assert fusion.policy.version == version
 
 
 def test_drafts_are_never_chosen_by_date() -> None:
     for case in (_case("2026-06-01", None), _case("2025-06-01", "2026-06-01")):
         review = api.review_case(case, Library())
         fusion = next(r for r in review.lines if r.line.id == "fusion")
-        assert fusion.policy is not None and fusion.policy.status.value == "active"
+        assert fusion.policy is not None
+        assert fusion.policy.status.value == "active"
 
 
 def test_history_lists_versions_with_changelogs() -> None:
@@ -257,8 +261,10 @@ def test_history_lists_versions_with_changelogs() -> None:
     assert result.exit_code == 0
     text = result.stdout
     assert text.index("lumbar-fusion@2025.1") < text.index("lumbar-fusion@2024.1")
-    assert "2024-01-01 to 2024-12-31" in text and "supersedes 2024.1" in text
-    assert "fe_translation" in text and "Simmonds" in text
+    assert "2024-01-01 to 2024-12-31" in text
+    assert "supersedes 2024.1" in text
+    assert "fe_translation" in text
+    assert "Simmonds" in text
     data = json.loads(run("policies", "--history", "lumbar-fusion", "--format", "json").stdout)
     assert [v["version"] for v in data["versions"]][-2:] == ["2025.1", "2024.1"]
     assert run("policies", "--history", "nope").exit_code == 2
