@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluator import api
 from evaluator.compiler import compile_policy
 from evaluator.errors import PolicyError, PolicyNotFoundError
 from evaluator.model import Lifecycle
@@ -159,7 +160,8 @@ def test_overlapping_versions_are_an_error_when_selecting(tie):
     with pytest.raises(PolicyError) as caught:
         Library(tie).get("alpha", date(2025, 6, 1))
     assert caught.value.code == "overlapping_versions"
-    assert "`alpha@2025.1`" in str(caught.value) and "`alpha@2025.01`" in str(caught.value)
+    assert "`alpha@2025.1`" in str(caught.value)
+    assert "`alpha@2025.01`" in str(caught.value)
 
 
 def test_overlapping_versions_are_an_error_when_listing(tie):
@@ -168,7 +170,6 @@ def test_overlapping_versions_are_an_error_when_listing(tie):
 
 
 def test_overlapping_versions_are_an_error_for_validate(tie):
-    from evaluator import api
 
     results = api.validate_paths([tie / "alpha"])
     assert [r.error.code if r.error else None for r in results] == [
