@@ -77,7 +77,9 @@ def canon(value: Any) -> Any:
         return (
             type(value).__name__,
             *(
-                canon(getattr(value, f.name))
+                _unordered(canon(getattr(value, f.name)))
+                if f.name in _SETS
+                else canon(getattr(value, f.name))
                 for f in dataclasses.fields(value)
                 if f.name not in ("pointer", "section", "setting")
             ),
@@ -91,6 +93,16 @@ def canon(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# Fields whose order means nothing: filters are a conjunction, `one_of` a set, N-of-M parts a set.
+_SETS = frozenset({"where", "values", "parts", "operand"})
+
+
+def _unordered(value: Any) -> Any:
+    if not isinstance(value, tuple) or value[:1] == ("threshold",):
+        return value
+    return tuple(sorted(value, key=repr))
 
 
 def same(a: Any, b: Any) -> bool:

@@ -1,0 +1,286 @@
+"""`necessity diff`: the semantic diff, its witnesses, and the properties it must keep."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from evaluator import cases, diff, render_diff, source, witness
+from evaluator.cli import main
+from evaluator.policies import load_policy
+
+ROOT = Path(__file__).parent.parent
+FUSION = ROOT / "policies" / "lumbar-fusion"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], prog_name="necessity")
+
+
+@pytest.fixture(scope="module")
+def fusion_diff() -> diff.Diff:
+    return diff.diff("lumbar-fusion@2024.1", "lumbar-fusion@2025.1")
+
+
+# --- 2024.1 -> 2025.1: exactly the intended changes -----------------------------------------------
+
+# Worked out from the two files and the 2025.1 changelog: the PT and measured-films clauses are
+# new, translation went from 2 to 3 mm, the deformity route and SI fixation need the new clause;
+# the rest is wording and lifecycle metadata.
+INTENDED = {
+    ("metadata", "status", "changed", False),
+    ("metadata", "effective_from", "changed", False),
+    ("metadata", "effective_until", "changed", False),
+    ("metadata", "supersedes", "changed", False),
+    ("metadata", "changelog", "changed", False),
+    ("setting", "fe_translation", "changed", None),
+    ("setting note", "fe_translation", "changed", False),
+    ("reference", "9", "added", False),
+    ("rule", "unstable-motion", "changed", None),
+    ("rule", "unstable-deformity-construct", "changed", None),
+    ("clause", "LF-URGENT", "changed", False),
+    ("clause", "LF-DEFORMITY-SIGNIFICANT", "changed", False),
+    ("clause", "LF-INSTABILITY", "changed", True),
+    ("clause", "LF-SI-FIXATION", "changed", True),
+    ("clause", "LF-PHYSICAL-THERAPY", "added", True),
+    ("clause", "LF-DEFORMITY-MEASURED", "added", True),
+}
+
+
+def test_2024_to_2025_lists_exactly_the_intended_changes(fusion_diff: diff.Diff) -> None:
+    found = {(c.category, c.key, c.action, c.decides) for c in fusion_diff.changes}
+    assert found == INTENDED
+
+
+def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
+    by_key = {(c.category, c.key): c for c in fusion_diff.changes}
+    assert by_key["rule", "unstable-motion"].details == (
+        "when: dynamic study translation at least 2 mm -> at least 3 mm",
+    )
+    assert by_key["setting", "fe_translation"].details == ("2 mm -> 3 mm",)
+    assert by_key["clause", "LF-SI-FIXATION"].details[0] == (
+        "requires: clause LF-DEFORMITY-SIGNIFICANT is met -> all of: clause "
+        "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met"
+    )
+    neutral = by_key["clause", "LF-URGENT"]
+    assert all(d.startswith("description:") for d in neutral.details)
+
+
+def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
+    witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
+    shown = [c for c in fusion_diff.changes if c.witness is not None]
+    assert len(shown) == 4
+    for change in shown:
+        w = change.witness
+        assert w is not None
+        old = witness.outcome(fusion_diff.old, w.facts)
+        new = witness.outcome(fusion_diff.new, w.facts)
+        assert witness.differs(change.key, old, new), change.key
+        assert (old, new) == (w.old, w.new)
+
+
+def test_witnesses_are_shrunk(fusion_diff: diff.Diff) -> None:
+    for change in fusion_diff.changes:
+        if change.witness is not None:
+            # every fact but the case frame is needed: removing any one loses the difference
+            facts = change.witness.facts
+            for i, fact in enumerate(facts):
+                if fact["t"] in ("case", "request", "line"):
+                    continue
+                trial = (*facts[:i], *facts[i + 1 :])
+                old = witness.outcome(fusion_diff.old, trial)
+                new = witness.outcome(fusion_diff.new, trial)
+                assert not witness.differs(change.key, old, new)
+
+
+def test_text_json_and_markdown(fusion_diff: diff.Diff) -> None:
+    text = render_diff.diff_text(fusion_diff)
+    assert "LF-PHYSICAL-THERAPY (added): can change a decision" in text
+    assert "LF-URGENT (changed): decision-neutral" in text
+    data = render_diff.diff_json(fusion_diff)
+    assert data["identical"] is False
+    assert {c["decision"] for c in data["changes"]} == {"can_change", "neutral", "no_witness_found"}
+    markdown = render_diff.diff_markdown(fusion_diff)
+    assert markdown.startswith("# Policy change: `lumbar-fusion@2024.1` -> `lumbar-fusion@2025.1`")
+    assert "| clause | `LF-INSTABILITY` | changed | can change a decision |" in markdown
+
+
+def test_cli_exit_codes(tmp_path: Path) -> None:
+    same = run("diff", "lumbar-fusion@2025.1", FUSION / "2025.1.yaml")
+    assert same.exit_code == 0, same.output
+    assert "no semantic difference" in same.stdout
+    missing = run("diff", "lumbar-fusion@2025.1", tmp_path / "nope.yaml")
+    assert missing.exit_code == 2
+    assert "Traceback" not in missing.output
+    unknown = run("diff", "lumbar-fusion@2025.1", "lumbar-fusion@1999.1")
+    assert unknown.exit_code == 2
+
+
+# --- what makes no difference ---------------------------------------------------------------------
+
+
+def _scramble(value: Any) -> Any:
+    # Keys in reverse order, `all`/`any` parts and rules reversed: the same policy.
+    if isinstance(value, dict):
+        return {k: _scramble(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        items = [_scramble(v) for v in value]
+        return items[::-1] if items and isinstance(items[0], dict) and "fact" in items[0] else items
+    return value
+
+
+def test_a_reformatted_reordered_anchor_expanded_copy_is_identical(tmp_path: Path) -> None:
+    original = FUSION / "2025.1.yaml"
+    data = source.load(original).data  # anchors and merge keys expanded, comments gone
+    scrambled = _scramble(json.loads(json.dumps(data)))
+    scrambled["rules"] = scrambled["rules"][::-1]
+    scrambled["sections"] = scrambled["sections"][::-1]
+    copy = tmp_path / "2025.1.yaml"
+    copy.write_text(json.dumps(scrambled, indent=1), encoding="utf-8")  # JSON is YAML
+    assert copy.read_text() != original.read_text()
+    result = diff.diff(str(original), str(copy))
+    assert result.identical, [c.as_json() for c in result.changes]
+    assert run("diff", original, copy).exit_code == 0
+
+
+def test_git_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    folder = repo / "policies" / "lumbar-fusion"
+    folder.mkdir(parents=True)
+    policy = folder / "2025.1.yaml"
+    shutil.copyfile(FUSION / "2025.1.yaml", policy)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    policy.write_text(policy.read_text().replace("value: 3.0", "value: 3.5"), encoding="utf-8")
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    monkeypatch.chdir(repo)
+    path = "policies/lumbar-fusion/2025.1.yaml"
+    changed = run("diff", f"git:HEAD~1:{path}", path)
+    assert changed.exit_code == 1, changed.output
+    assert "translation at least 3 mm -> at least 3.5 mm" in changed.stdout
+    assert run("diff", f"git:HEAD:{path}", path).exit_code == 0
+    bad = run("diff", "git:nosuchrev:" + path, path)
+    assert bad.exit_code == 2
+    assert "Traceback" not in bad.output
+
+
+# --- properties (Hypothesis) ----------------------------------------------------------------------
+
+POLICY = """\
+id: demo
+version: "{version}"
+title: demo
+status: active
+effective: {{from: "2025-01-01"}}
+procedures: [{{procedure: lumbar_fusion}}]
+references: [{{id: 1, citation: "{citation}"}}]
+sections:
+  - id: s
+    title: S
+    clauses:
+      - id: D-HBA1C
+        title: HbA1c
+        requires: {{fact: diabetes, field: hba1c, {op}: {{value: {value}, unit: "%"}}}}
+        undocumented: {undocumented}
+        cites: [1]
+        recommendation: r
+      - id: D-NICOTINE
+        title: never smoked
+        requires: {{fact: nicotine, field: status, equals: {nicotine}}}
+        cites: [1]
+        recommendation: r
+"""
+
+policies = st.fixed_dictionaries(
+    {
+        "op": st.sampled_from(["at_least", "more_than", "at_most", "less_than"]),
+        "value": st.sampled_from([7, 7.5, 8]),
+        "undocumented": st.sampled_from(["not_documented", "not_met"]),
+        "nicotine": st.sampled_from(["never", "former"]),
+        "citation": st.sampled_from(["a", "b"]),
+    }
+)
+
+
+def _write(folder: Path, params: dict[str, Any], version: str) -> Path:
+    path = folder / version / f"{version}.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(POLICY.format(version=version, **params), encoding="utf-8")
+    return path
+
+
+def _bases() -> list[witness.Facts]:
+    out = []
+    for hba1c in (6.5, 7.0, 8.0, None):
+        for status in ("never", "former"):
+            data: dict[str, Any] = {
+                "case_id": "x",
+                "request": {
+                    "date": "2025-06-20",
+                    "lines": [{"id": "f", "procedure": "lumbar_fusion", "fusion": "L4-L5"}],
+                },
+                "diabetes": {"diabetic": True},
+                "nicotine": {"status": status},
+            }
+            if hba1c is not None:
+                data["diabetes"]["hba1c_pct"] = hba1c
+            out.append(tuple(cases.case_from_data(data, "x.json").fact_dicts()))
+    return out
+
+
+BASES = _bases()
+PROPERTY = settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(policies)
+def test_a_policy_against_itself_is_identical(params: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        one = load_policy(_write(Path(tmp), params, "1"))
+        two = load_policy(_write(Path(tmp) / "again", params, "1"))
+        assert diff.compare(one, two, BASES).identical
+
+
+def _flipped(change: diff.Change) -> tuple[str, str, str]:
+    action = {"added": "removed", "removed": "added"}.get(change.action, change.action)
+    return change.category, change.key, action
+
+
+@PROPERTY
+@given(policies, policies)
+def test_diff_mirrors_and_every_witness_flips(a: dict[str, Any], b: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        old = load_policy(_write(Path(tmp), a, "1"))
+        new = load_policy(_write(Path(tmp), b, "2"))
+        forward = diff.compare(old, new, BASES)
+        backward = diff.compare(new, old, BASES)
+        assert {_flipped(c) for c in forward.changes} == {
+            (c.category, c.key, c.action) for c in backward.changes
+        }
+        # a witness one way is a witness the other way
+        assert {c.key for c in forward.changes if c.decides} == {
+            c.key for c in backward.changes if c.decides
+        }
+        for change in (*forward.changes, *backward.changes):
+            if change.witness is not None:
+                w = change.witness
+                first, second = (old, new) if change in forward.changes else (new, old)
+                witness._OUTCOMES.clear()
+                assert witness.differs(
+                    change.key, witness.outcome(first, w.facts), witness.outcome(second, w.facts)
+                )
+        if a == b:
+            assert forward.identical
