@@ -210,6 +210,7 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             ("Policy", f"`{policy.ref}`"),
             ("Status", policy.status.value),
             ("In force", f"from {policy.effective_from.isoformat()} until {until}"),
+            *((("Replaces", f"`{policy.id}@{policy.supersedes}`"),) if policy.supersedes else ()),
         )
     )
     if policy.description:
@@ -237,8 +238,22 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             yield from _clause(clause, markdown, reachable[clause.id])
     yield from _derived(policy)
     yield from _alternative(policy, markdown)
+    yield from _changelog(policy)
     yield _Heading(2, "References")
     yield _List(tuple(_reference(r, markdown) for r in policy.references))
+
+
+def _changelog(policy: Policy) -> Iterator[_Block]:
+    if not policy.changelog:
+        return
+    yield _Heading(2, "Changes in this version")
+    yield _List(
+        tuple(
+            f"- {' '.join(c.change.split())} Why: {' '.join(c.reason.split())}"
+            + (f" [{', '.join(str(n) for n in c.cites)}]" if c.cites else "")
+            for c in policy.changelog
+        )
+    )
 
 
 # --- renderers -----------------------------------------------------------------------------------
