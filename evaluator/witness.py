@@ -175,30 +175,6 @@ def shrink(clause: str, old: Policy, new: Policy, facts: Facts) -> Witness:
     return Witness(clause, current, outcome(old, current), outcome(new, current))
 
 
-def find(
-    clause: str,
-    old: Policy,
-    new: Policy,
-    bases: Sequence[Facts],
-    compares: Sequence[Compare],
-) -> Witness | None:
-    """Return a verified, shrunk witness for `clause`, or None when the search finds none."""
-
-    def candidates() -> Iterator[Facts]:
-        yield from bases
-        for base in bases:
-            yield from mutations(base, compares)
-
-    for facts in candidates():
-        try:
-            a, b = outcome(old, facts), outcome(new, facts)
-        except EngineError:
-            continue
-        if differs(clause, a, b):
-            return shrink(clause, old, new, facts)
-    return None
-
-
 def find_all(
     clauses: Sequence[str],
     old: Policy,

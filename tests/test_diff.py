@@ -221,7 +221,7 @@ def _write(folder: Path, params: dict[str, Any], version: str) -> Path:
 
 
 def _bases() -> list[witness.Facts]:
-    out = []
+    out: list[witness.Facts] = []
     for hba1c in (6.5, 7.0, 8.0, None):
         for status in ("never", "former"):
             data: dict[str, Any] = {
