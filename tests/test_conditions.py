@@ -7,7 +7,7 @@ schema side is read from schemas/policy.schema.json here, never restated.
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
 import math
 import typing
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from evaluator import describe
+from evaluator import describe, diff
 from evaluator.comparisons import NEVER, lower
 from evaluator.conditions import (
     CONDITION_KEYS,
@@ -234,12 +234,48 @@ def test_leaf_and_head_text_do_not_fall_through(data):
     assert head.endswith(":") == bool(children(condition))
 
 
-def test_diff_rendering_table():
-    # The fourth table of policy-language.md: a diff rendering per operator. There is no diff
-    # module yet; when it lands this test fails until it checks every Op and CONDITION_KEY.
-    if importlib.util.find_spec("evaluator.diff") is None:
-        pytest.skip("evaluator.diff does not exist yet: no diff rendering to check")
-    pytest.fail("evaluator.diff exists: assert it renders every Op and every CONDITION_KEY")
+# The diff rendering: each operator swapped for another of its kind (same operand).
+_PARTNER = {
+    Op.AT_LEAST: Op.MORE_THAN,
+    Op.MORE_THAN: Op.AT_LEAST,
+    Op.AT_MOST: Op.LESS_THAN,
+    Op.LESS_THAN: Op.AT_MOST,
+    Op.EQUALS: Op.NOT_EQUALS,
+    Op.NOT_EQUALS: Op.EQUALS,
+    Op.ONE_OF: Op.NOT_ONE_OF,
+    Op.NOT_ONE_OF: Op.ONE_OF,
+    Op.ABOVE: Op.AT_OR_ABOVE,
+    Op.AT_OR_ABOVE: Op.ABOVE,
+    Op.BELOW: Op.AT_OR_BELOW,
+    Op.AT_OR_BELOW: Op.BELOW,
+}
+
+
+@pytest.mark.parametrize("op", list(Op), ids=[op.value for op in Op])
+def test_every_op_has_a_diff_rendering(op):
+    leaf = parse(OP_SAMPLES[op])
+    assert isinstance(leaf, Compare)
+    assert diff.condition_changes(leaf, leaf) == []
+    if op is Op.DOCUMENTED:
+        changed = dataclasses.replace(leaf, operand=False)
+        (line,) = diff.condition_changes(leaf, changed)
+        assert line.startswith(f"{describe.words(leaf.fact)} {describe.field_label(leaf.field)}")
+        assert line.endswith("-> documented no")
+        return
+    partner = _PARTNER[op]
+    lines = diff.condition_changes(leaf, dataclasses.replace(leaf, op=partner))
+    assert f"`{OP_SYMBOLS[op]}` -> `{OP_SYMBOLS[partner]}`" in lines
+    assert any(describe.words(op.value) in line for line in lines)
+
+
+@pytest.mark.parametrize("key", list(KEY_SAMPLES))
+def test_every_condition_key_has_a_diff_rendering(key):
+    condition = parse(KEY_SAMPLES[key])
+    assert diff.condition_changes(condition, condition) == []
+    other = parse(KEY_SAMPLES["any" if key != "any" else "all"])
+    lines = diff.condition_changes(condition, other)
+    assert lines
+    assert all(" -> " in line or line.startswith(("added:", "removed:")) for line in lines)
 
 
 # --- parsing: comparisons -----------------------------------------------------------------------
