@@ -27,6 +27,7 @@ from .conditions import (
 from .describe import leaf_text, words
 from .engine import Trace
 from .errors import EngineError
+from .explain import Explanation
 from .levels import format_segments
 from .model import Determination, Policy, Reference, Status
 from .program import Program
@@ -109,6 +110,8 @@ class Decision:
     documentation_requests: tuple[DocumentRequest, ...]
     references: tuple[Reference, ...]
     conflicts: tuple[Mapping[str, str], ...]
+    # The firing trace, only when asked for (`api.evaluate(..., explain=True)`).
+    explanation: Explanation | None = None
 
     @property
     def x12_action(self) -> str:
