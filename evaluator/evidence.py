@@ -109,10 +109,10 @@ class EvidenceLine:
 
     @property
     def sentence(self) -> str:
-        """The line as one plain sentence: `For T12-L3 and S1-S2, there is ...: no.`"""
-        condition = self.condition
-        text = f"For {self.binding}, {condition}" if self.binding else _capital(condition)
-        text = f"{text}: {self.answer}."
+        """The line as one plain sentence, the answer first:
+        `No, for T12-L3 and S1-S2: there is an unstable segment at ...`."""
+        bound = f", for {self.binding}" if self.binding else ""
+        text = f"{_capital(self.answer)}{bound}: {self.condition}."
         return text + (f" On record: {self.documented}." if self.documented else "")
 
 
