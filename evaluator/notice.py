@@ -183,8 +183,11 @@ class _Part:
 def _failed_clause(decision: Decision, clause: ClauseResult) -> list[Block]:
     out: list[Block] = [Heading(4, f"{clause.title} ({_STATUS_TEXT[clause.status]})")]
     out.append(Para(_criterion(decision, clause), "Criterion: "))
-    if clause.rationale:
-        out.append(Para(_sentence(clause.rationale), "Finding: "))
+    finding = " ".join(
+        [_sentence(clause.rationale)] if clause.rationale else []
+    ) + "".join(f" {_disagree(c)}" for c in _conflicts_of(decision, clause))
+    if finding.strip():
+        out.append(Para(finding.strip(), "Finding: "))
     lines = evidence_lines(clause)
     if lines:
         out.append(Items(tuple(line.sentence for line in lines), label="What the record shows:"))
@@ -199,6 +202,19 @@ def _failed_clause(decision: Decision, clause: ClauseResult) -> list[Block]:
         docs = "; ".join(d.rstrip(".") for d in clause.documentation)
         out.append(Para(_sentence(docs), "Documents to send: "))
     return out
+
+
+def _conflicts_of(decision: Decision, clause: ClauseResult) -> list[Mapping[str, Any]]:
+    """Return the conflicts about the fact types this clause's evidence reads."""
+    types = {f.type for e in clause.evidence for f in e.facts}
+    return [c for c in getattr(decision, "conflicts", ()) if c.get("fact") in types]
+
+
+def _disagree(conflict: Mapping[str, Any]) -> str:
+    said = [f"the {words(doc)} says {value}" for doc, value in _conflict_sources(conflict)]
+    what = f"{words(str(conflict.get('fact', '')))} {words(str(conflict.get('field', '')))}"
+    joined = ", ".join(said[:-1]) + f" and {said[-1]}" if len(said) > 1 else "".join(said)
+    return _sentence(f"the records disagree on the {what.strip()}: {joined}")
 
 
 def _decision_blocks(decision: Decision) -> list[Block]:
@@ -476,7 +492,7 @@ def to_markdown(blocks: Iterable[Block]) -> str:
 _CSS = """
 :root { color-scheme: light; }
 body { font: 11pt/1.45 "DejaVu Sans", "Liberation Sans", Arial, sans-serif; color: #111;
-  max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }
+  max-width: 52rem; margin: 2rem auto; padding: 0 1rem; }
 h1 { font-size: 1.6em; border-bottom: 2px solid #234; padding-bottom: .2em; margin-bottom: .4em; }
 h2 { font-size: 1.3em; margin-top: 1.6em; border-bottom: 1px solid #9ab; padding-bottom: .1em; }
 h3 { font-size: 1.1em; margin-top: 1.2em; }
@@ -492,7 +508,7 @@ section.clause { break-inside: avoid; page-break-inside: avoid; }
 table { border-collapse: collapse; width: 100%; margin: .4em 0 .8em; font-size: .95em; }
 caption { text-align: left; font-weight: bold; padding: .2em 0; }
 th, td { border: 1px solid #bbb; padding: .25em .45em; text-align: left; vertical-align: top;
-  overflow-wrap: anywhere; }
+  overflow-wrap: break-word; }
 th { background: #e8edf2; }
 tr { break-inside: avoid; page-break-inside: avoid; }
 ol.references { list-style: none; padding-left: 0; }
