@@ -13,8 +13,8 @@ from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
-from .explain import explain as explain_trace
 from .errors import InputError, Location, PolicyNotFoundError, SourceError
+from .explain import explain as explain_trace
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program

@@ -183,9 +183,9 @@ class _Part:
 def _failed_clause(decision: Decision, clause: ClauseResult) -> list[Block]:
     out: list[Block] = [Heading(4, f"{clause.title} ({_STATUS_TEXT[clause.status]})")]
     out.append(Para(_criterion(decision, clause), "Criterion: "))
-    finding = " ".join(
-        [_sentence(clause.rationale)] if clause.rationale else []
-    ) + "".join(f" {_disagree(c)}" for c in _conflicts_of(decision, clause))
+    finding = " ".join([_sentence(clause.rationale)] if clause.rationale else []) + "".join(
+        f" {_disagree(c)}" for c in _conflicts_of(decision, clause)
+    )
     if finding.strip():
         out.append(Para(finding.strip(), "Finding: "))
     lines = evidence_lines(clause)
@@ -433,11 +433,7 @@ def _texts(blocks: Iterable[Block]) -> Iterable[str]:
 
 def _abbreviations(blocks: Iterable[Block]) -> list[str]:
     text = "\n".join(_texts(blocks))
-    return [
-        a
-        for a in ABBREVIATIONS
-        if re.search(rf"(?<![\w/-]){re.escape(a)}(?![\w/-])", text)
-    ]
+    return [a for a in ABBREVIATIONS if re.search(rf"(?<![\w/-]){re.escape(a)}(?![\w/-])", text)]
 
 
 def notice_text(blocks: Iterable[Block]) -> str:
@@ -476,7 +472,9 @@ def to_markdown(blocks: Iterable[Block]) -> str:
                 else:
                     marker = f"{n}." if block.ordered else "-"
                 lines.append(f"{marker} {md_escape(item)}")
-            out.append("\n".join(lines) if not block.label else lines[0] + "\n\n" + "\n".join(lines[1:]))
+            out.append(
+                "\n".join(lines) if not block.label else lines[0] + "\n\n" + "\n".join(lines[1:])
+            )
         else:
             rows = [block.header, *block.rows]
             cells = [[md_escape(c) for c in row] for row in rows]
@@ -521,6 +519,9 @@ ol.references li { padding-left: 2.4em; text-indent: -2.4em; }
 """
 
 
+_CLAUSE_LEVEL = 4
+
+
 def _e(text: str) -> str:
     return html.escape(" ".join(text.split()), quote=True)
 
@@ -545,7 +546,7 @@ def to_html(blocks: Sequence[Block], title: str = "Medical necessity review noti
             if open_clause:
                 body.append("</section>")
                 open_clause = False
-            if block.level == 4:
+            if block.level == _CLAUSE_LEVEL:  # kept on one page when printed
                 body.append('<section class="clause">')
                 open_clause = True
             slug = _slug(block.text, used)

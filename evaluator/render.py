@@ -11,8 +11,8 @@ from .conditions import Truth
 from .decision import ClauseResult, Decision, Evidence
 from .describe import words
 from .errors import MAX_PROBLEMS, NecessityError
-from .explain import explanation_json
 from .evidence import MAX_EVIDENCE_LINES, EvidenceLine, evidence_lines, fact_text, sources
+from .explain import explanation_json
 from .model import Determination, Policy, Reference, Status
 
 WIDTH = 92
@@ -190,9 +190,9 @@ def _failed(clause: ClauseResult) -> Iterable[Node]:
         if line.documented:
             yield Node("li", f"documented: {line.documented}", 5)
     if len(lines) > MAX_EVIDENCE_LINES:
-        rest = len(lines) - MAX_EVIDENCE_LINES
-        more = "finding is" if rest == 1 else "findings are"
-        yield Node("li", f"{rest} further {more} listed in the notice (--format html)", 4)
+        hidden = len(lines) - MAX_EVIDENCE_LINES
+        more = "finding is" if hidden == 1 else "findings are"
+        yield Node("li", f"{hidden} further {more} listed in the notice (--format html)", 4)
     for src in sources(clause)[:3]:
         document, _, rest = src.partition(" ")  # `clinic_note 2025-05 "quote"`
         yield Node("li", f"source: {words(document)} {rest}".rstrip(), 4)
@@ -356,7 +356,9 @@ def decision_markdown(decision: Decision) -> str:
             if previous != "row":
                 out.append("|" + "---|" * len(cells))
         elif node.kind == "li":
-            out.append("  " * max(node.depth - base, 0) + f"{node.marker} {text}")
+            # `[1] citation` is no list marker in CommonMark: references become bullets.
+            marker = f"- \\{node.marker[:-1]}\\]" if node.marker.startswith("[") else node.marker
+            out.append("  " * max(node.depth - base, 0) + f"{marker} {text}")
         else:
             out.append(text)
         previous = node.kind

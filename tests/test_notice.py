@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import html
+import itertools
 import json
 import re
 from pathlib import Path
@@ -18,8 +19,7 @@ from evaluator import api, notice, render, render_review
 from evaluator.cases import case_from_data, load_case
 from evaluator.cli import main
 from evaluator.policies import Library
-
-import chromium
+from tests import chromium
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
@@ -60,7 +60,9 @@ def words_of(token: Token) -> str:
 def headings(markdown: str) -> list[tuple[int, str]]:
     toks = tokens(markdown)
     return [
-        (int(t.tag[1]), words_of(toks[i + 1])) for i, t in enumerate(toks) if t.type == "heading_open"
+        (int(t.tag[1]), words_of(toks[i + 1]))
+        for i, t in enumerate(toks)
+        if t.type == "heading_open"
     ]
 
 
@@ -79,7 +81,7 @@ def test_headings_nest(path: Path) -> None:
     found = headings(notice.to_markdown(notice.review_notice(review(path))))
     assert found[0] == (1, "Medical necessity review notice")
     assert [level for level, _ in found].count(1) == 1
-    for (before, _), (after, text) in zip(found, found[1:], strict=False):
+    for (before, _), (after, text) in itertools.pairwise(found):
         assert after <= before + 1, f"{text!r} skips a level after h{before}"
 
 
@@ -189,8 +191,8 @@ def test_conflicting_sources_side_by_side(conflict_md: str) -> None:
 
 def test_placeholders_for_peer_to_peer_and_appeal(founding_md: str) -> None:
     for heading in ("Peer-to-peer discussion", "Appeal rights"):
-        text = " ".join(t.content for t in section(founding_md, heading) if t.type == "inline")
-        assert "[" in text and "]" in text, heading
+        text = " ".join(words_of(t) for t in section(founding_md, heading) if t.type == "inline")
+        assert re.search(r"\[[a-z][^\]]+\]", text), heading
 
 
 def test_abbreviations_used_are_explained(founding_md: str) -> None:
@@ -235,7 +237,7 @@ def hostile_case() -> Any:
     data["case_id"] = "case<script>alert(1)</script>"
     text = json.dumps(data)
     text = text.replace(
-        "Multilevel stenosis", '<img src=x onerror=alert(1)> **bold** [link](http://x) Multilevel'
+        "Multilevel stenosis", "<img src=x onerror=alert(1)> **bold** [link](http://x) Multilevel"
     )
     return case_from_data(json.loads(text), "hostile.json")
 
@@ -249,7 +251,8 @@ def test_html_escapes_case_text() -> None:
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     markdown = notice.to_markdown(blocks)
     rendered = MarkdownIt("commonmark").enable("table").render(markdown)
-    assert "<script" not in rendered and "<img" not in rendered
+    assert "<script" not in rendered
+    assert "<img" not in rendered
     assert "<strong>bold</strong>" not in rendered
     assert "<a href" not in rendered
 
@@ -260,7 +263,8 @@ def test_html_is_standalone() -> None:
     assert "@page" in page
     for external in ("<script", "<link", "src=", "url(", "http://", "@import"):
         assert external not in page.split("</head>")[0], external
-    assert "<ol class=\"references\">" in page and '<li value="10">' in page
+    assert '<ol class="references">' in page
+    assert '<li value="10">' in page
 
 
 def test_cli_formats() -> None:
@@ -301,7 +305,7 @@ def browser() -> str:
     found, why = chromium.ensure()
     if found is None:
         pytest.skip(why)
-    return found
+    return str(found)
 
 
 @pytest.mark.parametrize("path", [FOUNDING, CONFLICT], ids=["founding", "pended"])
@@ -332,3 +336,14 @@ def test_console_errors_are_caught(browser: str, tmp_path: Path) -> None:
     page.write_text("<!DOCTYPE html><p>x</p><script>console.error('boom')</script>")
     _, console = chromium.load(browser, page)
     assert any("boom" in m for m in console)
+
+
+def test_review_report_markdown_nests_each_decision_under_its_line() -> None:
+    found = headings(render_review.review_markdown(review(FOUNDING)))
+    lines = [i for i, (level, text) in enumerate(found) if text.startswith("Line ")]
+    assert lines
+    assert all(found[i][0] == 2 for i in lines)
+    for i in lines:
+        assert found[i + 1][0] == 3, found[i + 1]
+    for (before, _), (after, text) in itertools.pairwise(found):
+        assert after <= before + 1, f"{text!r} skips a level after h{before}"

@@ -11,10 +11,10 @@ from typing import Any
 import click
 
 from evaluator import api, notice, render, render_review
-from evaluator.decision import Decision
-from evaluator.explain import explanation_text
 from evaluator.cases import load_case
 from evaluator.commands import ExitCode, format_option, policies_dir_option
+from evaluator.decision import Decision
+from evaluator.explain import explanation_text
 from evaluator.policies import Library
 
 # A partly approvable request still has lines for physician review; a line no policy governs
@@ -84,9 +84,12 @@ def command(
             output_format,
             lambda: render_review.review_json(review, evaluated_at),
             lambda: notice.review_notice(review),
-            lambda: render_review.review_text(review) + _explained(
-                (", ".join(m.line.id for m in members), first.decision)
-                for members, first in render_review.groups(review)
+            lambda: (
+                render_review.review_text(review)
+                + _explained(
+                    (", ".join(m.line.id for m in members), first.decision)
+                    for members, first in render_review.groups(review)
+                )
             ),
         )
         raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
