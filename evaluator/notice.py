@@ -105,7 +105,7 @@ ABBREVIATIONS = {
     "PI": "pelvic incidence",
     "LL": "lumbar lordosis",
     "SVA": "sagittal vertical axis",
-    "PT": "pelvic tilt",
+    "PT": "pelvic tilt in measurements; in quoted clinical notes, physical therapy",
     "FABER": "flexion, abduction and external rotation (a provocative test)",
     "ng/mL": "nanograms per millilitre",
     "mm": "millimetres",

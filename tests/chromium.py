@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
             print(f"error: {page}: console messages: {console}", file=sys.stderr)
             return 1
         screenshot(chromium, page, out / f"{name}.png")
-        screenshot(chromium, page, out / f"{name}-full.png", height=7000)
+        pages = 0
         for paper in ("a4", "letter"):
             # The notice's @page leaves the size to the printer; pin it to check both papers.
             sized = out / f"{name}-{paper}.html"
@@ -156,7 +156,12 @@ def main(argv: list[str]) -> int:
             printed = out / f"{name}-{paper}.pdf"
             pdf(chromium, sized, printed)
             sized.unlink()
+            pages = max(pages, _pages(printed))
             print(f"{printed} ({_pages(printed)} pages)")
+        # Headless Chromium shoots the window only: make it about as tall as the printed copy
+        # (a page of print is about 1,000 pixels here), within its 16,384-pixel limit.
+        height = min(1000 * pages + 1000, 16000)
+        screenshot(chromium, page, out / f"{name}-full.png", height=height)
         print(f"{out / name}.png, {out / name}-full.png")
     return 0
 
