@@ -256,7 +256,7 @@ def _decision_blocks(decision: Decision) -> list[Block]:
         out.append(
             Items(
                 tuple(
-                    f"{_sentence(r.document)} (clause {r.clause}: {titles.get(r.clause, '')})"
+                    f"{_sentence(str(getattr(r, 'document', r)))} ({_for_clauses(r, titles)})"
                     for r in requests
                 ),
                 ordered=True,
@@ -280,6 +280,12 @@ def _decision_blocks(decision: Decision) -> list[Block]:
             Items(tuple(_citation(r) for r in references), numbers=tuple(r.id for r in references))
         )
     return out
+
+
+def _for_clauses(request: Any, titles: Mapping[str, str]) -> str:
+    """Return `clause ID: title` for each clause a document request serves (one or several)."""
+    ids = getattr(request, "clauses", None) or (getattr(request, "clause", ""),)
+    return "; ".join(f"clause {i}: {titles.get(i, '')}".rstrip(": ") for i in ids)
 
 
 def _citation(ref: Reference) -> str:
