@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import html
 import itertools
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,7 +13,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from evaluator import api, notice, render, render_review
-from evaluator.cases import case_from_data, load_case
+from evaluator.cases import load_case
 from evaluator.cli import main
 from evaluator.policies import Library
 from tests import chromium
@@ -26,6 +23,7 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 CONFLICT = ROOT / "examples" / "cases" / "conflicting-nicotine.json"
 GOLDEN = Path(__file__).parent / "golden" / "notice"
+HOSTILE = Path(__file__).parent / "hostile" / "notice-markup.json"
 # Engine notation a physician must never read in evidence (issue 12).
 NOTATION = [
     re.compile(r"\b[a-z_]+ = "),  # `seg = T12-L3`
@@ -231,19 +229,9 @@ def test_notation_scan_can_fail() -> None:
     assert sum(bool(p.search(bad)) for p in NOTATION) == 3
 
 
-def hostile_case() -> Any:
-    data = json.loads(FOUNDING.read_text(encoding="utf-8"))
-    data = copy.deepcopy(data)
-    data["case_id"] = "case<script>alert(1)</script>"
-    text = json.dumps(data)
-    text = text.replace(
-        "Multilevel stenosis", "<img src=x onerror=alert(1)> **bold** [link](http://x) Multilevel"
-    )
-    return case_from_data(json.loads(text), "hostile.json")
-
-
 def test_html_escapes_case_text() -> None:
-    blocks = notice.review_notice(api.review_case(hostile_case(), Library()))
+    # Outcome: every tag and Markdown mark in case text is shown as text, never as markup.
+    blocks = notice.review_notice(review(HOSTILE))
     page = notice.to_html(blocks)
     assert "<script" not in page.lower()
     assert "<img" not in page.lower()
