@@ -112,7 +112,14 @@ class EvidenceLine:
         """The line as one plain sentence, the answer first:
         `No, for T12-L3 and S1-S2: there is an unstable segment at ...`."""
         bound = f", for {self.binding}" if self.binding else ""
-        text = f"{_capital(self.answer)}{bound}: {self.condition}."
+        condition = self.condition
+        if self.answer == "not documented":  # not "not documented: X is documented"
+            condition = condition.removesuffix(" is documented")
+            # `care component (kind: home exercise): kind` names its field twice
+            head, sep, name = condition.rpartition("): ")
+            if sep and f"({name}: " in f"{head})":
+                condition = f"{head})"
+        text = f"{_capital(self.answer)}{bound}: {condition}."
         return text + (f" On record: {self.documented}." if self.documented else "")
 
 

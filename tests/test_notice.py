@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from evaluator import api, notice, render, render_review
+from evaluator import api, evidence, notice, render, render_review
 from evaluator.cases import load_case
 from evaluator.cli import main
 from evaluator.policies import Library
@@ -335,3 +335,39 @@ def test_review_report_markdown_nests_each_decision_under_its_line() -> None:
         assert found[i + 1][0] == 3, found[i + 1]
     for (before, _), (after, text) in itertools.pairwise(found):
         assert after <= before + 1, f"{text!r} skips a level after h{before}"
+
+
+@pytest.mark.parametrize(
+    ("answer", "condition", "bindings", "documented", "expected"),
+    [
+        (
+            "no",
+            "there is an unstable segment at the same segment as the fused segment",
+            [{"seg": "T12-L1"}, {"seg": "L1-L2"}, {"seg": "L2-L3"}, {"seg": "S1-S2"}],
+            "",
+            "No, for T12-L3 and S1-S2: there is an unstable segment at the same segment as the "
+            "fused segment.",
+        ),
+        (
+            "not documented",
+            "care component (kind: home exercise): kind is documented",
+            [],
+            "",
+            "Not documented: care component (kind: home exercise).",
+        ),
+        (
+            "cannot be decided from the record",
+            "conservative care: start is at least 6 months before the request",
+            [],
+            "start 12/2024 (5-6 months before the request)",
+            "Cannot be decided from the record: conservative care: start is at least 6 months "
+            "before the request. On record: start 12/2024 (5-6 months before the request).",
+        ),
+    ],
+    ids=["merged-levels", "not-documented", "cannot-decide"],
+)
+def test_evidence_sentence(
+    answer: str, condition: str, bindings: list[dict[str, str]], documented: str, expected: str
+) -> None:
+    line = evidence.EvidenceLine(answer, condition, documented, bindings)
+    assert line.sentence == expected
