@@ -213,6 +213,7 @@ def test_no_engine_notation_in_evidence(path: Path) -> None:
         for line in render.evidence_lines(c)
     ]
     blocks = notice.review_notice(result)
+    assert notice.to_html(blocks).endswith("</html>\n")
     outputs = {
         "evidence": "\n".join(sentences),
         "notice": notice.notice_text(blocks),
