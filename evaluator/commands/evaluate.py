@@ -40,9 +40,9 @@ OVERALL_EXIT = {
 @click.option(
     "--explain",
     is_flag=True,
-    help="Also show why: every rule firing in order, and for each failed clause, the "
-    "determination and the alternative the chain back to the case facts and their documents "
-    "(text or JSON only).",
+    help="Also show why: every rule firing in order, and the chain from each failed clause, "
+    "the determination and the alternative back to the case facts and their documents (text "
+    "or JSON only).",
 )
 @policies_dir_option()
 def command(
