@@ -16,7 +16,7 @@ from .describe import head_text, words
 from .engine import Firing, Trace
 from .errors import EngineError
 from .model import Policy, Status
-from .program import CAND, EmitFact, EmitStatus, EmitValue, Program
+from .program import CAND, AllOf, EmitFact, EmitStatus, EmitValue, Eq, Program, Rule, Test
 
 _TRUTH_WORDS = {Truth.TRUE: "true", Truth.FALSE: "false", Truth.UNKNOWN: "unknown"}
 # Engine bookkeeping, never shown: the session, the join key, interval and distance twins.
@@ -44,19 +44,23 @@ class Step:
     matched: tuple[tuple[str, FactRef], ...]
     asserted: tuple[FactRef, ...]
     verdict: str | None
+    # What the rule required to be absent (its negated patterns), e.g. `unstable segment`.
+    absent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ChainNode:
     """A fact and, when the engine derived it, the firing that did and the facts it matched.
 
-    `repeat` marks a fact already explained higher up the same chain set (not expanded again).
+    `repeat` marks a fact already explained higher up the same chain set (not expanded again);
+    `absent` names what the deriving rules required to be absent (a negation has no fact).
     """
 
     fact: FactRef
     step: int | None
     children: tuple[ChainNode, ...]
     repeat: bool = False
+    absent: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,7 @@ class _Builder:
             matched=tuple((alias, self.ref(i)) for alias, i in firing.matched.items()),
             asserted=tuple(self.ref(str(f["id"])) for f in firing.asserted),
             verdict=firing.verdict.value if firing.verdict else None,
+            absent=_absent(rule),
         )
 
     def node(self, fact_id: str, seen: set[str]) -> ChainNode:
@@ -164,13 +169,17 @@ class _Builder:
         seen.add(fact_id)
         if number is None:
             return ChainNode(ref, None, ())
+        firings = [self.log[n - 1] for n in self.supported_by.get(fact_id, [number])]
         matched = dict.fromkeys(
             i
-            for n in self.supported_by.get(fact_id, [number])
-            for alias, i in self.log[n - 1].matched.items()
+            for firing in firings
+            for alias, i in firing.matched.items()
             if alias != "case" and i != fact_id
         )
-        return ChainNode(ref, number, tuple(self.node(i, seen) for i in matched))
+        absent = tuple(
+            dict.fromkeys(a for f in firings for a in _absent(self.program.rule(f.rule)))
+        )
+        return ChainNode(ref, number, tuple(self.node(i, seen) for i in matched), absent=absent)
 
     def chains(self, policy: Policy, summary: str | None) -> tuple[Chain, ...]:
         trace = self.trace
@@ -205,6 +214,22 @@ class _Builder:
             fact = FactRef("alternative", "alternative", summary or "the alternative", None)
             out.append(Chain("alternative", str(alt), ChainNode(fact, None, (when, *scope))))
         return tuple(out)
+
+
+def _type_of(test: Test) -> tuple[str, str]:
+    """Return the type test of a pattern and, for a condition value, its node."""
+    tests = test.tests if isinstance(test, AllOf) else (test,)
+    found = {t.field: str(t.value) for t in tests if isinstance(t, Eq) and t.field in ("t", "n")}
+    return found.get("t", "fact"), found.get("n", "")
+
+
+def _absent(rule: Rule) -> tuple[str, ...]:
+    out = []
+    for pattern in rule.patterns:
+        if pattern.negated:
+            kind, node = _type_of(pattern.test)
+            out.append(f"value of {node}" if node else words(kind))
+    return tuple(out)
 
 
 def _twin(name: str) -> bool:
@@ -245,6 +270,7 @@ def _node_json(node: ChainNode) -> dict[str, Any]:
     return _ref_json(node.fact) | {
         "step": node.step,
         "repeat": node.repeat,
+        "absent": list(node.absent),
         "from": [_node_json(c) for c in node.children],
     }
 
@@ -259,6 +285,7 @@ def explanation_json(explanation: Explanation) -> dict[str, Any]:
                 "origin": s.origin,
                 "matched": [{"alias": a} | _ref_json(r) for a, r in s.matched],
                 "asserted": [_ref_json(r) for r in s.asserted],
+                "absent": list(s.absent),
                 "determination": s.verdict,
             }
             for s in explanation.steps
@@ -281,6 +308,8 @@ def _tree(node: ChainNode, depth: int, out: list[str]) -> None:
         out.append(f"{pad}- {node.fact.text}  (explained above, step {node.step})")
         return
     out.append(f"{pad}- {node.fact.text}{step}{_source(node.fact)}")
+    if node.absent:
+        out.append(f"{pad}    (no {', no '.join(node.absent)} matched)")
     for child in node.children:
         _tree(child, depth + 1, out)
 
@@ -298,6 +327,8 @@ def explanation_text(explanation: Explanation) -> str:
         out.append(f"{s.number:>4}. rule {s.rule} ({s.origin})")
         for alias, ref in s.matched:
             out.append(f"        matched {alias}: {ref.text}{_source(ref)}")
+        for kind in s.absent:
+            out.append(f"        absent: {kind}")
         for ref in s.asserted:
             out.append(f"        asserted: {ref.text}")
         if s.verdict:
