@@ -508,6 +508,7 @@ li { margin: .15em 0; }
 .note { border-left: 4px solid #36c; background: #eef3fb; padding: .4em .7em; }
 .placeholder { border: 1px dashed #888; background: #fafafa; padding: .4em .7em; }
 .label { font-weight: bold; }
+.id { white-space: nowrap; }
 section.clause { break-inside: avoid; page-break-inside: avoid; }
 table { border-collapse: collapse; width: 100%; margin: .4em 0 .8em; font-size: .95em; }
 caption { text-align: left; font-weight: bold; padding: .2em 0; }
@@ -528,8 +529,13 @@ ol.references li { padding-left: 2.4em; text-indent: -2.4em; }
 _CLAUSE_LEVEL = 4
 
 
+# Clause ids (`LF-INSTABILITY`) read as one word: a line break at their hyphens misleads.
+_CLAUSE_ID = re.compile(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)+\b")
+
+
 def _e(text: str) -> str:
-    return html.escape(" ".join(text.split()), quote=True)
+    escaped = html.escape(" ".join(text.split()), quote=True)
+    return _CLAUSE_ID.sub(r'<span class="id">\g<0></span>', escaped)
 
 
 def _slug(text: str, used: set[str]) -> str:
