@@ -529,7 +529,7 @@ ol.references li { padding-left: 2.4em; text-indent: -2.4em; }
 _CLAUSE_LEVEL = 4
 
 
-# Clause ids (`LF-INSTABILITY`) read as one word: a line break at their hyphens misleads.
+# Clause ids (`AB-SOME-CLAUSE`) read as one word: a line break at their hyphens misleads.
 _CLAUSE_ID = re.compile(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)+\b")
 
 
