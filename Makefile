@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test policy-check lint format typecheck bench docs clean
+.PHONY: help venv demo test policy-check lint format typecheck bench docs notice-screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -62,6 +62,7 @@ typecheck: $(STAMP) ## Run mypy (strict on evaluator/)
 
 bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/tracing.py
 
 # tests/test_show.py fails when a committed document differs from what its policy renders.
 docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy
@@ -71,6 +72,11 @@ docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) fo
 		$(BIN)/necessity show $$id@$$version --format markdown > docs/policies/$$id-$$version.md \
 			|| exit 1; \
 	done
+
+NOTICE_DIR ?= build/notice
+# Installs Debian's chromium with apt-get when it is missing (needs root).
+notice-screenshot: $(STAMP) ## Render the founding and a pended case's notices as HTML, PNG and PDF (A4, Letter) in build/notice
+	$(BIN)/python tests/chromium.py $(NOTICE_DIR)
 
 clean: ## Remove .venv, caches and build output
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -13,6 +13,7 @@ from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
 from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
+from .explain import explain as explain_trace
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program
@@ -32,8 +33,10 @@ def program_for(policy: Policy) -> Program:
     return _PROGRAMS[key]
 
 
-def evaluate(case: Case, policy: Policy, lines: Iterable[str] | None = None) -> Decision:
-    """Return the decision of one policy on one case.
+def evaluate(
+    case: Case, policy: Policy, lines: Iterable[str] | None = None, *, explain: bool = False
+) -> Decision:
+    """Return the decision of one policy on one case; with `explain`, its firing trace too.
 
     With `lines`, facts that belong to other service lines are left out, so that each policy
     judges only the lines it governs; facts about the patient are always included.
@@ -46,10 +49,15 @@ def evaluate(case: Case, policy: Policy, lines: Iterable[str] | None = None) -> 
         for f in case.facts
         if keep is None or "line" not in f.fields or f.fields["line"] in keep
     ]
-    trace = Engine.get().run(program, facts)
+    trace = Engine.get().run(program, facts, trace=explain)
     conflicts = [{"fact": c.fact, "field": c.field, "values": c.text} for c in case.conflicts]
     decision = assemble(policy, program, trace, case.case_id, facts, conflicts)
-    return replace(decision, provenance=records.provenance(policy, case.fact_dicts()))
+    decision = replace(decision, provenance=records.provenance(policy, case.fact_dicts()))
+    if explain:
+        summary = decision.alternative.summary if decision.alternative else None
+        explanation = explain_trace(policy, program, trace, facts, summary)
+        decision = replace(decision, explanation=explanation)
+    return decision
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
@@ -157,7 +165,7 @@ def governs(policy: Policy, line: ServiceLine) -> bool:
     return any(set(p.cpt) & set(line.cpts) for p in policy.procedures)
 
 
-def review_case(case: Case, library: Library) -> CaseReview:
+def review_case(case: Case, library: Library, *, explain: bool = False) -> CaseReview:
     """Return one result per service line, each from the policy in force on the request date
     that governs the line's procedure; a line no policy governs is reported as such.
 
@@ -173,7 +181,7 @@ def review_case(case: Case, library: Library) -> CaseReview:
         if policy is not None:
             if policy.ref not in decisions:
                 governed = [i for i, p in chosen.items() if p is not None and p.ref == policy.ref]
-                decisions[policy.ref] = evaluate(case, policy, governed)
+                decisions[policy.ref] = evaluate(case, policy, governed, explain=explain)
             decision = decisions[policy.ref]
         results.append(LineResult(line, policy, decision))
     return CaseReview(case.case_id, case.request_date.text, tuple(results))

@@ -27,6 +27,7 @@ from .conditions import (
 from .describe import leaf_text, words
 from .engine import Trace
 from .errors import EngineError
+from .explain import Explanation
 from .levels import format_segments
 from .model import Determination, Policy, Reference, Status
 from .program import Program
@@ -111,6 +112,8 @@ class Decision:
     conflicts: tuple[Mapping[str, str], ...]
     # Hashes that make the decision reproducible (records.provenance); set by api.evaluate.
     provenance: Mapping[str, str] = field(default_factory=dict)
+    # The firing trace, only when asked for (`api.evaluate(..., explain=True)`).
+    explanation: Explanation | None = None
 
     @property
     def x12_action(self) -> str:

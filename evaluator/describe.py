@@ -124,7 +124,7 @@ def threshold_text(threshold: Threshold) -> str:
     if threshold.value == 1 and threshold.unit in _SINGULAR:
         unit = _SINGULAR[threshold.unit]
     text = f"{value_text(threshold.value)}{unit}"
-    return f"{text} (setting {threshold.setting})" if threshold.setting else text
+    return f"{text}{_SETTING.format(threshold.setting)}" if threshold.setting else text
 
 
 def _alias_text(alias: str, aliases: Aliases | None) -> str:
@@ -187,8 +187,22 @@ def _compare_text(condition: Compare, aliases: Aliases | None) -> str:
     text = f"{_subject(condition.fact, condition.where, aliases)}: {field} {relation}"
     if condition.if_absent is not Truth.UNKNOWN:
         outcome = "yes" if condition.if_absent is Truth.TRUE else "no"
-        text += f" (counts as {outcome} when there is none)"
+        text += _IF_ABSENT.format(outcome)
     return text
+
+
+# Author's notes in a condition's text (which setting, what absence counts as); a reader of a
+# case's evidence needs neither, so `plain` drops them.
+_SETTING = " (setting {})"
+_IF_ABSENT = " (counts as {} when there is none)"
+_NOTES = re.compile(
+    "|".join(re.escape(n).replace(r"\{\}", "[a-z0-9_]+") for n in (_SETTING, _IF_ABSENT))
+)
+
+
+def plain(text: str) -> str:
+    """Return condition text without the author's notes: `... at least 3 mm`."""
+    return _NOTES.sub("", text)
 
 
 def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:

@@ -48,9 +48,23 @@ class Emitted:
     matched: Mapping[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One rule firing, recorded only when tracing: the facts it matched (alias -> id) and the
+    facts it asserted (none when the action was a repeat), or the determination it gave."""
+
+    rule: str
+    matched: Mapping[str, str]
+    asserted: tuple[Mapping[str, Any], ...]
+    verdict: Determination | None = None
+
+
 @dataclass
 class Trace:
-    """Everything the engine derived for one case; read by decision assembly."""
+    """Everything the engine derived for one case; read by decision assembly.
+
+    `firings` is None unless the run was traced (`Engine.run(..., trace=True)`).
+    """
 
     values: dict[tuple[str, tuple[str, ...]], Emitted] = field(default_factory=dict)
     candidates: list[Emitted] = field(default_factory=list)
@@ -58,6 +72,7 @@ class Trace:
     statuses: dict[str, Emitted] = field(default_factory=dict)
     verdict: Determination | None = None
     firings: int = 0
+    log: list[Firing] | None = None
 
     def value(self, node: str, keys: tuple[str, ...] = ()) -> Truth | None:
         found = self.values.get((node, keys))
@@ -117,14 +132,18 @@ class Engine:
         """Register the program's ruleset now (otherwise on first use)."""
         self._handle(program)
 
-    def run(self, program: Program, facts: Iterable[Mapping[str, Any]]) -> Trace:
-        """Return what the engine derives from the facts.
+    def run(
+        self, program: Program, facts: Iterable[Mapping[str, Any]], *, trace: bool = False
+    ) -> Trace:
+        """Return what the engine derives from the facts; with `trace`, also every firing.
 
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
         """
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
+        if trace:
+            session.trace.log = []
         try:
             batch = [session.normalise(f) for f in facts]
         except ValueError as error:
@@ -259,6 +278,7 @@ class _Session:
         self.trace.firings += 1
         ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
         action = rule.action
+        before = len(self.pending)
         if isinstance(action, EmitValue):
             self._value(rule, action, ids)
         elif isinstance(action, EmitFact):
@@ -269,6 +289,9 @@ class _Session:
             if self.trace.verdict not in (None, action.determination):
                 raise EngineError.single("engine_failed", "two determinations were derived")
             self.trace.verdict = action.determination
+        if self.trace.log is not None:  # tracing observes: what this action just queued
+            verdict = action.determination if isinstance(action, EmitVerdict) else None
+            self.trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
 
     def _assert_derived(self, fact: dict[str, Any]) -> None:
         fact["id"] = f"{fact['t']}{next(self.counter)}"
@@ -339,4 +362,4 @@ class _Session:
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
 
-__all__ = ["Emitted", "Engine", "Trace"]
+__all__ = ["Emitted", "Engine", "Firing", "Trace"]

@@ -8,11 +8,12 @@ from typing import Any
 
 from .conditions import Truth
 from .decision import ClauseResult, Evidence, FactView
-from .describe import field_label, value_text
+from .describe import field_label, plain, value_text
 from .dictionary import case_fact_types
 from .levels import LevelError, format_segments
 
-MAX_EVIDENCE_LINES = 6  # per clause in a report, then "... and N more"
+MAX_EVIDENCE_LINES = 6  # per clause in the terminal report; the rest are counted
+CANNOT_DECIDE = "cannot be decided from the record"
 _UNIT_TEXT = {"deg": " degrees", "%": "%", "grade": "/5", "count": ""}
 _DISTANCES = ("days", "months")
 
@@ -80,7 +81,7 @@ def _answer(evidence: Evidence) -> str:
     if evidence.value is not Truth.UNKNOWN:
         return "yes" if evidence.value is Truth.TRUE else "no"
     # Values on record that cannot decide it (an imprecise date, a word) are not "missing".
-    return "undetermined" if any(f.values for f in evidence.facts) else "not documented"
+    return CANNOT_DECIDE if any(f.values for f in evidence.facts) else "not documented"
 
 
 def _bound(values: Sequence[str]) -> str:
@@ -101,18 +102,44 @@ class EvidenceLine:
 
     @property
     def binding(self) -> str:
-        """`seg = T12-L3, S1-S2`: each alias with the elements it was bound to."""
+        """`T12-L3 and S1-S2`: the elements each bound name stood for (the condition text
+        already says what they are, e.g. "the fused segment")."""
         aliases = list(self.bindings[0]) if self.bindings else []
-        return "; ".join(f"{a} = {_bound([b[a] for b in self.bindings])}" for a in aliases)
+        return "; ".join(_and(_bound([b[a] for b in self.bindings])) for a in aliases)
+
+    @property
+    def sentence(self) -> str:
+        """The line as one plain sentence, the answer first:
+        `No, for T12-L3 and S1-S2: there is an unstable segment at ...`."""
+        bound = f", for {self.binding}" if self.binding else ""
+        condition = self.condition
+        if self.answer == "not documented":  # not "not documented: X is documented"
+            condition = condition.removesuffix(" is documented")
+            # `care component (kind: home exercise): kind` names its field twice
+            head, sep, name = condition.rpartition("): ")
+            if sep and f"({name}: " in f"{head})":
+                condition = f"{head})"
+        text = f"{_capital(self.answer)}{bound}: {condition}."
+        return text + (f" On record: {self.documented}." if self.documented else "")
+
+
+def _and(values: str) -> str:
+    head, sep, last = values.rpartition(", ")
+    return f"{head} and {last}" if sep else values
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def evidence_lines(clause: ClauseResult) -> list[EvidenceLine]:
-    """Return a clause's evidence merged by answer, condition and documented values, in order."""
+    """Return a clause's evidence merged by answer, condition and documented values, in order;
+    the condition in plain words (no setting names or notes on absent facts)."""
     merged: dict[tuple[str, ...], EvidenceLine] = {}
     for ev in clause.evidence:
         documented = "; ".join(fact_text(f) for f in ev.facts if f.values)
-        key = (_answer(ev), ev.condition, documented, *(a for a, _ in ev.binding))
-        line = merged.setdefault(key, EvidenceLine(key[0], ev.condition, documented))
+        key = (_answer(ev), plain(ev.condition), documented, *(a for a, _ in ev.binding))
+        line = merged.setdefault(key, EvidenceLine(key[0], key[1], documented))
         line.bindings.append(dict(ev.binding))
     return list(merged.values())
 

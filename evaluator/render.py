@@ -12,6 +12,7 @@ from .decision import ClauseResult, Decision, Evidence
 from .describe import words
 from .errors import MAX_PROBLEMS, NecessityError
 from .evidence import MAX_EVIDENCE_LINES, EvidenceLine, evidence_lines, fact_text, sources
+from .explain import explanation_json
 from .model import Determination, Policy, Reference, Status
 
 WIDTH = 92
@@ -109,9 +110,12 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
 
 
 def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[str, Any]:
-    """Return the JSON contract (schemas/decision.schema.json); only `evaluated_at` varies."""
+    """Return the JSON contract (schemas/decision.schema.json); only `evaluated_at` varies.
+
+    `explanation` is present only when the decision was evaluated with `explain`.
+    """
     alt = decision.alternative
-    return {
+    body = {
         "case_id": decision.case_id,
         "determination": decision.determination.value,
         "x12_action": decision.x12_action,
@@ -146,6 +150,9 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
         "provenance": dict(decision.provenance),
         "evaluated_at": evaluated_at,
     }
+    if decision.explanation is not None:
+        body["explanation"] = explanation_json(decision.explanation)
+    return body
 
 
 # ---- the report: one outline, marked up as text or as Markdown ----------------------------------
@@ -179,12 +186,14 @@ def _failed(clause: ClauseResult) -> Iterable[Node]:
     lines = evidence_lines(clause)
     yield Node("p", "Evidence:", 3)
     for line in lines[:MAX_EVIDENCE_LINES]:
-        bound = f"{_code(line.binding)}: " if line.binding else ""
+        bound = f"for {line.binding}: " if line.binding else ""
         yield Node("li", f"{TAG}{line.answer}{ENDTAG} {bound}{line.condition}", 4)
         if line.documented:
             yield Node("li", f"documented: {line.documented}", 5)
     if len(lines) > MAX_EVIDENCE_LINES:
-        yield Node("li", f"... and {len(lines) - MAX_EVIDENCE_LINES} more", 4)
+        hidden = len(lines) - MAX_EVIDENCE_LINES
+        more = "finding is" if hidden == 1 else "findings are"
+        yield Node("li", f"{hidden} further {more} listed in the notice (--format html)", 4)
     for src in sources(clause)[:3]:
         document, _, rest = src.partition(" ")  # `clinic_note 2025-05 "quote"`
         yield Node("li", f"source: {words(document)} {rest}".rstrip(), 4)
@@ -348,7 +357,9 @@ def decision_markdown(decision: Decision) -> str:
             if previous != "row":
                 out.append("|" + "---|" * len(cells))
         elif node.kind == "li":
-            out.append("  " * max(node.depth - base, 0) + f"{node.marker} {text}")
+            # `[1] citation` is no list marker in CommonMark: references become bullets.
+            marker = f"- \\{node.marker[:-1]}\\]" if node.marker.startswith("[") else node.marker
+            out.append("  " * max(node.depth - base, 0) + f"{marker} {text}")
         else:
             out.append(text)
         previous = node.kind

@@ -63,7 +63,7 @@ def _line_label(result: LineResult) -> str:
     return f"{line.id}: {words(line.procedure)}{cpt}"
 
 
-def _groups(review: CaseReview) -> list[tuple[list[LineResult], LineResult]]:
+def groups(review: CaseReview) -> list[tuple[list[LineResult], LineResult]]:
     # A policy governing several lines made one decision: show it once, naming its lines.
     groups: dict[str, list[LineResult]] = {}
     for result in review.lines:
@@ -96,7 +96,7 @@ def review_text(review: CaseReview) -> str:
                 f"     {words(result.determination)} ({result.x12_action}) under "
                 f"{result.policy.ref}"
             )
-    for members, first in _groups(review):
+    for members, first in groups(review):
         names = ", ".join(m.line.id for m in members)
         out.extend(["", "=" * 92, f"LINE {names}", "=" * 92, ""])
         if first.decision is None:
@@ -125,15 +125,15 @@ def review_markdown(review: CaseReview) -> str:
             f"| `{r.line.id}` | {words(r.line.procedure)} | {', '.join(r.line.cpts)} | "
             f"{policy} | {words(r.determination)} | {r.x12_action} |"
         )
-    for members, first in _groups(review):
+    for members, first in groups(review):
         names = ", ".join(f"`{m.line.id}`" for m in members)
         out.extend(["", f"## Line {names}", ""])
         if first.decision is None:
             out.append(NO_POLICY_NOTE)
         else:
-            # Demote the decision's headings one level under the line heading.
+            # Demote the decision's headings two levels, under the `##` line heading.
             body = decision_markdown(first.decision)
             out.append(
-                "\n".join("#" + row if row.startswith("#") else row for row in body.splitlines())
+                "\n".join("##" + row if row.startswith("#") else row for row in body.splitlines())
             )
     return "\n".join(out).rstrip("\n") + "\n"

@@ -65,7 +65,8 @@ def test_founding_case_as_json_parses_and_validates() -> None:
 def test_founding_case_as_markdown() -> None:
     result = run("evaluate", FOUNDING, "--policy", "lumbar-fusion", "--format", "markdown")
     assert result.exit_code == ExitCode.NOT_MEDICALLY_NECESSARY
-    assert result.stdout.startswith("# Not medically necessary")
+    assert result.stdout.startswith("# Medical necessity review notice")
+    assert "Does not meet the criteria: recommended for physician review" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 def test_engine_error_exits_4_without_a_determination(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(*_args: object) -> None:
+    def fail(*_args: object, **_options: object) -> None:
         raise EngineError.single("engine_failed", "no status was derived for `LF-URGENT`")
 
     monkeypatch.setattr(api, "evaluate", fail)
@@ -181,7 +182,7 @@ def test_engine_error_exits_4_without_a_determination(monkeypatch: pytest.Monkey
 
 
 def test_a_bug_exits_4_not_as_a_determination(monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(*_args: object) -> None:
+    def fail(*_args: object, **_options: object) -> None:
         raise KeyError("oops")
 
     monkeypatch.setattr(api, "evaluate", fail)

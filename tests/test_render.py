@@ -72,7 +72,7 @@ def test_text_report_order(report: str) -> None:
 
 
 def test_text_report_evidence_reads_as_words(founding: Any, report: str) -> None:
-    assert "[no] seg = T12-L3, S1-S2: " in report
+    assert "[no] for T12-L3 and S1-S2: " in report
     assert "[not documented] physical therapy: supervised is yes" in report
     assert 'source: clinic note "PT listed among prior treatments' in report
     instability = next(c for c in founding.clauses if c.id == "LF-INSTABILITY")
@@ -168,12 +168,13 @@ def test_evidence_lines_merge_bindings_and_cap(founding: Any) -> None:
     ]
     lines = render.evidence_lines(clause(same))
     assert len(lines) == 1
-    assert lines[0].binding == "seg = T12-L3, S1-S2"
+    assert lines[0].binding == "T12-L3 and S1-S2"
+    assert lines[0].sentence == ("No, for T12-L3 and S1-S2: an unstable segment is documented.")
     many = [Evidence(f"condition {i}", Truth.UNKNOWN, (), ()) for i in range(9)]
     text = render.decision_text(dataclasses.replace(founding, clauses=(clause(many),)))
     assert "[not documented] condition 5" in text
     assert "condition 6" not in text
-    assert "... and 3 more" in text
+    assert "3 further findings are listed in the notice (--format html)" in text
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -258,7 +259,8 @@ def test_markdown_has_the_headings(founding: Any) -> None:
         assert expected in headings
     row = "| `LF-INSTABILITY` | Imaging and instability | Instability at every fused segment |"
     assert f"{row} not met |" in markdown
-    assert "- **no** `seg = T12-L3, S1-S2`: " in markdown
+    assert "- **no** for T12-L3 and S1-S2: " in markdown
+    assert "- \\[1\\] Resnick DK" in markdown  # references are a list, not one paragraph
     assert "\x02" not in markdown
     assert "\x06" not in markdown
 

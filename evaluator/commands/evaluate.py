@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from evaluator import api, records, render, render_review
+from evaluator import api, notice, records, render, render_review
 from evaluator.cases import load_case
 from evaluator.commands import (
     ExitCode,
@@ -18,6 +18,8 @@ from evaluator.commands import (
     format_option,
     policies_dir_option,
 )
+from evaluator.decision import Decision
+from evaluator.explain import explanation_text
 from evaluator.policies import Library
 
 # A partly approvable request still has lines for physician review; a line no policy governs
@@ -39,18 +41,30 @@ OVERALL_EXIT = {
     help="Policy to apply; without a version, the active version in force on the request "
     "date. Default: the policy governing the requested procedures.",
 )
-@format_option("text", "json", "markdown")
+@format_option("text", "json", "markdown", "html")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also show why: every rule firing in order, and the chain from each failed clause, "
+    "the determination and the alternative back to the case facts and their documents (text "
+    "or JSON only).",
+)
 @policies_dir_option()
 @decision_log_options()
 def command(
     case: Path,
     policy: str | None,
     output_format: str,
+    explain: bool,
     policies_dir: Path | None,
     decision_log: Path | None,
     mask: bool,
 ) -> None:
     """Evaluate CASE (a YAML or JSON case file) and print the decision.
+
+    --format markdown or html writes the notice a reviewer sends to the requesting physician
+    (HTML: one standalone file that prints on A4 and Letter); text is the reviewer's own report
+    and JSON the stable contract (schemas/decision.schema.json).
 
     Without --policy every requested service line is reviewed under the policy that governs
     its procedure (the version in force on the request date), with an overall summary; a line
@@ -66,44 +80,70 @@ def command(
       necessity evaluate examples/cases/t12-s2-fusion.json
       necessity evaluate case.json --policy my-policy
       necessity evaluate case.yaml --policy my-policy@2025.1 --format json
-      necessity evaluate case.yaml --format markdown > review.md
+      necessity evaluate case.yaml --format html > notice.html
       necessity evaluate case.json --decision-log decisions.jsonl
+      necessity evaluate examples/cases/t12-s2-fusion.json --explain
     """
+    if explain and output_format in ("markdown", "html"):
+        raise click.UsageError(
+            "--explain shows the engine's trace in text or JSON; use --format text or json"
+        )
     library = Library(policies_dir) if policies_dir is not None else Library()
     loaded = load_case(case)
     evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
     if policy is None:
-        review = api.review_case(loaded, library)
+        review = api.review_case(loaded, library, explain=explain)
         if decision_log is not None:
             log = render_review.review_json(review, evaluated_at)
             records.log_decision(decision_log, log, evaluated_at, mask)
         _echo(
             output_format,
             lambda: render_review.review_json(review, evaluated_at),
-            lambda: render_review.review_markdown(review),
-            lambda: render_review.review_text(review),
+            lambda: notice.review_notice(review),
+            lambda: (
+                render_review.review_text(review)
+                + _explained(
+                    (", ".join(m.line.id for m in members), first.decision)
+                    for members, first in render_review.groups(review)
+                )
+            ),
         )
         raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
-    decision = api.evaluate(loaded, api.select_policy(loaded, policy, library))
+    decision = api.evaluate(loaded, api.select_policy(loaded, policy, library), explain=explain)
     if decision_log is not None:
         log = render.decision_json(decision, evaluated_at)
         records.log_decision(decision_log, log, evaluated_at, mask)
     _echo(
         output_format,
         lambda: render.decision_json(decision, evaluated_at),
-        lambda: render.decision_markdown(decision),
-        lambda: render.decision_text(decision),
+        lambda: notice.decision_notice(decision, loaded.request_date.text),
+        lambda: render.decision_text(decision) + _explained([(decision.policy_id, decision)]),
     )
     raise click.exceptions.Exit(ExitCode.for_determination(decision.determination))
+
+
+def _explained(parts: Iterable[tuple[str, Decision | None]]) -> str:
+    """Return the explanation of each decision that has one, under a banner naming its part."""
+    out = ""
+    for name, decision in parts:
+        if decision is not None and decision.explanation is not None:
+            banner = f"EXPLANATION: {name}"
+            out += f"\n{'=' * 92}\n{banner}\n{'=' * 92}\n\n"
+            out += explanation_text(decision.explanation)
+    return out
 
 
 def _echo(
     output_format: str,
     as_json: Callable[[], dict[str, Any]],
-    as_markdown: Callable[[], str],
+    as_notice: Callable[[], list[notice.Block]],
     as_text: Callable[[], str],
 ) -> None:
     if output_format == "json":
         click.echo(json.dumps(as_json(), indent=2, ensure_ascii=False))
+    elif output_format == "markdown":
+        click.echo(notice.to_markdown(as_notice()), nl=False)
+    elif output_format == "html":
+        click.echo(notice.to_html(as_notice()), nl=False)
     else:
-        click.echo((as_markdown if output_format == "markdown" else as_text)(), nl=False)
+        click.echo(as_text(), nl=False)
