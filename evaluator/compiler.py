@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 from . import dictionary, ruleset
 from .errors import PolicyError
-from .lowering import F, Lowering, Scope, T, U, did_you_mean
+from .lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from .model import Clause, DeriveRule, Determination, FromField, Policy, Status
 from .program import (
     STATUS,
@@ -141,6 +141,14 @@ class _Compiler(Lowering):
             )
             return 0
         scope = Scope()
+        if len(rule.bindings) > MAX_QUANTIFIER_DEPTH:
+            self.problems.add(
+                "engine_limit",
+                f"rule `{rule.id}` binds {len(rule.bindings)} facts; the engine crashes past "
+                f"{MAX_QUANTIFIER_DEPTH} nested bindings: split it into two rules",
+                self.locate(rule.pointer),
+            )
+            return 0
         for binding in rule.bindings:
             fact = self.fact_type(binding.fact, binding.pointer)
             if fact is not None:

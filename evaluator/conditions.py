@@ -174,10 +174,14 @@ class Demonstrated:
 
 @dataclass(frozen=True, slots=True)
 class Every:
+    """Kleene AND of `require` over the bound facts; `if_empty` when there are none (an empty
+    scope never satisfies "every" unless the author says so)."""
+
     binding: Binding
     require: Condition
     pointer: str
     note: str | None = None
+    if_empty: Truth = Truth.UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,12 +274,17 @@ def parse_condition(
     if "n_of" in data:
         body = data["n_of"]
         return NOf(body["at_least"], subs(body["of"], f"{pointer}/n_of/of"), pointer, note)
-    for key, kind in (("every", Every), ("some", Some)):
-        if key in data:
-            body = data[key]
-            binding = parse_binding(body, f"{pointer}/{key}")
-            require = parse_condition(body["require"], f"{pointer}/{key}/require", settings)
-            return kind(binding, require, pointer, note)
+    if "every" in data:
+        body = data["every"]
+        binding = parse_binding(body, f"{pointer}/every")
+        require = parse_condition(body["require"], f"{pointer}/every/require", settings)
+        if_empty = TRUTH_WORDS[body.get("if_empty", "unknown")]
+        return Every(binding, require, pointer, note, if_empty)
+    if "some" in data:
+        body = data["some"]
+        binding = parse_binding(body, f"{pointer}/some")
+        require = parse_condition(body["require"], f"{pointer}/some/require", settings)
+        return Some(binding, require, pointer, note)
     if "count" in data:
         body = data["count"]
         binding = parse_binding(body, f"{pointer}/count")

@@ -59,6 +59,12 @@ from .program import (
 )
 
 MAX_N_OF_COMBINATIONS = 64
+# Quantifiers (every/some/count, plus a derivation rule's bindings) nested this deep are the most
+# durable_rules 2.0.28 runs safely: one level more, with joins between the levels, corrupted its
+# heap ("free(): invalid pointer", SIGABRT/SIGSEGV) in probes at depth 5 with a comparison beside
+# each nested quantifier, 6 with a joined leaf, 8 with a plain chain (durable-rules.md trap 19;
+# reproduced in subprocesses by tests/test_nesting.py). No shape crashed at 4.
+MAX_QUANTIFIER_DEPTH = 4
 F, U, T = Truth.FALSE, Truth.UNKNOWN, Truth.TRUE
 
 
@@ -399,7 +405,8 @@ class Lowering:
         stage: int,
         inner: Scope | None = None,
     ) -> None:
-        """Kleene AND (min) of the inputs' values; an empty quantifier range is vacuously true."""
+        """Kleene AND (min) of the inputs' values; with `inner`, an empty range is vacuously
+        true (`every` does not use that: its empty range has its own rule)."""
         self._extremum(node_id, inputs, scope, stage, VAL, inner, order=(F, U, T))
 
     def _extremum(
@@ -518,6 +525,15 @@ class Lowering:
                 self.locate(cond.pointer),
             )
             return 0
+        if len(scope.bindings) + 1 > MAX_QUANTIFIER_DEPTH:
+            self.problems.add(
+                "engine_limit",
+                f"quantifiers nested {len(scope.bindings) + 1} deep; the engine crashes past "
+                f"{MAX_QUANTIFIER_DEPTH} (durable_rules corrupts its memory): flatten the "
+                "condition, e.g. with a derived fact",
+                self.locate(cond.pointer),
+            )
+            return 0
         fact = self.fact_type(binding.fact, binding.pointer)
         if fact is None:
             return 0
@@ -528,7 +544,16 @@ class Lowering:
         stage = max(child_stage, self.anchor_stage(inner)) + 1
         # Children carry one more key; joining on the outer keys only ranges over all of them.
         if isinstance(cond, Every):
-            self.and_rules(node_id, (child,), scope, stage, inner=scope)
+            # Without `inner`, true needs a true child: an empty range derives nothing here and
+            # takes `if_empty` from the rule below (fail closed: unknown unless the author says).
+            self.and_rules(node_id, (child,), scope, stage)
+            bound = AllOf((Eq("t", binding.fact), *self.where(binding.where)))
+            self.emit(
+                stage,
+                [*self.anchors(scope), Pattern(_alias(binding.alias), bound, negated=True)],
+                EmitValue(VAL, node_id, cond.if_empty, scope.keys),
+                node_id,
+            )
         elif isinstance(cond, Some):
             self.or_rules(node_id, (child,), scope, stage, inner=scope)
         else:

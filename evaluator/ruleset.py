@@ -154,7 +154,10 @@ def render(program: Program) -> dict[str, Any]:
             _note_values(pattern, lane, distinct)
             alias = f"{pattern.alias}$not" if pattern.negated else pattern.alias
             patterns.append({alias: expr})
-        definition[rule.name] = {"all": patterns}
+        # dist 0: one fact may fill several patterns of the rule. durable_rules' default keeps
+        # them distinct, so nested quantifiers over one fact type silently missed the
+        # combinations where the inner and outer binding are the same fact (trap 19).
+        definition[rule.name] = {"all": patterns, "dist": 0}
         if rule.count is not None:
             definition[rule.name]["count"] = rule.count
     for (_, field), values in sorted(distinct.items()):

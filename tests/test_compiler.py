@@ -234,6 +234,12 @@ L3 = parse_level("L3").index
 ELEMENT = {"fact": "seg", "field": "upper", "at_or_above": "L3"}
 QUANTIFIED: dict[str, dict[str, Any]] = {
     "Q-EVERY": {"every": {"fact": "fused_segment", "as": "seg", "require": ELEMENT}},
+    "Q-EVERY-T": {
+        "every": {"fact": "fused_segment", "as": "seg", "if_empty": "true", "require": ELEMENT}
+    },
+    "Q-EVERY-F": {
+        "every": {"fact": "fused_segment", "as": "seg", "if_empty": "false", "require": ELEMENT}
+    },
     "Q-SOME": {"some": {"fact": "fused_segment", "as": "seg", "require": ELEMENT}},
     "Q-COUNT": {"count": {"fact": "fused_segment", "as": "seg", "at_least": 2, "require": ELEMENT}},
     # every segment has a finding at the same segment showing spondylolisthesis (a join)
@@ -278,8 +284,22 @@ def segment_facts(values: list[Truth]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("clause_id", "expected"),
-    [("Q-EVERY", T), ("Q-SOME", F), ("Q-COUNT", U), ("Q-NESTED", T)],
-    ids=["every-vacuously-true", "some-false", "count-unknown", "nested-every-true"],
+    [
+        ("Q-EVERY", U),
+        ("Q-EVERY-T", T),
+        ("Q-EVERY-F", F),
+        ("Q-SOME", F),
+        ("Q-COUNT", U),
+        ("Q-NESTED", U),
+    ],
+    ids=[
+        "every-not-documented",
+        "every-if-empty-true",
+        "every-if-empty-false",
+        "some-false",
+        "count-unknown",
+        "nested-every-not-documented",
+    ],
 )
 def test_quantifiers_over_no_facts(quantified, clause_id, expected):
     assert truths(run(quantified, []))[clause_id] is expected
@@ -292,7 +312,9 @@ def test_quantifiers_over_no_facts(quantified, clause_id, expected):
 @example(values=[F, F, U])
 def test_every_some_count_match_the_oracle(quantified, values):
     found = truths(run(quantified, segment_facts(values)))
-    assert found["Q-EVERY"] is (min(values) if values else T)
+    assert found["Q-EVERY"] is (min(values) if values else U)
+    assert found["Q-EVERY-T"] is (min(values) if values else T)
+    assert found["Q-EVERY-F"] is (min(values) if values else F)
     assert found["Q-SOME"] is (max(values) if values else F)
     assert found["Q-COUNT"] is count_oracle(2, values)
 
@@ -315,7 +337,7 @@ def test_nested_quantifiers_join_on_the_bound_fact(quantified, findings, n_segme
         max([v for s, v in findings if s == segment], default=F)
         for segment in SEGMENTS[:n_segments]
     ]
-    assert truths(run(quantified, facts))["Q-NESTED"] is min(per_segment, default=T)
+    assert truths(run(quantified, facts))["Q-NESTED"] is min(per_segment, default=U)
 
 
 # --- clause statuses and the determination ------------------------------------------------------
