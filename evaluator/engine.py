@@ -5,7 +5,8 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
 - one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
-  actions drained first when something failed (trap 13);
+  actions drained first when something failed (trap 13), and never deleted unless it received
+  the case facts and every stage (trap 20: that crashes the process);
 - all case facts are asserted in one batch, then the stage markers one by one, so a rule with a
   negation only runs once every fact it negates is final (trap 2; the compiler stratifies);
 - every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
@@ -155,10 +156,12 @@ class Engine:
             session.assert_batch(batch)
             for stage in range(1, program.stages + 1):
                 session.assert_stage(stage)
+            session.complete = True
         except Exception:
             session.abandon()
             raise
         finally:
+            # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
             session.close()
         return session.trace
 
@@ -184,6 +187,9 @@ class _Session:
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
         self.state: int | None = None
         self.poisoned = False
+        # Set once the case facts and every stage were asserted: only such a session may be
+        # deleted (durable-rules.md trap 20).
+        self.complete = False
         self.pending: list[dict[str, Any]] = []
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
@@ -263,9 +269,13 @@ class _Session:
             pass
 
     def close(self) -> None:
-        if self.poisoned:
+        # delete_state aborts or segfaults the process on a session that has not received its
+        # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
+        # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
+        # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
+        # process can use up; each ends in an EngineError, never in a determination.
+        if self.poisoned or not self.complete:
             return
-        # The session may never have been created if the first assert failed.
         with contextlib.suppress(Exception):
             _dre.delete_state(self.handle, self.sid)
 

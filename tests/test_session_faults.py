@@ -1,0 +1,117 @@
+"""An engine error or a Ctrl-C at any point of a session's life never crashes the process.
+
+durable_rules' `delete_state` aborts or segfaults on a session that has not received its facts
+and every stage (durable-rules.md trap 20), so such a session is left in place. Each fault is
+injected in a fresh subprocess, in the process's first session, so a crash shows as exit code
+134/139 rather than a dead test runner; the process then evaluates the case again to show the
+engine still works.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+CASE = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
+
+_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from evaluator import api, engine
+    from evaluator.cli import main
+    from evaluator.errors import EngineError
+
+    point, arg, kind, case = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    Session = engine._Session
+
+    def fault():
+        if kind == "interrupt":
+            raise KeyboardInterrupt
+        raise EngineError.single("engine_failed", "injected")
+
+    def wrap(name, when):
+        original = getattr(Session, name)
+        calls = [0]
+
+        def patched(self, *args):
+            calls[0] += 1
+            if when(calls[0], args, before=True):
+                fault()
+            result = original(self, *args)
+            if when(calls[0], args, before=False):
+                fault()
+            return result
+
+        setattr(Session, name, patched)
+        return lambda: setattr(Session, name, original)
+
+    undo = {
+        "none": lambda: (lambda: None),
+        "before_facts": lambda: wrap("assert_batch", lambda n, a, before: n == 1 and before),
+        "after_facts": lambda: wrap("assert_batch", lambda n, a, before: n == 1 and not before),
+        "before_stage": lambda: wrap("assert_stage", lambda n, a, before: a[0] == arg and before),
+        "after_stage": lambda: wrap("assert_stage", lambda n, a, before: a[0] == arg and not before),
+        "action": lambda: wrap("apply", lambda n, a, before: n == arg and before),
+    }[point]()
+    if kind == "cli":
+        main(["evaluate", case])  # exits with the CLI's code
+    try:
+        api.review_path(case)
+    except (EngineError, KeyboardInterrupt) as error:
+        print("raised", type(error).__name__)
+    undo()
+    print(",".join(line.determination for line in api.review_path(case).lines))
+    """
+)
+
+
+def _run(point: str, arg: int, kind: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _SCRIPT, point, str(arg), kind, str(CASE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def undisturbed() -> str:
+    result = _run("none", 0, "error")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+POINTS = [
+    ("before_facts", 0),
+    ("after_facts", 0),
+    ("before_stage", 1),
+    ("after_stage", 1),
+    ("before_stage", 2),
+    ("after_stage", 5),
+    ("action", 1),
+    ("action", 40),
+]
+
+
+@pytest.mark.parametrize("kind", ["error", "interrupt"])
+@pytest.mark.parametrize(("point", "arg"), POINTS, ids=[f"{p}-{a}" for p, a in POINTS])
+def test_a_fault_in_a_session_never_crashes(undisturbed, point, arg, kind):
+    result = _run(point, arg, kind)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = "KeyboardInterrupt" if kind == "interrupt" else "EngineError"
+    first, *_, last = result.stdout.strip().splitlines()
+    assert first == f"raised {expected}"
+    # the engine still decides the next case in the same process, as it would have
+    assert last == undisturbed
+
+
+@pytest.mark.parametrize(("point", "arg"), [("after_facts", 0), ("before_stage", 1)])
+def test_an_engine_error_before_stage_one_exits_4(point, arg):
+    result = _run(point, arg, "cli")
+    assert result.returncode == 4, (result.returncode, result.stderr[-2000:])
