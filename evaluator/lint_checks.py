@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from .conditions import Compare, Condition, Count, Every, Exists, Op, Some, Threshold, children
+from .conditions import (
+    Compare,
+    Condition,
+    Count,
+    Every,
+    Exists,
+    Not,
+    Op,
+    Some,
+    Threshold,
+    Truth,
+    children,
+)
 from .dictionary import FactType
 from .lint_ranges import Leaf, Scope, always_any, groups, never_all
 from .model import Lifecycle, Policy
@@ -392,6 +404,40 @@ def tautology(ctx: Context) -> Iterator[Hit]:
                     "if the point is that the field is documented, say `documented: true`",
                 )
                 break
+
+
+def _vacuous(cond: Condition, negated: bool = False) -> Iterator[Every]:
+    """Yield each `every` that holds on an empty set where that makes its clause more met:
+    `if_empty: true`, or `if_empty: false` under a `not`."""
+    vacuous = isinstance(cond, Every) and cond.if_empty is not Truth.UNKNOWN
+    if vacuous and (cond.if_empty is Truth.TRUE) != negated:  # type: ignore[union-attr]
+        yield cond  # type: ignore[misc]
+    inner = not negated if isinstance(cond, Not) else negated
+    for child in children(cond):
+        yield from _vacuous(child, inner)
+
+
+@policy_rule(
+    "vacuous_every",
+    Severity.ERROR,
+    "an `every` that holds when there is nothing to check (`if_empty: true`) in a clause with no "
+    "`applies_when`: the clause would be met on an empty request",
+)
+def vacuous_every(ctx: Context) -> Iterator[Hit]:
+    for clause in ctx.policy.clauses:
+        if clause.applies_when is not None:
+            continue  # the author states when the clause applies, e.g. when the set is not empty
+        # true in `requires` makes the clause met, in `waived_by` not applicable
+        roots = [c for c in (clause.requires, clause.waived_by) if c is not None]
+        for node in (n for root in roots for n in _vacuous(root)):
+            fact, value = node.binding.fact, node.if_empty.name.lower()
+            yield Hit(
+                f"{node.pointer}/every/if_empty",
+                f"`every {fact}` with `if_empty: {value}` lets clause `{clause.id}` pass when "
+                f"there is no `{fact}`: nothing would be checked",
+                f"remove `if_empty` (an empty set is then not documented), or add `applies_when: "
+                f"{{exists: {{fact: {node.binding.fact}}}}}`",
+            )
 
 
 # Phrases that state which side of a number its edge falls on; "near" is a few words away.

@@ -503,3 +503,38 @@ def test_command_list_rules() -> None:
     code, output = run("--list-rules")
     assert code == 0
     assert [line.split()[0] for line in output.splitlines()] == list(RULES)
+
+
+_SEG = "require: {fact: s, field: segment, documented: true}"
+
+
+def _every(if_empty: str | None = None) -> str:
+    extra = f"if_empty: '{if_empty}', " if if_empty else ""
+    return f"{{every: {{fact: fused_segment, as: s, {extra}{_SEG}}}}}"
+
+
+VACUOUS = {
+    "if-empty-true": (f"requires: {_every('true')}", True),
+    "negated-false": (f"requires: {{not: {_every('false')}}}", True),
+    "waived-by": (
+        "requires: {fact: diabetes, field: diabetic, equals: false}\n"
+        f"waived_by: {_every('true')}",
+        True,
+    ),
+    "default": (f"requires: {_every()}", False),
+    "if-empty-false": (f"requires: {_every('false')}", False),
+    "applies-when": (
+        f"applies_when: {{exists: {{fact: fused_segment}}}}\nrequires: {_every('true')}",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize(("clause", "flagged"), list(VACUOUS.values()), ids=list(VACUOUS))
+def test_vacuous_every(tmp_path: Path, clause: str, flagged: bool) -> None:
+    findings = lint_paths([write_policy(tmp_path, clause)]).findings
+    assert [f.code for f in findings] == (["vacuous_every"] if flagged else [])
+    if flagged:
+        assert findings[0].severity is Severity.ERROR
+        assert (findings[0].problem.location.pointer or "").endswith("/every/if_empty")
+        assert findings[0].problem.location.line is not None

@@ -19,10 +19,10 @@ from typing import Any
 
 import durable_rules_engine as dre
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from click.testing import CliRunner
+from test_compiler import build, clause, document, run, truths, write  # type: ignore[import-not-found]
 
 from evaluator.cli import main
 from evaluator.compiler import compile_policy
@@ -31,8 +31,6 @@ from evaluator.errors import PolicyError
 from evaluator.levels import parse_level
 from evaluator.lowering import MAX_QUANTIFIER_DEPTH
 from evaluator.policies import load_policy
-
-from test_compiler import build, clause, document, run, truths, write
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -107,8 +105,8 @@ def _oracle(outer: str, inner: str, joined: bool, values: list[Truth]) -> Truth:
         return max(items, default=F)
 
     per_a = []
-    for i, a in enumerate(values):
-        others = [values[i]] if joined else values
+    for a in values:
+        others = [a] if joined else values
         # inner `every` over an empty set is not documented (the language's default)
         per_a.append(quantify(inner, [min(b, a) for b in others], U))
     return quantify(outer, per_a, F)
@@ -170,7 +168,8 @@ def _deep(depth: int, beside: bool, alternate: bool = False) -> dict[str, Any]:
         if d == 1:
             body["require"] = leaf(i)
         else:
-            body["require"] = {"all": [leaf(i), nest(d - 1, i + 1)]} if beside else nest(d - 1, i + 1)
+            inner = nest(d - 1, i + 1)
+            body["require"] = {"all": [leaf(i), inner]} if beside else inner
         return {"some": body}
 
     return nest(depth)
@@ -202,6 +201,7 @@ def test_the_deepest_allowed_nesting_runs(tmp_path, beside, alternate):
     condition = _deep(MAX_QUANTIFIER_DEPTH, beside, alternate)
     result = subprocess.run(
         [sys.executable, "-c", _PROBE.format(root=str(ROOT)), json.dumps(condition), str(tmp_path)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=300,
@@ -243,7 +243,7 @@ def test_a_rule_binding_too_many_facts_is_refused(tmp_path):
     assert "engine_limit" in [p.code for p in raised.value.problems]
 
 
-def test_the_hostile_deep_policy_is_refused_by_validate(tmp_path):
+def test_the_hostile_deep_policy_is_refused_by_validate():
     """tests/hostile/policies/nesting-depth-5/1.yaml, run as its sidecar says (until the shared
     hostile harness runs every sidecar)."""
     hostile = HERE / "hostile" / "policies" / "nesting-depth-5" / "1.yaml"

@@ -55,7 +55,9 @@ _SCRIPT = textwrap.dedent(
         "before_facts": lambda: wrap("assert_batch", lambda n, a, before: n == 1 and before),
         "after_facts": lambda: wrap("assert_batch", lambda n, a, before: n == 1 and not before),
         "before_stage": lambda: wrap("assert_stage", lambda n, a, before: a[0] == arg and before),
-        "after_stage": lambda: wrap("assert_stage", lambda n, a, before: a[0] == arg and not before),
+        "after_stage": lambda: wrap(
+            "assert_stage", lambda n, a, before: a[0] == arg and not before
+        ),
         "action": lambda: wrap("apply", lambda n, a, before: n == arg and before),
     }[point]()
     if kind == "cli":
@@ -73,6 +75,7 @@ _SCRIPT = textwrap.dedent(
 def _run(point: str, arg: int, kind: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", _SCRIPT, point, str(arg), kind, str(CASE)],
+        check=False,
         capture_output=True,
         text=True,
         timeout=300,
