@@ -50,7 +50,10 @@ def evaluate(
         if keep is None or "line" not in f.fields or f.fields["line"] in keep
     ]
     trace = Engine.get().run(program, facts, trace=explain)
-    conflicts = [{"fact": c.fact, "field": c.field, "values": c.text} for c in case.conflicts]
+    conflicts = [
+        {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
+        for c in case.conflicts
+    ]
     decision = assemble(policy, program, trace, case.case_id, facts, conflicts)
     decision = replace(decision, provenance=records.provenance(policy, case.fact_dicts()))
     if explain:

@@ -95,6 +95,8 @@ class Conflict:
     field: str
     values: tuple[tuple[str, str], ...]  # (value as stated, document kind), each once
     pointer: str  # the field in the case, for locating the statements
+    # why the field is left absent: the sources disagree, or the date is after the request
+    reason: str = "sources_disagree"
 
     @property
     def text(self) -> str:
@@ -239,7 +241,13 @@ class _Builder:
         for study, pointer in _items(self.data.get("imaging"), "/imaging"):
             self.study(study, pointer)
         for c in self.conflicts:
-            given = (("fact", c.fact), ("ref", c.ref), ("field", c.field), ("values", c.text))
+            given = (
+                ("fact", c.fact),
+                ("ref", c.ref),
+                ("field", c.field),
+                ("values", c.text),
+                ("reason", c.reason),
+            )
             self.emit("conflict", [(name, value, c.pointer) for name, value in given])
         self.problems.raise_if_any(CaseError)
         return Normalised(tuple(self.facts), tuple(self.conflicts))
@@ -440,6 +448,51 @@ class _Builder:
         if isinstance(end, int) and isinstance(start, int) and end < start:
             message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
             self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
+        self.after_request(fact_type, fact_id, kinds, fields, by_name)
         if source is not None:
             fields["src"] = _src(source)
         self.facts.append(Fact(fact_type, fact_id, fields))
+
+    def after_request(
+        self,
+        fact_type: str,
+        fact_id: str,
+        kinds: Mapping[str, str | None],
+        fields: dict[str, FactValue],
+        by_name: Mapping[str, Given],
+    ) -> None:
+        """Leave out every date of the fact that is after the request date, with a conflict.
+
+        Nothing dated after the request can demonstrate what must precede it (a therapy course
+        "ending" in 2052 is a typo, not six years of therapy): the date, its distances to the
+        request and the fact's durations (which run to or from it) become undocumented, and the
+        reviewer sees why. A month-only date that only may be later keeps its interval: the
+        comparisons are then unknown where the bounds disagree.
+        """
+        if self.request is None or fact_type in ("request", "conflict"):
+            return
+        limit = self.request.hi.toordinal()
+        late = [
+            name
+            for name, kind in kinds.items()
+            if kind == "date" and isinstance(lo := fields.get(f"{name}_lo"), int) and lo > limit
+        ]
+        if not late:
+            return
+        dropped = [name for name, kind in kinds.items() if kind == "duration"]
+        for name in late:
+            stated = (str(fields[name]), f"after the request date {self.request.text}")
+            self.conflicts.append(
+                Conflict(fact_type, fact_id, name, (stated,), by_name[name][2], "after_request")
+            )
+            dropped.append(name)
+        for name in dropped:
+            for key in [k for k in fields if k == name or _derived_from(k, name)]:
+                del fields[key]
+
+
+def _derived_from(key: str, name: str) -> bool:
+    """True when `key` is one of the fields a date or duration `name` becomes (facts.py)."""
+    return key in (f"{name}_lo", f"{name}_hi") or (
+        key.startswith(f"{name}_") and "_before_request_" in key
+    )

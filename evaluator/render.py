@@ -76,6 +76,11 @@ def _citation(ref: Reference) -> str:
 
 def _conflict_text(conflict: Mapping[str, str]) -> str:
     what = f"{words(conflict.get('fact', ''))} {words(conflict.get('field', ''))}".strip()
+    if conflict.get("reason") == "after_request":
+        return (
+            f"{what}: dated {conflict.get('values', '')}, so it cannot show anything that must "
+            "precede the request (a typo?); treated as not documented"
+        )
     return f"{what}: the records disagree ({conflict.get('values', '')}); treated as not documented"
 
 
@@ -144,7 +149,7 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
             for r in decision.references
         ],
         "conflicts": [
-            {k: c.get(k) for k in ("fact", "field", "values")} for c in decision.conflicts
+            {k: c.get(k) for k in ("fact", "field", "values", "reason")} for c in decision.conflicts
         ],
         "review_note": review_note(decision),
         "provenance": dict(decision.provenance),

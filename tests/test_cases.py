@@ -61,7 +61,9 @@ def minimal(**parts: Any) -> dict[str, Any]:
         "case_id": "c1",
         "request": {
             "date": "2025-06-20",
-            "lines": [{"id": "l1", "procedure": "lumbar_fusion", "cpt": ["22612"]}],
+            "lines": [
+                {"id": "l1", "procedure": "lumbar_fusion", "cpt": ["22612"], "fusion": "L4-L5"}
+            ],
         },
     }
     data.update(parts)

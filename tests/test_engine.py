@@ -253,7 +253,7 @@ def test_3_raw_host_swallows_an_exception_raised_in_an_action():
     assert "returned True" in done.stdout, done.stderr
 
 
-def test_3_an_exception_in_an_action_surfaces_and_the_session_is_deleted(
+def test_3_an_exception_in_an_action_surfaces_and_the_session_is_left_in_place(
     small, monkeypatch, deleted
 ):
     real = engine._Session.apply
@@ -268,7 +268,9 @@ def test_3_an_exception_in_an_action_surfaces_and_the_session_is_deleted(
     facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": 5}]
     with pytest.raises(RuntimeError, match="action failed"):
         Engine.get().run(small, facts)
-    assert len(deleted) == 1
+    # deleting a session that did not receive every stage can crash the process (trap 20);
+    # tests/test_session_faults.py injects faults at each point in subprocesses
+    assert deleted == []
     monkeypatch.setattr(engine._Session, "apply", real)
     assert status_of(Engine.get().run(small, facts), "E-COT") == "met"
 
@@ -389,7 +391,7 @@ def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
 def test_5_a_contradiction_is_an_engine_error(deleted, first, second, message):
     with pytest.raises(EngineError, match=message):
         Engine.get().run(hand_built(first, second), BASE_FACTS)
-    assert len(deleted) == 1
+    assert deleted == []  # unfinished: left in place (trap 20)
 
 
 def test_5_the_same_result_twice_is_not_a_contradiction():

@@ -331,6 +331,7 @@ def test_statements_that_disagree_leave_the_field_absent_with_a_conflict():
         "ref": nicotine["id"],
         "field": "status",
         "values": "never (clinic_note), current (lab_result)",
+        "reason": "sources_disagree",
     }
     (conflict,) = case.conflicts
     assert (conflict.fact, conflict.field, conflict.pointer) == (
@@ -416,7 +417,8 @@ def test_unknown_level_is_located():
 )
 def test_bad_range(line, finding, pointer):
     data = minimal(imaging=[{"id": "m", "modality": "mri", "findings": [{"level": finding}]}])
-    data["request"]["lines"][0] = {"id": "l1", "procedure": "lumbar_fusion", **line}
+    fusion = {"id": "l1", "procedure": "lumbar_fusion", "fusion": "L4-L5"}
+    data["request"]["lines"][0] = {**fusion, **line}
     error = case_error(data)
     assert [(p.code, p.location.pointer) for p in error.problems] == [("bad_range", pointer)]
 

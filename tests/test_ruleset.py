@@ -149,7 +149,7 @@ def test_a_policy_nesting_16_everys_is_refused(tmp_path):
     with pytest.raises(PolicyError) as caught:
         compile_and_register(tmp_path, document(nested_every(16)))
     assert {p.code for p in caught.value.problems} == {"engine_limit"}
-    assert "split the condition" in str(caught.value)
+    assert "nested 5 deep" in str(caught.value)  # the nesting limit, before the join limit
 
 
 def test_a_policy_nesting_3_everys_compiles_and_runs(tmp_path):

@@ -81,7 +81,7 @@ tests:
   - name: never-smoker
     facts:
       case_id: never-smoker
-      request: {date: "2025-06-20", lines: [{id: a, procedure: lumbar_fusion}]}
+      request: {date: "2025-06-20", lines: [{id: a, procedure: lumbar_fusion, fusion: L4-L5}]}
       nicotine: {status: never}
     expect:
       determination: not_medically_necessary
@@ -94,7 +94,7 @@ tests:
   - name: smoker-with-red-flag
     facts:
       case_id: smoker-with-red-flag
-      request: {date: "2025-06-20", lines: [{id: a, procedure: lumbar_fusion}]}
+      request: {date: "2025-06-20", lines: [{id: a, procedure: lumbar_fusion, fusion: L4-L5}]}
       nicotine: {status: current}
       diabetes: {diabetic: false}
       red_flags: [{kind: cauda_equina_syndrome}]
@@ -334,7 +334,7 @@ def test_an_inline_case_schema_error_is_located_in_the_suite_file(tmp_path: Path
         - name: bad-date
           facts:
             case_id: bad-date
-            request: {date: "June 2025", lines: [{id: a, procedure: lumbar_fusion}]}
+            request: {date: "June 2025", lines: [{id: a, procedure: lumbar_fusion, fusion: L4-L5}]}
           expect: {determination: medically_necessary}
         """,
     )
