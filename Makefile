@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test policy-check lint format typecheck bench docs notice-screenshot clean
+.PHONY: help venv demo test policy-check lint format typecheck bench fuzz docs notice-screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -59,6 +59,10 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 
 typecheck: $(STAMP) ## Run mypy (strict on evaluator/)
 	$(BIN)/mypy
+
+# `make test` runs the same fuzz tests bounded to a few seconds.
+fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpreter
+	NECESSITY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_policies.py
 
 bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py

@@ -108,8 +108,9 @@ def test_every_date_after_the_request_is_flagged_and_left_out(path, pointer):
     request = parse_date(data["request"]["date"]).hi.toordinal()
     for fact in case.facts:
         for t, field in DATE_FIELDS:
-            if fact.type == t and f"{field}_lo" in fact.fields:
-                assert fact.fields[f"{field}_lo"] <= request, (fact.type, field)
+            lo = fact.fields.get(f"{field}_lo")
+            if fact.type == t and isinstance(lo, int):
+                assert lo <= request, (fact.type, field)
     flagged = [c for c in case.conflicts if c.reason == "after_request"]
     assert len(flagged) == 1, case.conflicts
     assert flagged[0].values[0][0].startswith("2052")
