@@ -101,6 +101,7 @@ class Generator:
 
     def tree(self, depth: int, scope: list[tuple[str, str]], top: bool = False) -> dict[str, Any]:
         rng = self.rng
+        body: dict[str, Any]
         r = rng.random() if depth > 0 else rng.random() * 0.45
         if r < 0.2 and scope:  # a comparison on a bound fact
             alias, fact = rng.choice(scope)
@@ -115,7 +116,7 @@ class Generator:
             return leaf
         if r < 0.45:
             fact = rng.choice(self.types)
-            body: dict[str, Any] = {"fact": fact}
+            body = {"fact": fact}
             if rng.random() < 0.5:
                 body["where"] = self.where(fact)
             return {"exists": body}
@@ -130,16 +131,16 @@ class Generator:
         many = [t for t in self.types if t in MANY]
         if not many or len(scope) >= MAX_QUANTIFIER_DEPTH - 1:
             return self.tree(0, scope)
-        outer = [f for _, f in scope]
+        bound = [f for _, f in scope]
         # nest over a type already bound more often than chance: the shape `dist` is about
-        fact = rng.choice(outer) if outer and rng.random() < 0.6 else rng.choice(many)
+        fact = rng.choice(bound) if bound and rng.random() < 0.6 else rng.choice(many)
         alias = f"a{len(scope)}"
         body = {"fact": fact, "as": alias}
         same = [(a, f) for a, f in scope if f == fact]
         if same and rng.random() < 0.5:  # the same type again, joined: the `dist` shape
-            outer, _ = rng.choice(same)
+            joined, _ = rng.choice(same)
             info = rng.choice(TYPES[fact])
-            body["where"] = {info.name: {"same_as": f"{outer}.{info.name}"}}
+            body["where"] = {info.name: {"same_as": f"{joined}.{info.name}"}}
         elif rng.random() < 0.3:
             body["where"] = self.where(fact)
         body["require"] = self.tree(depth - 1, [*scope, (alias, fact)])
