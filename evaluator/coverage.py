@@ -131,7 +131,7 @@ class _Reach:
     def quantifier(self, cond: Every | Some | Count, scope: Mapping[str, str]) -> frozenset[Truth]:
         inner = self.values(cond.require, {**scope, cond.binding.alias: cond.binding.fact})
         if isinstance(cond, Every):
-            return frozenset({T} | inner)
+            return frozenset({cond.if_empty} | inner)  # no bound fact: `if_empty`
         if isinstance(cond, Some):
             return frozenset({F} | inner)
         if cond.at_least <= 0:

@@ -250,7 +250,11 @@ def head_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
         return "demonstrated in the records (not documented counts as no):"
     if isinstance(condition, Every):
         b = condition.binding
-        return f"for every {_binding_text(b.fact, b.where, b.alias, aliases)}:"
+        text = f"for every {_binding_text(b.fact, b.where, b.alias, aliases)}"
+        if condition.if_empty is not Truth.UNKNOWN:  # the default needs no words: not documented
+            outcome = "yes" if condition.if_empty is Truth.TRUE else "no"
+            text += f" (counts as {outcome} when there is none)"
+        return text + ":"
     if isinstance(condition, Some):
         b = condition.binding
         return f"for at least one {_binding_text(b.fact, b.where, b.alias, aliases)}:"

@@ -18,8 +18,10 @@ from click.testing import CliRunner
 from evaluator import api
 from evaluator.cases import load_case
 from evaluator.cli import main
+from evaluator.coverage import reachable_statuses
+from evaluator.describe import head_text
 from evaluator.model import Determination, Status
-from evaluator.policies import Library
+from evaluator.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 HOSTILE = Path(__file__).parent / "hostile" / "cases"
@@ -63,3 +65,58 @@ def test_every_if_empty_in_the_schema_and_the_language(tmp_path):
     assert result.exit_code == 2
     assert "/every/if_empty" in result.output
     assert json.dumps("maybe")[1:-1] in result.output
+
+
+def _if_empty_policy(tmp_path: Path, if_empty: str | None) -> Path:
+    every: dict[str, object] = {
+        "fact": "fused_segment",
+        "as": "s",
+        "require": {"exists": {"fact": "red_flag"}},  # true or false, never unknown
+    }
+    if if_empty is not None:
+        every["if_empty"] = if_empty
+    data = {
+        "id": "empty",
+        "version": "1",
+        "title": "t",
+        "status": "active",
+        "effective": {"from": "2025-01-01"},
+        "procedures": [{"procedure": "lumbar_fusion"}],
+        "references": [{"id": 1, "citation": "c"}],
+        "sections": [
+            {
+                "id": "s",
+                "title": "S",
+                "clauses": [
+                    {
+                        "id": "E-ONE",
+                        "title": "t",
+                        "applies_when": {"exists": {"fact": "line"}},
+                        "requires": {"every": every},
+                        "cites": [1],
+                        "recommendation": "r",
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "empty" / "1.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("if_empty", "reachable", "words"),
+    [
+        (None, {"met", "not_met", "not_documented"}, None),
+        ("true", {"met", "not_met"}, "counts as yes when there is none"),
+        ("false", {"met", "not_met"}, "counts as no when there is none"),
+    ],
+)
+def test_if_empty_in_coverage_and_rendering(tmp_path, if_empty, reachable, words):
+    policy = load_policy(_if_empty_policy(tmp_path, if_empty))
+    statuses = {s.value for s in reachable_statuses(policy)["E-ONE"]} - {"not_applicable"}
+    assert statuses == reachable
+    text = head_text(policy.clauses[0].requires)
+    assert (words in text) if words else ("when there is none" not in text)
