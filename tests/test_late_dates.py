@@ -38,9 +38,10 @@ def _late_pt() -> dict[str, Any]:
     return data
 
 
-def test_a_therapy_course_ending_after_the_request_does_not_approve(tmp_path):
-    path = tmp_path / "late.json"
-    path.write_text(json.dumps(_late_pt()))
+def test_a_therapy_course_ending_after_the_request_does_not_approve():
+    """tests/hostile/cases/pt-end-after-request.json, run as its sidecar says."""
+    path = ROOT / "tests" / "hostile" / "cases" / "pt-end-after-request.json"
+    assert json.loads(path.read_text())["conservative_care"] == _late_pt()["conservative_care"]
     assert CliRunner().invoke(main, ["evaluate", str(APPROVABLE)]).exit_code == 0
     result = CliRunner().invoke(main, ["evaluate", str(path)])
     assert result.exit_code == 3, result.output  # pended: not documented, never approved
