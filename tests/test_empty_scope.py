@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_compiler import clause, document  # type: ignore[import-not-found]
 
 from evaluator import api
 from evaluator.cases import load_case
@@ -75,31 +76,8 @@ def _if_empty_policy(tmp_path: Path, if_empty: str | None) -> Path:
     }
     if if_empty is not None:
         every["if_empty"] = if_empty
-    data = {
-        "id": "empty",
-        "version": "1",
-        "title": "t",
-        "status": "active",
-        "effective": {"from": "2025-01-01"},
-        "procedures": [{"procedure": "lumbar_fusion"}],
-        "references": [{"id": 1, "citation": "c"}],
-        "sections": [
-            {
-                "id": "s",
-                "title": "S",
-                "clauses": [
-                    {
-                        "id": "E-ONE",
-                        "title": "t",
-                        "applies_when": {"exists": {"fact": "line"}},
-                        "requires": {"every": every},
-                        "cites": [1],
-                        "recommendation": "r",
-                    }
-                ],
-            }
-        ],
-    }
+    requires = {"every": every}
+    data = document([clause("E-ONE", requires, applies_when={"exists": {"fact": "line"}})], "empty")
     path = tmp_path / "empty" / "1.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
