@@ -27,7 +27,7 @@ from test_compiler import build, clause, document, run, truths, write  # type: i
 from evaluator.cli import main
 from evaluator.compiler import compile_policy
 from evaluator.conditions import Truth
-from evaluator.errors import PolicyError
+from evaluator.errors import EngineError, PolicyError
 from evaluator.levels import parse_level
 from evaluator.lowering import MAX_QUANTIFIER_DEPTH
 from evaluator.policies import load_policy
@@ -135,6 +135,17 @@ def _facts(values: list[Truth]) -> list[dict[str, Any]]:
             fact["upper_index"] = parse_level(fact["upper"]).index
         out.append(fact)
     return out
+
+
+def test_eight_nesting_shapes_in_one_ruleset_are_an_engine_error(tmp_path):
+    """Engine behaviour found: with all eight shapes in one ruleset, durable_rules refuses a
+    single fact with error 303 (each shape alone runs). It must surface as an EngineError
+    (exit 4), never as a determination; when a durable_rules release changes this, this test
+    says so."""
+    clauses = [clause(cid, _shape(*shape)) for cid, shape in SHAPES.items()]
+    compiled = build(tmp_path, document(clauses, "all-shapes"))
+    with pytest.raises(EngineError, match="error code: 303"):
+        run(compiled, _facts([T]))
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
