@@ -123,8 +123,11 @@ def command(
     summary = batch.Summary()
     todo = batch.unrecorded(batch.items(inputs, _stdin(inputs)), done.hashes, summary)
     show = sys.stderr.isatty() if progress is None else progress
+    count = _count(inputs)
+    if count is not None:
+        jobs = max(1, min(jobs, count))  # no idle workers to start
     try:
-        with _bar(show, _count(inputs)) as bar, _signals() as caught:
+        with _bar(show, count) as bar, _signals() as caught:
             code = _run(todo, policy, library, jobs, writer, summary, bar, caught)
     finally:
         if output is not None:
