@@ -104,34 +104,47 @@ def items(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Ite
         elif path.suffix.lower() == LINES_SUFFIX:
             yield from _lines_of_file(path)
         else:
-            yield Item(str(path), path=str(path), sha256=_file_sha256(path))
+            problem = _special(path)
+            sha256 = None if problem else _file_sha256(path)
+            yield Item(str(path), path=str(path), sha256=sha256, problem=problem)
 
 
-def _regular(path: Path) -> bool:
+def is_special(path: Path) -> bool:
+    """True for a FIFO, device or socket: never opened, since it may never end."""
+    return _special(path) is not None
+
+
+def _special(path: Path) -> Problem | None:
+    """Why `path` cannot be read as a file, if it is there but no regular file.
+
+    A FIFO would hang the batch and /dev/zero never ends; a missing file or a folder is left to
+    the loader, which says so.
+    """
     try:
-        return stat.S_ISREG(path.stat().st_mode)
+        mode = path.stat().st_mode
     except (OSError, ValueError):
-        return False
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return Problem("unreadable_file", f"not a regular file ({kind})", Location(str(path)))
 
 
 def _file_sha256(path: Path) -> str | None:
-    # Only a regular file is opened here: opening a FIFO would hang, and /dev/zero never ends.
-    # Anything else gets its record from the loader, which says what is wrong with it.
-    if not _regular(path):
-        return None
     try:
         with path.open("rb") as file:
             return hashlib.file_digest(file, "sha256").hexdigest()
     except OSError:
-        return None
+        return None  # the loader says what is wrong with it
 
 
 def _lines_of_file(path: Path) -> Iterator[Item]:
     name = str(path)
-    if not _regular(path):
-        reason = "no such file" if not path.exists() else "not a regular file"
-        code = "file_not_found" if not path.exists() else "unreadable_file"
-        yield Item(name, problem=Problem(code, reason, Location(name)))
+    problem = _special(path)
+    if problem is None and not path.is_file():
+        problem = Problem("file_not_found", "no such file", Location(name))
+    if problem is not None:
+        yield Item(name, problem=problem)
         return
     try:
         with path.open("rb") as stream:

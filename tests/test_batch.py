@@ -491,6 +491,28 @@ def test_a_jsonl_file_holds_one_case_a_line_with_located_problems(tmp_path: Path
     assert records[0]["sha256"] != records[1]["sha256"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_device_is_refused_not_waited_for(folder: Path, tmp_path: Path) -> None:
+    # Before, reading a FIFO given as a case hung the batch for ever.
+    for name in ("fifo.json", "fifo.jsonl"):
+        os.mkfifo(tmp_path / name)
+    inputs = [str(tmp_path / "fifo.json"), str(tmp_path / "fifo.jsonl"), "/dev/zero"]
+    done = subprocess.run(
+        [*NECESSITY, "batch", *inputs, str(folder / "a.json")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["case"] for r in records] == [*inputs, str(folder / "a.json")]
+    for record in records[:3]:
+        assert record["problems"][0]["code"] == "unreadable_file"
+        assert record["problems"][0]["message"].startswith("not a regular file")
+    assert records[3]["determination"] == "medically_necessary"
+
+
 def test_help_documents_exit_codes_stdin_and_resume() -> None:
     result = CliRunner().invoke(main, ["batch", "--help"])
     assert result.exit_code == 0

@@ -254,6 +254,9 @@ def _count(inputs: list[Path]) -> int | None:
         if path.suffix.lower() != batch.LINES_SUFFIX:
             total += 1
             continue
+        if not path.is_file() or batch.is_special(path):
+            total += 1  # its record says what is wrong with it
+            continue
         with contextlib.suppress(OSError), path.open("rb") as file:
             total += sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
     return total
