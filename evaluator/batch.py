@@ -18,7 +18,7 @@ import stat
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -322,7 +322,10 @@ class _Worker:
 
     def send(self, index: int, item: Item, attempt: int) -> None:
         self.task = (index, item, attempt)
-        self.conn.send(item)
+        try:
+            self.conn.send(item)
+        except OSError:
+            self.broken = True  # it died before it could take the item; retried elsewhere
 
     def receive(self) -> Record | None:
         """Return the record it finished, or None if it has none (yet, or ever)."""
@@ -419,7 +422,7 @@ class _Pool:
         handles = [w.conn for w in busy] + [w.process.sentinel for w in busy]
         ready = set(wait(handles, timeout=POLL_SECONDS))
         for worker in busy:
-            if worker.conn not in ready and worker.process.sentinel not in ready:
+            if not (worker.broken or worker.conn in ready or worker.process.sentinel in ready):
                 continue
             task = worker.task
             record = worker.receive()
@@ -505,7 +508,7 @@ def records(
     jobs: int = 1,
     stop: Callable[[], bool] = lambda: False,
     review: Review = review_item,
-) -> Iterator[Record]:
+) -> Generator[Record, None, None]:
     """Yield one record per item, in the order given; with `jobs` > 1 from worker processes.
 
     Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
@@ -537,10 +540,12 @@ def run(
     interrupted still has them).
     """
     summary = summary if summary is not None else Summary()
+    # Closed at once if `write` fails, so that the worker processes stop with the batch.
     try:
-        for record in records(todo, policy, library, jobs, stop, review):
-            write(record)
-            summary.count(record)
+        with contextlib.closing(records(todo, policy, library, jobs, stop, review)) as reviewed:
+            for record in reviewed:
+                write(record)
+                summary.count(record)
     finally:
         summary.finished = time.monotonic()
     return summary
@@ -564,6 +569,7 @@ class Writer:
         self.pending: list[bytes] = []
         self.last = time.monotonic()
         self.written = 0
+        self.failed = False
 
     def write(self, record: Record) -> None:
         line = json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
@@ -573,8 +579,8 @@ class Writer:
 
     def flush(self) -> None:
         """Write what is pending; raises OutputError, after which nothing more is written."""
-        if not self.pending:
-            return
+        if not self.pending or self.failed:
+            return  # after a failed write, nothing more: a torn line must stay the last one
         data, count = b"".join(self.pending), len(self.pending)
         self.pending.clear()  # never written twice, even if this write fails half-way
         # Ctrl-C waits until the lines are down.
@@ -585,7 +591,7 @@ class Writer:
             if self.sync:
                 os.fsync(self.stream.fileno())
         except OSError as error:
-            self.every = 0
+            self.failed = True
             raise OutputError(self.name, error) from error
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)

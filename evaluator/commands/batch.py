@@ -119,7 +119,10 @@ def command(
     inputs = batch.sources(paths)
     done = _resume(output) if resume and output is not None else batch.Recorded()
     stream, name = _open(output, resume)
-    writer = batch.Writer(stream, name, sync=_is_file(stream), every=64 if output else 1)
+    # A file is written (and synced) a batch of records at a time; a pipe or terminal gets each
+    # record as it comes.
+    sync = _is_file(stream)
+    writer = batch.Writer(stream, name, sync=sync, every=64 if sync else 1)
     summary = batch.Summary()
     todo = batch.unrecorded(batch.items(inputs, _stdin(inputs)), done.hashes, summary)
     show = sys.stderr.isatty() if progress is None else progress
