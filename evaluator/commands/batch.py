@@ -24,28 +24,8 @@ INTERRUPTED = 130  # 128 + SIGINT
 TERMINATED = 143  # 128 + SIGTERM
 PIPE_CLOSED = 141  # 128 + SIGPIPE, what other tools report when `| head` stops reading
 
-EPILOG = """\b
-Exit codes:
-  0    every case has a determination (whatever it is)
-  2    usage error, or some case was invalid input (its record says where)
-  4    some case has no determination for another reason (engine error, internal
-       error, or its worker process died twice), or the batch stopped early
-       because the output could not be written
-  130  interrupted (Ctrl-C; 143 for SIGTERM): the records written are kept,
-       and the same command with --resume continues
-  141  standard output was closed (as by `| head`): stops quietly
 
-\b
-Examples:
-  necessity batch examples/cases -o results.jsonl
-  necessity batch examples/cases -o results.jsonl --resume   # after Ctrl-C
-  necessity batch a.json b.yaml --policy my-policy
-  necessity batch cases/ --jobs 2 -o results.jsonl
-  jq -c . cases/*.json | necessity batch - > results.jsonl
-"""
-
-
-@click.command("batch", short_help="Review many cases, one JSON line per case.", epilog=EPILOG)
+@click.command("batch", short_help="Review many cases, one JSON line per case.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--policy",
@@ -106,6 +86,25 @@ def command(
     which fixes its case id) is already recorded there; a torn last line left by a full disk
     or a killed run is dropped first. A summary (counts by determination and error, time,
     cases per second) goes to standard error, also after errors and Ctrl-C.
+
+    \b
+    Exit codes:
+      0    every case has a determination (whatever it is)
+      2    usage error, or some case was invalid input (its record says where)
+      4    some case has no determination for another reason (engine error, internal
+           error, or its worker process died twice), or the batch stopped early
+           because the output could not be written
+      130  interrupted (Ctrl-C; 143 for SIGTERM): the records written are kept,
+           and the same command with --resume continues
+      141  standard output was closed (as by `| head`): stops quietly
+
+    \b
+    Examples:
+      necessity batch examples/cases -o results.jsonl
+      necessity batch examples/cases -o results.jsonl --resume   # after Ctrl-C
+      necessity batch a.json b.yaml --policy my-policy
+      necessity batch cases/ --jobs 2 -o results.jsonl
+      jq -c . cases/*.json | necessity batch - > results.jsonl
     """
     if resume and output is None:
         raise click.UsageError("--resume needs --output: the file of the run to continue")
