@@ -255,27 +255,37 @@ def line_count(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+def once_records_are_written(
+    command: list[str], out: Path, act: Callable[[int], None]
+) -> tuple[int, str]:
+    """Run `command`, do `act(pid)` once it has written records to `out`; return how it ended."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: line_count(out) > 0, "the first records")
+        act(process.pid)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+    return process.returncode, stderr
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_kill_9_on_a_worker_loses_no_case(tmp_path: Path) -> None:
     # Before: BrokenProcessPool, a traceback, exit 4 and most cases with no record.
     cases = many(tmp_path, 5)
     total = len(list(cases.iterdir()))
     out = tmp_path / "results.jsonl"
-    process = subprocess.Popen(
-        [*NECESSITY, "batch", str(cases), "-j", "2", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: line_count(out) > 0, "the first records")
-        victims = children(process.pid)
+
+    def kill_a_worker(pid: int) -> None:
+        victims = children(pid)
         assert victims, "no worker process found"
         os.kill(victims[0], signal.SIGKILL)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr
+
+    command = [*NECESSITY, "batch", str(cases), "-j", "2", "-o", str(out)]
+    returncode, stderr = once_records_are_written(command, out, kill_a_worker)
+    assert returncode == 0, stderr
     assert "Traceback" not in stderr
     records = lines_of(out)
     assert [r["case"] for r in records] == [str(p) for p in sorted(cases.iterdir())]
@@ -348,16 +358,10 @@ def test_ctrl_c_says_what_was_written_and_resume_finishes_the_run(tmp_path: Path
     files = sorted(str(p) for p in cases.iterdir())
     out = tmp_path / "results.jsonl"
     command = [*NECESSITY, "batch", str(cases), "-o", str(out)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    returncode, stderr = once_records_are_written(
+        command, out, lambda pid: os.kill(pid, signal.SIGINT)
     )
-    try:
-        wait_for(lambda: line_count(out) > 0, "the first records")
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert "Traceback" not in stderr
     written = line_count(out)
     assert 0 < written < len(files), "the run finished before it was interrupted"
