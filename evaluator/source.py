@@ -7,11 +7,12 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase, TaggedScalar
@@ -191,7 +192,10 @@ def load_line(text: str, name: str, line: int) -> Document:
     padded = "\n" * (line - 1) + text
     document = _json_document(padded, name)
     if document is not None:
-        return document
+        # The whole document starts on its own line, not on the first line of the stream.
+        # (ChainMap only ever writes to its first map.)
+        rest = cast(MutableMapping[str, Position], document.positions)
+        return replace(document, positions=ChainMap({"": (line, 1)}, rest))
     try:
         json.loads(padded)  # a line of JSON Lines is JSON, never YAML (which allows `{a: 1,}`)
     except json.JSONDecodeError as exc:

@@ -469,11 +469,14 @@ def test_standard_input_is_json_lines_one_case_a_line() -> None:
         + b"\n"  # blank lines are skipped, but counted
         + b'{"case_id": "x",}\n'  # JSON, not YAML: a trailing comma is malformed
         + one_line(EXAMPLES / "current-smoker.json")
+        + b'{"case_id": "x"}'  # the last line may lack its newline
     )
     result = invoke("-", stdin=stdin)
     assert result.exit_code == 2, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["case"] for r in records] == ["<stdin>:1", "<stdin>:3", "<stdin>:4"]
+    assert [r["case"] for r in records] == ["<stdin>:1", "<stdin>:3", "<stdin>:4", "<stdin>:5"]
+    missing = records[3]["problems"][0]
+    assert (missing["pointer"], missing["line"]) == ("", 5)  # not line 1 of the stream
     assert records[0]["determination"] == "medically_necessary"
     problem = records[1]["problems"][0]
     assert (problem["file"], problem["line"], problem["column"]) == ("<stdin>", 3, 17)
