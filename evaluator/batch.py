@@ -17,7 +17,7 @@ import signal
 import stat
 import time
 import traceback
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -369,7 +369,7 @@ class _Pool:
     """Worker processes reviewing items, one each at a time; records come out in input order.
 
     A worker that dies (killed, out of memory, a crash in the engine's C code) is replaced; its
-    item is retried once in the fresh worker and recorded as `worker_died` if that dies too.
+    item is retried once, in the fresh worker, and recorded as `worker_died` if that dies too.
     """
 
     def __init__(
@@ -381,7 +381,6 @@ class _Pool:
         self.stop = stop
         self.window = jobs * WINDOW_PER_JOB
         self.workers = [_Worker(self.context, *self.args) for _ in range(jobs)]
-        self.retry: deque[tuple[int, Item]] = deque()
         self.done: dict[int, Record] = {}
         self.start_failures = 0
 
@@ -395,10 +394,7 @@ class _Pool:
                 for worker in self.workers:
                     if worker.task is not None:
                         continue
-                    if self.retry:
-                        index, item = self.retry.popleft()
-                        worker.send(index, item, 2)
-                    elif not exhausted and len(self.done) + self._busy() < self.window:
+                    if not exhausted and len(self.done) + self._busy() < self.window:
                         task = next(numbered, None)
                         if task is None:
                             exhausted = True
@@ -439,15 +435,16 @@ class _Pool:
             self.start_failures += 1
             if self.start_failures >= MAX_START_FAILURES:
                 raise BatchError(f"worker processes die as they start ({how})")
-        if worker.task is not None:
-            index, item, attempt = worker.task
+        task, worker.task = worker.task, None
+        worker.stop(now=True)
+        fresh = _Worker(self.context, *self.args)
+        self.workers[self.workers.index(worker)] = fresh
+        if task is not None:
+            index, item, attempt = task
             if attempt == 1:
-                self.retry.append((index, item))
+                fresh.send(index, item, 2)  # alone in a fresh worker: a second death is its own
             else:
                 self.done[index] = _worker_died(item, how)
-            worker.task = None
-        worker.stop(now=True)
-        self.workers[self.workers.index(worker)] = _Worker(self.context, *self.args)
 
 
 # --- the batch ----------------------------------------------------------------------------------
