@@ -353,11 +353,14 @@ def test_resume_needs_an_output_file(folder: Path) -> None:
     assert "--resume needs --output" in result.output
 
 
-def test_ctrl_c_says_what_was_written_and_resume_finishes_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_says_what_was_written_and_resume_finishes_the_run(
+    tmp_path: Path, jobs: str
+) -> None:
     cases = many(tmp_path, 6)
     files = sorted(str(p) for p in cases.iterdir())
     out = tmp_path / "results.jsonl"
-    command = [*NECESSITY, "batch", str(cases), "-o", str(out)]
+    command = [*NECESSITY, "batch", str(cases), "-o", str(out), "--jobs", jobs]
     returncode, stderr = once_records_are_written(
         command, out, lambda pid: os.kill(pid, signal.SIGINT)
     )
