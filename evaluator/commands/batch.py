@@ -214,7 +214,7 @@ def _resume(output: Path) -> batch.Recorded:
 
 def _reason(error: Exception, path: Path) -> str:
     if isinstance(error, OSError):
-        return f"cannot read {path}: {(error.strerror or type(error).__name__).lower()}"
+        return f"cannot resume {path}: {(error.strerror or type(error).__name__).lower()}"
     return str(error)
 
 
