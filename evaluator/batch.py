@@ -82,6 +82,11 @@ class Item:
     problem: Problem | None = None
 
 
+def case_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Yield the case files named, searching folders (sorted) for .json/.yaml/.yml files."""
+    return source.find_files(paths)
+
+
 def sources(paths: Iterable[str | Path]) -> list[Path]:
     """Return the inputs named: case files, `.jsonl` files and `-`, folders searched (sorted)."""
     return list(source.find_files(paths, CASE_SUFFIXES))

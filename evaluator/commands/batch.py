@@ -8,15 +8,15 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
 import click
 
-from evaluator import batch
-from evaluator.commands import ExitCode, policies_dir_option
+from evaluator import batch, records
+from evaluator.commands import ExitCode, decision_log_options, policies_dir_option
 from evaluator.policies import Library
 
 # Beyond the shared exit codes: the shell's numbers for a run stopped by a signal.
@@ -59,6 +59,7 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE, what other tools report when `| head` stops 
     help="Show a progress bar on standard error (default: when it is a terminal).",
 )
 @policies_dir_option()
+@decision_log_options()
 def command(
     paths: tuple[Path, ...],
     policy: str | None,
@@ -67,6 +68,8 @@ def command(
     jobs: int,
     progress: bool | None,
     policies_dir: Path | None,
+    decision_log: Path | None,
+    mask: bool,
 ) -> None:
     """Review every case in PATHS, one JSON line per case, in the order given.
 
@@ -104,6 +107,7 @@ def command(
       necessity batch examples/cases -o results.jsonl --resume   # after Ctrl-C
       necessity batch a.json b.yaml --policy my-policy
       necessity batch cases/ --jobs 2 -o results.jsonl
+      necessity batch cases/ -o results.jsonl --decision-log decisions.jsonl
       jq -c . cases/*.json | necessity batch - > results.jsonl
     """
     if resume and output is None:
@@ -130,7 +134,8 @@ def command(
         jobs = max(1, min(jobs, count))  # no idle workers to start
     try:
         with _bar(show, count) as bar, _signals() as caught:
-            code = _run(todo, policy, library, jobs, writer, summary, bar, caught)
+            log = _logger(decision_log, mask)
+            code = _run(todo, policy, library, jobs, writer, log, summary, bar, caught)
     finally:
         if output is not None:
             with contextlib.suppress(OSError):
@@ -162,6 +167,7 @@ def _run(
     library: Library,
     jobs: int,
     writer: batch.Writer,
+    log: Callable[[dict[str, Any]], None],
     summary: batch.Summary,
     bar: Any,
     caught: _Caught,
@@ -170,6 +176,7 @@ def _run(
 
     def write(record: dict[str, Any]) -> None:
         writer.write(record)
+        log(record)
         if record.get("error") in (batch.INTERNAL_ERROR, batch.WORKER_DIED):
             problem = record["problems"][0]
             click.echo(
@@ -198,6 +205,21 @@ def _run(
         with contextlib.suppress(batch.OutputError):
             writer.flush()
     return ExitCode.OK
+
+
+def _logger(path: Path | None, mask: bool) -> Callable[[dict[str, Any]], None]:
+    """Return what appends a record's decision to the decision log (if one was asked for)."""
+
+    def log(record: dict[str, Any]) -> None:
+        if path is None or "result" not in record:
+            return
+        result = record["result"]
+        try:
+            records.log_decision(path, result, result.get("evaluated_at"), mask)
+        except OSError as error:
+            raise batch.OutputError(str(path), error) from error
+
+    return log
 
 
 def _resume(output: Path) -> batch.Recorded:
