@@ -162,7 +162,7 @@ def impact(
         for policy, side in ((old, "a"), (new, "b")):
             library = _library_of(policy, scratch / side)
             got = []
-            for record in batch.records(files, policy.ref, library, jobs):
+            for record in batch.records(batch.items(files), policy.ref, library, jobs):
                 got.append(record)
                 advance(1)
             results.append(got)

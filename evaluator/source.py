@@ -7,11 +7,12 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedBase, TaggedScalar
@@ -28,6 +29,7 @@ __all__ = [
     "Document",
     "find_files",
     "load",
+    "load_line",
     "loads",
     "make_pointer",
     "split_pointer",
@@ -178,6 +180,32 @@ def load(path: str | Path) -> Document:
         if fast is not None:
             return fast
     return loads(text, name)
+
+
+def load_line(text: str, name: str, line: int) -> Document:
+    """Read one line of a JSON Lines stream: `name` is the stream, `line` its 1-based number.
+
+    Returns the Document, located as if the line stood at that line of `name`; raises
+    SourceError with any code of `loads`.
+    """
+    # Leading newlines put every position (and every problem) on the stream's own line.
+    padded = "\n" * (line - 1) + text
+    document = _json_document(padded, name)
+    if document is not None:
+        # The whole document starts on its own line, not on the first line of the stream.
+        # (ChainMap only ever writes to its first map.)
+        rest = cast(MutableMapping[str, Position], document.positions)
+        return replace(document, positions=ChainMap({"": (line, 1)}, rest))
+    try:
+        json.loads(padded)  # a line of JSON Lines is JSON, never YAML (which allows `{a: 1,}`)
+    except json.JSONDecodeError as exc:
+        message = f"malformed json: {_lower_first(exc.msg)}"
+        raise SourceError.single(
+            "malformed_yaml", message, Location(name, exc.lineno, exc.colno)
+        ) from None
+    except (ValueError, RecursionError):
+        pass
+    return loads(padded, name)  # well-formed, but refused above: this says why, and where
 
 
 class _NotPlainJsonError(Exception):
