@@ -221,6 +221,8 @@ def _kind(path: Path) -> str:
         return "policy"
     if isinstance(document.data, dict) and "tests" in document.data:
         return "policy-test"
+    if isinstance(document.data, dict) and document.data.get("resourceType") == "Bundle":
+        return "fhir-bundle"
     return "case"
 
 
@@ -258,6 +260,8 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
                 _check_siblings(policy, path)
             elif kind == "case":
                 cases.load_case(path)
+            elif kind == "fhir-bundle":
+                load_request(path)
             else:
                 schemas.validate(source.load(path), kind)
             results.append(Checked(str(path), kind, None))
@@ -280,3 +284,39 @@ def policy_history(policy_id: str, library: Library | None = None) -> list[Polic
 def list_policies(library: Library | None = None) -> list[Policy]:
     """Return every policy version in the library, sorted by id then version."""
     return (library or Library()).all()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A case as submitted: from a case file, or mapped from a FHIR request Bundle, with what
+    the mapping could not place (FHIRPath and message; empty for a case file)."""
+
+    case: Case
+    unmapped: tuple[tuple[str, str], ...] = ()
+
+
+def request_from_document(document: source.Document) -> Request:
+    """Return the case of a read document: a case file, or a FHIR Bundle (resourceType Bundle)
+    mapped by evaluator.fhir, which needs the `service` extra.
+
+    Raises the errors of `cases.case_from_document`, or SchemaError for an invalid Bundle.
+    """
+    data = document.data
+    if isinstance(data, dict) and data.get("resourceType") == "Bundle":
+        try:
+            from .fhir.to_case import bundle_to_case  # noqa: PLC0415  (optional extra)
+        except ImportError as error:
+            raise SourceError.single(
+                "fhir_unavailable",
+                f"reading a FHIR Bundle needs the service extra ({error.name} is not installed)",
+                Location(document.path),
+                "pip install 'necessity[service]'",
+            ) from None
+        mapped = bundle_to_case(document)
+        return Request(mapped.case, tuple((u.expression, u.message) for u in mapped.unmapped))
+    return Request(cases.case_from_document(document))
+
+
+def load_request(path: str | Path) -> Request:
+    """Read a case file or a FHIR request Bundle; see `request_from_document`."""
+    return request_from_document(source.load(path))

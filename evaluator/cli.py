@@ -19,6 +19,7 @@ from evaluator.commands import (
     impact,
     lint,
     policies,
+    serve,
     show,
     test,
     validate,
@@ -39,6 +40,7 @@ COMMANDS: tuple[click.Command, ...] = (
     verify.command,
     diff.command,
     impact.command,
+    serve.command,
 )
 
 
@@ -101,6 +103,7 @@ Examples:
   necessity batch examples/cases -o results.jsonl
   necessity validate policies/ examples/
   necessity policies --format json
+  necessity serve --port 8080
 """,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

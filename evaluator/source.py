@@ -31,6 +31,7 @@ __all__ = [
     "load",
     "load_line",
     "loads",
+    "loads_json",
     "make_pointer",
     "split_pointer",
 ]
@@ -206,6 +207,13 @@ def load_line(text: str, name: str, line: int) -> Document:
     except (ValueError, RecursionError):
         pass
     return loads(padded, name)  # well-formed, but refused above: this says why, and where
+
+
+def loads_json(text: str, name: str) -> Document:
+    """Parse JSON text (e.g. a request body) as `load` reads a .json file: the standard library
+    first, the round-trip parser only to locate a problem. Raises SourceError as `loads` does."""
+    fast = _json_document(text, name)
+    return fast if fast is not None else loads(text, name)
 
 
 class _NotPlainJsonError(Exception):

@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from evaluator import api, notice, records, render, render_review
-from evaluator.cases import load_case
 from evaluator.commands import (
     ExitCode,
     decision_log_options,
@@ -60,7 +59,8 @@ def command(
     decision_log: Path | None,
     mask: bool,
 ) -> None:
-    """Evaluate CASE (a YAML or JSON case file) and print the decision.
+    """Evaluate CASE (a YAML or JSON case file, or a FHIR R4 PAS request Bundle) and print
+    the decision.
 
     --format markdown or html writes the notice a reviewer sends to the requesting physician
     (HTML: one standalone file that prints on A4 and Letter); text is the reviewer's own report
@@ -83,13 +83,17 @@ def command(
       necessity evaluate case.yaml --format html > notice.html
       necessity evaluate case.json --decision-log decisions.jsonl
       necessity evaluate examples/cases/t12-s2-fusion.json --explain
+      necessity evaluate examples/fhir/t12-s2-fusion-bundle.json
     """
     if explain and output_format in ("markdown", "html"):
         raise click.UsageError(
             "--explain shows the engine's trace in text or JSON; use --format text or json"
         )
     library = Library(policies_dir) if policies_dir is not None else Library()
-    loaded = load_case(case)
+    request = api.load_request(case)
+    for where, message in request.unmapped:
+        click.echo(f"warning: {case}: {where}: {message} (not used in the review)", err=True)
+    loaded = request.case
     evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
     if policy is None:
         review = api.review_case(loaded, library, explain=explain)
