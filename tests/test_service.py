@@ -178,8 +178,17 @@ def test_evaluate_notice_as_markdown_and_html(server):
     assert markdown.text == cli
     page = server.post("/evaluate", content=FOUNDING.read_bytes(), headers={"Accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
-    assert page.text.startswith("<!doctype html>")
-    assert "t12-s2-fusion" in page.text
+    assert page.text == _cli("evaluate", str(FOUNDING), "--format", "html").stdout
+    ref = "si-joint-fusion@2025.1"
+    one = server.post(
+        "/evaluate",
+        params={"policy": ref},
+        content=FOUNDING.read_bytes(),
+        headers={"Accept": "text/markdown"},
+    )
+    assert (
+        one.text == _cli("evaluate", str(FOUNDING), "--policy", ref, "--format", "markdown").stdout
+    )
 
 
 def test_unacceptable_media_type(server):

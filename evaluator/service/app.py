@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from evaluator import api, render, render_review, show, source
+from evaluator import api, notice, render, render_review, show, source
 from evaluator.cases import case_from_document
 from evaluator.errors import Location, NecessityError, PolicyNotFoundError, SourceError
 from evaluator.policies import Library, PolicyRef
@@ -169,7 +169,8 @@ def _not_acceptable(offered: tuple[str, ...]) -> Response:
 
 
 def html_page(title: str, markdown: str) -> str:
-    """Return the notice as a self-contained HTML page (the Markdown notice, preformatted)."""
+    """Return Markdown as a self-contained HTML page, preformatted (for the criteria document,
+    which has no HTML rendering of its own)."""
     return (
         '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title></head>\n<body>\n<pre>{html.escape(markdown)}</pre>\n"
@@ -263,13 +264,13 @@ async def evaluate(request: Request) -> Response:
     raw = await read_body(request, worker.settings.max_body_bytes)
     evaluated_at = datetime.now(UTC).isoformat(timespec="seconds")
 
-    def work() -> tuple[str, Any]:
+    def work() -> Any:
         case = case_from_document(parse_json_body(raw))
         if policy_ref is None:
             review = api.review_case(case, worker.library)
             if media == JSON:
-                return case.case_id, render_review.review_json(review, evaluated_at)
-            return case.case_id, render_review.review_markdown(review)
+                return render_review.review_json(review, evaluated_at)
+            return _notice(media, notice.review_notice(review))
         try:
             chosen = api.select_policy(case, policy_ref, worker.library)
         except PolicyNotFoundError as error:
@@ -277,15 +278,18 @@ async def evaluate(request: Request) -> Response:
             raise _BadPolicyRefError(error) from None
         decision = api.evaluate(case, chosen)
         if media == JSON:
-            return case.case_id, render.decision_json(decision, evaluated_at)
-        return case.case_id, render.decision_markdown(decision)
+            return render.decision_json(decision, evaluated_at)
+        return _notice(media, notice.decision_notice(decision, case.request_date.text))
 
-    case_id, result = await worker.run(work)
+    result = await worker.run(work)
     if media == JSON:
         return _json_response(result)
-    if media == HTML:
-        return Response(html_page(f"Review of {case_id}", result), media_type=HTML)
-    return Response(result, media_type=MARKDOWN)
+    return Response(result, media_type=media)
+
+
+def _notice(media: str, blocks: list[notice.Block]) -> str:
+    # The notice `necessity evaluate --format markdown|html` writes, from the same renderer.
+    return notice.to_html(blocks) if media == HTML else notice.to_markdown(blocks)
 
 
 class _BadPolicyRefError(Exception):
