@@ -7,16 +7,17 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import cases, policies, records, schemas, source
+from . import cases, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
 from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
 from .explain import explain as explain_trace
+from .facts import FactValue
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
-from .program import Program
+from .program import POLICY_RESULT, Program
 
 _PROGRAMS: dict[str, Program] = {}
 
@@ -39,9 +40,23 @@ def evaluate(
     """Return the decision of one policy on one case; with `explain`, its firing trace too.
 
     With `lines`, facts that belong to other service lines are left out, so that each policy
-    judges only the lines it governs; facts about the patient are always included.
-    Raises PolicyError if the policy does not compile and EngineError if the engine fails.
+    judges only the lines it governs; facts about the patient are always included. A policy
+    that refers to another's determination (`{policy: id, is: ...}`) gets it as a fact: the
+    referenced policy in force on the request date, from the same folder, is evaluated first
+    on the same lines.
+    Raises PolicyError if the policy does not compile or its references form a cycle, and
+    EngineError if the engine fails (for the referenced policy too).
     """
+    return _evaluate(case, policy, None if lines is None else tuple(lines), (), explain)
+
+
+def _evaluate(
+    case: Case,
+    policy: Policy,
+    lines: tuple[str, ...] | None,
+    chain: tuple[str, ...],
+    explain: bool = False,
+) -> Decision:
     program = program_for(policy)
     keep = None if lines is None else set(lines)
     facts = [
@@ -49,6 +64,7 @@ def evaluate(
         for f in case.facts
         if keep is None or "line" not in f.fields or f.fields["line"] in keep
     ]
+    facts.extend(_policy_results(case, policy, program, lines, (*chain, policy.id)))
     trace = Engine.get().run(program, facts, trace=explain)
     conflicts = [
         {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
@@ -61,6 +77,60 @@ def evaluate(
         explanation = explain_trace(policy, program, trace, facts, summary)
         decision = replace(decision, explanation=explanation)
     return decision
+
+
+_LIBRARIES: dict[Path, Library] = {}
+
+
+def _policy_results(
+    case: Case,
+    policy: Policy,
+    program: Program,
+    lines: tuple[str, ...] | None,
+    chain: tuple[str, ...],
+) -> list[dict[str, FactValue]]:
+    """Return the determinations of the policies `program` refers to, one fact each.
+
+    A referenced policy with no version in force gives no fact, so the reference stays
+    unknown and demonstrates nothing; an unknown policy id or a cycle is a PolicyError.
+    """
+    if not program.references:
+        return []
+    # The policy's own folder first; a policy copied out of its library (a scratch copy for
+    # impact or a git revision for diff) still finds the bundled policies.
+    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
+    libraries = [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+    results: list[dict[str, FactValue]] = []
+    for ref in program.references:
+        if ref in chain:
+            cycle = " -> ".join([*chain[chain.index(ref) :], ref])
+            raise PolicyError.single(
+                "reference_cycle",
+                f"policies refer to their own determinations: {cycle}",
+                Location(policy.path),
+            )
+        library = next((lib for lib in libraries if ref in lib.ids()), libraries[0])
+        try:
+            referenced = library.get(ref, case.request_date.lo)
+        except PolicyNotFoundError as error:
+            if error.code == "no_version_in_force":
+                continue
+            raise PolicyError.single(
+                "unknown_policy_reference",
+                f"policy `{policy.id}` refers to the determination of unknown policy `{ref}`",
+                Location(policy.path),
+            ) from error
+        decision = _evaluate(case, referenced, lines, chain)
+        results.append(
+            {
+                "t": POLICY_RESULT,
+                "id": f"{POLICY_RESULT}:{ref}",
+                "policy": ref,
+                "version": referenced.version,
+                "determination": decision.determination.value,
+            }
+        )
+    return results
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:

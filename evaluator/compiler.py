@@ -244,6 +244,7 @@ class _Compiler(Lowering):
             derived_fields=MappingProxyType(
                 {n: MappingProxyType(dict(d.fields)) for n, d in policy.derived.items()}
             ),
+            references=tuple(sorted(self.references)),
         )
 
 

@@ -137,6 +137,20 @@ class ClauseIs:
 
 
 @dataclass(frozen=True, slots=True)
+class PolicyIs:
+    """True when another policy's determination for the same line is `determination`.
+
+    The API evaluates the referenced policy (the version in force) first, through the same
+    engine, and gives its determination to this policy's session as a fact.
+    """
+
+    policy: str
+    determination: str
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     parts: tuple[Condition, ...]
     pointer: str
@@ -204,7 +218,18 @@ class Count:
 
 
 Condition: TypeAlias = (
-    Compare | Exists | ClauseIs | All | AnyOf | Not | NOf | Demonstrated | Every | Some | Count
+    Compare
+    | Exists
+    | ClauseIs
+    | PolicyIs
+    | All
+    | AnyOf
+    | Not
+    | NOf
+    | Demonstrated
+    | Every
+    | Some
+    | Count
 )
 
 # The operator keys a condition object may have, in the order parse_condition tries them.
@@ -219,6 +244,7 @@ CONDITION_KEYS = (
     "count",
     "exists",
     "clause",
+    "policy",
 )
 
 
@@ -295,6 +321,8 @@ def parse_condition(
         return Exists(body["fact"], parse_where(body.get("where")), pointer, note)
     if "clause" in data:
         return ClauseIs(data["clause"], data["is"], pointer, note)
+    if "policy" in data:
+        return PolicyIs(data["policy"], data["is"], pointer, note)
     op = next(o for o in Op if o.value in data)
     raw = data[op.value]
     operand: Threshold | Scalar | tuple[Scalar, ...] | None

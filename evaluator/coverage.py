@@ -21,6 +21,7 @@ from .conditions import (
     Exists,
     NOf,
     Not,
+    PolicyIs,
     Some,
     Truth,
 )
@@ -98,6 +99,8 @@ class _Reach:
             return self.compare(cond, scope)
         if isinstance(cond, Exists):
             return frozenset({T, F})
+        if isinstance(cond, PolicyIs):
+            return frozenset({T, F, U})
         if isinstance(cond, ClauseIs):
             statuses = self.clause(cond.clause)
             wanted = Status(cond.status)

@@ -21,6 +21,7 @@ from .conditions import (
     Every,
     Exists,
     Not,
+    PolicyIs,
     Some,
     Truth,
 )
@@ -39,7 +40,7 @@ X12_ACTIONS = {
 }
 _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
 # Fields that name a fact best when it is shown as a bound element.
-_DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure")
+_DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure", "date")
 _HIDDEN = ("t", "id", "key", "sid", "src")
 _EMPTY = "none"
 
@@ -169,7 +170,7 @@ class _Assembler:
             raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
         node = self.program.nodes[node_id]
         cond: Condition = node.condition
-        if isinstance(cond, Compare | Exists | ClauseIs):
+        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs):
             deciding = [self.leaf(node_id, cond, keys, value)]
             if isinstance(cond, Exists):
                 deciding.extend(self.derivation(cond.fact, keys, value))
@@ -219,18 +220,25 @@ class _Assembler:
         return out
 
     def leaf(
-        self, node_id: str, cond: Compare | Exists | ClauseIs, keys: tuple[str, ...], value: Truth
+        self,
+        node_id: str,
+        cond: Compare | Exists | ClauseIs | PolicyIs,
+        keys: tuple[str, ...],
+        value: Truth,
     ) -> Evidence:
         fields: tuple[str, ...] = ()
         if isinstance(cond, Compare):
             fields = (cond.field, cond.minus) if cond.minus else (cond.field,)
         sources: list[Mapping[str, Any]] = []
         emitted = self.trace.values[(node_id, keys)].fact
+        # A comparison may read a derived fact: show it too (an existence test's derived fact
+        # is explained by the routes that derived it instead).
+        derived = self.derived_by_id if isinstance(cond, Compare) else {}
         if "f" in emitted:
-            sources.append(self.facts.get(emitted["f"], {}))
+            sources.append(self.facts.get(emitted["f"]) or derived.get(emitted["f"], {}))
         for cand in self.candidates.get((node_id, keys), []):
             if Truth(cand["v"]) == value and "f" in cand:
-                sources.append(self.facts.get(cand["f"], {}))
+                sources.append(self.facts.get(cand["f"]) or derived.get(cand["f"], {}))
         views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
         node = self.program.nodes[node_id]
         aliases = dict(zip(node.aliases, node.facts, strict=False))

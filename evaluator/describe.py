@@ -18,6 +18,7 @@ from .conditions import (
     NOf,
     Not,
     Op,
+    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -76,6 +77,16 @@ _FIELD_LABELS = {
     "upper": "upper level",
     "lower": "lower level",
 }
+
+
+# Yes/no fields a reader expects in words: `performed no` reads "not performed".
+_BOOLEAN_WORDS = {"performed": ("performed", "not performed")}
+
+
+def boolean_text(field: str, value: bool) -> str | None:
+    """Return a yes/no field as a phrase (`not performed`), or None to say `field yes/no`."""
+    phrases = _BOOLEAN_WORDS.get(field)
+    return None if phrases is None else phrases[0 if value else 1]
 
 
 def words(name: str) -> str:
@@ -153,7 +164,8 @@ def where_text(items: tuple[WhereItem, ...], aliases: Aliases | None = None) -> 
         elif isinstance(item, WhereOneOf):
             filters.append(f"{field_label(item.field)}: {choice_text(item.values)}")
         elif isinstance(item, WhereEq):
-            filters.append(f"{field_label(item.field)}: {value_text(item.value)}")
+            phrase = boolean_text(item.field, item.value) if isinstance(item.value, bool) else None
+            filters.append(phrase or f"{field_label(item.field)}: {value_text(item.value)}")
     text = "".join(f" {join}" for join in joins)
     return text + (f" ({'; '.join(filters)})" if filters else "")
 
@@ -217,6 +229,8 @@ def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
         return f"there is {with_article(noun)}"
     if isinstance(condition, ClauseIs):
         return f"clause {condition.clause} is {words(condition.status)}"
+    if isinstance(condition, PolicyIs):
+        return f"policy {condition.policy} finds it {words(condition.determination)}"
     return head_text(condition, aliases=aliases)
 
 

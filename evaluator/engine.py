@@ -33,7 +33,17 @@ import durable_rules_engine as _dre
 from .conditions import Truth
 from .errors import EngineError, PolicyError
 from .model import Determination, FromField
-from .program import CAND, KEY, EmitFact, EmitStatus, EmitValue, EmitVerdict, Program, Rule
+from .program import (
+    CAND,
+    KEY,
+    EmitFact,
+    EmitMissing,
+    EmitStatus,
+    EmitValue,
+    EmitVerdict,
+    Program,
+    Rule,
+)
 from .ruleset import number, render
 
 # assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
@@ -185,6 +195,7 @@ class _Session:
         self.trace = Trace()
         self.counter = itertools.count()
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
+        self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
         # Set once the case facts and every stage were asserted: only such a session may be
@@ -295,6 +306,18 @@ class _Session:
             self._fact(rule, action, matched, ids)
         elif isinstance(action, EmitStatus):
             self._status(rule, action, ids)
+        elif isinstance(action, EmitMissing):
+            bound = ", ".join(
+                f"{alias}={ids[key]}"
+                for alias, key in zip(action.aliases, action.keys, strict=True)
+            )
+            fact = f" for fact `{ids[action.source]}`" if action.source else ""
+            raise EngineError.single(
+                "engine_incomplete",
+                f"node `{action.node}` got no value{fact}"
+                + (f" with {bound}" if bound else "")
+                + "; the rules did not decide it, so there is no determination",
+            )
         elif isinstance(action, EmitVerdict):
             if self.trace.verdict not in (None, action.determination):
                 raise EngineError.single("engine_failed", "two determinations were derived")
@@ -316,9 +339,16 @@ class _Session:
             fact["f"] = ids[action.source]
         if action.kind == CAND:
             seen = (f"cand {action.node} {fact.get('f')}", keys)
-            if seen in self.seen_facts:
+            earlier = self.candidate_values.get(seen)
+            if earlier is not None:
+                if earlier != fact["v"]:
+                    raise EngineError.single(
+                        "engine_failed",
+                        f"node `{action.node}` derived both {earlier} and {fact['v']} for fact "
+                        f"`{fact.get('f')}`",
+                    )
                 return
-            self.seen_facts.add(seen)
+            self.candidate_values[seen] = fact["v"]
             self._assert_derived(fact)
             self.trace.candidates.append(Emitted(fact, rule.name, ids))
             return
@@ -327,7 +357,8 @@ class _Session:
             if existing.fact["v"] != fact["v"]:
                 raise EngineError.single(
                     "engine_failed",
-                    f"node `{action.node}` derived both {existing.fact['v']} and {fact['v']}",
+                    f"node `{action.node}` derived both {existing.fact['v']} and {fact['v']}"
+                    + (f" for the bound facts {', '.join(keys)}" if keys else ""),
                 )
             return
         self._assert_derived(fact)
@@ -340,11 +371,6 @@ class _Session:
         matched: Mapping[str, Mapping[str, Any]],
         ids: Mapping[str, str],
     ) -> None:
-        keys = tuple(ids[k] for k in action.keys)
-        seen = (f"fact {action.rule}", keys)
-        if seen in self.seen_facts:
-            return
-        self.seen_facts.add(seen)
         fact: dict[str, Any] = {"t": action.fact}
         for name, value in action.values.items():
             if isinstance(value, FromField):
@@ -354,6 +380,19 @@ class _Session:
                         fact[name + physical[len(value.field) :]] = source[physical]
             else:
                 fact[name] = value
+        # Derived facts are a set: the same content derived twice (by two rules, or from two
+        # case facts that say the same, e.g. one block listed twice) is one fact, so counting
+        # derived facts counts distinct things.
+        seen = (f"fact {json.dumps(fact, sort_keys=True)}", ())
+        if seen in self.seen_facts:
+            return
+        self.seen_facts.add(seen)
+        # Provenance: a fact whose values all come from one case fact keeps that fact's source.
+        aliases = {v.alias for v in action.values.values() if isinstance(v, FromField)}
+        if len(aliases) == 1:
+            src = matched[f"b_{aliases.pop()}"].get("src")
+            if src is not None:
+                fact["src"] = src
         self._assert_derived(fact)
         self.trace.derived.append(Emitted(fact, rule.name, ids))
 

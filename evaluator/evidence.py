@@ -8,7 +8,7 @@ from typing import Any
 
 from .conditions import Truth
 from .decision import ClauseResult, Evidence, FactView
-from .describe import field_label, plain, value_text
+from .describe import boolean_text, field_label, plain, value_text
 from .dictionary import case_fact_types
 from .levels import LevelError, format_segments
 
@@ -73,7 +73,8 @@ def fact_text(view: FactView) -> str:
             if f"{dist}_lo" in parts and f"{dist}_hi" in parts:
                 text += f" ({_distance(parts[f'{dist}_lo'], parts[f'{dist}_hi'], dist)})"
                 break
-        out.append(f"{field_label(base)} {text.strip()}")
+        phrase = boolean_text(base, value) if isinstance(value, bool) else None
+        out.append(phrase or f"{field_label(base)} {text.strip()}")
     return ", ".join(out)
 
 

@@ -18,6 +18,7 @@ from .conditions import (
     Exists,
     Not,
     Op,
+    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -586,6 +587,54 @@ def overlapping_procedures(policies: Sequence[Policy]) -> Iterator[tuple[Policy,
                         f"`{later.ref}` and `{earlier.ref}` both govern {shared} while both are "
                         "in force; lines would go to the first by id only",
                         "split the procedure kinds, or end or retire one of the policies",
+                    ),
+                )
+
+
+def _policy_references(policy: Policy) -> Iterator[PolicyIs]:
+    for root, scope, _ in _roots(policy):
+        for node, _ in scoped(root, scope):
+            if isinstance(node, PolicyIs):
+                yield node
+
+
+@library_rule(
+    "reference_cycle",
+    Severity.ERROR,
+    "policies refer to each other's determinations in a cycle (none could be evaluated first)",
+)
+def reference_cycle(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
+    refers: dict[str, set[str]] = {}
+    for policy in policies:
+        refers.setdefault(policy.id, set()).update(r.policy for r in _policy_references(policy))
+
+    def reaches(start: str, goal: str) -> list[str] | None:
+        # depth-first over policy ids; the path back to `goal`, if there is one
+        stack, seen = [[start]], {start}
+        while stack:
+            path = stack.pop()
+            if path[-1] == goal:
+                return path
+            for nxt in sorted(refers.get(path[-1], ())):
+                if nxt == goal or nxt not in seen:
+                    seen.add(nxt)
+                    stack.append([*path, nxt])
+        return None
+
+    for policy in policies:
+        for ref in _policy_references(policy):
+            if ref.policy == policy.id:
+                continue  # the compiler reports a policy referring to itself
+            path = reaches(ref.policy, policy.id)
+            if path is not None:
+                cycle = " -> ".join([policy.id, *path])
+                yield (
+                    policy,
+                    Hit(
+                        ref.pointer,
+                        f"`{policy.id}` needs the determination of `{ref.policy}`, which needs "
+                        f"`{policy.id}`'s: {cycle}",
+                        "one of the policies must decide without the other",
                     ),
                 )
 

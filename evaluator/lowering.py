@@ -27,6 +27,7 @@ from .conditions import (
     Exists,
     NOf,
     Not,
+    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -42,6 +43,7 @@ from .program import (
     CAND,
     CASE,
     KEY,
+    POLICY_RESULT,
     STAGE,
     STATUS,
     VAL,
@@ -49,9 +51,11 @@ from .program import (
     AllOf,
     AnyTest,
     ClauseNodes,
+    EmitMissing,
     EmitValue,
     Eq,
     Join,
+    Ne,
     Node,
     Pattern,
     Rule,
@@ -104,6 +108,7 @@ class Lowering:
         }
         self.clause_stage: dict[str, int] = {}
         self.busy: list[str] = []
+        self.references: set[str] = set()
         self.clauses: dict[str, Clause] = {}
         for clause in policy.clauses:
             if clause.id in self.clauses:
@@ -250,6 +255,8 @@ class Lowering:
             stage = self.exists(cond, scope, node_id)
         elif isinstance(cond, ClauseIs):
             stage = self.clause_is(cond, scope, node_id)
+        elif isinstance(cond, PolicyIs):
+            stage = self.policy_is(cond, scope, node_id)
         elif isinstance(cond, All | AnyOf):
             children = tuple(f"{node_id}/{i}" for i in range(len(cond.parts)))
             stages = [self.node(p, scope, c) for p, c in zip(cond.parts, children, strict=True)]
@@ -273,7 +280,25 @@ class Lowering:
             tuple(b.alias for b in scope.bindings),
             tuple(b.fact for b in scope.bindings),
         )
+        self.require_value(node_id, scope, stage)
         return stage
+
+    def require_value(self, node_id: str, scope: Scope, stage: int) -> None:
+        """Fail closed: a node asked for a combination of bound facts must have a value for it.
+
+        The combination rules only look at the values that exist, so a child that got none
+        (a test no fact matched) would silently drop out of a Kleene AND/OR. This rule runs once
+        the node is complete and makes the engine report every combination left without one.
+        """
+        self.emit(
+            stage + 1,
+            [
+                *self.anchors(scope),
+                self.value_pattern("v", (node_id,), (F, U, T), scope, negated=True),
+            ],
+            EmitMissing(node_id, scope.keys, tuple(b.alias for b in scope.bindings)),
+            node_id,
+        )
 
     def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
         bound = scope.find(leaf.fact)
@@ -341,6 +366,20 @@ class Lowering:
             return stage
         # Several facts can match: the leaf is true if any is, else unknown if any is (Kleene OR).
         self.or_rules(node_id, (node_id,), scope, stage + 1, CAND)
+        # Every matching fact must have given a candidate, or the OR would skip it.
+        joins = [Join(f"k{i + 1}", key, KEY) for i, key in enumerate(scope.keys)]
+        values = AnyTest(tuple(Eq("v", int(v)) for v in (F, U, T)))
+        no_candidate = AllOf((Eq("t", CAND), Eq("n", node_id), values, Join("f", "f", KEY), *joins))
+        self.emit(
+            stage + 1,
+            [
+                *self.anchors(scope),
+                Pattern("f", AllOf(tuple(base))),
+                Pattern("c", no_candidate, True),
+            ],
+            EmitMissing(node_id, scope.keys, tuple(b.alias for b in scope.bindings), "f"),
+            node_id,
+        )
         return stage + 1
 
     def exists(self, cond: Exists, scope: Scope, node_id: str) -> int:
@@ -377,6 +416,38 @@ class Lowering:
             stage,
             [*self.anchors(scope), Pattern("s", test, negated=True)],
             EmitValue(VAL, node_id, F, scope.keys),
+            node_id,
+        )
+        return stage
+
+    def policy_is(self, cond: PolicyIs, scope: Scope, node_id: str) -> int:
+        """Another policy's determination, given as a fact; none given (it could not be
+        decided) leaves the node unknown, which never demonstrates anything."""
+        if cond.policy == self.policy.id:
+            self.problems.add(
+                "cycle",
+                f"policy `{cond.policy}` refers to its own determination",
+                self.locate(cond.pointer),
+            )
+            return 0
+        self.references.add(cond.policy)
+        stage = self.anchor_stage(scope) + 1
+        base = (Eq("t", POLICY_RESULT), Eq("policy", cond.policy))
+        decided: dict[Truth, Test] = {
+            T: Eq("determination", cond.determination),
+            F: Ne("determination", cond.determination),
+        }
+        for value, test in decided.items():
+            self.emit(
+                stage,
+                [*self.anchors(scope), Pattern("p", AllOf((*base, test)))],
+                EmitValue(VAL, node_id, value, scope.keys, "p"),
+                node_id,
+            )
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern("p", AllOf(base), negated=True)],
+            EmitValue(VAL, node_id, U, scope.keys),
             node_id,
         )
         return stage

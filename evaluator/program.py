@@ -21,6 +21,8 @@ VAL = "val"
 STATUS = "status"
 VERDICT = "verdict"
 CASE = "case"
+# Another policy's determination, given to a session by the API (`{policy: id, is: ...}`).
+POLICY_RESULT = "policy_result"
 # Joins between facts use this copy of `id`: durable_rules 2.0.28 fails to join on `id` itself
 # when the two facts were asserted in different calls (reproduced in tests/test_engine.py).
 KEY = "key"
@@ -137,7 +139,19 @@ class EmitVerdict:
     determination: Determination
 
 
-Action: TypeAlias = EmitValue | EmitFact | EmitStatus | EmitVerdict
+@dataclass(frozen=True, slots=True)
+class EmitMissing:
+    """Fail the evaluation: `node` got no value (or a candidate fact `source` got none) for the
+    bound facts `keys`. The compiler adds one such rule per node so that the engine itself finds
+    what the combination rules would otherwise skip."""
+
+    node: str
+    keys: tuple[str, ...]
+    aliases: tuple[str, ...]
+    source: str | None = None
+
+
+Action: TypeAlias = EmitValue | EmitFact | EmitStatus | EmitVerdict | EmitMissing
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +196,8 @@ class Program:
     clauses: Mapping[str, ClauseNodes]
     alternative: str | None
     derived_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Ids of the policies whose determinations this one reads; evaluated first by the API.
+    references: tuple[str, ...] = ()
 
     def rule(self, name: str) -> Rule:
         return self._by_name[name]

@@ -31,6 +31,7 @@ from evaluator.program import (
     AllOf,
     AnyTest,
     EmitFact,
+    EmitMissing,
     EmitStatus,
     EmitValue,
     EmitVerdict,
@@ -521,6 +522,8 @@ def stage_violations(program: Program) -> Iterator[str]:
             key = ("fact", action.fact, None)
         elif isinstance(action, EmitStatus):
             key = (STATUS, action.clause, None)
+        elif isinstance(action, EmitMissing):
+            continue  # fails the evaluation; produces nothing another rule reads
         else:
             assert isinstance(action, EmitVerdict)
             key = ("verdict", None, None)

@@ -36,6 +36,7 @@ from evaluator.conditions import (
     NOf,
     Not,
     Op,
+    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -99,6 +100,7 @@ KEY_SAMPLES: dict[str, dict[str, Any]] = {
     },
     "exists": {"exists": {"fact": "red_flag", "where": {"kind": "tumour"}}},
     "clause": {"clause": "LF-URGENT", "is": "met"},
+    "policy": {"policy": "si-joint-fusion", "is": "medically_necessary"},
 }
 
 
@@ -415,8 +417,9 @@ def test_parse_where_kinds_in_file_order():
         ("count", Count),
         ("exists", Exists),
         ("clause", ClauseIs),
+        ("policy", PolicyIs),
     ],
-    ids=["all", "any", "not", "n_of", "demonstrated", "every", "some", "count", "exists", "clause"],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
 )
 def test_parse_compound(key, kind):
     node = parse(dict(KEY_SAMPLES[key], note="why"), "/x")
@@ -457,6 +460,8 @@ def test_parse_exists_and_clause_reference():
     assert exists == Exists("red_flag", (WhereEq("kind", "tumour"),), "/c")
     ref = parse(KEY_SAMPLES["clause"])
     assert ref == ClauseIs("LF-URGENT", "met", "/c")
+    other = parse(KEY_SAMPLES["policy"])
+    assert other == PolicyIs("si-joint-fusion", "medically_necessary", "/c")
 
 
 def test_walk_visits_parents_before_children():

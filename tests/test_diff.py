@@ -35,7 +35,9 @@ def fusion_diff() -> diff.Diff:
 
 # Worked out from the two files and the 2025.1 changelog: the PT and measured-films clauses are
 # new, translation went from 2 to 3 mm, the deformity route and SI fixation need the new clause;
-# the rest is wording and lifecycle metadata.
+# the rest is wording and lifecycle metadata. Issue 8 then changed 2025.1 in place: imaging
+# correlation needs an MRI or CT performed, flexion-extension views not obtained make the motion
+# route false, and SI fixation gained the SI-joint-criteria route (a reference to that policy).
 INTENDED = {
     ("metadata", "status", "changed", False),
     ("metadata", "effective_from", "changed", False),
@@ -50,6 +52,7 @@ INTENDED = {
     ("clause", "LF-URGENT", "changed", False),
     ("clause", "LF-DEFORMITY-SIGNIFICANT", "changed", False),
     ("clause", "LF-INSTABILITY", "changed", True),
+    ("clause", "LF-IMAGING-CORRELATION", "changed", True),
     ("clause", "LF-SI-FIXATION", "changed", True),
     ("clause", "LF-PHYSICAL-THERAPY", "added", True),
     ("clause", "LF-DEFORMITY-MEASURED", "added", True),
@@ -63,13 +66,15 @@ def test_2024_to_2025_lists_exactly_the_intended_changes(fusion_diff: diff.Diff)
 
 def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
     by_key = {(c.category, c.key): c for c in fusion_diff.changes}
-    assert by_key["rule", "unstable-motion"].details == (
-        "when: dynamic study translation at least 2 mm -> at least 3 mm",
-    )
+    motion = by_key["rule", "unstable-motion"].details[0]
+    assert "translation is at least 2 mm" in motion.split(" -> ")[0]
+    assert "translation is at least 3 mm" in motion.split(" -> ")[1]
+    assert "there is a dynamic study (not performed)" in motion.split(" -> ")[1]
     assert by_key["setting", "fe_translation"].details == ("2 mm -> 3 mm",)
     assert by_key["clause", "LF-SI-FIXATION"].details[0] == (
-        "requires: clause LF-DEFORMITY-SIGNIFICANT is met -> all of: clause "
-        "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met"
+        "requires: clause LF-DEFORMITY-SIGNIFICANT is met -> any of: clause "
+        "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met; policy "
+        "si-joint-fusion finds it medically necessary"
     )
     neutral = by_key["clause", "LF-URGENT"]
     assert all(d.startswith("description:") for d in neutral.details)
@@ -78,7 +83,7 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
-    assert len(shown) == 4
+    assert len(shown) == 5
     for change in shown:
         w = change.witness
         assert w is not None

@@ -36,10 +36,12 @@ from evaluator.errors import EngineError
 from evaluator.model import Determination, Status
 from evaluator.policies import Library, load_policy
 from evaluator.program import (
+    CAND,
     CASE,
     STAGE,
     VAL,
     AllOf,
+    EmitMissing,
     EmitStatus,
     EmitValue,
     EmitVerdict,
@@ -295,8 +297,9 @@ def test_4_raw_engine_rejects_an_identical_fact_asserted_twice():
     assert dre.assert_fact(handle, fact)[0] == 2  # MessageObserved
 
 
-def test_4_identical_derived_facts_get_unique_ids(tmp_path):
-    # Two rules derive the same content for each segment; both facts are asserted.
+def test_4_identical_derived_facts_are_one_fact(tmp_path):
+    # Two rules derive the same content for each of two segments: derived facts are a set, so
+    # one fact is asserted (durable_rules would also refuse identical content, trap 4).
     rule = {
         "for_each": [{"fact": "fused_segment", "as": "s"}],
         "derive": {"fact": "seen", "set": {"segment": {"from": "s.segment"}}},
@@ -312,9 +315,12 @@ def test_4_identical_derived_facts_get_unique_ids(tmp_path):
         {"t": "fused_segment", "id": f"fused_segment:{i}", "segment": "L4-L5"} for i in range(2)
     ]
     trace = Engine.get().run(program, [*BASE_FACTS, *segments])
-    assert len(trace.derived) == 4
-    assert len({e.fact["id"] for e in trace.derived}) == 4
+    assert len(trace.derived) == 1
     assert {e.fact["segment"] for e in trace.derived} == {"L4-L5"}
+    segments[1]["segment"] = "L5-S1"
+    trace = Engine.get().run(program, [*BASE_FACTS, *segments])
+    assert sorted(e.fact["segment"] for e in trace.derived) == ["L4-L5", "L5-S1"]
+    assert len({e.fact["id"] for e in trace.derived}) == 2
 
 
 def test_4_a_duplicate_case_fact_is_an_engine_error_not_a_crash():
@@ -376,6 +382,21 @@ def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
             "`n` derived both",
         ),
         (
+            EmitValue(VAL, "n", Truth.TRUE, ("case",)),
+            EmitValue(VAL, "n", Truth.FALSE, ("case",)),
+            "`n` derived both 2 and 0 for the bound facts case:1",
+        ),
+        (
+            EmitValue(CAND, "n", Truth.TRUE, (), "case"),
+            EmitValue(CAND, "n", Truth.UNKNOWN, (), "case"),
+            "`n` derived both 2 and 1 for fact `case:1`",
+        ),
+        (
+            EmitMissing("n", ("case",), ("c",)),
+            EmitMissing("n", ("case",), ("c",)),
+            "node `n` got no value with c=case:1",
+        ),
+        (
             EmitStatus("X-ONE", Status.MET),
             EmitStatus("X-ONE", Status.NOT_MET),
             "`X-ONE` derived both",
@@ -386,7 +407,7 @@ def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
             "two determinations",
         ),
     ],
-    ids=["value", "status", "verdict"],
+    ids=["value", "bound-value", "candidate", "missing", "status", "verdict"],
 )
 def test_5_a_contradiction_is_an_engine_error(deleted, first, second, message):
     with pytest.raises(EngineError, match=message):
@@ -562,7 +583,10 @@ def test_raw_join_on_id_fails_across_calls_but_key_works():
 
 def test_joins_on_derived_facts_across_calls_work(small):
     # Derived facts arrive in their own calls; the join on `key` still finds them.
-    flags = [{"t": "red_flag", "id": f"red_flag:{i}", "kind": "tumour"} for i in range(2)]
+    flags = [
+        {"t": "red_flag", "id": f"red_flag:{i}", "kind": kind}
+        for i, kind in enumerate(("tumour", "infection"))
+    ]
     trace = Engine.get().run(small, [*BASE_FACTS, *flags])
     assert len(trace.derived) == 2
     assert status_of(trace, "E-NO-FLAG") == "not_met"

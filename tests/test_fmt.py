@@ -269,7 +269,10 @@ def test_formatted_policy_evaluates_identically(path: Path, tmp_path: Path) -> N
     messy = shuffled(path.read_text(encoding="utf-8"), random.Random(2025))
     before, after = tmp_path / "before" / "policies", tmp_path / "after" / "policies"
     for root, text in ((before, messy), (after, fmt.format_text(messy))):
-        (root / path.parent.name).mkdir(parents=True)
+        # the other shipped policies too: a policy may refer to another's determination
+        for other in SHIPPED:
+            (root / other.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(other, root / other.parent.name / other.name)
         (root / path.parent.name / path.name).write_text(text, encoding="utf-8")
     ref = f"{path.parent.name}@{path.stem}"
     one, two = (load_policy(root / path.parent.name / path.name) for root in (before, after))
