@@ -55,6 +55,18 @@ def test_every_firing_in_order(explained: Any) -> None:
     policy = api.select_policy(case, "lumbar-fusion", Library())
     program = api.program_for(policy)
     facts = [f.as_dict() for f in case.facts]
+    # the SI-joint policy's determination, which lumbar-fusion reads (LF-SI-FIXATION)
+    si = api.select_policy(case, "si-joint-fusion", Library())
+    determination = api.evaluate(case, si).determination.value
+    facts.append(
+        {
+            "t": "policy_result",
+            "id": "policy_result:si-joint-fusion",
+            "policy": "si-joint-fusion",
+            "version": si.version,
+            "determination": determination,
+        }
+    )
     assert len(steps) == Engine.get().run(program, facts).firings
     # Every derived fact a chain shows was asserted by the step it names.
     asserted = {ref.id: s.number for s in steps for ref in s.asserted}

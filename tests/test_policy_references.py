@@ -127,10 +127,10 @@ def test_an_engine_error_in_the_referenced_policy_is_no_decision(
     failing = api.program_for(load_policy(base)).name
     run = Engine.run
 
-    def broken(self: Engine, program: Program, facts: Any) -> Any:
+    def broken(self: Engine, program: Program, facts: Any, **options: Any) -> Any:
         if program.name == failing:
             raise EngineError.single("engine_failed", "injected")
-        return run(self, program, facts)
+        return run(self, program, facts, **options)
 
     monkeypatch.setattr(Engine, "run", broken)
     with pytest.raises(EngineError, match="injected"):
