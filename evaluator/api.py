@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import cases, policies, records, schemas, source
+from . import alternatives, cases, policies, records, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
 from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
 from .explain import explain as explain_trace
+from .facts import FactValue
 from .model import Determination, Policy
 from .policies import Library, PolicyRef
 from .program import Program
@@ -34,21 +36,25 @@ def program_for(policy: Policy) -> Program:
 
 
 def evaluate(
-    case: Case, policy: Policy, lines: Iterable[str] | None = None, *, explain: bool = False
+    case: Case,
+    policy: Policy,
+    lines: Iterable[str] | None = None,
+    *,
+    explain: bool = False,
+    alternative: bool = True,
 ) -> Decision:
     """Return the decision of one policy on one case; with `explain`, its firing trace too.
 
-    With `lines`, facts that belong to other service lines are left out, so that each policy
-    judges only the lines it governs; facts about the patient are always included.
-    Raises PolicyError if the policy does not compile and EngineError if the engine fails.
+    The policy judges `lines` (by default every line it governs). It sees the facts about the
+    patient, the facts of those lines, and the facts of the lines whose procedure kind it
+    governs or names under `reads` (the lines of one case are one operation); facts of other
+    lines are left out. Both ways of asking (one policy, or every line) therefore give it the
+    same facts. Raises PolicyError if the policy does not compile and EngineError if the engine
+    fails. The policy's alternative, if any, is evaluated as a request of its own (not with
+    `alternative=False`, which that inner evaluation uses).
     """
     program = program_for(policy)
-    keep = None if lines is None else set(lines)
-    facts = [
-        f.as_dict()
-        for f in case.facts
-        if keep is None or "line" not in f.fields or f.fields["line"] in keep
-    ]
+    facts = facts_for(case, policy, lines)
     trace = Engine.get().run(program, facts, trace=explain)
     conflicts = [
         {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
@@ -60,7 +66,28 @@ def evaluate(
         summary = decision.alternative.summary if decision.alternative else None
         explanation = explain_trace(policy, program, trace, facts, summary)
         decision = replace(decision, explanation=explanation)
-    return decision
+    if decision.alternative is None:
+        return decision
+    scope = alternatives.with_codes(case, policy, decision.alternative)
+    own = {p.procedure for p in policy.procedures}
+    # A scope with no procedure this policy governs is not this policy's to certify.
+    if alternative and any(x.procedure in own for x in scope.lines):
+        # The alternative is evaluated, not assumed: its own determination decides whether it
+        # is offered (A6), pended for documents, or not offered.
+        narrower = alternatives.request(case, policy, scope)
+        scope = dataclasses.replace(scope, decision=evaluate(narrower, policy, alternative=False))
+    return dataclasses.replace(decision, alternative=scope)
+
+
+def facts_for(
+    case: Case, policy: Policy, lines: Iterable[str] | None = None
+) -> list[dict[str, FactValue]]:
+    """Return the facts `policy` reads in `case` (see `evaluate`)."""
+    judged = {line.id for line in case.lines if governs(policy, line)}
+    judged.update(lines or ())
+    read = set(policy.reads)
+    keep = judged | {line.id for line in case.lines if line.procedure in read}
+    return [f.as_dict() for f in case.facts if "line" not in f.fields or f.fields["line"] in keep]
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
@@ -96,10 +123,11 @@ def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
 
 
 class Overall(StrEnum):
-    """The summary over service lines (X12 278: A1 total, A2 partial, A3 none, A4 pended)."""
+    """The summary over service lines (X12 278 HCR01; the roll-up is `CaseReview.overall`)."""
 
     MEDICALLY_NECESSARY = "medically_necessary"
     PARTIALLY_MEDICALLY_NECESSARY = "partially_medically_necessary"
+    MODIFIED = "modified"
     NOT_MEDICALLY_NECESSARY = "not_medically_necessary"
     INSUFFICIENT_DOCUMENTATION = "insufficient_documentation"
     NO_POLICY = "no_policy"
@@ -111,7 +139,10 @@ OVERALL_X12 = {
     Overall.NOT_MEDICALLY_NECESSARY: "A3",
     Overall.INSUFFICIENT_DOCUMENTATION: "A4",
     Overall.NO_POLICY: "A4",
+    Overall.MODIFIED: "A6",
 }
+PENDED = "A4"
+CERTIFIED = "A1"
 
 
 @dataclass(frozen=True)
@@ -141,16 +172,23 @@ class CaseReview:
 
     @property
     def overall(self) -> Overall:
-        results = [line.determination for line in self.lines]
-        if all(r == Determination.MEDICALLY_NECESSARY for r in results):
+        """Roll the lines' X12 actions up (domain.md section 4): pended (A4) while any line is
+        pended, a line no policy governs included; A1 when every line is certified; A3 when
+        every line is not certified; A2 when some line is certified and another is not
+        certified or modified; otherwise (lines modified, none certified) A6."""
+        actions = [line.x12_action for line in self.lines]
+        if PENDED in actions:
+            determinations = {line.determination for line in self.lines}
+            if Determination.INSUFFICIENT_DOCUMENTATION.value in determinations:
+                return Overall.INSUFFICIENT_DOCUMENTATION
+            return Overall.NO_POLICY
+        if all(a == CERTIFIED for a in actions):
             return Overall.MEDICALLY_NECESSARY
-        if any(r == Determination.MEDICALLY_NECESSARY for r in results):
-            return Overall.PARTIALLY_MEDICALLY_NECESSARY
-        if any(r == Determination.NOT_MEDICALLY_NECESSARY for r in results):
+        if all(a == "A3" for a in actions):
             return Overall.NOT_MEDICALLY_NECESSARY
-        if any(r == Determination.INSUFFICIENT_DOCUMENTATION for r in results):
-            return Overall.INSUFFICIENT_DOCUMENTATION
-        return Overall.NO_POLICY
+        if CERTIFIED in actions:
+            return Overall.PARTIALLY_MEDICALLY_NECESSARY
+        return Overall.MODIFIED
 
     @property
     def x12_action(self) -> str:
