@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import cases, policies, records, resources, schemas, source
+from . import alternatives, cases, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
@@ -35,36 +36,41 @@ def program_for(policy: Policy) -> Program:
 
 
 def evaluate(
-    case: Case, policy: Policy, lines: Iterable[str] | None = None, *, explain: bool = False
+    case: Case,
+    policy: Policy,
+    lines: Iterable[str] | None = None,
+    *,
+    explain: bool = False,
+    alternative: bool = True,
 ) -> Decision:
     """Return the decision of one policy on one case; with `explain`, its firing trace too.
 
-    With `lines`, facts that belong to other service lines are left out, so that each policy
-    judges only the lines it governs; facts about the patient are always included. A policy
-    that refers to another's determination (`{policy: id, is: ...}`) gets it as a fact: the
-    referenced policy in force on the request date, from the same folder, is evaluated first
-    on the same lines.
+    The policy judges `lines` (by default every line it governs). It sees the facts about the
+    patient, the facts of those lines, and the facts of the lines whose procedure kind it
+    governs or names under `reads` (the lines of one case are one operation); facts of other
+    lines are left out. Both ways of asking (one policy, or every line) therefore give it the
+    same facts. A policy that refers to another's determination (`{policy: id, is: ...}`) gets
+    it as a fact: the referenced policy in force on the request date, from the same folder, is
+    evaluated first on those same facts. The policy's alternative, if any, is evaluated as a
+    request of its own (not with `alternative=False`, which that inner evaluation uses).
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
     """
-    return _evaluate(case, policy, None if lines is None else tuple(lines), (), explain)
+    facts = facts_for(case, policy, lines)
+    return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
 
 
 def _evaluate(
     case: Case,
     policy: Policy,
-    lines: tuple[str, ...] | None,
+    seen: list[dict[str, FactValue]],
     chain: tuple[str, ...],
-    explain: bool = False,
+    *,
+    explain: bool,
+    alternative: bool,
 ) -> Decision:
     program = program_for(policy)
-    keep = None if lines is None else set(lines)
-    facts = [
-        f.as_dict()
-        for f in case.facts
-        if keep is None or "line" not in f.fields or f.fields["line"] in keep
-    ]
-    facts.extend(_policy_results(case, policy, program, lines, (*chain, policy.id)))
+    facts = [*seen, *_policy_results(case, policy, program, seen, (*chain, policy.id))]
     trace = Engine.get().run(program, facts, trace=explain)
     conflicts = [
         {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
@@ -76,7 +82,28 @@ def _evaluate(
         summary = decision.alternative.summary if decision.alternative else None
         explanation = explain_trace(policy, program, trace, facts, summary)
         decision = replace(decision, explanation=explanation)
-    return decision
+    if decision.alternative is None:
+        return decision
+    scope = alternatives.with_codes(case, policy, decision.alternative)
+    own = {p.procedure for p in policy.procedures}
+    # A scope with no procedure this policy governs is not this policy's to certify.
+    if alternative and any(x.procedure in own for x in scope.lines):
+        # The alternative is evaluated, not assumed: its own determination decides whether it
+        # is offered (A6), pended for documents, or not offered.
+        narrower = alternatives.request(case, policy, scope)
+        scope = dataclasses.replace(scope, decision=evaluate(narrower, policy, alternative=False))
+    return dataclasses.replace(decision, alternative=scope)
+
+
+def facts_for(
+    case: Case, policy: Policy, lines: Iterable[str] | None = None
+) -> list[dict[str, FactValue]]:
+    """Return the facts `policy` reads in `case` (see `evaluate`)."""
+    judged = {line.id for line in case.lines if governs(policy, line)}
+    judged.update(lines or ())
+    read = set(policy.reads)
+    keep = judged | {line.id for line in case.lines if line.procedure in read}
+    return [f.as_dict() for f in case.facts if "line" not in f.fields or f.fields["line"] in keep]
 
 
 _LIBRARIES: dict[Path, Library] = {}
@@ -86,11 +113,15 @@ def _policy_results(
     case: Case,
     policy: Policy,
     program: Program,
-    lines: tuple[str, ...] | None,
+    seen: list[dict[str, FactValue]],
     chain: tuple[str, ...],
 ) -> list[dict[str, FactValue]]:
     """Return the determinations of the policies `program` refers to, one fact each.
 
+    A referenced policy judges the facts the referring one sees (`seen`): the same lines and
+    the lines it reads, so that a fusion policy's SI-joint route is decided on the SI-joint
+    line the fusion policy reads, not on lines the referenced policy happens to govern.
+    Only its determination is used, so its alternative is not evaluated.
     A referenced policy with no version in force gives no fact, so the reference stays
     unknown and demonstrates nothing; an unknown policy id or a cycle is a PolicyError.
     """
@@ -120,7 +151,7 @@ def _policy_results(
                 f"policy `{policy.id}` refers to the determination of unknown policy `{ref}`",
                 Location(policy.path),
             ) from error
-        decision = _evaluate(case, referenced, lines, chain)
+        decision = _evaluate(case, referenced, seen, chain, explain=False, alternative=False)
         results.append(
             {
                 "t": POLICY_RESULT,
@@ -166,10 +197,11 @@ def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
 
 
 class Overall(StrEnum):
-    """The summary over service lines (X12 278: A1 total, A2 partial, A3 none, A4 pended)."""
+    """The summary over service lines (X12 278 HCR01; the roll-up is `CaseReview.overall`)."""
 
     MEDICALLY_NECESSARY = "medically_necessary"
     PARTIALLY_MEDICALLY_NECESSARY = "partially_medically_necessary"
+    MODIFIED = "modified"
     NOT_MEDICALLY_NECESSARY = "not_medically_necessary"
     INSUFFICIENT_DOCUMENTATION = "insufficient_documentation"
     NO_POLICY = "no_policy"
@@ -181,7 +213,10 @@ OVERALL_X12 = {
     Overall.NOT_MEDICALLY_NECESSARY: "A3",
     Overall.INSUFFICIENT_DOCUMENTATION: "A4",
     Overall.NO_POLICY: "A4",
+    Overall.MODIFIED: "A6",
 }
+PENDED = "A4"
+CERTIFIED = "A1"
 
 
 @dataclass(frozen=True)
@@ -211,16 +246,23 @@ class CaseReview:
 
     @property
     def overall(self) -> Overall:
-        results = [line.determination for line in self.lines]
-        if all(r == Determination.MEDICALLY_NECESSARY for r in results):
+        """Roll the lines' X12 actions up (domain.md section 4): pended (A4) while any line is
+        pended, a line no policy governs included; A1 when every line is certified; A3 when
+        every line is not certified; A2 when some line is certified and another is not
+        certified or modified; otherwise (lines modified, none certified) A6."""
+        actions = [line.x12_action for line in self.lines]
+        if PENDED in actions:
+            determinations = {line.determination for line in self.lines}
+            if Determination.INSUFFICIENT_DOCUMENTATION.value in determinations:
+                return Overall.INSUFFICIENT_DOCUMENTATION
+            return Overall.NO_POLICY
+        if all(a == CERTIFIED for a in actions):
             return Overall.MEDICALLY_NECESSARY
-        if any(r == Determination.MEDICALLY_NECESSARY for r in results):
-            return Overall.PARTIALLY_MEDICALLY_NECESSARY
-        if any(r == Determination.NOT_MEDICALLY_NECESSARY for r in results):
+        if all(a == "A3" for a in actions):
             return Overall.NOT_MEDICALLY_NECESSARY
-        if any(r == Determination.INSUFFICIENT_DOCUMENTATION for r in results):
-            return Overall.INSUFFICIENT_DOCUMENTATION
-        return Overall.NO_POLICY
+        if CERTIFIED in actions:
+            return Overall.PARTIALLY_MEDICALLY_NECESSARY
+        return Overall.MODIFIED
 
     @property
     def x12_action(self) -> str:

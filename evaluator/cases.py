@@ -43,6 +43,12 @@ class Case:
     # Kept for locating evidence and conflicts in the file; not part of the case's identity.
     _document: Document = field(repr=False, compare=False)
 
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The case as validated (read-only use: an alternative request copies it)."""
+        data: Mapping[str, Any] = self._document.data
+        return data
+
     def location(self, pointer: str) -> Location:
         """Return where ``pointer`` is in the case file (line and column when it was read)."""
         return self._document.location(pointer)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from . import dictionary, ruleset
 from .errors import PolicyError
+from .facts import LINE_PARTS, LINE_SEGMENTS
 from .lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from .model import Clause, DeriveRule, Determination, FromField, Policy, Status
 from .program import (
@@ -225,12 +226,29 @@ class _Compiler(Lowering):
             last = max(last, self.node(self.policy.alternative.when, Scope(), alternative))
             for line in self.policy.alternative.lines:
                 fact = self.fact_type(line.segments, "/alternative/lines")
-                if fact is not None and "segment" not in fact.fields:
+                missing = [f for f in ("segment", "line") if fact and f not in fact.fields]
+                if missing:
                     self.problems.add(
                         "not_segments",
-                        f"`{line.segments}` has no `segment` field",
+                        f"`{line.segments}` has no `{missing[0]}` field",
                         self.locate("/alternative/lines"),
                     )
+                # The alternative request rewrites these parts of a service line.
+                if line.replaces not in LINE_SEGMENTS:
+                    self.problems.add(
+                        "not_segments",
+                        f"`replaces: {line.replaces}` is not a line's segments "
+                        f"({', '.join(sorted(LINE_SEGMENTS))})",
+                        self.locate("/alternative/lines"),
+                    )
+                for dropped in line.drops:
+                    if dropped not in LINE_PARTS:
+                        self.problems.add(
+                            "not_segments",
+                            f"`drops: {dropped}` is not a part of a service line "
+                            f"({', '.join(sorted(LINE_PARTS))})",
+                            self.locate("/alternative/lines"),
+                        )
         self.verdict(last + 1)
         self.problems.raise_if_any(PolicyError)
         policy = self.policy

@@ -25,7 +25,7 @@ from .conditions import (
     Some,
     Truth,
 )
-from .describe import leaf_text, words
+from .describe import choice_text, leaf_text, words
 from .engine import Trace
 from .errors import EngineError
 from .explain import Explanation
@@ -63,6 +63,8 @@ class Evidence:
     value: Truth
     binding: tuple[tuple[str, str], ...]
     facts: tuple[FactView, ...]
+    # For `clause X is ...`: the clause it reads (a missing document there may change it).
+    clause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +83,45 @@ class ClauseResult:
 
 @dataclass(frozen=True, slots=True)
 class AlternativeLine:
+    """One procedure of the narrower request, on the requested line it modifies."""
+
+    line: str
     procedure: str
     segments: tuple[str, ...]
+    # Contiguous constructs, each a range: a skipped segment is never hidden inside one range.
+    constructs: tuple[str, ...]
     levels: str
+    # (code, units), filled in when the alternative request is built (api).
+    cpt: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class AlternativeScope:
+    """The narrower request and, once evaluated by the same policy, its own decision."""
+
     summary: str
     lines: tuple[AlternativeLine, ...]
+    decision: Decision | None = None
+
+    @property
+    def approvable(self) -> bool:
+        """True when the alternative is itself medically necessary (an A6 candidate)."""
+        return (
+            self.decision is not None
+            and self.decision.determination is Determination.MEDICALLY_NECESSARY
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentRequest:
-    clause: str
+    """One document to ask for, naming every clause it serves (identical requests merged)."""
+
+    clauses: tuple[str, ...]
     document: str
+
+    @property
+    def clause(self) -> str:
+        return self.clauses[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +144,14 @@ class Decision:
 
     @property
     def x12_action(self) -> str:
+        """The X12 278 action: A6 (modified, for physician review) when the request is not
+        approvable as asked but its evaluated alternative is medically necessary."""
+        if (
+            self.determination is not Determination.MEDICALLY_NECESSARY
+            and self.alternative is not None
+            and self.alternative.approvable
+        ):
+            return "A6"
         return X12_ACTIONS[self.determination]
 
     def by_status(self, *statuses: Status) -> list[ClauseResult]:
@@ -242,9 +276,18 @@ class _Assembler:
         views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
         node = self.program.nodes[node_id]
         aliases = dict(zip(node.aliases, node.facts, strict=False))
-        return Evidence(leaf_text(cond, aliases=aliases), value, self.binding(node_id, keys), views)
+        return Evidence(
+            leaf_text(cond, aliases=aliases),
+            value,
+            self.binding(node_id, keys),
+            views,
+            cond.clause if isinstance(cond, ClauseIs) else None,
+        )
 
-    def template(self, text: str) -> str:
+    def template(self, text: str, *, each: bool = False) -> str:
+        """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
+        with `each` (a document to request, made per segment), one by one."""
+
         def replace(match: re.Match[str]) -> str:
             fact_type, field = match.group(1), match.group(2)
             values = sorted(
@@ -253,7 +296,9 @@ class _Assembler:
             if not values:
                 return _EMPTY
             if field == "segment":
-                return format_segments(values)
+                order = _segment_order(self.all_facts)
+                named = sorted(values, key=order) if each else format_segments(values).split(", ")
+                return choice_text(list(named), "and")
             return ", ".join(v.replace("_", " ") for v in values)
 
         return " ".join(_TEMPLATE.sub(replace, text).split())
@@ -288,8 +333,26 @@ class _Assembler:
             recommendation=(
                 self.template(clause.recommendation) if status is Status.NOT_MET else None
             ),
-            documentation=clause.documentation if status is Status.NOT_DOCUMENTED else (),
+            documentation=tuple(self.template(d, each=True) for d in clause.documentation)
+            if self.could_change(status, evidence)
+            else (),
         )
+
+    def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
+        """True when a missing document could change the clause's status: it is not
+        documented, or it is not met while part of what decided it is unknown (a clause whose
+        missing facts count as not met, a derivation route nothing decided) or rests on a
+        clause that is itself not documented."""
+        if status is Status.NOT_DOCUMENTED:
+            return True
+        if status is not Status.NOT_MET:
+            return False
+        if any(e.value is Truth.UNKNOWN for e in evidence):
+            return True
+        pending = {
+            c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
+        }
+        return any(e.clause in pending for e in evidence)
 
     def alternative(self) -> AlternativeScope | None:
         alt = self.policy.alternative
@@ -298,18 +361,28 @@ class _Assembler:
         if self.trace.value(self.program.alternative) is not Truth.TRUE:
             return None
         lines = []
+        order = _segment_order(self.all_facts)
+        # Lines in request order; a line id the request does not hold (none expected) last.
+        rank = {
+            str(f["line"]): i for i, f in enumerate(self.facts.values()) if f.get("t") == "line"
+        }
         for line in alt.lines:
-            segments = sorted(
-                {
-                    str(f["segment"])
-                    for f in self.all_facts
-                    if f.get("t") == line.segments and "segment" in f
-                },
-                key=_segment_order(self.all_facts),
-            )
-            if segments:  # a procedure the facts support nowhere is not part of the scope
+            by_line: dict[str, set[str]] = {}
+            for f in self.all_facts:
+                if f.get("t") == line.segments and "segment" in f and "line" in f:
+                    by_line.setdefault(str(f["line"]), set()).add(str(f["segment"]))
+            # a procedure the facts support nowhere is not part of the scope
+            for line_id in sorted(by_line, key=lambda x: (rank.get(x, len(rank)), x)):
+                segments = sorted(by_line[line_id], key=order)
+                constructs = tuple(format_segments(segments).split(", "))
                 lines.append(
-                    AlternativeLine(line.procedure, tuple(segments), format_segments(segments))
+                    AlternativeLine(
+                        line_id,
+                        line.procedure,
+                        tuple(segments),
+                        constructs,
+                        choice_text(list(constructs), "and"),
+                    )
                 )
         if not lines:
             return None
@@ -368,7 +441,13 @@ def assemble(
         raise EngineError.single("engine_failed", "the engine derived no determination")
     assembler = _Assembler(policy, program, trace, facts)
     clauses = tuple(assembler.clause(c.id) for c in policy.clauses)
-    requests = tuple(DocumentRequest(c.id, doc) for c in clauses for doc in c.documentation)
+    merged: dict[str, list[str]] = {}
+    for c in clauses:
+        for doc in c.documentation:
+            merged.setdefault(doc, [])
+            if c.id not in merged[doc]:
+                merged[doc].append(c.id)
+    requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
     cited = {n for c in policy.clauses for n in c.cites}
     return Decision(
         case_id=case_id,

@@ -61,6 +61,14 @@ _ALIGNMENT = (
     " lumbar_lordosis_deg=lumbar_lordosis sva_mm=sva pelvic_tilt_deg=pelvic_tilt"
 )
 _RANGES = {"fusion": "fused_segment", "decompression": "decompressed_segment"}
+# The key of a service line (case.schema.json) that each line-attached fact type comes from:
+# an alternative request is built by rewriting these keys.
+LINE_SEGMENTS = tuple(_RANGES.values())
+LINE_PARTS = {
+    **{fact_type: key for key, fact_type in _RANGES.items()},
+    "pelvic_fixation": "pelvic_fixation",
+    "planned_resection": "resections",
+}
 _INHERITED = "standing full_length"  # alignment fields that belong to the study
 _QUOTE_CHARS = 80
 _NO_DEFAULT = object()
@@ -217,6 +225,8 @@ class _Builder:
         self.facts: list[Fact] = []
         self.conflicts: list[Conflict] = []
         self.counts: Counter[str] = Counter()
+        # The sources of the statements that decided the fields of the fact being emitted.
+        self.deciding: list[str] = []
         # A bad request date is reported when the request fact converts it; distances are
         # then left out rather than measured to nothing.
         self.request = _quiet_date(self.data["request"]["date"])
@@ -425,6 +435,8 @@ class _Builder:
         best = max(s["source"]["document"] in primary for s, _ in stated)
         kept = [(s, out) for s, out in stated if (s["source"]["document"] in primary) == best]
         if all(out == kept[0][1] for _, out in kept):
+            # The evidence names the statements that decided the value, not the outranked ones.
+            self.deciding.extend(_src(statement["source"]) for statement, _ in kept)
             return kept[0][1]
         values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
         self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer))
@@ -441,6 +453,7 @@ class _Builder:
         if not set(by_name) <= set(kinds):  # a table out of step with the dictionary: a bug
             raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - set(kinds))}")
         fields: dict[str, FactValue] = {}
+        self.deciding = []
         for name, kind in kinds.items():  # schema order, so facts read the same every time
             if name in by_name:
                 fields.update(self.resolve((fact_type, fact_id), kind, by_name[name]))
@@ -449,8 +462,9 @@ class _Builder:
             message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
             self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
         self.after_request(fact_type, fact_id, kinds, fields, by_name)
-        if source is not None:
-            fields["src"] = _src(source)
+        sources = [*self.deciding, *([_src(source)] if source is not None else [])]
+        if sources:
+            fields["src"] = "; ".join(dict.fromkeys(sources))
         self.facts.append(Fact(fact_type, fact_id, fields))
 
     def after_request(

@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 
 from .conditions import (
+    ClauseIs,
     Compare,
     Condition,
     Count,
@@ -23,12 +24,16 @@ from .conditions import (
     Threshold,
     Truth,
     children,
+    walk,
 )
+from .coverage import reachable_statuses
 from .dictionary import FactType
 from .lint_ranges import Leaf, Scope, always_any, groups, never_all
-from .model import Lifecycle, Policy
+from .model import Lifecycle, Policy, Status
 from .policies import overlap_problem, window_gaps, window_overlaps
 from .source import make_pointer
+
+_NONE = FactType("", many=False, fields={})
 
 
 class Severity(StrEnum):
@@ -160,7 +165,7 @@ for _code, _text in (
     ("unknown_reference", "a clause cites a reference number the policy does not define"),
     ("impossible_n_of", "an N-of-M asks for more parts than it has"),
     ("n_of_too_large", "an N-of-M expands to too many combinations for the engine"),
-    ("not_segments", "an alternative line names a fact type without a `segment` field"),
+    ("not_segments", "an alternative line names a fact type without a `segment` or `line` field"),
     ("nested_count", "a `count` inside every/some/count (the engine cannot count per element)"),
     ("engine_limit", "the compiled policy exceeds a durable_rules limit (rules, joins, values)"),
 ):
@@ -209,6 +214,8 @@ def _templates(policy: Policy) -> Iterator[tuple[str, str]]:
         for status, text in clause.rationale.items():
             yield f"{clause.pointer}/rationale/{status.value}", text
         yield f"{clause.pointer}/recommendation", clause.recommendation
+        for i, text in enumerate(clause.documentation):
+            yield f"{clause.pointer}/documentation/{i}", text
     if policy.alternative is not None:
         yield "/alternative/summary", policy.alternative.summary
 
@@ -307,6 +314,54 @@ def no_citation(ctx: Context) -> Iterator[Hit]:
             yield Hit(f"{clause.pointer}/cites", f"clause `{clause.id}` cites no reference")
 
 
+@policy_rule(
+    "bad_read",
+    Severity.ERROR,
+    "a `reads` entry names an unknown procedure kind or one the policy governs itself",
+)
+def bad_read(ctx: Context) -> Iterator[Hit]:
+    known = ctx.types["line"].fields["procedure"].enum
+    own = {p.procedure for p in ctx.policy.procedures}
+    for i, kind in enumerate(ctx.policy.reads):
+        if kind in own:
+            yield Hit(
+                f"/reads/{i}",
+                f"the policy governs `{kind}` itself; its lines are always read",
+                "remove it from `reads`",
+            )
+        elif kind not in known:
+            hint = did_you_mean(kind, known)
+            yield Hit(f"/reads/{i}", f"`{kind}` is not a procedure kind", hint)
+
+
+@policy_rule(
+    "unreachable_documentation",
+    Severity.WARNING,
+    "a clause lists documents no case can request (never not documented, never undecided)",
+)
+def unreachable_documentation(ctx: Context) -> Iterator[Hit]:
+    reach = reachable_statuses(ctx.policy)
+    for clause in ctx.policy.clauses:
+        statuses = reach[clause.id]
+        if not clause.documentation or Status.NOT_DOCUMENTED in statuses:
+            continue
+        # A decision asks for documents on a not met clause when part of what decided it is
+        # undecided: missing facts counted as not met, a derived fact's route, another clause.
+        undecided = clause.undocumented is Status.NOT_MET or any(
+            isinstance(node, ClauseIs)
+            or (isinstance(node, Exists) and ctx.types.get(node.fact, _NONE).derived)
+            for node in walk(clause.requires)
+        )
+        if Status.NOT_MET in statuses and undecided:
+            continue
+        yield Hit(
+            f"{clause.pointer}/documentation",
+            f"clause `{clause.id}` can never be not documented or undecided, so its "
+            "documents are never requested",
+            "remove `documentation`, or let missing facts leave the clause undecided",
+        )
+
+
 @policy_rule("uncited_reference", Severity.WARNING, "a reference no clause cites")
 def uncited_reference(ctx: Context) -> Iterator[Hit]:
     cited = {n for clause in ctx.policy.clauses for n in clause.cites}
@@ -322,7 +377,8 @@ def uncited_reference(ctx: Context) -> Iterator[Hit]:
 @policy_rule(
     "unknown_placeholder",
     Severity.ERROR,
-    "a `{type.field}` placeholder in a rationale, recommendation or summary names no fact field",
+    "a `{type.field}` placeholder in a rationale, recommendation, document or summary names "
+    "no fact field",
 )
 def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
     for pointer, text in _templates(ctx.policy):

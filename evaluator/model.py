@@ -54,9 +54,26 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class LevelCodes:
+    """One technique's CPT codes by level count: `first` once, `additional` per further level."""
+
+    first: str
+    additional: str | None = None
+
+    def for_levels(self, count: int) -> tuple[tuple[str, int], ...]:
+        """Return (code, units) for `count` levels."""
+        if count <= 0:
+            return ()
+        if self.additional is None or count == 1:
+            return ((self.first, 1),)
+        return ((self.first, 1), (self.additional, count - 1))
+
+
+@dataclass(frozen=True, slots=True)
 class Procedure:
     procedure: str
     cpt: tuple[str, ...]
+    codes: tuple[LevelCodes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +132,10 @@ class Section:
 @dataclass(frozen=True, slots=True)
 class AlternativeLine:
     procedure: str
-    segments: str
+    segments: str  # derived fact type with `segment` and `line` fields
+    replaces: str  # the case fact type of the requested line's segments
+    drops: tuple[str, ...] = ()
+    codes: tuple[LevelCodes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +155,8 @@ class Policy:
     effective_from: date
     effective_until: date | None
     procedures: tuple[Procedure, ...]
+    # Procedure kinds of other lines whose facts the policy reads (one operation).
+    reads: tuple[str, ...]
     settings: Mapping[str, Threshold]
     setting_notes: Mapping[str, str]
     below_threshold_words: tuple[str, ...]

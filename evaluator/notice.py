@@ -84,6 +84,7 @@ _AGREES = {Determination.NOT_MEDICALLY_NECESSARY: ", if the physician reviewer a
 OVERALL_TEXT = {
     Overall.MEDICALLY_NECESSARY: "Meets the criteria for every line",
     Overall.PARTIALLY_MEDICALLY_NECESSARY: "Meets the criteria for some lines only",
+    Overall.MODIFIED: "A narrower scope meets the criteria: recommended for physician review",
     Overall.NOT_MEDICALLY_NECESSARY: "Does not meet the criteria: recommended for physician review",
     Overall.INSUFFICIENT_DOCUMENTATION: "Pended: documents needed",
     Overall.NO_POLICY: "Needs manual review: no policy governs the request",

@@ -22,6 +22,7 @@ from .model import (
     DerivedType,
     DeriveRule,
     FromField,
+    LevelCodes,
     Lifecycle,
     Policy,
     Procedure,
@@ -113,7 +114,16 @@ def build_policy(document: source.Document) -> Policy:
         alternative = Alternative(
             when=parse_condition(alt["when"], "/alternative/when", settings),
             summary=alt.get("summary", ""),
-            lines=tuple(AlternativeLine(x["procedure"], x["segments"]) for x in alt["lines"]),
+            lines=tuple(
+                AlternativeLine(
+                    x["procedure"],
+                    x["segments"],
+                    x["replaces"],
+                    tuple(x.get("drops", ())),
+                    _codes(x.get("codes", ())),
+                )
+                for x in alt["lines"]
+            ),
         )
 
     effective = data["effective"]
@@ -126,8 +136,10 @@ def build_policy(document: source.Document) -> Policy:
         effective_from=date.fromisoformat(effective["from"]),
         effective_until=date.fromisoformat(effective["until"]) if "until" in effective else None,
         procedures=tuple(
-            Procedure(p["procedure"], tuple(p.get("cpt", ()))) for p in data["procedures"]
+            Procedure(p["procedure"], tuple(p.get("cpt", ())), _codes(p.get("codes", ())))
+            for p in data["procedures"]
         ),
+        reads=tuple(data.get("reads", ())),
         settings=MappingProxyType(settings),
         setting_notes=MappingProxyType({k: v["description"] for k, v in raw_settings.items()}),
         below_threshold_words=tuple(w.lower() for w in words),
@@ -346,3 +358,7 @@ def window_gaps(versions: Sequence[Policy]) -> list[tuple[Policy, Policy]]:
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
     # Numeric parts compare as numbers so that 2025.10 sorts after 2025.9.
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.split("."))
+
+
+def _codes(raw: Any) -> tuple[LevelCodes, ...]:
+    return tuple(LevelCodes(c["first"], c.get("additional")) for c in raw)

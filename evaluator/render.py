@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conditions import Truth
-from .decision import ClauseResult, Decision, Evidence
+from .decision import AlternativeScope, ClauseResult, Decision, DocumentRequest, Evidence
 from .describe import words
 from .errors import MAX_PROBLEMS, NecessityError
 from .evidence import MAX_EVIDENCE_LINES, EvidenceLine, evidence_lines, fact_text, sources
@@ -114,6 +114,41 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
     }
 
 
+def _alternative_json(alt: AlternativeScope) -> dict[str, Any]:
+    own = alt.decision
+    determination = own.determination.value if own else None
+    return {
+        "summary": alt.summary,
+        "determination": determination,
+        "offered": alt.approvable,
+        "failing_clauses": []
+        if own is None
+        else [
+            {"id": c.id, "status": c.status.value, "rationale": c.rationale}
+            for c in own.by_status(Status.NOT_MET, Status.NOT_DOCUMENTED)
+        ],
+        "documentation_requests": []
+        if own is None
+        else [_request_json(r) for r in own.documentation_requests],
+        "lines": [
+            {
+                "line": x.line,
+                "procedure": x.procedure,
+                "cpt": [{"code": code, "units": units} for code, units in x.cpt],
+                "segments": list(x.segments),
+                "constructs": list(x.constructs),
+                "levels": x.levels,
+                "determination": determination,
+            }
+            for x in alt.lines
+        ],
+    }
+
+
+def _request_json(r: DocumentRequest) -> dict[str, Any]:
+    return {"clause": r.clause, "clauses": list(r.clauses), "document": r.document}
+
+
 def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[str, Any]:
     """Return the JSON contract (schemas/decision.schema.json); only `evaluated_at` varies.
 
@@ -131,18 +166,8 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
             "sha256": decision.policy_sha256,
         },
         "clauses": [_clause_json(c) for c in decision.clauses],
-        "alternative": None
-        if alt is None
-        else {
-            "summary": alt.summary,
-            "lines": [
-                {"procedure": x.procedure, "segments": list(x.segments), "levels": x.levels}
-                for x in alt.lines
-            ],
-        },
-        "documentation_requests": [
-            {"clause": r.clause, "document": r.document} for r in decision.documentation_requests
-        ],
+        "alternative": None if alt is None else _alternative_json(alt),
+        "documentation_requests": [_request_json(r) for r in decision.documentation_requests],
         "references": [
             {"id": r.id, "citation": " ".join(r.citation.split()), "doi": r.doi, "url": r.url}
             | {"note": r.note}
@@ -261,18 +286,16 @@ def outline(decision: Decision) -> list[Node]:
         nodes.append(Node("h2", "Alternative the facts support"))
         nodes.append(Node("p", alt.summary, 1))
         nodes.extend(Node("li", f"{words(x.procedure)}: {x.levels}", 1) for x in alt.lines)
-        nodes.append(
-            Node(
-                "note",
-                "A partial-approval candidate (X12 278 A2 certified partial, or "
-                "A6 modified) for the physician reviewer.",
-                1,
-            )
-        )
+        nodes.append(Node("note", _alternative_note(alt), 1))
     if decision.documentation_requests:
         nodes.append(Node("h2", "Documentation to request"))
         nodes.extend(
-            Node("li", f"{r.document} (for{KEEP}{_code(r.clause)})", 1, f"{n}.")
+            Node(
+                "li",
+                f"{r.document} (for{KEEP}{', '.join(_code(c) for c in r.clauses)})",
+                1,
+                f"{n}.",
+            )
             for n, r in enumerate(decision.documentation_requests, 1)
         )
     if decision.conflicts:
@@ -436,3 +459,28 @@ __all__ = [
     "review_note",
     "sources",
 ]
+
+
+def _alternative_note(alt: AlternativeScope) -> str:
+    """Say what the alternative's own evaluation found: offered, pended or not offered."""
+    own = alt.decision
+    if own is None:
+        return (
+            "Not evaluated: it holds no procedure this policy governs; each procedure in it is "
+            "judged under the policy that governs it. Not offered for approval."
+        )
+    if alt.approvable:
+        return (
+            "Evaluated under the same policy: medically necessary. A candidate for X12 278 A6 "
+            "(modified) for the physician reviewer."
+        )
+    if own.determination is Determination.INSUFFICIENT_DOCUMENTATION:
+        missing = ", ".join(c.id for c in own.by_status(Status.NOT_DOCUMENTED))
+        return (
+            "Evaluated under the same policy: pended. This scope would qualify once the "
+            f"documents listed for {missing} arrive; it is not offered for approval yet."
+        )
+    failing = "; ".join(
+        f"{c.id}: {c.rationale or 'not met'}" for c in own.by_status(Status.NOT_MET)
+    )
+    return f"Evaluated under the same policy: not medically necessary, so not offered ({failing})."

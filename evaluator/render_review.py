@@ -13,7 +13,8 @@ OVERALL_WORDS = {
     Overall.PARTIALLY_MEDICALLY_NECESSARY: "partially medically necessary",
     Overall.NOT_MEDICALLY_NECESSARY: "not medically necessary",
     Overall.INSUFFICIENT_DOCUMENTATION: "insufficient documentation",
-    Overall.NO_POLICY: "no policy governs the request",
+    Overall.MODIFIED: "modified (a narrower scope for physician review)",
+    Overall.NO_POLICY: "pended (no policy governs a requested line)",
 }
 NO_POLICY_NOTE = (
     "No policy governs this procedure: it is not reviewed here and needs manual review. "

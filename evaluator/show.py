@@ -104,7 +104,8 @@ def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Ite
         yield _Para(_UNDOCUMENTED[clause.undocumented], "If the records cannot decide it")
     if clause.documentation:
         yield _List(
-            tuple(f"- {d}" for d in clause.documentation), "Documents requested when not documented"
+            tuple(f"- {_template(d, markdown)}" for d in clause.documentation),
+            "Documents requested when a missing document could change the status",
         )
     yield _Para(_template(clause.recommendation, markdown), "Recommendation")
     yield _Para(", ".join(f"[{n}]" for n in clause.cites), "References")
@@ -224,6 +225,12 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             for p in policy.procedures
         )
     )
+    if policy.reads:
+        kinds = choice_text([words(k) for k in policy.reads], "and")
+        yield _Para(
+            f"The lines it governs are judged with the facts of the {kinds} lines of the same "
+            "request, which describe the same operation."
+        )
     settings = _setting_lines(policy)
     if settings:
         yield _Heading(2, "Settings")

@@ -83,7 +83,7 @@ def test_load_founding_case():
     assert case.line("fusion").procedure == "lumbar_fusion"
     assert case.line("decompression").cpts == ("63047", "63048")
     assert case.line("si-fusion") == ServiceLine(
-        "si-fusion", "si_joint_fusion", ("27279",), "Sacroiliac joint fusion devices, both sides"
+        "si-fusion", "si_joint_fusion", ("27279",), "Fusion devices for both SI (iliac) joints"
     )
     with pytest.raises(KeyError):
         case.line("nope")

@@ -288,13 +288,15 @@ def test_per_line_review_json_validates(case: Path) -> None:
 
 def test_founding_case_reviews_three_lines() -> None:
     result = run("evaluate", FOUNDING, "--format", "json")
-    assert result.exit_code == ExitCode.NOT_MEDICALLY_NECESSARY  # partly approvable
+    # The decompression line is pended (symptom correlation not documented), so the request is.
+    assert result.exit_code == ExitCode.INSUFFICIENT_DOCUMENTATION
     data = json.loads(result.stdout)
-    assert data["overall"] == {"determination": "partially_medically_necessary", "x12_action": "A2"}
+    assert data["overall"] == {"determination": "insufficient_documentation", "x12_action": "A4"}
     lines = {line["line"]: line for line in data["lines"]}
     assert {k: (v["policy"]["id"], v["determination"]) for k, v in lines.items()} == {
-        "decompression": ("lumbar-decompression", "medically_necessary"),
+        "decompression": ("lumbar-decompression", "insufficient_documentation"),
         "fusion": ("lumbar-fusion", "not_medically_necessary"),
         "si-fusion": ("si-joint-fusion", "not_medically_necessary"),
     }
-    assert lines["fusion"]["alternative"]["lines"][0]["levels"] == "L3-S1"
+    alternative = {x["procedure"]: x["levels"] for x in lines["fusion"]["alternative"]["lines"]}
+    assert alternative == {"lumbar_decompression": "L1-S1", "lumbar_fusion": "L3-S1"}

@@ -123,8 +123,8 @@ def test_founding_lines(founding):
         "t": "pelvic_fixation",
         "id": "pelvic_fixation:1",
         "line": "fusion",
-        "method": "iliac_screws",
-        "src": 'surgeon_letter "Construct to be carried to the pelvis with iliac screws."',
+        "method": "other",
+        "src": 'surgeon_letter "extending fixation to T12 and the pelvis"',
     }
 
 
@@ -154,7 +154,7 @@ def test_founding_alignment_words(founding):
     alignment = one(founding, "alignment")
     assert alignment["cobb_word"] == "very subtle"
     assert alignment["lumbar_lordosis_word"] == "straightening"
-    assert alignment["full_length"] is False
+    assert "full_length" not in alignment  # the review does not say
     assert not {"cobb", "sva", "pelvic_incidence", "pelvic_tilt", "standing"} & alignment.keys()
 
 
@@ -648,3 +648,29 @@ def test_src_is_one_line_and_nearest_source_wins(full):
     src = one(found, "diagnosis")["src"]
     assert len(src) < 100
     assert src.endswith('..."')
+
+
+def test_a_value_given_as_statements_names_the_source_that_decided_it() -> None:
+    # Issue 8: the therapy note (a primary record) outranks the letter; the evidence names it.
+    data = {
+        "case_id": "statements",
+        "request": {
+            "date": "2025-06-20",
+            "lines": [{"id": "fusion", "procedure": "lumbar_fusion", "fusion": "L4-L5"}],
+        },
+        "nicotine": {
+            "status": {
+                "statements": [
+                    {"value": "never", "source": {"document": "surgeon_letter", "quote": "No."}},
+                    {
+                        "value": "current",
+                        "source": {"document": "therapy_note", "quote": "Smokes daily."},
+                    },
+                ]
+            }
+        },
+    }
+    case = case_from_data(data, "statements.json")
+    (nicotine,) = [f for f in case.facts if f.type == "nicotine"]
+    assert nicotine.fields["status"] == "current"
+    assert nicotine.fields["src"] == 'therapy_note "Smokes daily."'

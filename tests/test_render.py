@@ -74,7 +74,7 @@ def test_text_report_order(report: str) -> None:
 def test_text_report_evidence_reads_as_words(founding: Any, report: str) -> None:
     assert "[no] for T12-L3 and S1-S2: " in report
     assert "[not documented] physical therapy: supervised is yes" in report
-    assert 'source: clinic note "PT listed among prior treatments' in report
+    assert 'source: clinic note "There is no documentation of completion of formal' in report
     instability = next(c for c in founding.clauses if c.id == "LF-INSTABILITY")
     cited = ", ".join(str(n) for n in sorted(instability.citations))
     assert f"References: [{cited}]" in report

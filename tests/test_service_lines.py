@@ -29,8 +29,9 @@ PARTIAL = "partially_medically_necessary"
 # case -> (overall, X12 action, {line id: (governing policy id or None, determination)})
 REVIEWS = {
     "multi-line-partial": (
-        PARTIAL,
-        "A2",
+        # A line no policy governs pends the request (domain.md section 4).
+        NO_POLICY,
+        "A4",
         {
             "decompression": ("lumbar-decompression", MN),
             "fusion": ("lumbar-fusion", NMN),
@@ -38,10 +39,12 @@ REVIEWS = {
         },
     ),
     "t12-s2-fusion": (
-        PARTIAL,
-        "A2",
+        # The review does not say whether the radicular symptoms match the imaging levels: the
+        # decompression line is pended, and so is the request.
+        "insufficient_documentation",
+        "A4",
         {
-            "decompression": ("lumbar-decompression", MN),
+            "decompression": ("lumbar-decompression", "insufficient_documentation"),
             "fusion": ("lumbar-fusion", NMN),
             "si-fusion": ("si-joint-fusion", NMN),
         },
@@ -61,9 +64,10 @@ CLAUSES = {
     },
     ("t12-s2-fusion", "decompression"): {
         # Care since 12/2024: 6 weeks from either end of the month; L1-L2 to L5-S1 are all
-        # named with moderate stenosis.
+        # named with moderate stenosis (an assumption of the example); radicular symptoms are
+        # mentioned without saying whether they match the imaging levels.
         "LD-URGENT": "not_applicable",
-        "LD-SYMPTOMS": "met",
+        "LD-SYMPTOMS": "not_documented",
         "LD-CONSERVATIVE-CARE": "met",
         "LD-IMAGING-CORRELATION": "met",
     },

@@ -91,7 +91,10 @@ def test_clause_parts(markdown: str) -> None:
     part = markdown[markdown.index("#### LF-INSTABILITY") : markdown.index("### Deformity")]
     assert "**Requires:**\n\n- for every fused segment:\n  - there is an unstable segment" in part
     assert "**If the records cannot decide it:** not met, because this criterion must" in part
-    assert "**Documents requested when not documented:**\n\n- Flexion-extension" in part
+    assert (
+        "**Documents requested when a missing document could change the status:**\n\n"
+        "- Flexion-extension radiographs at \\[unsupported fused segments\\]"
+    ) in part
     # a `{type.field}` template shows what the decision fills in
     assert "instability (\\[alternative fusion segments\\])" in part
     assert re.search(r"\*\*References:\*\* \[1\], \[2\]", part)
