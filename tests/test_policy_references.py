@@ -161,3 +161,62 @@ def test_lint_reports_a_cycle_between_policies(tmp_path: Path) -> None:
         str(tmp_path / pid / "1.yaml") for pid in ("one", "two")
     )
     assert all(f.location.pointer == "/sections/0/clauses/0/requires" for f in cycles)
+
+
+def _si_suite_case(name: str) -> Any:
+    suite = load_suite(ROOT / "policies" / "lumbar-fusion" / "tests" / "edges.yaml", Library())
+    return next(t for t in suite.tests if t.name == name).case
+
+
+def test_the_per_line_review_gives_the_fusion_line_its_si_route() -> None:
+    # Reviewed line by line, lumbar-fusion judges only its own line but reads the SI-joint line
+    # (`reads:`); the referenced SI-joint policy must be judged on those same facts. Judged on
+    # the fusion line's facts alone, it would see no SI-joint line, find no test or block on the
+    # side to be fused, and the SI route would be false.
+    review = api.review_case(_si_suite_case("si-fixation-by-si-criteria"), Library())
+    by_line = {r.line.id: r for r in review.lines}
+    assert by_line["si-fusion"].determination == "medically_necessary"
+    fusion = by_line["fusion"].decision
+    assert fusion is not None
+    fixation = next(c for c in fusion.clauses if c.id == "LF-SI-FIXATION")
+    assert fixation.status is Status.MET
+    assert fusion.determination is Determination.MEDICALLY_NECESSARY
+    assert review.overall == api.Overall.MEDICALLY_NECESSARY
+
+
+def test_the_referenced_policy_judges_the_facts_the_referring_one_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case = _si_suite_case("si-fixation-by-si-criteria")
+    library = Library()
+    fusion = library.get("lumbar-fusion", case.request_date.lo)
+    seen: dict[str, list[Any]] = {}
+    run = Engine.run
+
+    def spy(self: Engine, program: Program, facts: Any, **options: Any) -> Any:
+        seen.setdefault(program.name, list(facts))
+        return run(self, program, facts, **options)
+
+    monkeypatch.setattr(Engine, "run", spy)
+    api.evaluate(case, fusion, ["fusion"])
+    si = api.program_for(library.get("si-joint-fusion", case.request_date.lo)).name
+    own = api.program_for(fusion).name
+    lines = {f["line"] for f in seen[si] if "line" in f}
+    assert lines == {"fusion", "si-fusion"}
+    assert [f for f in seen[own] if f["t"] != "policy_result"] == seen[si]
+
+
+def test_the_evaluated_alternative_re_runs_the_reference_on_the_narrower_request() -> None:
+    # The founding case: the alternative (decompression L1-S1, fusion L3-S1) drops the pelvic
+    # fixation and is a request of its own without the SI-joint line, so SI fixation does not
+    # apply there; the referenced policy is evaluated again on that request without error.
+    case = api.cases.load_case(ROOT / "examples" / "cases" / "t12-s2-fusion.json")
+    library = Library()
+    decision = api.evaluate(case, library.get("lumbar-fusion", case.request_date.lo))
+    fixation = next(c for c in decision.clauses if c.id == "LF-SI-FIXATION")
+    assert fixation.status is Status.NOT_MET
+    assert decision.alternative is not None and decision.alternative.decision is not None
+    narrower = decision.alternative.decision
+    alt_fixation = next(c for c in narrower.clauses if c.id == "LF-SI-FIXATION")
+    assert alt_fixation.status is Status.NOT_APPLICABLE
+    assert narrower.determination is Determination.INSUFFICIENT_DOCUMENTATION

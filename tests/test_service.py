@@ -256,11 +256,6 @@ def _entries(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="examples/fhir/t12-s2-fusion-bundle.json still maps the founding case before it was "
-    "made to quote the review verbatim (issue 8); the bundle needs regenerating from it",
-)
 def test_fhir_submit_gives_the_cli_review_per_item(server):
     cli = json.loads(_cli("evaluate", str(FOUNDING), "--format", "json").stdout)
     response = server.post(
