@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from evaluator import api
-from evaluator.cases import case_from_data
+from evaluator.cases import case_from_data, load_case
 from evaluator.decision import Decision
 from evaluator.engine import Engine
 from evaluator.errors import EngineError, PolicyError
@@ -210,12 +210,13 @@ def test_the_evaluated_alternative_re_runs_the_reference_on_the_narrower_request
     # The founding case: the alternative (decompression L1-S1, fusion L3-S1) drops the pelvic
     # fixation and is a request of its own without the SI-joint line, so SI fixation does not
     # apply there; the referenced policy is evaluated again on that request without error.
-    case = api.cases.load_case(ROOT / "examples" / "cases" / "t12-s2-fusion.json")
+    case = load_case(ROOT / "examples" / "cases" / "t12-s2-fusion.json")
     library = Library()
     decision = api.evaluate(case, library.get("lumbar-fusion", case.request_date.lo))
     fixation = next(c for c in decision.clauses if c.id == "LF-SI-FIXATION")
     assert fixation.status is Status.NOT_MET
-    assert decision.alternative is not None and decision.alternative.decision is not None
+    assert decision.alternative is not None
+    assert decision.alternative.decision is not None
     narrower = decision.alternative.decision
     alt_fixation = next(c for c in narrower.clauses if c.id == "LF-SI-FIXATION")
     assert alt_fixation.status is Status.NOT_APPLICABLE
