@@ -339,8 +339,9 @@ KEYS = st.text(alphabet=string.ascii_letters + string.digits + "_-/~ .", min_siz
 SCALARS = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
+    # within LIMITS.max_number: larger numbers are refused (tested in tests/hostile/)
+    | st.integers(min_value=-(10**15) + 1, max_value=10**15 - 1)
+    | st.floats(min_value=-1e15, max_value=1e15, exclude_min=True, exclude_max=True)
     | st.text(
         alphabet=string.printable.replace("\r", "").replace("\x0b", "").replace("\x0c", ""),
         max_size=12,
