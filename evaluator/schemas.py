@@ -45,12 +45,22 @@ _YEAR_MONTH = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 _MONTH_YEAR = re.compile(r"(?P<month>[0-9]{1,2})/(?P<year>[0-9]{4})")
 
 
+# Dates are clinical: a year outside these is a typo (`0025` for `2025`), and months counted
+# from year 1 or to year 9999 would leave the calendar datetime can hold.
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
+
+
+def _plausible(day: datetime.date) -> bool:
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
 @FORMATS.checks("date", raises=ValueError)
 def _is_date(instance: object) -> bool:
     # jsonschema's own check defers to date.fromisoformat, which on 3.11 also takes `20250102`
     if not isinstance(instance, str):
         return True
-    return bool(_DATE.fullmatch(instance)) and bool(datetime.date.fromisoformat(instance))
+    return bool(_DATE.fullmatch(instance)) and _plausible(datetime.date.fromisoformat(instance))
 
 
 @FORMATS.checks("partial-date", raises=ValueError)
@@ -59,17 +69,18 @@ def _is_partial_date(instance: object) -> bool:
     if not isinstance(instance, str):
         return True
     if _DATE.fullmatch(instance):
-        return bool(datetime.date.fromisoformat(instance))
+        return _plausible(datetime.date.fromisoformat(instance))
     match = _YEAR_MONTH.fullmatch(instance) or _MONTH_YEAR.fullmatch(instance)
     if match is None:
         return False
     # date() raises ValueError for month 13 or year 0, which the checker reports as invalid
-    return bool(datetime.date(int(match["year"]), int(match["month"]), 1))
+    return _plausible(datetime.date(int(match["year"]), int(match["month"]), 1))
 
 
 _FORMAT_EXPECTED = {
-    "date": "a date as YYYY-MM-DD",
-    "partial-date": "a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY",
+    "date": f"a date as YYYY-MM-DD, in the years {FIRST_YEAR} to {LAST_YEAR}",
+    "partial-date": "a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY, in the years "
+    f"{FIRST_YEAR} to {LAST_YEAR}",
 }
 
 
