@@ -327,7 +327,9 @@ def test_format_problem_explains_the_shape(folder: Path) -> None:
     problem = only(folder, replace("onset: 03/2024", "onset: 2024-13"))
     assert problem.code == "schema_format"
     assert problem.message == "`2024-13` is not a valid partial date"
-    assert problem.hint == "expected a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY"
+    assert problem.hint == (
+        "expected a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY, in the years 1900 to 2199"
+    )
 
 
 def test_yaml_impossible_date_reaches_the_format_check(folder: Path) -> None:
