@@ -421,7 +421,8 @@ def _limit_problem(data: Any, name: str) -> Problem | None:
                 child = pointer + make_pointer([key])
                 found = _scalar_problem(key)
                 if found is not None:
-                    return Problem(found[0], found[1], Location(name, None, None, child), found[2])
+                    at = Location(name, None, None, pointer)  # a bad key cannot be printed
+                    return Problem(found[0], found[1], at, found[2])
                 stack.append((item, child, depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{pointer}/{i}", depth + 1) for i, item in enumerate(value))
@@ -652,7 +653,8 @@ class _Converter:
                 raise self.non_string_key(key, pointer, key_positions)
             text = str(key)
             child = make_pointer([text]) if not pointer else pointer + make_pointer([text])
-            self.check_scalar(text, child, key_positions.get(key, self.positions[pointer]))
+            # located at the mapping: a pointer holding a bad key could not be printed
+            self.check_scalar(text, pointer, key_positions.get(key, self.positions[pointer]))
             result[text] = self.convert(
                 value, child, key_positions.get(key, self.positions[pointer]), depth + 1
             )
