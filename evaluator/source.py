@@ -393,13 +393,14 @@ def _json_document(text: str, name: str) -> Document:
             Location(name, error.lineno, error.colno),
         ) from None
     except (RecursionError, _NotPlainJsonError):
-        return loads(text, name)  # reports the nesting or the duplicate key with its line
+        # reports the nesting or the duplicate key with its line
+        return loads(text, name, json_text=True)
     if data is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
     problem = _limit_problem(data, name)
     if problem is not None:
         if problem.code != "document_too_large":
-            loads(text, name)  # the same checks, with lines: raises the located problem
+            loads(text, name, json_text=True)  # the same checks, with lines: raises it located
         raise SourceError([problem])
     return Document(data, name, _LazyPositions(text, name))
 
@@ -483,7 +484,7 @@ class _LazyPositions(Mapping[str, Position]):
 
     def _load(self) -> Mapping[str, Position]:
         if self._positions is None:
-            self._positions = loads(self._text, self._name).positions
+            self._positions = loads(self._text, self._name, json_text=True).positions
         return self._positions
 
     def __getitem__(self, pointer: str) -> Position:
@@ -496,12 +497,14 @@ class _LazyPositions(Mapping[str, Position]):
         return len(self._load())
 
 
-def loads(text: str, name: str) -> Document:
-    """Parse YAML or JSON text; `name` is the file name used in locations.
+def loads(text: str, name: str, *, json_text: bool = False) -> Document:
+    """Parse YAML or JSON text; `name` is the file name used in locations; `json_text` says
+    the text is JSON (a pair of \\u escapes is one character).
 
     Returns the Document; raises SourceError with one of the codes `malformed_yaml`,
     `duplicate_key`, `empty_document`, `non_string_key`, `bad_number`, `unsupported_tag`,
-    `recursive_alias`, `nesting_too_deep`, `document_too_large`.
+    `recursive_alias`, `nesting_too_deep`, `document_too_large`, `string_too_long`,
+    `number_too_large`, `bad_text` (the limits are `LIMITS`).
     """
     try:
         with warnings.catch_warnings():
@@ -529,7 +532,7 @@ def loads(text: str, name: str) -> Document:
         raise _too_deep(name, "") from None
     if tree is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
-    converter = _Converter(name)
+    converter = _Converter(name, join_surrogate_pairs=json_text)
     data = converter.convert(tree, "", (1, 1), 0)
     return Document(data, name, MappingProxyType(converter.positions), tree)
 
@@ -607,8 +610,11 @@ def _too_deep(name: str, pointer: str, position: Position | None = None) -> Sour
 class _Converter:
     """Turns ruamel's round-trip tree into plain JSON-like data, recording positions."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, join_surrogate_pairs: bool = False) -> None:
         self.name = name
+        # JSON writes a character beyond U+FFFF as a pair of \u escapes, which the YAML parser
+        # keeps as two lone surrogates; YAML's own \u escapes are code points, so a pair is not
+        self.join_surrogate_pairs = join_surrogate_pairs
         self.positions: dict[str, Position] = {}
         self.nodes = 0
         # ids of the collections being converted, to catch an alias inside its own anchor
@@ -651,7 +657,7 @@ class _Converter:
         for key, value in node.items():
             if not isinstance(key, str):
                 raise self.non_string_key(key, pointer, key_positions)
-            text = str(key)
+            text = _join_pairs(str(key)) if self.join_surrogate_pairs else str(key)
             child = make_pointer([text]) if not pointer else pointer + make_pointer([text])
             # located at the mapping: a pointer holding a bad key could not be printed
             self.check_scalar(text, pointer, key_positions.get(key, self.positions[pointer]))
@@ -726,6 +732,8 @@ class _Converter:
                 )
             return float(node)
         if isinstance(node, str):
+            if self.join_surrogate_pairs:
+                return _join_pairs(str(node))
             return str(node)
         # datetime before date: a datetime is a date too
         if isinstance(node, datetime.datetime | datetime.date):
@@ -750,6 +758,11 @@ class _Converter:
 
 
 _YAML_TYPES: dict[type, str] = {bytes: "!!binary", set: "!!set"}
+
+
+def _join_pairs(text: str) -> str:
+    # a lone surrogate survives the round trip and is reported by `_scalar_problem`
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _tag_of(node: Any) -> str | None:
