@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -70,12 +71,14 @@ def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path,
         return [(f, None) for folder in folders for f in _suite_files(folder)]
     for name in names:
         path = Path(name)
-        if path.is_file():
-            found.append((path, None))
-        elif path.is_dir():
+        if path.is_dir():
             # A policy's own folder holds policy files too: only its tests/ are suites.
             folder = path / "tests" if (path / "tests").is_dir() else path
             found.extend((f, None) for f in _suite_files(folder))
+        elif os.path.lexists(path):
+            # any other entry, even a FIFO or a broken link, is a suite file that `load` refuses
+            # with a message rather than a policy id
+            found.append((path, None))
         else:
             ref = PolicyRef.parse(name)
             if ref.version or not (library.root / ref.id).is_dir():
