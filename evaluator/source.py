@@ -294,19 +294,19 @@ def _read(path: str | Path) -> tuple[bytes, str]:
 
 
 def _open_error(exc: OSError, name: str) -> SourceError:
+    code, message = (
+        "unreadable_file",
+        f"cannot read: {(exc.strerror or type(exc).__name__).lower()}",
+    )
     if isinstance(exc, FileNotFoundError):
+        code, message = "file_not_found", "no such file"
         if os.path.islink(name):
-            message = "is a broken symbolic link (its target does not exist)"
-            return SourceError.single("not_a_file", message, Location(name))
-        return SourceError.single("file_not_found", "no such file", Location(name))
-    if isinstance(exc, IsADirectoryError):
-        return SourceError.single("unreadable_file", "is a directory, not a file", Location(name))
-    if exc.errno == errno.ELOOP:
-        return SourceError.single(
-            "not_a_file", "is a symbolic link loop (too many levels of links)", Location(name)
-        )
-    reason = (exc.strerror or type(exc).__name__).lower()
-    return SourceError.single("unreadable_file", f"cannot read: {reason}", Location(name))
+            code, message = "not_a_file", "is a broken symbolic link (its target does not exist)"
+    elif isinstance(exc, IsADirectoryError):
+        message = "is a directory, not a file"
+    elif exc.errno == errno.ELOOP:
+        code, message = "not_a_file", "is a symbolic link loop (too many levels of links)"
+    return SourceError([Problem(code, message, Location(name))])
 
 
 def _check_size(size: int, name: str) -> None:

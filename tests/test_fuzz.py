@@ -115,7 +115,7 @@ def from_schema(node: Any, depth: int = 0) -> st.SearchStrategy[Any]:
 
 # --- mutations of the examples -----------------------------------------------------------------
 
-_HOSTILE_VALUES = st.sampled_from(
+_HOSTILE_VALUES: st.SearchStrategy[Any] = st.sampled_from(
     [
         None,
         True,
