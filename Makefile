@@ -70,7 +70,7 @@ typecheck: $(STAMP) ## Run mypy (strict on evaluator/)
 # `make test` runs the same fuzz tests bounded to a few seconds.
 fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpreter; generated and mutated cases through the CLI
 	NECESSITY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_policies.py
-	NECESSITY_FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest tests/test_fuzz.py -q
+	NECESSITY_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
 bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py

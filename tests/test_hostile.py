@@ -161,6 +161,22 @@ def test_every_hostile_file_has_a_sidecar() -> None:
     assert not missing
 
 
+def _wait_until_reading_stdin(pid: int) -> None:
+    # A SIGINT during the imports would hit Python, not the command: wait for the read(0, ...)
+    # system call (Linux: /proc/<pid>/syscall starts "0 0x0"), or a generous sleep elsewhere.
+    syscall = Path(f"/proc/{pid}/syscall")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if syscall.read_text().startswith("0 0x0 "):
+                time.sleep(0.2)  # inside the command, blocked on standard input
+                return
+        except OSError:
+            time.sleep(5)
+            return
+        time.sleep(0.1)
+
+
 def test_ctrl_c_exits_130_and_says_what_was_written() -> None:
     # `evaluate -` waits on standard input, inside the command: a SIGINT there is the user's
     proc = subprocess.Popen(
@@ -171,7 +187,7 @@ def test_ctrl_c_exits_130_and_says_what_was_written() -> None:
         cwd=ROOT,
     )
     try:
-        time.sleep(4)  # past the imports, blocked reading standard input
+        _wait_until_reading_stdin(proc.pid)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
