@@ -57,6 +57,11 @@ def _make(kind: str, path: Path) -> None:
             (path / "gone.json").symlink_to(path / "nowhere.json")
         elif kind == "folder-with-link-loop":
             (path / "loop.json").symlink_to(path / "loop.json")
+        elif kind == "policies-with-fifo":
+            (path / "lumbar-fusion").mkdir()
+            policy = ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml"
+            (path / "lumbar-fusion" / "2025.1.yaml").write_bytes(policy.read_bytes())
+            os.mkfifo(path / "lumbar-fusion" / "2026.1.yaml")
 
 
 def _needs_process(expect: dict[str, Any]) -> bool:
@@ -64,6 +69,7 @@ def _needs_process(expect: dict[str, Any]) -> bool:
     return any(key in expect for key in ("device", "stdin", "stdout")) or expect.get("make") in (
         "fifo",
         "folder-with-fifo",
+        "policies-with-fifo",
     )
 
 
