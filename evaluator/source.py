@@ -397,40 +397,40 @@ def _json_document(text: str, name: str) -> Document:
         return loads(text, name, json_text=True)
     if data is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
-    problem = _limit_problem(data, name)
-    if problem is not None:
-        if problem.code != "document_too_large":
-            loads(text, name, json_text=True)  # the same checks, with lines: raises it located
-        raise SourceError([problem])
+    over = _over_limits(data)
+    if over == "values":
+        # too large to re-read for a line number: the message names the file
+        raise SourceError([_too_large(name, "")])
+    if over is not None:
+        loads(text, name, json_text=True)  # the same checks, with lines: raises it located
+        raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
     return Document(data, name, _LazyPositions(text, name))
 
 
-def _limit_problem(data: Any, name: str) -> Problem | None:
-    """Return the first value of already-parsed data over `LIMITS`, or None (the check
-    `_Converter` makes while it builds YAML data)."""
+def _over_limits(data: Any) -> str | None:
+    """Return which limit already-parsed data exceeds (`values`, `depth` or `scalar`), or None.
+
+    Fast, without positions or pointers: the round-trip reader, which makes the same checks
+    while it builds data, locates the problem when there is one.
+    """
     count = 0
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    stack: list[tuple[Any, int]] = [(data, 0)]
     while stack:
-        value, pointer, depth = stack.pop()
+        value, depth = stack.pop()
         count += 1
         if count > LIMITS.max_values:
-            return _too_large(name, pointer)
+            return "values"
         if depth > LIMITS.max_depth:
-            return _too_deep(name, pointer).problems[0]
-        if isinstance(value, dict):
+            return "depth"
+        if type(value) is dict:
             for key, item in value.items():
-                child = pointer + make_pointer([key])
-                found = _scalar_problem(key)
-                if found is not None:
-                    at = Location(name, None, None, pointer)  # a bad key cannot be printed
-                    return Problem(found[0], found[1], at, found[2])
-                stack.append((item, child, depth + 1))
-        elif isinstance(value, list):
-            stack.extend((item, f"{pointer}/{i}", depth + 1) for i, item in enumerate(value))
-        else:
-            found = _scalar_problem(value)
-            if found is not None:
-                return Problem(found[0], found[1], Location(name, None, None, pointer), found[2])
+                if _scalar_problem(key) is not None:
+                    return "scalar"
+                stack.append((item, depth + 1))
+        elif type(value) is list:
+            stack.extend((item, depth + 1) for item in value)
+        elif _scalar_problem(value) is not None:
+            return "scalar"
     return None
 
 
@@ -445,6 +445,8 @@ def _too_large(name: str, pointer: str) -> Problem:
 def _scalar_problem(value: Any) -> tuple[str, str, str | None] | None:
     """Return (code, message, hint) if a key or scalar is over `LIMITS` or not text, or None."""
     if isinstance(value, str):
+        if value.isascii() and len(value) <= LIMITS.max_string:
+            return None
         if len(value) > LIMITS.max_string:
             return (
                 "string_too_long",
