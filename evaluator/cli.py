@@ -130,9 +130,10 @@ class NecessityGroup(click.Group):
         except OSError as error:
             if error.errno not in _ENVIRONMENT_ERRNOS:
                 raise _bug(error) from None
-            target = f"`{error.filename}`" if error.filename else "the output"
             reason = (error.strerror or type(error).__name__).lower()
-            lines = [f"error: cannot write {target}: {reason}"]
+            # no file name: the write to standard output failed, at a flush
+            where = error.filename if error.filename else "cannot write the output"
+            lines = [f"error: {where}: {reason}"]
             so_far = written(ctx)
             if so_far:
                 lines.append(f"  {so_far}")

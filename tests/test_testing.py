@@ -272,7 +272,7 @@ def test_a_failed_write_is_a_message_not_a_traceback(
     result = run_cli("lumbar-fusion", "--junit", str(tmp_path / "junit.xml"))
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert f"cannot write `{tmp_path / 'junit.xml'}`: permission denied" in result.stderr
+    assert f"error: {tmp_path / 'junit.xml'}: permission denied" in result.stderr
 
 
 # --- coverage on a hand-made policy -------------------------------------------------------------

@@ -55,7 +55,7 @@ def report_written(describe: Callable[[], str]) -> None:
     """Tell the CLI how to say what the running command has written so far.
 
     On Ctrl-C or a failed write the CLI prints `describe()` (e.g. "1,200 records in out.jsonl")
-    so the user knows what is safe to keep; without it the CLI says nothing was written.
+    so the user knows what is safe to keep; without it the message says only what failed.
     """
     click.get_current_context().meta[_WRITTEN] = describe
 
