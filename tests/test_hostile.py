@@ -203,3 +203,25 @@ def test_ctrl_c_exits_130_and_says_what_was_written() -> None:
     assert proc.returncode == ExitCode.INTERRUPTED, text
     assert "Traceback" not in text
     assert "interrupted: no decision was printed" in text
+
+
+def test_ctrl_c_during_policy_tests_says_how_many_ran() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "evaluator", "test"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # the first test has run
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode("utf-8", "replace")
+    assert proc.returncode == ExitCode.INTERRUPTED, text
+    assert "Traceback" not in text
+    assert "tests ran; no report or JUnit file written" in text

@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from evaluator import render, testing
-from evaluator.commands import ExitCode, format_option, output_file, policies_dir_option
+from evaluator.commands import (
+    ExitCode,
+    format_option,
+    output_file,
+    policies_dir_option,
+    report_written,
+)
 from evaluator.coverage import Coverage, PolicyCoverage
 from evaluator.errors import InputError, Problem
 from evaluator.model import Status
@@ -86,9 +92,10 @@ def command(
     if not any(suite.tests for suite in suites):
         raise click.UsageError("no policy tests found (suites live in policies/<id>/tests/)")
     coverage = Coverage()
-    observers: list[testing.Observer] = [coverage]
-    if output_format == "text":
-        observers.append(_Progress())
+    progress = _Progress(echo=output_format == "text")
+    observers: list[testing.Observer] = [coverage, progress]
+    total = sum(len(suite.tests) for suite in suites)
+    report_written(lambda: f"{progress.done} of {total} tests ran; no report or JUnit file written")
     started = time.perf_counter()
     results = testing.run(suites, observers)
     seconds = time.perf_counter() - started
@@ -127,10 +134,17 @@ def _load(library: Library, names: Sequence[str]) -> list[testing.Suite]:
 
 
 class _Progress:
-    """Prints one line per test as it finishes, as pytest -v does."""
+    """Counts the tests as they finish and, with `echo`, prints one line per test, as
+    pytest -v does."""
+
+    def __init__(self, *, echo: bool) -> None:
+        self.echo = echo
+        self.done = 0
 
     def observe(self, result: testing.TestResult) -> None:
-        click.echo(f"{'PASS' if result.passed else 'FAIL'} {test_id(result)}")
+        self.done += 1
+        if self.echo:
+            click.echo(f"{'PASS' if result.passed else 'FAIL'} {test_id(result)}")
 
 
 def _shown(path: str) -> str:
