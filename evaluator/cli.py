@@ -149,7 +149,7 @@ def _bug(error: Exception) -> click.exceptions.Exit:
     return _fail(lines, ExitCode.ENGINE_ERROR)
 
 
-_CODES = "\n".join(f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items())
+_CODES = "\n".join(f"  {int(code):<3}  {text}" for code, text in EXIT_CODE_HELP.items())
 
 
 @click.group(
