@@ -32,6 +32,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "STDIN",
+    "STDIN_NAME",
     "Document",
     "Limits",
     "find_files",

@@ -46,6 +46,8 @@ def _make(kind: str, path: Path) -> None:
         path.write_bytes(b" " * (LIMITS.max_bytes + 1))
     elif kind == "example-case":
         path.write_bytes(EXAMPLE.read_bytes())
+    elif kind == "example-policy":
+        path.write_bytes((ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml").read_bytes())
     elif kind == "trailing-comma":
         path.write_text('{"case_id": "x",}\n', encoding="utf-8")
     else:
