@@ -12,7 +12,7 @@ from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
 from .engine import Engine
-from .errors import InputError, Location, PolicyError, PolicyNotFoundError
+from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
 from .explain import explain as explain_trace
 from .facts import FactValue
 from .model import Determination, Policy
