@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test policy-check lint format typecheck bench fuzz docs notice-screenshot clean
+.PHONY: help venv demo test policy-check schema-check lint format typecheck bench fuzz docs notice-screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -41,13 +41,20 @@ demo: $(STAMP) ## Evaluate the example T12-S2 fusion case
 	esac
 
 # pytest's exit code 5 (no tests collected) is non-zero, so it fails this target as it must.
-test: lint typecheck policy-check ## Lint, type-check, check the policies, then run the tests
+test: lint typecheck policy-check schema-check ## Lint, type-check, check the policies, then run the tests
 	$(BIN)/python -m pytest
 
 policy-check: $(STAMP) ## Lint and fmt --check every policy; run their suites at 100 % coverage
 	$(BIN)/necessity lint
 	$(BIN)/necessity fmt --check
 	$(BIN)/necessity test --coverage --fail-under 100
+
+# An outside client (an editor, CI) validates files with the schemas alone, offline: no schema
+# may send a $ref to the network.
+schema-check: $(STAMP) ## Validate policies, cases and test suites with check-jsonschema (offline)
+	$(BIN)/check-jsonschema --schemafile schemas/policy.schema.json policies/*/*.yaml
+	$(BIN)/check-jsonschema --schemafile schemas/policy-test.schema.json policies/*/tests/*.yaml
+	$(BIN)/check-jsonschema --schemafile schemas/case.schema.json examples/cases/*.json
 
 lint: $(STAMP) ## Run ruff check and ruff format --check
 	$(BIN)/ruff check .
@@ -61,8 +68,9 @@ typecheck: $(STAMP) ## Run mypy (strict on evaluator/)
 	$(BIN)/mypy
 
 # `make test` runs the same fuzz tests bounded to a few seconds.
-fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpreter
+fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpreter; generated and mutated cases through the CLI
 	NECESSITY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_policies.py
+	NECESSITY_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
 bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py

@@ -325,10 +325,9 @@ class Checked:
     error: InputError | None
 
 
-def _kind(path: Path) -> str:
+def _kind(path: Path, document: source.Document) -> str:
     if path.suffix in (".yaml", ".yml") and path.parent.parent.name == "policies":
         return "policy"
-    document = source.load(path)
     if isinstance(document.data, dict) and "sections" in document.data:
         return "policy"
     if isinstance(document.data, dict) and "tests" in document.data:
@@ -358,27 +357,32 @@ def _check_siblings(policy: Policy, path: Path) -> None:
 def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
     """Validate policy and case files (folders are searched); return one result per file.
 
-    A policy is also compiled, so every problem the engine would meet is reported here.
+    `-` is standard input, read once. A policy is also compiled, so every problem the engine
+    would meet is reported here.
     """
     results = []
     for path in source.find_files(paths):
+        name = source.STDIN_NAME if str(path) == source.STDIN else str(path)
         try:
-            if not path.exists():
-                raise SourceError.single("file_not_found", "no such file", Location(str(path)))
-            kind = _kind(path)
+            document = source.load(path)
+            kind = _kind(path, document)
             if kind == "policy":
-                policy = policies.load_policy(path)
-                program_for(policy)
-                _check_siblings(policy, path)
+                if name == source.STDIN_NAME:
+                    schemas.validate(document, policies.POLICY_SCHEMA)
+                    program_for(policies.build_policy(document))
+                else:
+                    policy = policies.load_policy(path)
+                    program_for(policy)
+                    _check_siblings(policy, path)
             elif kind == "case":
-                cases.load_case(path)
+                cases.case_from_document(document)
             elif kind == "fhir-bundle":
-                load_request(path)
+                request_from_document(document)
             else:
-                schemas.validate(source.load(path), kind)
-            results.append(Checked(str(path), kind, None))
+                schemas.validate(document, kind)
+            results.append(Checked(name, kind, None))
         except InputError as error:
-            results.append(Checked(str(path), "file", error))
+            results.append(Checked(name, "file", error))
     return results
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 import traceback
 from importlib import metadata
 from typing import Any
@@ -24,6 +27,7 @@ from evaluator.commands import (
     test,
     validate,
     verify,
+    written,
 )
 from evaluator.errors import EngineError, InputError
 
@@ -57,12 +61,49 @@ def _fail(lines: list[str], code: ExitCode) -> click.exceptions.Exit:
     return click.exceptions.Exit(code)
 
 
+# An OSError with one of these numbers is the user's environment (a full disk, a read-only or
+# missing folder), not a bug: a message and exit 2. Any other OSError is reported as a bug.
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EIO,
+    }
+)
+
+
+def _flush_stdout() -> None:
+    # Output is buffered: a full disk or a closed pipe shows only when it is flushed, which
+    # must happen here, inside the handler, rather than at interpreter exit as a traceback.
+    sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    # The reader is gone: point stdout at /dev/null so the interpreter's own flush at exit
+    # does not print "Exception ignored ... BrokenPipeError".
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (CliRunner)
+        pass
+
+
 class NecessityGroup(click.Group):
     """A group that turns the product's exceptions into messages and exit codes."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                _flush_stdout()
         except InputError as error:
             raise _fail(render.problem_lines(error), ExitCode.INVALID_INPUT) from None
         except EngineError as error:
@@ -75,16 +116,40 @@ class NecessityGroup(click.Group):
                 raise
             error.show()
             raise click.exceptions.Exit(ExitCode.INVALID_INPUT) from None
-        except (click.exceptions.Exit, click.exceptions.Abort):
+        except click.exceptions.Exit:
             raise
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            # 1 would read as "not medically necessary"; 130 is what shells report for Ctrl-C
+            so_far = written(ctx)
+            message = f"interrupted: {so_far}" if so_far else "interrupted"
+            raise _fail([message], ExitCode.INTERRUPTED) from None
+        except BrokenPipeError:
+            # `necessity ... | head`: the reader has what it wanted; exit quietly as Unix tools do
+            _silence_stdout()
+            raise click.exceptions.Exit(ExitCode.OUTPUT_CLOSED) from None
+        except OSError as error:
+            if error.errno not in _ENVIRONMENT_ERRNOS:
+                raise _bug(error) from None
+            reason = (error.strerror or type(error).__name__).lower()
+            # no file name: the write to standard output failed, at a flush
+            where = error.filename if error.filename else "cannot write the output"
+            lines = [f"error: {where}: {reason}"]
+            so_far = written(ctx)
+            if so_far:
+                lines.append(f"  {so_far}")
+            raise _fail(lines, ExitCode.INVALID_INPUT) from None
         except Exception as error:  # a bug must never exit 0, 1 or 3: those are determinations
-            lines = traceback.format_exc().rstrip().splitlines()
-            lines.append(f"internal error: {type(error).__name__}: {error}")
-            lines.append("  hint: this is a bug in necessity; no determination was made")
-            raise _fail(lines, ExitCode.ENGINE_ERROR) from None
+            raise _bug(error) from None
 
 
-_CODES = "\n".join(f"  {int(code)}  {text}" for code, text in EXIT_CODE_HELP.items())
+def _bug(error: Exception) -> click.exceptions.Exit:
+    lines = traceback.format_exc().rstrip().splitlines()
+    lines.append(f"internal error: {type(error).__name__}: {error}")
+    lines.append("  hint: this is a bug in necessity; no determination was made")
+    return _fail(lines, ExitCode.ENGINE_ERROR)
+
+
+_CODES = "\n".join(f"  {int(code):<3}  {text}" for code, text in EXIT_CODE_HELP.items())
 
 
 @click.group(

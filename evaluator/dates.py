@@ -166,7 +166,18 @@ def _duration_from_mapping(value: Mapping[str, int]) -> int:
         if amount < 0:
             raise DateError(f'negative duration part "{unit}": {amount}', repr(dict(value)))
         total += amount * _DAYS_PER_UNIT[unit]
-    return total
+    return _plausible_days(total, repr(dict(value)))
+
+
+# A documented duration longer than a lifetime is a typo; checking it also keeps int() from
+# meeting a number of thousands of digits.
+MAX_DURATION_DAYS = 36_525 * 2
+
+
+def _plausible_days(days: int, text: str) -> int:
+    if days > MAX_DURATION_DAYS:
+        raise DateError(f"duration {text} is longer than {MAX_DURATION_DAYS} days", text)
+    return days
 
 
 def parse_duration(value: str | Mapping[str, int]) -> int:
@@ -200,5 +211,7 @@ def parse_duration(value: str | Mapping[str, int]) -> int:
         if per_unit in seen:
             raise DateError(f'duration "{text}" states {unit} twice', text)
         seen.add(per_unit)
+        if len(amount) > len(str(MAX_DURATION_DAYS)):
+            return _plausible_days(MAX_DURATION_DAYS + 1, f'"{text[:40]}"')
         total += int(amount) * per_unit
-    return total
+    return _plausible_days(total, f'"{text}"')

@@ -47,6 +47,14 @@ def load_policy(path: str | Path) -> Policy:
     return policy
 
 
+def _sha256(document: source.Document) -> str:
+    # a policy version is identified by its file's bytes; standard input can be read only once,
+    # so a policy read from it is identified by its data
+    if document.path == source.STDIN_NAME:
+        return content_sha256(document.data)
+    return hashlib.sha256(Path(document.path).read_bytes()).hexdigest()
+
+
 def build_policy(document: source.Document) -> Policy:
     """Return the Policy model of a schema-valid document."""
     data: Mapping[str, Any] = document.data
@@ -156,7 +164,7 @@ def build_policy(document: source.Document) -> Policy:
         rules=tuple(rules),
         sections=tuple(sections),
         alternative=alternative,
-        sha256=hashlib.sha256(Path(document.path).read_bytes()).hexdigest(),
+        sha256=_sha256(document),
         content_sha256=content_sha256(data),
         supersedes=data.get("supersedes"),
         changelog=tuple(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, TypeChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -45,12 +45,22 @@ _YEAR_MONTH = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
 _MONTH_YEAR = re.compile(r"(?P<month>[0-9]{1,2})/(?P<year>[0-9]{4})")
 
 
+# Dates are clinical: a year outside these is a typo (`0025` for `2025`), and months counted
+# from year 1 or to year 9999 would leave the calendar datetime can hold.
+FIRST_YEAR = 1900
+LAST_YEAR = 2199
+
+
+def _plausible(day: datetime.date) -> bool:
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
 @FORMATS.checks("date", raises=ValueError)
 def _is_date(instance: object) -> bool:
     # jsonschema's own check defers to date.fromisoformat, which on 3.11 also takes `20250102`
     if not isinstance(instance, str):
         return True
-    return bool(_DATE.fullmatch(instance)) and bool(datetime.date.fromisoformat(instance))
+    return bool(_DATE.fullmatch(instance)) and _plausible(datetime.date.fromisoformat(instance))
 
 
 @FORMATS.checks("partial-date", raises=ValueError)
@@ -59,18 +69,35 @@ def _is_partial_date(instance: object) -> bool:
     if not isinstance(instance, str):
         return True
     if _DATE.fullmatch(instance):
-        return bool(datetime.date.fromisoformat(instance))
+        return _plausible(datetime.date.fromisoformat(instance))
     match = _YEAR_MONTH.fullmatch(instance) or _MONTH_YEAR.fullmatch(instance)
     if match is None:
         return False
     # date() raises ValueError for month 13 or year 0, which the checker reports as invalid
-    return bool(datetime.date(int(match["year"]), int(match["month"]), 1))
+    return _plausible(datetime.date(int(match["year"]), int(match["month"]), 1))
 
 
 _FORMAT_EXPECTED = {
-    "date": "a date as YYYY-MM-DD",
-    "partial-date": "a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY",
+    "date": f"a date as YYYY-MM-DD, in the years {FIRST_YEAR} to {LAST_YEAR}",
+    "partial-date": "a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY, in the years "
+    f"{FIRST_YEAR} to {LAST_YEAR}",
 }
+
+
+# --- types -------------------------------------------------------------------------------------
+
+
+def _is_whole_number(_checker: TypeChecker, instance: object) -> bool:
+    # JSON Schema counts 3.0 as an integer, but the code past the schema gets a float where it
+    # counts (`at_least: 3.0` of a list raised a TypeError): a whole number is written whole.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# the stubs leave `extend` untyped; it returns a subclass of the validator it extends
+_Validator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number),
+)
 
 
 # --- the schemas of one folder -----------------------------------------------------------------
@@ -112,7 +139,7 @@ class SchemaSet:
     def validator(self, name: str) -> Draft202012Validator:
         """Return a validator for the schema `name`; raises LookupError if unknown."""
         if name not in self._validators:
-            self._validators[name] = Draft202012Validator(
+            self._validators[name] = _Validator(
                 self.schema(name), registry=self.registry, format_checker=FORMATS
             )
         return self._validators[name]

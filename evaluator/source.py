@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import math
+import os
 import re
+import stat
+import sys
 import warnings
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -24,9 +28,13 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 from evaluator.errors import Location, Problem, SourceError
 
 __all__ = [
+    "LIMITS",
     "MAX_DEPTH",
     "MAX_NODES",
+    "STDIN",
+    "STDIN_NAME",
     "Document",
+    "Limits",
     "find_files",
     "load",
     "load_line",
@@ -36,10 +44,35 @@ __all__ = [
     "split_pointer",
 ]
 
-# Real policies and cases nest a few dozen levels at most; the caps stop alias bombs
-# ("billion laughs") and self-referencing aliases from exhausting memory or the stack.
-MAX_DEPTH = 100
-MAX_NODES = 250_000
+
+@dataclass(frozen=True)
+class Limits:
+    """What any file the product reads (policy, case, test suite; YAML or JSON) may hold.
+
+    The one place these caps are set; docs/robustness.md explains each. The largest bundled
+    file is about 25 KB with 3,000 values nested 15 deep and no string over 1,000 characters,
+    so the caps leave ample room while bounding time and memory (a case's cost grows with its
+    values: 50,000 values evaluate in a few seconds) and stopping alias bombs ("billion
+    laughs"), self-referencing aliases and deep nesting from exhausting memory or the stack.
+    """
+
+    max_bytes: int = 4 * 1024 * 1024
+    max_values: int = 50_000
+    max_depth: int = 100
+    max_string: int = 100_000
+    # Past 2**53 (about 9.0e15) a float no longer holds every whole number, and the engine
+    # writes large numbers in exponent notation it then cannot parse: no threshold, setting
+    # or measurement comes near 1e15.
+    max_number: float = 1e15
+
+
+LIMITS = Limits()
+MAX_DEPTH = LIMITS.max_depth
+MAX_NODES = LIMITS.max_values
+
+# The file name that stands for standard input, and how locations name it.
+STDIN = "-"
+STDIN_NAME = "<stdin>"
 
 Position = tuple[int, int]
 
@@ -56,8 +89,13 @@ DATA_SUFFIXES = (".yaml", ".yml", ".json")
 def find_files(
     paths: Iterable[str | Path], suffixes: tuple[str, ...] = DATA_SUFFIXES, skip: str | None = None
 ) -> Iterator[Path]:
-    """Yield the files named as given, and for each folder named its files with one of
-    `suffixes`, recursively in sorted order, leaving out any under a sub-folder named `skip`."""
+    """Yield the files named as given, and for each folder named its entries with one of
+    `suffixes`, recursively in sorted order, leaving out any under a sub-folder named `skip`.
+
+    An entry that is not a folder is yielded even when it is not a regular file (a FIFO, a
+    device, a broken symbolic link or a link loop), so that `load` refuses it with a message
+    rather than the folder skipping it in silence.
+    """
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
@@ -67,9 +105,16 @@ def find_files(
             p
             for p in path.rglob("*")
             if p.suffix.lower() in suffixes
-            and p.is_file()
+            and not _is_dir(p)
             and (skip is None or skip not in p.relative_to(path).parts[:-1])
         )
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a symbolic link loop: not a folder, and `load` says what it is
+        return False
 
 
 # --- JSON pointers (RFC 6901) ------------------------------------------------------------------
@@ -135,8 +180,16 @@ class _Constructor(RoundTripConstructor):
         except ValueError:
             return str(node.value)
 
+    def construct_yaml_int(self, node: Any) -> Any:
+        # int() of more than 4,300 digits raises a bare ValueError; a number with more digits
+        # than the largest allowed one is too large, which the converter reports with its line
+        if sum(character.isalnum() for character in str(node.value)) > _MAX_DIGITS + 2:
+            return _TOO_LARGE
+        return super().construct_yaml_int(node)
+
 
 _Constructor.add_constructor(_CORE_TAG + "timestamp", _Constructor.construct_yaml_timestamp)
+_Constructor.add_constructor(_CORE_TAG + "int", _Constructor.construct_yaml_int)
 
 
 def _round_trip_loader() -> YAML:
@@ -148,25 +201,14 @@ def _round_trip_loader() -> YAML:
 
 
 def load(path: str | Path) -> Document:
-    """Read a YAML or JSON file.
+    """Read a YAML or JSON file; `-` reads standard input (named `<stdin>` in locations).
 
-    Returns the Document; raises SourceError (`file_not_found`, `unreadable_file`, or any
-    code of `loads`).
+    A `.json` file is JSON, a `.yaml` or `.yml` file YAML; standard input is JSON when it
+    starts with `{` or `[`, else YAML. Returns the Document; raises SourceError
+    (`file_not_found`, `unreadable_file`, `not_a_file`, `document_too_large`, or any code of
+    `loads`).
     """
-    name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise SourceError.single("file_not_found", "no such file", Location(name)) from None
-    except IsADirectoryError:
-        raise SourceError.single(
-            "unreadable_file", "is a directory, not a file", Location(name)
-        ) from None
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise SourceError.single(
-            "unreadable_file", f"cannot read: {reason}", Location(name)
-        ) from None
+    raw, name = _read(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -176,10 +218,12 @@ def load(path: str | Path) -> Document:
             f"not utf-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
             Location(name, line),
         ) from None
-    if Path(path).suffix.lower() == ".json":
-        fast = _json_document(text, name)
-        if fast is not None:
-            return fast
+    if name == STDIN_NAME:
+        is_json = text.lstrip()[:1] in ("{", "[")
+    else:
+        is_json = Path(path).suffix.lower() == ".json"
+    if is_json:
+        return _json_document(text, name)
     return loads(text, name)
 
 
@@ -191,22 +235,88 @@ def load_line(text: str, name: str, line: int) -> Document:
     """
     # Leading newlines put every position (and every problem) on the stream's own line.
     padded = "\n" * (line - 1) + text
+    # a line of JSON Lines is JSON, never YAML (which allows `{a: 1,}`): errors are located
     document = _json_document(padded, name)
-    if document is not None:
-        # The whole document starts on its own line, not on the first line of the stream.
-        # (ChainMap only ever writes to its first map.)
-        rest = cast(MutableMapping[str, Position], document.positions)
-        return replace(document, positions=ChainMap({"": (line, 1)}, rest))
+    # The whole document starts on its own line, not on the first line of the stream.
+    # (ChainMap only ever writes to its first map.)
+    rest = cast(MutableMapping[str, Position], document.positions)
+    return replace(document, positions=ChainMap({"": (line, 1)}, rest))
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _read(path: str | Path) -> tuple[bytes, str]:
+    """Return the bytes of a regular file (or of standard input) and its name for locations.
+
+    Anything else is refused before it is read: a FIFO would block forever and `/dev/zero`
+    never ends. Reads at most `LIMITS.max_bytes`.
+    """
+    name = str(path)
+    if name == STDIN:
+        raw = sys.stdin.buffer.read(LIMITS.max_bytes + 1)
+        _check_size(len(raw), STDIN_NAME)
+        return raw, STDIN_NAME
     try:
-        json.loads(padded)  # a line of JSON Lines is JSON, never YAML (which allows `{a: 1,}`)
-    except json.JSONDecodeError as exc:
-        message = f"malformed json: {_lower_first(exc.msg)}"
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; a regular
+        # file ignores the flag. The type is checked on the open file, so it cannot change
+        # between the check and the read.
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise _open_error(exc, name) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError.single(
+                "unreadable_file", "is a directory, not a file", Location(name)
+            )
+        if not stat.S_ISREG(mode):
+            kind = next((text for test, text in _FILE_KINDS if test(mode)), "not a regular file")
+            raise SourceError.single(
+                "not_a_file",
+                f"is {kind}, not a regular file",
+                Location(name),
+                "give the path of a policy or case file",
+            )
+        _check_size(os.fstat(descriptor).st_size, name)
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            raw = handle.read(LIMITS.max_bytes + 1)
+    except OSError as exc:
+        raise _open_error(exc, name) from None
+    finally:
+        os.close(descriptor)
+    _check_size(len(raw), name)
+    return raw, name
+
+
+def _open_error(exc: OSError, name: str) -> SourceError:
+    code, message = (
+        "unreadable_file",
+        f"cannot read: {(exc.strerror or type(exc).__name__).lower()}",
+    )
+    if isinstance(exc, FileNotFoundError):
+        code, message = "file_not_found", "no such file"
+        if os.path.islink(name):
+            code, message = "not_a_file", "is a broken symbolic link (its target does not exist)"
+    elif isinstance(exc, IsADirectoryError):
+        message = "is a directory, not a file"
+    elif exc.errno == errno.ELOOP:
+        code, message = "not_a_file", "is a symbolic link loop (too many levels of links)"
+    return SourceError([Problem(code, message, Location(name))])
+
+
+def _check_size(size: int, name: str) -> None:
+    if size > LIMITS.max_bytes:
         raise SourceError.single(
-            "malformed_yaml", message, Location(name, exc.lineno, exc.colno)
-        ) from None
-    except (ValueError, RecursionError):
-        pass
-    return loads(padded, name)  # well-formed, but refused above: this says why, and where
+            "document_too_large",
+            f"the file is larger than {LIMITS.max_bytes // (1024 * 1024)} MiB",
+            Location(name),
+        )
 
 
 def loads_json(text: str, name: str) -> Document:
@@ -237,16 +347,33 @@ def _no_constant(token: str) -> Any:
     raise _ConstantError(token)
 
 
-def _json_document(text: str, name: str) -> Document | None:
-    """Return a well-formed JSON file's Document, read by the standard library, or None.
+def _whole_number(token: str) -> int | float:
+    # int() of more than 4,300 digits raises a bare ValueError; anything with more digits than
+    # the largest allowed number is too large, which `_scalar_problem` reports
+    return int(token) if len(token) <= _MAX_DIGITS else _TOO_LARGE
+
+
+_MAX_DIGITS = len(str(int(LIMITS.max_number))) + 1
+_TOO_LARGE = 10**_MAX_DIGITS  # stands for any whole number with more digits than that
+
+
+def _json_document(text: str, name: str) -> Document:
+    """Return a JSON file's Document, read by the standard library.
 
     ruamel.yaml's pure-Python parser costs as much as evaluating a case; positions are only
-    needed when something must be located, so they are computed on first use. Anything else
-    the standard library rejects (syntax, duplicate keys, depth) is left to `loads`, which
-    reports it with its line. Raises SourceError `bad_number` for NaN or Infinity.
+    needed when something must be located, so they are computed on first use. A syntax error
+    is reported with the line and column the standard library gives; a duplicate key, or a
+    value over the limits, is located by the round-trip parser. Raises SourceError.
     """
+    if not text.strip():
+        raise SourceError.single("empty_document", "the file holds no data", Location(name))
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        data = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_int=_whole_number,
+        )
     except _ConstantError as error:
         # JSON has no NaN or Infinity; YAML would read the bare word as a string instead.
         at = text.find(error.token)
@@ -257,11 +384,98 @@ def _json_document(text: str, name: str) -> Document | None:
             f"`{error.token}` is not a number a case may hold",
             Location(name, line, column),
         ) from None
-    except (ValueError, RecursionError, _NotPlainJsonError):
-        return None
+    except json.JSONDecodeError as error:
+        # a `.json` file is JSON: a trailing comma or a comment is an error, even though
+        # YAML (a superset) would read it
+        message = _lower_first(error.msg)
+        raise SourceError.single(
+            "malformed_yaml",  # the one code for a file that does not parse, YAML or JSON
+            f"malformed json: {message}",
+            Location(name, error.lineno, error.colno),
+        ) from None
+    except (RecursionError, _NotPlainJsonError):
+        # reports the nesting or the duplicate key with its line
+        return loads(text, name, json_text=True)
     if data is None:
-        return None
+        raise SourceError.single("empty_document", "the file holds no data", Location(name))
+    over = _over_limits(data)
+    if over == "values":
+        # too large to re-read for a line number: the message names the file
+        raise SourceError([_too_large(name, "")])
+    if over is not None:
+        loads(text, name, json_text=True)  # the same checks, with lines: raises it located
+        raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
     return Document(data, name, _LazyPositions(text, name))
+
+
+def _over_limits(data: Any) -> str | None:
+    """Return which limit already-parsed data exceeds (`values`, `depth` or `scalar`), or None.
+
+    Fast, without positions or pointers: the round-trip reader, which makes the same checks
+    while it builds data, locates the problem when there is one.
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > LIMITS.max_values:
+            return "values"
+        if depth > LIMITS.max_depth:
+            return "depth"
+        if type(value) is dict:
+            for key, item in value.items():
+                if _scalar_problem(key) is not None:
+                    return "scalar"
+                stack.append((item, depth + 1))
+        elif type(value) is list:
+            stack.extend((item, depth + 1) for item in value)
+        elif _scalar_problem(value) is not None:
+            return "scalar"
+    return None
+
+
+def _too_large(name: str, pointer: str) -> Problem:
+    return Problem(
+        "document_too_large",
+        f"the document has more than {LIMITS.max_values} values",
+        Location(name, None, None, pointer),
+    )
+
+
+def _scalar_problem(value: Any) -> tuple[str, str, str | None] | None:
+    """Return (code, message, hint) if a key or scalar is over `LIMITS` or not text, or None."""
+    if isinstance(value, str):
+        if value.isascii() and len(value) <= LIMITS.max_string:
+            return None
+        if len(value) > LIMITS.max_string:
+            return (
+                "string_too_long",
+                f"text of {len(value)} characters; at most {LIMITS.max_string} are allowed",
+                None,
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            code_point = ord(value[error.start])
+            return (
+                "bad_text",
+                f"text holds a lone surrogate (\\u{code_point:04x}), which is not a character",
+                "write the character itself; in YAML, a character beyond \\uffff is written "
+                "\\UXXXXXXXX, not as a pair of \\u escapes",
+            )
+        return None
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) >= LIMITS.max_number
+    ):
+        return (
+            "number_too_large",
+            "the number is too large: numbers must be below 1e15 in magnitude",
+            None,
+        )
+    return None
 
 
 class _LazyPositions(Mapping[str, Position]):
@@ -273,7 +487,7 @@ class _LazyPositions(Mapping[str, Position]):
 
     def _load(self) -> Mapping[str, Position]:
         if self._positions is None:
-            self._positions = loads(self._text, self._name).positions
+            self._positions = loads(self._text, self._name, json_text=True).positions
         return self._positions
 
     def __getitem__(self, pointer: str) -> Position:
@@ -286,12 +500,14 @@ class _LazyPositions(Mapping[str, Position]):
         return len(self._load())
 
 
-def loads(text: str, name: str) -> Document:
-    """Parse YAML or JSON text; `name` is the file name used in locations.
+def loads(text: str, name: str, *, json_text: bool = False) -> Document:
+    """Parse YAML or JSON text; `name` is the file name used in locations; `json_text` says
+    the text is JSON (a pair of \\u escapes is one character).
 
     Returns the Document; raises SourceError with one of the codes `malformed_yaml`,
     `duplicate_key`, `empty_document`, `non_string_key`, `bad_number`, `unsupported_tag`,
-    `recursive_alias`, `nesting_too_deep`, `document_too_large`.
+    `recursive_alias`, `nesting_too_deep`, `document_too_large`, `string_too_long`,
+    `number_too_large`, `bad_text` (the limits are `LIMITS`).
     """
     try:
         with warnings.catch_warnings():
@@ -319,7 +535,7 @@ def loads(text: str, name: str) -> Document:
         raise _too_deep(name, "") from None
     if tree is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
-    converter = _Converter(name)
+    converter = _Converter(name, join_surrogate_pairs=json_text)
     data = converter.convert(tree, "", (1, 1), 0)
     return Document(data, name, MappingProxyType(converter.positions), tree)
 
@@ -385,7 +601,7 @@ def _duplicate_key(exc: DuplicateKeyError, name: str) -> SourceError:
 
 def _too_deep(name: str, pointer: str, position: Position | None = None) -> SourceError:
     line, column = position if position is not None else (None, None)
-    message = f"values are nested more than {MAX_DEPTH} levels deep"
+    message = f"values are nested more than {LIMITS.max_depth} levels deep"
     return SourceError(
         [Problem("nesting_too_deep", message, Location(name, line, column, pointer))]
     )
@@ -397,8 +613,11 @@ def _too_deep(name: str, pointer: str, position: Position | None = None) -> Sour
 class _Converter:
     """Turns ruamel's round-trip tree into plain JSON-like data, recording positions."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, join_surrogate_pairs: bool = False) -> None:
         self.name = name
+        # JSON writes a character beyond U+FFFF as a pair of \u escapes, which the YAML parser
+        # keeps as two lone surrogates; YAML's own \u escapes are code points, so a pair is not
+        self.join_surrogate_pairs = join_surrogate_pairs
         self.positions: dict[str, Position] = {}
         self.nodes = 0
         # ids of the collections being converted, to catch an alias inside its own anchor
@@ -416,11 +635,9 @@ class _Converter:
             position = _own_position(node) or position
         self.positions[pointer] = position
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise self.fail(
-                "document_too_large", f"the document has more than {MAX_NODES} values", pointer
-            )
-        if depth > MAX_DEPTH:
+        if self.nodes > LIMITS.max_values:
+            raise SourceError([_too_large(self.name, pointer)])
+        if depth > LIMITS.max_depth:
             raise _too_deep(self.name, pointer, position)
         if not isinstance(node, dict | list):
             return self.scalar(node, pointer)
@@ -443,8 +660,10 @@ class _Converter:
         for key, value in node.items():
             if not isinstance(key, str):
                 raise self.non_string_key(key, pointer, key_positions)
-            text = str(key)
+            text = _join_pairs(str(key)) if self.join_surrogate_pairs else str(key)
             child = make_pointer([text]) if not pointer else pointer + make_pointer([text])
+            # located at the mapping: a pointer holding a bad key could not be printed
+            self.check_scalar(text, pointer, key_positions.get(key, self.positions[pointer]))
             result[text] = self.convert(
                 value, child, key_positions.get(key, self.positions[pointer]), depth + 1
             )
@@ -486,7 +705,19 @@ class _Converter:
             for index, item in enumerate(node)
         ]
 
+    def check_scalar(self, value: Any, pointer: str, position: Position) -> None:
+        found = _scalar_problem(value)
+        if found is not None:
+            code, message, hint = found
+            location = Location(self.name, position[0], position[1], pointer)
+            raise SourceError([Problem(code, message, location, hint)])
+
     def scalar(self, node: Any, pointer: str) -> Any:
+        value = self.plain_scalar(node, pointer)
+        self.check_scalar(value, pointer, self.positions[pointer])
+        return value
+
+    def plain_scalar(self, node: Any, pointer: str) -> Any:
         # bool first: ScalarBoolean (an anchored true/false) and bool are both ints
         if isinstance(node, bool | ScalarBoolean):
             return bool(node)
@@ -504,6 +735,8 @@ class _Converter:
                 )
             return float(node)
         if isinstance(node, str):
+            if self.join_surrogate_pairs:
+                return _join_pairs(str(node))
             return str(node)
         # datetime before date: a datetime is a date too
         if isinstance(node, datetime.datetime | datetime.date):
@@ -528,6 +761,11 @@ class _Converter:
 
 
 _YAML_TYPES: dict[type, str] = {bytes: "!!binary", set: "!!set"}
+
+
+def _join_pairs(text: str) -> str:
+    # a lone surrogate survives the round trip and is reported by `_scalar_problem`
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _tag_of(node: Any) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,7 @@ from typing import Any, ClassVar, Protocol
 from . import api, cases, schemas, source
 from .cases import Case
 from .decision import ClauseResult, Decision
-from .errors import Collector, InputError, Location, SourceError
+from .errors import Collector, InputError, Location, Problem, SourceError
 from .model import Determination, Policy, Status
 from .policies import Library, PolicyRef
 
@@ -70,12 +71,14 @@ def find_suites(library: Library, names: Sequence[str] = ()) -> list[tuple[Path,
         return [(f, None) for folder in folders for f in _suite_files(folder)]
     for name in names:
         path = Path(name)
-        if path.is_file():
-            found.append((path, None))
-        elif path.is_dir():
+        if path.is_dir():
             # A policy's own folder holds policy files too: only its tests/ are suites.
             folder = path / "tests" if (path / "tests").is_dir() else path
             found.extend((f, None) for f in _suite_files(folder))
+        elif os.path.lexists(path):
+            # any other entry, even a FIFO or a broken link, is a suite file that `load` refuses
+            # with a message rather than a policy id
+            found.append((path, None))
         else:
             ref = PolicyRef.parse(name)
             if ref.version or not (library.root / ref.id).is_dir():
@@ -335,6 +338,46 @@ def junit_xml(
                     case, "failure", type="expectation", message=failure_summary(result)
                 )
                 failure.text = failure_text(result)
+    ET.indent(root)
+    return ET.ElementTree(root)
+
+
+def junit_errors(problems: Sequence[Problem]) -> ET.ElementTree:
+    """Return a JUnit XML tree for suites that could not be read: per file, one test named
+    `load` whose error is each problem, located."""
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.location.file or "<unknown>", []).append(problem)
+    root = ET.Element(
+        "testsuites",
+        name="necessity",
+        tests=str(len(by_file)),
+        failures="0",
+        errors=str(len(by_file)),
+        time="0.000",
+    )
+    for path, found in by_file.items():
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=path,
+            tests="1",
+            failures="0",
+            errors="1",
+            skipped="0",
+            time="0.000",
+        )
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=Path(path).stem,
+            name="load",
+            file=path,
+            line=str(found[0].location.line or 0),
+            time="0.000",
+        )
+        error = ET.SubElement(case, "error", type=found[0].code, message=str(found[0]))
+        error.text = "\n".join(str(problem) for problem in found)
     ET.indent(root)
     return ET.ElementTree(root)
 

@@ -41,6 +41,8 @@ def test_exit_codes_are_the_documented_numbers() -> None:
         ("INVALID_INPUT", 2),
         ("INSUFFICIENT_DOCUMENTATION", 3),
         ("ENGINE_ERROR", 4),
+        ("INTERRUPTED", 130),
+        ("OUTPUT_CLOSED", 141),
     ]
 
 

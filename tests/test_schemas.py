@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from evaluator.errors import MAX_PROBLEMS, Problem, SchemaError
+from evaluator.resources import schemas_dir
 from evaluator.schemas import (
     FORMATS,
     SchemaSet,
@@ -327,7 +328,9 @@ def test_format_problem_explains_the_shape(folder: Path) -> None:
     problem = only(folder, replace("onset: 03/2024", "onset: 2024-13"))
     assert problem.code == "schema_format"
     assert problem.message == "`2024-13` is not a valid partial date"
-    assert problem.hint == "expected a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY"
+    assert problem.hint == (
+        "expected a date as YYYY-MM-DD, or a month as YYYY-MM or MM/YYYY, in the years 1900 to 2199"
+    )
 
 
 def test_yaml_impossible_date_reaches_the_format_check(folder: Path) -> None:
@@ -383,3 +386,23 @@ def test_an_invalid_schema_is_a_defect(tmp_path: Path) -> None:
     (tmp_path / "bad.schema.json").write_text('{"type": 12}', encoding="utf-8")
     with pytest.raises(jsonschema.exceptions.SchemaError):
         SchemaSet(tmp_path)
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
+
+
+@pytest.mark.parametrize("path", sorted(schemas_dir().glob("*.schema.json")), ids=lambda p: p.name)
+def test_a_schema_that_refers_to_another_file_resolves_it_offline(path: Path) -> None:
+    # With an https $id, a relative $ref resolves to an https address and check-jsonschema or an
+    # editor goes to the network; without one, it resolves beside the file (make schema-check).
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    external = [ref for ref in _refs(schema) if not ref.startswith("#")]
+    if external:
+        assert "$id" not in schema, f"{path.name} refers to {external} against its $id"
+        assert all((path.parent / ref.split("#")[0]).is_file() for ref in external)

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML
 
 from evaluator.errors import Location, SourceError
 from evaluator.source import (
+    LIMITS,
     MAX_DEPTH,
     Document,
     load,
@@ -339,8 +340,9 @@ KEYS = st.text(alphabet=string.ascii_letters + string.digits + "_-/~ .", min_siz
 SCALARS = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
+    # within LIMITS.max_number: larger numbers are refused (tested in tests/hostile/)
+    | st.integers(min_value=-(10**15) + 1, max_value=10**15 - 1)
+    | st.floats(min_value=-1e15, max_value=1e15, exclude_min=True, exclude_max=True)
     | st.text(
         alphabet=string.printable.replace("\r", "").replace("\x0b", "").replace("\x0c", ""),
         max_size=12,
@@ -430,3 +432,52 @@ def test_json_the_fast_path_declines_is_reported_by_the_round_trip_parser(
         load(path)
     assert caught.value.code in (code, "bad_number")
     assert caught.value.location.line == 1
+
+
+# --- one set of limits for both readers ---------------------------------------------------------
+
+
+def _over(limit: str) -> Any:
+    if limit == "values":
+        return {"a": [0] * LIMITS.max_values}
+    if limit == "depth":
+        nested: Any = 0
+        for _ in range(LIMITS.max_depth + 1):
+            nested = [nested]
+        return {"a": nested}
+    if limit == "string":
+        return {"a": "x" * (LIMITS.max_string + 1)}
+    return {"a": [1, 2, LIMITS.max_number]}
+
+
+@pytest.mark.parametrize(
+    ("limit", "code"),
+    [
+        ("values", "document_too_large"),
+        ("depth", "nesting_too_deep"),
+        ("string", "string_too_long"),
+        ("number", "number_too_large"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_json_and_yaml_share_the_limits(tmp_path: Path, limit: str, code: str, suffix: str) -> None:
+    # the JSON reader once skipped the caps the YAML reader enforced
+    path = tmp_path / f"case{suffix}"
+    text = json.dumps(_over(limit))  # JSON is YAML too
+    if limit == "values" and suffix == ".yaml":
+        # the same count through aliases: parsing 50,000 YAML values takes seconds
+        items = ", ".join(["0"] * 1000)
+        aliases = ", ".join(["*a"] * (LIMITS.max_values // 1000))
+        text = f"a: &a [{items}]\nb: [{aliases}]\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SourceError) as caught:
+        load(path)
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_just_within_the_limits_reads(tmp_path: Path, suffix: str) -> None:
+    data = {"a": "x" * LIMITS.max_string, "b": -(LIMITS.max_number - 1), "c": [0] * 1000}
+    path = tmp_path / f"case{suffix}"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert load(path).data == data

@@ -237,6 +237,44 @@ def test_junit_xml_is_well_formed_with_the_right_counts(tmp_path: Path) -> None:
     assert cases[1].get("classname") == "lumbar-fusion@2025.1:suite"
 
 
+def test_junit_file_is_written_when_a_suite_is_unreadable(tmp_path: Path) -> None:
+    # CI reads the JUnit file: an unreadable suite must show there, not leave no file at all
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policy: lumbar-fusion\ntests: [\n", encoding="utf-8")
+    report = tmp_path / "junit.xml"
+    result = run_cli(str(broken), "--junit", str(report))
+    assert result.exit_code == 2
+    root = ET.parse(report).getroot()
+    assert (root.get("tests"), root.get("errors")) == ("1", "1")
+    [case] = root.iter("testcase")
+    assert (case.get("name"), case.get("file"), case.get("line")) == ("load", str(broken), "3")
+    error = case.find("error")
+    assert error is not None
+    assert error.get("type") == "malformed_yaml"
+    assert f"{broken}:3:1: malformed yaml" in (error.text or "")
+
+
+def test_junit_file_in_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_cli("lumbar-fusion", "--junit", str(tmp_path / "no" / "junit.xml"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+    assert "PASS" not in result.stdout  # refused before any test ran
+
+
+def test_a_failed_write_is_a_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # root ignores file permissions, so the write error is injected where the file is written
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / "junit.xml"))
+
+    monkeypatch.setattr(ET.ElementTree, "write", refuse)
+    result = run_cli("lumbar-fusion", "--junit", str(tmp_path / "junit.xml"))
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert f"error: {tmp_path / 'junit.xml'}: permission denied" in result.stderr
+
+
 # --- coverage on a hand-made policy -------------------------------------------------------------
 
 

@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     INVALID_INPUT = 2
     INSUFFICIENT_DOCUMENTATION = 3
     ENGINE_ERROR = 4
+    # What a shell reports for a process ended by SIGINT or SIGPIPE (128 + the signal).
+    INTERRUPTED = 130
+    OUTPUT_CLOSED = 141
 
     # Aliases for commands that print something other than a determination.
     OK = 0
@@ -37,10 +40,30 @@ class ExitCode(IntEnum):
 EXIT_CODE_HELP = {
     ExitCode.MEDICALLY_NECESSARY: "medically necessary (or the command succeeded)",
     ExitCode.NOT_MEDICALLY_NECESSARY: "not medically necessary (for physician review)",
-    ExitCode.INVALID_INPUT: "invalid input or usage (the message says where)",
+    ExitCode.INVALID_INPUT: "invalid input or usage, or the output cannot be written "
+    "(the message says where)",
     ExitCode.INSUFFICIENT_DOCUMENTATION: "insufficient documentation: pend and request documents",
     ExitCode.ENGINE_ERROR: "the engine failed; no determination was made",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); the message says what was written",
+    ExitCode.OUTPUT_CLOSED: "the reader of standard output went away (`| head`); no message",
 }
+
+_WRITTEN = "necessity.written"
+
+
+def report_written(describe: Callable[[], str]) -> None:
+    """Tell the CLI how to say what the running command has written so far.
+
+    On Ctrl-C or a failed write the CLI prints `describe()` (e.g. "1,200 records in out.jsonl")
+    so the user knows what is safe to keep; without it the message says only what failed.
+    """
+    click.get_current_context().meta[_WRITTEN] = describe
+
+
+def written(ctx: click.Context) -> str | None:
+    """Return what the running command reported it has written, or None."""
+    describe = ctx.meta.get(_WRITTEN)
+    return describe() if callable(describe) else None
 
 
 def format_option(*choices: str) -> Callable[[F], F]:
@@ -87,3 +110,15 @@ def decision_log_options() -> Callable[[F], F]:
         )(function)
 
     return apply
+
+
+def output_file(_ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Click callback for an output FILE option: its folder must exist (a usage error, exit 2,
+    before any work is done, rather than a failed write at the end)."""
+    if value is not None and str(value) != "-":
+        folder = value.parent
+        if not folder.is_dir():
+            raise click.BadParameter(
+                f"folder `{folder}` does not exist; create it first", param=param
+            )
+    return value

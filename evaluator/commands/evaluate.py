@@ -16,6 +16,7 @@ from evaluator.commands import (
     decision_log_options,
     format_option,
     policies_dir_option,
+    report_written,
 )
 from evaluator.decision import Decision
 from evaluator.explain import explanation_text
@@ -34,7 +35,7 @@ OVERALL_EXIT = {
 
 
 @click.command("evaluate")
-@click.argument("case", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("case", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option(
     "--policy",
     metavar="ID[@VERSION]",
@@ -60,8 +61,8 @@ def command(
     decision_log: Path | None,
     mask: bool,
 ) -> None:
-    """Evaluate CASE (a YAML or JSON case file, or a FHIR R4 PAS request Bundle) and print
-    the decision.
+    """Evaluate CASE (a YAML or JSON case file, or a FHIR R4 PAS request Bundle; `-` reads
+    standard input) and print the decision.
 
     --format markdown or html writes the notice a reviewer sends to the requesting physician
     (HTML: one standalone file that prints on A4 and Letter); text is the reviewer's own report
@@ -85,7 +86,9 @@ def command(
       necessity evaluate case.json --decision-log decisions.jsonl
       necessity evaluate examples/cases/t12-s2-fusion.json --explain
       necessity evaluate examples/fhir/t12-s2-fusion-bundle.json
+      cat case.json | necessity evaluate -
     """
+    report_written(lambda: "no decision was printed")
     if explain and output_format in ("markdown", "html"):
         raise click.UsageError(
             "--explain shows the engine's trace in text or JSON; use --format text or json"

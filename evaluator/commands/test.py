@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from evaluator import render, testing
-from evaluator.commands import ExitCode, format_option, policies_dir_option
+from evaluator.commands import (
+    ExitCode,
+    format_option,
+    output_file,
+    policies_dir_option,
+    report_written,
+)
 from evaluator.coverage import Coverage, PolicyCoverage
 from evaluator.errors import InputError, Problem
 from evaluator.model import Status
@@ -42,8 +48,10 @@ _COVERAGE_MARKS = {True: "x", False: "."}  # exercised / reachable but not exerc
     "--junit",
     "junit_file",
     type=click.Path(dir_okay=False, path_type=Path),
+    callback=output_file,
     metavar="FILE",
-    help="Also write the results as JUnit XML to FILE (for CI).",
+    help="Also write the results as JUnit XML to FILE (for CI); an unreadable suite is "
+    "written there as a test with an error.",
 )
 @format_option("text", "json")
 @policies_dir_option()
@@ -72,13 +80,22 @@ def command(
       necessity test policies/my-policy/tests/examples.yaml --junit results.xml
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
-    suites = _load(library, names)
+    try:
+        suites = _load(library, names)
+    except InputError as error:
+        if junit_file is not None:
+            # CI reads the JUnit file: it must say why no test ran
+            testing.junit_errors(error.problems).write(
+                junit_file, encoding="utf-8", xml_declaration=True
+            )
+        raise
     if not any(suite.tests for suite in suites):
         raise click.UsageError("no policy tests found (suites live in policies/<id>/tests/)")
     coverage = Coverage()
-    observers: list[testing.Observer] = [coverage]
-    if output_format == "text":
-        observers.append(_Progress())
+    progress = _Progress(echo=output_format == "text")
+    observers: list[testing.Observer] = [coverage, progress]
+    total = sum(len(suite.tests) for suite in suites)
+    report_written(lambda: f"{progress.done} of {total} tests ran; no report or JUnit file written")
     started = time.perf_counter()
     results = testing.run(suites, observers)
     seconds = time.perf_counter() - started
@@ -117,10 +134,17 @@ def _load(library: Library, names: Sequence[str]) -> list[testing.Suite]:
 
 
 class _Progress:
-    """Prints one line per test as it finishes, as pytest -v does."""
+    """Counts the tests as they finish and, with `echo`, prints one line per test, as
+    pytest -v does."""
+
+    def __init__(self, *, echo: bool) -> None:
+        self.echo = echo
+        self.done = 0
 
     def observe(self, result: testing.TestResult) -> None:
-        click.echo(f"{'PASS' if result.passed else 'FAIL'} {test_id(result)}")
+        self.done += 1
+        if self.echo:
+            click.echo(f"{'PASS' if result.passed else 'FAIL'} {test_id(result)}")
 
 
 def _shown(path: str) -> str:

@@ -17,7 +17,8 @@ from evaluator.commands import ExitCode, format_option
 def command(paths: tuple[Path, ...], output_format: str) -> None:
     """Validate policy and case files against their schemas.
 
-    Folders are searched for .yaml, .yml and .json files. A policy is also compiled, so every
+    Folders are searched for .yaml, .yml and .json files; `-` reads one file from standard
+    input (JSON when it starts with `{` or `[`, else YAML). A policy is also compiled, so every
     problem evaluation would meet is reported. Prints `ok  <path> (<kind>)` for each valid file
     and every located problem of the others. Exit code 0 when all are valid, 2 when any is not.
 
@@ -25,6 +26,7 @@ def command(paths: tuple[Path, ...], output_format: str) -> None:
     Examples:
       necessity validate policies/ examples/
       necessity validate my-case.yaml
+      cat my-case.json | necessity validate -
       necessity validate policies/my-policy/2025.1.yaml --format json
     """
     results = api.validate_paths(paths)
