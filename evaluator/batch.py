@@ -538,12 +538,19 @@ def records(
     jobs: int = 1,
     stop: Callable[[], bool] = lambda: False,
     review: Review = review_item,
+    dask: Any = None,
 ) -> Generator[Record, None, None]:
-    """Yield one record per item, in the order given; with `jobs` > 1 from worker processes.
+    """Yield one record per item, in the order given; with `jobs` > 1 from worker processes,
+    with `dask` (a distributed Client) from that cluster's workers (evaluator/dask_batch.py).
 
     Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
     workers it must be a module-level function); the default is `review_item`.
     """
+    if dask is not None:
+        from . import dask_batch  # noqa: PLC0415  (the optional `dask` extra)
+
+        yield from dask_batch.records(todo, policy, str(library.root), dask, stop, review)
+        return
     if jobs <= 1:
         for item in todo:
             if stop():
@@ -563,6 +570,7 @@ def run(
     stop: Callable[[], bool] = lambda: False,
     summary: Summary | None = None,
     review: Review = review_item,
+    dask: Any = None,
 ) -> Summary:
     """Review every item, handing each record to `write` in input order as soon as it can.
 
@@ -572,7 +580,9 @@ def run(
     summary = summary if summary is not None else Summary()
     # Closed at once if `write` fails, so that the worker processes stop with the batch.
     try:
-        with contextlib.closing(records(todo, policy, library, jobs, stop, review)) as reviewed:
+        with contextlib.closing(
+            records(todo, policy, library, jobs, stop, review, dask)
+        ) as reviewed:
             for record in reviewed:
                 write(record)
                 summary.count(record)
