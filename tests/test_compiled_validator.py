@@ -147,7 +147,9 @@ def test_a_whole_float_is_no_integer_to_either() -> None:
     # JSON Schema counts 3.0 as an integer; the product does not, so neither may the fast path
     schemas = schema_set()
     data = source.load(ROOT / "examples" / "cases" / "t12-s2-fusion.json").data
-    assert isinstance(data["patient"]["age"], int)
-    data["patient"]["age"] = float(data["patient"]["age"])
+    assert schemas.accepts(data, "case")
+    data["patient"] = {"age": 62}
+    assert schemas.accepts(data, "case")
+    data["patient"] = {"age": 62.0}
     assert not schemas.accepts(data, "case")
     assert any(True for _ in schemas.validator("case").iter_errors(data))
