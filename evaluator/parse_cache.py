@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from types import MappingProxyType
@@ -48,8 +49,11 @@ def load(path: str | Path) -> source.Document:
     if folder is None or Path(path).suffix.lower() == ".json":
         return source.load(path)
     try:
+        # only a regular file: a FIFO or a device could block or never end (source.load says so)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return source.load(path)
         raw = Path(path).read_bytes()
-    except OSError:
+    except (OSError, ValueError):
         return source.load(path)  # which says what is wrong with the file
     key = hashlib.sha256(FORMAT.encode() + b"\0" + raw).hexdigest()
     entry = folder / key[:2] / f"{key}.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,11 @@ def test_an_unwritable_cache_is_no_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
     blocker.write_text("", encoding="utf-8")
     monkeypatch.setenv("NECESSITY_CACHE_DIR", str(blocker / "below"))
     assert parse_cache.load(POLICY).data == source.load(POLICY).data
+
+
+def test_a_fifo_is_never_opened(cache: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match="FIFO"):
+        parse_cache.load(fifo)
+    assert _entries(cache) == []
