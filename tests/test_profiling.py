@@ -51,25 +51,22 @@ def test_profile_of_an_invalid_case_still_reports(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_every_hook_is_restored() -> None:
-    before = (
+def _hooked() -> tuple[object, ...]:
+    return (
         source.load,
         schemas.SchemaSet.validate,
         Engine.run,
         vars(api)["assemble"],
         api._evaluate,
     )
+
+
+def test_every_hook_is_restored() -> None:
+    before = _hooked()
     with profiling.profiled() as timer:
         assert source.load is not before[0]
         with timer.phase("render"), timer.phase("engine"):
             pass
-    after = (
-        source.load,
-        schemas.SchemaSet.validate,
-        Engine.run,
-        vars(api)["assemble"],
-        api._evaluate,
-    )
-    assert after == before
+    assert _hooked() == before
     assert timer.calls["render"] == timer.calls["engine"] == 1
     assert timer.seconds["render"] >= 0
