@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 		echo "error: $(PYTHON) is not Python 3.11 or 3.12 (durable_rules does not import on 3.13)" >&2; \
 		exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[dev,service]'
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[dev,service,dask]'
 	@touch $@
 
 venv: $(STAMP) ## Create .venv and install the package with its dev tools

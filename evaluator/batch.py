@@ -7,6 +7,7 @@ and carry its id and content hash, so an interrupted run can be resumed into the
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -284,21 +285,29 @@ Review = Callable[[Item, str | None, Library], Record]
 # Records wait for the slowest case before them; this many per worker may be in hand at once,
 # which keeps memory flat however long one case takes.
 WINDOW_PER_JOB = 32
+# A worker is handed this many cases in one message and gets more while it still has some, so
+# it never waits for the main process between cases (one message per case and a worker idle
+# for each round trip kept 2 workers at 1.07-1.34x of one).
+CHUNK = 8
 # A worker that dies before it is ready (the policies cannot be loaded, say) is replaced at
 # most this many times in a row before the batch stops.
 MAX_START_FAILURES = 3
 POLL_SECONDS = 0.2
 
+Task = tuple[int, Item, int]  # (index, item, attempt)
+
 
 def _work(conn: Connection, root: str, policy: str | None, review: Review) -> None:
-    """A worker process: review the items sent, one at a time, until told to stop."""
+    """A worker process: review the chunks of items sent, one item at a time, until told to
+    stop; each record is sent as soon as it is done, so a death loses only the case in hand."""
     # Ctrl-C reaches the whole process group; the main process decides what stops, and when.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         library = Library(root)
         conn.send(("ready", None))
-        while (item := conn.recv()) is not None:
-            conn.send(("done", review(item, policy, library)))
+        while (chunk := conn.recv()) is not None:
+            for item in chunk:
+                conn.send(("done", review(item, policy, library)))
     except (EOFError, BrokenPipeError):
         return  # the main process went away
     except Exception as error:  # reported to the main process, which stops
@@ -306,7 +315,8 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
 
 
 class _Worker:
-    """A spawned process with its own engine, and the one item it is reviewing (if any)."""
+    """A spawned process with its own engine, and the items it holds, in the order it reviews
+    them (the first is the one in hand)."""
 
     def __init__(self, context: Any, root: str, policy: str | None, review: Review) -> None:
         self.conn, child = context.Pipe()
@@ -323,30 +333,35 @@ class _Worker:
         child.close()  # so that a dead worker's pipe reads as closed
         self.ready = False
         self.broken = False
-        self.task: tuple[int, Item, int] | None = None  # (index, item, attempt)
+        self.tasks: collections.deque[Task] = collections.deque()
 
-    def send(self, index: int, item: Item, attempt: int) -> None:
-        self.task = (index, item, attempt)
+    @property
+    def task(self) -> Task | None:
+        """The task in hand, if any."""
+        return self.tasks[0] if self.tasks else None
+
+    def send(self, tasks: list[Task]) -> None:
+        self.tasks.extend(tasks)
         try:
-            self.conn.send(item)
+            self.conn.send([item for _, item, _ in tasks])
         except OSError:
-            self.broken = True  # it died before it could take the item; retried elsewhere
+            self.broken = True  # it died before it could take them; retried elsewhere
 
-    def receive(self) -> Record | None:
-        """Return the record it finished, or None if it has none (yet, or ever)."""
+    def receive(self) -> list[tuple[int, Record]]:
+        """Return the records it finished since last asked, with their indexes."""
+        done: list[tuple[int, Record]] = []
         try:
             while self.conn.poll():
                 kind, payload = self.conn.recv()
                 if kind == "ready":
                     self.ready = True
                 elif kind == "done":
-                    self.task = None
-                    return payload  # type: ignore[no-any-return]
+                    done.append((self.tasks.popleft()[0], payload))
                 else:
                     raise BatchError(f"a worker process could not start: {payload}")
         except (EOFError, OSError):
             self.broken = True  # it died, perhaps half-way through a message
-        return None
+        return done
 
     def how_it_died(self) -> str:
         self.process.join(1)
@@ -371,10 +386,11 @@ class _Worker:
 
 
 class _Pool:
-    """Worker processes reviewing items, one each at a time; records come out in input order.
+    """Worker processes reviewing chunks of items; records come out in input order.
 
-    A worker that dies (killed, out of memory, a crash in the engine's C code) is replaced; its
-    item is retried once, in the fresh worker, and recorded as `worker_died` if that dies too.
+    A worker that dies (killed, out of memory, a crash in the engine's C code) is replaced; the
+    item it had in hand is retried once, alone in the fresh worker, and recorded as
+    `worker_died` if that dies too; the items it held but had not begun go to the next workers.
     """
 
     def __init__(
@@ -387,6 +403,7 @@ class _Pool:
         self.window = jobs * WINDOW_PER_JOB
         self.workers = [_Worker(self.context, *self.args) for _ in range(jobs)]
         self.done: dict[int, Record] = {}
+        self.again: collections.deque[Task] = collections.deque()  # held by a worker that died
         self.start_failures = 0
 
     def records(self, todo: Iterable[Item]) -> Iterator[Record]:
@@ -397,15 +414,25 @@ class _Pool:
         try:
             while not (interrupted := self.stop()):
                 for worker in self.workers:
-                    if worker.task is not None:
+                    # topped up while it still has work, so it never waits for the next chunk
+                    if len(worker.tasks) > CHUNK // 2:
                         continue
-                    if not exhausted and len(self.done) + self._busy() < self.window:
+                    chunk: list[Task] = []
+                    while len(chunk) < CHUNK and self.again:
+                        chunk.append(self.again.popleft())
+                    while (
+                        len(chunk) < CHUNK
+                        and not exhausted
+                        and len(self.done) + self._busy() + len(chunk) < self.window
+                    ):
                         task = next(numbered, None)
                         if task is None:
                             exhausted = True
                         else:
-                            worker.send(*task, 1)
-                busy = [w for w in self.workers if w.task is not None]
+                            chunk.append((*task, 1))
+                    if chunk:
+                        worker.send(chunk)
+                busy = [w for w in self.workers if w.tasks]
                 if not busy:
                     break
                 self._collect(busy)
@@ -414,10 +441,10 @@ class _Pool:
                     next_out += 1
         finally:
             for worker in self.workers:
-                worker.stop(now=interrupted or worker.task is not None)
+                worker.stop(now=interrupted or bool(worker.tasks))
 
     def _busy(self) -> int:
-        return sum(1 for w in self.workers if w.task is not None)
+        return sum(len(w.tasks) for w in self.workers) + len(self.again)
 
     def _collect(self, busy: list[_Worker]) -> None:
         handles = [w.conn for w in busy] + [w.process.sentinel for w in busy]
@@ -425,10 +452,7 @@ class _Pool:
         for worker in busy:
             if not (worker.broken or worker.conn in ready or worker.process.sentinel in ready):
                 continue
-            task = worker.task
-            record = worker.receive()
-            if record is not None and task is not None:
-                self.done[task[0]] = record
+            self.done.update(worker.receive())
             if worker.broken or not worker.process.is_alive():
                 self._replace(worker)
 
@@ -440,16 +464,20 @@ class _Pool:
             self.start_failures += 1
             if self.start_failures >= MAX_START_FAILURES:
                 raise BatchError(f"worker processes die as they start ({how})")
-        task, worker.task = worker.task, None
+        tasks = list(worker.tasks)
+        worker.tasks.clear()
         worker.stop(now=True)
         fresh = _Worker(self.context, *self.args)
         self.workers[self.workers.index(worker)] = fresh
-        if task is not None:
-            index, item, attempt = task
-            if attempt == 1:
-                fresh.send(index, item, 2)  # alone in a fresh worker: a second death is its own
-            else:
-                self.done[index] = _worker_died(item, how)
+        if not tasks:
+            return
+        (index, item, attempt), rest = tasks[0], tasks[1:]
+        # the ones it had not begun are not suspects: first in line for any worker
+        self.again.extendleft(reversed(rest))
+        if attempt == 1:
+            fresh.send([(index, item, 2)])  # alone in a fresh worker: a second death is its own
+        else:
+            self.done[index] = _worker_died(item, how)
 
 
 # --- the batch ----------------------------------------------------------------------------------
@@ -510,12 +538,19 @@ def records(
     jobs: int = 1,
     stop: Callable[[], bool] = lambda: False,
     review: Review = review_item,
+    dask: Any = None,
 ) -> Generator[Record, None, None]:
-    """Yield one record per item, in the order given; with `jobs` > 1 from worker processes.
+    """Yield one record per item, in the order given; with `jobs` > 1 from worker processes,
+    with `dask` (a distributed Client) from that cluster's workers (evaluator/dask_batch.py).
 
     Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
     workers it must be a module-level function); the default is `review_item`.
     """
+    if dask is not None:
+        from . import dask_batch  # noqa: PLC0415  (the optional `dask` extra)
+
+        yield from dask_batch.records(todo, policy, str(library.root), dask, stop, review)
+        return
     if jobs <= 1:
         for item in todo:
             if stop():
@@ -535,6 +570,7 @@ def run(
     stop: Callable[[], bool] = lambda: False,
     summary: Summary | None = None,
     review: Review = review_item,
+    dask: Any = None,
 ) -> Summary:
     """Review every item, handing each record to `write` in input order as soon as it can.
 
@@ -544,7 +580,9 @@ def run(
     summary = summary if summary is not None else Summary()
     # Closed at once if `write` fails, so that the worker processes stop with the batch.
     try:
-        with contextlib.closing(records(todo, policy, library, jobs, stop, review)) as reviewed:
+        with contextlib.closing(
+            records(todo, policy, library, jobs, stop, review, dask)
+        ) as reviewed:
             for record in reviewed:
                 write(record)
                 summary.count(record)

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import records, resources, schemas, source
+from . import parse_cache, records, resources, schemas, source
 from .conditions import Threshold, parse_binding, parse_condition
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
@@ -40,7 +40,7 @@ def load_policy(path: str | Path) -> Policy:
     Raises SourceError for a malformed file, SchemaError for a schema violation and PolicyError
     when the file's id or version disagrees with its place under policies/<id>/<version>.yaml.
     """
-    document = source.load(path)
+    document = parse_cache.load(path)
     schemas.validate(document, POLICY_SCHEMA)
     policy = build_policy(document)
     _check_place(policy, Path(path))

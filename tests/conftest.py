@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Parsed policies are cached on disk (evaluator/parse_cache.py): the tests use a folder of their
+# own, never the user's cache, and start from an empty one.
+os.environ["NECESSITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="necessity-test-cache-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

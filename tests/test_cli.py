@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from evaluator import api
-from evaluator.cli import ExitCode, main
+from evaluator.cli import COMMAND_MODULES, ExitCode, main
 from evaluator.errors import EngineError
 
 ROOT = Path(__file__).parent.parent
@@ -255,9 +255,9 @@ def test_python_dash_m_runs_the_cli() -> None:
         assert f"  {int(code)}  " in done.stdout
 
 
-@pytest.mark.parametrize("name", sorted(main.commands), ids=sorted(main.commands))
+@pytest.mark.parametrize("name", COMMAND_MODULES)
 def test_every_command_has_help_with_an_example(name: str) -> None:
-    command = main.commands[name]
+    command = main.get_command(click.Context(main), name)
     assert isinstance(command, click.Command)
     assert command.help
     assert "Examples:" in command.help
@@ -302,3 +302,22 @@ def test_founding_case_reviews_three_lines() -> None:
     }
     alternative = {x["procedure"]: x["levels"] for x in lines["fusion"]["alternative"]["lines"]}
     assert alternative == {"lumbar_decompression": "L1-S1", "lumbar_fusion": "L3-S1"}
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    # cold start: `evaluate` must not pay for importing every other command (and its libraries)
+    code = (
+        "import sys; from evaluator.cli import main; "
+        "main(['evaluate', '--help'], standalone_mode=False); "
+        "print(sorted(m for m in sys.modules if m.startswith('evaluator.commands.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == "['evaluator.commands.evaluate']"
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = run("evaluat")
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "No such command 'evaluat'" in result.stderr

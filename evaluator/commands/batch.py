@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from evaluator import batch, records
+from evaluator import batch, dask_batch, records
 from evaluator.commands import ExitCode, decision_log_options, policies_dir_option
 from evaluator.policies import Library
 
@@ -54,6 +54,14 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE, what other tools report when `| head` stops 
     help="Worker processes; records still come out in the order of the input.",
 )
 @click.option(
+    "--dask",
+    metavar="SCHEDULER",
+    default=None,
+    help="Review on an existing dask.distributed cluster: its scheduler's address "
+    "(tcp://host:8786) or scheduler file (.json). Needs `pip install 'necessity[dask]'` here "
+    "and on the workers; records still come out in the order of the input.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Show a progress bar on standard error (default: when it is a terminal).",
@@ -66,6 +74,7 @@ def command(
     output: Path | None,
     resume: bool,
     jobs: int,
+    dask: str | None,
     progress: bool | None,
     policies_dir: Path | None,
     decision_log: Path | None,
@@ -107,6 +116,7 @@ def command(
       necessity batch examples/cases -o results.jsonl --resume   # after Ctrl-C
       necessity batch a.json b.yaml --policy my-policy
       necessity batch cases/ --jobs 2 -o results.jsonl
+      necessity batch part-*.jsonl --dask tcp://scheduler:8786 -o results.jsonl
       necessity batch cases/ -o results.jsonl --decision-log decisions.jsonl
       jq -c . cases/*.json | necessity batch - > results.jsonl
     """
@@ -118,7 +128,10 @@ def command(
         raise click.BadParameter(
             f"folder {str(output.parent)!r} does not exist", param_hint="'--output' / '-o'"
         )
+    if dask is not None and jobs > 1:
+        raise click.UsageError("--dask and --jobs: the cluster's workers do the work")
     library = Library(policies_dir) if policies_dir is not None else Library()
+    client = dask_batch.client_for(dask) if dask is not None else None
     inputs = batch.sources(paths)
     done = _resume(output) if resume and output is not None else batch.Recorded()
     stream, name = _open(output, resume)
@@ -135,8 +148,10 @@ def command(
     try:
         with _bar(show, count) as bar, _signals() as caught:
             log = _logger(decision_log, mask)
-            code = _run(todo, policy, library, jobs, writer, log, summary, bar, caught)
+            code = _run(todo, policy, library, jobs, writer, log, summary, bar, caught, client)
     finally:
+        if client is not None:
+            client.close()
         if output is not None:
             with contextlib.suppress(OSError):
                 stream.close()
@@ -171,6 +186,7 @@ def _run(
     summary: batch.Summary,
     bar: Any,
     caught: _Caught,
+    client: Any = None,
 ) -> int:
     """Run the batch; return ExitCode.ENGINE_ERROR if it stopped early, PIPE_CLOSED or OK."""
 
@@ -188,7 +204,16 @@ def _run(
             bar.update(summary.total + summary.skipped + 1 - bar.pos)
 
     try:
-        batch.run(todo, policy, library, write, jobs=jobs, stop=caught.is_set, summary=summary)
+        batch.run(
+            todo,
+            policy,
+            library,
+            write,
+            jobs=jobs,
+            stop=caught.is_set,
+            summary=summary,
+            dask=client,
+        )
         writer.flush()
     except batch.OutputError as error:
         if writer.name == "standard output" and isinstance(error.error, BrokenPipeError):

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from evaluator import api, notice, records, render, render_review
+from evaluator import api, notice, profiling, records, render, render_review
 from evaluator.commands import (
     ExitCode,
     decision_log_options,
@@ -50,6 +52,12 @@ OVERALL_EXIT = {
     "the determination and the alternative back to the case facts and their documents (text "
     "or JSON only).",
 )
+@click.option(
+    "--profile",
+    is_flag=True,
+    help="Also print on stderr the time spent in each phase (read, validate, facts, policies, "
+    "engine, assemble, render).",
+)
 @policies_dir_option()
 @decision_log_options()
 def command(
@@ -57,6 +65,7 @@ def command(
     policy: str | None,
     output_format: str,
     explain: bool,
+    profile: bool,
     policies_dir: Path | None,
     decision_log: Path | None,
     mask: bool,
@@ -87,12 +96,36 @@ def command(
       necessity evaluate examples/cases/t12-s2-fusion.json --explain
       necessity evaluate examples/fhir/t12-s2-fusion-bundle.json
       cat case.json | necessity evaluate -
+      necessity evaluate examples/cases/t12-s2-fusion.json --profile > /dev/null
     """
     report_written(lambda: "no decision was printed")
     if explain and output_format in ("markdown", "html"):
         raise click.UsageError(
             "--explain shows the engine's trace in text or JSON; use --format text or json"
         )
+    options = (case, policy, output_format, explain, policies_dir, decision_log, mask)
+    if not profile:
+        raise click.exceptions.Exit(_evaluate(*options, render_phase=contextlib.nullcontext))
+    with profiling.profiled() as timer:
+        try:
+            code = _evaluate(*options, render_phase=lambda: timer.phase("render"))
+        finally:
+            for line in timer.lines():
+                click.echo(line, err=True)
+    raise click.exceptions.Exit(code)
+
+
+def _evaluate(
+    case: Path,
+    policy: str | None,
+    output_format: str,
+    explain: bool,
+    policies_dir: Path | None,
+    decision_log: Path | None,
+    mask: bool,
+    *,
+    render_phase: Callable[[], AbstractContextManager[None]],
+) -> ExitCode:
     library = Library(policies_dir) if policies_dir is not None else Library()
     request = api.load_request(case)
     for where, message in request.unmapped:
@@ -104,30 +137,32 @@ def command(
         if decision_log is not None:
             log = render_review.review_json(review, evaluated_at)
             records.log_decision(decision_log, log, evaluated_at, mask)
-        _echo(
-            output_format,
-            lambda: render_review.review_json(review, evaluated_at),
-            lambda: notice.review_notice(review),
-            lambda: (
-                render_review.review_text(review)
-                + _explained(
-                    (", ".join(m.line.id for m in members), first.decision)
-                    for members, first in render_review.groups(review)
-                )
-            ),
-        )
-        raise click.exceptions.Exit(OVERALL_EXIT[review.overall])
+        with render_phase():
+            _echo(
+                output_format,
+                lambda: render_review.review_json(review, evaluated_at),
+                lambda: notice.review_notice(review),
+                lambda: (
+                    render_review.review_text(review)
+                    + _explained(
+                        (", ".join(m.line.id for m in members), first.decision)
+                        for members, first in render_review.groups(review)
+                    )
+                ),
+            )
+        return OVERALL_EXIT[review.overall]
     decision = api.evaluate(loaded, api.select_policy(loaded, policy, library), explain=explain)
     if decision_log is not None:
         log = render.decision_json(decision, evaluated_at)
         records.log_decision(decision_log, log, evaluated_at, mask)
-    _echo(
-        output_format,
-        lambda: render.decision_json(decision, evaluated_at),
-        lambda: notice.decision_notice(decision, loaded.request_date.text),
-        lambda: render.decision_text(decision) + _explained([(decision.policy_id, decision)]),
-    )
-    raise click.exceptions.Exit(ExitCode.for_determination(decision.determination))
+    with render_phase():
+        _echo(
+            output_format,
+            lambda: render.decision_json(decision, evaluated_at),
+            lambda: notice.decision_notice(decision, loaded.request_date.text),
+            lambda: render.decision_text(decision) + _explained([(decision.policy_id, decision)]),
+        )
+    return ExitCode.for_determination(decision.determination)
 
 
 def _explained(parts: Iterable[tuple[str, Decision | None]]) -> str:
