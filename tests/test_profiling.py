@@ -24,7 +24,8 @@ def test_profile_times_every_phase_on_stderr_and_changes_nothing_else() -> None:
     code, out, err = _run()
     profiled_code, profiled_out, profiled_err = _run("--profile")
     assert (profiled_code, profiled_out) == (code, out)
-    assert code == ExitCode.NOT_MEDICALLY_NECESSARY
+    # pended overall: the founding decompression line is pended (issue 8)
+    assert code == ExitCode.INSUFFICIENT_DOCUMENTATION
     assert err == ""
     for phase in (*profiling.PHASES, "other", "total"):
         assert re.search(rf"^  {phase} +-?[0-9]+\.[0-9] ms", profiled_err, re.MULTILINE), phase
