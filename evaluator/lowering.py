@@ -41,7 +41,6 @@ from .errors import Collector, Location
 from .model import Clause, DeriveRule, Policy
 from .program import (
     CAND,
-    CASE,
     KEY,
     POLICY_RESULT,
     STAGE,
@@ -144,7 +143,7 @@ class Lowering:
     def anchors(self, scope: Scope, extra: Mapping[str, Test] | None = None) -> list[Pattern]:
         """Patterns binding the scope's facts; `extra` adds tests to one alias's pattern."""
         if not scope.bindings:
-            return [Pattern("case", Eq("t", CASE))]
+            return []
         patterns = []
         for binding in scope.bindings:
             alias = _alias(binding.alias)
