@@ -7,8 +7,9 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
   actions drained first when something failed (trap 13), and never deleted unless it received
   the case facts and every stage (trap 20: that crashes the process);
-- all case facts are asserted in one batch, then the stage markers one by one, so a rule with a
-  negation only runs once every fact it negates is final (trap 2; the compiler stratifies);
+- all case facts are asserted in one batch, then each stage marker in one batch with what the
+  previous stage derived, so a rule with a negation only runs once every fact it negates is
+  final (trap 2; the compiler stratifies, and a firing outside its stage is an engine error);
 - every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
   dropped, a contradicting one is an engine error (trap 5);
 - numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
