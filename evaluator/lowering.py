@@ -510,7 +510,10 @@ class Lowering:
             vp("x", inputs, (first,), scope, kind, True),
             vp("y", inputs, (second,), scope, kind, True),
         ]
-        positive = [] if inner is not None else [vp("c", inputs, (last,), scope, kind)]
+        # Without `inner`, every input has a value once none has the other two (else its own
+        # missing-value rule fails the evaluation), so the first input then has `last`: testing
+        # only it fires this rule once, not once per input.
+        positive = [] if inner is not None else [vp("c", inputs[:1], (last,), scope, kind)]
         emit(last, [*positive, *blockers])
 
     def combine(

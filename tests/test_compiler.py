@@ -247,6 +247,16 @@ def test_n_of_derives_its_value_in_one_firing(kleene, raw):
     assert trace.value("K-NOF3:requires") is n_of_oracle(3, raw)
 
 
+@pytest.mark.parametrize(("cid", "raw"), [("K-ALL6", [T] * 6), ("K-ANY6", [F] * 6)])
+def test_all_and_any_decided_by_every_child_fire_once(kleene, cid, raw):
+    # All children true (all) or all false (any): one firing, not one per child.
+    trace = Engine.get().run(kleene.program, [*BASE_FACTS, *leaf_facts(raw)], trace=True)
+    assert trace.log is not None
+    fired = [f for f in trace.log if kleene.program.rule(f.rule).origin == f"{cid}:requires"]
+    assert len(fired) == 1
+    assert trace.value(f"{cid}:requires") is raw[0]
+
+
 # --- every / some / count -----------------------------------------------------------------------
 
 L3 = parse_level("L3").index
