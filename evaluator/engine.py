@@ -7,8 +7,9 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
   actions drained first when something failed (trap 13), and never deleted unless it received
   the case facts and every stage (trap 20: that crashes the process);
-- all case facts are asserted in one batch, then the stage markers one by one, so a rule with a
-  negation only runs once every fact it negates is final (trap 2; the compiler stratifies);
+- all case facts are asserted in one batch, then each stage marker in one batch with what the
+  previous stage derived, so a rule with a negation only runs once every fact it negates is
+  final (trap 2; the compiler stratifies, and a firing outside its stage is an engine error);
 - every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
   dropped, a contradicting one is an engine error (trap 5);
 - numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
@@ -166,6 +167,7 @@ class Engine:
             session.assert_batch(batch)
             for stage in range(1, program.stages + 1):
                 session.assert_stage(stage)
+            session.flush()
             session.complete = True
         except Exception:
             session.abandon()
@@ -202,6 +204,7 @@ class _Session:
         # deleted (durable-rules.md trap 20).
         self.complete = False
         self.pending: list[dict[str, Any]] = []
+        self.stage = 0
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -236,27 +239,32 @@ class _Session:
     def assert_batch(self, facts: list[dict[str, Any]]) -> None:
         self._check(self._call(_dre.assert_facts, json.dumps(facts)), "the case facts")
         self.drain()
-        self.flush()
+        if self.pending:  # every rule waits for a stage marker, so nothing may fire yet
+            raise EngineError.single("engine_failed", "a rule fired before its stage")
 
     def assert_stage(self, stage: int) -> None:
-        marker = {"t": "stage", "id": f"stage{stage}", "s": stage}
-        self._check(self._call(_dre.assert_fact, json.dumps(self.normalise(marker))), "a stage")
+        """Assert what the previous stage derived together with this stage's marker.
+
+        Only later stages read a stage's derived facts (the compiler stratifies), and every rule
+        waits for its stage marker, which comes last in the batch: one call per stage instead
+        of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
+        """
+        self.stage = stage
+        marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
+        batch, self.pending = self.pending, []
+        batch.append(marker)
+        self._check(self._call(_dre.assert_facts, json.dumps(batch)), f"stage {stage}")
         self.drain()
-        self.flush()
 
     def flush(self) -> None:
-        """Assert what this stage derived, in one batch.
-
-        Only later stages read a stage's derived facts (the compiler stratifies), so they can
-        wait until the stage is drained; one call instead of one per fact.
-        """
+        """Assert what the last stage derived: no rule reads it, but the engine still checks
+        that nothing fires once every stage has run."""
+        self.stage = self.program.stages + 1
         if not self.pending:
             return
         batch, self.pending = self.pending, []
         self._check(self._call(_dre.assert_facts, json.dumps(batch)), "derived facts")
         self.drain()
-        if self.pending:  # a rule read a fact of its own stage: the strata are wrong
-            raise EngineError.single("engine_failed", "a stage derived facts it also read")
 
     def drain(self) -> None:
         """Run every pending action; each may assert facts that queue further actions."""
@@ -296,6 +304,12 @@ class _Session:
         if isinstance(matched, list):
             # A counted rule delivers its batch of matches; its action needs no bound ids.
             matched = matched[0] if matched else {}
+        if rule.stage != self.stage:
+            # A rule read a fact derived in its own or a later stage: the strata are wrong.
+            raise EngineError.single(
+                "engine_failed",
+                f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
+            )
         self.trace.firings += 1
         ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
         action = rule.action
@@ -326,9 +340,14 @@ class _Session:
             verdict = action.determination if isinstance(action, EmitVerdict) else None
             self.trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
 
-    def _assert_derived(self, fact: dict[str, Any]) -> None:
-        fact["id"] = f"{fact['t']}{next(self.counter)}"
-        self.pending.append(self.normalise(fact))
+    def _assert_derived(self, fact: dict[str, Any], plain: bool = False) -> None:
+        """Queue a derived fact; `plain` when it holds only strings and integers, which need no
+        normalising (values and statuses)."""
+        fact["id"] = ident = f"{fact['t']}{next(self.counter)}"
+        if plain:
+            self.pending.append({"sid": self.sid, **fact, KEY: ident})
+        else:
+            self.pending.append(self.normalise(fact))
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
@@ -349,7 +368,7 @@ class _Session:
                     )
                 return
             self.candidate_values[seen] = fact["v"]
-            self._assert_derived(fact)
+            self._assert_derived(fact, plain=True)
             self.trace.candidates.append(Emitted(fact, rule.name, ids))
             return
         existing = self.trace.values.get((action.node, keys))
@@ -361,7 +380,7 @@ class _Session:
                     + (f" for the bound facts {', '.join(keys)}" if keys else ""),
                 )
             return
-        self._assert_derived(fact)
+        self._assert_derived(fact, plain=True)
         self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
 
     def _fact(
@@ -407,7 +426,7 @@ class _Session:
                 )
             return
         fact = {"t": "status", "clause": action.clause, "status": action.status.value}
-        self._assert_derived(fact)
+        self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
 

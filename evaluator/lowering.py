@@ -41,7 +41,6 @@ from .errors import Collector, Location
 from .model import Clause, DeriveRule, Policy
 from .program import (
     CAND,
-    CASE,
     KEY,
     POLICY_RESULT,
     STAGE,
@@ -63,6 +62,8 @@ from .program import (
 )
 
 MAX_N_OF_COMBINATIONS = 64
+# Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
+MAX_JOINED = 16
 # Quantifiers (every/some/count, plus a derivation rule's bindings) nested this deep are the most
 # durable_rules 2.0.28 runs safely: one level more, with joins between the levels, corrupted its
 # heap ("free(): invalid pointer", SIGABRT/SIGSEGV) in probes at depth 5 with a comparison beside
@@ -144,7 +145,7 @@ class Lowering:
     def anchors(self, scope: Scope, extra: Mapping[str, Test] | None = None) -> list[Pattern]:
         """Patterns binding the scope's facts; `extra` adds tests to one alias's pattern."""
         if not scope.bindings:
-            return [Pattern("case", Eq("t", CASE))]
+            return []
         patterns = []
         for binding in scope.bindings:
             alias = _alias(binding.alias)
@@ -509,7 +510,10 @@ class Lowering:
             vp("x", inputs, (first,), scope, kind, True),
             vp("y", inputs, (second,), scope, kind, True),
         ]
-        positive = [] if inner is not None else [vp("c", inputs, (last,), scope, kind)]
+        # Without `inner`, every input has a value once none has the other two (else its own
+        # missing-value rule fails the evaluation), so the first input then has `last`: testing
+        # only it fires this rule once, not once per input.
+        positive = [] if inner is not None else [vp("c", inputs[:1], (last,), scope, kind)]
         emit(last, [*positive, *blockers])
 
     def combine(
@@ -547,8 +551,11 @@ class Lowering:
                 self.locate(cond.pointer),
             )
             return 0
-        # At least n true == some n-subset is all true, with the same Kleene unknowns.
         stage = max([*stages, self.anchor_stage(scope)]) + 1
+        if len(self.anchors(scope)) + len(children) + 1 <= MAX_JOINED:
+            return self.n_of_direct(n, node_id, children, stage, scope)
+        # Too many children to join in one rule: at least n true == some n-subset is all true,
+        # with the same Kleene unknowns.
         combo_ids = tuple(f"{node_id}/of{i}" for i in range(len(combos)))
         for combo_id, combo in zip(combo_ids, combos, strict=True):
             self.and_rules(combo_id, combo, scope, stage)
@@ -561,6 +568,44 @@ class Lowering:
                 tuple(b.fact for b in scope.bindings),
             )
         self.or_rules(node_id, combo_ids, scope, stage + 1)
+        return stage + 1
+
+    def n_of_direct(
+        self, n: int, node_id: str, children: tuple[str, ...], stage: int, scope: Scope
+    ) -> int:
+        """At least n of the children, with one firing per binding instead of one per subset.
+
+        Kleene: true when n children are true, false when more than len - n are false (no
+        n-subset can then be all true), else unknown. The true rules match the first n true
+        children in order (every earlier child false or unknown), so exactly one matches; the
+        false rules likewise match the first len - n + 1 false children. Unknown is what is left
+        once both are decided, one stage later. A child without a value stops every rule that
+        reads it; its own missing-value rule then fails the evaluation.
+        """
+        vp = self.value_pattern
+        anchors = self.anchors(scope)
+        for value, needed, others in ((T, n, (F, U)), (F, len(children) - n + 1, (T, U))):
+            for chosen in itertools.combinations(range(len(children)), needed):
+                patterns = [
+                    vp(f"c{i}", (children[i],), (value,) if i in chosen else others, scope)
+                    for i in range(chosen[-1] + 1)
+                ]
+                self.emit(
+                    stage,
+                    [*anchors, *patterns],
+                    EmitValue(VAL, node_id, value, scope.keys),
+                    node_id,
+                )
+        self.emit(
+            stage + 1,
+            [
+                *anchors,
+                vp("c", (children[0],), (F, U, T), scope),
+                vp("x", (node_id,), (T, F), scope, VAL, True),
+            ],
+            EmitValue(VAL, node_id, U, scope.keys),
+            node_id,
+        )
         return stage + 1
 
     def unary(

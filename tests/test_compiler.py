@@ -221,12 +221,40 @@ def test_n_of_and_nesting_match_the_oracle(kleene, raw):
     assert found == expected
 
 
-def test_n_of_is_lowered_to_an_any_of_alls(kleene):
+def test_n_of_is_lowered_without_a_node_per_subset(kleene):
     nodes = kleene.program.nodes
     node = nodes["K-NOF3:requires"]
-    combos = [c for c in nodes if c.startswith("K-NOF3:requires/of")]
-    assert len(combos) == 20  # 6 choose 3
+    assert not [c for c in nodes if c.startswith("K-NOF3:requires/of")]
     assert set(node.children) == {f"K-NOF3:requires/{i}" for i in range(6)}
+    deriving = [
+        r
+        for r in kleene.program.rules
+        if isinstance(r.action, EmitValue) and r.action.node == "K-NOF3:requires"
+    ]
+    # the first 3 true children (6 choose 3), the first 4 false ones (6 choose 4), unknown
+    assert len(deriving) == 20 + 15 + 1
+
+
+@pytest.mark.parametrize("raw", [[T] * 6, [F] * 6, [U] * 6, [T, U, F, T, U, F], [U, T, T, T, F, F]])
+def test_n_of_derives_its_value_in_one_firing(kleene, raw):
+    # One round trip per binding, not one per subset: exactly one of its rules matches.
+    trace = Engine.get().run(kleene.program, [*BASE_FACTS, *leaf_facts(raw)], trace=True)
+    assert trace.log is not None
+    node = "K-NOF3:requires"
+    origins = [kleene.program.rule(f.rule).origin for f in trace.log]
+    fired = [o for o in origins if o == node or o.startswith(f"{node}/of")]
+    assert len(fired) == 1
+    assert trace.value("K-NOF3:requires") is n_of_oracle(3, raw)
+
+
+@pytest.mark.parametrize(("cid", "raw"), [("K-ALL6", [T] * 6), ("K-ANY6", [F] * 6)])
+def test_all_and_any_decided_by_every_child_fire_once(kleene, cid, raw):
+    # All children true (all) or all false (any): one firing, not one per child.
+    trace = Engine.get().run(kleene.program, [*BASE_FACTS, *leaf_facts(raw)], trace=True)
+    assert trace.log is not None
+    fired = [f for f in trace.log if kleene.program.rule(f.rule).origin == f"{cid}:requires"]
+    assert len(fired) == 1
+    assert trace.value(f"{cid}:requires") is raw[0]
 
 
 # --- every / some / count -----------------------------------------------------------------------

@@ -421,6 +421,22 @@ def test_5_the_same_result_twice_is_not_a_contradiction():
     assert trace.value("n") is Truth.TRUE
 
 
+def test_2_a_rule_reading_a_value_of_its_own_stage_is_an_engine_error(deleted):
+    # Derived facts ride into the engine with the next stage's marker; a rule that reads one
+    # from its own stage (a compiler bug: wrong strata) fires a stage late and must not count.
+    marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
+    reads = Pattern("v", AllOf((Eq("t", VAL), Eq("n", "n"))))
+    case = Pattern("case", Eq("t", CASE))
+    rules = (
+        Rule("r0", 1, (marker, case), EmitValue(VAL, "n", Truth.TRUE, ()), "a"),
+        Rule("r1", 1, (marker, reads), EmitValue(VAL, "m", Truth.TRUE, ()), "b"),
+    )
+    program = Program(f"strata-{uuid.uuid4().hex[:12]}", 2, rules, {}, {}, None)
+    with pytest.raises(EngineError, match="rule `r1` of stage 1 fired in stage 2"):
+        Engine.get().run(program, BASE_FACTS)
+    assert deleted == []  # unfinished: left in place (trap 20)
+
+
 # --- 6. missing attributes ----------------------------------------------------------------------
 
 
