@@ -111,8 +111,15 @@ class Engine:
     _instance: Engine | None = None
     _lock = threading.Lock()
 
+    # durable_rules holds at most 1,024 sessions per ruleset (trap 8), and a session that failed
+    # early is never deleted (trap 20). Before that many are left in one ruleset, the program
+    # is registered afresh under a new name; the old ruleset keeps its dead sessions.
+    LEFT_SESSIONS_LIMIT = 1000
+
     def __init__(self) -> None:
         self._handles: dict[str, int] = {}
+        self._left: dict[str, int] = {}
+        self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
         _tune_malloc()
 
@@ -127,8 +134,11 @@ class Engine:
         handle = self._handles.get(program.name)
         if handle is None:
             definition = render(program)
+            generation = self._generations.get(program.name, 0) + 1
+            self._generations[program.name] = generation
+            name = program.name if generation == 1 else f"{program.name}~{generation}"
             try:
-                handle = _dre.create_ruleset(program.name, json.dumps(definition))
+                handle = _dre.create_ruleset(name, json.dumps(definition))
             except Exception as error:  # the extension raises its own bare error type
                 # The static checks in ruleset.py missed a limit (e.g. error 113 counts joins
                 # and nested groups its own way): the policy, not the case, must change.
@@ -174,8 +184,16 @@ class Engine:
             raise
         finally:
             # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
-            session.close()
+            if not session.close():
+                self._left_in_place(program)
         return session.trace
+
+    def _left_in_place(self, program: Program) -> None:
+        left = self._left.get(program.name, 0) + 1
+        self._left[program.name] = left
+        if left >= self.LEFT_SESSIONS_LIMIT:
+            del self._handles[program.name]
+            self._left[program.name] = 0
 
 
 def _check_unique(facts: list[dict[str, Any]]) -> None:
@@ -287,16 +305,18 @@ class _Session:
         except Exception:
             pass
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Delete the session when that is safe; return False when it is left in place."""
         # delete_state aborts or segfaults the process on a session that has not received its
         # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
         # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
         # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
         # process can use up; each ends in an EngineError, never in a determination.
         if self.poisoned or not self.complete:
-            return
+            return False
         with contextlib.suppress(Exception):
             _dre.delete_state(self.handle, self.sid)
+        return True
 
     # -- actions ---------------------------------------------------------------------------
 

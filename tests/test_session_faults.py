@@ -118,3 +118,53 @@ def test_a_fault_in_a_session_never_crashes(undisturbed, point, arg, kind):
 def test_an_engine_error_before_stage_one_exits_4(point, arg):
     result = _run(point, arg, "cli")
     assert result.returncode == 4, (result.returncode, result.stderr[-2000:])
+
+
+_MANY_FAULTS = textwrap.dedent(
+    """
+    import sys
+    from evaluator import api, engine
+    from evaluator.errors import EngineError
+
+    case, count = sys.argv[1], int(sys.argv[2])
+    Session = engine._Session
+    original = Session.assert_stage
+
+    def failing(self, stage):
+        raise EngineError.single("engine_failed", "injected")
+
+    Session.assert_stage = failing
+    failed = 0
+    for _ in range(count):
+        try:
+            api.review_path(case)
+        except EngineError:
+            failed += 1
+    Session.assert_stage = original
+    print(failed, ",".join(line.determination for line in api.review_path(case).lines))
+    """
+)
+
+
+def test_more_engine_errors_than_the_engine_has_sessions_do_not_crash_the_process():
+    # Every failed session is left in place (above), and durable_rules holds at most 1,024
+    # sessions per ruleset (trap 8: the 1,025th raises MemoryError and the process crashes).
+    # The engine must register a fresh copy of the ruleset before the old one fills up.
+    done = subprocess.run(
+        [sys.executable, "-c", _MANY_FAULTS, str(CASE), "1100"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    failed, determinations = done.stdout.split()
+    assert failed == "1100"
+    baseline = subprocess.run(
+        [sys.executable, "-c", _MANY_FAULTS, str(CASE), "0"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert determinations == baseline.stdout.split()[1]
