@@ -10,7 +10,7 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
-from evaluator import schemas
+from evaluator import schemas, units
 from evaluator.dates import (
     DateError,
     Interval,
@@ -146,6 +146,49 @@ def fact_kinds() -> Mapping[str, Mapping[str, str | None]]:
     }
 
 
+@dataclass(frozen=True)
+class CodedSection:
+    """A case section whose items map to facts by the schema's annotations alone."""
+
+    key: str  # the case property, a list
+    fact: str  # the fact type (x-fact)
+    # case property -> (fact field (x-field), shape of its value (x-fact-shape) or None)
+    fields: Mapping[str, tuple[str, str | None]]
+
+
+@cache
+def coded_sections() -> tuple[CodedSection, ...]:
+    """Return the case sections annotated ``x-fact``, in schema order.
+
+    Adding a field to such a section is a schema edit: ``x-field`` names the fact field and the
+    value's definition says its shape (a coding, a quantity, a period, a level range).
+    """
+    root = schemas.load_schema("case")
+    defs = root["$defs"]
+
+    def target(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        return defs[spec["$ref"].rsplit("/", 1)[1]] if "$ref" in spec else spec
+
+    found = []
+    for key, spec in root["properties"].items():
+        item = target(spec.get("items", {}))
+        if "x-fact" not in item:
+            continue
+        fields = {
+            prop: (sub["x-field"], target(sub).get("x-fact-shape"))
+            for prop, sub in item["properties"].items()
+            if "x-field" in sub
+        }
+        found.append(CodedSection(key, item["x-fact"], MappingProxyType(fields)))
+    return tuple(found)
+
+
+@cache
+def code_systems() -> Mapping[str, str]:
+    """Return the short name (LOINC, SNOMEDCT, ...) of each code system URI a case may use."""
+    return MappingProxyType(dict(schemas.load_schema("case")["$defs"]["coding"]["x-systems"]))
+
+
 @cache
 def primary_documents() -> frozenset[str]:
     """Return the document kinds the case schema marks as primary records."""
@@ -250,6 +293,9 @@ class _Builder:
             self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
         for study, pointer in _items(self.data.get("imaging"), "/imaging"):
             self.study(study, pointer)
+        for section in coded_sections():
+            for item, pointer in _items(self.data.get(section.key), "/" + section.key):
+                self.coded(section, item, pointer)
         for c in self.conflicts:
             given = (
                 ("fact", c.fact),
@@ -350,6 +396,57 @@ class _Builder:
             inherited = self.mapped(study, pointer, _INHERITED)
             fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
             self.emit("alignment", fields, alignment.get("source", source))
+
+    def coded(self, section: CodedSection, item: Mapping[str, Any], pointer: str) -> None:
+        """Emit the fact of one coded item, each field by the shape its schema annotates."""
+        given: list[Given] = []
+        code = ""
+        # The code comes first: a quantity's analyte-specific unit depends on it.
+        for prop in sorted(section.fields, key=lambda p: section.fields[p][0] != "code"):
+            name, shape = section.fields[prop]
+            if prop not in item:
+                continue
+            value, at = item[prop], f"{pointer}/{prop}"
+            if shape == "coding":
+                coded = f"{code_systems()[value['system']]}|{value['code'].strip()}"
+                given.append((name, coded, at))
+                if name == "code":
+                    code = coded
+                    if "display" in value:
+                        given.append(("display", value["display"], f"{at}/display"))
+            elif shape == "quantity":
+                given += self.quantity(section.fact, code, value, at)
+            elif shape == "period":
+                for bound, suffix in (("start", ""), ("end", "_end")):
+                    if bound in value:
+                        given.append((f"{name}{suffix}", value[bound], f"{at}/{bound}"))
+                first, last = _quiet_date(value.get("start", "")), _quiet_date(value.get("end", ""))
+                if first is not None and last is not None and last.hi < first.lo:
+                    message = f'end "{value["end"]}" is before start "{value["start"]}"'
+                    self.problems.add("bad_date", message, self.document.location(f"{at}/end"))
+            elif shape == "range":
+                segments = self.ranges(value, at)
+                if segments:
+                    given.append(("upper", segments[0].upper.name, at))
+                    given.append(("lower", segments[-1].lower.name, at))
+            else:
+                given.append((name, value, at))
+        self.emit(section.fact, given, item.get("source"))
+
+    def quantity(
+        self, fact_type: str, code: str, value: Mapping[str, Any], pointer: str
+    ) -> list[Given]:
+        """Return the quantity as the fact field its unit converts to (units.py)."""
+        found = units.target(fact_type, (code,), value["unit"])
+        if found is None:
+            known = ", ".join(units.known_units(fact_type))
+            self.problems.add(
+                "unknown_unit",
+                f'unknown unit "{value["unit"]}" (known: {known})',
+                self.document.location(f"{pointer}/unit"),
+            )
+            return []
+        return [(found.field, value["value"] * found.factor, f"{pointer}/value")]
 
     # -- values -------------------------------------------------------------------------------
 

@@ -573,6 +573,33 @@ FULL = minimal(
         ],
         "imaging_exclusions": [{"condition": "fracture", "status": "excluded"}],
     },
+    observations=[
+        {
+            "code": {"system": "http://loinc.org", "code": "39156-5", "display": "BMI"},
+            "value_quantity": {"value": 41.5, "unit": "kg/m2"},
+            "effective": "2025-05-20",
+        }
+    ],
+    conditions=[
+        {
+            "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E66.01"},
+            "clinical_status": "active",
+            "verification_status": "confirmed",
+        }
+    ],
+    past_procedures=[
+        {
+            "code": {"system": "http://www.ama-assn.org/go/cpt", "code": "22612"},
+            "date": "2019-03",
+            "levels": "L4-L5",
+        }
+    ],
+    medications=[
+        {
+            "code": {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197696"},
+            "period": {"start": "2025-01-01", "end": "2025-03-01"},
+        }
+    ],
 )
 FULL["request"]["lines"][0].update(
     decompression=["L3-L4", "L4-L5"],
