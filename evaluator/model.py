@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from types import MappingProxyType
 
 from .conditions import Binding, Condition, Scalar, Threshold
 from .errors import Location
@@ -145,6 +146,18 @@ class Alternative:
     lines: tuple[AlternativeLine, ...]
 
 
+@dataclass(frozen=True)
+class ValueSet:
+    """A named set of codes (``SYSTEM|code``), declared in a policy or shared (valuesets.py)."""
+
+    name: str
+    purpose: str
+    codes: tuple[str, ...]
+    unit: str | None = None
+    oid: str | None = None
+    origin: str = ""  # the file it was read from
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     id: str
@@ -172,6 +185,8 @@ class Policy:
     changelog: tuple[Change, ...]
     path: str = field(compare=False)
     document: Document | None = field(default=None, compare=False, repr=False)
+    # The value sets its conditions use, by name (already expanded into them at load).
+    value_sets: Mapping[str, ValueSet] = field(default_factory=lambda: MappingProxyType({}))
 
     def locate(self, pointer: str) -> Location:
         """Return the file location of a JSON pointer into the policy file."""

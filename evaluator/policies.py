@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import parse_cache, records, resources, schemas, source
+from . import parse_cache, records, resources, schemas, source, valuesets
 from .conditions import Threshold, parse_binding, parse_condition
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
@@ -56,8 +56,13 @@ def _sha256(document: source.Document) -> str:
 
 
 def build_policy(document: source.Document) -> Policy:
-    """Return the Policy model of a schema-valid document."""
-    data: Mapping[str, Any] = document.data
+    """Return the Policy model of a schema-valid document.
+
+    Value sets expand to plain conditions first (valuesets.py); raises PolicyError for an
+    unknown value set or a threshold unit that does not convert.
+    """
+    expansion = valuesets.expand(document)
+    data: Mapping[str, Any] = expansion.data
     raw_settings = {k: v for k, v in data.get("settings", {}).items() if k != "qualitative_words"}
     settings = {k: Threshold(v["value"], v["unit"], k) for k, v in raw_settings.items()}
     words = data.get("settings", {}).get("qualitative_words", {}).get("below_threshold", [])
@@ -165,7 +170,12 @@ def build_policy(document: source.Document) -> Policy:
         sections=tuple(sections),
         alternative=alternative,
         sha256=_sha256(document),
-        content_sha256=content_sha256(data),
+        # A shared value set is part of what the policy says, so its hash covers it.
+        content_sha256=content_sha256(
+            {"policy": document.data, "value_sets": expansion.shared}
+            if expansion.shared
+            else document.data
+        ),
         supersedes=data.get("supersedes"),
         changelog=tuple(
             Change(c["change"], c["reason"], tuple(c.get("cites", ())))
@@ -173,6 +183,7 @@ def build_policy(document: source.Document) -> Policy:
         ),
         path=document.path,
         document=document,
+        value_sets=MappingProxyType(expansion.value_sets),
     )
 
 
@@ -238,7 +249,10 @@ class Library:
         # policies, like the files they are loaded from, do not change during a run.
         if self._versions is None:
             folders = (
-                sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []
+                # _shared holds what policies import (value sets), not a policy
+                sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("_"))
+                if self.root.is_dir()
+                else []
             )
             self._versions = {
                 f.name: sorted(f.glob("*.yaml"), key=lambda p: (_version_key(p.stem), p.stem))

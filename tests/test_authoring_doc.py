@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,10 @@ from click.testing import CliRunner
 
 from evaluator.cli import main
 
-DOC = Path(__file__).parent.parent / "docs" / "authoring.md"
+ROOT = Path(__file__).parent.parent
+DOC = ROOT / "docs" / "authoring.md"
+# Section 9 works on a copy of the bundled policies and examples, not in an empty folder.
+CODED = "## 9. A new criterion on a new measurement"
 GAP = "..."
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<info>.*)$")
 _EXIT = re.compile(r"#\s*exit\s+(?P<code>\d+)\s*$")
@@ -168,8 +172,32 @@ def _write(root: Path, step: WriteFile) -> None:
         target.write_text(patch(target.read_text(encoding="utf-8"), step.body), encoding="utf-8")
 
 
+def _sections() -> tuple[str, str]:
+    text = DOC.read_text(encoding="utf-8")
+    assert CODED in text, f"authoring.md has no section `{CODED}`"
+    first, _, coded = text.partition(CODED)
+    # Keep line numbers: the coded part is padded with the lines before it.
+    return first, "\n" * first.count("\n") + coded
+
+
 def test_walkthrough_runs_as_written(tmp_path, monkeypatch):
-    steps = parse(DOC.read_text(encoding="utf-8"))
+    run(parse(_sections()[0]), tmp_path, monkeypatch)
+
+
+def test_bmi_walkthrough_runs_on_a_copy_of_the_bundled_policies(tmp_path, monkeypatch):
+    """Issue 11: a criterion on a new measurement is a policy and value-set edit only."""
+    shutil.copytree(ROOT / "policies", tmp_path / "my-policies")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    steps = parse(_sections()[1])
+    assert {s.path for s in steps if isinstance(s, WriteFile)} == {
+        "my-policies/_shared/valuesets/bmi.yaml",
+        "my-policies/lumbar-fusion/2025.1.yaml",
+        "examples/cases/l4-l5-approvable.json",
+    }
+    run(steps, tmp_path, monkeypatch)
+
+
+def run(steps: list[WriteFile | Command], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     for step in steps:
@@ -193,7 +221,7 @@ def test_walkthrough_runs_as_written(tmp_path, monkeypatch):
 
 
 def test_walkthrough_shows_a_failure_and_the_fix():
-    steps = parse(DOC.read_text(encoding="utf-8"))
+    steps = parse(_sections()[0])
     commands = [s for s in steps if isinstance(s, Command)]
     assert any(c.argv[0] == "lint" and c.exit_code == 1 for c in commands)
     failed_at = next(i for i, s in enumerate(steps) if isinstance(s, Command) and s.exit_code)
