@@ -126,6 +126,17 @@ def _setting_lines(policy: Policy) -> list[str]:
     return lines
 
 
+def _value_set_lines(policy: Policy) -> list[str]:
+    """One line per value set the criteria use: its name, purpose, unit and codes."""
+    lines = []
+    for name, value_set in sorted(policy.value_sets.items()):
+        unit = f" Compared in {value_set.unit}." if value_set.unit else ""
+        oid = f" (VSAC {value_set.oid})" if value_set.oid else ""
+        codes = ", ".join(value_set.codes)
+        lines.append(f"- `{name}`{oid}: {value_set.purpose}{unit} Codes: {codes}")
+    return lines
+
+
 def _rule(rule: DeriveRule) -> list[str]:
     aliases = {b.alias: b.fact for b in rule.bindings}
     head = f"- `{rule.id}`" + (f": {rule.description}" if rule.description else "")
@@ -235,6 +246,10 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
     if settings:
         yield _Heading(2, "Settings")
         yield _List(tuple(settings))
+    value_sets = _value_set_lines(policy)
+    if value_sets:
+        yield _Heading(2, "Value sets")
+        yield _List(tuple(value_sets))
     yield _Heading(2, "Criteria")
     reachable = reachable_statuses(policy)
     for section in policy.sections:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, schemas, units
+from evaluator import api, fmt, schemas, show, units
 from evaluator.cases import case_from_data
 from evaluator.errors import PolicyError, SchemaError
 from evaluator.model import Status
@@ -56,7 +56,7 @@ def write_policy(root: Path, data: dict[str, Any]) -> Path:
     path = root / "policies" / data["id"] / f"{data['version']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    return path
+    return Path(path)
 
 
 def write_shared(root: Path, name: str, body: dict[str, Any]) -> None:
@@ -179,7 +179,9 @@ def test_an_unknown_threshold_unit_is_a_schema_error(tmp_path):
     )
     with pytest.raises(SchemaError) as caught:
         load_policy(path)
-    assert caught.value.problems[0].location.pointer.endswith("/requires/at_least/unit")
+    assert (
+        caught.value.problems[0].location.pointer == "/sections/0/clauses/0/requires/at_least/unit"
+    )
 
 
 def test_an_unknown_code_system_in_a_value_set_is_a_schema_error(tmp_path):
@@ -187,7 +189,7 @@ def test_an_unknown_code_system_in_a_value_set_is_a_schema_error(tmp_path):
     path = write_policy(tmp_path, policy_data(compare("at_least", 4, "cm"), sets))
     with pytest.raises(SchemaError) as caught:
         load_policy(path)
-    assert "/value_sets/span/codes" in caught.value.problems[0].location.pointer
+    assert str(caught.value.problems[0].location.pointer).startswith("/value_sets/span/codes")
 
 
 def test_a_quantity_compared_without_a_threshold_is_an_error(tmp_path):
@@ -222,3 +224,18 @@ def test_every_unit_of_the_facts_table_is_a_threshold_unit():
         "enum"
     ]
     assert set(units.known_units("observation")) <= set(enum)
+
+
+def test_show_renders_the_value_sets(tmp_path):
+    path = write_policy(tmp_path, policy_data(compare("at_least", 4, "cm"), {"span": LENGTH_SET}))
+    text = show.policy_text(load_policy(path))
+    assert "Value sets" in text
+    assert "- span: A length. Compared in mm. Codes: LOINC|8302-2" in text
+
+
+def test_fmt_orders_a_value_sets_keys(tmp_path):
+    sets = {"span": {"codes": {"LOINC": [SPAN]}, "unit": "mm", "purpose": "A length."}}
+    path = write_policy(tmp_path, policy_data(compare("at_least", 4, "cm"), sets))
+    once = fmt.format_text(path.read_text(encoding="utf-8"))
+    assert fmt.format_text(once) == once
+    assert once.index("purpose:") < once.index("unit:") < once.index("codes:")
