@@ -279,7 +279,10 @@ def _load(path: Path) -> tuple[Policy | None, list[Finding]]:
     except PolicyError as error:
         # the file reads and validates but sits in the wrong place; lint it all the same
         found = [_finding(p) for p in error.problems]
-        return policies.build_policy(source.load(path)), found
+        try:
+            return policies.build_policy(source.load(path)), found
+        except PolicyError:  # it cannot be built at all (an unknown value set): report why
+            return None, found
     except InputError as error:
         return None, [_finding(p) for p in error.problems]
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from . import schemas
 from .conditions import (
     ClauseIs,
     Compare,
@@ -143,6 +144,9 @@ for _code, _text in (
 for _code, _text in (
     ("version_mismatch", "a policy's version differs from its file name"),
     ("id_mismatch", "a policy's id differs from its folder under policies/"),
+    ("unknown_value_set", "an `in_value_set` names a set neither declared nor shared"),
+    ("value_set_name_mismatch", "a shared value set's name differs from its file name"),
+    ("quantity_needs_threshold", "a coded quantity is compared without a threshold"),
 ):
     _register(_code, Severity.ERROR, _text, Origin.LOADER)
 for _code, _text in (
@@ -305,6 +309,43 @@ def duplicate_reference(ctx: Context) -> Iterator[Hit]:
         if ref.id in seen:
             yield Hit(f"/references/{i}/id", f"reference {ref.id} is defined twice")
         seen.add(ref.id)
+
+
+def _luhn(digits: str) -> bool:
+    """LOINC's mod-10 check digit: the Luhn sum of the code with its check digit is 0 mod 10."""
+    # every second digit from the right is doubled and its digits summed (divmod by 10)
+    total = sum(
+        sum(divmod(int(char) * (2 if i % 2 else 1), 10)) for i, char in enumerate(reversed(digits))
+    )
+    return total % 10 == 0
+
+
+@policy_rule(
+    "unknown_code",
+    Severity.ERROR,
+    "a value set's code cannot be a code of its system (form, LOINC check digit)",
+)
+def unknown_code(ctx: Context) -> Iterator[Hit]:
+    spec = schemas.load_schema("policy")["$defs"]["value_set"]["properties"]["codes"]
+    patterns, checks = spec["x-code-patterns"], spec["x-check-digits"]
+    for name, value_set in sorted(ctx.policy.value_sets.items()):
+        for coded in value_set.codes:
+            system, _, code = coded.partition("|")
+            bad = re.fullmatch(patterns[system], code) is None or (
+                checks.get(system) == "mod10" and not _luhn(code.replace("-", ""))
+            )
+            if not bad:
+                continue
+            where = f" (in {value_set.origin})" if value_set.shared else ""
+            pointer = value_set.pointer  # a shared set: where the policy uses it
+            if not value_set.shared:
+                same = [c for c in value_set.codes if c.startswith(f"{system}|")]
+                pointer = f"{value_set.pointer}/codes/{system}/{same.index(coded)}"
+            yield Hit(
+                pointer,
+                f"value set `{name}`{where}: `{code}` is not a {system} code",
+                "check the code against the code system's release",
+            )
 
 
 @policy_rule("no_citation", Severity.ERROR, "a clause cites no reference")

@@ -156,6 +156,9 @@ class ValueSet:
     unit: str | None = None
     oid: str | None = None
     origin: str = ""  # the file it was read from
+    # where the policy declares it, or (a shared set) where it is first used
+    pointer: str = ""
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,15 @@ def shared_folder(policy_path: str | Path) -> Path:
     return Path(policy_path).resolve().parent.parent.joinpath(*SHARED_FOLDER)
 
 
-def _value_set(name: str, raw: Mapping[str, Any], origin: str) -> ValueSet:
+def _value_set(
+    name: str, raw: Mapping[str, Any], origin: str, pointer: str, shared: bool = False
+) -> ValueSet:
     codes = tuple(
         f"{system}|{str(code).strip()}" for system, items in raw["codes"].items() for code in items
     )
-    return ValueSet(name, raw["purpose"], codes, raw.get("unit"), raw.get("oid"), origin)
+    return ValueSet(
+        name, raw["purpose"], codes, raw.get("unit"), raw.get("oid"), origin, pointer, shared
+    )
 
 
 @dataclass
@@ -53,7 +57,7 @@ class _Expander:
         self.document = document
         self.settings = settings
         self.declared = {
-            name: _value_set(name, raw, document.path)
+            name: _value_set(name, raw, document.path, f"/value_sets/{name}")
             for name, raw in document.data.get("value_sets", {}).items()
         }
         self.used: dict[str, ValueSet] = {}
@@ -90,7 +94,7 @@ class _Expander:
                     shared.location("/name"),
                 )
             )
-        found = _value_set(name, shared.data, str(path))
+        found = _value_set(name, shared.data, str(path), pointer, shared=True)
         self.used[name] = found
         self.shared[name] = shared.data
         return found

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, fmt, schemas, show, units
+from evaluator import api, fmt, lint, schemas, show, units
 from evaluator.cases import case_from_data
 from evaluator.errors import PolicyError, SchemaError
 from evaluator.model import Status
@@ -239,3 +239,33 @@ def test_fmt_orders_a_value_sets_keys(tmp_path):
     once = fmt.format_text(path.read_text(encoding="utf-8"))
     assert fmt.format_text(once) == once
     assert once.index("purpose:") < once.index("unit:") < once.index("codes:")
+
+
+@pytest.mark.parametrize(
+    ("system", "code", "bad"),
+    [
+        ("LOINC", "39156-5", False),
+        ("LOINC", "39156-4", True),  # wrong check digit
+        ("LOINC", "39156", True),
+        ("ICD10CM", "E66.01", False),
+        ("ICD10CM", "E6601", True),
+        ("CPT", "22612", False),
+        ("CPT", "2261", True),
+        ("SNOMEDCT", "238136002", False),
+        ("RXNORM", "197696", False),
+        ("RXNORM", "RX1", True),
+    ],
+)
+def test_lint_reports_a_code_that_cannot_be_in_its_system(tmp_path, system, code, bad):
+    sets = {"span": {**LENGTH_SET, "codes": {"LOINC": [SPAN], system: [code]}}}
+    if system == "LOINC":
+        sets["span"]["codes"] = {"LOINC": [SPAN, code]}
+    path = write_policy(tmp_path, policy_data(compare("at_least", 4, "cm"), sets))
+    findings = [f for f in lint.lint_paths([path]).findings if f.code == "unknown_code"]
+    if not bad:
+        assert findings == []
+        return
+    (finding,) = findings
+    index = 1 if system == "LOINC" else 0
+    assert finding.problem.location.pointer == f"/value_sets/span/codes/{system}/{index}"
+    assert f"`{code}` is not a {system} code" in finding.problem.message
