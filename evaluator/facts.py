@@ -29,23 +29,9 @@ FactValue = str | int | float | bool
 # (fact field, value as the case states it, JSON pointer of that value)
 Given = tuple[str, Any, str]
 
-# What each part of a case becomes: the case path (a list there gives one fact per item), the
-# fact type, and its fields as "key" or "case_key=fact_field". Parts that need more than a
-# renaming (lines, physical therapy, imaging) have their own methods below.
-_SIMPLE = (
-    ("red_flags", "red_flag", "kind strength progressive"),
-    ("symptoms", "symptom", "kind side concordant onset"),
-    ("conservative_care", "conservative_care", "start end"),
-    ("conservative_care/components", "care_component", "kind detail start end"),
-    ("diagnoses", "diagnosis", "name status"),
-    ("nicotine", "nicotine", "status cotinine_ng_ml=cotinine quit_date"),
-    ("diabetes", "diabetes", "diabetic hba1c_pct=hba1c hba1c_date"),
-    ("si_joint/pain", "si_pain", "side location fortin_positive"),
-    ("si_joint/provocative_tests", "provocative_test", "test side result"),
-    ("si_joint/diagnostic_blocks", "diagnostic_block",
-     "side date image_guided contrast relief_pct=relief"),
-    ("si_joint/imaging_exclusions", "imaging_exclusion", "condition status"),
-)  # fmt: skip
+# The parts of a case that are more than a renaming (lines, physical therapy, imaging) have
+# their own methods below; every other part maps to facts by the case schema's annotations
+# (`coded_sections`).
 _REQUEST = "date urgency"
 _LINE = "id=line procedure side same_day"
 _RESECTION = "level=segment facetectomy_pct pars_resection"
@@ -71,6 +57,7 @@ LINE_PARTS = {
 }
 _INHERITED = "standing full_length"  # alignment fields that belong to the study
 _QUOTE_CHARS = 80
+_MAX_DEPTH = 8  # case sections nest two or three levels; deeper means a $ref cycle
 _NO_DEFAULT = object()
 
 
@@ -150,7 +137,7 @@ def fact_kinds() -> Mapping[str, Mapping[str, str | None]]:
 class CodedSection:
     """A case section whose items map to facts by the schema's annotations alone."""
 
-    key: str  # the case property, a list
+    key: str  # the case path, e.g. si_joint/pain (a list gives one fact per item)
     fact: str  # the fact type (x-fact)
     # case property -> (fact field (x-field), shape of its value (x-fact-shape) or None)
     fields: Mapping[str, tuple[str, str | None]]
@@ -167,19 +154,29 @@ def coded_sections() -> tuple[CodedSection, ...]:
     defs = root["$defs"]
 
     def target(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-        return defs[spec["$ref"].rsplit("/", 1)[1]] if "$ref" in spec else spec
+        # Follow $refs and array items down to the schema of one item.
+        while "$ref" in spec or spec.get("type") == "array":
+            spec = defs[spec["$ref"].rsplit("/", 1)[1]] if "$ref" in spec else spec["items"]
+        return spec
 
     found = []
-    for key, spec in root["properties"].items():
-        item = target(spec.get("items", {}))
-        if "x-fact" not in item:
-            continue
-        fields = {
-            prop: (sub["x-field"], target(sub).get("x-fact-shape"))
-            for prop, sub in item["properties"].items()
-            if "x-field" in sub
-        }
-        found.append(CodedSection(key, item["x-fact"], MappingProxyType(fields)))
+
+    def walk(node: Mapping[str, Any], path: str) -> None:
+        if path.count("/") > _MAX_DEPTH:  # a $ref cycle in the schema: a defect, say so
+            raise RecursionError(f"case.schema.json nests too deep at {path}")
+        for key, spec in node.get("properties", {}).items():
+            item, at = target(spec), f"{path}/{key}".lstrip("/")
+            if "x-fact" in item:
+                fields = {
+                    prop: (sub["x-field"], target(sub).get("x-fact-shape"))
+                    for prop, sub in item["properties"].items()
+                    if "x-field" in sub
+                }
+                found.append(CodedSection(at, item["x-fact"], MappingProxyType(fields)))
+            if item.get("type") == "object" and item is not node:
+                walk(item, at)
+
+    walk(root, "")
     return tuple(found)
 
 
@@ -282,20 +279,17 @@ class _Builder:
         self.emit("request", self.mapped(request, "/request", _REQUEST), request.get("source"))
         for line, pointer in _items(request["lines"], "/request/lines"):
             self.line(line, pointer)
-        for path, fact_type, spec in _SIMPLE:
+        for section in coded_sections():
             value: Any = self.data
-            for key in path.split("/"):
+            for key in section.key.split("/"):
                 value = value.get(key) if isinstance(value, Mapping) else None
-            for item, pointer in _items(value, "/" + path):
-                self.emit(fact_type, self.mapped(item, pointer, spec), item.get("source"))
+            for item, pointer in _items(value, "/" + section.key):
+                self.coded(section, item, pointer)
         care = self.data.get("conservative_care", {})
         if "physical_therapy" in care:
             self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
         for study, pointer in _items(self.data.get("imaging"), "/imaging"):
             self.study(study, pointer)
-        for section in coded_sections():
-            for item, pointer in _items(self.data.get(section.key), "/" + section.key):
-                self.coded(section, item, pointer)
         for c in self.conflicts:
             given = (
                 ("fact", c.fact),
@@ -401,12 +395,13 @@ class _Builder:
         """Emit the fact of one coded item, each field by the shape its schema annotates."""
         given: list[Given] = []
         code = ""
+        defaults = case_defaults(section.key)
         # The code comes first: a quantity's analyte-specific unit depends on it.
         for prop in sorted(section.fields, key=lambda p: section.fields[p][0] != "code"):
             name, shape = section.fields[prop]
-            if prop not in item:
+            if prop not in item and prop not in defaults:
                 continue
-            value, at = item[prop], f"{pointer}/{prop}"
+            value, at = item.get(prop, defaults.get(prop)), f"{pointer}/{prop}"
             if shape == "coding":
                 coded = f"{code_systems()[value['system']]}|{value['code'].strip()}"
                 given.append((name, coded, at))
