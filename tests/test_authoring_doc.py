@@ -12,6 +12,8 @@ output must start or end there. A trailing `# exit N` comment gives the expected
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 import shlex
 import shutil
@@ -21,7 +23,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from evaluator import api
+from evaluator.cases import case_from_data
 from evaluator.cli import main
+from evaluator.model import Status
+from evaluator.policies import load_policy
 
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "authoring.md"
@@ -195,6 +201,28 @@ def test_bmi_walkthrough_runs_on_a_copy_of_the_bundled_policies(tmp_path, monkey
         "examples/cases/l4-l5-approvable.json",
     }
     run(steps, tmp_path, monkeypatch)
+    # The clause the walkthrough wrote, at its edges (the evaluator is the bundled one).
+    policy = load_policy(tmp_path / "my-policies" / "lumbar-fusion" / "2025.1.yaml")
+    case = json.loads((tmp_path / "examples" / "cases" / "l4-l5-approvable.json").read_text())
+
+    def bmi_status(*values: tuple[float, str]) -> Status:
+        data = copy.deepcopy(case)
+        data["observations"] = [
+            {
+                "code": {"system": "http://loinc.org", "code": "39156-5"},
+                "value_quantity": {"value": value, "unit": "kg/m2"},
+                "effective": effective,
+            }
+            for value, effective in values
+        ]
+        decision = api.evaluate(case_from_data(data, "bmi.json"), policy)
+        (result,) = [c for c in decision.clauses if c.id == "LF-BMI"]
+        return result.status
+
+    assert bmi_status((39.9, "2025-05-01")) is Status.MET
+    assert bmi_status((40, "2025-05-01")) is Status.NOT_MET
+    assert bmi_status((35, "2019-05-01"), (45, "2025-05-01")) is Status.NOT_MET
+    assert bmi_status() is Status.NOT_DOCUMENTED
 
 
 def run(steps: list[WriteFile | Command], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
