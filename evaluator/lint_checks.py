@@ -348,6 +348,19 @@ def unknown_code(ctx: Context) -> Iterator[Hit]:
             )
 
 
+@policy_rule("unused_value_set", Severity.WARNING, "a value set the policy declares but never uses")
+def unused_value_set(ctx: Context) -> Iterator[Hit]:
+    document = ctx.policy.document
+    declared = document.data.get("value_sets", {}) if document is not None else {}
+    for name in declared:
+        if name not in ctx.policy.value_sets:
+            yield Hit(
+                f"/value_sets/{name}",
+                f"value set `{name}` is not used by any condition",
+                "select facts with `where: {code: {in_value_set: NAME}}`, or remove it",
+            )
+
+
 @policy_rule("no_citation", Severity.ERROR, "a clause cites no reference")
 def no_citation(ctx: Context) -> Iterator[Hit]:
     for clause in ctx.policy.clauses:
