@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from evaluator.cases import case_from_data
+from evaluator.cli import main
 from evaluator.errors import CaseError, SchemaError
 from evaluator.facts import Fact
 
+HOSTILE = Path(__file__).parent / "hostile" / "cases"
 LOINC = "http://loinc.org"
 BASE: dict[str, Any] = {
     "case_id": "coded",
@@ -132,3 +136,13 @@ def test_an_observation_after_the_request_demonstrates_nothing():
     assert "effective" not in fact.fields
     (conflict,) = [f for f in facts if f.type == "conflict"]
     assert conflict.fields["reason"] == "after_request"
+
+
+def test_the_hostile_unknown_unit_case_exits_2_with_the_unit_located():
+    """tests/hostile/cases/observation-unknown-unit.json, run as its sidecar says."""
+    path = HOSTILE / "observation-unknown-unit.json"
+    result = CliRunner().invoke(main, ["evaluate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert '(/observations/0/value_quantity/unit): unknown unit "stone"' in result.output
+    assert f"{path}:" in result.output
+    assert "Traceback" not in result.output
