@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 
+from . import schemas
 from .conditions import (
     All,
     AnyOf,
@@ -97,9 +99,22 @@ def words(name: str) -> str:
     )
 
 
+@cache
+def _schema_labels() -> Mapping[str, str]:
+    # `x-label` in the fact dictionary: a coded quantity's fields (value_mm, value_kg_m2) all
+    # read "value", since the threshold beside them states the unit
+    defs = schemas.load_schema("facts")["$defs"]
+    return {
+        f: spec["x-label"]
+        for d in defs.values()
+        for f, spec in d["properties"].items()
+        if "x-label" in spec
+    }
+
+
 def field_label(name: str) -> str:
     """Return the name a reader knows a fact field by: `cobb` -> `Cobb angle`."""
-    return _FIELD_LABELS.get(name) or words(name)
+    return _FIELD_LABELS.get(name) or _schema_labels().get(name) or words(name)
 
 
 def fact_label(name: str) -> str:
