@@ -441,7 +441,7 @@ class _Builder:
                 self.document.location(f"{pointer}/unit"),
             )
             return []
-        return [(found.field, value["value"] * found.factor, f"{pointer}/value")]
+        return [(found.field, found.convert(value["value"]), f"{pointer}/value")]
 
     # -- values -------------------------------------------------------------------------------
 

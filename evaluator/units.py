@@ -15,6 +15,11 @@ from typing import Any
 
 from . import schemas
 
+# Facts keep 4 decimals (durable_rules cannot parse exponent notation); thresholds are
+# converted to the same precision, so a value stated exactly at a threshold in the same unit
+# stays exactly at it after conversion (100 [lb_av] is 45.3592 kg on both sides).
+DECIMALS = 4
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -23,6 +28,10 @@ class Target:
     field: str
     unit: str
     factor: float
+
+    def convert(self, value: float) -> float:
+        """Return ``value`` in this target's unit, at the precision facts keep."""
+        return round(value * self.factor, DECIMALS)
 
 
 @cache

@@ -186,7 +186,7 @@ class _Expander:
         node["field"] = target.field
         if "setting" in raw and target.factor == 1 and unit == target.unit:
             return  # the setting's name stays visible in renderings
-        node[op] = {"value": round(value * target.factor, 6), "unit": target.unit}
+        node[op] = {"value": target.convert(value), "unit": target.unit}
 
 
 def expand(document: source.Document) -> Expansion:

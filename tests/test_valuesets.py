@@ -120,6 +120,23 @@ def test_a_threshold_in_cm_compares_lengths_in_any_unit(tmp_path, value, unit, e
 @pytest.mark.parametrize(
     ("value", "unit", "expected"),
     [
+        (100, "[lb_av]", Status.MET),  # exactly the threshold, in the threshold's own unit
+        (99.999, "[lb_av]", Status.NOT_MET),
+        (45.3592, "kg", Status.MET),
+        (45359.2, "g", Status.MET),
+        (45.359, "kg", Status.NOT_MET),
+    ],
+)
+def test_an_inexact_factor_keeps_the_edge(tmp_path, value, unit, expected):
+    weight = "29463-7"
+    sets = {"weight": {"purpose": "Body weight.", "unit": "kg", "codes": {"LOINC": [weight]}}}
+    path = write_policy(tmp_path, policy_data(compare("at_least", 100, "[lb_av]", "weight"), sets))
+    assert status(path, quantity(weight, value, unit)) is expected
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "expected"),
+    [
         (126.112, "mg/dL", Status.NOT_MET),  # exactly 7 mmol/L: less_than excludes the edge
         (126.1, "mg/dL", Status.MET),
         (6.99, "mmol/L", Status.MET),
