@@ -71,7 +71,8 @@ class _Expander:
         if name in self.used:
             return self.used[name]
         path = shared_folder(self.document.path) / f"{name}.yaml"
-        if not path.is_file():
+        # a policy read from standard input has no folder, so no shared value sets
+        if self.document.path == source.STDIN_NAME or not path.is_file():
             known = sorted({*self.declared, *self.available()})
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
@@ -100,6 +101,8 @@ class _Expander:
         return found
 
     def available(self) -> list[str]:
+        if self.document.path == source.STDIN_NAME:
+            return []
         folder = shared_folder(self.document.path)
         return [p.stem for p in folder.glob("*.yaml")] if folder.is_dir() else []
 
