@@ -298,21 +298,50 @@ def _alternative(decision: Decision) -> list[Block]:
     alt = getattr(decision, "alternative", None)
     if alt is None:
         return []
+    own = alt.decision
+    # The heading says what the evaluated alternative is: only one that is itself medically
+    # necessary "qualifies"; a pended one qualifies once documents arrive; others are not offered.
+    if own is not None and own.determination is Determination.MEDICALLY_NECESSARY:
+        heading = "Narrower alternative that qualifies"
+    elif own is not None and own.determination is Determination.INSUFFICIENT_DOCUMENTATION:
+        heading = "Narrower alternative, once the documents arrive"
+    else:
+        heading = "Narrower alternative, not offered"
     failed = [f"{c.id} ({c.title})" for c in decision.by_status(Status.NOT_MET)]
     out: list[Block] = [
-        Heading(3, "Narrower alternative that qualifies"),
+        Heading(3, heading),
         Para(_sentence(alt.summary)),
         Items(tuple(f"{_sentence(words(x.procedure))[:-1]}: {x.levels}" for x in alt.lines)),
     ]
     if failed:
         out.append(Para(", ".join(failed) + ".", "Offered because these clauses are not met: "))
-    out.append(
-        Para(
-            "A candidate for partial certification (X12 278 action A2, certified partial, or "
-            "A6, modified) if the physician reviewer and the requesting physician agree.",
-            kind="note",
+    if own is None:
+        note = (
+            "The narrower request was not evaluated under this policy, so it is not offered "
+            "for certification."
         )
-    )
+    elif own.determination is Determination.MEDICALLY_NECESSARY:
+        note = (
+            "Evaluated under the same policy, the narrower request meets every criterion: a "
+            "candidate for modification (X12 278 action A6) if the physician reviewer and the "
+            "requesting physician agree."
+        )
+    elif own.determination is Determination.INSUFFICIENT_DOCUMENTATION:
+        pending = [f"{c.id} ({c.title})" for c in own.by_status(Status.NOT_DOCUMENTED)]
+        note = (
+            "Evaluated under the same policy, the narrower request is not yet approvable: it "
+            "becomes a candidate for modification once these are documented: "
+            + ", ".join(pending)
+            + "."
+        )
+    else:
+        unmet = [f"{c.id} ({c.title})" for c in own.by_status(Status.NOT_MET)]
+        note = (
+            "Evaluated under the same policy, the narrower request also fails "
+            + ", ".join(unmet)
+            + ", so it is not offered for certification."
+        )
+    out.append(Para(note, kind="note"))
     return out
 
 

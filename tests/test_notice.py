@@ -92,7 +92,7 @@ def test_each_line_decision_sits_under_its_line(founding_md: str) -> None:
     assert all(level > 2 for level, _ in fusion[1:])
     assert (3, "Criteria not met") in fusion
     assert (4, "Instability at every fused segment (not met)") in fusion
-    assert (3, "Narrower alternative that qualifies") in fusion
+    assert (3, "Narrower alternative, once the documents arrive") in fusion
     assert (3, "Documents to send") in fusion
     assert (3, "References") in fusion
     tail = [text for level, text in found if level == 2][-3:]
@@ -156,7 +156,7 @@ def test_failed_clause_names_its_criterion_finding_and_references(founding_md: s
 def test_alternative_approvable_and_documents_name_their_clauses(founding_md: str) -> None:
     alternative = " ".join(
         words_of(t)
-        for t in section(founding_md, "Narrower alternative that qualifies")
+        for t in section(founding_md, "Narrower alternative, once the documents arrive")
         if t.type == "inline"
     )
     assert "Lumbar fusion: L3-S1" in alternative
@@ -371,3 +371,29 @@ def test_evidence_sentence(
 ) -> None:
     line = evidence.EvidenceLine(answer, condition, documented, bindings)
     assert line.sentence == expected
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_only_an_alternative_that_is_itself_approvable_is_headed_as_qualifying(path: Path) -> None:
+    # A pended or failing alternative must never read as one that qualifies (issue 8/12).
+    result = review(path)
+    markdown = notice.to_markdown(notice.review_notice(result))
+    alternatives = [
+        line.decision.alternative
+        for line in result.lines
+        if line.decision is not None and line.decision.alternative is not None
+    ]
+    approvable = [a for a in alternatives if a.approvable]
+    qualifying = [t for level, t in headings(markdown) if t.startswith("Narrower alternative")]
+    assert bool(qualifying) == bool(alternatives)
+    if not approvable:
+        assert "Narrower alternative that qualifies" not in qualifying
+        assert "candidate for modification (X12 278 action A6) if" not in markdown
+
+
+def test_an_approvable_alternative_is_headed_as_qualifying() -> None:
+    case = ROOT / "examples" / "cases" / "dynamic-instability.json"
+    markdown = notice.to_markdown(notice.review_notice(review(case)))
+    found = [t for _, t in headings(markdown)]
+    assert "Narrower alternative that qualifies" in found
+    assert "candidate for modification (X12 278 action A6)" in markdown
