@@ -89,6 +89,22 @@ def policies_dir_option() -> Callable[[F], F]:
     )
 
 
+def jobs_option(what: str) -> Callable[[F], F]:
+    """Return the `--jobs` option of the commands that review many cases in worker processes."""
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True, help=what
+    )
+
+
+def progress_option() -> Callable[[F], F]:
+    """Return `--progress/--no-progress`; by default a bar is shown when stderr is a terminal."""
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Show a progress bar on standard error (default: when it is a terminal).",
+    )
+
+
 def decision_log_options() -> Callable[[F], F]:
     """Return `--decision-log FILE` and `--mask/--no-mask`, shared by evaluate and batch."""
 

@@ -16,7 +16,13 @@ from typing import IO, Any
 import click
 
 from evaluator import batch, dask_batch, records
-from evaluator.commands import ExitCode, decision_log_options, policies_dir_option
+from evaluator.commands import (
+    ExitCode,
+    decision_log_options,
+    jobs_option,
+    policies_dir_option,
+    progress_option,
+)
 from evaluator.policies import Library
 
 # Beyond the shared exit codes: the shell's numbers for a run stopped by a signal.
@@ -45,14 +51,7 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE, what other tools report when `| head` stops 
     is_flag=True,
     help="Continue an interrupted run: append to --output, skipping cases already in it.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Worker processes; records still come out in the order of the input.",
-)
+@jobs_option("Worker processes; records still come out in the order of the input.")
 @click.option(
     "--dask",
     metavar="SCHEDULER",
@@ -61,11 +60,7 @@ PIPE_CLOSED = 141  # 128 + SIGPIPE, what other tools report when `| head` stops 
     "(tcp://host:8786) or scheduler file (.json). Needs `pip install 'necessity[dask]'` here "
     "and on the workers; records still come out in the order of the input.",
 )
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Show a progress bar on standard error (default: when it is a terminal).",
-)
+@progress_option()
 @policies_dir_option()
 @decision_log_options()
 def command(

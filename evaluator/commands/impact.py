@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from evaluator import diff, impact, render_impact
-from evaluator.commands import format_option, policies_dir_option
+from evaluator.commands import format_option, jobs_option, policies_dir_option, progress_option
 from evaluator.policies import Library
 
 
@@ -25,19 +25,8 @@ from evaluator.policies import Library
     metavar="PATH",
     help="Case files, folders of them, or JSON Lines files (one case per line); repeatable.",
 )
-@click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Worker processes, as for `necessity batch`.",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Show a progress bar on standard error (default: when it is a terminal).",
-)
+@jobs_option("Worker processes, as for `necessity batch`.")
+@progress_option()
 @format_option("text", "json", "markdown")
 @policies_dir_option()
 def command(
