@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -91,8 +90,8 @@ def _evaluate(
         # The alternative is evaluated, not assumed: its own determination decides whether it
         # is offered (A6), pended for documents, or not offered.
         narrower = alternatives.request(case, policy, scope)
-        scope = dataclasses.replace(scope, decision=evaluate(narrower, policy, alternative=False))
-    return dataclasses.replace(decision, alternative=scope)
+        scope = replace(scope, decision=evaluate(narrower, policy, alternative=False))
+    return replace(decision, alternative=scope)
 
 
 def facts_for(
