@@ -25,7 +25,9 @@ from .conditions import (
     Some,
     Truth,
 )
+from . import findings
 from .describe import choice_text, leaf_text, words
+from .dictionary import with_derived
 from .engine import Trace
 from .errors import EngineError
 from .explain import Explanation
@@ -65,6 +67,8 @@ class Evidence:
     facts: tuple[FactView, ...]
     # For `clause X is ...`: the clause it reads (a missing document there may change it).
     clause: str | None = None
+    # The ids of the facts bound around the condition (`binding` shows them to a reader).
+    bound: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,8 @@ class ClauseResult:
     rationale: str | None
     recommendation: str | None
     documentation: tuple[str, ...]
+    # The policy's `finding` for this status, filled from the facts the evidence matched.
+    finding: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +170,7 @@ class _Assembler:
     ) -> None:
         self.policy = policy
         self.program = program
+        self.types = with_derived(policy.derived)
         self.trace = trace
         self.facts = {str(f["id"]): f for f in facts}
         self.all_facts = [*self.facts.values(), *(e.fact for e in trace.derived)]
@@ -282,6 +289,7 @@ class _Assembler:
             self.binding(node_id, keys),
             views,
             cond.clause if isinstance(cond, ClauseIs) else None,
+            keys,
         )
 
     def template(self, text: str, *, each: bool = False) -> str:
@@ -320,6 +328,7 @@ class _Assembler:
             decider = nodes.requires
         evidence = tuple(self.evidence(decider, ())) if decider else ()
         rationale = clause.rationale.get(status)
+        finding = clause.finding.get(status)
         return ClauseResult(
             id=clause.id,
             section=clause.section,
@@ -336,7 +345,20 @@ class _Assembler:
             documentation=tuple(self.template(d, each=True) for d in clause.documentation)
             if self.could_change(status, evidence)
             else (),
+            finding=self.finding(finding, evidence) if finding else None,
         )
+
+    def finding(self, text: str, evidence: tuple[Evidence, ...]) -> str:
+        """Fill a finding template from the facts the deciding evidence matched or bound."""
+        ids = [f.id for e in evidence for f in e.facts] + [k for e in evidence for k in e.bound]
+        read = [
+            fact
+            for fact in (self.facts.get(i) or self.derived_by_id.get(i) for i in dict.fromkeys(ids))
+            if fact is not None
+        ]
+        order = {str(f["id"]): i for i, f in enumerate(self.all_facts)}
+        read.sort(key=lambda f: order.get(str(f["id"]), len(order)))
+        return findings.fill(text, read, self.all_facts, self.types)
 
     def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
         """True when a missing document could change the clause's status: it is not

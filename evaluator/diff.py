@@ -282,7 +282,9 @@ def _clause_details(old: Clause, new: Clause) -> list[str]:
         b = UNDOCUMENTED_WORDS.get(new.undocumented.value, new.undocumented.value)
         out.append(f"missing facts count as {a} -> {b}")
     out += _text_fields(
-        old, new, ("title", "description", "cites", "rationale", "recommendation", "documentation")
+        old,
+        new,
+        ("title", "description", "cites", "rationale", "finding", "recommendation", "documentation"),
     )
     return out
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from . import schemas
+from . import findings, schemas
 from .conditions import (
     ClauseIs,
     Compare,
@@ -224,6 +224,13 @@ def _templates(policy: Policy) -> Iterator[tuple[str, str]]:
         yield "/alternative/summary", policy.alternative.summary
 
 
+def _findings(policy: Policy) -> Iterator[tuple[str, str]]:
+    """Yield (pointer, text) for every `finding` template (evaluator/findings.py placeholders)."""
+    for clause in policy.clauses:
+        for status, text in clause.finding.items():
+            yield f"{clause.pointer}/finding/{status.value}", text
+
+
 @dataclass(frozen=True, slots=True)
 class _Read:
     fact: str
@@ -246,6 +253,8 @@ def _reads(policy: Policy) -> list[_Read]:
         for match in _BRACES.finditer(text):
             if found := _PLACEHOLDER.fullmatch(match.group(1)):
                 reads.append(_Read(found.group(1), pointer, None))
+    for pointer, text in _findings(policy):
+        reads.extend(_Read(name, pointer, None) for name in findings.reads(text))
     if policy.alternative is not None:
         for i, line in enumerate(policy.alternative.lines):
             reads.append(_Read(line.segments, f"/alternative/lines/{i}/segments", None))
@@ -431,10 +440,18 @@ def uncited_reference(ctx: Context) -> Iterator[Hit]:
 @policy_rule(
     "unknown_placeholder",
     Severity.ERROR,
-    "a `{type.field}` placeholder in a rationale, recommendation, document or summary names "
-    "no fact field",
+    "a `{type.field}` placeholder in a rationale, finding, recommendation, document or summary "
+    "names no fact field",
 )
 def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
+    for pointer, text in _findings(ctx.policy):
+        for placeholder, problem in findings.problems(text, ctx.types):
+            yield Hit(
+                pointer,
+                f"placeholder `{placeholder}` {problem}",
+                "see docs/authoring.md, Findings: e.g. `{physical_therapy.duration}`, "
+                "`{conservative_care.start.before_request}`, `{#test_on_fused_side[result=positive]}`",
+            )
     for pointer, text in _templates(ctx.policy):
         for match in _BRACES.finditer(text):
             # exactly the form the decision fills in: no spaces inside the braces

@@ -120,6 +120,8 @@ class Clause:
     recommendation: str
     documentation: tuple[str, ...]
     pointer: str
+    # Per failing status, the sentence about this patient (evaluator/findings.py templates).
+    finding: Mapping[Status, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,9 @@ class _Part:
 def _failed_clause(decision: Decision, clause: ClauseResult) -> list[Block]:
     out: list[Block] = [Heading(4, f"{clause.title} ({_STATUS_TEXT[clause.status]})")]
     out.append(Para(_criterion(decision, clause), "Criterion: "))
-    finding = " ".join([_sentence(clause.rationale)] if clause.rationale else []) + "".join(
+    # The patient-specific finding the policy words; its general rationale where it has none.
+    said = clause.finding or clause.rationale
+    finding = " ".join([_sentence(said)] if said else []) + "".join(
         f" {_disagree(c)}" for c in _conflicts_of(decision, clause)
     )
     if finding.strip():

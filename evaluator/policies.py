@@ -92,6 +92,9 @@ def build_policy(document: source.Document) -> Policy:
                     recommendation=raw["recommendation"],
                     documentation=tuple(raw.get("documentation", ())),
                     pointer=base,
+                    finding=MappingProxyType(
+                        {Status(k): v for k, v in raw.get("finding", {}).items()}
+                    ),
                 )
             )
         sections.append(Section(sec["id"], sec["title"], sec.get("description"), tuple(clauses)))

@@ -109,6 +109,7 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
         "evidence": [_evidence_json(e) for e in c.evidence],
         "citations": list(c.citations),
         "rationale": c.rationale,
+        "finding": c.finding,
         "recommendation": c.recommendation,
         "documentation": list(c.documentation),
     }
@@ -211,8 +212,8 @@ def _code(text: str) -> str:
 
 def _failed(clause: ClauseResult) -> Iterable[Node]:
     yield Node("h4", f"{_code(clause.id)}: {clause.title} ({STATUS_WORDS[clause.status]})", 2)
-    if clause.rationale:
-        yield Node("p", clause.rationale, 3)
+    if clause.finding or clause.rationale:
+        yield Node("p", clause.finding or clause.rationale or "", 3)
     lines = evidence_lines(clause)
     yield Node("p", "Evidence:", 3)
     for line in lines[:MAX_EVIDENCE_LINES]:
