@@ -82,30 +82,42 @@ def parse(inner: str) -> Placeholder | str:
     )
 
 
-def problems(text: str, types: Mapping[str, FactType]) -> Iterable[tuple[str, str]]:
-    """Yield (placeholder, problem) for every placeholder of a template that cannot be filled."""
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a placeholder cannot be filled; `unknown` and `known` say what to suggest instead."""
+
+    placeholder: str
+    text: str
+    unknown: str = ""
+    known: tuple[str, ...] = ()
+
+
+def problems(text: str, types: Mapping[str, FactType]) -> Iterable[Problem]:
+    """Yield a Problem for every placeholder of a template that cannot be filled."""
     for match in BRACES.finditer(text):
-        parsed = parse(match.group(1))
+        whole, parsed = match.group(0), parse(match.group(1))
         if isinstance(parsed, str):
-            yield match.group(0), parsed
+            yield Problem(whole, parsed)
             continue
         if parsed.fact == DOCUMENTS:
             continue
         fact = types.get(parsed.fact)
         if fact is None:
-            yield match.group(0), f"names unknown fact type `{parsed.fact}`"
+            yield Problem(whole, f"names unknown fact type `{parsed.fact}`", parsed.fact, (*types,))
             continue
         named = [f for f, _ in parsed.filters] + ([parsed.field] if parsed.field else [])
         for name in named:
             if name not in fact.fields:
-                yield match.group(0), f"fact `{parsed.fact}` has no field `{name}`"
+                text = f"fact `{parsed.fact}` has no field `{name}`"
+                yield Problem(whole, text, name, (*fact.fields,))
         for name, value in parsed.filters:
             info = fact.fields.get(name)
             if info is not None and info.enum and value not in info.enum:
-                yield match.group(0), f"`{value}` is not a value of `{parsed.fact}.{name}`"
+                text = f"`{value}` is not a value of `{parsed.fact}.{name}`"
+                yield Problem(whole, text, value, info.enum)
         info = fact.fields.get(parsed.field or "")
         if parsed.view == BEFORE_REQUEST and info is not None and info.kind != "date":
-            yield match.group(0), f"`.{BEFORE_REQUEST}` needs a date; `{parsed.field}` is not"
+            yield Problem(whole, f"`.{BEFORE_REQUEST}` needs a date; `{parsed.field}` is not")
 
 
 def reads(text: str) -> Iterable[str]:
@@ -258,4 +270,4 @@ def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-__all__ = ["BRACES", "NOT_RECORDED", "Placeholder", "fill", "parse", "problems", "reads"]
+__all__ = ["BRACES", "NOT_RECORDED", "Placeholder", "Problem", "fill", "parse", "problems", "reads"]

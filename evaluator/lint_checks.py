@@ -445,12 +445,14 @@ def uncited_reference(ctx: Context) -> Iterator[Hit]:
 )
 def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
     for pointer, text in _findings(ctx.policy):
-        for placeholder, problem in findings.problems(text, ctx.types):
+        for problem in findings.problems(text, ctx.types):
             yield Hit(
                 pointer,
-                f"placeholder `{placeholder}` {problem}",
-                "see docs/authoring.md, Findings: e.g. `{physical_therapy.duration}`, "
-                "`{conservative_care.start.before_request}`, `{#test_on_fused_side[result=positive]}`",
+                f"placeholder `{problem.placeholder}` {problem.text}",
+                did_you_mean(problem.unknown, problem.known)
+                if problem.unknown
+                else "see docs/authoring.md, Findings: e.g. `{physical_therapy.duration}`, "
+                "`{conservative_care.start.before_request}`",
             )
     for pointer, text in _templates(ctx.policy):
         for match in _BRACES.finditer(text):
