@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import findings
 from .conditions import (
     ClauseIs,
     Compare,
@@ -25,7 +26,6 @@ from .conditions import (
     Some,
     Truth,
 )
-from . import findings
 from .describe import choice_text, leaf_text, words
 from .dictionary import with_derived
 from .engine import Trace

@@ -281,11 +281,8 @@ def _clause_details(old: Clause, new: Clause) -> list[str]:
         a = UNDOCUMENTED_WORDS.get(old.undocumented.value, old.undocumented.value)
         b = UNDOCUMENTED_WORDS.get(new.undocumented.value, new.undocumented.value)
         out.append(f"missing facts count as {a} -> {b}")
-    out += _text_fields(
-        old,
-        new,
-        ("title", "description", "cites", "rationale", "finding", "recommendation", "documentation"),
-    )
+    texts = ("title", "description", "cites", "rationale", "finding", "recommendation")
+    out += _text_fields(old, new, (*texts, "documentation"))
     return out
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .describe import choice_text, value_text, words
+from .describe import value_text, words
 from .dictionary import FactType, FieldInfo
 from .levels import LevelError, format_segments
 
@@ -146,7 +146,7 @@ def fill(
         if isinstance(parsed, str):  # lint reports it; show the text as written
             return match.group(0)
         if parsed.fact == DOCUMENTS:
-            return choice_text(_documents(every), "and") or NOT_RECORDED
+            return _and(_documents(every)) or NOT_RECORDED
         pool = read if parsed.fact in read_types else every
         facts = _unique(
             f
@@ -187,14 +187,14 @@ def _values(
     elif kind == "segment":
         segments = [str(f[field]) for f in facts if field in f]
         try:
-            return choice_text(format_segments(segments).split(", "), "and") if segments else ""
+            return _and(format_segments(segments).split(", ")) if segments else ""
         except LevelError:
             texts = segments
     elif kind == "duration":
         texts = [_duration(f, field) for f in facts]
     else:
         texts = [_value(f, field, info) for f in facts]
-    return choice_text(list(dict.fromkeys(t for t in texts if t)), "and")
+    return _and(list(dict.fromkeys(t for t in texts if t)))
 
 
 def _value(fact: Mapping[str, Any], field: str, info: FieldInfo | None) -> str:
@@ -208,6 +208,17 @@ def _value(fact: Mapping[str, Any], field: str, info: FieldInfo | None) -> str:
         return words(value)
     unit = "" if info is None or info.unit is None or isinstance(value, bool) else info.unit
     return value_text(value) + _UNIT_TEXT.get(unit, f" {unit}" if unit else "")
+
+
+def _and(texts: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: texts already in words, joined as written."""
+    return (
+        texts[0]
+        if len(texts) == 1
+        else ", ".join(texts[:-1]) + " and " + texts[-1]
+        if texts
+        else ""
+    )
 
 
 def _plural(n: int, unit: str) -> str:
@@ -266,7 +277,7 @@ def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
     out = []
     for document, when in dates.items():
         name = words(document) + ("s" if len(when) > 1 else "")
-        out.append(f"the {name}" + (f" of {choice_text(sorted(when), 'and')}" if when else ""))
+        out.append(f"the {name}" + (f" of {_and(sorted(when))}" if when else ""))
     return out
 
 

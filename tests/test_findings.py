@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,14 @@ from tests.test_notice import NOTATION
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
-TYPES = with_derived({"unstable_segment": DerivedType("unstable_segment", "", {"segment": "segment"})})
+UNSTABLE = DerivedType("unstable_segment", "", {"segment": "segment"})
+TYPES = with_derived({"unstable_segment": UNSTABLE})
 FAILED = (Status.NOT_MET, Status.NOT_DOCUMENTED)
 
 
-def fill(text: str, read: list[dict[str, Any]], every: list[dict[str, Any]] | None = None) -> str:
+def fill(
+    text: str, read: Sequence[Mapping[str, Any]], every: Sequence[Mapping[str, Any]] | None = None
+) -> str:
     return findings.fill(text, read, read if every is None else every, TYPES)
 
 
@@ -57,8 +60,13 @@ def test_a_type_the_evidence_did_not_read_falls_back_to_every_fact_of_it() -> No
 
 @pytest.mark.parametrize(
     ("days", "expected"),
-    [((41, 41), "5 weeks and 6 days"), ((42, 42), "6 weeks"), ((7, 7), "1 week"),
-     ((6, 6), "6 days"), ((28, 58), "between 4 weeks and 8 weeks and 2 days")],
+    [
+        ((41, 41), "5 weeks and 6 days"),
+        ((42, 42), "6 weeks"),
+        ((7, 7), "1 week"),
+        ((6, 6), "6 days"),
+        ((28, 58), "between 4 weeks and 8 weeks and 2 days"),
+    ],
 )
 def test_durations_in_weeks_and_days(days: tuple[int, int], expected: str) -> None:
     fact = {"t": "physical_therapy", "id": "p", "duration_lo": days[0], "duration_hi": days[1]}
@@ -77,25 +85,30 @@ def test_dates_as_recorded_and_their_distance_to_the_request() -> None:
     }
     text = "Began {conservative_care.start}, {conservative_care.start.before_request} before."
     assert fill(text, [fact]) == "Began 12/2024, 5 to 6 months (171 to 201 days) before."
-    near = {"t": "conservative_care", "id": "c", "start": "2025-06-01"}
-    near |= {f"start_{u}_before_request_{b}": n for u, n in (("days", 19), ("months", 0))
-             for b in ("lo", "hi")}
+    near: dict[str, Any] = {"t": "conservative_care", "id": "c", "start": "2025-06-01"}
+    near |= {
+        f"start_{u}_before_request_{b}": n
+        for u, n in (("days", 19), ("months", 0))
+        for b in ("lo", "hi")
+    }
     assert fill("{conservative_care.start.before_request}", [near]) == "19 days"
 
 
 def test_measurements_carry_their_unit_and_words_stay_quoted() -> None:
-    facts = [
+    facts: list[dict[str, Any]] = [
         {"t": "dynamic_study", "id": "d", "translation": 2.9, "angulation": 6},
         {"t": "alignment", "id": "a", "cobb_word": "very subtle"},
         {"t": "nicotine", "id": "n", "status": "current", "cotinine": 180},
     ]
-    text = "{dynamic_study.translation}, {dynamic_study.angulation}; {alignment.cobb}; " \
+    text = (
+        "{dynamic_study.translation}, {dynamic_study.angulation}; {alignment.cobb}; "
         "{nicotine.status} {nicotine.cotinine}"
+    )
     assert fill(text, facts) == '2.9 mm, 6 degrees; "very subtle"; current 180 ng/mL'
 
 
 def test_filters_counts_and_fallbacks() -> None:
-    tests = [
+    tests: list[dict[str, Any]] = [
         {"t": "provocative_test", "id": "1", "test": "distraction", "result": "positive"},
         {"t": "provocative_test", "id": "2", "test": "thigh_thrust", "result": "positive"},
         {"t": "provocative_test", "id": "3", "test": "faber", "result": "negative"},
@@ -204,7 +217,7 @@ def test_every_failed_clause_has_a_finding_about_this_patient(path: Path) -> Non
     review = api.review_case(case, Library())
     text = " ".join(notice.notice_text(notice.review_notice(review)).split())
     in_case = _data(f.as_dict() for f in case.facts)
-    documents = {words(f.fields["src"].split(" ")[0]) for f in case.facts if "src" in f.fields}
+    documents = {words(str(f.fields["src"]).split(" ")[0]) for f in case.facts if "src" in f.fields}
     by_id = {f.id: f.as_dict() for f in case.facts}
     for policy, clause in _failed(review):
         where = f"{path.stem} {policy} {clause.id} ({clause.status.value})"
@@ -226,7 +239,9 @@ def test_the_data_check_can_fail() -> None:
     data = _data([{"t": "x", "id": "1", "segment": "T12-L1", "start": "2025-01-06", "n": 41}])
     assert data == {"T12", "L1", "2025-01-06", "41"}
     assert set(_mentions("Fusion at T12-L3, 41 days from 2025-01-06.", data)) == {
-        "T12", "41", "2025-01-06"
+        "T12",
+        "41",
+        "2025-01-06",
     }
     assert _mentions("The symptoms are not documented to match imaging.", data) == []
     assert _mentions("At L12 on 2025-01-061, 410 days.", data) == []
