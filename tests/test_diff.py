@@ -56,6 +56,10 @@ INTENDED = {
     ("clause", "LF-SI-FIXATION", "changed", True),
     ("clause", "LF-PHYSICAL-THERAPY", "added", True),
     ("clause", "LF-DEFORMITY-MEASURED", "added", True),
+    # wording only: 2025.1 words findings for these clauses (issue 12); nothing they decide
+    ("clause", "LF-CONSERVATIVE-DURATION", "changed", False),
+    ("clause", "LF-NICOTINE", "changed", False),
+    ("clause", "LF-DIABETES", "changed", False),
 }
 
 

@@ -146,7 +146,7 @@ def test_failed_clause_names_its_criterion_finding_and_references(founding_md: s
         "Criterion: Lumbar spinal fusion, with or without decompression (policy lumbar-fusion, "
         "version 2025.1), clause LF-INSTABILITY: Instability at every fused segment"
     ) in text
-    assert "Finding: Fusion is proposed at T12-L3 and S1-S2, where no instability" in text
+    assert "Finding: Fusion is proposed at T12-L3 and S1-S2 without instability shown" in text
     assert "No, for T12-L3 and S1-S2: there is an unstable segment" in text
     assert 'Radiology report "the documented multilevel stenosis' in text
     assert "References: [1], [2], [5], [6], [8]" in text
