@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import Collector, Location, PolicyError
 from .program import (
+    STAGE,
     Absent,
     AllOf,
     AnyTest,
@@ -109,6 +110,25 @@ def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     return {"$and": [*ordered, *(render_test(t) for t in rest)]}
 
 
+def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
+    """Return the patterns with the first fact pattern ahead of the stage marker.
+
+    durable_rules hashes a pattern's partial matches on its equality joins; a pattern after the
+    first with no join keeps them in one chain that it walks for every fact it receives
+    (events.c `handleBetaMessage` checks each fact against all earlier ones), so an unjoined
+    pattern over n facts costs n^2/2. The first pattern of a rule skips that walk. The compiler
+    puts the stage marker first and binds the outermost fact (a fused segment, a line) unjoined
+    right after it: with thousands of such facts (hundreds of service lines) that walk made
+    the engine's cost grow with the square of the lines. The marker joins nothing, so leading
+    with the first fact pattern instead matches the same combinations. A negated pattern
+    cannot lead a rule (durable_rules starts from a positive one), so such rules keep the
+    marker first.
+    """
+    if len(patterns) > 1 and patterns[0].alias == STAGE and not patterns[1].negated:
+        return (patterns[1], patterns[0], *patterns[2:])
+    return patterns
+
+
 def _count_expressions(expr: Any) -> int:
     if isinstance(expr, dict):
         if len(expr) == 1:
@@ -142,7 +162,7 @@ def render(program: Program) -> dict[str, Any]:
                 where,
             )
         patterns = []
-        for pattern in rule.patterns:
+        for pattern in _lead_order(rule.patterns):
             expr = _with_lane(pattern.test, lane)
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
