@@ -75,6 +75,7 @@ fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpr
 bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/tracing.py
+	$(BIN)/python benchmarks/lines.py
 
 # tests/test_show.py fails when a committed document differs from what its policy renders.
 docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy

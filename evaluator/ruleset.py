@@ -122,11 +122,14 @@ def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
     the engine's cost grow with the square of the lines. The marker joins nothing, so leading
     with the first fact pattern instead matches the same combinations. A negated pattern
     cannot lead a rule (durable_rules starts from a positive one), so such rules keep the
-    marker first.
+    marker first, and so do rules whose first fact pattern has an `$or`: a fact that passes two
+    of its alternatives reaches the pattern twice, and only that same walk drops the repeat.
     """
-    if len(patterns) > 1 and patterns[0].alias == STAGE and not patterns[1].negated:
-        return (patterns[1], patterns[0], *patterns[2:])
-    return patterns
+    if len(patterns) < 2 or patterns[0].alias != STAGE or patterns[1].negated:
+        return patterns
+    if any(isinstance(t, AnyTest) for t in _flatten(patterns[1].test)):
+        return patterns
+    return (patterns[1], patterns[0], *patterns[2:])
 
 
 def _count_expressions(expr: Any) -> int:
