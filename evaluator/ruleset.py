@@ -125,11 +125,12 @@ def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
     marker first, and so do rules whose first fact pattern has an `$or`: a fact that passes two
     of its alternatives reaches the pattern twice, and only that same walk drops the repeat.
     """
-    if len(patterns) < 2 or patterns[0].alias != STAGE or patterns[1].negated:
+    marker, *rest = patterns
+    if marker.alias != STAGE or not rest or rest[0].negated:
         return patterns
-    if any(isinstance(t, AnyTest) for t in _flatten(patterns[1].test)):
+    if any(isinstance(t, AnyTest) for t in _flatten(rest[0].test)):
         return patterns
-    return (patterns[1], patterns[0], *patterns[2:])
+    return (rest[0], marker, *rest[1:])
 
 
 def _count_expressions(expr: Any) -> int:

@@ -43,7 +43,7 @@ LINEAR = LARGE / SMALL
 
 def lines_case(count: int) -> dict[str, Any]:
     """The founding case with `count` service lines: its three lines repeated, ids made unique."""
-    data = json.loads(FOUNDING.read_text())
+    data: dict[str, Any] = json.loads(FOUNDING.read_text())
     lines = data["request"]["lines"]
     data["request"]["lines"] = [
         {**copy.deepcopy(lines[i % len(lines)]), "id": f"line-{i}"} for i in range(count)
@@ -110,7 +110,7 @@ def _matches(expr: Mapping[str, Any], fact: Mapping[str, Any]) -> bool:
         return True  # a comparison: counting it as passing can only over-count
     if _join(value):
         return True
-    return fact.get(key) == value
+    return bool(fact.get(key) == value)
 
 
 def unhashed_work(runs: list[Run]) -> tuple[int, int]:
@@ -122,7 +122,7 @@ def unhashed_work(runs: list[Run]) -> tuple[int, int]:
         facts += [{"t": "stage", "s": s} for s in range(1, program.stages + 1)]
         seen += len(facts)
         for rule in render(program).values():
-            for pattern in rule["all"][1:]:
+            for pattern in patterns[1:]:
                 ((alias, expr),) = pattern.items()
                 if alias.endswith("$not") or _hashed(expr):
                     continue
@@ -154,18 +154,16 @@ def test_no_rule_walks_every_line_for_every_line(runs: dict[int, list[Run]]) -> 
 def test_the_count_sees_an_unjoined_pattern_after_the_marker() -> None:
     """The count itself: a positive pattern with no join after the first is counted, a joined
     one and the first pattern are not."""
-    rule = {
-        "all": [
-            {"f": {"$and": [{"t": "seg"}]}},
-            {"stage": {"$and": [{"t": "stage"}, {"s": 1}]}},
-            {"g": {"$and": [{"t": "seg"}]}},
-            {"h": {"$and": [{"t": "seg"}, {"key": {"f": "key"}}]}},
-        ]
-    }
+    patterns: list[dict[str, Any]] = [
+        {"f": {"$and": [{"t": "seg"}]}},
+        {"stage": {"$and": [{"t": "stage"}, {"s": 1}]}},
+        {"g": {"$and": [{"t": "seg"}]}},
+        {"h": {"$and": [{"t": "seg"}, {"key": {"f": "key"}}]}},
+    ]
     facts = [{"t": "seg", "id": str(i)} for i in range(10)]
     counted = [
         (alias, sum(1 for f in facts if _matches(expr, f)))
-        for pattern in rule["all"][1:]
+        for pattern in patterns[1:]
         for alias, expr in pattern.items()
         if not _hashed(expr)
     ]
