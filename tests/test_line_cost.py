@@ -122,7 +122,7 @@ def unhashed_work(runs: list[Run]) -> tuple[int, int]:
         facts += [{"t": "stage", "s": s} for s in range(1, program.stages + 1)]
         seen += len(facts)
         for rule in render(program).values():
-            for pattern in patterns[1:]:
+            for pattern in rule["all"][1:]:
                 ((alias, expr),) = pattern.items()
                 if alias.endswith("$not") or _hashed(expr):
                     continue
