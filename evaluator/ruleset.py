@@ -7,14 +7,20 @@ first, with messages an author can act on (durable-rules.md item 11).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import Collector, Location, PolicyError
 from .program import (
+    CAND,
+    KEY,
     STAGE,
+    STATUS,
+    VAL,
     Absent,
     AllOf,
     AnyTest,
@@ -36,6 +42,10 @@ MAX_EXPRESSIONS = 32  # expressions in one join node, error 113
 # this size, each lane's patterns made distinct by a test on an attribute no fact has.
 LANE = 200
 MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never returns
+# durable_rules matches each fact by walking its tests depth first with a fixed stack of 64
+# pending tests (events.c `handleAlpha`, MAX_STACK_SIZE); one more fails every assert of such
+# a fact with error 303 (ERR_MAX_STACK_SIZE), at run time only. `alpha_stack` bounds it.
+MAX_ALPHA_STACK = 64
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
@@ -98,16 +108,23 @@ def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
-    then every join: durable_rules 2.0.28 ignores a join that follows an `$or` in the same
-    `$and` (reproduced in tests/test_ruleset.py), and AND is order-free for us.
+    then the equality tests, then every join: durable_rules 2.0.28 ignores a join that follows
+    an `$or` in the same `$and` (reproduced in tests/test_ruleset.py), and AND is order-free
+    for us. Equality tests go before the joins because the engine shares a test node between
+    patterns only up to the first join (it never shares a join) and enters every join node
+    under a shared test for each fact that has the property: with the joins first, one value
+    fact entered a node per joined value pattern of its lane, and large policies overflowed
+    the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
+    only the joins of the patterns on its own node.
     """
     parts = _flatten(test)
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
+    equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
     joins = [t for t in parts if isinstance(t, Join)]
-    rest = [t for t in parts if t not in kind and not isinstance(t, Join)]
+    rest = [t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)]
     lane_test = {"$nex": {f"_lane{lane}": 1}}
-    ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in joins)]
-    return {"$and": [*ordered, *(render_test(t) for t in rest)]}
+    ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
+    return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
 
 
 def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
@@ -196,6 +213,15 @@ def render(program: Program) -> dict[str, Any]:
     # Every fact must match some pattern or the engine rejects it (durable-rules.md trap 1);
     # this rule matches everything and never fires, since no fact has the second type.
     definition["catch_all"] = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
+    stack = alpha_stack(definition)
+    if stack > MAX_ALPHA_STACK:
+        problems.add(
+            "engine_limit",
+            f"one fact could meet {stack} pending tests in the engine (it allows "
+            f"{MAX_ALPHA_STACK}, error 303 at evaluation); split the policy or give its "
+            "conditions fewer alternatives (any, one_of, nested every/some over one fact type)",
+            where,
+        )
     problems.raise_if_any(PolicyError)
     fresh: dict[str, Any] = json.loads(json.dumps(definition))
     return fresh
@@ -210,3 +236,111 @@ def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], se
                 walk(t)
 
     walk(pattern.test)
+
+
+# -- durable_rules' alpha network, modelled to bound the stack its walk needs -------------------
+
+
+class _Alpha:
+    """One test node of the alpha network (rete.c): children tested by property (`hashed`) and
+    the `$nex` children it enters when the property is absent (`listed`)."""
+
+    __slots__ = ("equal", "hashed", "listed", "value")
+
+    def __init__(self, equal: str | None = None, value: Any = None) -> None:
+        self.hashed: dict[tuple[str, str, Any], _Alpha] = {}
+        self.listed: dict[Any, _Alpha] = {}
+        self.equal = equal  # the property of an equality test (one value per fact)
+        self.value = value
+
+
+_ALPHA_OPS = {"$lt", "$lte", "$gt", "$gte", "$neq", "$ex", "$nex", "$mt", "$imt"}
+
+
+def _alpha(parent: _Alpha, expr: Mapping[str, Any], fresh: itertools.count[int]) -> _Alpha:
+    """Add one expression under `parent` as rete.c `createAlpha` does; return its last node."""
+    ((key, value),) = expr.items()
+    if key == "$and":
+        node = parent
+        for part in value:
+            node = _alpha(node, part, fresh)
+        return node
+    if key == "$or":
+        # Each alternative ends in a fresh forward node, never shared, entered by every fact.
+        forward = _Alpha()
+        for part in value:
+            _alpha(parent, part, fresh).listed[next(fresh)] = forward
+        return forward
+    if key in _ALPHA_OPS:
+        op, ((prop, operand),) = key, value.items()
+    else:
+        op, prop, operand = "$eq", key, value
+    if op == "$nex":
+        return parent.listed.setdefault((prop, repr(operand)), _Alpha())
+    if isinstance(operand, dict):
+        # A join or arithmetic: rete.c stores its names anew for every pattern, so the node is
+        # never shared; a join is entered for every fact with the property.
+        return parent.hashed.setdefault((prop, op, next(fresh)), _Alpha())
+    equal = prop if op == "$eq" else None
+    return parent.hashed.setdefault((prop, op, repr(operand)), _Alpha(equal, operand))
+
+
+# The order in which the engine's own facts carry their properties (engine.py builds them so):
+# the walk pushes a node's children property by property in that order and pops the last
+# pushed first. For other facts the order is not known here and the worst is assumed.
+_KEYS = tuple(f"k{i}" for i in range(1, MAX_PATTERNS + 1))
+_ORDER: dict[str, tuple[str, ...]] = {
+    VAL: ("sid", "t", "n", "v", *_KEYS, "f", "id", KEY),
+    CAND: ("sid", "t", "n", "v", *_KEYS, "f", "id", KEY),
+    STATUS: ("sid", "t", "clause", "status", "id", KEY),
+    STAGE: ("sid", "t", "id", "s", KEY),
+}
+
+
+def _pending(node: _Alpha, order: Mapping[str, int] | None) -> int:
+    """An upper bound of the stack the walk below `node` needs for one fact: it pushes every
+    child the fact may enter (the `$nex` ones first, then property by property; one equality
+    test per property), then walks the last pushed with the others still pending."""
+    groups: dict[int, list[_Alpha]] = {}
+    if node.listed:
+        groups[-1] = list(node.listed.values())
+    for (prop, _, _), child in node.hashed.items():
+        # Properties of unknown order form one group, pushed last: everything else below it.
+        rank = order.get(prop, len(order)) if order is not None else 0
+        groups.setdefault(rank, []).append(child)
+    if not groups:
+        return 0
+    need = below = 0
+    for _, members in sorted(groups.items()):
+        equal = {c.equal for c in members if c.equal is not None}
+        size = len(equal) + sum(1 for c in members if c.equal is None)
+        need = max(need, below + size - 1 + max(_pending(c, order) for c in members))
+        below += size
+    return max(need, below)
+
+
+def alpha_stack(definition: Mapping[str, Any]) -> int:
+    """Return a bound of the tests durable_rules keeps pending while it matches one fact
+    against the ruleset (`MAX_ALPHA_STACK` at most; error 303 past it).
+
+    The network is rebuilt as rete.c builds it: patterns share their leading tests, `$nex`
+    tests and the forward node closing each `$or` are entered whenever their property is
+    absent, and every join is a node of its own that every fact with the property enters.
+    The bound assumes any non-equality test may pass; on 150 generated policies every one at
+    or below 60 ran and every one that failed with error 303 was at 74 or more.
+    """
+    root = _Alpha()
+    fresh = itertools.count()
+    for rule in definition.values():
+        for pattern in rule["all"]:
+            (expr,) = pattern.values()
+            _alpha(root, expr, fresh)
+    # A fact enters one type test at the root, beside the root's other children.
+    kinds = [c for (prop, _, _), c in root.hashed.items() if prop == "t" and c.equal]
+    beside = len(root.listed) + len(root.hashed) - len(kinds)
+    need = beside + 1
+    for kind in kinds:
+        known = _ORDER.get(str(kind.value))
+        order = {p: i for i, p in enumerate(known)} if known else None
+        need = max(need, beside + _pending(kind, order))
+    return need
