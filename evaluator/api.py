@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -11,8 +11,15 @@ from . import alternatives, cases, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
-from .engine import Engine
-from .errors import InputError, Location, PolicyError, PolicyNotFoundError, SourceError
+from .engine import Engine, Trace
+from .errors import (
+    InputError,
+    Location,
+    NecessityError,
+    PolicyError,
+    PolicyNotFoundError,
+    SourceError,
+)
 from .explain import explain as explain_trace
 from .facts import FactValue
 from .model import Determination, Policy
@@ -71,6 +78,20 @@ def _evaluate(
     program = program_for(policy)
     facts = [*seen, *_policy_results(case, policy, program, seen, (*chain, policy.id))]
     trace = Engine.get().run(program, facts, trace=explain)
+    return _decide(case, policy, program, facts, trace, explain=explain, alternative=alternative)
+
+
+def _decide(
+    case: Case,
+    policy: Policy,
+    program: Program,
+    facts: list[dict[str, FactValue]],
+    trace: Trace,
+    *,
+    explain: bool,
+    alternative: bool,
+) -> Decision:
+    """Return the decision assembled from what the engine derived for one case."""
     conflicts = [
         {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
         for c in case.conflicts
@@ -92,6 +113,24 @@ def _evaluate(
         narrower = alternatives.request(case, policy, scope)
         scope = replace(scope, decision=evaluate(narrower, policy, alternative=False))
     return replace(decision, alternative=scope)
+
+
+def _evaluate_together(
+    policy: Policy, judged: Sequence[tuple[Case, list[dict[str, FactValue]]]]
+) -> list[Decision]:
+    """Return the decisions of one policy on several cases (each with the facts it sees),
+    the cases run through one engine session (`Engine.run_many`): the same decisions as
+    `_evaluate` case by case. Referenced policies are evaluated case by case."""
+    program = program_for(policy)
+    facts = [
+        [*seen, *_policy_results(case, policy, program, seen, (policy.id,))]
+        for case, seen in judged
+    ]
+    traces = Engine.get().run_many(program, facts)
+    return [
+        _decide(case, policy, program, f, trace, explain=False, alternative=True)
+        for (case, _), f, trace in zip(judged, facts, traces, strict=True)
+    ]
 
 
 def facts_for(
@@ -299,6 +338,53 @@ def review_case(case: Case, library: Library, *, explain: bool = False) -> CaseR
             decision = decisions[policy.ref]
         results.append(LineResult(line, policy, decision))
     return CaseReview(case.case_id, case.request_date.text, tuple(results))
+
+
+def review_many(
+    cases: Sequence[Case], library: Library
+) -> list[CaseReview | NecessityError | Exception]:
+    """Return `review_case` of each case, or the exception it raises, with the cases that one
+    policy judges evaluated together in one engine session per policy (`Engine.run_many`).
+
+    Faster than one session per case for batches, with the same reviews. When anything fails
+    for the cases together, each case is reviewed on its own, so one case's error is that
+    case's alone.
+    """
+    try:
+        return list(_review_together(cases, library))
+    except Exception:  # told apart below, case by case
+        pass
+    results: list[CaseReview | NecessityError | Exception] = []
+    for case in cases:
+        try:
+            results.append(review_case(case, library))
+        except Exception as error:  # the caller's to report for this case
+            results.append(error)
+    return results
+
+
+def _review_together(cases: Sequence[Case], library: Library) -> list[CaseReview]:
+    chosen = [_governing(case, library) for case in cases]
+    work: dict[str, tuple[Policy, list[tuple[int, list[dict[str, FactValue]]]]]] = {}
+    for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
+        for policy in {p.ref: p for p in lines.values() if p is not None}.values():
+            governed = [i for i, p in lines.items() if p is not None and p.ref == policy.ref]
+            judged = work.setdefault(f"{policy.ref}#{policy.sha256}", (policy, []))[1]
+            judged.append((index, facts_for(case, policy, governed)))
+    decisions: dict[tuple[int, str], Decision] = {}
+    for policy, judged in work.values():
+        found = _evaluate_together(policy, [(cases[i], seen) for i, seen in judged])
+        for (index, _), decision in zip(judged, found, strict=True):
+            decisions[(index, policy.ref)] = decision
+    reviews = []
+    for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
+        results = []
+        for line in case.lines:
+            governing = lines[line.id]
+            given = decisions[(index, governing.ref)] if governing is not None else None
+            results.append(LineResult(line, governing, given))
+        reviews.append(CaseReview(case.case_id, case.request_date.text, tuple(results)))
+    return reviews
 
 
 def review_path(path: str | Path, library: Library | None = None) -> CaseReview:

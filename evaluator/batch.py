@@ -207,14 +207,49 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
         case = _load(item)
         record["case_id"] = case.case_id
         record.update(_review(case, policy, library))
-    except InputError as error:
+    except Exception as error:  # any bug is this case's record, not the batch's end
+        return _failure(record, item, error)
+    return record
+
+
+def review_chunk(items: list[Item], policy: str | None, library: Library) -> list[Record]:
+    """Return `review_item`'s record of each item, the cases of a per-line review evaluated
+    together (`api.review_many`: one engine session per policy for the chunk, the same
+    results); a case whose evaluation fails together is reviewed alone, so its error is its
+    record only."""
+    if policy is not None or len(items) < 2:  # noqa: PLR2004
+        return [review_item(item, policy, library) for item in items]
+    records: list[Record] = []
+    loaded: list[tuple[int, cases.Case]] = []
+    for item in items:
+        record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
+        try:
+            if item.problem is not None:
+                raise InputError([item.problem])
+            case = _load(item)
+            record["case_id"] = case.case_id
+            loaded.append((len(records), case))
+        except Exception as error:  # as in review_item
+            record = _failure(record, item, error)
+        records.append(record)
+    reviews = api.review_many([case for _, case in loaded], library)
+    for (index, _), review in zip(loaded, reviews, strict=True):
+        try:
+            if isinstance(review, Exception):
+                raise review
+            records[index].update(_review_record(review))
+        except Exception as error:  # as in review_item
+            records[index] = _failure(records[index], items[index], error)
+    return records
+
+
+def _failure(record: Record, item: Item, error: Exception) -> Record:
+    if isinstance(error, InputError):
         return _failed(record, INVALID_INPUT, error)
-    except EngineError as error:
+    if isinstance(error, EngineError):
         # An engine failure is never a determination: the record carries no result.
         return _failed(record, ENGINE_ERROR, error)
-    except Exception as error:  # any bug is this case's record, not the batch's end
-        return _failed(record, INTERNAL_ERROR, _internal(item, error))
-    return record
+    return _failed(record, INTERNAL_ERROR, _internal(item, error))
 
 
 def _load(item: Item) -> cases.Case:
@@ -225,19 +260,23 @@ def _load(item: Item) -> cases.Case:
 
 
 def _review(case: cases.Case, policy: str | None, library: Library) -> Record:
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     if policy is None:
-        review = api.review_case(case, library)
-        return {
-            "determination": review.overall.value,
-            "x12_action": review.x12_action,
-            "result": render_review.review_json(review, stamp),
-        }
+        return _review_record(api.review_case(case, library))
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     decision = api.evaluate(case, api.select_policy(case, policy, library))
     return {
         "determination": decision.determination.value,
         "x12_action": decision.x12_action,
         "result": render.decision_json(decision, stamp),
+    }
+
+
+def _review_record(review: api.CaseReview) -> Record:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "determination": review.overall.value,
+        "x12_action": review.x12_action,
+        "result": render_review.review_json(review, stamp),
     }
 
 
@@ -298,16 +337,21 @@ Task = tuple[int, Item, int]  # (index, item, attempt)
 
 
 def _work(conn: Connection, root: str, policy: str | None, review: Review) -> None:
-    """A worker process: review the chunks of items sent, one item at a time, until told to
-    stop; each record is sent as soon as it is done, so a death loses only the case in hand."""
+    """A worker process: review the chunks of items sent, until told to stop; the records of a
+    chunk are sent once it is done (a death loses the chunk, whose first item is retried alone
+    and the others handed out again, see `_Pool`)."""
     # Ctrl-C reaches the whole process group; the main process decides what stops, and when.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         library = Library(root)
         conn.send(("ready", None))
         while (chunk := conn.recv()) is not None:
-            for item in chunk:
-                conn.send(("done", review(item, policy, library)))
+            if review is review_item:  # the cases of a chunk share engine sessions
+                done = review_chunk(chunk, policy, library)
+            else:
+                done = [review(item, policy, library) for item in chunk]
+            for record in done:
+                conn.send(("done", record))
     except (EOFError, BrokenPipeError):
         return  # the main process went away
     except Exception as error:  # reported to the main process, which stops

@@ -25,7 +25,7 @@ import itertools
 import json
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +45,12 @@ from .program import (
     Program,
     Rule,
 )
-from .ruleset import number, render
+from .ruleset import CASE_KEY, number, render
 
 # assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
 _NOT_HANDLED, _OBSERVED = 1, 2
+# The ruleset that runs several cases in one session is registered under this suffix.
+_CASES_SUFFIX = "~cases"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +132,14 @@ class Engine:
                 cls._instance = cls()
             return cls._instance
 
-    def _handle(self, program: Program) -> int:
-        handle = self._handles.get(program.name)
+    def _handle(self, program: Program, *, cases: bool = False) -> int:
+        key = f"{program.name}{_CASES_SUFFIX if cases else ''}"
+        handle = self._handles.get(key)
         if handle is None:
-            definition = render(program)
-            generation = self._generations.get(program.name, 0) + 1
-            self._generations[program.name] = generation
-            name = program.name if generation == 1 else f"{program.name}~{generation}"
+            definition = render(program, cases=cases)
+            generation = self._generations.get(key, 0) + 1
+            self._generations[key] = generation
+            name = key if generation == 1 else f"{key}~{generation}"
             try:
                 handle = _dre.create_ruleset(name, json.dumps(definition))
             except Exception as error:  # the extension raises its own bare error type
@@ -147,7 +150,7 @@ class Engine:
                     f"the engine cannot run policy `{program.name}` ({error}); simplify the "
                     "largest conditions (fewer words, joins or alternatives in one test)",
                 ) from error
-            self._handles[program.name] = handle
+            self._handles[key] = handle
         return handle
 
     def prepare(self, program: Program) -> None:
@@ -185,15 +188,45 @@ class Engine:
         finally:
             # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
             if not session.close():
-                self._left_in_place(program)
+                self._left_in_place(program.name)
         return session.trace
 
-    def _left_in_place(self, program: Program) -> None:
-        left = self._left.get(program.name, 0) + 1
-        self._left[program.name] = left
+    def run_many(
+        self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
+    ) -> list[Trace]:
+        """Return what the engine derives for each case's facts, all cases in one session.
+
+        A session has a fixed cost that several cases share (durable-rules.md item 12). Every
+        fact carries its case's key and every rule joins on it (`render(cases=True)`), so each
+        case gets the values, statuses and determination it gets alone. A program with
+        `count` rules (durable_rules batches counted matches across a session), or one whose
+        joined ruleset the engine cannot take, runs one session per case.
+        Raises EngineError when any case fails: the caller runs the cases one by one to tell
+        which (the session cannot say whose fact broke the engine).
+        """
+        if len(cases) < 2 or any(r.count is not None for r in program.rules):  # noqa: PLR2004
+            return [self.run(program, facts) for facts in cases]
+        try:
+            handle = self._handle(program, cases=True)
+        except PolicyError:
+            return [self.run(program, facts) for facts in cases]
+        together = _Cases(handle, program, str(next(self._sessions)), len(cases))
+        try:
+            together.run(cases)
+        except Exception:
+            together.abandon()
+            raise
+        finally:
+            if not together.close():
+                self._left_in_place(f"{program.name}{_CASES_SUFFIX}")
+        return [case.trace for case in together.cases]
+
+    def _left_in_place(self, key: str) -> None:
+        left = self._left.get(key, 0) + 1
+        self._left[key] = left
         if left >= self.LEFT_SESSIONS_LIMIT:
-            del self._handles[program.name]
-            self._left[program.name] = 0
+            del self._handles[key]
+            self._left[key] = 0
 
 
 def _check_unique(facts: list[dict[str, Any]]) -> None:
@@ -208,10 +241,14 @@ def _check_unique(facts: list[dict[str, Any]]) -> None:
 class _Session:
     """One case in one durable_rules session."""
 
-    def __init__(self, handle: int, program: Program, sid: str) -> None:
+    def __init__(self, handle: int, program: Program, sid: str, case: str | None = None) -> None:
         self.handle = handle
         self.program = program
         self.sid = sid
+        # With several cases in one session (`_Cases`): this case's key. Its facts then carry
+        # it, and their engine ids are prefixed with it (durable_rules keys its messages by
+        # id); `key` keeps the case's own id, which joins and this case's trace use.
+        self.case = case
         self.trace = Trace()
         self.counter = itertools.count()
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
@@ -226,12 +263,16 @@ class _Session:
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
+        if self.case is not None:
+            out[CASE_KEY] = self.case
         for key, value in fact.items():
             if value is None:
                 continue  # absent and null differ in the engine; absent means undocumented
             out[key] = number(value) if isinstance(value, int | float) else value
         if "id" in out:
             out[KEY] = out["id"]
+            if self.case is not None:
+                out["id"] = f"{self.case}|{out['id']}"
         return out
 
     def _check(self, result: Any, what: str) -> None:
@@ -331,7 +372,7 @@ class _Session:
                 f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
             )
         self.trace.firings += 1
-        ids = {alias: str(fact.get("id")) for alias, fact in matched.items() if alias != "stage"}
+        ids = {alias: str(fact.get(KEY)) for alias, fact in matched.items() if alias != "stage"}
         action = rule.action
         before = len(self.pending)
         if isinstance(action, EmitValue):
@@ -364,7 +405,7 @@ class _Session:
         """Queue a derived fact; `plain` when it holds only strings and integers, which need no
         normalising (values and statuses)."""
         fact["id"] = ident = f"{fact['t']}{next(self.counter)}"
-        if plain:
+        if plain and self.case is None:
             self.pending.append({"sid": self.sid, **fact, KEY: ident})
         else:
             self.pending.append(self.normalise(fact))
@@ -448,6 +489,102 @@ class _Session:
         fact = {"t": "status", "clause": action.clause, "status": action.status.value}
         self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+
+
+class _Cases:
+    """Several cases in one durable_rules session: one `_Session` per case runs that case's
+    actions (its trace, its derived facts); this drives the session they share."""
+
+    def __init__(self, handle: int, program: Program, sid: str, count: int) -> None:
+        self.handle = handle
+        self.program = program
+        self.sid = sid
+        self.cases = [_Session(handle, program, sid, str(i)) for i in range(count)]
+        self.state: int | None = None
+        self.stage = 0
+        self.poisoned = False
+        self.complete = False  # as `_Session.complete` (trap 20)
+
+    def run(self, cases: Sequence[Iterable[Mapping[str, Any]]]) -> None:
+        try:
+            batch = [
+                c.normalise(f) for c, facts in zip(self.cases, cases, strict=True) for f in facts
+            ]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        _check_unique(batch)
+        self._assert(batch, "the case facts")
+        if any(c.pending for c in self.cases):
+            raise EngineError.single("engine_failed", "a rule fired before its stage")
+        for stage in range(1, self.program.stages + 1):
+            batch = self._derived(stage)
+            batch += [
+                c.normalise({"t": "stage", "id": f"stage{stage}", "s": stage}) for c in self.cases
+            ]
+            self._assert(batch, f"stage {stage}")
+        batch = self._derived(self.program.stages + 1)
+        if batch:
+            self._assert(batch, "derived facts")
+        self.complete = True
+
+    def _derived(self, stage: int) -> list[dict[str, Any]]:
+        """Every case's facts derived so far; every case moves on to `stage`."""
+        self.stage = stage
+        batch: list[dict[str, Any]] = []
+        for case in self.cases:
+            case.stage = stage
+            batch += case.pending
+            case.pending = []
+        return batch
+
+    def _assert(self, batch: list[dict[str, Any]], what: str) -> None:
+        try:
+            result = _dre.assert_facts(self.handle, json.dumps(batch))
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+        code = result[0] if isinstance(result, tuple) else result
+        if code == _NOT_HANDLED:
+            raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
+        if code == _OBSERVED:
+            self.poisoned = True  # see `_Session._check`
+            raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
+        if isinstance(result, tuple) and len(result) > 1:
+            self.state = result[1]
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.state is None:
+            return
+        try:
+            result = _dre.start_action_for_state(self.handle, self.state)
+            while result:
+                for rule_name, matched in json.loads(result[1]).items():
+                    # Every fact of a match is of one case (the rules join on it).
+                    case = next(iter(matched.values()))[CASE_KEY]
+                    self.cases[int(case)].apply(self.program.rule(rule_name), matched)
+                nxt = _dre.complete_and_start_action(self.handle, self.state)
+                result = (None, nxt) if nxt else None
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+
+    def abandon(self) -> None:
+        if self.state is None:
+            return
+        with contextlib.suppress(Exception):
+            while _dre.start_action_for_state(self.handle, self.state):
+                _dre.abandon_action(self.handle, self.state)
+
+    def close(self) -> bool:
+        """Delete the session when that is safe (see `_Session.close`)."""
+        if self.poisoned or not self.complete:
+            return False
+        with contextlib.suppress(Exception):
+            _dre.delete_state(self.handle, self.sid)
+        return True
 
 
 __all__ = ["Emitted", "Engine", "Firing", "Trace"]

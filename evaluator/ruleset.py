@@ -46,6 +46,8 @@ MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never re
 # pending tests (events.c `handleAlpha`, MAX_STACK_SIZE); one more fails every assert of such
 # a fact with error 303 (ERR_MAX_STACK_SIZE), at run time only. `alpha_stack` bounds it.
 MAX_ALPHA_STACK = 64
+# The field naming a fact's case when several cases share one session (`render(cases=True)`).
+CASE_KEY = "c"
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
@@ -160,9 +162,12 @@ def _count_expressions(expr: Any) -> int:
     return 1
 
 
-def render(program: Program) -> dict[str, Any]:
+def render(program: Program, *, cases: bool = False) -> dict[str, Any]:
     """Return the ruleset definition (a fresh dict: durable_rules mutates what it is given).
 
+    With `cases`, the ruleset runs several cases in one session: every fact carries its case's
+    key (`CASE_KEY`) and every pattern of a rule after the first joins the first on it, so no
+    rule matches facts of two cases (a negation looks in its own case only).
     Raises PolicyError when the program exceeds one of the engine's limits.
     """
     problems = Collector()
@@ -183,8 +188,13 @@ def render(program: Program) -> dict[str, Any]:
                 where,
             )
         patterns = []
-        for pattern in _lead_order(rule.patterns):
-            expr = _with_lane(pattern.test, lane)
+        ordered = _lead_order(rule.patterns)
+        for pattern in ordered:
+            test = pattern.test
+            if cases and pattern is not ordered[0]:
+                # Several cases in one session: every fact of a match belongs to one case.
+                test = AllOf((test, Join(CASE_KEY, ordered[0].alias, CASE_KEY)))
+            expr = _with_lane(test, lane)
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",

@@ -1,0 +1,108 @@
+"""Several cases in one engine session (issue 10): the same reviews as one case per session.
+
+`Engine.run_many` runs cases together, every fact carrying its case's key and every rule joined
+on it; `api.review_many` evaluates the cases one policy judges together; `batch.review_chunk`
+uses it for a worker's chunk. An engine error in one case must stay that case's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api, batch, engine, render_review
+from evaluator.cases import Case, load_case
+from evaluator.errors import EngineError
+from evaluator.policies import Library
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
+STAMP = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[Case]:
+    return [load_case(path) for path in EXAMPLES]
+
+
+def _json(review: object) -> str:
+    assert isinstance(review, api.CaseReview), review
+    return json.dumps(render_review.review_json(review, STAMP), sort_keys=True)
+
+
+def test_every_example_together_is_reviewed_as_alone(examples: list[Case]) -> None:
+    library = Library()
+    alone = [_json(api.review_case(case, library)) for case in examples]
+    together = [_json(review) for review in api.review_many(examples, library)]
+    assert together == alone
+
+
+def test_the_cases_a_policy_judges_share_one_session(
+    examples: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a quiet fallback: the decompression examples run in one session of the joined
+    ruleset, and none alone (the SI-joint policy counts, so it runs one session per case)."""
+    chosen = [c for c in examples if c.case_id.startswith("ld-")]
+    sessions: list[int] = []
+    alone: list[str] = []
+    original_many, original_run = engine._Cases.run, engine.Engine.run
+
+    def many(self: engine._Cases, cases: Any) -> None:
+        sessions.append(len(cases))
+        original_many(self, cases)
+
+    def run(self: engine.Engine, program: Any, facts: Any, **kwargs: Any) -> engine.Trace:
+        alone.append(program.name)
+        return original_run(self, program, facts, **kwargs)
+
+    monkeypatch.setattr(engine._Cases, "run", many)
+    monkeypatch.setattr(engine.Engine, "run", run)
+    api.review_many(chosen, Library())
+    assert sessions == [len(chosen)]
+    assert alone == []
+
+
+def test_an_engine_error_in_one_case_is_that_case_alone(
+    examples: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One case's facts make the engine fail (a number it cannot take): that case's result is
+    the engine error, the others' reviews are what they are alone."""
+    library = Library()
+    alone = [_json(api.review_case(case, library)) for case in examples]
+    broken = examples[3].case_id
+    original = api.facts_for
+
+    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
+        facts = original(case, *args)
+        if case.case_id == broken:
+            facts.append({"t": "nicotine", "id": "nicotine:broken", "cotinine": float("inf")})
+        return facts
+
+    monkeypatch.setattr(api, "facts_for", facts_for)
+    results = api.review_many(examples, library)
+    assert isinstance(results[3], EngineError)
+    assert "cannot be given to the engine" in str(results[3])
+    assert [_json(r) for i, r in enumerate(results) if i != 3] == alone[:3] + alone[4:]
+
+
+def _without_stamps(record: dict[str, Any]) -> dict[str, Any]:
+    record = json.loads(json.dumps(record))
+    record.get("result", {}).pop("evaluated_at", None)
+    return record
+
+
+def test_a_chunk_gives_the_records_of_its_items_alone(tmp_path: Path) -> None:
+    """A worker's chunk: an unreadable case, then example cases; the same records as one item
+    at a time (timestamps aside), the bad case an `invalid_input` record."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    paths = [bad, *EXAMPLES[:6]]
+    items = [batch.Item(str(p), path=str(p)) for p in paths]
+    library = Library()
+    alone = [_without_stamps(batch.review_item(item, None, library)) for item in items]
+    chunk = [_without_stamps(r) for r in batch.review_chunk(items, None, library)]
+    assert chunk == alone
+    assert chunk[0]["error"] == "invalid_input"
+    assert all("determination" in r for r in chunk[1:])
