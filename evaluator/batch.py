@@ -202,10 +202,7 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
     """
     record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
     try:
-        if item.problem is not None:
-            raise InputError([item.problem])
-        case = _load(item)
-        record["case_id"] = case.case_id
+        case = _loaded(item, record)
         record.update(_review(case, policy, library))
     except Exception as error:  # any bug is this case's record, not the batch's end
         return _failure(record, item, error)
@@ -224,11 +221,7 @@ def review_chunk(items: list[Item], policy: str | None, library: Library) -> lis
     for item in items:
         record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
         try:
-            if item.problem is not None:
-                raise InputError([item.problem])
-            case = _load(item)
-            record["case_id"] = case.case_id
-            loaded.append((len(records), case))
+            loaded.append((len(records), _loaded(item, record)))
         except Exception as error:  # as in review_item
             record = _failure(record, item, error)
         records.append(record)
@@ -250,6 +243,15 @@ def _failure(record: Record, item: Item, error: Exception) -> Record:
         # An engine failure is never a determination: the record carries no result.
         return _failed(record, ENGINE_ERROR, error)
     return _failed(record, INTERNAL_ERROR, _internal(item, error))
+
+
+def _loaded(item: Item, record: Record) -> cases.Case:
+    """Return the item's case, its id noted in its record; raise why it cannot be read."""
+    if item.problem is not None:
+        raise InputError([item.problem])
+    case = _load(item)
+    record["case_id"] = case.case_id
+    return case
 
 
 def _load(item: Item) -> cases.Case:

@@ -338,26 +338,11 @@ class _Session:
             result = (None, nxt) if nxt else None
 
     def abandon(self) -> None:
-        if self.state is None:
-            return
-        try:
-            while _dre.start_action_for_state(self.handle, self.state):
-                _dre.abandon_action(self.handle, self.state)
-        except Exception:
-            pass
+        _abandon(self.handle, self.state)
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
-        # delete_state aborts or segfaults the process on a session that has not received its
-        # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
-        # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
-        # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
-        # process can use up; each ends in an EngineError, never in a determination.
-        if self.poisoned or not self.complete:
-            return False
-        with contextlib.suppress(Exception):
-            _dre.delete_state(self.handle, self.sid)
-        return True
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -572,19 +557,34 @@ class _Cases:
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
     def abandon(self) -> None:
-        if self.state is None:
-            return
-        with contextlib.suppress(Exception):
-            while _dre.start_action_for_state(self.handle, self.state):
-                _dre.abandon_action(self.handle, self.state)
+        _abandon(self.handle, self.state)
 
     def close(self) -> bool:
-        """Delete the session when that is safe (see `_Session.close`)."""
-        if self.poisoned or not self.complete:
-            return False
-        with contextlib.suppress(Exception):
-            _dre.delete_state(self.handle, self.sid)
-        return True
+        """Delete the session when that is safe; return False when it is left in place."""
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+
+
+def _abandon(handle: int, state: int | None) -> None:
+    """Drop the actions still pending in a session (before it is left or deleted, trap 13)."""
+    if state is None:
+        return
+    with contextlib.suppress(Exception):
+        while _dre.start_action_for_state(handle, state):
+            _dre.abandon_action(handle, state)
+
+
+def _close(handle: int, sid: str, *, safe: bool) -> bool:
+    """Delete a session when `safe`; return False when it is left in place."""
+    # delete_state aborts or segfaults the process on a session that has not received its
+    # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
+    # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
+    # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
+    # process can use up; each ends in an EngineError, never in a determination.
+    if not safe:
+        return False
+    with contextlib.suppress(Exception):
+        _dre.delete_state(handle, sid)
+    return True
 
 
 __all__ = ["Emitted", "Engine", "Firing", "Trace"]
