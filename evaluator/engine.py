@@ -37,6 +37,7 @@ from .model import Determination, FromField
 from .program import (
     CAND,
     KEY,
+    VAL,
     EmitFact,
     EmitMissing,
     EmitStatus,
@@ -436,6 +437,9 @@ class _Session:
         self.trace.derived.append(Emitted(fact, rule.name, ids))
 
     def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action, ids)
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
             if existing.fact["status"] != action.status.value:
@@ -448,6 +452,30 @@ class _Session:
         fact = {"t": "status", "clause": action.clause, "status": action.status.value}
         self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+
+
+    def _records(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
+        """Keep the node values a folded rule's patterns establish, for evidence; nothing is
+        asserted, so they cost no round trip. Two firings that disagree are an engine error."""
+        for record in action.records:
+            fact: dict[str, Any] = {"t": VAL, "n": record.node, "v": int(record.value)}
+            if record.source is not None:
+                fact["f"] = ids[record.source]
+            if record.candidate:
+                seen = (f"cand {record.node} {fact['f']}", ())
+                if seen not in self.seen_facts:
+                    self.seen_facts.add(seen)
+                    fact["t"] = CAND
+                    self.trace.candidates.append(Emitted(fact, rule.name, ids))
+                continue
+            existing = self.trace.values.get((record.node, ()))
+            if existing is None:
+                self.trace.values[(record.node, ())] = Emitted(fact, rule.name, ids)
+            elif existing.fact["v"] != fact["v"]:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"node `{record.node}` derived both {existing.fact['v']} and {fact['v']}",
+                )
 
 
 __all__ = ["Emitted", "Engine", "Firing", "Trace"]

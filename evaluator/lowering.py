@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from . import dictionary
-from .comparisons import NEVER, check_value, lower
+from .comparisons import NEVER, Outcomes, check_value, lower
 from .conditions import (
     All,
     AnyOf,
@@ -301,7 +301,9 @@ class Lowering:
             node_id,
         )
 
-    def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
+    def compare_tests(self, leaf: Compare, scope: Scope) -> tuple[FactType, Outcomes] | None:
+        """Check a comparison leaf (reporting misuse) and return its fact type and its three
+        tests; None when it cannot be lowered. Shared by the per-node lowering and folding."""
         bound = scope.find(leaf.fact)
         fact = (
             self.types.get(bound.fact)
@@ -309,7 +311,7 @@ class Lowering:
             else self.fact_type(leaf.fact, f"{leaf.pointer}/fact")
         )
         if fact is None:
-            return 0
+            return None
         info = fact.fields.get(leaf.field)
         for name in (leaf.field, leaf.minus):
             if name is not None and name not in fact.fields:
@@ -327,11 +329,19 @@ class Lowering:
                 self.locate(f"{leaf.pointer}/{leaf.op.value}/setting"),
                 did_you_mean(leaf.operand.setting or "", self.policy.settings),
             )
-            return 0
+            return None
         if info is None:
-            return 0
+            return None
         self.check_where(fact, leaf.where, scope, leaf.pointer)
         outcomes = lower(leaf, info, self.policy.below_threshold_words, self.problems, self.locate)
+        return fact, outcomes
+
+    def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
+        found = self.compare_tests(leaf, scope)
+        if found is None:
+            return 0
+        fact, outcomes = found
+        bound = scope.find(leaf.fact)
         by_value = ((T, outcomes.true), (F, outcomes.false), (U, outcomes.unknown))
         if bound is not None:
             # The bound fact itself: exactly one fact, so each outcome is the node's value.

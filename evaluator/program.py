@@ -129,9 +129,24 @@ class EmitFact:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """A condition node's value that a folded status rule's patterns establish, kept for
+    evidence without a round trip: `source` names the alias of the fact that decided it and,
+    with `candidate`, that fact is one candidate of a leaf over a type that occurs several
+    times (docs/architecture.md, folding)."""
+
+    node: str
+    value: Truth
+    source: str | None = None
+    candidate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EmitStatus:
     clause: str
     status: Status
+    # Folded rules only: the node values their patterns establish (see `Record`).
+    records: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
