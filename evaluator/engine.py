@@ -453,7 +453,6 @@ class _Session:
         self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
-
     def _records(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
         """Keep the node values a folded rule's patterns establish, for evidence; nothing is
         asserted, so they cost no round trip. Two firings that disagree are an engine error."""

@@ -343,9 +343,7 @@ class Folder:
         alias = f"f{index}"
         if leaf.kind == "value":
             values = tuple(sorted(int(_truth_of(v)) for v in variants))
-            value = AllOf(
-                (Eq("t", VAL), Eq("n", leaf.node), _any_of([Eq("v", v) for v in values]))
-            )
+            value = AllOf((Eq("t", VAL), Eq("n", leaf.node), _any_of([Eq("v", v) for v in values])))
             return [_Alternative((Pattern(f"v{index}", value),), ())]
         if leaf.kind == "many":
             return self._many(index, leaf, variants, evidence)
