@@ -18,7 +18,7 @@ from types import MappingProxyType
 from . import dictionary, ruleset
 from .errors import PolicyError
 from .facts import LINE_PARTS, LINE_SEGMENTS
-from .folding import Folder
+from .folding import Folder, Numbering, numbering
 from .lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from .model import Clause, DeriveRule, Determination, FromField, Policy, Status
 from .program import (
@@ -38,9 +38,9 @@ from .program import (
 class _Compiler(Lowering):
     """Drives the lowering per clause and rule and assigns the strata."""
 
-    def __init__(self, policy: Policy, fold: bool = True) -> None:
+    def __init__(self, policy: Policy, fold: Numbering | None = None) -> None:
         super().__init__(policy)
-        self.folder = Folder(self) if fold else None
+        self.folder = Folder(self, fold) if fold else None
 
     # -- strata ------------------------------------------------------------------------------
 
@@ -286,7 +286,10 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    program = _Compiler(policy, fold).run()
+    program = _Compiler(policy).run()
+    if fold:
+        # The per-node program says which clauses fold without renumbering a derived fact.
+        program = _Compiler(policy, numbering(policy, program)).run()
     # Render once now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated.
     try:

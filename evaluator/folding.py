@@ -30,7 +30,7 @@ so its rule that finds a fact passing none of the three tests fails the evaluati
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .comparisons import NEVER
@@ -40,16 +40,19 @@ from .conditions import (
     ClauseIs,
     Compare,
     Condition,
+    Count,
     Demonstrated,
+    Every,
     Exists,
     NOf,
     Not,
     PolicyIs,
+    Some,
     Truth,
 )
 from .errors import Collector
 from .lowering import MAX_N_OF_COMBINATIONS, Lowering, Scope
-from .model import Clause, Status
+from .model import Clause, Policy, Status
 from .program import (
     KEY,
     POLICY_RESULT,
@@ -58,6 +61,7 @@ from .program import (
     AllOf,
     AnyTest,
     ClauseNodes,
+    EmitFact,
     EmitMissing,
     EmitStatus,
     Eq,
@@ -65,6 +69,7 @@ from .program import (
     Ne,
     Node,
     Pattern,
+    Program,
     Record,
     Test,
 )
@@ -73,15 +78,12 @@ F, U, T = Truth.FALSE, Truth.UNKNOWN, Truth.TRUE
 # Variant names: a fact passing the true / false / unknown test, or no fact at all.
 _ABSENT = "A"
 _BY_TRUTH = {T: "T", F: "F", U: "U"}
-# Combinations of leaf variants enumerated per clause (4 variants, 6 leaves), and rules one
-# clause may fold into; past either the clause keeps the per-node lowering. Measured on the
-# shipped policies: no folded clause needs more than MAX_RULES_PER_CLAUSE rules.
-MAX_ASSIGNMENTS = 4096
+# Rules one clause may fold into; past it the clause keeps the per-node lowering. More rules
+# cost matching time on every fact; on the shipped policies 48 folds all but the clauses whose
+# unknown outcome multiplies (see docs/architecture.md).
 MAX_RULES_PER_CLAUSE = 48
 # Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
 _MAX_PATTERNS = 16
-
-Box = tuple[frozenset[str], ...]
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,6 @@ class _Leaf:
 
 
 @dataclass(frozen=True)
-class _Alternative:
-    """Patterns admitting some of a leaf's variants, and the records they establish."""
-
-    patterns: tuple[Pattern, ...]
-    records: tuple[Record, ...]
-
-
-@dataclass(frozen=True)
 class _Tree:
     """A clause's trees flattened: every node's condition and children, and its leaves."""
 
@@ -136,11 +130,71 @@ class _Tree:
     opaque: dict[str, Condition]  # nodes lowered as before, by id
 
 
+@dataclass(frozen=True)
+class Numbering:
+    """Which clauses may fold without renumbering a derived fact a decision can show.
+
+    The engine numbers every fact it derives (values, statuses, derived facts) from one counter
+    per session, and evidence shows a derived fact by that id (`test_on_fused_side16`).
+    Folding asserts fewer value facts, so a derived fact of a type a comparison or a binding
+    reads keeps its number only if every rule folding removes or moves ran after it: a clause
+    folds when all its per-node rules run after the last stage deriving such facts, and its
+    folded rules run after that stage too (`floor`).
+    """
+
+    floor: int
+    clauses: frozenset[str]
+
+
+def numbering(policy: Policy, plain: Program) -> Numbering:
+    """Return what may fold, read from the per-node program `plain` of the same policy."""
+    shown: set[str] = set()
+    conditions = [
+        *(c for clause in policy.clauses for c in (clause.requires, clause.applies_when)),
+        *(clause.waived_by for clause in policy.clauses),
+        *(rule.when for rule in policy.rules),
+        policy.alternative.when if policy.alternative else None,
+    ]
+    for cond in conditions:
+        if cond is not None:
+            _read_types(cond, shown)
+    shown.update(b.fact for rule in policy.rules for b in rule.bindings)
+    last = max(
+        (r.stage for r in plain.rules if isinstance(r.action, EmitFact) and r.action.fact in shown),
+        default=0,
+    )
+    late = {
+        clause.id
+        for clause in policy.clauses
+        if all(
+            r.stage > last
+            for r in plain.rules
+            if r.origin == clause.id or r.origin.startswith(f"{clause.id}:")
+        )
+    }
+    return Numbering(last + 1, frozenset(late))
+
+
+def _read_types(cond: Condition, out: set[str]) -> None:
+    """Collect the fact types a condition compares or binds (an alias names a bound type)."""
+    if isinstance(cond, Compare):
+        out.add(cond.fact)
+    elif isinstance(cond, Every | Some | Count):
+        out.add(cond.binding.fact)
+        _read_types(cond.require, out)
+    elif isinstance(cond, All | AnyOf | NOf):
+        for part in cond.parts:
+            _read_types(part, out)
+    elif isinstance(cond, Not | Demonstrated):
+        _read_types(cond.part, out)
+
+
 class Folder:
     """Folds the clauses of one compilation; `lowering` gives the checks, strata and emit."""
 
-    def __init__(self, lowering: Lowering) -> None:
+    def __init__(self, lowering: Lowering, allowed: Numbering | None = None) -> None:
         self.low = lowering
+        self.allowed = allowed
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -231,6 +285,8 @@ class Folder:
         """Fold `clause` and return the stage its status is complete at; None (nothing emitted,
         nothing reported) when it keeps the per-node lowering."""
         low = self.low
+        if self.allowed is not None and clause.id not in self.allowed.clauses:
+            return None
         base = clause.id
         applies = f"{base}:applies_when" if clause.applies_when else None
         waiver = f"{base}:waived_by" if clause.waived_by else None
@@ -251,11 +307,7 @@ class Folder:
             low.problems = problems
         if not ok or not tree.leaves:
             return None
-        sizes = [len(leaf.domain) for leaf in tree.leaves]
-        if _product(sizes) > MAX_ASSIGNMENTS:
-            return None
-        outcome = _Outcome(clause, tree, applies, waiver, requires)
-        rules = self._rules(tree, outcome)
+        rules = self._rules(clause, tree, (applies, waiver, requires))
         if rules is None:
             return None
         # Folding it is: strata (which may compile other clauses and derived facts), the nodes
@@ -269,6 +321,8 @@ class Folder:
             if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
                 low.references.add(cond.policy)
         stage = max(stages) + 1
+        if self.allowed is not None:
+            stage = max(stage, self.allowed.floor)
         for node, cond in tree.conditions.items():
             if node not in tree.opaque:
                 low.nodes[node] = Node(node, cond, tree.children[node], 0, ())
@@ -276,7 +330,7 @@ class Folder:
         for patterns, action in rules:
             low.emit(stage, list(patterns), action, base)
         for index, leaf in enumerate(tree.leaves):
-            if leaf.kind == "many":
+            if leaf.kind in ("many", "single"):
                 self._check_tests(index, leaf, stage, base)
         # Fail closed: no box matched (a leaf's fact passed none of its tests).
         status = AllOf((Eq("t", STATUS), Eq("clause", clause.id)))
@@ -289,81 +343,87 @@ class Folder:
         return stage
 
     def _check_tests(self, index: int, leaf: _Leaf, stage: int, origin: str) -> None:
-        """A fact of a many-fact leaf that passes none of its tests would be read as absent by
-        the negations; report it instead."""
+        """A fact that passes none of its leaf's tests would satisfy the negations (no true
+        fact, no fact passing the other tests) as if it were absent or decided: report it."""
         alias = f"f{index}"
-        passes = AnyTest(tuple(test for _, test in leaf.tests))
+        # One negation per test: one `$or` of all three exceeds the engine's 32 expressions
+        # in one join node (error 113) on a measurement with words.
+        passes = [
+            Pattern(f"g{index}{name}", AllOf((Join(KEY, alias, KEY), test)), True)
+            for name, test in leaf.tests
+        ]
         self.low.emit(
             stage,
-            [
-                Pattern(alias, leaf.base),
-                Pattern(f"g{index}", AllOf((leaf.base, Join(KEY, alias, KEY), passes)), True),
-            ],
+            [Pattern(alias, leaf.base), *passes],
             EmitMissing(leaf.node, (), (), alias),
             origin,
         )
 
     def _rules(
-        self, tree: _Tree, outcome: _Outcome
+        self, clause: Clause, tree: _Tree, roots: tuple[str | None, str | None, str]
     ) -> list[tuple[tuple[Pattern, ...], EmitStatus]] | None:
-        leaves = tree.leaves
-        groups: dict[tuple[Status, frozenset[tuple[str, str]]], list[Box]] = {}
-        for assignment in itertools.product(*(leaf.domain for leaf in leaves)):
-            status, path = outcome.evaluate(assignment)
-            groups.setdefault((status, path), []).append(tuple(frozenset((v,)) for v in assignment))
+        """The clause's status rules: per status, the terms of `_Terms` made patterns."""
+        applies, waiver, requires = roots
+        terms = _Terms(tree)
+        everything = [_Term({}, ())]
+        try:
+            not_waived = terms.cover(waiver, frozenset({F, U})) if waiver else everything
+            applicable = terms.cover(applies, frozenset({T, U})) if applies else everything
+            by_status: list[tuple[Status, list[_Term]]] = []
+            if waiver:
+                by_status.append((Status.NOT_APPLICABLE, terms.terms(waiver, T)))
+            if applies:
+                by_status.append(
+                    (Status.NOT_APPLICABLE, _conj(terms.terms(applies, F), not_waived))
+                )
+            outcomes = {T: Status.MET, F: Status.NOT_MET, U: clause.undocumented}
+            for value, status in outcomes.items():
+                found = _conj(terms.terms(requires, value), applicable, not_waived)
+                by_status.append((status, found))
+        except _TooBigError:
+            return None
         rules: list[tuple[tuple[Pattern, ...], EmitStatus]] = []
-        for (status, path), boxes in sorted(groups.items(), key=lambda g: _group_order(g[0])):
-            inner = tuple(
-                Record(node, Truth(int(detail)))
-                for node, detail in sorted(path)
-                if node not in {leaf.node for leaf in leaves}
-            )
-            for box in _merge(boxes, len(leaves)):
+        for status, found in by_status:
+            for term in found:
                 choices = [
-                    self._alternatives(i, leaf, box[i], (leaf.node, _only(box[i])) in path)
-                    for i, leaf in enumerate(leaves)
+                    self._alternatives(i, tree.leaves[i], variants)
+                    for i, variants in sorted(term.constraints.items())
                 ]
                 for combo in itertools.product(*choices):
-                    patterns = tuple(p for alt in combo for p in alt.patterns)
+                    patterns = tuple(p for alt in combo for p in alt)
                     if len(patterns) + 1 > _MAX_PATTERNS:
                         return None
-                    records = (*inner, *(r for alt in combo for r in alt.records))
-                    rules.append((patterns, EmitStatus(outcome.clause.id, status, records)))
+                    rules.append((patterns, EmitStatus(clause.id, status, term.records)))
                     if len(rules) > MAX_RULES_PER_CLAUSE:
                         return None
         return rules
 
     def _alternatives(
-        self, index: int, leaf: _Leaf, variants: frozenset[str], evidence: bool
-    ) -> list[_Alternative]:
-        """Patterns admitting exactly `variants` of a leaf, as few alternatives as the engine
-        can express; with `evidence` (one variant, on the evidence path) the records too."""
+        self, index: int, leaf: _Leaf, variants: frozenset[str]
+    ) -> list[tuple[Pattern, ...]]:
+        """Patterns admitting `variants` of a leaf (and no other), as few alternatives as the
+        engine can express; alternatives may overlap. A positive pattern is aliased `f<i>`,
+        which is what a record's source names."""
         if variants == frozenset(leaf.domain):
-            return [_Alternative((), ())]
+            return [()]
         alias = f"f{index}"
         if leaf.kind == "value":
-            values = tuple(sorted(int(_truth_of(v)) for v in variants))
+            values = sorted(int(_truth_of(v)) for v in variants)
             value = AllOf((Eq("t", VAL), Eq("n", leaf.node), _any_of([Eq("v", v) for v in values])))
-            return [_Alternative((Pattern(f"v{index}", value),), ())]
+            return [(Pattern(f"v{index}", value),)]
         if leaf.kind == "many":
-            return self._many(index, leaf, variants, evidence)
-        out: list[_Alternative] = []
+            return self._many(index, leaf, variants)
         present = sorted(variants - {_ABSENT})
-        if present:
-            test = _any_of([leaf.test(v) for v in present])
-            records: tuple[Record, ...] = ()
-            if evidence:
-                source = alias if leaf.sourced else None
-                records = (Record(leaf.node, leaf.truth(present[0]), source),)
-            out.append(_Alternative((Pattern(alias, test),), records))
-        if _ABSENT in variants:
-            records = (Record(leaf.node, leaf.truth(_ABSENT)),) if evidence else ()
-            out.append(_Alternative((Pattern(f"n{index}", leaf.base, True),), records))
-        return out
+        if _ABSENT not in variants:
+            return [(Pattern(alias, _any_of([leaf.test(v) for v in present])),)]
+        if not present:
+            return [(Pattern(f"n{index}", leaf.base, True),)]
+        # No fact, or one passing these tests: no fact passing the others (a fact that passes
+        # none is an engine error, `_check_tests`).
+        others = [leaf.test(v) for v in leaf.domain if v != _ABSENT and v not in variants]
+        return [(Pattern(f"n{index}", _any_of(others), True),)]
 
-    def _many(
-        self, index: int, leaf: _Leaf, variants: frozenset[str], evidence: bool
-    ) -> list[_Alternative]:
+    def _many(self, index: int, leaf: _Leaf, variants: frozenset[str]) -> list[tuple[Pattern, ...]]:
         """A leaf over a type that occurs several times is the Kleene OR over its facts: true
         when a fact passes the true test; unknown when one passes the unknown test and none
         the true one; false when one passes the false test and none of the other two."""
@@ -372,107 +432,218 @@ class Folder:
         def none_of(*names: str) -> list[Pattern]:
             return [Pattern(f"n{index}{n}", tests[n], True) for n in names if n in tests]
 
-        # No true fact: every fact false or unknown, or none; no true or unknown fact: every
-        # fact false, or none (a fact that passes no test is caught by `_check_tests`).
-        domain = frozenset(leaf.domain)
-        shapes: dict[frozenset[str], list[Pattern]] = {
-            domain - {"T"}: none_of("T"),
-            domain - {"T", "U"}: none_of("T", "U"),
-            frozenset({_ABSENT}): [Pattern(f"n{index}", leaf.base, True)],
-        }
-        ranked = {"T": (), "U": ("T",), "F": ("T", "U")}
-        for name, above in ranked.items():
-            if name in tests:
-                shapes[frozenset({name})] = [Pattern(f"f{index}", tests[name]), *none_of(*above)]
-        shape = shapes.get(variants)
-        if shape is not None:
-            records: tuple[Record, ...] = ()
-            if evidence:
-                (variant,) = variants
-                value = leaf.truth(variant)
-                records = (Record(leaf.node, value),)
-                if variant != _ABSENT:
-                    records = (*records, Record(leaf.node, value, f"f{index}", candidate=True))
-            return [_Alternative(tuple(shape), records)]
-        # Not one conjunction: one alternative per variant.
-        return [
-            alt for v in sorted(variants) for alt in self._many(index, leaf, frozenset({v}), False)
-        ]
+        def some(*names: str) -> Pattern:
+            return Pattern(f"f{index}", _any_of([tests[n] for n in names if n in tests]))
+
+        present = variants - {_ABSENT}
+        domain = frozenset(leaf.domain) - {_ABSENT}
+        out: list[tuple[Pattern, ...]] = []
+        if _ABSENT in variants and present == domain - {"T"} and present:
+            return [tuple(none_of("T"))]
+        if _ABSENT in variants and present == domain - {"T", "U"} and present:
+            return [tuple(none_of("T", "U"))]
+        if _ABSENT in variants:
+            out.append((Pattern(f"n{index}", leaf.base, True),))
+        # The best fact decides: the variants present, each as "a fact this good, none better".
+        if present == domain:
+            out.append((some(*sorted(present)),))
+        elif present == {"T", "U"} & domain and present:
+            out.append((some("T", "U"),))
+        elif present == {"U", "F"} & domain and "T" in domain and present:
+            out.append((some("U", "F"), *none_of("T")))
+        else:
+            ranked = {"T": (), "U": ("T",), "F": ("T", "U")}
+            out.extend((some(v), *none_of(*ranked[v])) for v in sorted(present))
+        return out
 
 
-class _Outcome:
-    """The clause's status and evidence path for one combination of leaf variants, computed
-    as `compiler.py` lowers a clause and `decision.py` reads its evidence."""
+class _TooBigError(Exception):
+    """More terms than one clause may fold into."""
 
-    def __init__(
-        self,
-        clause: Clause,
-        tree: _Tree,
-        applies: str | None,
-        waiver: str | None,
-        requires: str,
-    ) -> None:
-        self.clause = clause
+
+@dataclass(frozen=True)
+class _Term:
+    """A conjunction of leaf constraints (leaf index -> variants admitted) and the node
+    values that any combination it admits gives (records, for evidence)."""
+
+    constraints: Mapping[int, frozenset[str]]
+    records: tuple[Record, ...]
+
+    def and_(self, other: _Term) -> _Term | None:
+        merged = dict(self.constraints)
+        for leaf, variants in other.constraints.items():
+            both = merged.get(leaf, variants) & variants
+            if not both:
+                return None
+            merged[leaf] = both
+        return _Term(merged, tuple(dict.fromkeys((*self.records, *other.records))))
+
+
+def _conj(*groups: Sequence[_Term]) -> list[_Term]:
+    """Every conjunction of one term from each group (the contradictory ones dropped)."""
+    out: list[_Term] = [_Term({}, ())]
+    for group in groups:
+        nxt = []
+        for a in out:
+            for b in group:
+                both = a.and_(b)
+                if both is not None:
+                    nxt.append(both)
+        if len(nxt) > MAX_RULES_PER_CLAUSE:
+            raise _TooBigError
+        out = nxt
+    return out
+
+
+def _noted(terms: Iterable[_Term], record: Record) -> list[_Term]:
+    return [_Term(t.constraints, (record, *t.records)) for t in terms]
+
+
+class _Terms:
+    """Terms for a node's value, built from its children's.
+
+    `terms(node, v)` are conjunctions that each imply node == v, together admit every
+    combination of leaf variants giving v, and record the node's evidence path (as
+    decision._Assembler.evidence reads it): a combination may match several terms (e.g. one
+    per false child of an `all`), and the records of all it matches are exactly that path.
+    `cover(node, S)` are terms without records implying and admitting node in S.
+    """
+
+    def __init__(self, tree: _Tree) -> None:
         self.tree = tree
-        self.applies, self.waiver, self.requires = applies, waiver, requires
         self.index = {leaf.node: i for i, leaf in enumerate(tree.leaves)}
 
-    def evaluate(self, assignment: Sequence[str]) -> tuple[Status, frozenset[tuple[str, str]]]:
-        values: dict[str, Truth] = {}
-        for root in (self.requires, self.applies, self.waiver):
-            if root is not None:
-                self._value(root, assignment, values)
-        if self.waiver is not None and values[self.waiver] is T:
-            return Status.NOT_APPLICABLE, self._path(self.waiver, assignment, values)
-        if self.applies is not None and values[self.applies] is F:
-            return Status.NOT_APPLICABLE, self._path(self.applies, assignment, values)
-        value = values[self.requires]
-        status = {T: Status.MET, F: Status.NOT_MET, U: self.clause.undocumented}[value]
-        return status, self._path(self.requires, assignment, values)
+    def _kids(self, node: str) -> tuple[str, ...]:
+        return self.tree.children[node]
 
-    def _value(self, node: str, assignment: Sequence[str], values: dict[str, Truth]) -> Truth:
+    def terms(self, node: str, value: Truth) -> list[_Term]:
         if node in self.index:
             i = self.index[node]
-            values[node] = self.tree.leaves[i].truth(assignment[i])
-            return values[node]
+            leaf = self.tree.leaves[i]
+            return [
+                _Term({i: frozenset({v})}, _leaf_records(i, leaf, v))
+                for v in leaf.domain
+                if leaf.truth(v) is value
+            ]
         cond = self.tree.conditions[node]
-        kids = [self._value(k, assignment, values) for k in self.tree.children[node]]
-        if isinstance(cond, All):
-            value = min(kids, default=T)
-        elif isinstance(cond, AnyOf):
-            value = max(kids, default=F)
-        elif isinstance(cond, Not):
-            value = Truth(2 - kids[0])
-        elif isinstance(cond, Demonstrated):
-            value = T if kids[0] is T else F
-        else:
-            assert isinstance(cond, NOf)
-            true, unknown = kids.count(T), kids.count(U)
-            n = cond.at_least
-            value = T if true >= n else F if true + unknown < n else U
-        values[node] = value
-        return value
-
-    def _path(
-        self, node: str, assignment: Sequence[str], values: dict[str, Truth]
-    ) -> frozenset[tuple[str, str]]:
-        """The nodes decision assembly reads to explain `node`'s value (decision._Assembler
-        .evidence): a leaf by its variant, an inner node by its value, then the children
-        whose value explains it."""
-        if node in self.index:
-            return frozenset({(node, assignment[self.index[node]])})
-        value = values[node]
-        cond = self.tree.conditions[node]
-        wanted = {value}
+        kids = self._kids(node)
+        record = Record(node, value)
         if isinstance(cond, Not):
-            wanted = {Truth(2 - value)}
-        elif isinstance(cond, Demonstrated):
-            wanted = {T} if value is T else {F, U}
-        out = {(node, str(int(value)))}
-        for kid in self.tree.children[node]:
-            if values[kid] in wanted:
-                out |= self._path(kid, assignment, values)
-        return frozenset(out)
+            return _noted(self.terms(kids[0], Truth(2 - value)), record)
+        if isinstance(cond, Demonstrated):
+            inner = [T] if value is T else [F, U] if value is F else []
+            return _noted([t for v in inner for t in self.terms(kids[0], v)], record)
+        if isinstance(cond, All | AnyOf):
+            # For `all` false is decided by any false child and true needs every child; `any`
+            # the other way round. Unknown: an unknown child and no deciding one.
+            decides = F if isinstance(cond, All) else T
+            if value is decides:
+                out = [t for k in kids for t in self.terms(k, value)]
+            elif value is not U:
+                out = _conj(*(self.terms(k, value) for k in kids))
+            else:
+                rest = frozenset({T, F} - {decides}) | {U}
+                out = [
+                    t
+                    for i, k in enumerate(kids)
+                    for t in _conj(
+                        self.terms(k, U),
+                        *(self.cover(o, rest) for j, o in enumerate(kids) if j != i),
+                    )
+                ]
+            return _noted(_bounded(out), record)
+        assert isinstance(cond, NOf)
+        n, m = cond.at_least, len(kids)
+        if value is T:
+            out = self._subsets(kids, n, lambda k: self.terms(k, T))
+        elif value is F:
+            out = self._subsets(kids, m - n + 1, lambda k: self.terms(k, F))
+        else:
+            undecided = self.cover(node, frozenset({U}))
+            out = [t for k in kids for t in _conj(self.terms(k, U), undecided)]
+        return _noted(_bounded(out), record)
+
+    def cover(self, node: str, values: frozenset[Truth]) -> list[_Term]:
+        if values >= {T, F, U}:
+            return [_Term({}, ())]
+        if not values:
+            return []
+        if node in self.index:
+            i = self.index[node]
+            leaf = self.tree.leaves[i]
+            admitted = frozenset(v for v in leaf.domain if leaf.truth(v) in values)
+            return [_Term({i: admitted}, ())] if admitted else []
+        cond = self.tree.conditions[node]
+        kids = self._kids(node)
+        if isinstance(cond, Not):
+            return self.cover(kids[0], frozenset(Truth(2 - v) for v in values))
+        if isinstance(cond, Demonstrated):
+            inner = ({T} if T in values else set()) | ({F, U} if F in values else set())
+            return self.cover(kids[0], frozenset(inner))
+        if isinstance(cond, All | AnyOf):
+            decides = F if isinstance(cond, All) else T
+            other = T if decides is F else F
+            if values in ({decides}, {decides, U}):
+                return _bounded([t for k in kids for t in self.cover(k, values)])
+            if values in ({other}, {other, U}):
+                return _conj(*(self.cover(k, values) for k in kids))
+            if values == {U}:
+                return [
+                    t
+                    for i, k in enumerate(kids)
+                    for t in _conj(
+                        self.cover(k, frozenset({U})),
+                        *(
+                            self.cover(o, frozenset({other, U}))
+                            for j, o in enumerate(kids)
+                            if j != i
+                        ),
+                    )
+                ]
+            return [*self.cover(node, frozenset({T})), *self.cover(node, frozenset({F}))]
+        assert isinstance(cond, NOf)
+        n, m = cond.at_least, len(kids)
+        # true: n children true; false: m - n + 1 children false; not true: m - n + 1 children
+        # not true; not false: n children not false.
+        shapes = {
+            frozenset({T}): (n, frozenset({T})),
+            frozenset({F}): (m - n + 1, frozenset({F})),
+            frozenset({F, U}): (m - n + 1, frozenset({F, U})),
+            frozenset({T, U}): (n, frozenset({T, U})),
+        }
+        if values in shapes:
+            size, each = shapes[values]
+            return self._subsets(kids, size, lambda k: self.cover(k, each))
+        if values == {U}:
+            return _conj(self.cover(node, frozenset({F, U})), self.cover(node, frozenset({T, U})))
+        return [*self.cover(node, frozenset({T})), *self.cover(node, frozenset({F}))]
+
+    @staticmethod
+    def _subsets(
+        kids: tuple[str, ...], size: int, each: Callable[[str], list[_Term]]
+    ) -> list[_Term]:
+        out: list[_Term] = []
+        for chosen in itertools.combinations(kids, size):
+            out.extend(_conj(*(each(k) for k in chosen)))
+        return _bounded(out)
+
+
+def _bounded(terms: list[_Term]) -> list[_Term]:
+    if len(terms) > MAX_RULES_PER_CLAUSE:
+        raise _TooBigError
+    return terms
+
+
+def _leaf_records(index: int, leaf: _Leaf, variant: str) -> tuple[Record, ...]:
+    """What a leaf in `variant` tells evidence: its value and the fact that decided it."""
+    if leaf.kind == "value":
+        return ()  # the node derives its own value
+    value = leaf.truth(variant)
+    if variant == _ABSENT:
+        return (Record(leaf.node, value),)
+    if leaf.kind == "many":
+        return (Record(leaf.node, value), Record(leaf.node, value, f"f{index}", candidate=True))
+    return (Record(leaf.node, value, f"f{index}" if leaf.sourced else None),)
 
 
 def _truth_of(variant: str) -> Truth:
@@ -495,40 +666,3 @@ def _too_many_n_of(cond: NOf) -> bool:
 
 def _any_of(tests: list[Test]) -> Test:
     return tests[0] if len(tests) == 1 else AnyTest(tuple(tests))
-
-
-def _only(variants: frozenset[str]) -> str:
-    return next(iter(variants)) if len(variants) == 1 else ""
-
-
-def _product(sizes: Iterable[int]) -> int:
-    out = 1
-    for size in sizes:
-        out *= size
-    return out
-
-
-def _group_order(key: tuple[Status, frozenset[tuple[str, str]]]) -> tuple[str, list[str]]:
-    status, path = key
-    return status.value, sorted(f"{n}={d}" for n, d in path)
-
-
-def _merge(boxes: list[Box], width: int) -> list[Box]:
-    """Merge boxes that differ in one coordinate only, until none do; the result covers the
-    same combinations, still disjoint, in a stable order."""
-    current = set(boxes)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(width):
-            by_rest: dict[Box, list[Box]] = {}
-            for box in current:
-                by_rest.setdefault(box[:i] + box[i + 1 :], []).append(box)
-            merged = set()
-            for rest, group in by_rest.items():
-                if len(group) > 1:
-                    changed = True
-                union = frozenset().union(*(b[i] for b in group))
-                merged.add((*rest[:i], union, *rest[i:]))
-            current = merged
-    return sorted(current, key=lambda b: [sorted(c) for c in b])

@@ -32,6 +32,7 @@ from evaluator.compiler import compile_policy
 from evaluator.conditions import Truth
 from evaluator.engine import Engine
 from evaluator.errors import EngineError
+from evaluator.folding import numbering
 from evaluator.model import Policy
 from evaluator.policies import Library, load_policy
 from evaluator.program import EmitStatus, Eq, Ne, Program
@@ -39,9 +40,9 @@ from evaluator.program import EmitStatus, Eq, Ne, Program
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # Engine firings over all example cases (every line, alternatives and referenced policies),
-# measured when folding landed: 4,514 folded, 5,256 with the per-node lowering. The bound
+# measured when folding landed: 4,009 folded, 5,256 with the per-node lowering. The bound
 # fails when folding is silently disabled or loses a clause.
-MAX_EXAMPLE_FIRINGS = 4600
+MAX_EXAMPLE_FIRINGS = 4100
 # The decompression policy folds every clause: its cases fire 13-18 rules (30-37 before).
 MAX_DECOMPRESSION_FIRINGS = 20
 
@@ -107,7 +108,9 @@ def test_the_examples_decide_alike_with_the_same_evidence_and_fewer_firings(
     plain_total = sum(n for (fold, _), n in firings.items() if not fold)
     assert folded_total <= MAX_EXAMPLE_FIRINGS < plain_total
     for case in examples:
-        assert firings[(True, case.case_id)] < firings[(False, case.case_id)], case.case_id
+        assert firings[(True, case.case_id)] <= firings[(False, case.case_id)], case.case_id
+        if not case.case_id.startswith("si-"):  # the SI-joint policy folds nothing (numbering)
+            assert firings[(True, case.case_id)] < firings[(False, case.case_id)], case.case_id
         if case.case_id.startswith("ld-"):
             assert firings[(True, case.case_id)] <= MAX_DECOMPRESSION_FIRINGS, case.case_id
 
@@ -121,8 +124,25 @@ def test_the_shipped_policies_fold_the_clauses_they_can(library: Library) -> Non
         "LD-CONSERVATIVE-CARE",
         "LD-IMAGING-CORRELATION",
     }
-    for program in programs.values():
-        assert folded_clauses(program), program.name
+    for ref, program in programs.items():
+        if ref.startswith("lumbar-fusion@2025"):
+            assert folded_clauses(program) >= {"LF-NICOTINE", "LF-PHYSICAL-THERAPY", "LF-URGENT"}
+        # The SI-joint policy shows derived facts (`test_on_fused_side16`) that its stage-1
+        # clauses would renumber: none folds (folding.Numbering).
+        assert bool(folded_clauses(program)) == (not ref.startswith("si-joint")), ref
+
+
+def test_no_clause_folds_that_would_renumber_a_derived_fact_evidence_shows(
+    library: Library,
+) -> None:
+    policy = library.get("si-joint-fusion@2025.1")
+    plain = compile_policy(policy, fold=False)
+    allowed = numbering(policy, plain)
+    # `test_on_fused_side` (compared) is derived in stage 1, `distinct_block` (bound) in 3.
+    assert allowed.floor == 4
+    assert allowed.clauses == frozenset()
+    fusion = library.get("lumbar-fusion@2025.1")
+    assert numbering(fusion, compile_policy(fusion, fold=False)).floor == 1
 
 
 def test_a_folded_clause_fires_once_and_keeps_no_value_facts(tmp_path: Path) -> None:
