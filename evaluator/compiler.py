@@ -41,6 +41,8 @@ class _Compiler(Lowering):
     def __init__(self, policy: Policy, fold: Numbering | None = None) -> None:
         super().__init__(policy)
         self.folder = Folder(self, fold) if fold else None
+        if self.folder:
+            self.fold = self.folder.subtree
 
     # -- strata ------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from .program import (
     EmitValue,
     EmitVerdict,
     Program,
+    Record,
     Rule,
 )
 from .ruleset import number, render
@@ -372,6 +373,9 @@ class _Session:
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action.records, ids, keys)
         fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
         for i, key in enumerate(keys, start=1):
             fact[f"k{i}"] = key
@@ -439,7 +443,7 @@ class _Session:
     def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
         if action.records:
             # Every firing of a folded rule matched another candidate fact: record them all.
-            self._records(rule, action, ids)
+            self._records(rule, action.records, ids, ())
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
             if existing.fact["status"] != action.status.value:
@@ -453,23 +457,32 @@ class _Session:
         self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
-    def _records(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
-        """Keep the node values a folded rule's patterns establish, for evidence; nothing is
-        asserted, so they cost no round trip. Two firings that disagree are an engine error."""
-        for record in action.records:
+    def _records(
+        self,
+        rule: Rule,
+        records: tuple[Record, ...],
+        ids: Mapping[str, str],
+        keys: tuple[str, ...],
+    ) -> None:
+        """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
+        for evidence; nothing is asserted, so they cost no round trip. Two firings that
+        disagree are an engine error."""
+        for record in records:
             fact: dict[str, Any] = {"t": VAL, "n": record.node, "v": int(record.value)}
+            for i, key in enumerate(keys, start=1):
+                fact[f"k{i}"] = key
             if record.source is not None:
                 fact["f"] = ids[record.source]
             if record.candidate:
-                seen = (f"cand {record.node} {fact['f']}", ())
+                seen = (f"cand {record.node} {fact['f']}", keys)
                 if seen not in self.seen_facts:
                     self.seen_facts.add(seen)
                     fact["t"] = CAND
                     self.trace.candidates.append(Emitted(fact, rule.name, ids))
                 continue
-            existing = self.trace.values.get((record.node, ()))
+            existing = self.trace.values.get((record.node, keys))
             if existing is None:
-                self.trace.values[(record.node, ())] = Emitted(fact, rule.name, ids)
+                self.trace.values[(record.node, keys)] = Emitted(fact, rule.name, ids)
             elif existing.fact["v"] != fact["v"]:
                 raise EngineError.single(
                     "engine_failed",

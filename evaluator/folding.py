@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .comparisons import NEVER
 from .conditions import (
@@ -58,12 +58,14 @@ from .program import (
     POLICY_RESULT,
     STATUS,
     VAL,
+    Action,
     AllOf,
     AnyTest,
     ClauseNodes,
     EmitFact,
     EmitMissing,
     EmitStatus,
+    EmitValue,
     Eq,
     Join,
     Ne,
@@ -102,6 +104,8 @@ class _Leaf:
     absent: Truth | None  # the value when no fact matches `base`; None: no absent variant
     stage_of: Callable[[], int]
     sourced: bool = True  # whether a present fact is the leaf's evidence (`f`)
+    # A comparison on a bound fact tests the anchor pattern itself (`bound` kind): its alias.
+    anchor: str | None = None
 
     @property
     def domain(self) -> tuple[str, ...]:
@@ -128,6 +132,7 @@ class _Tree:
     children: dict[str, tuple[str, ...]]
     leaves: list[_Leaf]
     opaque: dict[str, Condition]  # nodes lowered as before, by id
+    scope: Scope = field(default_factory=Scope)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,16 @@ class Numbering:
 
     floor: int
     clauses: frozenset[str]
+    # The earliest stage of each origin's rules in the per-node program.
+    first: Mapping[str, int]
+
+    def allows(self, node: str) -> bool:
+        """True when every per-node rule of the subtree under `node` runs after `floor`."""
+        return all(
+            stage >= self.floor
+            for origin, stage in self.first.items()
+            if origin == node or origin.startswith(f"{node}/")
+        )
 
 
 def numbering(policy: Policy, plain: Program) -> Numbering:
@@ -172,7 +187,10 @@ def numbering(policy: Policy, plain: Program) -> Numbering:
             if r.origin == clause.id or r.origin.startswith(f"{clause.id}:")
         )
     }
-    return Numbering(last + 1, frozenset(late))
+    first: dict[str, int] = {}
+    for r in plain.rules:
+        first[r.origin] = min(first.get(r.origin, r.stage), r.stage)
+    return Numbering(last + 1, frozenset(late), first)
 
 
 def _read_types(cond: Condition, out: set[str]) -> None:
@@ -218,7 +236,7 @@ class Folder:
             fact = low.fact_type(cond.fact, cond.pointer)
             if fact is None:
                 return False
-            low.check_where(fact, cond.where, _root(), cond.pointer)
+            low.check_where(fact, cond.where, tree.scope, cond.pointer)
             base = AllOf((Eq("t", fact.name), *low.where(cond.where)))
             stage = _fact_stage(low, fact.name, cond.pointer)
             tree.leaves.append(_Leaf(node, "exists", base, (("T", base),), F, stage))
@@ -257,10 +275,27 @@ class Folder:
 
     def _compare(self, cond: Compare, node: str, tree: _Tree) -> bool:
         low = self.low
-        found = low.compare_tests(cond, _root())
+        found = low.compare_tests(cond, tree.scope)
         if found is None:
             return False
         fact, outcomes = found
+        bound = tree.scope.find(cond.fact)
+        if bound is not None:
+            # The bound fact itself: exactly one fact, tested on its anchor pattern.
+            anchor = tree.scope.keys[tree.scope.bindings.index(bound)]
+            tests = tuple(
+                (name, test)
+                for name, test in (
+                    ("T", outcomes.true),
+                    ("F", outcomes.false),
+                    ("U", outcomes.unknown),
+                )
+                if test != NEVER
+            )
+            leaf = _Leaf(node, "bound", AllOf(()), tests, None, lambda: 0, anchor=anchor)
+            tree.leaves.append(leaf)
+            tree.children[node] = ()
+            return True
         base = AllOf((Eq("t", fact.name), *low.where(cond.where)))
         tests = tuple(
             (name, AllOf((base, test)))
@@ -279,12 +314,25 @@ class Folder:
         tree.leaves.append(_Leaf(node, "value", AllOf(()), (), None, lambda: 0))
         return True
 
-    # -- clauses -----------------------------------------------------------------------------
+    # -- clauses and subtrees ----------------------------------------------------------------
+
+    def _tree(self, roots: list[tuple[str, Condition]], scope: Scope) -> _Tree | None:
+        """The trees under `roots`; None when the per-node lowering must take them. Checks run
+        against a scratch collector: a problem means the per-node lowering takes the tree and
+        reports it there, once."""
+        low = self.low
+        tree = _Tree({}, {}, [], {}, scope)
+        problems, low.problems = low.problems, Collector()
+        try:
+            ok = all(self._walk(cond, node, tree) for node, cond in roots)
+            ok = ok and not low.problems.problems
+        finally:
+            low.problems = problems
+        return tree if ok and tree.leaves else None
 
     def clause(self, clause: Clause) -> int | None:
         """Fold `clause` and return the stage its status is complete at; None (nothing emitted,
         nothing reported) when it keeps the per-node lowering."""
-        low = self.low
         if self.allowed is not None and clause.id not in self.allowed.clauses:
             return None
         base = clause.id
@@ -296,45 +344,17 @@ class Folder:
             roots.append((applies, clause.applies_when))
         if clause.waived_by is not None and waiver:
             roots.append((waiver, clause.waived_by))
-        tree = _Tree({}, {}, [], {})
-        # Checks run against a scratch collector: a problem means the per-node lowering takes
-        # the clause and reports it there, once.
-        problems, low.problems = low.problems, Collector()
-        try:
-            ok = all(self._walk(cond, node, tree) for node, cond in roots)
-            ok = ok and not low.problems.problems
-        finally:
-            low.problems = problems
-        if not ok or not tree.leaves:
+        tree = self._tree(roots, Scope())
+        if tree is None:
             return None
-        rules = self._rules(clause, tree, (applies, waiver, requires))
+        rules = self._rules(tree, self._statuses(clause, tree, (applies, waiver, requires)))
         if rules is None:
             return None
-        # Folding it is: strata (which may compile other clauses and derived facts), the nodes
-        # lowered as before, then the rules.
-        stages = [0]
-        for leaf in tree.leaves:
-            if leaf.kind == "value":
-                stages.append(low.node(tree.opaque[leaf.node], _root(), leaf.node))
-            else:
-                stages.append(leaf.stage_of())
-            if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
-                low.references.add(cond.policy)
-        stage = max(stages) + 1
-        if self.allowed is not None:
-            stage = max(stage, self.allowed.floor)
-        for node, cond in tree.conditions.items():
-            if node not in tree.opaque:
-                low.nodes[node] = Node(node, cond, tree.children[node], 0, ())
-        low.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
-        for patterns, action in rules:
-            low.emit(stage, list(patterns), action, base)
-        for index, leaf in enumerate(tree.leaves):
-            if leaf.kind in ("many", "single"):
-                self._check_tests(index, leaf, stage, base)
-        # Fail closed: no box matched (a leaf's fact passed none of its tests).
+        stage = self._emit(tree, rules, base)
+        self.low.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
+        # Fail closed: no term matched (a leaf's fact passed none of its tests).
         status = AllOf((Eq("t", STATUS), Eq("clause", clause.id)))
-        low.emit(
+        self.low.emit(
             stage + 1,
             [Pattern("s", status, negated=True)],
             EmitMissing(requires, (), ()),
@@ -342,7 +362,63 @@ class Folder:
         )
         return stage
 
-    def _check_tests(self, index: int, leaf: _Leaf, stage: int, origin: str) -> None:
+    def subtree(self, cond: Condition, scope: Scope, node: str) -> int | None:
+        """Fold the inner node `node` into rules deriving its value, one firing per deciding
+        explanation and binding instead of one per node, with its descendants' values for
+        evidence as records. Return the stage the value is complete at; None (nothing emitted,
+        nothing reported) when it keeps the per-node lowering."""
+        if not isinstance(cond, All | AnyOf | Not | Demonstrated | NOf):
+            return None
+        if self.allowed is not None and not self.allowed.allows(node):
+            return None
+        tree = self._tree([(node, cond)], scope)
+        if tree is None:
+            return None
+        try:
+            terms = _Terms(tree)
+            outcomes: list[tuple[_Term, Action]] = [
+                (term, EmitValue(VAL, node, value, scope.keys, None, term.records))
+                for value in (T, F, U)
+                for term in _without(terms.terms(node, value), node)
+            ]
+        except _TooBigError:
+            return None
+        rules = self._rules(tree, outcomes)
+        if rules is None:
+            return None
+        stage = self._emit(tree, rules, node)
+        self.low.require_value(node, scope, stage)
+        return stage
+
+    def _emit(self, tree: _Tree, rules: list[tuple[list[Pattern], Action]], origin: str) -> int:
+        """Emit folded rules (after the strata they read, which may compile other clauses and
+        derived facts, and the nodes lowered as before); return their stage."""
+        low, scope = self.low, tree.scope
+        stages = [low.anchor_stage(scope)]
+        for leaf in tree.leaves:
+            if leaf.kind == "value":
+                stages.append(low.node(tree.opaque[leaf.node], scope, leaf.node))
+            else:
+                stages.append(leaf.stage_of())
+            if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
+                low.references.add(cond.policy)
+        stage = max(stages) + 1
+        if self.allowed is not None:
+            stage = max(stage, self.allowed.floor)
+        aliases = tuple(b.alias for b in scope.bindings)
+        facts = tuple(b.fact for b in scope.bindings)
+        for node, cond in tree.conditions.items():
+            if node not in tree.opaque:
+                depth = len(scope.bindings)
+                low.nodes[node] = Node(node, cond, tree.children[node], depth, aliases, facts)
+        for patterns, action in rules:
+            low.emit(stage, patterns, action, origin)
+        for index, leaf in enumerate(tree.leaves):
+            if leaf.kind in ("many", "single"):
+                self._check_tests(index, leaf, stage, origin, scope)
+        return stage
+
+    def _check_tests(self, index: int, leaf: _Leaf, stage: int, origin: str, scope: Scope) -> None:
         """A fact that passes none of its leaf's tests would satisfy the negations (no true
         fact, no fact passing the other tests) as if it were absent or decided: report it."""
         alias = f"f{index}"
@@ -354,15 +430,16 @@ class Folder:
         ]
         self.low.emit(
             stage,
-            [Pattern(alias, leaf.base), *passes],
-            EmitMissing(leaf.node, (), (), alias),
+            [*self.low.anchors(scope), Pattern(alias, leaf.base), *passes],
+            EmitMissing(leaf.node, scope.keys, tuple(b.alias for b in scope.bindings), alias),
             origin,
         )
 
-    def _rules(
+    def _statuses(
         self, clause: Clause, tree: _Tree, roots: tuple[str | None, str | None, str]
-    ) -> list[tuple[tuple[Pattern, ...], EmitStatus]] | None:
-        """The clause's status rules: per status, the terms of `_Terms` made patterns."""
+    ) -> list[tuple[_Term, Action]] | None:
+        """The clause's terms per status, as `compiler.py` lowers a clause: not applicable when
+        waived or not applying, else the status of `requires`."""
         applies, waiver, requires = roots
         terms = _Terms(tree)
         everything = [_Term({}, ())]
@@ -382,24 +459,48 @@ class Folder:
                 by_status.append((status, found))
         except _TooBigError:
             return None
-        rules: list[tuple[tuple[Pattern, ...], EmitStatus]] = []
-        for status, found in by_status:
-            for term in found:
-                choices = [
-                    self._alternatives(i, tree.leaves[i], variants)
-                    for i, variants in sorted(term.constraints.items())
+        return [
+            (term, EmitStatus(clause.id, status, term.records))
+            for status, found in by_status
+            for term in found
+        ]
+
+    def _rules(
+        self, tree: _Tree, outcomes: list[tuple[_Term, Action]] | None
+    ) -> list[tuple[list[Pattern], Action]] | None:
+        """Each term's patterns (each leaf's variants as patterns; a comparison on a bound fact
+        joins its anchor's pattern), after the scope's anchors; None past the limits."""
+        if outcomes is None:
+            return None
+        anchors = self.low.anchors(tree.scope)
+        names = {a.alias for a in anchors}
+        rules: list[tuple[list[Pattern], Action]] = []
+        for term, action in outcomes:
+            choices = [
+                self._alternatives(i, tree.leaves[i], variants, tree.scope)
+                for i, variants in sorted(term.constraints.items())
+            ]
+            for combo in itertools.product(*choices):
+                extra: dict[str, list[Test]] = {}
+                rest: list[Pattern] = []
+                for pattern in (p for alt in combo for p in alt):
+                    if pattern.alias in names:
+                        extra.setdefault(pattern.alias, []).append(pattern.test)
+                    else:
+                        rest.append(pattern)
+                joined = [
+                    Pattern(a.alias, AllOf((a.test, *extra[a.alias]))) if a.alias in extra else a
+                    for a in anchors
                 ]
-                for combo in itertools.product(*choices):
-                    patterns = tuple(p for alt in combo for p in alt)
-                    if len(patterns) + 1 > _MAX_PATTERNS:
-                        return None
-                    rules.append((patterns, EmitStatus(clause.id, status, term.records)))
-                    if len(rules) > MAX_RULES_PER_CLAUSE:
-                        return None
+                if len(joined) + len(rest) + 1 > _MAX_PATTERNS:
+                    return None
+                rules.append(([*joined, *rest], action))
+                if len(rules) > MAX_RULES_PER_CLAUSE:
+                    return None
         return rules
 
     def _alternatives(
-        self, index: int, leaf: _Leaf, variants: frozenset[str]
+        self, index: int, leaf: _Leaf, variants: frozenset[str], scope: Scope
     ) -> list[tuple[Pattern, ...]]:
         """Patterns admitting `variants` of a leaf (and no other), as few alternatives as the
         engine can express; alternatives may overlap. A positive pattern is aliased `f<i>`,
@@ -408,9 +509,10 @@ class Folder:
             return [()]
         alias = f"f{index}"
         if leaf.kind == "value":
-            values = sorted(int(_truth_of(v)) for v in variants)
-            value = AllOf((Eq("t", VAL), Eq("n", leaf.node), _any_of([Eq("v", v) for v in values])))
-            return [(Pattern(f"v{index}", value),)]
+            values = tuple(_truth_of(v) for v in sorted(variants))
+            return [(self.low.value_pattern(f"v{index}", (leaf.node,), values, scope),)]
+        if leaf.anchor is not None:
+            return [(Pattern(leaf.anchor, _any_of([leaf.test(v) for v in sorted(variants)])),)]
         if leaf.kind == "many":
             return self._many(index, leaf, variants)
         present = sorted(variants - {_ABSENT})
@@ -628,6 +730,11 @@ class _Terms:
         return _bounded(out)
 
 
+def _without(terms: list[_Term], node: str) -> list[_Term]:
+    """The terms without the record of `node` itself: its value is asserted as a fact."""
+    return [_Term(t.constraints, tuple(r for r in t.records if r.node != node)) for t in terms]
+
+
 def _bounded(terms: list[_Term]) -> list[_Term]:
     if len(terms) > MAX_RULES_PER_CLAUSE:
         raise _TooBigError
@@ -643,15 +750,12 @@ def _leaf_records(index: int, leaf: _Leaf, variant: str) -> tuple[Record, ...]:
         return (Record(leaf.node, value),)
     if leaf.kind == "many":
         return (Record(leaf.node, value), Record(leaf.node, value, f"f{index}", candidate=True))
-    return (Record(leaf.node, value, f"f{index}" if leaf.sourced else None),)
+    source = leaf.anchor or f"f{index}"
+    return (Record(leaf.node, value, source if leaf.sourced else None),)
 
 
 def _truth_of(variant: str) -> Truth:
     return {"T": T, "F": F, "U": U}[variant]
-
-
-def _root() -> Scope:
-    return Scope()
 
 
 def _fact_stage(low: Lowering, fact: str, pointer: str) -> Callable[[], int]:

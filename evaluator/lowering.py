@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import dictionary
@@ -110,6 +110,9 @@ class Lowering:
         self.clause_stage: dict[str, int] = {}
         self.busy: list[str] = []
         self.references: set[str] = set()
+        # Derives a node's value by folded rules (`folding.py`) and returns its stage, or None
+        # to lower it node by node.
+        self.fold: Callable[[Condition, Scope, str], int | None] | None = None
         self.clauses: dict[str, Clause] = {}
         for clause in policy.clauses:
             if clause.id in self.clauses:
@@ -249,6 +252,8 @@ class Lowering:
 
     def node(self, cond: Condition, scope: Scope, node_id: str) -> int:
         """Emit the rules that derive `node_id`'s value; return the stage it is complete at."""
+        if self.fold is not None and (folded := self.fold(cond, scope, node_id)) is not None:
+            return folded
         children: tuple[str, ...] = ()
         if isinstance(cond, Compare):
             stage = self.compare(cond, scope, node_id)

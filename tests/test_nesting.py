@@ -22,11 +22,20 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_compiler import build, clause, document, run, truths, write  # type: ignore[import-not-found]
+from test_compiler import (  # type: ignore[import-not-found]
+    Compiled,
+    build,
+    clause,
+    document,
+    run,
+    truths,
+    write,
+)
 
 from evaluator.cli import main
 from evaluator.compiler import compile_policy
 from evaluator.conditions import Truth
+from evaluator.engine import Engine
 from evaluator.errors import EngineError, PolicyError
 from evaluator.levels import parse_level
 from evaluator.lowering import MAX_QUANTIFIER_DEPTH
@@ -143,9 +152,16 @@ def test_eight_nesting_shapes_in_one_ruleset_are_an_engine_error(tmp_path):
     (exit 4), never as a determination; when a durable_rules release changes this, this test
     says so."""
     clauses = [clause(cid, _shape(*shape)) for cid, shape in SHAPES.items()]
-    compiled = build(tmp_path, document(clauses, "all-shapes"))
+    data = document(clauses, "all-shapes")
+    policy = load_policy(write(tmp_path, json.dumps(data), "all-shapes"))
+    per_node = compile_policy(policy, fold=False)
+    Engine.get().prepare(per_node)
     with pytest.raises(EngineError, match="error code: 303"):
-        run(compiled, _facts([T]))
+        run(Compiled(per_node), _facts([T]))
+    # Folded (evaluator/folding.py), the same shapes use fewer alternatives per fact and run;
+    # one true segment makes every shape true.
+    folded = build(tmp_path / "folded", data)
+    assert set(truths(run(folded, _facts([T]))).values()) == {T}
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
