@@ -288,10 +288,12 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    program = _Compiler(policy).run()
     if fold:
         # The per-node program says which clauses fold without renumbering a derived fact.
-        program = _Compiler(policy, numbering(policy, program)).run()
+        allowed = numbering(policy, lambda: _Compiler(policy).run())
+        program = _Compiler(policy, allowed).run()
+    else:
+        program = _Compiler(policy).run()
     # Render once now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated.
     try:

@@ -161,8 +161,9 @@ class Numbering:
         )
 
 
-def numbering(policy: Policy, plain: Program) -> Numbering:
-    """Return what may fold, read from the per-node program `plain` of the same policy."""
+def numbering(policy: Policy, per_node: Callable[[], Program]) -> Numbering:
+    """Return what may fold; `per_node` compiles the per-node program of the same policy, only
+    when a derived fact type can be shown (otherwise everything may fold)."""
     shown: set[str] = set()
     conditions = [
         *(c for clause in policy.clauses for c in (clause.requires, clause.applies_when)),
@@ -174,6 +175,9 @@ def numbering(policy: Policy, plain: Program) -> Numbering:
         if cond is not None:
             _read_types(cond, shown)
     shown.update(b.fact for rule in policy.rules for b in rule.bindings)
+    if not shown & set(policy.derived):
+        return Numbering(1, frozenset(c.id for c in policy.clauses), {})
+    plain = per_node()
     last = max(
         (r.stage for r in plain.rules if isinstance(r.action, EmitFact) and r.action.fact in shown),
         default=0,
@@ -372,7 +376,7 @@ class Folder:
         if self.allowed is not None and not self.allowed.allows(node):
             return None
         tree = self._tree([(node, cond)], scope)
-        if tree is None:
+        if tree is None or node in tree.opaque:  # e.g. an N-of-M the lowering refuses
             return None
         try:
             terms = _Terms(tree)
