@@ -5,12 +5,13 @@ once, then the example cases are reviewed (all service lines, each by the policy
 governs it) N times. Prints a table (or JSON with --json) and exits 1 when a target in
 benchmarks/README.md is missed.
 
-    .venv/bin/python benchmarks/run.py [--cases N] [--json]
+    .venv/bin/python benchmarks/run.py [--cases N] [--json] [--per-node]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import resource
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from evaluator import api, cases  # noqa: E402
 from evaluator.cases import Case  # noqa: E402
 from evaluator.compiler import compile_policy  # noqa: E402
+from evaluator.engine import Engine, Trace  # noqa: E402
 from evaluator.policies import Library  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "cases"
@@ -54,6 +56,9 @@ class Workload:
     p50_ms: float
     p95_ms: float
     max_ms: float
+    # Engine rule firings per case (every line, alternative and referenced policy): each one
+    # a round trip into Python (docs/architecture.md, folding).
+    firings_per_case: float
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,35 @@ def measure(
     seconds = time.perf_counter() - started
     ms = [x * 1000 for x in latencies]
     return Workload(
-        name, n, seconds, n / seconds, statistics.median(ms), percentile(ms, 0.95), max(ms)
+        name,
+        n,
+        seconds,
+        n / seconds,
+        statistics.median(ms),
+        percentile(ms, 0.95),
+        max(ms),
+        firings_per_case(review, workload),
     )
+
+
+def firings_per_case(review: Callable[[Case], object], workload: Sequence[Case]) -> float:
+    """Count the engine's firings over one untimed pass of the workload."""
+    counted = 0
+    original = Engine.run
+
+    def run(self: Engine, *args: Any, **kwargs: Any) -> Trace:
+        nonlocal counted
+        trace = original(self, *args, **kwargs)
+        counted += trace.firings
+        return trace
+
+    Engine.run = run  # type: ignore[method-assign]
+    try:
+        for case in workload:
+            review(case)
+    finally:
+        Engine.run = original  # type: ignore[method-assign]
+    return counted / len(workload)
 
 
 def check(results: dict[str, float]) -> list[str]:
@@ -143,11 +175,11 @@ def table(costs: list[PolicyCost], workloads: list[Workload], load_ms: float, rs
             f"{c.policy:<28}  {c.rules:>5}  {c.stages:>6}  {compiled:>23}"
             f"  {c.register_seconds:>10.4f}"
         )
-    lines += ["", "workload      cases   cases/s   p50 ms   p95 ms   max ms"]
+    lines += ["", "workload      cases   cases/s   p50 ms   p95 ms   max ms  firings/case"]
     for w in workloads:
         lines.append(
             f"{w.name:<12}  {w.cases:>5}  {w.cases_per_second:>8.1f}  {w.p50_ms:>7.2f}"
-            f"  {w.p95_ms:>7.2f}  {w.max_ms:>7.2f}"
+            f"  {w.p95_ms:>7.2f}  {w.max_ms:>7.2f}  {w.firings_per_case:>12.1f}"
         )
     lines += [
         "",
@@ -161,7 +193,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=2000, help="cases per workload (2000)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--per-node",
+        action="store_true",
+        help="compile without folding (the per-node lowering), to compare on one machine",
+    )
     args = parser.parse_args(argv)
+    global compile_policy  # noqa: PLW0603
+    if args.per_node:
+        compile_policy = functools.partial(compile_policy, fold=False)
+        api.compile_policy = compile_policy  # type: ignore[attr-defined]
 
     library = Library()
     costs = prepare(library)

@@ -36,7 +36,14 @@ def program_for(policy: Policy) -> Program:
         program = compile_policy(policy)
         # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
         # not an engine failure on the first case.
-        Engine.get().prepare(program)
+        try:
+            Engine.get().prepare(program)
+        except PolicyError:
+            # Folded rules test more per fact than the per-node lowering; a limit only
+            # registration finds (error 113) sends the policy back to the per-node lowering,
+            # which reports its own limits as before.
+            program = compile_policy(policy, fold=False)
+            Engine.get().prepare(program)
         _PROGRAMS[key] = program
     return _PROGRAMS[key]
 

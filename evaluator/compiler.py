@@ -18,6 +18,7 @@ from types import MappingProxyType
 from . import dictionary, ruleset
 from .errors import PolicyError
 from .facts import LINE_PARTS, LINE_SEGMENTS
+from .folding import Folder, Numbering, numbering
 from .lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from .model import Clause, DeriveRule, Determination, FromField, Policy, Status
 from .program import (
@@ -36,6 +37,12 @@ from .program import (
 
 class _Compiler(Lowering):
     """Drives the lowering per clause and rule and assigns the strata."""
+
+    def __init__(self, policy: Policy, fold: Numbering | None = None) -> None:
+        super().__init__(policy)
+        self.folder = Folder(self, fold) if fold else None
+        if self.folder:
+            self.fold = self.folder.subtree
 
     # -- strata ------------------------------------------------------------------------------
 
@@ -84,6 +91,10 @@ class _Compiler(Lowering):
     # -- clauses, derivations, verdict ---------------------------------------------------------
 
     def clause(self, clause: Clause) -> int:
+        folded = self.folder.clause(clause) if self.folder else None
+        if folded is not None:
+            self.check_cites(clause)
+            return folded
         root = Scope()
         base = clause.id
         applies = f"{base}:applies_when" if clause.applies_when else None
@@ -95,13 +106,7 @@ class _Compiler(Lowering):
         if clause.waived_by is not None and waiver:
             stages.append(self.node(clause.waived_by, root, waiver))
         self.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
-        for ref in clause.cites:
-            if ref not in {r.id for r in self.policy.references}:
-                self.problems.add(
-                    "unknown_reference",
-                    f"reference {ref} is not defined",
-                    self.locate(clause.pointer + "/cites"),
-                )
+        self.check_cites(clause)
         stage = max(stages) + 1
         vp = self.value_pattern
         case = self.anchors(root)
@@ -131,6 +136,15 @@ class _Compiler(Lowering):
                 base,
             )
         return stage
+
+    def check_cites(self, clause: Clause) -> None:
+        for ref in clause.cites:
+            if ref not in {r.id for r in self.policy.references}:
+                self.problems.add(
+                    "unknown_reference",
+                    f"reference {ref} is not defined",
+                    self.locate(clause.pointer + "/cites"),
+                )
 
     def derive(self, rule: DeriveRule) -> int:
         target = self.types.get(rule.fact)
@@ -253,7 +267,8 @@ class _Compiler(Lowering):
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
         return Program(
-            name=f"{policy.id}@{policy.version}#{policy.sha256[:12]}",
+            name=f"{policy.id}@{policy.version}#{policy.sha256[:12]}"
+            + ("" if self.folder else "~unfolded"),
             stages=last + 1,
             rules=tuple(self.rules),
             nodes=MappingProxyType(dict(self.nodes)),
@@ -266,16 +281,29 @@ class _Compiler(Lowering):
         )
 
 
-def compile_policy(policy: Policy) -> Program:
-    """Return the Program for a policy.
+def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
+    """Return the Program for a policy; `fold=False` keeps every clause on the per-node
+    lowering (a reference for tests and measurements: same statuses, more firings).
 
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    program = _Compiler(policy).run()
+    if fold:
+        # The per-node program says which clauses fold without renumbering a derived fact.
+        allowed = numbering(policy, lambda: _Compiler(policy).run())
+        program = _Compiler(policy, allowed).run()
+    else:
+        program = _Compiler(policy).run()
     # Render once now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated.
-    ruleset.render(program)
+    try:
+        ruleset.render(program)
+    except PolicyError:
+        if not fold:
+            raise
+        # Folded rules test more per fact; past a limit the per-node lowering runs the policy
+        # (or reports the limit it hits itself).
+        return compile_policy(policy, fold=False)
     return program
 
 

@@ -37,12 +37,14 @@ from .model import Determination, FromField
 from .program import (
     CAND,
     KEY,
+    VAL,
     EmitFact,
     EmitMissing,
     EmitStatus,
     EmitValue,
     EmitVerdict,
     Program,
+    Record,
     Rule,
 )
 from .ruleset import CASE_KEY, number, render
@@ -397,6 +399,9 @@ class _Session:
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action.records, ids, keys)
         fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
         for i, key in enumerate(keys, start=1):
             fact[f"k{i}"] = key
@@ -462,6 +467,9 @@ class _Session:
         self.trace.derived.append(Emitted(fact, rule.name, ids))
 
     def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action.records, ids, ())
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
             if existing.fact["status"] != action.status.value:
@@ -474,6 +482,38 @@ class _Session:
         fact = {"t": "status", "clause": action.clause, "status": action.status.value}
         self._assert_derived(fact, plain=True)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+
+    def _records(
+        self,
+        rule: Rule,
+        records: tuple[Record, ...],
+        ids: Mapping[str, str],
+        keys: tuple[str, ...],
+    ) -> None:
+        """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
+        for evidence; nothing is asserted, so they cost no round trip. Two firings that
+        disagree are an engine error."""
+        for record in records:
+            fact: dict[str, Any] = {"t": VAL, "n": record.node, "v": int(record.value)}
+            for i, key in enumerate(keys, start=1):
+                fact[f"k{i}"] = key
+            if record.source is not None:
+                fact["f"] = ids[record.source]
+            if record.candidate:
+                seen = (f"cand {record.node} {fact['f']}", keys)
+                if seen not in self.seen_facts:
+                    self.seen_facts.add(seen)
+                    fact["t"] = CAND
+                    self.trace.candidates.append(Emitted(fact, rule.name, ids))
+                continue
+            existing = self.trace.values.get((record.node, keys))
+            if existing is None:
+                self.trace.values[(record.node, keys)] = Emitted(fact, rule.name, ids)
+            elif existing.fact["v"] != fact["v"]:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"node `{record.node}` derived both {existing.fact['v']} and {fact['v']}",
+                )
 
 
 class _Cases:

@@ -218,9 +218,14 @@ class _Builder:
 
 def _type_of(test: Test) -> tuple[str, str]:
     """Return the type test of a pattern and, for a condition value, its node."""
-    tests = test.tests if isinstance(test, AllOf) else (test,)
+    tests = _flat(test)
     found = {t.field: str(t.value) for t in tests if isinstance(t, Eq) and t.field in ("t", "n")}
     return found.get("t", "fact"), found.get("n", "")
+
+
+def _flat(test: Test) -> list[Test]:
+    # Folded rules nest a leaf's test inside its fact's (folding.py).
+    return [t for part in test.tests for t in _flat(part)] if isinstance(test, AllOf) else [test]
 
 
 def _absent(rule: Rule) -> tuple[str, ...]:

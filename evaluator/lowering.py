@@ -9,11 +9,11 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import dictionary
-from .comparisons import NEVER, check_value, lower
+from .comparisons import NEVER, Outcomes, check_value, lower
 from .conditions import (
     All,
     AnyOf,
@@ -110,6 +110,9 @@ class Lowering:
         self.clause_stage: dict[str, int] = {}
         self.busy: list[str] = []
         self.references: set[str] = set()
+        # Derives a node's value by folded rules (`folding.py`) and returns its stage, or None
+        # to lower it node by node.
+        self.fold: Callable[[Condition, Scope, str], int | None] | None = None
         self.clauses: dict[str, Clause] = {}
         for clause in policy.clauses:
             if clause.id in self.clauses:
@@ -249,6 +252,8 @@ class Lowering:
 
     def node(self, cond: Condition, scope: Scope, node_id: str) -> int:
         """Emit the rules that derive `node_id`'s value; return the stage it is complete at."""
+        if self.fold is not None and (folded := self.fold(cond, scope, node_id)) is not None:
+            return folded
         children: tuple[str, ...] = ()
         if isinstance(cond, Compare):
             stage = self.compare(cond, scope, node_id)
@@ -301,7 +306,9 @@ class Lowering:
             node_id,
         )
 
-    def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
+    def compare_tests(self, leaf: Compare, scope: Scope) -> tuple[FactType, Outcomes] | None:
+        """Check a comparison leaf (reporting misuse) and return its fact type and its three
+        tests; None when it cannot be lowered. Shared by the per-node lowering and folding."""
         bound = scope.find(leaf.fact)
         fact = (
             self.types.get(bound.fact)
@@ -309,7 +316,7 @@ class Lowering:
             else self.fact_type(leaf.fact, f"{leaf.pointer}/fact")
         )
         if fact is None:
-            return 0
+            return None
         info = fact.fields.get(leaf.field)
         for name in (leaf.field, leaf.minus):
             if name is not None and name not in fact.fields:
@@ -327,11 +334,19 @@ class Lowering:
                 self.locate(f"{leaf.pointer}/{leaf.op.value}/setting"),
                 did_you_mean(leaf.operand.setting or "", self.policy.settings),
             )
-            return 0
+            return None
         if info is None:
-            return 0
+            return None
         self.check_where(fact, leaf.where, scope, leaf.pointer)
         outcomes = lower(leaf, info, self.policy.below_threshold_words, self.problems, self.locate)
+        return fact, outcomes
+
+    def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
+        found = self.compare_tests(leaf, scope)
+        if found is None:
+            return 0
+        fact, outcomes = found
+        bound = scope.find(leaf.fact)
         by_value = ((T, outcomes.true), (F, outcomes.false), (U, outcomes.unknown))
         if bound is not None:
             # The bound fact itself: exactly one fact, so each outcome is the node's value.

@@ -103,6 +103,19 @@ class Pattern:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """A condition node's value that a folded status rule's patterns establish, kept for
+    evidence without a round trip: `source` names the alias of the fact that decided it and,
+    with `candidate`, that fact is one candidate of a leaf over a type that occurs several
+    times (docs/architecture.md, folding)."""
+
+    node: str
+    value: Truth
+    source: str | None = None
+    candidate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class EmitValue:
     """Assert the truth value of a condition node for the bound facts `keys` (their ids).
 
@@ -115,6 +128,8 @@ class EmitValue:
     value: Truth
     keys: tuple[str, ...]
     source: str | None = None
+    # Folded rules only: the descendants' values their patterns establish (see `Record`).
+    records: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +147,8 @@ class EmitFact:
 class EmitStatus:
     clause: str
     status: Status
+    # Folded rules only: the node values their patterns establish (see `Record`).
+    records: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ different decision would mean a combination rule decided on the values that happ
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,18 @@ from evaluator.cases import Case, load_case
 from evaluator.compiler import compile_policy
 from evaluator.errors import EngineError
 from evaluator.policies import Library
-from evaluator.program import Absent, Cmp, CmpField, Ne, Present, Program, Test
+from evaluator.program import (
+    Absent,
+    AllOf,
+    AnyTest,
+    Cmp,
+    CmpField,
+    EmitStatus,
+    Ne,
+    Present,
+    Program,
+    Test,
+)
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
@@ -73,7 +85,7 @@ def _outcome(case: Case, library: Library) -> Outcome:
     )
 
 
-def _mutate(monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, Program]:
+def _mutate(monkeypatch: pytest.MonkeyPatch, name: str, fold: bool = True) -> dict[str, Program]:
     """Make the rendered tests of mutation `name` never match; return the mutated programs."""
     breaks = MUTATIONS[name]
     original = ruleset.render_test
@@ -89,7 +101,7 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, Program]:
     def program_for(policy: Any) -> Program:
         if policy.ref not in programs:
             # A new name registers a new ruleset: the engine caches rulesets by name.
-            program = compile_policy(policy)
+            program = compile_policy(policy, fold=fold)
             programs[policy.ref] = dataclasses.replace(program, name=f"{program.name}~{name}")
         return programs[policy.ref]
 
@@ -115,17 +127,46 @@ def test_a_comparison_that_never_matches_never_changes_a_decision(
     assert changed == []
 
 
+@pytest.mark.parametrize("fold", [True, False], ids=["folded", "per-node"])
 def test_a_leaf_without_value_is_an_engine_error_naming_the_node(
-    monkeypatch: pytest.MonkeyPatch, library: Library
+    monkeypatch: pytest.MonkeyPatch, library: Library, fold: bool
 ) -> None:
     # The issue's reproduction: `>=` never matches, so the 6-week physical-therapy comparison
     # gets no value. It used to drop out of the clause's AND and leave the clause met.
-    _mutate(monkeypatch, "cmp >=")
+    _mutate(monkeypatch, "cmp >=", fold)
     case = load_case(ROOT / "examples" / "cases" / "pt-exactly-6-weeks.json")
     with pytest.raises(EngineError) as raised:
         api.evaluate(case, library.get("lumbar-fusion", case.request_date.lo))
     assert raised.value.code == "engine_incomplete"
-    assert "node `LF-CONSERVATIVE-DURATION:requires` got no value" in str(raised.value)
+    if fold:
+        # Several clauses read a broken `>=`; the first whose rules run names its node (a
+        # folded clause names its own node one stage after its status rules).
+        assert re.search(r"node `LF-[A-Z-]+:[a-z_]+[/0-9]*` got no value", str(raised.value))
+    else:
+        assert "node `LF-CONSERVATIVE-DURATION:requires` got no value" in str(raised.value)
+
+
+def _tests(test: Test) -> list[Test]:
+    if isinstance(test, AllOf | AnyTest):
+        return [t for part in test.tests for t in _tests(part)]
+    return [test]
+
+
+def test_the_mutations_reach_the_folded_rules(library: Library) -> None:
+    """Folded clause rules (evaluator/folding.py) test case facts directly: every mutation
+    above that breaks a comparison must also reach some folded rule's patterns, so the
+    mutation test covers them (it runs the examples on the default, folded, programs)."""
+    programs = [compile_policy(policy) for policy in library.all()]
+    folded = [
+        rule
+        for program in programs
+        for rule in program.rules
+        if isinstance(rule.action, EmitStatus) and rule.action.records
+    ]
+    assert folded
+    tests = [t for rule in folded for p in rule.patterns for t in _tests(p.test)]
+    reached = {name for name, breaks in MUTATIONS.items() if any(breaks(t) for t in tests)}
+    assert reached >= {"cmp <", "cmp >=", "not-equal", "absent", "present"}
 
 
 def test_the_error_names_the_bound_facts(monkeypatch: pytest.MonkeyPatch, library: Library) -> None:

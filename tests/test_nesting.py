@@ -22,7 +22,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_compiler import build, clause, document, run, truths, write  # type: ignore[import-not-found]
+from test_compiler import (  # type: ignore[import-not-found]
+    build,
+    clause,
+    document,
+    run,
+    truths,
+    write,
+)
 
 from evaluator.cli import main
 from evaluator.compiler import compile_policy
