@@ -287,6 +287,7 @@ class DurableRules:
 
 # --- CLIPS --------------------------------------------------------------------------------------
 
+_KINDS = " | ".join(f'"{k}"' for k in sorted(URGENT_KINDS))
 CLIPS_RULES = f"""
 (deftemplate case (slot c) (slot care-lo) (slot care-hi) (slot pt-status) (slot pt-sup)
   (slot pt-days) (slot nic) (slot cot) (slot diab) (slot hba1c))
@@ -303,13 +304,13 @@ CLIPS_RULES = f"""
 (deffunction k-status (?v) (if (eq ?v t) then met else (if (eq ?v f) then not_met
   else not_documented)))
 
-(defrule urgent-met (case (c ?c)) (exists (flag (c ?c) (kind {" | ".join(f'"{k}"' for k in sorted(URGENT_KINDS))})))
+(defrule urgent-met (case (c ?c)) (exists (flag (c ?c) (kind {_KINDS})))
   => (assert (status (c ?c) (clause BF-URGENT) (v met))
              (status (c ?c) (clause BF-CONSERVATIVE) (v not_applicable))
              (status (c ?c) (clause BF-PHYSICAL-THERAPY) (v not_applicable))))
 (defrule not-urgent (case (c ?c) (care-lo ?lo) (care-hi ?hi) (pt-status ?s) (pt-sup ?sup)
     (pt-days ?d))
-  (not (flag (c ?c) (kind {" | ".join(f'"{k}"' for k in sorted(URGENT_KINDS))})))
+  (not (flag (c ?c) (kind {_KINDS})))
   =>
   (assert (status (c ?c) (clause BF-URGENT) (v not_applicable))
     (status (c ?c) (clause BF-CONSERVATIVE) (v (k-status
@@ -317,7 +318,8 @@ CLIPS_RULES = f"""
         else (if (< ?hi {CARE_DAYS}) then f else u))))))
     (status (c ?c) (clause BF-PHYSICAL-THERAPY) (v (k-status
       (k-or (k-test ?s (eq ?s "contraindicated"))
-            (k-and (k-test ?sup (eq ?sup TRUE)) (k-test ?d (and (numberp ?d) (>= ?d {PT_DAYS}))))))))))
+            (k-and (k-test ?sup (eq ?sup TRUE))
+                   (k-test ?d (and (numberp ?d) (>= ?d {PT_DAYS}))))))))))
 (defrule nicotine (case (c ?c) (nic ?n) (cot ?k))
   => (assert (status (c ?c) (clause BF-NICOTINE) (v (k-status
        (k-or (k-test ?n (eq ?n "never"))
