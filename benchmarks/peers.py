@@ -186,6 +186,7 @@ class DurableRules:
     """The six clauses in durable_rules, driven through `durable_rules_engine` directly."""
 
     name = "durable_rules"
+    label = "durable_rules, tuned direct use (one firing per clause outcome, batched sessions)"
 
     def __init__(self, batch: int = BATCH) -> None:
         import durable_rules_engine as dre  # noqa: PLC0415  (a peer, loaded when measured)
@@ -348,6 +349,7 @@ class Clips:
     """The six clauses in CLIPS through clipspy; cases batched per run of one environment."""
 
     name = "CLIPS"
+    label = "CLIPS through clipspy"
 
     def __init__(self, batch: int = BATCH) -> None:
         import clips  # noqa: PLC0415  (the optional `bench` extra)

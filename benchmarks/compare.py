@@ -1,0 +1,472 @@
+"""Issue 10's benchmark: necessity beside plain Python, durable_rules and CLIPS, in one run.
+
+On the same generated cases of the bench policy (benchmarks/policies/bench-fusion) it measures
+the plain-Python reference (the ceiling), durable_rules driven directly (the engine's floor),
+CLIPS through clipspy (when the `bench` extra is installed), necessity's `api.evaluate` on parsed
+cases and its full path from case files to JSON lines; then `necessity batch --jobs 1` against
+`--jobs 2`, the peak memory of a batch at two sizes and the cold start of `necessity evaluate` on
+the founding case. Every path must give the reference's statuses on every case (exit 1
+otherwise). Prints a table with ratios to CLIPS and writes benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/compare.py [--cases N] [--batch-cases N] [--full]
+
+BENCH_CASES and BENCH_FULL=1 (the 100,000-case memory run) set the same from `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from benchmarks import benchgen, peers, reference  # noqa: E402
+from evaluator import api, batch, cases, source  # noqa: E402
+from evaluator.cases import Case  # noqa: E402
+from evaluator.policies import Library  # noqa: E402
+
+POLICIES = ROOT / "benchmarks" / "policies"
+POLICY = "bench-fusion"
+FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+CLI = [sys.executable, "-m", "evaluator"]
+EXECUTABLE = Path(sys.executable).parent / "necessity"
+
+# Issue 10's targets: reported, not enforced (a shared machine decides too much of them).
+TARGETS = (
+    ("api.evaluate", ">= 1.0x CLIPS (aim 3x)"),
+    ("full path", ">= 0.5x CLIPS"),
+    ("batch --jobs 2", ">= 1.7x --jobs 1"),
+    ("memory", "flat to 100,000 cases"),
+    ("cold start", "< 250 ms"),
+)
+
+
+@dataclass
+class Row:
+    """One measured path: cases per second and whether it agreed with the reference."""
+
+    path: str
+    cases: int
+    seconds: float
+    agrees: bool | None = True
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.cases / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Report:
+    machine: dict[str, str]
+    rows: list[Row] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    scaling: dict[str, Any] = field(default_factory=dict)
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    cold: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def machine() -> dict[str, str]:
+    """Cores, CPU model, Python, engine versions, date and load average of this run."""
+    model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for package in ("durable-rules", "clipspy"):
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{package} not installed")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "engines": ", ".join(versions),
+        "load": load(),
+    }
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def expected_statuses(facts: Sequence[reference.Facts]) -> list[dict[str, str]]:
+    return [reference.evaluate(f) for f in facts]
+
+
+def clauses_only(statuses: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in statuses.items() if k in reference.CLAUSES}
+
+
+# --- in-process paths ---------------------------------------------------------------------------
+
+
+def measure_reference(facts: Sequence[reference.Facts]) -> Row:
+    # the best of three passes: the pass is short and the machine noisy
+    seconds = min(timed(lambda: [reference.evaluate(f) for f in facts])[0] for _ in range(3))
+    return Row("plain Python, same clauses (the ceiling)", len(facts), seconds)
+
+
+def measure_peer(
+    peer: Any, facts: Sequence[reference.Facts], expected: list[dict[str, str]]
+) -> Row:
+    peer.evaluate(facts[: peers.BATCH * 2])  # warm-up
+    seconds, got = timed(lambda: peer.evaluate(facts))
+    agrees = all(g == clauses_only(e) for g, e in zip(got, expected, strict=True))
+    return Row(peer.label, len(facts), seconds, agrees)
+
+
+def parse(documents: Sequence[benchgen.Document]) -> tuple[float, list[Case]]:
+    """Read, validate and normalise each document as `necessity` reads a JSON case."""
+    texts = [(json.dumps(d), str(d["case_id"])) for d in documents]
+    return timed(lambda: [cases.case_from_document(source.loads_json(t, n)) for t, n in texts])
+
+
+def decided(decision: Any) -> dict[str, str]:
+    out = {c.id: c.status.value for c in decision.clauses}
+    out["determination"] = decision.determination.value
+    return out
+
+
+def measure_api(parsed: Sequence[Case], expected: list[dict[str, str]]) -> Row:
+    policy = Library(POLICIES).get(POLICY)
+    for case in parsed[:50]:  # warm-up: compile and register once
+        api.evaluate(case, policy)
+    seconds, decisions = timed(lambda: [api.evaluate(case, policy) for case in parsed])
+    agrees = all(decided(d) == e for d, e in zip(decisions, expected, strict=True))
+    return Row("necessity `api.evaluate` on a parsed case", len(parsed), seconds, agrees)
+
+
+def from_line(line: bytes) -> dict[str, str]:
+    record = json.loads(line)
+    if "result" not in record:
+        return {"error": str(record.get("error"))}
+    result = record["result"]
+    out = {c["id"]: c["status"] for c in result["clauses"]}
+    out["determination"] = record["determination"]
+    return out
+
+
+def records_agree(path: Path, expected: list[dict[str, str]]) -> bool:
+    with path.open("rb") as file:
+        got = [from_line(line) for line in file]
+    return got == expected
+
+
+def measure_full_path(folder: Path, expected: list[dict[str, str]], out: Path) -> Row:
+    """Case files -> records -> JSON lines in one process, as `necessity batch --jobs 1`."""
+    library = Library(POLICIES)
+    warm = list(batch.items(batch.sources([folder])))[:50]
+    with out.open("wb") as stream:
+        batch.run(iter(warm), POLICY, library, batch.Writer(stream, "warm-up", sync=False).write)
+
+    def run() -> None:
+        with out.open("wb") as stream:
+            writer = batch.Writer(stream, str(out), sync=False)
+            batch.run(batch.items(batch.sources([folder])), POLICY, library, writer.write)
+            writer.flush()
+
+    seconds, _ = timed(run)
+    agrees = records_agree(out, expected)
+    return Row("necessity full path, case file -> JSON line", len(expected), seconds, agrees)
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def command() -> list[str]:
+    return [str(EXECUTABLE)] if EXECUTABLE.exists() else CLI
+
+
+def batch_command(inputs: Path, jobs: int, out: Path) -> list[str]:
+    return [
+        *command(),
+        "batch",
+        str(inputs),
+        "--policy",
+        POLICY,
+        "--policies-dir",
+        str(POLICIES),
+        "--jobs",
+        str(jobs),
+        "--no-progress",
+        "-o",
+        str(out),
+    ]
+
+
+def run_measured(argv: list[str]) -> tuple[float, float, int]:
+    """Run a process; return its wall seconds, peak RSS in MB (its own, or its largest worker's)
+    and exit code."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.stderr is not None:
+        process.stderr.read()
+        process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024, process.returncode
+
+
+def measure_scaling(
+    folder: Path, expected: list[dict[str, str]], repeat: int, work: Path
+) -> dict[str, Any]:
+    """`necessity batch --jobs 1` and `--jobs 2`, alternated `repeat` times (a shared machine
+    changes under a long run), each checked against the reference."""
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    loads = [load()]
+    agrees = True
+    for _ in range(repeat):
+        for jobs in (1, 2):
+            out = work / f"jobs{jobs}.jsonl"
+            seconds, _, code = run_measured(batch_command(folder, jobs, out))
+            walls[jobs].append(seconds)
+            agrees = agrees and code == 0 and records_agree(out, expected)
+            loads.append(load())
+    one, two = statistics.median(walls[1]), statistics.median(walls[2])
+    ratios = [a / b for a, b in zip(walls[1], walls[2], strict=True)]
+    return {
+        "cases": len(expected),
+        "jobs1": walls[1],
+        "jobs2": walls[2],
+        "ratio": one / two,
+        "ratios": ratios,
+        "loads": loads,
+        "agrees": agrees,
+    }
+
+
+def measure_memory(sizes: Sequence[int], work: Path) -> list[dict[str, Any]]:
+    """Peak RSS of `necessity batch --jobs 1` over a JSON Lines file of each size."""
+    out = []
+    for size in sizes:
+        lines = benchgen.write_lines(benchgen.generate(size, seed=size), work / f"{size}.jsonl")
+        seconds, rss, code = run_measured(batch_command(lines, 1, Path(os.devnull)))
+        out.append({"cases": size, "peak_rss_mb": rss, "seconds": seconds, "exit": code})
+        lines.unlink()
+    return out
+
+
+def measure_cold_start(runs: int) -> dict[str, Any]:
+    argv = [*command(), "evaluate", str(FOUNDING)]
+    walls = []
+    codes = set()
+    for _ in range(runs):
+        seconds, _, code = run_measured(argv)
+        walls.append(seconds * 1000)
+        codes.add(code)
+    return {
+        "runs": runs,
+        "median_ms": statistics.median(walls),
+        "min_ms": min(walls),
+        "exit": codes,
+    }
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def ratio(row: Row, clips: Row | None) -> str:
+    return f"{row.rate / clips.rate:.3g}" if clips is not None and clips.rate else "n/a"
+
+
+def markdown(report: Report, args: argparse.Namespace) -> str:
+    m = report.machine
+    clips = next((r for r in report.rows if r.path.startswith("CLIPS")), None)
+    lines = [
+        "# Benchmark results (issue 10)",
+        "",
+        "Written by `benchmarks/compare.py` (part of `make bench`); see benchmarks/README.md.",
+        "",
+        f"- date: {m['date']}",
+        f"- machine: {m['cores']} cores, {m['cpu']}; {m['platform']}",
+        f"- Python {m['python']}; {m['engines']}",
+        f"- load average (1 / 5 / 15 min) at the start: {m['load']}; at the end: {load()}",
+        f"- cases: {args.cases} generated (seed {benchgen.SEED}) for the engine paths; "
+        f"{args.batch_cases} for `batch`",
+        "",
+        "| path | cases | cases/s | x CLIPS | same statuses as the reference |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in report.rows:
+        same = {True: "yes", False: "**NO**", None: "-"}[row.agrees]
+        lines.append(
+            f"| {row.path} | {row.cases:,} | {row.rate:,.0f} | {ratio(row, clips)} | {same} |"
+        )
+    for reason in report.skipped:
+        lines.append(f"| {reason} | | | | |")
+    s = report.scaling
+    if s:
+        lines += [
+            "",
+            f"`necessity batch` over {s['cases']:,} case files, `--jobs 1` and `--jobs 2` "
+            f"alternated {len(s['jobs1'])} times (wall seconds, whole process):",
+            "",
+            "| run | --jobs 1 s | --jobs 2 s | ratio |",
+            "|---|---:|---:|---:|",
+        ]
+        for i, (a, b) in enumerate(zip(s["jobs1"], s["jobs2"], strict=True), 1):
+            lines.append(f"| {i} | {a:.2f} | {b:.2f} | {a / b:.2f}x |")
+        lines += [
+            f"| median | {statistics.median(s['jobs1']):.2f} | {statistics.median(s['jobs2']):.2f}"
+            f" | **{s['ratio']:.2f}x** |",
+            "",
+            f"Load average during these runs: {', '.join(s['loads'])}. Records identical to the "
+            f"reference: {'yes' if s['agrees'] else '**NO**'}.",
+        ]
+    if report.memory:
+        lines += ["", "| batch (`--jobs 1`, JSON Lines) | peak RSS | wall s |", "|---|---:|---:|"]
+        for mem in report.memory:
+            lines.append(
+                f"| {mem['cases']:,} cases | {mem['peak_rss_mb']:.0f} MB | {mem['seconds']:.1f} |"
+            )
+    if report.cold:
+        c = report.cold
+        lines += [
+            "",
+            f"Cold start, `necessity evaluate examples/cases/t12-s2-fusion.json` as a whole "
+            f"process: median {c['median_ms']:.0f} ms, best {c['min_ms']:.0f} ms "
+            f"({c['runs']} runs).",
+        ]
+    lines += ["", "Targets (issue 10), reported, not enforced:", ""]
+    lines += [f"- {what}: {target}" for what, target in TARGETS]
+    if report.problems:
+        lines += ["", "Problems:", "", *[f"- {p}" for p in report.problems]]
+    return "\n".join(lines) + "\n"
+
+
+def table(report: Report) -> str:
+    clips = next((r for r in report.rows if r.path.startswith("CLIPS")), None)
+    lines = [f"{'path':<58} {'cases':>7} {'cases/s':>10} {'x CLIPS':>8}  same"]
+    for row in report.rows:
+        same = {True: "yes", False: "NO", None: "-"}[row.agrees]
+        lines.append(
+            f"{row.path[:58]:<58} {row.cases:>7} {row.rate:>10,.0f} {ratio(row, clips):>8}  {same}"
+        )
+    lines += [f"skipped: {reason}" for reason in report.skipped]
+    if report.scaling:
+        s = report.scaling
+        lines.append(
+            f"batch --jobs 2 vs --jobs 1 ({s['cases']} cases, median of {len(s['jobs1'])}): "
+            f"{s['ratio']:.2f}x (runs: {', '.join(f'{r:.2f}' for r in s['ratios'])}; "
+            f"load {s['loads'][0]} -> {s['loads'][-1]})"
+        )
+    for mem in report.memory:
+        lines.append(f"peak RSS, batch of {mem['cases']:,}: {mem['peak_rss_mb']:.0f} MB")
+    if report.cold:
+        lines.append(f"cold start: median {report.cold['median_ms']:.0f} ms")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="necessity-bench-") as folder:
+        yield Path(folder)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    full = os.environ.get("BENCH_FULL", "") not in ("", "0")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--cases",
+        type=int,
+        default=int(os.environ.get("BENCH_CASES", "20000" if full else "5000")),
+        help="cases for the engine paths (BENCH_CASES; 5000, 20000 with --full)",
+    )
+    parser.add_argument(
+        "--batch-cases", type=int, default=4000, help="case files for batch --jobs 1/2 (4000)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="batch --jobs 1/2 alternations (3)")
+    parser.add_argument("--cold-runs", type=int, default=11, help="cold-start runs (11)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        default=full,
+        help="peak memory at 100,000 cases instead of 10,000 (BENCH_FULL=1; minutes)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    args = parser.parse_args(argv)
+
+    report = Report(machine())
+    print(f"machine: {report.machine}", flush=True)
+    documents = benchgen.generate(args.cases)
+    facts = [reference.flatten(d) for d in documents]
+    expected = expected_statuses(facts)
+
+    report.rows.append(measure_reference(facts))
+    for name, make in (("durable_rules", peers.DurableRules), ("clips", peers.Clips)):
+        reason = peers.available(name)
+        if reason is not None:
+            print(f"skipped {name}: {reason}", flush=True)
+            report.skipped.append(f"{name} skipped: {reason}")
+            continue
+        report.rows.append(measure_peer(make(), facts, expected))
+    parse_seconds, parsed = parse(documents)
+    report.rows.append(measure_api(parsed, expected))
+    report.rows.append(
+        Row("(reading a case document: validate, normalise)", len(parsed), parse_seconds, None)
+    )
+    with workspace() as work:
+        folder = work / "cases"
+        benchgen.write_files(documents, folder)
+        report.rows.append(measure_full_path(folder, expected, work / "full.jsonl"))
+        print(table(report), flush=True)
+        scale_docs = benchgen.generate(args.batch_cases, seed=benchgen.SEED + 1)
+        scale_folder = work / "scale"
+        benchgen.write_files(scale_docs, scale_folder)
+        scale_expected = expected_statuses([reference.flatten(d) for d in scale_docs])
+        report.scaling = measure_scaling(scale_folder, scale_expected, args.repeat, work)
+        report.memory = measure_memory((1000, 100_000 if args.full else 10_000), work)
+    report.cold = measure_cold_start(args.cold_runs)
+
+    for row in report.rows:
+        if row.agrees is False:
+            report.problems.append(f"{row.path}: statuses differ from the reference")
+    if report.scaling and not report.scaling["agrees"]:
+        report.problems.append("batch records differ from the reference")
+    for mem in report.memory:
+        if mem["exit"] != 0:
+            report.problems.append(f"batch of {mem['cases']} exited with {mem['exit']}")
+    if not report.cold["exit"] <= {0, 1, 3}:
+        report.problems.append(f"cold start: exit codes {sorted(report.cold['exit'])}")
+    print(table(report))
+    if not args.no_write:
+        RESULTS.write_text(markdown(report, args), encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
