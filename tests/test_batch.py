@@ -194,6 +194,26 @@ def test_worker_processes_give_the_same_records_in_the_same_order(folder: Path) 
     assert len(one) == 3
 
 
+def test_a_worker_s_record_is_written_as_the_line_it_encoded(folder: Path, tmp_path: Path) -> None:
+    # Workers send each record as its JSON line, so that the main process (which shares the
+    # cores with them) does not encode it again: the line written is that record's own line.
+    path = tmp_path / "out.jsonl"
+    got: list[dict[str, Any]] = []
+    with path.open("wb") as stream:
+        writer = batch.Writer(stream, str(path), sync=False)
+
+        def write(record: dict[str, Any]) -> None:
+            got.append(record)
+            writer.write(record)
+
+        batch.run(batch.items(batch.sources([folder])), None, Library(), write, jobs=2)
+        writer.flush()
+    written = path.read_bytes().splitlines(keepends=True)
+    assert written == [batch.encode(dict(record)) for record in got]
+    assert [json.loads(line) for line in written] == got
+    assert [r.get("error") for r in got] == [None, "invalid_input", None]
+
+
 def review_or_die(item: batch.Item, policy: str | None, library: Library) -> dict[str, Any]:
     """Test-only: the worker reviewing a case named `*die-always*` kills itself (SIGKILL), as
     does the first one reviewing `*die-once*`; everything else is reviewed as usual."""
