@@ -33,6 +33,7 @@ from benchmarks.reference import (
 
 Statuses = dict[str, str]
 Expr = dict[str, Any]
+_RULESETS = itertools.count(1)
 BATCH = 40  # cases per engine session (durable-rules.md trap 12: 25-50 is the sweet spot)
 
 
@@ -194,7 +195,9 @@ class DurableRules:
         self.dre = dre
         self.batch = batch
         _tune_malloc()
-        self.handle = dre.create_ruleset("bench_fusion_peer", json.dumps(_durable_rules()))
+        # a ruleset name registers once per process
+        name = f"bench_fusion_peer_{next(_RULESETS)}"
+        self.handle = dre.create_ruleset(name, json.dumps(_durable_rules()))
         self.sessions = itertools.count(1)
 
     def facts(self, sid: str, key: int, case: Facts) -> list[dict[str, Any]]:

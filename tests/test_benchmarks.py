@@ -1,0 +1,87 @@
+"""The benchmark's harness (benchmarks/): a deterministic case generator, and a plain-Python
+reference and peer engines that give necessity's statuses on every generated case. Speed is
+measured by `make bench`, never here."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchmarks import benchgen, peers, reference
+from evaluator import api, cases, source
+from evaluator.policies import Library
+
+ROOT = Path(__file__).parent.parent
+POLICIES = ROOT / "benchmarks" / "policies"
+CASES = 300
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[benchgen.Document]:
+    return benchgen.generate(CASES)
+
+
+@pytest.fixture(scope="module")
+def expected(documents: list[benchgen.Document]) -> list[dict[str, str]]:
+    return [reference.evaluate(reference.flatten(d)) for d in documents]
+
+
+def test_the_generator_is_deterministic_and_seeded() -> None:
+    assert benchgen.generate(40) == benchgen.generate(40)
+    assert benchgen.generate(40, seed=1) == benchgen.generate(40, seed=1)
+    assert benchgen.generate(40, seed=1) != benchgen.generate(40, seed=2)
+    # a longer run starts with the same cases
+    assert benchgen.generate(60)[:40] == benchgen.generate(40)
+
+
+def test_every_clause_reaches_each_of_its_statuses(expected: list[dict[str, str]]) -> None:
+    reached = Counter((k, v) for statuses in expected for k, v in statuses.items())
+    four = ("met", "not_met", "not_documented", "not_applicable")
+    for clause in ("BF-CONSERVATIVE", "BF-PHYSICAL-THERAPY", "BF-DIABETES"):
+        assert all(reached[clause, status] for status in four), clause
+    for clause in ("BF-INSTABILITY", "BF-NICOTINE"):
+        assert all(reached[clause, status] for status in four[:3]), clause
+    assert reached["BF-URGENT", "met"] and reached["BF-URGENT", "not_applicable"]
+    determinations = (
+        "medically_necessary",
+        "not_medically_necessary",
+        "insufficient_documentation",
+    )
+    assert all(reached["determination", d] for d in determinations)
+
+
+def test_necessity_gives_the_reference_s_statuses_on_every_generated_case(
+    documents: list[benchgen.Document], expected: list[dict[str, str]]
+) -> None:
+    policy = Library(POLICIES).get("bench-fusion")
+    for document, statuses in zip(documents, expected, strict=True):
+        case = cases.case_from_document(source.loads_json(json.dumps(document), "case.json"))
+        decision = api.evaluate(case, policy)
+        got = {c.id: c.status.value for c in decision.clauses}
+        got["determination"] = decision.determination.value
+        assert got == statuses, document["case_id"]
+
+
+def test_the_reference_disagrees_when_a_threshold_moves(documents: list[benchgen.Document]) -> None:
+    # the comparison above can fail: a reference with another edge decides some cases otherwise
+    facts = [reference.flatten(d) for d in documents]
+    before = [reference.evaluate(f)["BF-CONSERVATIVE"] for f in facts]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reference, "CARE_DAYS", reference.CARE_DAYS + 30)
+        after = [reference.evaluate(f)["BF-CONSERVATIVE"] for f in facts]
+    assert before != after
+
+
+@pytest.mark.parametrize("peer", ["durable_rules", "clips"])
+def test_each_peer_gives_the_reference_s_statuses(
+    peer: str, documents: list[benchgen.Document], expected: list[dict[str, str]]
+) -> None:
+    reason = peers.available(peer)
+    if reason is not None:
+        pytest.skip(reason)
+    engine = peers.DurableRules() if peer == "durable_rules" else peers.Clips()
+    got = engine.evaluate([reference.flatten(d) for d in documents])
+    assert got == [{k: v for k, v in e.items() if k != "determination"} for e in expected]
