@@ -44,16 +44,21 @@ demo: $(STAMP) ## Evaluate the example T12-S2 fusion case
 test: lint typecheck policy-check schema-check ## Lint, type-check, check the policies, then run the tests
 	$(BIN)/python -m pytest
 
-policy-check: $(STAMP) ## Lint and fmt --check every policy; run their suites at 100 % coverage
+policy-check: $(STAMP) ## Lint and fmt --check every policy (and the benchmark's); run their suites at 100 % coverage
 	$(BIN)/necessity lint
 	$(BIN)/necessity fmt --check
 	$(BIN)/necessity test --coverage --fail-under 100
+	$(BIN)/necessity lint benchmarks/policies
+	$(BIN)/necessity fmt --check benchmarks/policies
+	$(BIN)/necessity test --policies-dir benchmarks/policies --coverage --fail-under 100
 
 # An outside client (an editor, CI) validates files with the schemas alone, offline: no schema
 # may send a $ref to the network.
 schema-check: $(STAMP) ## Validate policies, cases and test suites with check-jsonschema (offline)
-	$(BIN)/check-jsonschema --schemafile schemas/policy.schema.json policies/*/*.yaml
-	$(BIN)/check-jsonschema --schemafile schemas/policy-test.schema.json policies/*/tests/*.yaml
+	$(BIN)/check-jsonschema --schemafile schemas/policy.schema.json policies/*/*.yaml \
+		benchmarks/policies/*/*.yaml
+	$(BIN)/check-jsonschema --schemafile schemas/policy-test.schema.json policies/*/tests/*.yaml \
+		benchmarks/policies/*/tests/*.yaml
 	$(BIN)/check-jsonschema --schemafile schemas/case.schema.json examples/cases/*.json
 
 lint: $(STAMP) ## Run ruff check and ruff format --check
@@ -72,10 +77,19 @@ fuzz: $(STAMP) ## Long fuzzing: generated policies against the reference interpr
 	NECESSITY_FUZZ=long $(BIN)/python -m pytest -q tests/test_fuzz_policies.py
 	NECESSITY_FUZZ_EXAMPLES=500 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
-bench: $(STAMP) ## Run the benchmarks; exits non-zero when a target in benchmarks/README.md is missed
+# The `bench` extra (clipspy, the CLIPS peer); without it compare.py skips CLIPS and says why.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e '.[dev,service,dask,bench]' \
+		|| echo "warning: the bench extra (clipspy) did not install; CLIPS is skipped" >&2
+	@touch $@
+
+# BENCH_CASES=N sets compare.py's size; BENCH_FULL=1 adds the 100,000-case memory run (minutes).
+bench: $(BENCH_STAMP) ## Run the benchmarks (issue 10's side by side writes benchmarks/RESULTS.md); exits non-zero when a target in benchmarks/README.md is missed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/lines.py
+	$(BIN)/python benchmarks/compare.py
 
 # tests/test_show.py fails when a committed document differs from what its policy renders.
 docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy

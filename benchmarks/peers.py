@@ -406,9 +406,9 @@ class Clips:
             found, clause, status = statuses[fact["c"]], str(fact["clause"]), str(fact["v"])
             if found.setdefault(clause, status) != status:
                 raise RuntimeError(f"{clause} derived both {found[clause]} and {status}")
-        for status in statuses:
-            if len(status) != len(CLAUSES):
-                raise RuntimeError(f"CLIPS left a clause without a status: {status}")
+        for case_statuses in statuses:
+            if len(case_statuses) != len(CLAUSES):
+                raise RuntimeError(f"CLIPS left a clause without a status: {case_statuses}")
         return statuses
 
 
