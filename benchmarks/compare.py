@@ -447,8 +447,15 @@ def scaling_markdown(s: dict[str, Any]) -> list[str]:
             f"| {w1.seconds:.2f} ({w1.cpu:.2f}) | {w2.seconds:.2f} ({w2.cpu:.2f}) "
             f"| {w1.seconds / w2.seconds:.2f}x |"
         )
+    cpu1 = statistics.median(m.cpu for m in whole[1])
+    cpu2 = statistics.median(m.cpu for m in whole[2])
     lines += [
         f"| median | | | **{s['rate_ratio']:.2f}x** | | | | **{s['wall_ratio']:.2f}x** |",
+        "",
+        f"CPU per case, whole process (start-up included): {cpu1 / s['cases'] * 1000:.2f} ms "
+        f"with one process, {cpu2 / s['cases'] * 1000:.2f} ms with 2 workers (the main process "
+        f"and both workers): with 2 cores to itself, `--jobs 2` could run at most "
+        f"{2 * cpu1 / cpu2:.2f}x `--jobs 1`. A ratio below that is the machine's other load.",
         "",
         f"Load average (1 / 5 / 15 min) before and after each pair: {'; '.join(s['loads'])}. "
         f"Records identical to the reference: {'yes' if s['agrees'] else '**NO**'}.",
