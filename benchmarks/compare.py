@@ -374,6 +374,19 @@ def ratio(row: Row, clips: Row | None) -> str:
     return f"{row.rate / clips.rate:.3g}" if clips is not None and clips.rate else "n/a"
 
 
+def busy_note(m: dict[str, str]) -> list[str]:
+    cores = int(m["cores"] or 1)
+    if max(float(x) for x in m["load"].split(" / ")) <= cores and os.getloadavg()[0] <= cores:
+        return []
+    return [
+        f"The machine was busy: its load average exceeded its {cores} cores (other processes "
+        "competed for the CPU). Absolute rates are lower than on an idle machine, paths measured "
+        "minutes apart are compared under different loads, and `--jobs 2` could not have two "
+        "cores to itself; the CPU per case below says what it would reach with them.",
+        "",
+    ]
+
+
 def markdown(report: Report, args: argparse.Namespace) -> str:
     m = report.machine
     clips = next((r for r in report.rows if r.path.startswith("CLIPS")), None)
@@ -389,6 +402,7 @@ def markdown(report: Report, args: argparse.Namespace) -> str:
         f"- cases: {args.cases} generated (seed {benchgen.SEED}) for the engine paths; "
         f"{args.batch_cases} for `batch`",
         "",
+        *busy_note(m),
         "| path | cases | cases/s | x CLIPS | same statuses as the reference |",
         "|---|---:|---:|---:|---|",
     ]
