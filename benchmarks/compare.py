@@ -371,6 +371,8 @@ def measure_cold_start(runs: int) -> dict[str, Any]:
 
 
 def ratio(row: Row, clips: Row | None) -> str:
+    if row.agrees is None:
+        return "-"  # not a path that decides anything
     return f"{row.rate / clips.rate:.3g}" if clips is not None and clips.rate else "n/a"
 
 
