@@ -508,13 +508,13 @@ def workspace() -> Iterator[Path]:
         yield Path(folder)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     full = os.environ.get("BENCH_FULL", "") not in ("", "0")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--cases",
         type=int,
-        default=int(os.environ.get("BENCH_CASES", "20000" if full else "5000")),
+        default=int(os.environ["BENCH_CASES"]) if os.environ.get("BENCH_CASES") else None,
         help="cases for the engine paths (BENCH_CASES; 5000, 20000 with --full)",
     )
     parser.add_argument(
@@ -530,7 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
     args = parser.parse_args(argv)
+    if args.cases is None:
+        args.cases = 20000 if args.full else 5000
+    return args
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(argv)
     report = Report(machine())
     print(f"machine: {report.machine}", flush=True)
     documents = benchgen.generate(args.cases)
