@@ -341,9 +341,9 @@ Review = Callable[[Item, str | None, Library], Record]
 # which keeps memory flat however long one case takes (a record is a few kB), and lets one
 # worker run ahead while the other is descheduled on a busy machine.
 WINDOW_PER_JOB = 64
-# A worker is handed this many cases in one message and gets more while it still has half, so
-# it never waits for the main process between cases (one message per case and a worker idle
-# for each round trip kept 2 workers at 1.07-1.34x of one).
+# A worker is handed this many cases in one message and holds up to two chunks, so it never
+# waits for the main process between chunks (one message per case and a worker idle for each
+# round trip kept 2 workers at 1.07-1.34x of one).
 CHUNK = 16
 # A worker that dies before it is ready (the policies cannot be loaded, say) is replaced at
 # most this many times in a row before the batch stops.
@@ -480,8 +480,9 @@ class _Pool:
         try:
             while not (interrupted := self.stop()):
                 for worker in self.workers:
-                    # topped up while it still has work, so it never waits for the next chunk
-                    if len(worker.tasks) > CHUNK // 2:
+                    # A chunk's records come back together once it is done: a worker holds
+                    # the next chunk as well, so that it never waits for the main process.
+                    if len(worker.tasks) > CHUNK:
                         continue
                     chunk: list[Task] = []
                     while len(chunk) < CHUNK and self.again:
