@@ -91,6 +91,7 @@ bench: $(BENCH_STAMP) ## Run the benchmarks (issue 10's side by side writes benc
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/tracing.py
 	$(BIN)/python benchmarks/lines.py
+	$(BIN)/python benchmarks/cold_start.py
 
 # tests/test_show.py fails when a committed document differs from what its policy renders.
 docs: $(STAMP) ## Regenerate docs/policies/<id>-<version>.md (necessity show) for every policy

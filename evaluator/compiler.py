@@ -294,10 +294,11 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
         program = _Compiler(policy, allowed).run()
     else:
         program = _Compiler(policy).run()
-    # Render once now so that an engine limit is reported when the policy is compiled (by
-    # `validate` and `lint` too), not on the first case evaluated.
+    # Render now so that an engine limit is reported when the policy is compiled (by
+    # `validate` and `lint` too), not on the first case evaluated; the engine registers the
+    # same text, which the disk cache keeps for the next process.
     try:
-        ruleset.render(program)
+        ruleset.definition_text(program, ruleset.cache_key(policy, folded=fold))
     except PolicyError:
         if not fold:
             raise

@@ -164,6 +164,25 @@ class Decision:
         return [c for c in self.clauses if c.status in statuses]
 
 
+# Program is frozen; this table is a cache beside it, not part of its value.
+_LEAF_TEXTS = "_leaf_texts"
+
+
+def _leaf_text(program: Program, node_id: str) -> str:
+    """Return the words of a leaf node, worked out once per compiled policy: they depend on
+    the condition alone, and every case that shows the leaf as evidence needs them."""
+    texts: dict[str, str] | None = program.__dict__.get(_LEAF_TEXTS)
+    if texts is None:
+        texts = {}
+        object.__setattr__(program, _LEAF_TEXTS, texts)
+    text = texts.get(node_id)
+    if text is None:
+        node = program.nodes[node_id]
+        aliases = dict(zip(node.aliases, node.facts, strict=False))
+        text = texts[node_id] = leaf_text(node.condition, aliases=aliases)
+    return text
+
+
 class _Assembler:
     def __init__(
         self, policy: Policy, program: Program, trace: Trace, facts: Iterable[Mapping[str, Any]]
@@ -281,10 +300,8 @@ class _Assembler:
             if Truth(cand["v"]) == value and "f" in cand:
                 sources.append(self.facts.get(cand["f"]) or derived.get(cand["f"], {}))
         views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
-        node = self.program.nodes[node_id]
-        aliases = dict(zip(node.aliases, node.facts, strict=False))
         return Evidence(
-            leaf_text(cond, aliases=aliases),
+            _leaf_text(self.program, node_id),
             value,
             self.binding(node_id, keys),
             views,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as _dre
+import orjson
 
 from .conditions import Truth
 from .errors import EngineError, PolicyError
@@ -47,7 +48,7 @@ from .program import (
     Record,
     Rule,
 )
-from .ruleset import CASE_KEY, number, render
+from .ruleset import CASE_KEY, definition_text, engine_json, number, render
 
 # assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
 _NOT_HANDLED, _OBSERVED = 1, 2
@@ -138,12 +139,15 @@ class Engine:
         key = f"{program.name}{_CASES_SUFFIX if cases else ''}"
         handle = self._handles.get(key)
         if handle is None:
-            definition = render(program, cases=cases)
+            # the one-case text is rendered once per program (and kept on disk): see ruleset
+            definition = (
+                engine_json(render(program, cases=True)) if cases else definition_text(program)
+            )
             generation = self._generations.get(key, 0) + 1
             self._generations[key] = generation
             name = key if generation == 1 else f"{key}~{generation}"
             try:
-                handle = _dre.create_ruleset(name, json.dumps(definition))
+                handle = _dre.create_ruleset(name, definition)
             except Exception as error:  # the extension raises its own bare error type
                 # The static checks in ruleset.py missed a limit (e.g. error 113 counts joins
                 # and nested groups its own way): the policy, not the case, must change.
@@ -297,8 +301,17 @@ class _Session:
         except Exception as error:
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
+    def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
+        try:
+            text = engine_json(facts)  # the ruleset's own encoding (see engine_json)
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"{what} cannot be given to the engine: {error}"
+            ) from error
+        self._check(self._call(_dre.assert_facts, text), what)
+
     def assert_batch(self, facts: list[dict[str, Any]]) -> None:
-        self._check(self._call(_dre.assert_facts, json.dumps(facts)), "the case facts")
+        self._assert(facts, "the case facts")
         self.drain()
         if self.pending:  # every rule waits for a stage marker, so nothing may fire yet
             raise EngineError.single("engine_failed", "a rule fired before its stage")
@@ -314,7 +327,7 @@ class _Session:
         marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
         batch, self.pending = self.pending, []
         batch.append(marker)
-        self._check(self._call(_dre.assert_facts, json.dumps(batch)), f"stage {stage}")
+        self._assert(batch, f"stage {stage}")
         self.drain()
 
     def flush(self) -> None:
@@ -324,7 +337,7 @@ class _Session:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
-        self._check(self._call(_dre.assert_facts, json.dumps(batch)), "derived facts")
+        self._assert(batch, "derived facts")
         self.drain()
 
     def drain(self) -> None:
@@ -333,7 +346,7 @@ class _Session:
             return
         result = self._call(_dre.start_action_for_state, self.state)
         while result:
-            message = json.loads(result[1])
+            message = orjson.loads(result[1])
             for rule_name, matched in message.items():
                 self.apply(self.program.rule(rule_name), matched)
             nxt = self._call(_dre.complete_and_start_action, self.state)
@@ -566,7 +579,8 @@ class _Cases:
 
     def _assert(self, batch: list[dict[str, Any]], what: str) -> None:
         try:
-            result = _dre.assert_facts(self.handle, json.dumps(batch))
+            # the ruleset's own encoding (see engine_json); what it cannot write fails here too
+            result = _dre.assert_facts(self.handle, engine_json(batch))
         except Exception as error:
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
         code = result[0] if isinstance(result, tuple) else result
@@ -585,7 +599,7 @@ class _Cases:
         try:
             result = _dre.start_action_for_state(self.handle, self.state)
             while result:
-                for rule_name, matched in json.loads(result[1]).items():
+                for rule_name, matched in orjson.loads(result[1]).items():
                     # Every fact of a match is of one case (the rules join on it).
                     case = next(iter(matched.values()))[CASE_KEY]
                     self.cases[int(case)].apply(self.program.rule(rule_name), matched)

@@ -5,10 +5,8 @@ one-case `necessity evaluate`; a policy file changes rarely. An entry is plain J
 and the position of every value) that this module wrote itself, named by the hash of the bytes
 it was parsed from, so an edited file simply misses; nothing from the cache is ever executed,
 and what it returns is validated against the schema like a freshly parsed document. The cache
-is best effort: any problem reading or writing it falls back to parsing.
-
-Where: $NECESSITY_CACHE_DIR, else $XDG_CACHE_HOME/necessity, else ~/.cache/necessity;
-NECESSITY_CACHE_DIR=off turns it off.
+is best effort (evaluator/disk_cache.py): any problem reading or writing it falls back to
+parsing.
 """
 
 from __future__ import annotations
@@ -17,25 +15,16 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from types import MappingProxyType
 
 from evaluator import source
+from evaluator.disk_cache import cache_dir, entry_path, read_text, write_text
 
 __all__ = ["cache_dir", "load"]
 
 # Bump when the parser's output (data or positions) changes shape: old entries then miss.
 FORMAT = "necessity-parsed-1"
-
-
-def cache_dir() -> Path | None:
-    """Return the folder entries live in, or None when the cache is off."""
-    configured = os.environ.get("NECESSITY_CACHE_DIR")
-    if configured is not None:
-        return None if configured.strip().lower() in ("", "off", "0", "none") else Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "necessity"
 
 
 def load(path: str | Path) -> source.Document:
@@ -44,9 +33,8 @@ def load(path: str | Path) -> source.Document:
     Raises SourceError as source.load does (a file that does not parse is never cached). The
     Document has no round-trip `tree`: use source.load to rewrite a file.
     """
-    folder = cache_dir()
     name = str(path)
-    if folder is None or Path(path).suffix.lower() == ".json":
+    if cache_dir() is None or Path(path).suffix.lower() == ".json":
         return source.load(path)
     try:
         # only a regular file: a FIFO or a device could block or never end (source.load says so)
@@ -56,23 +44,27 @@ def load(path: str | Path) -> source.Document:
     except (OSError, ValueError):
         return source.load(path)  # which says what is wrong with the file
     key = hashlib.sha256(FORMAT.encode() + b"\0" + raw).hexdigest()
-    entry = folder / key[:2] / f"{key}.json"
-    cached = _read(entry, key, name)
+    entry = entry_path("", key)
+    cached = None if entry is None else _read(entry, key, name)
     if cached is not None:
         return cached
     document = source.load(path)
-    _write(entry, key, document)
+    if entry is not None:
+        _write(entry, key, document)
     return document
 
 
 def _read(entry: Path, key: str, name: str) -> source.Document | None:
+    text = read_text(entry)
+    if text is None:
+        return None
     try:
-        stored = json.loads(entry.read_text(encoding="utf-8"))
+        stored = json.loads(text)
         if stored["key"] != key:
             return None
         positions = {pointer: (int(at[0]), int(at[1])) for pointer, at in stored["positions"]}
         return source.Document(stored["data"], name, MappingProxyType(positions))
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError):
         return None
 
 
@@ -82,12 +74,6 @@ def _write(entry: Path, key: str, document: source.Document) -> None:
         text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
         if json.loads(text)["data"] != document.data:
             return  # not plain JSON data (a date, a tuple): parse it every time instead
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        # written whole then renamed, so a reader never sees half an entry
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=entry.parent, suffix=".tmp", delete=False
-        ) as handle:
-            handle.write(text)
-        os.replace(handle.name, entry)
-    except (OSError, TypeError, ValueError):
+    except (TypeError, ValueError):
         return
+    write_text(entry, text)

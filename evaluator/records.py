@@ -17,7 +17,6 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,6 @@ def canonical_sha256(data: Any) -> str:
     """Return the SHA-256 of `data` as canonical JSON (sorted keys, no spaces, UTF-8)."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@functools.cache
-def evaluator_version() -> str:
-    try:
-        return metadata.version("necessity")
-    except metadata.PackageNotFoundError:  # pragma: no cover - a checkout without install
-        return "unknown"
 
 
 @functools.cache
@@ -65,7 +56,7 @@ def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, 
         "policy_version": policy.version,
         "policy_sha256": policy.sha256,
         "policy_content_sha256": policy.content_sha256,
-        "evaluator_version": evaluator_version(),
+        "evaluator_version": resources.evaluator_version(),
         "schemas_sha256": schemas_sha256(),
         "case_sha256": case_sha256(facts),
     }

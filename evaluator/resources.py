@@ -1,7 +1,10 @@
-"""Where the bundled `schemas/` and `policies/` folders are, installed or in a checkout."""
+"""Where the bundled `schemas/` and `policies/` folders are, installed or in a checkout, and
+which version of the evaluator is installed."""
 
 from __future__ import annotations
 
+import functools
+from importlib import metadata
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -24,3 +27,12 @@ def schemas_dir() -> Path:
 def policies_dir() -> Path:
     """Return the folder holding the bundled policy files."""
     return _find("policies")
+
+
+@functools.cache
+def evaluator_version() -> str:
+    """Return the installed evaluator's version ("unknown" in a checkout without install)."""
+    try:
+        return metadata.version("necessity")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a checkout without install
+        return "unknown"

@@ -3,18 +3,34 @@
 durable_rules fails in ways that are hard to read (error codes at ruleset creation) or not at all
 (creation hangs forever past 512 distinct values on one property): the limits are checked here
 first, with messages an author can act on (durable-rules.md item 11).
+
+Rendering the shipped policies costs a process more than compiling them (issue 10), so the
+JSON text is rendered once per Program, and a policy's is kept on disk (evaluator/disk_cache.py)
+under a key computed from everything compiling and rendering it reads: the policy's data as
+parsed (in file order) and its value sets, the evaluator's code and schemas, its version and
+Python's. Any edit to one of these misses; an entry is used only when its key and its digest
+match.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import json
 import math
+import sys
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from . import resources
+from .disk_cache import entry_path, read_text, write_text
 from .errors import Collector, Location, PolicyError
+from .model import Policy
 from .program import (
     CAND,
     KEY,
@@ -51,7 +67,8 @@ CASE_KEY = "c"
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
-# Past this, json.dumps writes floats in exponent notation, which the engine cannot parse.
+# Past this, json.dumps and orjson write floats in exponent notation, which the engine cannot
+# parse.
 _LARGEST = 1e15
 
 
@@ -66,6 +83,21 @@ def number(value: float) -> float:
         raise ValueError(f"number out of range: {value!r}")
     rounded = round(value, 4)
     return int(rounded) if rounded.is_integer() else rounded
+
+
+def engine_json(value: Any) -> str:
+    """Return `value` as the JSON text durable_rules reads: a ruleset or a batch of facts.
+
+    durable_rules compares strings as the bytes it was given, without decoding `\\u` escapes
+    (`"\\u00e9"` in a rule never matches `"é"` in a fact), so rulesets and facts are written
+    by this one function: UTF-8 as is, as json.dumps(ensure_ascii=False) writes it, by orjson
+    (faster). Raises ValueError for what JSON cannot carry (a lone surrogate, an integer past
+    64 bits).
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as error:
+        raise ValueError(str(error)) from error
 
 
 def _scalar(value: Any) -> Any:
@@ -170,6 +202,11 @@ def render(program: Program, *, cases: bool = False) -> dict[str, Any]:
     rule matches facts of two cases (a negation looks in its own case only).
     Raises PolicyError when the program exceeds one of the engine's limits.
     """
+    fresh: dict[str, Any] = json.loads(json.dumps(_definition(program, cases=cases)))
+    return fresh
+
+
+def _definition(program: Program, *, cases: bool = False) -> dict[str, Any]:
     problems = Collector()
     where = Location(pointer=program.name)
     if len(program.rules) + 1 > MAX_RULES:
@@ -233,8 +270,7 @@ def render(program: Program, *, cases: bool = False) -> dict[str, Any]:
             where,
         )
     problems.raise_if_any(PolicyError)
-    fresh: dict[str, Any] = json.loads(json.dumps(definition))
-    return fresh
+    return definition
 
 
 def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], set[str]]) -> None:
@@ -354,3 +390,93 @@ def alpha_stack(definition: Mapping[str, Any]) -> int:
         order = {p: i for i, p in enumerate(known)} if known else None
         need = max(need, beside + _pending(kind, order))
     return need
+
+
+# --- the rendered text, once per program and across processes ----------------------------------
+
+# Bump when the entry layout changes (code changes are caught by _evaluator_fingerprint()).
+FORMAT = "necessity-ruleset-2"
+_MEMO = "_ruleset_text"
+
+
+def definition_text(program: Program, key: str | None = None) -> str:
+    """Return the program's ruleset as the JSON text durable_rules registers.
+
+    Rendered once per Program object; with a `key` (`cache_key` of the policy it was compiled
+    from), read from or written to the disk cache. Raises PolicyError when the program exceeds
+    one of the engine's limits (an entry exists only for a ruleset that did not).
+    """
+    text: str | None = program.__dict__.get(_MEMO)
+    if text is not None:
+        return text
+    entry = None if key is None else entry_path("rulesets", key)
+    if entry is not None and key is not None:
+        text = _read_entry(entry, key)
+    if text is None:
+        try:
+            text = engine_json(_definition(program))
+        except ValueError as error:  # only a program built by hand: the reader refuses these
+            raise PolicyError.single(
+                "engine_limit", f"the engine cannot read policy `{program.name}`: {error}"
+            ) from error
+        if entry is not None and key is not None:
+            _write_entry(entry, key, text)
+    # Program is frozen; this memo is not part of its value (nor of its equality).
+    object.__setattr__(program, _MEMO, text)
+    return text
+
+
+def cache_key(policy: Policy, *, folded: bool) -> str | None:
+    """Return the disk cache key of the ruleset compiled from `policy` (with the clause trees
+    `folded` into the status rules or not), or None (no caching).
+
+    The Program is a function of the policy's data (key order included: it orders the rules),
+    the value sets it uses, the fact dictionary and schemas, the code and the lowering chosen;
+    the key covers each.
+    """
+    fingerprint = _evaluator_fingerprint()
+    if policy.document is None or fingerprint is None:
+        return None
+    try:
+        data = orjson.dumps(policy.document.data)
+    except orjson.JSONEncodeError:
+        return None
+    digest = hashlib.sha256()
+    lowering = "folded" if folded else "per-node"
+    for part in (FORMAT, resources.evaluator_version(), sys.version, fingerprint, lowering):
+        digest.update(part.encode() + b"\0")
+    digest.update(data + b"\0")
+    # value sets are frozen dataclasses of strings and tuples: their repr spells out every code
+    digest.update(repr(tuple(policy.value_sets.items())).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+@functools.cache
+def _evaluator_fingerprint() -> str | None:
+    # The evaluator's own source and its schemas (the fact dictionary): in a checkout, code is
+    # edited without a new version, and must not reuse what the old code compiled.
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    try:
+        for path in [*sorted(package.rglob("*.py")), *sorted(resources.schemas_dir().glob("*"))]:
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _read_entry(entry: Path, key: str) -> str | None:
+    # first line: the key and the digest of the text after it; a truncated, damaged or foreign
+    # entry is a miss
+    stored = read_text(entry)
+    if stored is None:
+        return None
+    header, _, text = stored.partition("\n")
+    if header != f"{key} {hashlib.sha256(text.encode()).hexdigest()}":
+        return None
+    return text
+
+
+def _write_entry(entry: Path, key: str, text: str) -> None:
+    write_text(entry, f"{key} {hashlib.sha256(text.encode()).hexdigest()}\n{text}")

@@ -1,4 +1,9 @@
-"""Loads the JSON Schemas (Draft 2020-12) and validates documents, every violation located."""
+"""Loads the JSON Schemas (Draft 2020-12) and validates documents, every violation located.
+
+A valid document is accepted by the compiled validator alone; jsonschema (with referencing and
+attrs, about 40 ms to import) is imported only to explain a document the compiled one rejects,
+to check a schema folder that is not the bundled one, or to follow a `$ref` for `enum`.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,23 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker, TypeChecker, validators
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from evaluator.errors import MAX_PROBLEMS, Location, Problem, SchemaError
 from evaluator.resources import schemas_dir
 from evaluator.source import Document, make_pointer, split_pointer
 
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, FormatChecker, TypeChecker
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
+
 __all__ = [
-    "FORMATS",
     "SCHEMA_BASE",
     "SchemaSet",
+    "format_checker",
     "load_schema",
     "schema_enum",
     "schema_set",
@@ -37,9 +43,6 @@ _SUFFIX = ".schema.json"
 
 
 # --- formats -----------------------------------------------------------------------------------
-
-# Only the formats the product relies on are checked; any other `format` is an annotation.
-FORMATS = FormatChecker(formats=())
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _YEAR_MONTH = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})")
@@ -56,7 +59,6 @@ def _plausible(day: datetime.date) -> bool:
     return FIRST_YEAR <= day.year <= LAST_YEAR
 
 
-@FORMATS.checks("date", raises=ValueError)
 def _is_date(instance: object) -> bool:
     # jsonschema's own check defers to date.fromisoformat, which on 3.11 also takes `20250102`
     if not isinstance(instance, str):
@@ -64,7 +66,6 @@ def _is_date(instance: object) -> bool:
     return bool(_DATE.fullmatch(instance)) and _plausible(datetime.date.fromisoformat(instance))
 
 
-@FORMATS.checks("partial-date", raises=ValueError)
 def _is_partial_date(instance: object) -> bool:
     # the same shapes dates.py parses: an exact day, or a month in either order
     if not isinstance(instance, str):
@@ -89,7 +90,20 @@ def _compiled_format(check: Callable[[object], bool]) -> Callable[[str], bool]:
     return verdict
 
 
-# The compiled validator checks exactly the formats FORMATS checks, with the same functions.
+@functools.cache
+def format_checker() -> FormatChecker:
+    """Return jsonschema's checker of the formats the product relies on (any other `format` is
+    an annotation): the same functions the compiled validator calls."""
+    from jsonschema import FormatChecker  # noqa: PLC0415  (see the module docstring)
+
+    checker = FormatChecker(formats=())
+    checker.checks("date", raises=ValueError)(_is_date)
+    checker.checks("partial-date", raises=ValueError)(_is_partial_date)
+    return checker
+
+
+# The compiled validator checks exactly the formats format_checker() checks, with the same
+# functions.
 _COMPILED_FORMATS = {
     "date": _compiled_format(_is_date),
     "partial-date": _compiled_format(_is_partial_date),
@@ -111,11 +125,16 @@ def _is_whole_number(_checker: TypeChecker, instance: object) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-# the stubs leave `extend` untyped; it returns a subclass of the validator it extends
-_Validator: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number),
-)
+@functools.cache
+def _explaining_validator() -> type[Draft202012Validator]:
+    from jsonschema import Draft202012Validator, validators  # noqa: PLC0415  (module docstring)
+
+    # the stubs leave `extend` untyped; it returns a subclass of the validator it extends
+    extended: type[Draft202012Validator] = validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_whole_number),
+    )
+    return extended
 
 
 class _WholeNumber:
@@ -165,21 +184,27 @@ class SchemaSet:
     def __init__(self, directory: Path, *, check: bool = True) -> None:
         self.directory = directory
         self.schemas: dict[str, dict[str, Any]] = {}
-        resources: list[tuple[str, Resource[Any]]] = []
         for path in sorted(directory.glob("*" + _SUFFIX)):
             schema = json.loads(path.read_text(encoding="utf-8"))
             if check:
-                Draft202012Validator.check_schema(schema)
+                _explaining_validator().check_schema(schema)
             # a schema without `$id` gets the one its file name implies, so relative `$ref`s
             # to its neighbours still resolve
             schema.setdefault("$id", SCHEMA_BASE + path.name)
             self.schemas[path.name[: -len(_SUFFIX)]] = schema
-            resources.append(
-                (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012))
-            )
-        self.registry: Registry[Any] = Registry().with_resources(resources)
         self._validators: dict[str, Draft202012Validator] = {}
         self._compiled: dict[str, jsonschema_rs.Draft202012Validator] = {}
+
+    @functools.cached_property
+    def registry(self) -> Registry[Any]:
+        """The schemas as one referencing Registry, for jsonschema and `$ref` lookups."""
+        from referencing import Registry, Resource  # noqa: PLC0415  (module docstring)
+        from referencing.jsonschema import DRAFT202012  # noqa: PLC0415
+
+        return Registry().with_resources(
+            (each["$id"], Resource.from_contents(each, default_specification=DRAFT202012))
+            for each in self.schemas.values()
+        )
 
     def schema(self, name: str) -> dict[str, Any]:
         """Return the schema `name` (shared: do not modify it); raises LookupError if unknown."""
@@ -192,8 +217,8 @@ class SchemaSet:
     def validator(self, name: str) -> Draft202012Validator:
         """Return a validator for the schema `name`; raises LookupError if unknown."""
         if name not in self._validators:
-            self._validators[name] = _Validator(
-                self.schema(name), registry=self.registry, format_checker=FORMATS
+            self._validators[name] = _explaining_validator()(
+                self.schema(name), registry=self.registry, format_checker=format_checker()
             )
         return self._validators[name]
 
@@ -201,9 +226,8 @@ class SchemaSet:
         """Return the compiled validator of the schema `name`; raises LookupError if unknown."""
         if name not in self._compiled:
             self.schema(name)  # LookupError if unknown
-            schemas = {key: _whole_numbers(each) for key, each in self.schemas.items()}
+            schemas, registry = self._compiled_registry
             schema = schemas[name]
-            registry = jsonschema_rs.Registry([(each["$id"], each) for each in schemas.values()])
             self._compiled[name] = jsonschema_rs.Draft202012Validator(
                 schema,
                 formats=_COMPILED_FORMATS,
@@ -213,6 +237,12 @@ class SchemaSet:
                 keywords={_WHOLE: _WholeNumber},
             )
         return self._compiled[name]
+
+    @functools.cached_property
+    def _compiled_registry(self) -> tuple[dict[str, Any], jsonschema_rs.Registry]:
+        # once per folder, not once per schema: copying every schema costs a cold start ~10 ms
+        schemas = {key: _whole_numbers(each) for key, each in self.schemas.items()}
+        return schemas, jsonschema_rs.Registry([(each["$id"], each) for each in schemas.values()])
 
     def accepts(self, data: Any, name: str) -> bool:
         """True when the compiled validator accepts `data` and jsonschema would too.
@@ -328,6 +358,8 @@ def _problems(error: ValidationError, document: Document) -> list[Problem]:
 def _most_relevant(error: ValidationError) -> ValidationError:
     # oneOf/anyOf report "not valid under any of the given schemas" with the whole instance;
     # the most relevant error inside says what is actually wrong
+    from jsonschema.exceptions import best_match  # noqa: PLC0415  (module docstring)
+
     while error.validator in _ALTERNATIVES and error.context:
         best = best_match([error])
         if best is not None and best is not error:

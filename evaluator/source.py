@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import json
 import math
 import os
@@ -16,16 +17,17 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedBase, TaggedScalar
-from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
-from ruamel.yaml.error import MarkedYAMLError, YAMLError, YAMLFutureWarning, YAMLWarning
-from ruamel.yaml.reader import ReaderError
-from ruamel.yaml.scalarbool import ScalarBoolean
+from typing import TYPE_CHECKING, Any, cast
 
 from evaluator.errors import Location, Problem, SourceError
+
+# ruamel.yaml is imported when YAML is parsed (`loads`): a process that reads only JSON and
+# cached policies (a cold `necessity evaluate`) does without its import, about 8 ms.
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedBase
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError
 
 __all__ = [
     "LIMITS",
@@ -169,33 +171,39 @@ class Document:
 # --- loading -----------------------------------------------------------------------------------
 
 
-class _Constructor(RoundTripConstructor):
-    """The round-trip constructor, except that an impossible date stays a string."""
+@functools.cache
+def _constructor() -> Any:
+    from ruamel.yaml.constructor import RoundTripConstructor  # noqa: PLC0415  (see the imports)
 
-    def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
-        # `2025-02-30` matches YAML's timestamp pattern but datetime rejects it with a bare
-        # ValueError; as a string it reaches the schema, which reports it with its location.
-        try:
-            return super().construct_yaml_timestamp(node, values)
-        except ValueError:
-            return str(node.value)
+    class _Constructor(RoundTripConstructor):
+        """The round-trip constructor, except that an impossible date stays a string."""
 
-    def construct_yaml_int(self, node: Any) -> Any:
-        # int() of more than 4,300 digits raises a bare ValueError; a number with more digits
-        # than the largest allowed one is too large, which the converter reports with its line
-        if sum(character.isalnum() for character in str(node.value)) > _MAX_DIGITS + 2:
-            return _TOO_LARGE
-        return super().construct_yaml_int(node)
+        def construct_yaml_timestamp(self, node: Any, values: Any = None) -> Any:
+            # `2025-02-30` matches YAML's timestamp pattern but datetime rejects it with a bare
+            # ValueError; as a string it reaches the schema, which reports it with its location.
+            try:
+                return super().construct_yaml_timestamp(node, values)
+            except ValueError:
+                return str(node.value)
 
+        def construct_yaml_int(self, node: Any) -> Any:
+            # int() of more than 4,300 digits raises a bare ValueError; a number with more digits
+            # than the largest allowed one is too large, which the converter reports with its line
+            if sum(character.isalnum() for character in str(node.value)) > _MAX_DIGITS + 2:
+                return _TOO_LARGE
+            return super().construct_yaml_int(node)
 
-_Constructor.add_constructor(_CORE_TAG + "timestamp", _Constructor.construct_yaml_timestamp)
-_Constructor.add_constructor(_CORE_TAG + "int", _Constructor.construct_yaml_int)
+    _Constructor.add_constructor(_CORE_TAG + "timestamp", _Constructor.construct_yaml_timestamp)
+    _Constructor.add_constructor(_CORE_TAG + "int", _Constructor.construct_yaml_int)
+    return _Constructor
 
 
 def _round_trip_loader() -> YAML:
+    from ruamel.yaml import YAML  # noqa: PLC0415  (see the imports)
+
     # a new instance per load: a YAML instance keeps parser state and is not re-entrant
     loader = YAML(typ="rt")
-    loader.Constructor = _Constructor
+    loader.Constructor = _constructor()
     loader.allow_duplicate_keys = False
     return loader
 
@@ -509,6 +517,15 @@ def loads(text: str, name: str, *, json_text: bool = False) -> Document:
     `recursive_alias`, `nesting_too_deep`, `document_too_large`, `string_too_long`,
     `number_too_large`, `bad_text` (the limits are `LIMITS`).
     """
+    from ruamel.yaml.constructor import DuplicateKeyError  # noqa: PLC0415  (see the imports)
+    from ruamel.yaml.error import (  # noqa: PLC0415
+        MarkedYAMLError,
+        YAMLError,
+        YAMLFutureWarning,
+        YAMLWarning,
+    )
+    from ruamel.yaml.reader import ReaderError  # noqa: PLC0415
+
     try:
         with warnings.catch_warnings():
             # ruamel warns about things like reused anchors; they are not the user's problem
@@ -622,6 +639,12 @@ class _Converter:
         self.nodes = 0
         # ids of the collections being converted, to catch an alias inside its own anchor
         self.open: set[int] = set()
+        # a converter only ever sees what ruamel parsed, so ruamel is loaded by now
+        from ruamel.yaml.comments import TaggedScalar  # noqa: PLC0415  (see the imports)
+        from ruamel.yaml.scalarbool import ScalarBoolean  # noqa: PLC0415
+
+        self.booleans: tuple[type, ...] = (bool, ScalarBoolean)
+        self.tagged: Any = TaggedScalar
 
     def fail(self, code: str, message: str, pointer: str, hint: str | None = None) -> SourceError:
         line, column = self.positions.get(pointer, (None, None))
@@ -630,6 +653,8 @@ class _Converter:
         )
 
     def convert(self, node: Any, pointer: str, position: Position, depth: int) -> Any:
+        from ruamel.yaml.comments import CommentedBase  # noqa: PLC0415  (see the imports)
+
         if pointer == "" and isinstance(node, CommentedBase):
             # the root has no key to stand at: use where its first key or item is
             position = _own_position(node) or position
@@ -719,7 +744,7 @@ class _Converter:
 
     def plain_scalar(self, node: Any, pointer: str) -> Any:
         # bool first: ScalarBoolean (an anchored true/false) and bool are both ints
-        if isinstance(node, bool | ScalarBoolean):
+        if isinstance(node, self.booleans):
             return bool(node)
         if node is None:
             return None
@@ -741,7 +766,7 @@ class _Converter:
         # datetime before date: a datetime is a date too
         if isinstance(node, datetime.datetime | datetime.date):
             return node.isoformat()
-        if isinstance(node, TaggedScalar):
+        if isinstance(node, self.tagged):
             tag = _tag_of(node)
             if tag == _CORE_TAG + "str":
                 return str(node.value)
@@ -781,6 +806,9 @@ def _short_tag(tag: str | None) -> str:
 
 
 def _show_key(key: Any) -> str:
+    from ruamel.yaml.comments import TaggedScalar  # noqa: PLC0415  (see the imports)
+    from ruamel.yaml.scalarbool import ScalarBoolean  # noqa: PLC0415
+
     if isinstance(key, bool | ScalarBoolean):
         return "true" if key else "false"
     if key is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
-# Parsed policies are cached on disk (evaluator/parse_cache.py): the tests use a folder of their
-# own, never the user's cache, and start from an empty one.
+# Parsed policies and rendered rulesets are cached on disk (evaluator/disk_cache.py): the tests
+# use a folder of their own, never the user's cache, and start from an empty one.
 os.environ["NECESSITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="necessity-test-cache-")
 
 
@@ -25,3 +26,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def update_golden(request: pytest.FixtureRequest) -> bool:
     """True when the run was asked to rewrite the golden files."""
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache folder of the test's own (NECESSITY_CACHE_DIR), returned."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("NECESSITY_CACHE_DIR", str(folder))
+    return folder

@@ -96,6 +96,9 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str, fold: bool = True) -> di
         return original(test)
 
     monkeypatch.setattr(ruleset, "render_test", render_test)
+    # The disk cache holds the unbroken text of these same rules (it is keyed by the rules and
+    # the renderer's source, not by a renderer changed at run time): render every time.
+    monkeypatch.setenv("NECESSITY_CACHE_DIR", "off")
     programs: dict[str, Program] = {}
 
     def program_for(policy: Any) -> Program:

@@ -15,21 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "lumbar-decompression" / "2025.1.yaml"
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("NECESSITY_CACHE_DIR", str(folder))
-    return folder
-
-
 def _entries(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.json")) if folder.exists() else []
 
 
-def test_a_hit_gives_what_parsing_gives(cache: Path) -> None:
+def test_a_hit_gives_what_parsing_gives(cache_folder: Path) -> None:
     parsed = source.load(POLICY)
     first = parse_cache.load(POLICY)
-    assert len(_entries(cache)) == 1
+    assert len(_entries(cache_folder)) == 1
     second = parse_cache.load(POLICY)
     for document in (first, second):
         assert document.data == parsed.data
@@ -38,7 +31,7 @@ def test_a_hit_gives_what_parsing_gives(cache: Path) -> None:
     assert load_policy(POLICY) == load_policy(POLICY)
 
 
-def test_an_edited_file_misses(cache: Path, tmp_path: Path) -> None:
+def test_an_edited_file_misses(cache_folder: Path, tmp_path: Path) -> None:
     path = tmp_path / "doc.yaml"
     path.write_text("a: 1\n", encoding="utf-8")
     assert parse_cache.load(path).data == {"a": 1}
@@ -46,26 +39,26 @@ def test_an_edited_file_misses(cache: Path, tmp_path: Path) -> None:
     document = parse_cache.load(path)
     assert document.data == {"a": 2, "b": ["x"]}
     assert document.positions["/b/0"] == (2, 5)
-    assert len(_entries(cache)) == 2
+    assert len(_entries(cache_folder)) == 2
 
 
-def test_a_damaged_entry_is_parsed_again(cache: Path, tmp_path: Path) -> None:
+def test_a_damaged_entry_is_parsed_again(cache_folder: Path, tmp_path: Path) -> None:
     path = tmp_path / "doc.yaml"
     path.write_text("a: 1\n", encoding="utf-8")
     parse_cache.load(path)
     for damage in ("{not json", '{"key": "another", "data": {"a": 9}, "positions": []}', "[]"):
-        (entry,) = _entries(cache)
+        (entry,) = _entries(cache_folder)
         entry.write_text(damage, encoding="utf-8")
         assert parse_cache.load(path).data == {"a": 1}
 
 
-def test_a_file_that_does_not_parse_is_not_cached(cache: Path, tmp_path: Path) -> None:
+def test_a_file_that_does_not_parse_is_not_cached(cache_folder: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("a: [1\n", encoding="utf-8")
     for _ in range(2):
         with pytest.raises(SourceError):
             parse_cache.load(path)
-    assert _entries(cache) == []
+    assert _entries(cache_folder) == []
     with pytest.raises(SourceError, match="no such file"):
         parse_cache.load(tmp_path / "missing.yaml")
 
@@ -86,9 +79,9 @@ def test_an_unwritable_cache_is_no_error(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert parse_cache.load(POLICY).data == source.load(POLICY).data
 
 
-def test_a_fifo_is_never_opened(cache: Path, tmp_path: Path) -> None:
+def test_a_fifo_is_never_opened(cache_folder: Path, tmp_path: Path) -> None:
     fifo = tmp_path / "policy.yaml"
     os.mkfifo(fifo)
     with pytest.raises(SourceError, match="FIFO"):
         parse_cache.load(fifo)
-    assert _entries(cache) == []
+    assert _entries(cache_folder) == []

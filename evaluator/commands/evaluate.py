@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from evaluator import api, notice, profiling, records, render, render_review
+from evaluator import api, profiling, records, render, render_review
 from evaluator.commands import (
     ExitCode,
     decision_log_options,
@@ -23,6 +23,9 @@ from evaluator.commands import (
 from evaluator.decision import Decision
 from evaluator.explain import explanation_text
 from evaluator.policies import Library
+
+if TYPE_CHECKING:
+    from evaluator import notice
 
 # A partly approvable request still has lines for physician review; a line no policy governs
 # must be pended, not approved.
@@ -141,7 +144,7 @@ def _evaluate(
             _echo(
                 output_format,
                 lambda: render_review.review_json(review, evaluated_at),
-                lambda: notice.review_notice(review),
+                lambda: _review_notice(review),
                 lambda: (
                     render_review.review_text(review)
                     + _explained(
@@ -159,7 +162,7 @@ def _evaluate(
         _echo(
             output_format,
             lambda: render.decision_json(decision, evaluated_at),
-            lambda: notice.decision_notice(decision, loaded.request_date.text),
+            lambda: _decision_notice(decision, loaded.request_date.text),
             lambda: render.decision_text(decision) + _explained([(decision.policy_id, decision)]),
         )
     return ExitCode.for_determination(decision.determination)
@@ -176,17 +179,32 @@ def _explained(parts: Iterable[tuple[str, Decision | None]]) -> str:
     return out
 
 
+def _review_notice(review: api.CaseReview) -> list[notice.Block]:
+    from evaluator import notice  # noqa: PLC0415  (see _echo)
+
+    return notice.review_notice(review)
+
+
+def _decision_notice(decision: Decision, request_date: str) -> list[notice.Block]:
+    from evaluator import notice  # noqa: PLC0415  (see _echo)
+
+    return notice.decision_notice(decision, request_date)
+
+
 def _echo(
     output_format: str,
     as_json: Callable[[], dict[str, Any]],
     as_notice: Callable[[], list[notice.Block]],
     as_text: Callable[[], str],
 ) -> None:
-    if output_format == "json":
+    # The notice (markdown, html) is imported only when asked for: it and its html module
+    # cost a cold start of the other formats a few milliseconds.
+    if output_format in ("markdown", "html"):
+        from evaluator import notice  # noqa: PLC0415
+
+        marked_up = notice.to_markdown if output_format == "markdown" else notice.to_html
+        click.echo(marked_up(as_notice()), nl=False)
+    elif output_format == "json":
         click.echo(json.dumps(as_json(), indent=2, ensure_ascii=False))
-    elif output_format == "markdown":
-        click.echo(notice.to_markdown(as_notice()), nl=False)
-    elif output_format == "html":
-        click.echo(notice.to_html(as_notice()), nl=False)
     else:
         click.echo(as_text(), nl=False)
