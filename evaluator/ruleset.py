@@ -394,6 +394,16 @@ def alpha_stack(definition: Mapping[str, Any]) -> int:
 
 # --- the rendered text, once per program and across processes ----------------------------------
 
+# The renderer as imported. A test that changes it at run time (monkeypatching render_test,
+# a limit, ...) must see its own rendering, which no cache entry holds: then nothing is cached.
+_RENDERER = {name: value for name, value in globals().items() if not name.startswith("__")}
+
+
+def _renderer_changed() -> bool:
+    current = globals()
+    return any(current.get(name) is not value for name, value in _RENDERER.items())
+
+
 # Bump when the entry layout changes (code changes are caught by _evaluator_fingerprint()).
 FORMAT = "necessity-ruleset-2"
 _MEMO = "_ruleset_text"
@@ -409,6 +419,8 @@ def definition_text(program: Program, key: str | None = None) -> str:
     text: str | None = program.__dict__.get(_MEMO)
     if text is not None:
         return text
+    if key is not None and _renderer_changed():
+        key = None
     entry = None if key is None else entry_path("rulesets", key)
     if entry is not None and key is not None:
         text = _read_entry(entry, key)

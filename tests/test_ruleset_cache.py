@@ -33,10 +33,12 @@ def _entries(folder: Path) -> list[Path]:
 
 
 def _no_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
-    def render(_program: object) -> None:
+    def render(_program: object, **_options: bool) -> None:
         raise AssertionError("rendered although the cache holds these rules")
 
     monkeypatch.setattr(ruleset, "_definition", render)
+    # counted as the renderer as imported, so that the cache is still used (see the next test)
+    monkeypatch.setitem(ruleset._RENDERER, "_definition", render)
 
 
 def test_a_hit_gives_what_rendering_gives(
@@ -145,6 +147,23 @@ def test_a_program_over_the_engine_limits_is_refused_and_not_cached(cache_folder
         with pytest.raises(PolicyError, match="joins 18 facts"):
             ruleset.definition_text(program, "0" * 64)
     assert _entries(cache_folder) == []
+
+
+def test_a_renderer_changed_at_run_time_renders(
+    cache_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = load_policy(POLICY)
+    cached = ruleset.definition_text(compile_policy(policy))
+    original = ruleset._definition
+
+    def definition(program: Program, **options: bool) -> dict[str, object]:
+        return {**original(program, **options), "another_rule": {"all": []}}
+
+    monkeypatch.setattr(ruleset, "_definition", definition)
+    changed = ruleset.definition_text(compile_policy(policy))
+    assert changed != cached
+    assert '"another_rule"' in changed
+    assert len(_entries(cache_folder)) == 1
 
 
 def test_a_program_changed_by_hand_is_rendered(
