@@ -41,10 +41,21 @@ class Op(StrEnum):
     BELOW = "below"
     AT_OR_BELOW = "at_or_below"
     DOCUMENTED = "documented"
+    # Time between two dates (`of` names the second); thresholds in days, weeks or months.
+    WITHIN = "within"
+    BEFORE = "before"
+    AFTER = "after"
+    APART = "apart"
+    # Laterality: the sides overlap (bilateral counts as both).
+    SAME_SIDE_AS = "same_side_as"
 
 
 THRESHOLD_OPS = frozenset({Op.AT_LEAST, Op.MORE_THAN, Op.AT_MOST, Op.LESS_THAN})
 LEVEL_OPS = frozenset({Op.ABOVE, Op.AT_OR_ABOVE, Op.BELOW, Op.AT_OR_BELOW})
+TIME_OPS = frozenset({Op.WITHIN, Op.BEFORE, Op.AFTER, Op.APART})
+# The second date of a time comparison: the request's date, its planned date of service, or a
+# date field of a bound fact (`alias.field`).
+TIME_ANCHORS = ("request", "service")
 # Words an author reads without a symbol table; the symbol is for renderings and diffs.
 OP_SYMBOLS = {
     Op.AT_LEAST: ">=",
@@ -60,6 +71,11 @@ OP_SYMBOLS = {
     Op.BELOW: "below",
     Op.AT_OR_BELOW: "at or below",
     Op.DOCUMENTED: "documented",
+    Op.WITHIN: "within",
+    Op.BEFORE: "before",
+    Op.AFTER: "after",
+    Op.APART: "apart",
+    Op.SAME_SIDE_AS: "same side as",
 }
 
 
@@ -118,6 +134,8 @@ class Compare:
     minus: str | None = None
     if_absent: Truth = Truth.UNKNOWN
     note: str | None = None
+    # The second date of a time comparison (TIME_ANCHORS or `alias.field`).
+    of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +164,16 @@ class PolicyIs:
 
     policy: str
     determination: str
+    pointer: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Distinct:
+    """True when the facts bound to `aliases` are different facts, false when two are the same
+    fact (two-valued: every bound fact is known)."""
+
+    aliases: tuple[str, ...]
     pointer: str
     note: str | None = None
 
@@ -222,6 +250,7 @@ Condition: TypeAlias = (
     | Exists
     | ClauseIs
     | PolicyIs
+    | Distinct
     | All
     | AnyOf
     | Not
@@ -245,6 +274,7 @@ CONDITION_KEYS = (
     "exists",
     "clause",
     "policy",
+    "distinct",
 )
 
 
@@ -323,10 +353,12 @@ def parse_condition(
         return ClauseIs(data["clause"], data["is"], pointer, note)
     if "policy" in data:
         return PolicyIs(data["policy"], data["is"], pointer, note)
+    if "distinct" in data:
+        return Distinct(tuple(data["distinct"]), pointer, note)
     op = next(o for o in Op if o.value in data)
     raw = data[op.value]
     operand: Threshold | Scalar | tuple[Scalar, ...] | None
-    if op in THRESHOLD_OPS:
+    if op in THRESHOLD_OPS or op in TIME_OPS:
         operand = _threshold(raw, settings)
     elif op in (Op.ONE_OF, Op.NOT_ONE_OF):
         operand = tuple(raw)
@@ -345,6 +377,7 @@ def parse_condition(
         minus=data.get("minus"),
         if_absent=TRUTH_WORDS[data.get("if_absent", "unknown")],
         note=note,
+        of=data.get("of"),
     )
 
 

@@ -17,6 +17,7 @@ from .conditions import (
     Condition,
     Count,
     Demonstrated,
+    Distinct,
     Every,
     Exists,
     NOf,
@@ -97,7 +98,7 @@ class _Reach:
         """Return the truth values `cond` can take; `scope` maps bound aliases to fact types."""
         if isinstance(cond, Compare):
             return self.compare(cond, scope)
-        if isinstance(cond, Exists):
+        if isinstance(cond, Exists | Distinct):
             return frozenset({T, F})
         if isinstance(cond, PolicyIs):
             return frozenset({T, F, U})

@@ -132,6 +132,24 @@ def months_to_reach(a: date, b: date) -> int:
     return m if add_months(a, m) == b else m + 1
 
 
+# Days in a month position: more than any month has, so positions of different months never meet.
+MONTH_SLOTS = 32
+
+
+def month_position(day: date, *, as_end: bool = False) -> int:
+    """Return ``32 * month number + day of month``: whole months become a difference of two.
+
+    ``whole_months_between(a, b) >= n`` exactly when ``position(b, as_end=True) - position(a)
+    >= 32 * n``, and ``months_to_reach(a, b) <= n`` exactly when ``position(b) - position(a) <=
+    32 * n``: the day of month differs by at most 30, less than one month's 32. ``as_end``
+    counts the last day of a month as day 31, since a month added to the 31st lands on the last
+    day of a shorter month (``add_months`` clamps).
+    """
+    last = calendar.monthrange(day.year, day.month)[1]
+    mday = 31 if as_end and day.day == last else day.day
+    return MONTH_SLOTS * (day.year * 12 + day.month - 1) + mday
+
+
 def days_between(a: PartialDate, b: PartialDate) -> Interval:
     """Return the bounds on ``b - a`` in days (end minus start) over every day each may be."""
     return Interval((b.lo - a.hi).days, (b.hi - a.lo).days)

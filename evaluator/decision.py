@@ -14,14 +14,17 @@ from typing import Any
 
 from . import findings
 from .conditions import (
+    TIME_OPS,
     ClauseIs,
     Compare,
     Condition,
     Count,
     Demonstrated,
+    Distinct,
     Every,
     Exists,
     Not,
+    Op,
     PolicyIs,
     Some,
     Truth,
@@ -230,7 +233,7 @@ class _Assembler:
             raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
         node = self.program.nodes[node_id]
         cond: Condition = node.condition
-        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs):
+        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct):
             deciding = [self.leaf(node_id, cond, keys, value)]
             if isinstance(cond, Exists):
                 deciding.extend(self.derivation(cond.fact, keys, value))
@@ -282,13 +285,25 @@ class _Assembler:
     def leaf(
         self,
         node_id: str,
-        cond: Compare | Exists | ClauseIs | PolicyIs,
+        cond: Compare | Exists | ClauseIs | PolicyIs | Distinct,
         keys: tuple[str, ...],
         value: Truth,
     ) -> Evidence:
         fields: tuple[str, ...] = ()
+        node = self.program.nodes[node_id]
+        bound = dict(zip(node.aliases, keys, strict=False))
+        # The other fact a time or side comparison reads: (its id, its field).
+        other: tuple[str, str] | None = None
         if isinstance(cond, Compare):
             fields = (cond.field, cond.minus) if cond.minus else (cond.field,)
+            related = cond.of if cond.op in TIME_OPS else None
+            if cond.op is Op.SAME_SIDE_AS:
+                related = str(cond.operand)
+            alias, _, field = (related or "").partition(".")
+            if alias == cond.fact:
+                fields = (*fields, field)
+            elif alias in bound:
+                other = (bound[alias], field)
         sources: list[Mapping[str, Any]] = []
         emitted = self.trace.values[(node_id, keys)].fact
         # A comparison may read a derived fact: show it too (an existence test's derived fact
@@ -300,6 +315,10 @@ class _Assembler:
             if Truth(cand["v"]) == value and "f" in cand:
                 sources.append(self.facts.get(cand["f"]) or derived.get(cand["f"], {}))
         views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
+        if other is not None:
+            found = self.facts.get(other[0]) or self.derived_by_id.get(other[0])
+            if found:
+                views = (*views, self.fact_view(found, (other[1],)))
         return Evidence(
             _leaf_text(self.program, node_id),
             value,

@@ -15,6 +15,7 @@ from .conditions import (
     Condition,
     Count,
     Demonstrated,
+    Distinct,
     Every,
     Exists,
     NOf,
@@ -50,6 +51,18 @@ _OP_WORDS = {
     Op.BELOW: "is below",
     Op.AT_OR_BELOW: "is at or below",
     Op.DOCUMENTED: "is documented",
+    Op.WITHIN: "within",
+    Op.BEFORE: "at least",
+    Op.AFTER: "at least",
+    Op.APART: "at least",
+    Op.SAME_SIDE_AS: "is on the same side as",
+}
+# How a time comparison ends: `within 90 days before the request`, `at least 1 day after ...`.
+_TIME_TAIL = {
+    Op.WITHIN: "before",
+    Op.BEFORE: "before",
+    Op.AFTER: "after",
+    Op.APART: "before or after",
 }
 # The edge is in the words ("at least" counts it, "more than" does not); the unit follows.
 _UNIT_TEXT = {"deg": " degrees", "%": " %", "count": "", "grade": "/5"}
@@ -159,6 +172,14 @@ def _alias_text(alias: str, aliases: Aliases | None) -> str:
     return alias
 
 
+def _other_text(alias: str, fact: str, aliases: Aliases | None) -> str:
+    """Name the second fact of a pairwise comparison; `another X (alias)` when both facts are of
+    one type, so `the X ... the X` does not hide which is which."""
+    if aliases and alias in aliases and aliases.get(fact, fact) == aliases[alias]:
+        return f"another {fact_label(aliases[alias])} ({alias})"
+    return _alias_text(alias, aliases)
+
+
 def where_text(items: tuple[WhereItem, ...], aliases: Aliases | None = None) -> str:
     """Return the filters on a fact as a phrase to follow its name (with a leading space).
 
@@ -200,7 +221,17 @@ def _compare_text(condition: Compare, aliases: Aliases | None) -> str:
     if condition.minus:
         field += f" minus {field_label(condition.minus)}"
     op, operand = _OP_WORDS[condition.op], condition.operand
-    if isinstance(operand, Threshold):
+    if condition.op in _TIME_TAIL and isinstance(operand, Threshold):
+        other = date_text(condition.of or "request", condition.fact, aliases)
+        tail = _TIME_TAIL[condition.op]
+        relation = f"is {op} {threshold_text(operand)} {tail} {other}"
+    elif condition.op is Op.SAME_SIDE_AS:
+        alias, _, other_field = str(operand).partition(".")
+        relation = (
+            f"{op} the {field_label(other_field)} of {_other_text(alias, condition.fact, aliases)}"
+            " (bilateral counts as both sides)"
+        )
+    elif isinstance(operand, Threshold):
         # "at least" alone reads as a sentence only with a verb in front
         relation = f"is {op} {threshold_text(operand)}"
         if condition.measure == "time_before_request":
@@ -216,6 +247,19 @@ def _compare_text(condition: Compare, aliases: Aliases | None) -> str:
         outcome = "yes" if condition.if_absent is Truth.TRUE else "no"
         text += _IF_ABSENT.format(outcome)
     return text
+
+
+def date_text(of: str, fact: str, aliases: Aliases | None = None) -> str:
+    """Return the second date of a time comparison in words: `the request`, `the date of
+    service`, `its end`, `the date of the diagnostic block`."""
+    if of == "request":
+        return "the request"
+    if of == "service":
+        return "the date of service"
+    alias, _, field = of.partition(".")
+    if alias == fact:
+        return f"its {field_label(field)}"
+    return f"the {field_label(field)} of {_other_text(alias, fact, aliases)}"
 
 
 # Author's notes in a condition's text (which setting, what absence counts as); a reader of a
@@ -246,6 +290,12 @@ def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
         return f"clause {condition.clause} is {words(condition.status)}"
     if isinstance(condition, PolicyIs):
         return f"policy {condition.policy} finds it {words(condition.determination)}"
+    if isinstance(condition, Distinct):
+        kinds = {(aliases or {}).get(a, "") for a in condition.aliases}
+        listed = ", ".join(condition.aliases[:-1]) + f" and {condition.aliases[-1]}"
+        if len(kinds) == 1 and "" not in kinds:
+            return f"{listed} are different {fact_label(kinds.pop())}s"
+        return f"{listed} are different facts"
     return head_text(condition, aliases=aliases)
 
 

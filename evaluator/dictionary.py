@@ -95,8 +95,10 @@ def physical_fields(info: FieldInfo) -> tuple[str, ...]:
             n,
             f"{n}_lo",
             f"{n}_hi",
+            *(f"{n}_{p}_{b}" for p in ("mday", "mend") for b in ("lo", "hi")),
             *(
-                f"{n}_{u}_before_request_{b}"
+                f"{n}_{u}_before_{anchor}_{b}"
+                for anchor in ("request", "service")
                 for u in ("days", "months", "months_up")
                 for b in ("lo", "hi")
             ),

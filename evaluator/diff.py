@@ -170,8 +170,8 @@ def _relation_text(leaf: Compare) -> str:
 
 
 def _compare_changes(old: Compare, new: Compare) -> list[str]:
-    key_old = (old.fact, old.field, old.measure, old.minus, canon(old.where))
-    key_new = (new.fact, new.field, new.measure, new.minus, canon(new.where))
+    key_old = (old.fact, old.field, old.measure, old.minus, old.of, canon(old.where))
+    key_new = (new.fact, new.field, new.measure, new.minus, new.of, canon(new.where))
     if key_old != key_new:
         return [f"{leaf_text(old)} -> {leaf_text(new)}"]
     out = []

@@ -38,9 +38,11 @@ from .model import Determination, FromField
 from .program import (
     CAND,
     KEY,
+    PAIR,
     VAL,
     EmitFact,
     EmitMissing,
+    EmitPair,
     EmitStatus,
     EmitValue,
     EmitVerdict,
@@ -379,6 +381,8 @@ class _Session:
             self._value(rule, action, ids)
         elif isinstance(action, EmitFact):
             self._fact(rule, action, matched, ids)
+        elif isinstance(action, EmitPair):
+            self._pair(action, matched, ids)
         elif isinstance(action, EmitStatus):
             self._status(rule, action, ids)
         elif isinstance(action, EmitMissing):
@@ -478,6 +482,23 @@ class _Session:
                 fact["src"] = src
         self._assert_derived(fact)
         self.trace.derived.append(Emitted(fact, rule.name, ids))
+
+    def _pair(
+        self, action: EmitPair, matched: Mapping[str, Mapping[str, Any]], ids: Mapping[str, str]
+    ) -> None:
+        """Copy two bound facts' fields into one pair fact; the engine compares them there."""
+        keys = tuple(ids[k] for k in action.keys)
+        seen = (f"pair {action.node}", keys)
+        if seen in self.seen_facts:
+            return
+        self.seen_facts.add(seen)
+        fact: dict[str, Any] = {"t": PAIR, "n": action.node}
+        for i, key in enumerate(keys, start=1):
+            fact[f"k{i}"] = key
+        for name, alias, physical in action.fields:
+            if physical in matched[alias]:
+                fact[name] = matched[alias][physical]
+        self._assert_derived(fact)
 
     def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
         if action.records:

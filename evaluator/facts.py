@@ -16,6 +16,7 @@ from evaluator.dates import (
     Interval,
     PartialDate,
     days_between,
+    month_position,
     months_between,
     months_to_reach_between,
     parse_date,
@@ -270,6 +271,9 @@ class _Builder:
         # A bad request date is reported when the request fact converts it; distances are
         # then left out rather than measured to nothing.
         self.request = _quiet_date(self.data["request"]["date"])
+        # The planned date of service, when given: dates also get their distances to it.
+        service = self.data["request"].get("service_date")
+        self.service = _quiet_date(service) if service is not None else None
 
     def run(self) -> Normalised:
         request = self.data["request"]
@@ -343,6 +347,10 @@ class _Builder:
 
     def physical_therapy(self, therapy: Mapping[str, Any], pointer: str) -> None:
         fields = self.mapped(therapy, pointer, _PHYSICAL_THERAPY)
+        # An ongoing course with no end date lasts until the request date, never past it.
+        ongoing = "end" not in therapy and _ongoing(therapy, self.request)
+        if ongoing:
+            fields.append(("end", self.data["request"]["date"], f"{pointer}/status"))
         # A documented duration is used as written: it beats what imprecise dates would give.
         if "duration" in therapy:
             try:
@@ -352,9 +360,10 @@ class _Builder:
                 self.problems.add("bad_date", error.message, where)
             else:
                 fields.append(("duration", Interval(days, days), f"{pointer}/duration"))
-        elif "start" in therapy and "end" in therapy:
+        elif "start" in therapy and ("end" in therapy or ongoing):
             # Bad dates are reported once, when the start and end fields themselves convert.
-            start, end = _quiet_date(therapy["start"]), _quiet_date(therapy["end"])
+            start = _quiet_date(therapy["start"])
+            end = _quiet_date(therapy["end"]) if "end" in therapy else self.request
             if start is not None and end is not None and end.hi >= start.lo:
                 between = days_between(start, end)
                 # Days cannot be negative; the lower bound across two month-only dates can be.
@@ -482,15 +491,22 @@ class _Builder:
                 return {}
             lo, hi = day.lo.toordinal(), day.hi.toordinal()
             out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
-            if self.request is not None:
+            # Calendar positions, so that months between two facts' dates are field arithmetic
+            # in the engine (dates.month_position).
+            for bound, when in (("lo", day.lo), ("hi", day.hi)):
+                out[f"{name}_mday_{bound}"] = month_position(when)
+                out[f"{name}_mend_{bound}"] = month_position(when, as_end=True)
+            for anchor, to in (("request", self.request), ("service", self.service)):
+                if to is None:
+                    continue
                 for unit, between in (
                     ("days", days_between),
                     ("months", months_between),
                     ("months_up", months_to_reach_between),
                 ):
-                    distance = between(day, self.request)
-                    out[f"{name}_{unit}_before_request_lo"] = distance.lo
-                    out[f"{name}_{unit}_before_request_hi"] = distance.hi
+                    distance = between(day, to)
+                    out[f"{name}_{unit}_before_{anchor}_lo"] = distance.lo
+                    out[f"{name}_{unit}_before_{anchor}_hi"] = distance.hi
             return out
         if kind == "duration":
             return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
@@ -597,8 +613,14 @@ class _Builder:
                 del fields[key]
 
 
+def _ongoing(therapy: Mapping[str, Any], request: PartialDate | None) -> bool:
+    """True for a course the record calls ongoing (one plain status) with a request date."""
+    return therapy.get("status") == "ongoing" and request is not None
+
+
 def _derived_from(key: str, name: str) -> bool:
     """True when `key` is one of the fields a date or duration `name` becomes (facts.py)."""
-    return key in (f"{name}_lo", f"{name}_hi") or (
-        key.startswith(f"{name}_") and "_before_request_" in key
-    )
+    if key in (f"{name}_lo", f"{name}_hi"):
+        return True
+    rest = key[len(name) + 1 :] if key.startswith(f"{name}_") else ""
+    return rest[:5] in ("mday_", "mend_") or "_before_request_" in key or "_before_service_" in key

@@ -279,6 +279,10 @@ class Folder:
 
     def _compare(self, cond: Compare, node: str, tree: _Tree) -> bool:
         low = self.low
+        if low.needs_values(cond):
+            # Two facts' sides or dates: the per-node lowering derives its value (pair facts,
+            # one rule per pair of sides), which the folded pattern reads.
+            return self._opaque(cond, node, tree)
         found = low.compare_tests(cond, tree.scope)
         if found is None:
             return False

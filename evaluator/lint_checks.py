@@ -16,6 +16,7 @@ from .conditions import (
     Compare,
     Condition,
     Count,
+    Distinct,
     Every,
     Exists,
     Not,
@@ -172,6 +173,9 @@ for _code, _text in (
     ("not_segments", "an alternative line names a fact type without a `segment` or `line` field"),
     ("nested_count", "a `count` inside every/some/count (the engine cannot count per element)"),
     ("engine_limit", "the compiled policy exceeds a durable_rules limit (rules, joins, values)"),
+    ("not_a_date", "a time comparison (within, before, after, apart) on a field not a date"),
+    ("not_a_side", "a `same_side_as` on a field whose values are not left, right, bilateral"),
+    ("unbound_time", "the time between two facts where the compared fact is not bound"),
 ):
     _register(_code, Severity.ERROR, _text, Origin.COMPILER)
 
@@ -568,6 +572,35 @@ def vacuous_every(ctx: Context) -> Iterator[Hit]:
                 f"remove `if_empty` (an empty set is then not documented), or add `applies_when: "
                 f"{{exists: {{fact: {node.binding.fact}}}}}`",
             )
+
+
+@policy_rule(
+    "constant_pairwise",
+    Severity.ERROR,
+    "a comparison of two facts that cannot depend on the facts: a date or side compared with "
+    "itself, or `distinct` over names bound to different fact types",
+)
+def constant_pairwise(ctx: Context) -> Iterator[Hit]:
+    for root, scope, _ in _roots(ctx.policy):
+        for node, inner in scoped(root, scope):
+            if isinstance(node, Distinct):
+                kinds = {inner.get(a) for a in node.aliases}
+                if len(kinds) == len(node.aliases) and None not in kinds:
+                    yield Hit(
+                        f"{node.pointer}/distinct",
+                        f"`{', '.join(node.aliases)}` are bound to different fact types, so "
+                        "they are always different facts",
+                        "compare two names bound to the same fact type, or remove `distinct`",
+                    )
+            elif isinstance(node, Compare) and (node.of or node.op is Op.SAME_SIDE_AS):
+                other = node.of if node.op is not Op.SAME_SIDE_AS else str(node.operand)
+                if other == f"{node.fact}.{node.field}":
+                    key = "same_side_as" if node.op is Op.SAME_SIDE_AS else "of"
+                    yield Hit(
+                        f"{node.pointer}/{key}",
+                        f"`{node.fact}.{node.field}` is compared with itself",
+                        "name another date or side",
+                    )
 
 
 # Phrases that state which side of a number its edge falls on; "near" is a few words away.

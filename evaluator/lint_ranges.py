@@ -10,6 +10,7 @@ from .comparisons import UNIT_DAYS
 from .conditions import (
     LEVEL_OPS,
     THRESHOLD_OPS,
+    TIME_OPS,
     All,
     AnyOf,
     Compare,
@@ -141,8 +142,8 @@ def leaf_of(node: Compare, scope: Scope, types: Mapping[str, FactType]) -> Leaf 
         except LevelError:
             return None
         scale, span = "index", _SPANS[node.op](index)
-    elif node.op is Op.DOCUMENTED:
-        return None
+    elif node.op is Op.DOCUMENTED or node.op in TIME_OPS or node.op is Op.SAME_SIDE_AS:
+        return None  # two dates or two sides: no range on one field for lint to compare
     else:
         assert operand is not None
         assert not isinstance(operand, Threshold)

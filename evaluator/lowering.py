@@ -13,8 +13,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from . import dictionary
-from .comparisons import NEVER, Outcomes, check_value, lower
+from .comparisons import (
+    NEVER,
+    PAIR_FIRST,
+    PAIR_SECOND,
+    Outcomes,
+    check_value,
+    is_side,
+    lower,
+    side_pairs,
+)
 from .conditions import (
+    TIME_ANCHORS,
+    TIME_OPS,
     All,
     AnyOf,
     Binding,
@@ -23,10 +34,12 @@ from .conditions import (
     Condition,
     Count,
     Demonstrated,
+    Distinct,
     Every,
     Exists,
     NOf,
     Not,
+    Op,
     PolicyIs,
     Some,
     Threshold,
@@ -42,6 +55,7 @@ from .model import Clause, DeriveRule, Policy
 from .program import (
     CAND,
     KEY,
+    PAIR,
     POLICY_RESULT,
     STAGE,
     STATUS,
@@ -51,6 +65,7 @@ from .program import (
     AnyTest,
     ClauseNodes,
     EmitMissing,
+    EmitPair,
     EmitValue,
     Eq,
     Join,
@@ -263,6 +278,8 @@ class Lowering:
             stage = self.clause_is(cond, scope, node_id)
         elif isinstance(cond, PolicyIs):
             stage = self.policy_is(cond, scope, node_id)
+        elif isinstance(cond, Distinct):
+            stage = self.distinct(cond, scope, node_id)
         elif isinstance(cond, All | AnyOf):
             children = tuple(f"{node_id}/{i}" for i in range(len(cond.parts)))
             stages = [self.node(p, scope, c) for p, c in zip(cond.parts, children, strict=True)]
@@ -338,8 +355,27 @@ class Lowering:
         if info is None:
             return None
         self.check_where(fact, leaf.where, scope, leaf.pointer)
-        outcomes = lower(leaf, info, self.policy.below_threshold_words, self.problems, self.locate)
+        pair = (
+            self.check_time(leaf, fact, scope.find(leaf.fact), scope)
+            if leaf.op in TIME_OPS
+            else False
+        )
+        if pair is None:
+            return None
+        outcomes = lower(
+            leaf, info, self.policy.below_threshold_words, self.problems, self.locate, pair
+        )
         return fact, outcomes
+
+    def needs_values(self, leaf: Compare) -> bool:
+        """True for a comparison of two facts that only the per-node lowering takes (a side
+        compared with another fact's, the time between two bound facts): folding reads its
+        value instead of folding its tests into one pattern."""
+        if leaf.op is Op.SAME_SIDE_AS:
+            return True
+        if leaf.op not in TIME_OPS or (leaf.of or "") in TIME_ANCHORS:
+            return False
+        return (leaf.of or "").partition(".")[0] != leaf.fact
 
     def compare(self, leaf: Compare, scope: Scope, node_id: str) -> int:
         found = self.compare_tests(leaf, scope)
@@ -347,27 +383,42 @@ class Lowering:
             return 0
         fact, outcomes = found
         bound = scope.find(leaf.fact)
-        by_value = ((T, outcomes.true), (F, outcomes.false), (U, outcomes.unknown))
+        if bound is not None and self.needs_values(leaf) and leaf.op in TIME_OPS:
+            return self.pair_compare(leaf, outcomes, bound, scope, node_id)
+        # (value, test on the compared fact, tests on other bound facts) per rule.
+        variants: list[tuple[Truth, Test, dict[str, Test]]] = [
+            (T, outcomes.true, {}),
+            (F, outcomes.false, {}),
+            (U, outcomes.unknown, {}),
+        ]
+        if leaf.op is Op.SAME_SIDE_AS:
+            sides = self.side_variants(leaf, outcomes, scope)
+            if sides is None:
+                return 0
+            variants = sides
         if bound is not None:
             # The bound fact itself: exactly one fact, so each outcome is the node's value.
             stage = self.anchor_stage(scope) + 1
-            for value, test in by_value:
+            me = _alias(bound.alias)
+            for value, test, extra in variants:
                 if not _is_never(test):
+                    tests = dict(extra)
+                    tests[me] = AllOf((test, tests[me])) if me in tests else test
                     self.emit(
                         stage,
-                        self.anchors(scope, {_alias(bound.alias): test}),
-                        EmitValue(VAL, node_id, value, scope.keys, _alias(bound.alias)),
+                        self.anchors(scope, tests),
+                        EmitValue(VAL, node_id, value, scope.keys, me),
                         node_id,
                     )
             return stage
         stage = max(self.anchor_stage(scope), self.stage_of_fact(fact.name, leaf.pointer)) + 1
         base: list[Test] = [Eq("t", fact.name), *self.where(leaf.where)]
         kind = CAND if fact.many else VAL
-        for value, test in by_value:
+        for value, test, extra in variants:
             pattern = Pattern("f", AllOf((*base, test)))
             self.emit(
                 stage,
-                [*self.anchors(scope), pattern],
+                [*self.anchors(scope, extra), pattern],
                 EmitValue(kind, node_id, value, scope.keys, "f"),
                 node_id,
             )
@@ -396,6 +447,106 @@ class Lowering:
             EmitMissing(node_id, scope.keys, tuple(b.alias for b in scope.bindings), "f"),
             node_id,
         )
+        return stage + 1
+
+    def side_variants(
+        self, leaf: Compare, outcomes: Outcomes, scope: Scope
+    ) -> list[tuple[Truth, Test, dict[str, Test]]] | None:
+        """The rules of `same_side_as`: tests on the compared fact and on the other bound fact,
+        never a join between them (a non-equality join crashes durable_rules, trap 17)."""
+        if _is_never(outcomes.true):
+            return None  # not a side field: lower() reported it
+        alias, _, field = str(leaf.operand).partition(".")
+        at = self.locate(f"{leaf.pointer}/same_side_as")
+        other = scope.find(alias)
+        if other is None:
+            self.problems.add("unknown_alias", f"`{alias}` is not bound here", at)
+            return None
+        other_type = self.types.get(other.fact)
+        info = other_type.fields.get(field) if other_type else None
+        if info is None:
+            self.problems.add("unknown_field", f"fact `{other.fact}` has no field `{field}`", at)
+            return None
+        if not is_side(info):
+            self.problems.add(
+                "not_a_side",
+                f"`{other.fact}.{field}` is not a side field (left, right, bilateral)",
+                at,
+            )
+            return None
+        variants: list[tuple[Truth, Test, dict[str, Test]]] = []
+        for value, pairs in side_pairs(leaf.field, field).items():
+            for mine, theirs in pairs:
+                extra = {} if theirs is None else {_alias(alias): theirs}
+                variants.append((value, mine if mine is not None else AllOf(()), extra))
+        return variants
+
+    def check_time(
+        self, leaf: Compare, fact: FactType, bound: Binding | None, scope: Scope
+    ) -> bool | None:
+        """Return whether a time comparison needs a pair fact (its `of` is another bound fact);
+        None after reporting a problem."""
+        at = self.locate(f"{leaf.pointer}/of")
+        of = leaf.of or ""
+        if of in TIME_ANCHORS:
+            return False
+        alias, _, field = of.partition(".")
+        other = fact if alias == leaf.fact else None
+        if other is None:
+            binding = scope.find(alias)
+            if binding is None:
+                self.problems.add(
+                    "unknown_alias",
+                    f"`{alias}` is not bound here (`of` is request, service, or a bound "
+                    "fact's date)",
+                    at,
+                )
+                return None
+            other = self.types.get(binding.fact)
+        info = other.fields.get(field) if other else None
+        if other is None or info is None:
+            name = other.name if other else alias
+            self.problems.add("unknown_field", f"fact `{name}` has no field `{field}`", at)
+            return None
+        if info.kind != "date":
+            self.problems.add("not_a_date", f"`{other.name}.{field}` is not a date field", at)
+            return None
+        if alias == leaf.fact:
+            return False
+        if bound is None:
+            self.problems.add(
+                "unbound_time",
+                f"the time between `{leaf.fact}` and `{alias}` needs both facts bound: bind "
+                f"`{leaf.fact}` with every, some or count",
+                self.locate(f"{leaf.pointer}/fact"),
+            )
+            return None
+        return True
+
+    def pair_compare(
+        self, leaf: Compare, outcomes: Outcomes, bound: Binding, scope: Scope, node_id: str
+    ) -> int:
+        """Time between two bound facts: one stage copies both dates into a pair fact, the
+        next compares them there with arithmetic on that one fact."""
+        alias, _, field = str(leaf.of).partition(".")
+        copies: list[tuple[str, str, str]] = []
+        for prefix, who, name in (
+            (PAIR_FIRST, bound.alias, leaf.field),
+            (PAIR_SECOND, alias, field),
+        ):
+            for part in ("lo", "hi", "mday_lo", "mday_hi", "mend_lo", "mend_hi"):
+                copies.append((f"{prefix}_{part}", _alias(who), f"{name}_{part}"))
+        stage = self.anchor_stage(scope) + 1
+        self.emit(stage, self.anchors(scope), EmitPair(node_id, scope.keys, tuple(copies)), node_id)
+        joins = [Join(f"k{i + 1}", key, KEY) for i, key in enumerate(scope.keys)]
+        for value, test in ((T, outcomes.true), (F, outcomes.false), (U, outcomes.unknown)):
+            pattern = Pattern("p", AllOf((Eq("t", PAIR), Eq("n", node_id), *joins, test)))
+            self.emit(
+                stage + 1,
+                [*self.anchors(scope), pattern],
+                EmitValue(VAL, node_id, value, scope.keys, _alias(bound.alias)),
+                node_id,
+            )
         return stage + 1
 
     def exists(self, cond: Exists, scope: Scope, node_id: str) -> int:
@@ -435,6 +586,39 @@ class Lowering:
             node_id,
         )
         return stage
+
+    def distinct(self, cond: Distinct, scope: Scope, node_id: str) -> int:
+        """Two names for one fact are found by an equality join on the key (false); true is the
+        absence of that value one stage later. A non-equality join (key differs) would crash
+        durable_rules (trap 17)."""
+        names = [_alias(a) for a in cond.aliases]
+        for alias in cond.aliases:
+            if scope.find(alias) is None:
+                self.problems.add(
+                    "unknown_alias",
+                    f"`{alias}` is not bound here",
+                    self.locate(f"{cond.pointer}/distinct"),
+                )
+        if any(scope.find(a) is None for a in cond.aliases):
+            return 0
+        order = {key: i for i, key in enumerate(scope.keys)}
+        stage = self.anchor_stage(scope) + 1
+        for first, second in itertools.combinations(sorted(set(names), key=order.__getitem__), 2):
+            # A join may only refer to a fact matched earlier in the rule.
+            same = Join(KEY, first, KEY)
+            self.emit(
+                stage,
+                self.anchors(scope, {second: same}),
+                EmitValue(VAL, node_id, F, scope.keys),
+                node_id,
+            )
+        self.emit(
+            stage + 1,
+            [*self.anchors(scope), self.value_pattern("x", (node_id,), (F,), scope, negated=True)],
+            EmitValue(VAL, node_id, T, scope.keys),
+            node_id,
+        )
+        return stage + 1
 
     def policy_is(self, cond: PolicyIs, scope: Scope, node_id: str) -> int:
         """Another policy's determination, given as a fact; none given (it could not be

@@ -23,6 +23,10 @@ VERDICT = "verdict"
 CASE = "case"
 # Another policy's determination, given to a session by the API (`{policy: id, is: ...}`).
 POLICY_RESULT = "policy_result"
+# Two bound facts' dates copied into one fact, so that the time between them is arithmetic on
+# fields of one fact (a comparison across two facts would be a non-equality join, which crashes
+# durable_rules: trap 17).
+PAIR = "pair"
 # Joins between facts use this copy of `id`: durable_rules 2.0.28 fails to join on `id` itself
 # when the two facts were asserted in different calls (reproduced in tests/test_engine.py).
 KEY = "key"
@@ -144,6 +148,16 @@ class EmitFact:
 
 
 @dataclass(frozen=True, slots=True)
+class EmitPair:
+    """Assert a PAIR fact for `node` and the bound facts `keys`: each name in `fields` gets the
+    value of (alias, engine field) of the matched facts, when that fact has it."""
+
+    node: str
+    keys: tuple[str, ...]
+    fields: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class EmitStatus:
     clause: str
     status: Status
@@ -168,7 +182,7 @@ class EmitMissing:
     source: str | None = None
 
 
-Action: TypeAlias = EmitValue | EmitFact | EmitStatus | EmitVerdict | EmitMissing
+Action: TypeAlias = EmitValue | EmitFact | EmitPair | EmitStatus | EmitVerdict | EmitMissing
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import api
-from .conditions import Compare, Condition, Threshold, walk
+from .comparisons import SIDES
+from .conditions import Compare, Condition, Op, Threshold, walk
 from .engine import Engine
 from .errors import EngineError
 from .model import Determination, Policy, Status
@@ -108,6 +109,8 @@ def leaves(conditions: Iterable[Condition | None]) -> list[Compare]:
 
 def _candidates(leaf: Compare, thresholds: Sequence[float]) -> list[Any]:
     operand = leaf.operand
+    if leaf.op is Op.SAME_SIDE_AS:
+        return list(SIDES)  # the operand names the other fact's side, not a value
     if isinstance(operand, Threshold):
         step = 1.0 if float(operand.value).is_integer() else 0.1
         values = {round(t + d, 6) for t in thresholds for d in (-step, 0.0, step)}

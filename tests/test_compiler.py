@@ -25,6 +25,7 @@ from evaluator.model import Determination
 from evaluator.policies import Library, load_policy
 from evaluator.program import (
     CAND,
+    PAIR,
     STAGE,
     STATUS,
     VAL,
@@ -32,6 +33,7 @@ from evaluator.program import (
     AnyTest,
     EmitFact,
     EmitMissing,
+    EmitPair,
     EmitStatus,
     EmitValue,
     EmitVerdict,
@@ -552,6 +554,8 @@ def stage_violations(program: Program) -> Iterator[str]:
             key = (STATUS, action.clause, None)
         elif isinstance(action, EmitMissing):
             continue  # fails the evaluation; produces nothing another rule reads
+        elif isinstance(action, EmitPair):
+            key = (PAIR, action.node, None)
         else:
             assert isinstance(action, EmitVerdict)
             key = ("verdict", None, None)
@@ -577,6 +581,8 @@ def stage_violations(program: Program) -> Iterator[str]:
                 elif kind == STATUS:
                     found = _eq_values(pattern.test, "clause") or clauses
                     reads += [(STATUS, c, None) for c in found]
+                elif kind == PAIR:
+                    reads += [(PAIR, n, None) for n in _eq_values(pattern.test, "n") or ()]
                 elif kind in derived:
                     reads.append(("fact", kind, None))
             for read in reads:

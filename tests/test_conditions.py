@@ -79,6 +79,31 @@ OP_SAMPLES: dict[Op, dict[str, Any]] = {
     Op.BELOW: {"fact": "line", "field": "lower", "below": "L5"},
     Op.AT_OR_BELOW: {"fact": "line", "field": "lower", "at_or_below": "S1"},
     Op.DOCUMENTED: {"fact": "nicotine", "field": "cotinine", "documented": True},
+    Op.WITHIN: {
+        "fact": "diabetes",
+        "field": "hba1c_date",
+        "within": {"value": 90, "unit": "days"},
+        "of": "request",
+    },
+    Op.BEFORE: {
+        "fact": "physical_therapy",
+        "field": "start",
+        "before": {"value": 8, "unit": "weeks"},
+        "of": "physical_therapy.end",
+    },
+    Op.AFTER: {
+        "fact": "physical_therapy",
+        "field": "end",
+        "after": {"value": 2, "unit": "months"},
+        "of": "physical_therapy.start",
+    },
+    Op.APART: {
+        "fact": "diagnostic_block",
+        "field": "date",
+        "apart": {"value": 1, "unit": "days"},
+        "of": "service",
+    },
+    Op.SAME_SIDE_AS: {"fact": "si_pain", "field": "side", "same_side_as": "ln.side"},
 }
 LEAF = OP_SAMPLES[Op.EQUALS]
 BINDING = {"fact": "fused_segment", "as": "seg", "where": {"line": "fusion"}}
@@ -101,6 +126,7 @@ KEY_SAMPLES: dict[str, dict[str, Any]] = {
     "exists": {"exists": {"fact": "red_flag", "where": {"kind": "tumour"}}},
     "clause": {"clause": "LF-URGENT", "is": "met"},
     "policy": {"policy": "si-joint-fusion", "is": "medically_necessary"},
+    "distinct": {"distinct": ["first", "second"]},
 }
 
 
@@ -250,6 +276,11 @@ _PARTNER = {
     Op.AT_OR_ABOVE: Op.ABOVE,
     Op.BELOW: Op.AT_OR_BELOW,
     Op.AT_OR_BELOW: Op.BELOW,
+    Op.WITHIN: Op.BEFORE,
+    Op.BEFORE: Op.AFTER,
+    Op.AFTER: Op.APART,
+    Op.APART: Op.WITHIN,
+    Op.SAME_SIDE_AS: Op.EQUALS,
 }
 
 

@@ -38,6 +38,7 @@ def fusion_diff() -> diff.Diff:
 # the rest is wording and lifecycle metadata. Issue 8 then changed 2025.1 in place: imaging
 # correlation needs an MRI or CT performed, flexion-extension views not obtained make the motion
 # route false, and SI fixation gained the SI-joint-criteria route (a reference to that policy).
+# Issue 11 then asked for an HbA1c from the 90 days before the request (LF-DIABETES).
 INTENDED = {
     ("metadata", "status", "changed", False),
     ("metadata", "effective_from", "changed", False),
@@ -54,6 +55,7 @@ INTENDED = {
     ("clause", "LF-INSTABILITY", "changed", True),
     ("clause", "LF-IMAGING-CORRELATION", "changed", True),
     ("clause", "LF-SI-FIXATION", "changed", True),
+    ("clause", "LF-DIABETES", "changed", True),
     ("clause", "LF-PHYSICAL-THERAPY", "added", True),
     ("clause", "LF-DEFORMITY-MEASURED", "added", True),
     # wording only: 2025.1 words findings for these clauses (issue 12); nothing they decide
@@ -87,7 +89,7 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
-    assert len(shown) == 5
+    assert len(shown) == 6  # the five of issue 8 and LF-DIABETES (issue 11)
     for change in shown:
         w = change.witness
         assert w is not None

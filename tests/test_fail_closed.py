@@ -8,6 +8,7 @@ different decision would mean a combination rule decided on the values that happ
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from evaluator import api, ruleset
-from evaluator.cases import Case, load_case
+from evaluator.cases import Case, case_from_data, load_case
 from evaluator.compiler import compile_policy
 from evaluator.errors import EngineError
 from evaluator.policies import Library
@@ -174,6 +175,11 @@ def test_the_mutations_reach_the_folded_rules(library: Library) -> None:
 
 def test_the_error_names_the_bound_facts(monkeypatch: pytest.MonkeyPatch, library: Library) -> None:
     _mutate(monkeypatch, "not-equal")
-    case = load_case(ROOT / "examples" / "cases" / "si-approvable-unilateral.json")
+    # A pain over a broader region: its location is false only through `!=`, which the mutation
+    # breaks; with no nicotine record, no unbound `!=` leaf fails first.
+    data = json.loads((ROOT / "examples" / "cases" / "si-approvable-unilateral.json").read_text())
+    del data["nicotine"]
+    data["si_joint"]["pain"] = [{"side": "right", "location": "broader_region"}]
+    case = case_from_data(data, "broader.json")
     with pytest.raises(EngineError, match=r"got no value with pain=si_pain:\d+"):
         api.evaluate(case, library.get("si-joint-fusion", case.request_date.lo))

@@ -228,14 +228,14 @@ def valued(rules: int, per_rule: int) -> Program:
 
 
 def test_more_than_400_distinct_values_on_one_property_are_refused():
-    # 600 values in one lane (200 rules): past 512 creation would never return.
-    (message,) = refused(valued(LANE, 3))
+    # 600 values in one lane (LANE rules): past 512 creation would never return.
+    (message,) = refused(valued(LANE, 600 // LANE))
     assert "600 distinct values" in message
     assert "`cpt`" in message
 
 
 def test_400_distinct_values_on_one_property_are_accepted():
-    render(valued(LANE, 2))
+    render(valued(LANE, MAX_DISTINCT_VALUES // LANE))
     assert MAX_DISTINCT_VALUES < 512
 
 
