@@ -103,6 +103,8 @@ class DeriveRule:
     fact: str
     values: Mapping[str, Scalar | FromField]
     pointer: str
+    # `module@version` when the rule comes from an imported shared module
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class Clause:
     pointer: str
     # Per failing status, the sentence about this patient (evaluator/findings.py templates).
     finding: Mapping[Status, str] = field(default_factory=dict)
+    # `module@version template` when the clause places a shared clause template (`use`)
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,21 @@ class Alternative:
     when: Condition
     summary: str
     lines: tuple[AlternativeLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """A shared module a policy imports (modules.py), pinned by version."""
+
+    module: str
+    version: str
+    path: str
+    # of the module's canonical content; the policy's content hash covers it
+    sha256: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.module}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,8 @@ class Policy:
     document: Document | None = field(default=None, compare=False, repr=False)
     # The value sets its conditions use, by name (already expanded into them at load).
     value_sets: Mapping[str, ValueSet] = field(default_factory=lambda: MappingProxyType({}))
+    # The shared modules it imports, dependencies first (already merged into it at load).
+    imports: tuple[Import, ...] = ()
 
     def locate(self, pointer: str) -> Location:
         """Return the file location of a JSON pointer into the policy file."""

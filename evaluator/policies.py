@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import parse_cache, records, resources, schemas, source, valuesets
+from . import modules, parse_cache, records, resources, schemas, source, valuesets
 from .conditions import Threshold, parse_binding, parse_condition
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
@@ -22,6 +22,7 @@ from .model import (
     DerivedType,
     DeriveRule,
     FromField,
+    Import,
     LevelCodes,
     Lifecycle,
     Policy,
@@ -58,10 +59,12 @@ def _sha256(document: source.Document) -> str:
 def build_policy(document: source.Document) -> Policy:
     """Return the Policy model of a schema-valid document.
 
-    Value sets expand to plain conditions first (valuesets.py); raises PolicyError for an
+    Imports resolve first (modules.py), then value sets expand to plain conditions
+    (valuesets.py); raises PolicyError for an unknown module, an import cycle or clash, an
     unknown value set or a threshold unit that does not convert.
     """
-    expansion = valuesets.expand(document)
+    resolution = modules.resolve(document)
+    expansion = valuesets.expand(document, resolution.data, resolution.value_sets)
     data: Mapping[str, Any] = expansion.data
     raw_settings = {k: v for k, v in data.get("settings", {}).items() if k != "qualitative_words"}
     settings = {k: Threshold(v["value"], v["unit"], k) for k, v in raw_settings.items()}
@@ -95,6 +98,7 @@ def build_policy(document: source.Document) -> Policy:
                     finding=MappingProxyType(
                         {Status(k): v for k, v in raw.get("finding", {}).items()}
                     ),
+                    origin=resolution.origins.get(f"clause:{raw['id']}"),
                 )
             )
         sections.append(Section(sec["id"], sec["title"], sec.get("description"), tuple(clauses)))
@@ -121,6 +125,7 @@ def build_policy(document: source.Document) -> Policy:
                 fact=raw["derive"]["fact"],
                 values=MappingProxyType(values),
                 pointer=base,
+                origin=resolution.origins.get(f"rule:{raw['id']}"),
             )
         )
 
@@ -173,12 +178,8 @@ def build_policy(document: source.Document) -> Policy:
         sections=tuple(sections),
         alternative=alternative,
         sha256=_sha256(document),
-        # A shared value set is part of what the policy says, so its hash covers it.
-        content_sha256=content_sha256(
-            {"policy": document.data, "value_sets": expansion.shared}
-            if expansion.shared
-            else document.data
-        ),
+        # A shared value set or module is part of what the policy says, so its hash covers it.
+        content_sha256=content_sha256(_hashed(document, expansion, resolution)),
         supersedes=data.get("supersedes"),
         changelog=tuple(
             Change(c["change"], c["reason"], tuple(c.get("cites", ())))
@@ -187,7 +188,22 @@ def build_policy(document: source.Document) -> Policy:
         path=document.path,
         document=document,
         value_sets=MappingProxyType(expansion.value_sets),
+        imports=tuple(Import(m.name, m.version, m.path, m.sha256) for m in resolution.modules),
     )
+
+
+def _hashed(
+    document: source.Document, expansion: valuesets.Expansion, resolution: modules.Resolution
+) -> Any:
+    # a policy with nothing shared hashes as its own data, as before shared files existed
+    if not expansion.shared and not resolution.modules:
+        return document.data
+    hashed: dict[str, Any] = {"policy": document.data}
+    if expansion.shared:
+        hashed["value_sets"] = expansion.shared
+    if resolution.modules:
+        hashed["modules"] = {m.ref: m.data for m in resolution.modules}
+    return hashed
 
 
 def content_sha256(data: Any) -> str:
