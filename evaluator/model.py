@@ -158,6 +158,7 @@ class Import:
 
     module: str
     version: str
+    title: str
     path: str
     # of the module's canonical content; the policy's content hash covers it
     sha256: str

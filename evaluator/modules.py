@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import records, schemas, source
+from . import records, resources, schemas, source
 from .errors import Location, PolicyError, Problem
 
 SHARED = "_shared"
@@ -57,15 +57,22 @@ class Resolution:
     value_sets: dict[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
 
 
-def shared_root(policy_path: str | Path) -> Path:
-    """Return policies/_shared for a policy at policies/<id>/<version>.yaml."""
-    return Path(policy_path).resolve().parent.parent / SHARED
+def shared_roots(policy_path: str) -> list[Path]:
+    """Return where a policy's modules are looked for: policies/_shared beside its folder
+    (policies/<id>/<version>.yaml), then the bundled policies' (a policy copied out of its
+    library, a scratch copy for impact or a git revision for diff, still finds them: a module
+    is pinned by version, so either copy says the same). A policy read from standard input has
+    only the bundled ones."""
+    bundled = resources.policies_dir() / SHARED
+    if policy_path == source.STDIN_NAME:
+        return [bundled]
+    return list(dict.fromkeys((Path(policy_path).resolve().parent.parent / SHARED, bundled)))
 
 
 class _Resolver:
     def __init__(self, document: source.Document) -> None:
         self.document = document
-        self.root = None if document.path == source.STDIN_NAME else shared_root(document.path)
+        self.roots = shared_roots(document.path)
         self.read: dict[str, Module] = {}  # by name: one version per policy
         self.order: list[Module] = []
         self.problems: list[Problem] = []
@@ -74,15 +81,17 @@ class _Resolver:
         self.problems.append(Problem(code, message, at, hint))
 
     def available(self) -> list[str]:
-        if self.root is None or not self.root.is_dir():
-            return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and p.name not in RESERVED
+            {
+                p.name
+                for root in self.roots
+                if root.is_dir()
+                for p in root.iterdir()
+                if p.is_dir() and p.name not in RESERVED
+            }
         )
 
-    def load(
-        self, raw: Mapping[str, Any], at: Location, chain: tuple[str, ...]
-    ) -> Module | None:
+    def load(self, raw: Mapping[str, Any], at: Location, chain: tuple[str, ...]) -> Module | None:
         name, version = str(raw["module"]), str(raw["version"])
         if name in chain:
             cycle = " -> ".join([*chain[chain.index(name) :], name])
@@ -100,13 +109,12 @@ class _Resolver:
                 )
                 return None
             return known
-        folder = None if self.root is None else self.root / name
-        if folder is None or name in RESERVED or not folder.is_dir():
+        folder = next((r / name for r in self.roots if (r / name).is_dir()), None)
+        if folder is None or name in RESERVED:
             close = difflib.get_close_matches(name, self.available(), n=1)
-            where = "a policy read from standard input has no shared folder" if self.root is None else f"there is no {SHARED}/{name}/ beside the policy folders"
             self.problem(
                 "unknown_module",
-                f"unknown module `{name}`: {where}",
+                f"unknown module `{name}`: there is no {SHARED}/{name}/ beside the policy folders",
                 at,
                 f"did you mean `{close[0]}`?" if close else None,
             )

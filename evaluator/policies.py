@@ -188,7 +188,9 @@ def build_policy(document: source.Document) -> Policy:
         path=document.path,
         document=document,
         value_sets=MappingProxyType(expansion.value_sets),
-        imports=tuple(Import(m.name, m.version, m.path, m.sha256) for m in resolution.modules),
+        imports=tuple(
+            Import(m.name, m.version, m.data["title"], m.path, m.sha256) for m in resolution.modules
+        ),
     )
 
 

@@ -70,7 +70,9 @@ def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, 
         "case_sha256": case_sha256(facts),
     }
     if policy.imports:
-        block["imports"] = {m.module: {"version": m.version, "sha256": m.sha256} for m in policy.imports}
+        block["imports"] = {
+            m.module: {"version": m.version, "sha256": m.sha256} for m in policy.imports
+        }
     return block
 
 

@@ -94,6 +94,8 @@ def _condition(label: str, condition: Condition | None) -> Iterator[_Block]:
 
 def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Iterator[_Block]:
     yield _Heading(4, f"{clause.id}: {clause.title}")
+    if clause.origin:
+        yield _Para(f"shared clause `{clause.origin}` (see Shared modules)", "From")
     if clause.description:
         yield _Para(clause.description)
     yield from _condition("Applies when", clause.applies_when)
@@ -139,7 +141,8 @@ def _value_set_lines(policy: Policy) -> list[str]:
 
 def _rule(rule: DeriveRule) -> list[str]:
     aliases = {b.alias: b.fact for b in rule.bindings}
-    head = f"- `{rule.id}`" + (f": {rule.description}" if rule.description else "")
+    head = f"- `{rule.id}`" + (f" (from module `{rule.origin}`)" if rule.origin else "")
+    head += f": {rule.description}" if rule.description else ""
     lines = [head]
     if rule.bindings:
         lines.append(
@@ -246,6 +249,18 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
     if settings:
         yield _Heading(2, "Settings")
         yield _List(tuple(settings))
+    if policy.imports:
+        yield _Heading(2, "Shared modules")
+        yield _Para(
+            "The policy imports these modules, each pinned by version; their settings, value"
+            " sets, derived facts and clauses are shown below as part of the policy."
+        )
+        yield _List(
+            tuple(
+                f"- `{m.ref}`: {m.title} (_shared/{m.module}/{m.version}.yaml)"
+                for m in policy.imports
+            )
+        )
     value_sets = _value_set_lines(policy)
     if value_sets:
         yield _Heading(2, "Value sets")

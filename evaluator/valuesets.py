@@ -121,7 +121,8 @@ class _Expander:
             if isinstance(value, Mapping) and "in_value_set" in value:
                 found = self.lookup(value["in_value_set"], f"{pointer}/{field}/in_value_set")
                 if found is not None:
-                    where[field] = {"one_of": list(found.codes)}
+                    # the name stays beside the codes so that renderings can say it
+                    where[field] = {"one_of": list(found.codes), "value_set": found.name}
                     if field == "code":
                         on_code.append(found)
         return on_code
