@@ -147,6 +147,14 @@ for _code, _text in (
     ("unknown_value_set", "an `in_value_set` names a set neither declared nor shared"),
     ("value_set_name_mismatch", "a shared value set's name differs from its file name"),
     ("quantity_needs_threshold", "a coded quantity is compared without a threshold"),
+    ("unknown_module", "an import names a shared module or version that does not exist"),
+    ("unknown_import", "a clause's `use` names a template its module does not have"),
+    ("import_cycle", "shared modules import each other in a cycle"),
+    (
+        "import_clash",
+        "an id is defined both by the policy and by an imported module (or by two modules), or"
+        " one module is imported at two versions",
+    ),
 ):
     _register(_code, Severity.ERROR, _text, Origin.LOADER)
 for _code, _text in (

@@ -166,9 +166,8 @@ def resolve(document: source.Document) -> Resolution:
         if found is not None:
             direct[found.name] = found
     resolution = Resolution(data, tuple(resolver.order))
-    if not resolver.problems:
-        _merge(resolution, document, resolver)
-        _place(resolution, document, resolver, direct, uses)
+    _merge(resolution, document, resolver)
+    _place(resolution, document, resolver, direct, uses)
     if resolver.problems:
         raise PolicyError(resolver.problems)
     return resolution
