@@ -18,6 +18,7 @@ from .errors import (
     NecessityError,
     PolicyError,
     PolicyNotFoundError,
+    Problem,
     SourceError,
 )
 from .explain import explain as explain_trace
@@ -34,6 +35,7 @@ def program_for(policy: Policy) -> Program:
     key = f"{policy.ref}#{policy.sha256}"
     if key not in _PROGRAMS:
         program = compile_policy(policy)
+        _check_reference_cycles(policy, program)
         # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
         # not an engine failure on the first case.
         try:
@@ -63,8 +65,8 @@ def evaluate(
     governs or names under `reads` (the lines of one case are one operation); facts of other
     lines are left out. Both ways of asking (one policy, or every line) therefore give it the
     same facts. A policy that refers to another's determination (`{policy: id, is: ...}`) gets
-    it as a fact: the referenced policy in force on the request date, from the same folder, is
-    evaluated first on those same facts. The policy's alternative, if any, is evaluated as a
+    it as a fact: the referenced policy in force on the date of service (else the request
+    date), from the same folder, is evaluated first on those same facts. The policy's alternative, if any, is evaluated as a
     request of its own (not with `alternative=False`, which that inner evaluation uses).
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
@@ -154,6 +156,47 @@ def facts_for(
 _LIBRARIES: dict[Path, Library] = {}
 
 
+def _libraries(policy: Policy) -> list[Library]:
+    # The policy's own folder first; a policy copied out of its library (a scratch copy for
+    # impact or a git revision for diff) still finds the bundled policies.
+    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
+    return [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+
+
+def _check_reference_cycles(policy: Policy, program: Program) -> None:
+    """Raise PolicyError (`reference_cycle`) when the policies `program` refers to refer back
+    to it, through any of their versions: whichever versions are in force on a line's date,
+    none could be evaluated first, so such a policy does not compile. Unknown ids are left to
+    evaluation (`unknown_policy_reference`)."""
+    if not program.references:
+        return
+    libraries = _libraries(policy)
+    refers: dict[str, set[str]] = {}
+    pending = list(program.references)
+    while pending:
+        pid = pending.pop()
+        if pid in refers:
+            continue
+        refers[pid] = set()
+        library = next((lib for lib in libraries if pid in lib.ids()), None)
+        if library is None or pid == policy.id:
+            continue
+        try:
+            versions = library.versions(pid)
+        except PolicyError:
+            continue  # overlapping windows: reported when the policy is chosen
+        for version in versions:
+            refers[pid].update(r.policy for r in policies.policy_references(version))
+        pending.extend(refers[pid])
+    refers[policy.id] = set(program.references)
+    problems = [
+        Problem("reference_cycle", message, policy.locate(ref.pointer), hint)
+        for ref, message, hint in policies.reference_cycles(policy, refers)
+    ]
+    if problems:
+        raise PolicyError(problems)
+
+
 def _policy_results(
     case: Case,
     policy: Policy,
@@ -172,10 +215,7 @@ def _policy_results(
     """
     if not program.references:
         return []
-    # The policy's own folder first; a policy copied out of its library (a scratch copy for
-    # impact or a git revision for diff) still finds the bundled policies.
-    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
-    libraries = [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+    libraries = _libraries(policy)
     results: list[dict[str, FactValue]] = []
     for ref in program.references:
         if ref in chain:
@@ -187,7 +227,8 @@ def _policy_results(
             )
         library = next((lib for lib in libraries if ref in lib.ids()), libraries[0])
         try:
-            referenced = library.get(ref, case.request_date.lo)
+            # the version in force for the lines: on the date of service, else the request date
+            referenced = library.get(ref, case.in_force_date)
         except PolicyNotFoundError as error:
             if error.code == "no_version_in_force":
                 continue

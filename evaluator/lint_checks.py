@@ -20,7 +20,6 @@ from .conditions import (
     Exists,
     Not,
     Op,
-    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -31,7 +30,13 @@ from .coverage import reachable_statuses
 from .dictionary import FactType
 from .lint_ranges import Leaf, Scope, always_any, groups, never_all
 from .model import Lifecycle, Policy, Status
-from .policies import overlap_problem, window_gaps, window_overlaps
+from .policies import (
+    overlap_problem,
+    policy_references,
+    reference_cycles,
+    window_gaps,
+    window_overlaps,
+)
 from .source import make_pointer
 
 _NONE = FactType("", many=False, fields={})
@@ -728,13 +733,6 @@ def overlapping_procedures(policies: Sequence[Policy]) -> Iterator[tuple[Policy,
                 )
 
 
-def _policy_references(policy: Policy) -> Iterator[PolicyIs]:
-    for root, scope, _ in _roots(policy):
-        for node, _ in scoped(root, scope):
-            if isinstance(node, PolicyIs):
-                yield node
-
-
 @library_rule(
     "reference_cycle",
     Severity.ERROR,
@@ -743,37 +741,10 @@ def _policy_references(policy: Policy) -> Iterator[PolicyIs]:
 def reference_cycle(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
     refers: dict[str, set[str]] = {}
     for policy in policies:
-        refers.setdefault(policy.id, set()).update(r.policy for r in _policy_references(policy))
-
-    def reaches(start: str, goal: str) -> list[str] | None:
-        # depth-first over policy ids; the path back to `goal`, if there is one
-        stack, seen = [[start]], {start}
-        while stack:
-            path = stack.pop()
-            if path[-1] == goal:
-                return path
-            for nxt in sorted(refers.get(path[-1], ())):
-                if nxt == goal or nxt not in seen:
-                    seen.add(nxt)
-                    stack.append([*path, nxt])
-        return None
-
+        refers.setdefault(policy.id, set()).update(r.policy for r in policy_references(policy))
     for policy in policies:
-        for ref in _policy_references(policy):
-            if ref.policy == policy.id:
-                continue  # the compiler reports a policy referring to itself
-            path = reaches(ref.policy, policy.id)
-            if path is not None:
-                cycle = " -> ".join([policy.id, *path])
-                yield (
-                    policy,
-                    Hit(
-                        ref.pointer,
-                        f"`{policy.id}` needs the determination of `{ref.policy}`, which needs "
-                        f"`{policy.id}`'s: {cycle}",
-                        "one of the policies must decide without the other",
-                    ),
-                )
+        for ref, message, hint in reference_cycles(policy, refers):
+            yield policy, Hit(ref.pointer, message, hint)
 
 
 def _windows_overlap(a: Policy, b: Policy) -> bool:

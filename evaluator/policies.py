@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import modules, parse_cache, records, resources, schemas, source, valuesets
-from .conditions import Threshold, parse_binding, parse_condition
+from .conditions import Condition, PolicyIs, Threshold, parse_binding, parse_condition, walk
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
     Alternative,
@@ -405,3 +405,53 @@ def _version_key(version: str) -> tuple[tuple[int, str], ...]:
 
 def _codes(raw: Any) -> tuple[LevelCodes, ...]:
     return tuple(LevelCodes(c["first"], c.get("additional")) for c in raw)
+
+
+# --- references between policies ------------------------------------------------------------------
+
+
+def _conditions(policy: Policy) -> Iterator[Condition]:
+    for clause in policy.clauses:
+        yield from (c for c in (clause.applies_when, clause.waived_by, clause.requires) if c)
+    yield from (rule.when for rule in policy.rules if rule.when is not None)
+    if policy.alternative is not None:
+        yield policy.alternative.when
+
+
+def policy_references(policy: Policy) -> list[PolicyIs]:
+    """Return every `{policy: ID, is: ...}` node of a policy, in file order."""
+    return [n for root in _conditions(policy) for n in walk(root) if isinstance(n, PolicyIs)]
+
+
+def reference_path(refers: Mapping[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """Return the ids from `start` to `goal` along references (depth first), or None."""
+    stack, seen = [[start]], {start}
+    while stack:
+        path = stack.pop()
+        if path[-1] == goal:
+            return path
+        for nxt in sorted(refers.get(path[-1], ())):
+            if nxt == goal or nxt not in seen:
+                seen.add(nxt)
+                stack.append([*path, nxt])
+    return None
+
+
+def reference_cycles(
+    policy: Policy, refers: Mapping[str, set[str]]
+) -> Iterator[tuple[PolicyIs, str, str]]:
+    """Yield, for each reference of `policy` that leads back to it, the node, the message and
+    the hint of the `reference_cycle` problem. `refers` maps policy ids to the ids their
+    versions refer to. A policy referring to itself is the compiler's (`cycle`)."""
+    for ref in policy_references(policy):
+        if ref.policy == policy.id:
+            continue
+        path = reference_path(refers, ref.policy, policy.id)
+        if path is not None:
+            cycle = " -> ".join([policy.id, *path])
+            yield (
+                ref,
+                f"`{policy.id}` needs the determination of `{ref.policy}`, which needs "
+                f"`{policy.id}`'s: {cycle}",
+                "one of the policies must decide without the other",
+            )
