@@ -66,8 +66,9 @@ def evaluate(
     lines are left out. Both ways of asking (one policy, or every line) therefore give it the
     same facts. A policy that refers to another's determination (`{policy: id, is: ...}`) gets
     it as a fact: the referenced policy in force on the date of service (else the request
-    date), from the same folder, is evaluated first on those same facts. The policy's alternative, if any, is evaluated as a
-    request of its own (not with `alternative=False`, which that inner evaluation uses).
+    date), from the same folder, is evaluated first on those same facts. The policy's
+    alternative, if any, is evaluated as a request of its own (not with `alternative=False`,
+    which that inner evaluation uses).
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
     """

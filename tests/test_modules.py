@@ -171,7 +171,8 @@ def test_settings_value_sets_facts_and_rules_join_the_policy(tmp_path: Path) -> 
     path = write(tmp_path, policy([clause("IM-BMI", use="smoking.bmi"), uses_rule]))
     loaded = load_policy(path)
     assert "abstinence" in loaded.settings
-    assert loaded.value_sets["bmi"].shared and loaded.value_sets["bmi"].origin.endswith("1.yaml")
+    assert loaded.value_sets["bmi"].shared
+    assert loaded.value_sets["bmi"].origin.endswith("1.yaml")
     assert [(r.id, r.origin) for r in loaded.rules] == [("former", "smoking@1")]
     assert "former_smoker" in loaded.derived
     statuses = {c.id: c.status for c in decide(path).clauses}

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from evaluator import api
 from evaluator.cases import case_from_data, load_case
+from evaluator.cli import main
 from evaluator.decision import Decision
 from evaluator.engine import Engine
 from evaluator.errors import EngineError, PolicyError
@@ -286,10 +288,6 @@ def test_a_cycle_through_a_version_not_in_force_does_not_compile(tmp_path: Path)
 
 
 def test_validate_rejects_a_policy_in_a_cycle(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from evaluator.cli import main
-
     _policy(tmp_path, "one", {"policy": "two", "is": "medically_necessary"})
     two = _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
     result = CliRunner().invoke(main, ["validate", str(two)])
