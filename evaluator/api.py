@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import alternatives, cases, policies, records, resources, schemas, source
+from . import alternatives, cases, plans, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
@@ -32,7 +32,8 @@ _PROGRAMS: dict[str, Program] = {}
 
 def program_for(policy: Policy) -> Program:
     """Return the compiled Program of a policy, compiling it once per content hash."""
-    key = f"{policy.ref}#{policy.sha256}"
+    # the content hash covers imported modules and a plan overlay, which the file's does not
+    key = f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
     if key not in _PROGRAMS:
         program = compile_policy(policy)
         _check_reference_cycles(policy, program)
@@ -72,8 +73,54 @@ def evaluate(
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
     """
+    policy = with_plan(case, policy)
     facts = facts_for(case, policy, lines)
     return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
+
+
+_EFFECTIVE: dict[tuple[str, str, str], Policy] = {}
+
+
+def planned_policy(library: Library, ref: PolicyRef, plan_id: str) -> Policy:
+    """Return the effective policy of a plan overlay (`show --plan`): the named version, else
+    the version the plan is pinned to, else the newest active one, with the overlay applied.
+
+    Raises PolicyNotFoundError for an unknown policy, version or plan, and PolicyError for an
+    overlay that does not fit.
+    """
+    base = library.get(ref)
+    path = plans.find(base, plan_id)
+    if path is None:
+        raise PolicyNotFoundError.single(
+            "unknown_plan",
+            f"policy `{ref.id}` has no plan overlay `{plan_id}`",
+            Location(str(Path(base.path).parent / plans.FOLDER)),
+        )
+    plan = plans.load_plan(path)
+    if ref.version is None and plan.base_version is not None:
+        base = library.get(PolicyRef(ref.id, plan.base_version))
+    return policies.with_plan(base, plan)
+
+
+def with_plan(case: Case, policy: Policy) -> Policy:
+    """Return the policy as the case's plan applies it (`request.plan`; plans.py).
+
+    A policy with no overlay of that name applies as it is; a plan that no policy has is a
+    CaseError (`unknown_plan`), never silently the base. A policy already effective is
+    returned as it is. Raises PolicyError for an overlay that does not fit the version.
+    """
+    if case.plan is None or policy.plan is not None:
+        return policy
+    path = plans.find(policy, case.plan)
+    if path is None:
+        if not plans.known(policy, case.plan):
+            raise plans.unknown_plan(case.plan, case.location("/request/plan"))
+        return policy
+    plan = plans.load_plan(path)
+    key = (policy.path, policy.content_sha256, plan.sha256)
+    if key not in _EFFECTIVE:
+        _EFFECTIVE[key] = policies.with_plan(policy, plan)
+    return _EFFECTIVE[key]
 
 
 def _evaluate(
@@ -229,7 +276,7 @@ def _policy_results(
         library = next((lib for lib in libraries if ref in lib.ids()), libraries[0])
         try:
             # the version in force for the lines: on the date of service, else the request date
-            referenced = library.get(ref, case.in_force_date)
+            referenced = with_plan(case, library.get(ref, case.in_force_date))
         except PolicyNotFoundError as error:
             if error.code == "no_version_in_force":
                 continue

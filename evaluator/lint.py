@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from . import dictionary, policies, source
+from . import dictionary, plans, policies, source
 from .api import program_for
 from .errors import InputError, Location, PolicyError, Problem
 from .lint_checks import (
@@ -28,7 +28,7 @@ from .lint_checks import (
     Severity,
     rule_for,
 )
-from .model import Policy
+from .model import Lifecycle, Policy
 
 __all__ = [
     "RULES",
@@ -293,7 +293,10 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     Raises nothing for bad input: unreadable files, schema violations and missing paths are
     findings (see `LintReport.unreadable`).
     """
-    files, findings = policy_files(paths)
+    paths = list(paths)
+    found, findings = policy_files(paths)
+    overlays = [p for p in found if p.parent.name == plans.FOLDER] + _plan_files(paths)
+    files = [p for p in found if p.parent.name != plans.FOLDER]
     loaded: list[Policy] = []
     for path in files:
         policy, problems = _load(path)
@@ -304,7 +307,58 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     for code, check in LIBRARY_CHECKS.items():
         for policy, hit in check(loaded):
             findings.extend(_hits(policy, code, [hit]))
-    return LintReport(tuple(str(p) for p in files), tuple(_settle(findings)))
+    overlays = list(dict.fromkeys(overlays))
+    for path in overlays:
+        findings.extend(_lint_plan(path, loaded))
+    checked = [*files, *overlays]
+    return LintReport(tuple(str(p) for p in checked), tuple(_settle(findings)))
+
+
+# --- plan overlays ------------------------------------------------------------------------------
+
+
+def _plan_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Return the plan overlays under the folders named: `<id>/plans/*.yaml`."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob(f"{plans.FOLDER}/*.yaml"))
+                if "tests" not in p.relative_to(path).parts
+            )
+    return found
+
+
+def _lint_plan(path: Path, loaded: Iterable[Policy]) -> list[Finding]:
+    """Check a plan overlay against every base version it can apply to, and compile each
+    effective policy: a key the base lacks is an error located in the plan."""
+    try:
+        plan = plans.load_plan(path)
+    except (InputError, PolicyError) as error:
+        return [_finding(p) for p in error.problems]
+    versions = [p for p in loaded if p.id == plan.base_policy]
+    if plan.base_version is not None:
+        versions = [p for p in versions if p.version == plan.base_version]
+    elif any(p.status is not Lifecycle.DRAFT for p in versions):
+        versions = [p for p in versions if p.status is not Lifecycle.DRAFT]
+    if not versions:
+        wanted = plan.base_policy + (f"@{plan.base_version}" if plan.base_version else "")
+        pointer = "/base/version" if plan.base_version else "/base/policy"
+        problem = Problem(
+            "unknown_plan_base",
+            f"plan `{plan.id}` is an overlay of `{wanted}`, which is not among the policies linted",
+            plan.locate(pointer),
+        )
+        return [_finding(problem)]
+    findings: list[Finding] = []
+    for base in versions:
+        try:
+            program_for(policies.with_plan(base, plan))
+        except PolicyError as error:
+            findings.extend(_finding(p) for p in error.problems)
+    return findings
 
 
 def list_rules() -> str:

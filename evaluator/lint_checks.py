@@ -155,6 +155,8 @@ for _code, _text in (
     ("unknown_module", "an import names a shared module or version that does not exist"),
     ("unknown_import", "a clause's `use` names a template its module does not have"),
     ("import_cycle", "shared modules import each other in a cycle"),
+    ("unknown_plan_key", "a plan overlay names a setting or clause its base policy lacks"),
+    ("unknown_plan_base", "a plan overlay names a base policy or version that is not there"),
     (
         "import_clash",
         "an id is defined both by the policy and by an imported module (or by two modules), or"

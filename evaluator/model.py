@@ -168,6 +168,20 @@ class Import:
         return f"{self.module}@{self.version}"
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedPlan:
+    """The plan overlay a policy was built with (plans.py): what it changed, and its hash."""
+
+    id: str
+    title: str
+    line_of_business: str
+    path: str
+    sha256: str
+    # (setting, base value, plan value) and (clause id, why) in the plan's order
+    settings: tuple[tuple[str, Threshold, Threshold], ...] = ()
+    clauses: tuple[tuple[str, str | None], ...] = ()
+
+
 @dataclass(frozen=True)
 class ValueSet:
     """A named set of codes (``SYSTEM|code``), declared in a policy or shared (valuesets.py)."""
@@ -214,6 +228,8 @@ class Policy:
     value_sets: Mapping[str, ValueSet] = field(default_factory=lambda: MappingProxyType({}))
     # The shared modules it imports, dependencies first (already merged into it at load).
     imports: tuple[Import, ...] = ()
+    # The plan overlay it was built with (an effective policy), if any.
+    plan: AppliedPlan | None = None
 
     def locate(self, pointer: str) -> Location:
         """Return the file location of a JSON pointer into the policy file."""

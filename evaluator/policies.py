@@ -11,12 +11,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import modules, parse_cache, records, resources, schemas, source, valuesets
+from . import modules, parse_cache, plans, records, resources, schemas, source, valuesets
 from .conditions import Condition, PolicyIs, Threshold, parse_binding, parse_condition, walk
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
     Alternative,
     AlternativeLine,
+    AppliedPlan,
     Change,
     Clause,
     DerivedType,
@@ -56,7 +57,24 @@ def _sha256(document: source.Document) -> str:
     return hashlib.sha256(Path(document.path).read_bytes()).hexdigest()
 
 
-def build_policy(document: source.Document) -> Policy:
+def with_plan(policy: Policy, plan: plans.Plan) -> Policy:
+    """Return the effective policy: `policy` with the plan overlay applied.
+
+    Raises PolicyError, located in the plan, for a key the base lacks, a unit that differs or
+    a plan pinned to another version.
+    """
+    problems = list(plans.overlay_problems(plan, policy))
+    if problems:
+        raise PolicyError(problems)
+    plans.check_version(plan, policy)
+    if policy.document is None:  # pragma: no cover - every loaded policy keeps its document
+        raise PolicyError.single(
+            "unknown_plan_base", "the base policy has no document", plan.locate("")
+        )
+    return build_policy(policy.document, plan)
+
+
+def build_policy(document: source.Document, plan: plans.Plan | None = None) -> Policy:
     """Return the Policy model of a schema-valid document.
 
     Imports resolve first (modules.py), then value sets expand to plain conditions
@@ -64,6 +82,9 @@ def build_policy(document: source.Document) -> Policy:
     unknown value set or a threshold unit that does not convert.
     """
     resolution = modules.resolve(document)
+    base_settings = dict(resolution.data.get("settings", {}))
+    if plan is not None:
+        plans.overlay_data(plan, resolution.data)
     expansion = valuesets.expand(document, resolution.data, resolution.value_sets)
     data: Mapping[str, Any] = expansion.data
     raw_settings = {k: v for k, v in data.get("settings", {}).items() if k != "qualitative_words"}
@@ -179,7 +200,7 @@ def build_policy(document: source.Document) -> Policy:
         alternative=alternative,
         sha256=_sha256(document),
         # A shared value set or module is part of what the policy says, so its hash covers it.
-        content_sha256=content_sha256(_hashed(document, expansion, resolution)),
+        content_sha256=content_sha256(_hashed(document, expansion, resolution, plan)),
         supersedes=data.get("supersedes"),
         changelog=tuple(
             Change(c["change"], c["reason"], tuple(c.get("cites", ())))
@@ -191,20 +212,43 @@ def build_policy(document: source.Document) -> Policy:
         imports=tuple(
             Import(m.name, m.version, m.data["title"], m.path, m.sha256) for m in resolution.modules
         ),
+        plan=None if plan is None else _applied(plan, base_settings, settings),
+    )
+
+
+def _applied(
+    plan: plans.Plan, base: Mapping[str, Any], settings: Mapping[str, Threshold]
+) -> AppliedPlan:
+    return AppliedPlan(
+        plan.id,
+        plan.title,
+        plan.line_of_business,
+        plan.path,
+        plan.sha256,
+        tuple(
+            (name, Threshold(base[name]["value"], base[name]["unit"], name), settings[name])
+            for name in plan.settings
+        ),
+        tuple((cid, change.get("reason")) for cid, change in plan.clauses.items()),
     )
 
 
 def _hashed(
-    document: source.Document, expansion: valuesets.Expansion, resolution: modules.Resolution
+    document: source.Document,
+    expansion: valuesets.Expansion,
+    resolution: modules.Resolution,
+    plan: plans.Plan | None,
 ) -> Any:
     # a policy with nothing shared hashes as its own data, as before shared files existed
-    if not expansion.shared and not resolution.modules:
+    if not expansion.shared and not resolution.modules and plan is None:
         return document.data
     hashed: dict[str, Any] = {"policy": document.data}
     if expansion.shared:
         hashed["value_sets"] = expansion.shared
     if resolution.modules:
         hashed["modules"] = {m.ref: m.data for m in resolution.modules}
+    if plan is not None:
+        hashed["plan"] = plan.document.data
     return hashed
 
 

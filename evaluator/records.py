@@ -73,6 +73,13 @@ def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, 
         block["imports"] = {
             m.module: {"version": m.version, "sha256": m.sha256} for m in policy.imports
         }
+    if policy.plan is not None:
+        plan = policy.plan
+        block["plan"] = {
+            "id": plan.id,
+            "line_of_business": plan.line_of_business,
+            "sha256": plan.sha256,
+        }
     return block
 
 

@@ -226,6 +226,11 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             ("Status", policy.status.value),
             ("In force", f"from {policy.effective_from.isoformat()} until {until}"),
             *((("Replaces", f"`{policy.id}@{policy.supersedes}`"),) if policy.supersedes else ()),
+            *(
+                (("Plan", f"`{policy.plan.id}`: {policy.plan.title} (overlay)"),)
+                if policy.plan
+                else ()
+            ),
         )
     )
     if policy.description:
@@ -245,6 +250,7 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             f"The lines it governs are judged with the facts of the {kinds} lines of the same "
             "request, which describe the same operation."
         )
+    yield from _plan(policy)
     settings = _setting_lines(policy)
     if settings:
         yield _Heading(2, "Settings")
@@ -278,6 +284,29 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
     yield from _changelog(policy)
     yield _Heading(2, "References")
     yield _List(tuple(_reference(r, markdown) for r in policy.references))
+
+
+def _plan(policy: Policy) -> Iterator[_Block]:
+    plan = policy.plan
+    if plan is None:
+        return
+    yield _Heading(2, "Plan overlay")
+    business = words(plan.line_of_business)
+    yield _Para(
+        f"These criteria are `{policy.ref}` as the plan `{plan.id}` ({business}) applies them;"
+        " the settings and waivers below differ from the base policy, and the"
+        " criteria that follow are the effective ones."
+    )
+    lines = [
+        f"- setting `{name}`: {threshold_text(Threshold(old.value, old.unit))} in the base"
+        f" policy, {threshold_text(Threshold(new.value, new.unit))} under the plan"
+        for name, old, new in plan.settings
+    ]
+    lines += [
+        f"- {cid}: the plan replaces the waiver" + (f". {' '.join(why.split())}" if why else "")
+        for cid, why in plan.clauses
+    ]
+    yield _List(tuple(lines))
 
 
 def _changelog(policy: Policy) -> Iterator[_Block]:

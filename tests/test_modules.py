@@ -96,7 +96,7 @@ def policy(clauses: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def write(root: Path, data: dict[str, Any], module: dict[str, Any] | None = MODULE) -> Path:
-    path = root / "policies" / data["id"] / f"{data['version']}.yaml"
+    path: Path = root / "policies" / data["id"] / f"{data['version']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
     if module is not None:
@@ -105,7 +105,7 @@ def write(root: Path, data: dict[str, Any], module: dict[str, Any] | None = MODU
 
 
 def write_module(root: Path, module: dict[str, Any]) -> Path:
-    path = root / "policies" / "_shared" / module["module"] / f"{module['version']}.yaml"
+    path: Path = root / "policies" / "_shared" / module["module"] / f"{module['version']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(module), encoding="utf-8")
     return path
