@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, show
+from evaluator import api, fmt, show
 from evaluator.cases import case_from_data, load_case
 from evaluator.cli import main
 from evaluator.errors import CaseError, PolicyError
@@ -190,3 +190,28 @@ def test_the_recorded_decision_is_valid_against_its_schema() -> None:
     schema = json.loads((ROOT / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
     jsonschema.validate(data, schema)
     assert data["provenance"]["plan"]["id"] == "medicare-advantage"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [PLAN, ROOT / "policies" / "_shared" / "nicotine" / "2025.1.yaml"],
+    ids=["plan", "module"],
+)
+def test_fmt_orders_plan_and_module_keys_from_their_schemas(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    modeline, _, body = text.partition("\n")
+    # the top-level keys reversed: fmt restores the schema's order, the file is canonical
+    top = [line for line in body.splitlines() if line and not line.startswith((" ", "#"))]
+    assert len(top) > 3
+    reversed_text = modeline + "\n" + _reverse_top_level(body)
+    assert reversed_text != text
+    assert fmt.format_text(reversed_text, path.name) == text
+
+
+def _reverse_top_level(body: str) -> str:
+    chunks: list[list[str]] = []
+    for line in body.splitlines():
+        if line and not line.startswith((" ", "#", "-")):
+            chunks.append([])
+        chunks[-1].append(line)
+    return "\n".join(line for chunk in reversed(chunks) for line in chunk) + "\n"
