@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import alternatives, cases, plans, policies, records, resources, schemas, source
+from . import alternatives, cases, modules, plans, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
@@ -506,7 +506,24 @@ class Checked:
     error: InputError | None
 
 
+def _check_plan(path: Path) -> None:
+    # the base versions from the plan's own library (policies/<id>/plans/<plan>.yaml)
+    plan = plans.load_plan(path)
+    library = _LIBRARIES.setdefault(path.resolve().parents[2], Library(path.resolve().parents[2]))
+    found = library.versions(plan.base_policy) if plan.base_policy in library.ids() else []
+    bases = plans.bases(plan, found)
+    if not bases:
+        raise PolicyError([plans.missing_base(plan)])
+    for base in bases:
+        program_for(policies.with_plan(base, plan))
+
+
 def _kind(path: Path, document: source.Document) -> str:
+    data = document.data
+    if isinstance(data, dict) and "module" in data and "sections" not in data:
+        return "module"
+    if isinstance(data, dict) and "plan" in data and "base" in data:
+        return "plan"
     if path.suffix in (".yaml", ".yml") and path.parent.parent.name == "policies":
         return "policy"
     if isinstance(document.data, dict) and "sections" in document.data:
@@ -555,6 +572,10 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
                     policy = policies.load_policy(path)
                     program_for(policy)
                     _check_siblings(policy, path)
+            elif kind == "module":
+                modules.check_file(path)
+            elif kind == "plan":
+                _check_plan(Path(path))
             elif kind == "case":
                 cases.case_from_document(document)
             elif kind == "fhir-bundle":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from . import dictionary, plans, policies, source
+from . import dictionary, modules, plans, policies, source
 from .api import program_for
 from .errors import InputError, Location, PolicyError, Problem
 from .lint_checks import (
@@ -28,7 +28,7 @@ from .lint_checks import (
     Severity,
     rule_for,
 )
-from .model import Lifecycle, Policy
+from .model import Policy
 
 __all__ = [
     "RULES",
@@ -310,11 +310,32 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     overlays = list(dict.fromkeys(overlays))
     for path in overlays:
         findings.extend(_lint_plan(path, loaded))
-    checked = [*files, *overlays]
+    shared = _module_files(paths)
+    for path in shared:
+        # a module no policy imports is checked too: the next policy to import it relies on it
+        try:
+            modules.check_file(path)
+        except InputError as error:
+            findings.extend(_finding(p) for p in error.problems)
+    checked = [*files, *overlays, *shared]
     return LintReport(tuple(str(p) for p in checked), tuple(_settle(findings)))
 
 
 # --- plan overlays ------------------------------------------------------------------------------
+
+
+def _module_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Return the shared module files under the folders named: `_shared/<module>/*.yaml`."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob(f"{modules.SHARED}/*/*.yaml"))
+                if p.parent.name not in modules.RESERVED
+            )
+    return list(dict.fromkeys(found))
 
 
 def _plan_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -338,20 +359,9 @@ def _lint_plan(path: Path, loaded: Iterable[Policy]) -> list[Finding]:
         plan = plans.load_plan(path)
     except (InputError, PolicyError) as error:
         return [_finding(p) for p in error.problems]
-    versions = [p for p in loaded if p.id == plan.base_policy]
-    if plan.base_version is not None:
-        versions = [p for p in versions if p.version == plan.base_version]
-    elif any(p.status is not Lifecycle.DRAFT for p in versions):
-        versions = [p for p in versions if p.status is not Lifecycle.DRAFT]
+    versions = plans.bases(plan, loaded)
     if not versions:
-        wanted = plan.base_policy + (f"@{plan.base_version}" if plan.base_version else "")
-        pointer = "/base/version" if plan.base_version else "/base/policy"
-        problem = Problem(
-            "unknown_plan_base",
-            f"plan `{plan.id}` is an overlay of `{wanted}`, which is not among the policies linted",
-            plan.locate(pointer),
-        )
-        return [_finding(problem)]
+        return [_finding(plans.missing_base(plan))]
     findings: list[Finding] = []
     for base in versions:
         try:

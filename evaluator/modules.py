@@ -265,3 +265,21 @@ def _place(
         del merged["use"]
         resolution.data["sections"][si]["clauses"][ci] = merged
         resolution.origins[f"clause:{clause['id']}"] = f"{module.ref} {template}"
+
+
+def check_file(path: str | Path) -> None:
+    """Validate a module file on its own (`necessity validate`): the schema, and its name and
+    version against its place (policies/_shared/MODULE/VERSION.yaml). Raises InputError."""
+    document = source.load(path)
+    schemas.validate(document, MODULE_SCHEMA)
+    place = Path(path)
+    data = document.data
+    if place.parent.parent.name == SHARED and (
+        data["module"] != place.parent.name or str(data["version"]) != place.stem
+    ):
+        raise PolicyError.single(
+            "unknown_module",
+            f"{SHARED}/{place.parent.name}/{place.name} says it is module `{data['module']}`"
+            f" version `{data['version']}`",
+            document.location("/module"),
+        )

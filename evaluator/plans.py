@@ -10,14 +10,14 @@ cover the plan. Every key must exist in the base (`unknown_plan_key`, located in
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import records, resources, schemas, source
 from .errors import CaseError, Location, PolicyError, Problem
-from .model import Policy
+from .model import Lifecycle, Policy
 
 PLAN_SCHEMA = "plan"
 FOLDER = "plans"
@@ -107,6 +107,26 @@ def overlay_problems(plan: Plan, policy: Policy) -> Iterator[Problem]:
                 plan.locate(source.make_pointer(("clauses", clause_id))),
                 f"did you mean `{close[0]}`?" if close else None,
             )
+
+
+def bases(plan: Plan, candidates: Iterable[Policy]) -> list[Policy]:
+    """Return the versions among `candidates` the plan applies to: the pinned one, else every
+    version that can be in force (the drafts only when there is nothing else)."""
+    versions = [p for p in candidates if p.id == plan.base_policy]
+    if plan.base_version is not None:
+        return [p for p in versions if p.version == plan.base_version]
+    dated = [p for p in versions if p.status is not Lifecycle.DRAFT]
+    return dated or versions
+
+
+def missing_base(plan: Plan) -> Problem:
+    """Return the problem of a plan whose base policy or pinned version is not there."""
+    wanted = plan.base_policy + (f"@{plan.base_version}" if plan.base_version else "")
+    return Problem(
+        "unknown_plan_base",
+        f"plan `{plan.id}` is an overlay of `{wanted}`, which is not there",
+        plan.locate("/base/version" if plan.base_version else "/base/policy"),
+    )
 
 
 def check_version(plan: Plan, policy: Policy) -> None:

@@ -21,6 +21,7 @@ from evaluator.cases import case_from_data
 from evaluator.cli import main
 from evaluator.coverage import reachable_statuses
 from evaluator.errors import PolicyError
+from evaluator.lint import lint_paths
 from evaluator.model import Status
 from evaluator.policies import Library, load_policy
 
@@ -74,6 +75,9 @@ MODULE: dict[str, Any] = {
         },
     },
 }
+
+
+NEVER = {"fact": "nicotine", "field": "status", "equals": "never"}
 
 
 def clause(cid: str, **keys: Any) -> dict[str, Any]:
@@ -367,3 +371,22 @@ def test_a_policy_from_standard_input_imports_the_bundled_modules() -> None:
     result = CliRunner().invoke(main, ["validate", "-"], input=broken)
     assert result.exit_code == 2, result.output
     assert "module `nicotine` has no version `1`" in result.output
+
+
+def test_validate_and_lint_check_module_files_on_their_own(tmp_path: Path) -> None:
+    good = write_module(tmp_path, MODULE)
+    assert run("validate", good).exit_code == 0
+    misnamed = good.with_name("2.yaml")
+    good.rename(misnamed)
+    result = run("validate", misnamed)
+    assert result.exit_code == 2, result.output
+    assert "says it is module `smoking` version `1`" in result.output
+    # no policy imports it, and lint still reports it
+    write(tmp_path, policy([clause("IM-N", title="t", requires=NEVER, recommendation="r")]), None)
+    data = json.loads((tmp_path / "policies" / "importer" / "1.yaml").read_text())
+    data.pop("imports")
+    (tmp_path / "policies" / "importer" / "1.yaml").write_text(json.dumps(data))
+    report = lint_paths([tmp_path / "policies"])
+    assert [(f.code, Path(f.location.file or "").name) for f in report.findings] == [
+        ("unknown_module", "2.yaml")
+    ]

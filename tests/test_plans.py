@@ -215,3 +215,15 @@ def _reverse_top_level(body: str) -> str:
             chunks.append([])
         chunks[-1].append(line)
     return "\n".join(line for chunk in reversed(chunks) for line in chunk) + "\n"
+
+
+def test_validate_checks_a_plan_against_its_base(tmp_path: Path) -> None:
+    assert run("validate", PLAN).exit_code == 0
+    path = _plan(tmp_path, settings={"conservative_care": {"value": 8, "unit": "weeks"}})
+    result = run("validate", path)
+    assert result.exit_code == 2, result.output
+    assert "has no setting `conservative_care`" in result.output
+    pinned = _plan(tmp_path / "b", base={"policy": "lumbar-decompression", "version": "1999.1"})
+    result = run("validate", pinned)
+    assert result.exit_code == 2, result.output
+    assert "unknown_plan_base" in run("validate", pinned, "--format", "json").output
