@@ -295,7 +295,8 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     """
     paths = list(paths)
     found, findings = policy_files(paths)
-    overlays = [p for p in found if p.parent.name == plans.FOLDER] + _plan_files(paths)
+    overlays = [p for p in found if p.parent.name == plans.FOLDER]
+    overlays += _beside(paths, f"{plans.FOLDER}/*.yaml")
     files = [p for p in found if p.parent.name != plans.FOLDER]
     loaded: list[Policy] = []
     for path in files:
@@ -310,7 +311,7 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     overlays = list(dict.fromkeys(overlays))
     for path in overlays:
         findings.extend(_lint_plan(path, loaded))
-    shared = _module_files(paths)
+    shared = _beside(paths, f"{modules.SHARED}/*/*.yaml")
     for path in shared:
         # a module no policy imports is checked too: the next policy to import it relies on it
         try:
@@ -321,35 +322,23 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     return LintReport(tuple(str(p) for p in checked), tuple(_settle(findings)))
 
 
-# --- plan overlays ------------------------------------------------------------------------------
+# --- shared modules and plan overlays -------------------------------------------------------------
 
 
-def _module_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Return the shared module files under the folders named: `_shared/<module>/*.yaml`."""
+def _beside(paths: Iterable[str | Path], pattern: str) -> list[Path]:
+    """Return the files matching `pattern` under the folders named, outside `tests/` and the
+    shared value sets (neither is a module or a plan)."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found.extend(
                 p
-                for p in sorted(path.rglob(f"{modules.SHARED}/*/*.yaml"))
-                if p.parent.name not in modules.RESERVED
+                for p in sorted(path.rglob(pattern))
+                if "tests" not in p.relative_to(path).parts
+                and p.parent.name not in modules.RESERVED
             )
     return list(dict.fromkeys(found))
-
-
-def _plan_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Return the plan overlays under the folders named: `<id>/plans/*.yaml`."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob(f"{plans.FOLDER}/*.yaml"))
-                if "tests" not in p.relative_to(path).parts
-            )
-    return found
 
 
 def _lint_plan(path: Path, loaded: Iterable[Policy]) -> list[Finding]:
