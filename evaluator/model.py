@@ -230,9 +230,17 @@ class Policy:
     imports: tuple[Import, ...] = ()
     # The plan overlay it was built with (an effective policy), if any.
     plan: AppliedPlan | None = None
+    # Pointers whose content an imported module wrote -> (its document, the pointer there).
+    redirects: Mapping[str, tuple[Document, str]] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     def locate(self, pointer: str) -> Location:
-        """Return the file location of a JSON pointer into the policy file."""
+        """Return the file location of a JSON pointer into the policy file (or, for content an
+        imported module wrote, into the module's file)."""
+        for prefix, (document, target) in self.redirects.items():
+            if pointer == prefix or pointer.startswith(prefix + "/"):
+                return document.location(target + pointer[len(prefix) :])
         if self.document is None:
             return Location(self.path, pointer=pointer)
         return self.document.location(pointer)

@@ -39,6 +39,7 @@ class Module:
     path: str
     data: Mapping[str, Any] = field(repr=False)
     sha256: str = ""
+    document: source.Document | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
@@ -55,6 +56,9 @@ class Resolution:
     origins: dict[str, str] = field(default_factory=dict)
     # value sets declared by modules, by name: the expander finds them like declared ones
     value_sets: dict[str, tuple[Mapping[str, Any], str]] = field(default_factory=dict)
+    # a pointer into the merged policy whose content came from a module -> (that module's
+    # document, the pointer there): problems found in imported content are located in the module
+    redirects: dict[str, tuple[source.Document, str]] = field(default_factory=dict)
 
 
 def shared_roots(policy_path: str) -> list[Path]:
@@ -139,7 +143,7 @@ class _Resolver:
                 document.location("/module"),
             )
             return None
-        module = Module(name, version, str(path), data, records.canonical_sha256(data))
+        module = Module(name, version, str(path), data, records.canonical_sha256(data), document)
         self.read[name] = module
         for i, inner in enumerate(data.get("imports", ())):
             self.load(inner, document.location(f"/imports/{i}"), (*chain, name))
@@ -191,11 +195,14 @@ def _merge(resolution: Resolution, document: source.Document, resolver: _Resolve
                     resolution.value_sets[name] = (value, module.path)
                 else:
                     data.setdefault(key, {})[name] = copy.deepcopy(value)
-        for rule in module.data.get("rules", ()):
+        for j, rule in enumerate(module.data.get("rules", ())):
             if _clash(resolver, owners, "rules", rule["id"], module, where):
                 continue
             data.setdefault("rules", []).append(copy.deepcopy(rule))
             resolution.origins[f"rule:{rule['id']}"] = module.ref
+            if module.document is not None:
+                at = f"/rules/{len(data['rules']) - 1}"
+                resolution.redirects[at] = (module.document, f"/rules/{j}")
 
 
 def _index(document: source.Document, name: str) -> int:
@@ -263,6 +270,12 @@ def _place(
             continue
         merged = {**copy.deepcopy(templates[template]), **clause}
         del merged["use"]
+        if module.document is not None:
+            for key in templates[template]:
+                if key not in clause:  # the template's own text: a problem there is the module's
+                    at = f"/sections/{si}/clauses/{ci}/{key}"
+                    target = source.make_pointer(("clauses", template, key))
+                    resolution.redirects[at] = (module.document, target)
         resolution.data["sections"][si]["clauses"][ci] = merged
         resolution.origins[f"clause:{clause['id']}"] = f"{module.ref} {template}"
 

@@ -213,6 +213,7 @@ def build_policy(document: source.Document, plan: plans.Plan | None = None) -> P
             Import(m.name, m.version, m.data["title"], m.path, m.sha256) for m in resolution.modules
         ),
         plan=None if plan is None else _applied(plan, base_settings, settings),
+        redirects=MappingProxyType(resolution.redirects),
     )
 
 

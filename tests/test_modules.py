@@ -8,6 +8,7 @@ module, and how show, coverage and diff see through imports.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -390,3 +391,20 @@ def test_validate_and_lint_check_module_files_on_their_own(tmp_path: Path) -> No
     assert [(f.code, Path(f.location.file or "").name) for f in report.findings] == [
         ("unknown_module", "2.yaml")
     ]
+
+
+def test_a_problem_in_imported_content_is_located_in_the_module(tmp_path: Path) -> None:
+    broken = copy.deepcopy(MODULE)
+    broken["clauses"]["free"]["requires"]["any"][0]["field"] = "statu"
+    broken["rules"][0]["derive"]["fact"] = "former_smoke"
+    path = write(tmp_path, policy([clause("IM-N", use="smoking.free")]), broken)
+    report = lint_paths([path])
+    module = str(tmp_path / "policies" / "_shared" / "smoking" / "1.yaml")
+    located = {(f.code, f.location.file, f.location.pointer) for f in report.findings}
+    assert ("unknown_field", module, "/clauses/free/requires/any/0/field") in located
+    assert any(code == "undeclared_fact" and file == module for code, file, _ in located)
+    # a key the policy overrides is the policy's own
+    mine = clause("IM-N", use="smoking.free", requires={**NEVER, "field": "statu"})
+    report = lint_paths([write(tmp_path, policy([mine]), MODULE)])
+    (finding,) = [f for f in report.findings if f.code == "unknown_field"]
+    assert finding.location.file == str(tmp_path / "policies" / "importer" / "1.yaml")
