@@ -408,3 +408,12 @@ def test_a_problem_in_imported_content_is_located_in_the_module(tmp_path: Path) 
     report = lint_paths([write(tmp_path, policy([mine]), MODULE)])
     (finding,) = [f for f in report.findings if f.code == "unknown_field"]
     assert finding.location.file == str(tmp_path / "policies" / "importer" / "1.yaml")
+
+
+def test_a_module_edited_during_a_run_is_not_served_from_the_old_rules(tmp_path: Path) -> None:
+    # same policy file, same bytes: only the module changed, and the engine must see it
+    path = write(tmp_path, policy([clause("IM-N", use="smoking.free")]))
+    assert decide(path).clauses[0].status is Status.MET
+    longer = {"abstinence": {**MODULE["settings"]["abstinence"], "value": 8}}
+    write_module(tmp_path, {**MODULE, "settings": longer})
+    assert decide(path).clauses[0].status is Status.NOT_MET
