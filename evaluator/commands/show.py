@@ -40,7 +40,7 @@ def command(policy: str, output_format: str, policies_dir: Path | None, plan: st
       necessity show my-policy
       necessity show my-policy@2025.1 --format text
       necessity show my-policy > my-policy.md
-      necessity show lumbar-decompression --plan medicare-advantage --format text
+      necessity show my-policy --plan my-plan --format text
     """
     library = Library(policies_dir) if policies_dir is not None else Library()
     ref = PolicyRef.parse(policy)
