@@ -87,8 +87,8 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
     )
     neutral = by_key["clause", "LF-URGENT"]
     assert all(d.startswith(("description:", "origin:")) for d in neutral.details)
-    assert by_key["clause", "LF-NICOTINE"].details == (
-        "origin: (none) -> nicotine@2025.1 nicotine-free",
+    assert (
+        "origin: (none) -> nicotine@2025.1 nicotine-free" in by_key["clause", "LF-NICOTINE"].details
     )
 
 
