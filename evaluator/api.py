@@ -465,8 +465,11 @@ def _review_together(cases: Sequence[Case], library: Library) -> list[CaseReview
     for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
         for policy in {p.ref: p for p in lines.values() if p is not None}.values():
             governed = [i for i, p in lines.items() if p is not None and p.ref == policy.ref]
-            judged = work.setdefault(f"{policy.ref}#{policy.sha256}", (policy, []))[1]
-            judged.append((index, facts_for(case, policy, governed)))
+            # the case's plan overlay makes another policy (same ref, other content)
+            effective = with_plan(case, policy)
+            key = f"{effective.ref}#{effective.sha256}#{effective.content_sha256}"
+            judged = work.setdefault(key, (effective, []))[1]
+            judged.append((index, facts_for(case, effective, governed)))
     decisions: dict[tuple[int, str], Decision] = {}
     for policy, judged in work.values():
         found = _evaluate_together(policy, [(cases[i], seen) for i, seen in judged])

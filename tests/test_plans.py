@@ -227,3 +227,16 @@ def test_validate_checks_a_plan_against_its_base(tmp_path: Path) -> None:
     result = run("validate", pinned)
     assert result.exit_code == 2, result.output
     assert "unknown_plan_base" in run("validate", pinned, "--format", "json").output
+
+
+def test_cases_reviewed_together_each_get_their_plan() -> None:
+    # batches review the cases one policy judges in one engine session: the plan's case must
+    # still be judged by the effective policy, the others by the base
+    data = example_data()
+    del data["request"]["plan"]
+    base_case = case_from_data(data, "base.json")
+    together = api.review_many([load_case(EXAMPLE), base_case], Library())
+    assert not any(isinstance(r, Exception) for r in together)
+    alone = [api.review_case(load_case(EXAMPLE), Library()), api.review_case(base_case, Library())]
+    assert [r.overall for r in together] == [r.overall for r in alone]  # type: ignore[union-attr]
+    assert [r.overall.value for r in alone] == ["not_medically_necessary", "medically_necessary"]
