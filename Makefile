@@ -59,6 +59,9 @@ schema-check: $(STAMP) ## Validate policies, cases and test suites with check-js
 		benchmarks/policies/*/*.yaml
 	$(BIN)/check-jsonschema --schemafile schemas/policy-test.schema.json policies/*/tests/*.yaml \
 		benchmarks/policies/*/tests/*.yaml
+	$(BIN)/check-jsonschema --schemafile schemas/module.schema.json \
+		$(filter-out policies/_shared/valuesets/%,$(wildcard policies/_shared/*/*.yaml))
+	$(BIN)/check-jsonschema --schemafile schemas/plan.schema.json policies/*/plans/*.yaml
 	$(BIN)/check-jsonschema --schemafile schemas/case.schema.json examples/cases/*.json
 
 lint: $(STAMP) ## Run ruff check and ruff format --check

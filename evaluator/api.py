@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import alternatives, cases, policies, records, resources, schemas, source
+from . import alternatives, cases, modules, plans, policies, records, resources, schemas, source
 from .cases import Case, ServiceLine
 from .compiler import compile_policy
 from .decision import Decision, assemble
@@ -18,6 +18,7 @@ from .errors import (
     NecessityError,
     PolicyError,
     PolicyNotFoundError,
+    Problem,
     SourceError,
 )
 from .explain import explain as explain_trace
@@ -31,9 +32,11 @@ _PROGRAMS: dict[str, Program] = {}
 
 def program_for(policy: Policy) -> Program:
     """Return the compiled Program of a policy, compiling it once per content hash."""
-    key = f"{policy.ref}#{policy.sha256}"
+    # the content hash covers imported modules and a plan overlay, which the file's does not
+    key = f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
     if key not in _PROGRAMS:
         program = compile_policy(policy)
+        _check_reference_cycles(policy, program)
         # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
         # not an engine failure on the first case.
         try:
@@ -63,14 +66,61 @@ def evaluate(
     governs or names under `reads` (the lines of one case are one operation); facts of other
     lines are left out. Both ways of asking (one policy, or every line) therefore give it the
     same facts. A policy that refers to another's determination (`{policy: id, is: ...}`) gets
-    it as a fact: the referenced policy in force on the request date, from the same folder, is
-    evaluated first on those same facts. The policy's alternative, if any, is evaluated as a
-    request of its own (not with `alternative=False`, which that inner evaluation uses).
+    it as a fact: the referenced policy in force on the date of service (else the request
+    date), from the same folder, is evaluated first on those same facts. The policy's
+    alternative, if any, is evaluated as a request of its own (not with `alternative=False`,
+    which that inner evaluation uses).
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
     """
+    policy = with_plan(case, policy)
     facts = facts_for(case, policy, lines)
     return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
+
+
+_EFFECTIVE: dict[tuple[str, str, str], Policy] = {}
+
+
+def planned_policy(library: Library, ref: PolicyRef, plan_id: str) -> Policy:
+    """Return the effective policy of a plan overlay (`show --plan`): the named version, else
+    the version the plan is pinned to, else the newest active one, with the overlay applied.
+
+    Raises PolicyNotFoundError for an unknown policy, version or plan, and PolicyError for an
+    overlay that does not fit.
+    """
+    base = library.get(ref)
+    path = plans.find(base, plan_id)
+    if path is None:
+        raise PolicyNotFoundError.single(
+            "unknown_plan",
+            f"policy `{ref.id}` has no plan overlay `{plan_id}`",
+            Location(str(Path(base.path).parent / plans.FOLDER)),
+        )
+    plan = plans.load_plan(path)
+    if ref.version is None and plan.base_version is not None:
+        base = library.get(PolicyRef(ref.id, plan.base_version))
+    return policies.with_plan(base, plan)
+
+
+def with_plan(case: Case, policy: Policy) -> Policy:
+    """Return the policy as the case's plan applies it (`request.plan`; plans.py).
+
+    A policy with no overlay of that name applies as it is; a plan that no policy has is a
+    CaseError (`unknown_plan`), never silently the base. A policy already effective is
+    returned as it is. Raises PolicyError for an overlay that does not fit the version.
+    """
+    if case.plan is None or policy.plan is not None:
+        return policy
+    path = plans.find(policy, case.plan)
+    if path is None:
+        if not plans.known(policy, case.plan):
+            raise plans.unknown_plan(case.plan, case.location("/request/plan"))
+        return policy
+    plan = plans.load_plan(path)
+    key = (policy.path, policy.content_sha256, plan.sha256)
+    if key not in _EFFECTIVE:
+        _EFFECTIVE[key] = policies.with_plan(policy, plan)
+    return _EFFECTIVE[key]
 
 
 def _evaluate(
@@ -154,6 +204,47 @@ def facts_for(
 _LIBRARIES: dict[Path, Library] = {}
 
 
+def _libraries(policy: Policy) -> list[Library]:
+    # The policy's own folder first; a policy copied out of its library (a scratch copy for
+    # impact or a git revision for diff) still finds the bundled policies.
+    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
+    return [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+
+
+def _check_reference_cycles(policy: Policy, program: Program) -> None:
+    """Raise PolicyError (`reference_cycle`) when the policies `program` refers to refer back
+    to it, through any of their versions: whichever versions are in force on a line's date,
+    none could be evaluated first, so such a policy does not compile. Unknown ids are left to
+    evaluation (`unknown_policy_reference`)."""
+    if not program.references:
+        return
+    libraries = _libraries(policy)
+    refers: dict[str, set[str]] = {}
+    pending = list(program.references)
+    while pending:
+        pid = pending.pop()
+        if pid in refers:
+            continue
+        refers[pid] = set()
+        library = next((lib for lib in libraries if pid in lib.ids()), None)
+        if library is None or pid == policy.id:
+            continue
+        try:
+            versions = library.versions(pid)
+        except PolicyError:
+            continue  # overlapping windows: reported when the policy is chosen
+        for version in versions:
+            refers[pid].update(r.policy for r in policies.policy_references(version))
+        pending.extend(refers[pid])
+    refers[policy.id] = set(program.references)
+    problems = [
+        Problem("reference_cycle", message, policy.locate(ref.pointer), hint)
+        for ref, message, hint in policies.reference_cycles(policy, refers)
+    ]
+    if problems:
+        raise PolicyError(problems)
+
+
 def _policy_results(
     case: Case,
     policy: Policy,
@@ -172,10 +263,7 @@ def _policy_results(
     """
     if not program.references:
         return []
-    # The policy's own folder first; a policy copied out of its library (a scratch copy for
-    # impact or a git revision for diff) still finds the bundled policies.
-    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
-    libraries = [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+    libraries = _libraries(policy)
     results: list[dict[str, FactValue]] = []
     for ref in program.references:
         if ref in chain:
@@ -187,7 +275,8 @@ def _policy_results(
             )
         library = next((lib for lib in libraries if ref in lib.ids()), libraries[0])
         try:
-            referenced = library.get(ref, case.request_date.lo)
+            # the version in force for the lines: on the date of service, else the request date
+            referenced = with_plan(case, library.get(ref, case.in_force_date))
         except PolicyNotFoundError as error:
             if error.code == "no_version_in_force":
                 continue
@@ -376,8 +465,11 @@ def _review_together(cases: Sequence[Case], library: Library) -> list[CaseReview
     for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
         for policy in {p.ref: p for p in lines.values() if p is not None}.values():
             governed = [i for i, p in lines.items() if p is not None and p.ref == policy.ref]
-            judged = work.setdefault(f"{policy.ref}#{policy.sha256}", (policy, []))[1]
-            judged.append((index, facts_for(case, policy, governed)))
+            # the case's plan overlay makes another policy (same ref, other content)
+            effective = with_plan(case, policy)
+            key = f"{effective.ref}#{effective.sha256}#{effective.content_sha256}"
+            judged = work.setdefault(key, (effective, []))[1]
+            judged.append((index, facts_for(case, effective, governed)))
     decisions: dict[tuple[int, str], Decision] = {}
     for policy, judged in work.values():
         found = _evaluate_together(policy, [(cases[i], seen) for i, seen in judged])
@@ -417,7 +509,24 @@ class Checked:
     error: InputError | None
 
 
+def _check_plan(path: Path) -> None:
+    # the base versions from the plan's own library (policies/<id>/plans/<plan>.yaml)
+    plan = plans.load_plan(path)
+    library = _LIBRARIES.setdefault(path.resolve().parents[2], Library(path.resolve().parents[2]))
+    found = library.versions(plan.base_policy) if plan.base_policy in library.ids() else []
+    bases = plans.bases(plan, found)
+    if not bases:
+        raise PolicyError([plans.missing_base(plan)])
+    for base in bases:
+        program_for(policies.with_plan(base, plan))
+
+
 def _kind(path: Path, document: source.Document) -> str:
+    data = document.data
+    if isinstance(data, dict) and "module" in data and "sections" not in data:
+        return "module"
+    if isinstance(data, dict) and "plan" in data and "base" in data:
+        return "plan"
     if path.suffix in (".yaml", ".yml") and path.parent.parent.name == "policies":
         return "policy"
     if isinstance(document.data, dict) and "sections" in document.data:
@@ -466,6 +575,10 @@ def validate_paths(paths: Iterable[str | Path]) -> list[Checked]:
                     policy = policies.load_policy(path)
                     program_for(policy)
                     _check_siblings(policy, path)
+            elif kind == "module":
+                modules.check_file(path)
+            elif kind == "plan":
+                _check_plan(Path(path))
             elif kind == "case":
                 cases.case_from_document(document)
             elif kind == "fhir-bundle":

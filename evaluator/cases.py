@@ -42,6 +42,8 @@ class Case:
     service_date: date | None
     # Kept for locating evidence and conflicts in the file; not part of the case's identity.
     _document: Document = field(repr=False, compare=False)
+    # The member's plan (request.plan): the overlay each policy is applied with (plans.py).
+    plan: str | None = None
 
     @property
     def data(self) -> Mapping[str, Any]:
@@ -130,4 +132,5 @@ def case_from_document(document: Document) -> Case:
         conflicts=normalised.conflicts,
         service_date=_service_date(document),
         _document=document,
+        plan=data["request"].get("plan"),
     )

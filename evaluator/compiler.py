@@ -267,7 +267,9 @@ class _Compiler(Lowering):
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
         return Program(
-            name=f"{policy.id}@{policy.version}#{policy.sha256[:12]}"
+            # the engine keeps a ruleset per name: the content hash covers imported modules and
+            # a plan overlay, which the file's bytes do not
+            name=f"{policy.id}@{policy.version}#{policy.sha256[:12]}-{policy.content_sha256[:12]}"
             + ("" if self.folder else "~unfolded"),
             stages=last + 1,
             rules=tuple(self.rules),

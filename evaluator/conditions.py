@@ -98,6 +98,8 @@ class WhereEq:
 class WhereOneOf:
     field: str
     values: tuple[Scalar, ...]
+    # the value set the codes were expanded from (`in_value_set`), for renderings
+    value_set: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +285,7 @@ def parse_where(data: Mapping[str, Any] | None) -> tuple[WhereItem, ...]:
     items: list[WhereItem] = []
     for field, value in (data or {}).items():
         if isinstance(value, Mapping) and "one_of" in value:
-            items.append(WhereOneOf(field, tuple(value["one_of"])))
+            items.append(WhereOneOf(field, tuple(value["one_of"]), value.get("value_set")))
         elif isinstance(value, Mapping) and "same_as" in value:
             alias, _, other = str(value["same_as"]).partition(".")
             items.append(WhereSameAs(field, alias, other))

@@ -147,7 +147,7 @@ class Decision:
     references: tuple[Reference, ...]
     conflicts: tuple[Mapping[str, str], ...]
     # Hashes that make the decision reproducible (records.provenance); set by api.evaluate.
-    provenance: Mapping[str, str] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = field(default_factory=dict)
     # The firing trace, only when asked for (`api.evaluate(..., explain=True)`).
     explanation: Explanation | None = None
 

@@ -197,6 +197,8 @@ def where_text(items: tuple[WhereItem, ...], aliases: Aliases | None = None) -> 
                     f"with {field_label(item.field)} equal to the {field_label(item.other)}"
                     f" of {other}"
                 )
+        elif isinstance(item, WhereOneOf) and item.value_set is not None:
+            filters.append(f"{field_label(item.field)} in value set {item.value_set}")
         elif isinstance(item, WhereOneOf):
             filters.append(f"{field_label(item.field)}: {choice_text(item.values)}")
         elif isinstance(item, WhereEq):

@@ -282,7 +282,7 @@ def _clause_details(old: Clause, new: Clause) -> list[str]:
         b = UNDOCUMENTED_WORDS.get(new.undocumented.value, new.undocumented.value)
         out.append(f"missing facts count as {a} -> {b}")
     texts = ("title", "description", "cites", "rationale", "finding", "recommendation")
-    out += _text_fields(old, new, (*texts, "documentation"))
+    out += _text_fields(old, new, (*texts, "documentation", "origin"))
     return out
 
 
@@ -294,7 +294,7 @@ def _rule_details(old: DeriveRule, new: DeriveRule) -> list[str]:
     out = [f"when: {line}" for line in condition_changes(old.when, new.when)]
     if not same(old.bindings, new.bindings):
         out.append("for each: changed")
-    return out + _text_fields(old, new, ("fact", "values", "description"))
+    return out + _text_fields(old, new, ("fact", "values", "description", "origin"))
 
 
 def _metadata(old: Policy, new: Policy) -> list[Change]:
@@ -352,6 +352,18 @@ def compare(old: Policy, new: Policy, bases: Sequence[witness.Facts] = ()) -> Di
         {p.procedure: p for p in old.procedures},
         {p.procedure: p for p in new.procedures},
         lambda a, b: [f"CPT {', '.join(a.cpt)} -> {', '.join(b.cpt)}"],
+    )
+    # What an imported module says is merged into the settings, rules and clauses compared
+    # here, so its version alone decides nothing.
+    changes += _keyed(
+        "import",
+        {m.module: m for m in old.imports},
+        {m.module: m for m in new.imports},
+        lambda a, b: (
+            [f"version {a.version} -> {b.version}"]
+            if a.version != b.version
+            else [f"content {a.sha256[:12]} -> {b.sha256[:12]}"]
+        ),
     )
     # A setting is read through the conditions that use it: those say what it decides.
     changes = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from . import dictionary, policies, source
+from . import dictionary, modules, plans, policies, source
 from .api import program_for
 from .errors import InputError, Location, PolicyError, Problem
 from .lint_checks import (
@@ -293,7 +293,11 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     Raises nothing for bad input: unreadable files, schema violations and missing paths are
     findings (see `LintReport.unreadable`).
     """
-    files, findings = policy_files(paths)
+    paths = list(paths)
+    found, findings = policy_files(paths)
+    overlays = [p for p in found if p.parent.name == plans.FOLDER]
+    overlays += _beside(paths, f"{plans.FOLDER}/*.yaml")
+    files = [p for p in found if p.parent.name != plans.FOLDER]
     loaded: list[Policy] = []
     for path in files:
         policy, problems = _load(path)
@@ -304,7 +308,56 @@ def lint_paths(paths: Iterable[str | Path]) -> LintReport:
     for code, check in LIBRARY_CHECKS.items():
         for policy, hit in check(loaded):
             findings.extend(_hits(policy, code, [hit]))
-    return LintReport(tuple(str(p) for p in files), tuple(_settle(findings)))
+    overlays = list(dict.fromkeys(overlays))
+    for path in overlays:
+        findings.extend(_lint_plan(path, loaded))
+    shared = _beside(paths, f"{modules.SHARED}/*/*.yaml")
+    for path in shared:
+        # a module no policy imports is checked too: the next policy to import it relies on it
+        try:
+            modules.check_file(path)
+        except InputError as error:
+            findings.extend(_finding(p) for p in error.problems)
+    checked = [*files, *overlays, *shared]
+    return LintReport(tuple(str(p) for p in checked), tuple(_settle(findings)))
+
+
+# --- shared modules and plan overlays -------------------------------------------------------------
+
+
+def _beside(paths: Iterable[str | Path], pattern: str) -> list[Path]:
+    """Return the files matching `pattern` under the folders named, outside `tests/` and the
+    shared value sets (neither is a module or a plan)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p
+                for p in sorted(path.rglob(pattern))
+                if "tests" not in p.relative_to(path).parts
+                and p.parent.name not in modules.RESERVED
+            )
+    return list(dict.fromkeys(found))
+
+
+def _lint_plan(path: Path, loaded: Iterable[Policy]) -> list[Finding]:
+    """Check a plan overlay against every base version it can apply to, and compile each
+    effective policy: a key the base lacks is an error located in the plan."""
+    try:
+        plan = plans.load_plan(path)
+    except (InputError, PolicyError) as error:
+        return [_finding(p) for p in error.problems]
+    versions = plans.bases(plan, loaded)
+    if not versions:
+        return [_finding(plans.missing_base(plan))]
+    findings: list[Finding] = []
+    for base in versions:
+        try:
+            program_for(policies.with_plan(base, plan))
+        except PolicyError as error:
+            findings.extend(_finding(p) for p in error.problems)
+    return findings
 
 
 def list_rules() -> str:

@@ -21,7 +21,6 @@ from .conditions import (
     Exists,
     Not,
     Op,
-    PolicyIs,
     Some,
     Threshold,
     Truth,
@@ -32,7 +31,13 @@ from .coverage import reachable_statuses
 from .dictionary import FactType
 from .lint_ranges import Leaf, Scope, always_any, groups, never_all
 from .model import Lifecycle, Policy, Status
-from .policies import overlap_problem, window_gaps, window_overlaps
+from .policies import (
+    overlap_problem,
+    policy_references,
+    reference_cycles,
+    window_gaps,
+    window_overlaps,
+)
 from .source import make_pointer
 
 _NONE = FactType("", many=False, fields={})
@@ -148,6 +153,16 @@ for _code, _text in (
     ("unknown_value_set", "an `in_value_set` names a set neither declared nor shared"),
     ("value_set_name_mismatch", "a shared value set's name differs from its file name"),
     ("quantity_needs_threshold", "a coded quantity is compared without a threshold"),
+    ("unknown_module", "an import names a shared module or version that does not exist"),
+    ("unknown_import", "a clause's `use` names a template its module does not have"),
+    ("import_cycle", "shared modules import each other in a cycle"),
+    ("unknown_plan_key", "a plan overlay names a setting or clause its base policy lacks"),
+    ("unknown_plan_base", "a plan overlay names a base policy or version that is not there"),
+    (
+        "import_clash",
+        "an id is defined both by the policy and by an imported module (or by two modules), or"
+        " one module is imported at two versions",
+    ),
 ):
     _register(_code, Severity.ERROR, _text, Origin.LOADER)
 for _code, _text in (
@@ -753,13 +768,6 @@ def overlapping_procedures(policies: Sequence[Policy]) -> Iterator[tuple[Policy,
                 )
 
 
-def _policy_references(policy: Policy) -> Iterator[PolicyIs]:
-    for root, scope, _ in _roots(policy):
-        for node, _ in scoped(root, scope):
-            if isinstance(node, PolicyIs):
-                yield node
-
-
 @library_rule(
     "reference_cycle",
     Severity.ERROR,
@@ -768,37 +776,10 @@ def _policy_references(policy: Policy) -> Iterator[PolicyIs]:
 def reference_cycle(policies: Sequence[Policy]) -> Iterator[tuple[Policy, Hit]]:
     refers: dict[str, set[str]] = {}
     for policy in policies:
-        refers.setdefault(policy.id, set()).update(r.policy for r in _policy_references(policy))
-
-    def reaches(start: str, goal: str) -> list[str] | None:
-        # depth-first over policy ids; the path back to `goal`, if there is one
-        stack, seen = [[start]], {start}
-        while stack:
-            path = stack.pop()
-            if path[-1] == goal:
-                return path
-            for nxt in sorted(refers.get(path[-1], ())):
-                if nxt == goal or nxt not in seen:
-                    seen.add(nxt)
-                    stack.append([*path, nxt])
-        return None
-
+        refers.setdefault(policy.id, set()).update(r.policy for r in policy_references(policy))
     for policy in policies:
-        for ref in _policy_references(policy):
-            if ref.policy == policy.id:
-                continue  # the compiler reports a policy referring to itself
-            path = reaches(ref.policy, policy.id)
-            if path is not None:
-                cycle = " -> ".join([policy.id, *path])
-                yield (
-                    policy,
-                    Hit(
-                        ref.pointer,
-                        f"`{policy.id}` needs the determination of `{ref.policy}`, which needs "
-                        f"`{policy.id}`'s: {cycle}",
-                        "one of the policies must decide without the other",
-                    ),
-                )
+        for ref, message, hint in reference_cycles(policy, refers):
+            yield policy, Hit(ref.pointer, message, hint)
 
 
 def _windows_overlap(a: Policy, b: Policy) -> bool:

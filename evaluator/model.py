@@ -103,6 +103,8 @@ class DeriveRule:
     fact: str
     values: Mapping[str, Scalar | FromField]
     pointer: str
+    # `module@version` when the rule comes from an imported shared module
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class Clause:
     pointer: str
     # Per failing status, the sentence about this patient (evaluator/findings.py templates).
     finding: Mapping[Status, str] = field(default_factory=dict)
+    # `module@version template` when the clause places a shared clause template (`use`)
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,36 @@ class Alternative:
     when: Condition
     summary: str
     lines: tuple[AlternativeLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """A shared module a policy imports (modules.py), pinned by version."""
+
+    module: str
+    version: str
+    title: str
+    path: str
+    # of the module's canonical content; the policy's content hash covers it
+    sha256: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.module}@{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPlan:
+    """The plan overlay a policy was built with (plans.py): what it changed, and its hash."""
+
+    id: str
+    title: str
+    line_of_business: str
+    path: str
+    sha256: str
+    # (setting, base value, plan value) and (clause id, why) in the plan's order
+    settings: tuple[tuple[str, Threshold, Threshold], ...] = ()
+    clauses: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -192,9 +226,21 @@ class Policy:
     document: Document | None = field(default=None, compare=False, repr=False)
     # The value sets its conditions use, by name (already expanded into them at load).
     value_sets: Mapping[str, ValueSet] = field(default_factory=lambda: MappingProxyType({}))
+    # The shared modules it imports, dependencies first (already merged into it at load).
+    imports: tuple[Import, ...] = ()
+    # The plan overlay it was built with (an effective policy), if any.
+    plan: AppliedPlan | None = None
+    # Pointers whose content an imported module wrote -> (its document, the pointer there).
+    redirects: Mapping[str, tuple[Document, str]] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False, repr=False
+    )
 
     def locate(self, pointer: str) -> Location:
-        """Return the file location of a JSON pointer into the policy file."""
+        """Return the file location of a JSON pointer into the policy file (or, for content an
+        imported module wrote, into the module's file)."""
+        for prefix, (document, target) in self.redirects.items():
+            if pointer == prefix or pointer.startswith(prefix + "/"):
+                return document.location(target + pointer[len(prefix) :])
         if self.document is None:
             return Location(self.path, pointer=pointer)
         return self.document.location(pointer)

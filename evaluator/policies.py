@@ -11,17 +11,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import parse_cache, records, resources, schemas, source, valuesets
-from .conditions import Threshold, parse_binding, parse_condition
+from . import modules, parse_cache, plans, records, resources, schemas, source, valuesets
+from .conditions import Condition, PolicyIs, Threshold, parse_binding, parse_condition, walk
 from .errors import Location, PolicyError, PolicyNotFoundError, Problem
 from .model import (
     Alternative,
     AlternativeLine,
+    AppliedPlan,
     Change,
     Clause,
     DerivedType,
     DeriveRule,
     FromField,
+    Import,
     LevelCodes,
     Lifecycle,
     Policy,
@@ -55,13 +57,35 @@ def _sha256(document: source.Document) -> str:
     return hashlib.sha256(Path(document.path).read_bytes()).hexdigest()
 
 
-def build_policy(document: source.Document) -> Policy:
+def with_plan(policy: Policy, plan: plans.Plan) -> Policy:
+    """Return the effective policy: `policy` with the plan overlay applied.
+
+    Raises PolicyError, located in the plan, for a key the base lacks, a unit that differs or
+    a plan pinned to another version.
+    """
+    problems = list(plans.overlay_problems(plan, policy))
+    if problems:
+        raise PolicyError(problems)
+    plans.check_version(plan, policy)
+    if policy.document is None:  # pragma: no cover - every loaded policy keeps its document
+        raise PolicyError.single(
+            "unknown_plan_base", "the base policy has no document", plan.locate("")
+        )
+    return build_policy(policy.document, plan)
+
+
+def build_policy(document: source.Document, plan: plans.Plan | None = None) -> Policy:
     """Return the Policy model of a schema-valid document.
 
-    Value sets expand to plain conditions first (valuesets.py); raises PolicyError for an
+    Imports resolve first (modules.py), then value sets expand to plain conditions
+    (valuesets.py); raises PolicyError for an unknown module, an import cycle or clash, an
     unknown value set or a threshold unit that does not convert.
     """
-    expansion = valuesets.expand(document)
+    resolution = modules.resolve(document)
+    base_settings = dict(resolution.data.get("settings", {}))
+    if plan is not None:
+        plans.overlay_data(plan, resolution.data)
+    expansion = valuesets.expand(document, resolution.data, resolution.value_sets)
     data: Mapping[str, Any] = expansion.data
     raw_settings = {k: v for k, v in data.get("settings", {}).items() if k != "qualitative_words"}
     settings = {k: Threshold(v["value"], v["unit"], k) for k, v in raw_settings.items()}
@@ -95,6 +119,7 @@ def build_policy(document: source.Document) -> Policy:
                     finding=MappingProxyType(
                         {Status(k): v for k, v in raw.get("finding", {}).items()}
                     ),
+                    origin=resolution.origins.get(f"clause:{raw['id']}"),
                 )
             )
         sections.append(Section(sec["id"], sec["title"], sec.get("description"), tuple(clauses)))
@@ -121,6 +146,7 @@ def build_policy(document: source.Document) -> Policy:
                 fact=raw["derive"]["fact"],
                 values=MappingProxyType(values),
                 pointer=base,
+                origin=resolution.origins.get(f"rule:{raw['id']}"),
             )
         )
 
@@ -173,12 +199,8 @@ def build_policy(document: source.Document) -> Policy:
         sections=tuple(sections),
         alternative=alternative,
         sha256=_sha256(document),
-        # A shared value set is part of what the policy says, so its hash covers it.
-        content_sha256=content_sha256(
-            {"policy": document.data, "value_sets": expansion.shared}
-            if expansion.shared
-            else document.data
-        ),
+        # A shared value set or module is part of what the policy says, so its hash covers it.
+        content_sha256=content_sha256(_hashed(document, expansion, resolution, plan)),
         supersedes=data.get("supersedes"),
         changelog=tuple(
             Change(c["change"], c["reason"], tuple(c.get("cites", ())))
@@ -187,7 +209,48 @@ def build_policy(document: source.Document) -> Policy:
         path=document.path,
         document=document,
         value_sets=MappingProxyType(expansion.value_sets),
+        imports=tuple(
+            Import(m.name, m.version, m.data["title"], m.path, m.sha256) for m in resolution.modules
+        ),
+        plan=None if plan is None else _applied(plan, base_settings, settings),
+        redirects=MappingProxyType(resolution.redirects),
     )
+
+
+def _applied(
+    plan: plans.Plan, base: Mapping[str, Any], settings: Mapping[str, Threshold]
+) -> AppliedPlan:
+    return AppliedPlan(
+        plan.id,
+        plan.title,
+        plan.line_of_business,
+        plan.path,
+        plan.sha256,
+        tuple(
+            (name, Threshold(base[name]["value"], base[name]["unit"], name), settings[name])
+            for name in plan.settings
+        ),
+        tuple((cid, change.get("reason")) for cid, change in plan.clauses.items()),
+    )
+
+
+def _hashed(
+    document: source.Document,
+    expansion: valuesets.Expansion,
+    resolution: modules.Resolution,
+    plan: plans.Plan | None,
+) -> Any:
+    # a policy with nothing shared hashes as its own data, as before shared files existed
+    if not expansion.shared and not resolution.modules and plan is None:
+        return document.data
+    hashed: dict[str, Any] = {"policy": document.data}
+    if expansion.shared:
+        hashed["value_sets"] = expansion.shared
+    if resolution.modules:
+        hashed["modules"] = {m.ref: m.data for m in resolution.modules}
+    if plan is not None:
+        hashed["plan"] = plan.document.data
+    return hashed
 
 
 def content_sha256(data: Any) -> str:
@@ -387,3 +450,53 @@ def _version_key(version: str) -> tuple[tuple[int, str], ...]:
 
 def _codes(raw: Any) -> tuple[LevelCodes, ...]:
     return tuple(LevelCodes(c["first"], c.get("additional")) for c in raw)
+
+
+# --- references between policies ------------------------------------------------------------------
+
+
+def _conditions(policy: Policy) -> Iterator[Condition]:
+    for clause in policy.clauses:
+        yield from (c for c in (clause.applies_when, clause.waived_by, clause.requires) if c)
+    yield from (rule.when for rule in policy.rules if rule.when is not None)
+    if policy.alternative is not None:
+        yield policy.alternative.when
+
+
+def policy_references(policy: Policy) -> list[PolicyIs]:
+    """Return every `{policy: ID, is: ...}` node of a policy, in file order."""
+    return [n for root in _conditions(policy) for n in walk(root) if isinstance(n, PolicyIs)]
+
+
+def reference_path(refers: Mapping[str, set[str]], start: str, goal: str) -> list[str] | None:
+    """Return the ids from `start` to `goal` along references (depth first), or None."""
+    stack, seen = [[start]], {start}
+    while stack:
+        path = stack.pop()
+        if path[-1] == goal:
+            return path
+        for nxt in sorted(refers.get(path[-1], ())):
+            if nxt == goal or nxt not in seen:
+                seen.add(nxt)
+                stack.append([*path, nxt])
+    return None
+
+
+def reference_cycles(
+    policy: Policy, refers: Mapping[str, set[str]]
+) -> Iterator[tuple[PolicyIs, str, str]]:
+    """Yield, for each reference of `policy` that leads back to it, the node, the message and
+    the hint of the `reference_cycle` problem. `refers` maps policy ids to the ids their
+    versions refer to. A policy referring to itself is the compiler's (`cycle`)."""
+    for ref in policy_references(policy):
+        if ref.policy == policy.id:
+            continue
+        path = reference_path(refers, ref.policy, policy.id)
+        if path is not None:
+            cycle = " -> ".join([policy.id, *path])
+            yield (
+                ref,
+                f"`{policy.id}` needs the determination of `{ref.policy}`, which needs "
+                f"`{policy.id}`'s: {cycle}",
+                "one of the policies must decide without the other",
+            )

@@ -49,9 +49,9 @@ def case_sha256(facts: Iterable[Mapping[str, Any]]) -> str:
     return canonical_sha256(sorted((dict(f) for f in facts), key=lambda f: str(f["id"])))
 
 
-def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Return the provenance block of a decision (schemas/decision.schema.json)."""
-    return {
+    block: dict[str, Any] = {
         "policy_id": policy.id,
         "policy_version": policy.version,
         "policy_sha256": policy.sha256,
@@ -60,6 +60,18 @@ def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, 
         "schemas_sha256": schemas_sha256(),
         "case_sha256": case_sha256(facts),
     }
+    if policy.imports:
+        block["imports"] = {
+            m.module: {"version": m.version, "sha256": m.sha256} for m in policy.imports
+        }
+    if policy.plan is not None:
+        plan = policy.plan
+        block["plan"] = {
+            "id": plan.id,
+            "line_of_business": plan.line_of_business,
+            "sha256": plan.sha256,
+        }
+    return block
 
 
 # --- the decision log -----------------------------------------------------------------------------

@@ -257,6 +257,11 @@ def outline(decision: Decision) -> list[Node]:
         ),
         Node("field", f"Clauses\t{counts}"),
     ]
+    plan = decision.provenance.get("plan")
+    if plan:
+        # the criteria are the base policy as the member's plan overlays it
+        overlay = f"Plan\t{_code(plan['id'])} ({words(plan['line_of_business'])} overlay)"
+        nodes.insert(-1, Node("field", overlay))
     note = review_note(decision)
     if note:
         nodes.append(Node("note", note))

@@ -10,7 +10,16 @@ from .diff import Change, Diff
 from .witness import ABSENT, Witness
 
 _MARK = {"added": "+", "removed": "-", "changed": "~", "affected": "~"}
-_ORDER = ("metadata", "setting", "setting note", "reference", "procedure", "rule", "clause")
+_ORDER = (
+    "metadata",
+    "import",
+    "setting",
+    "setting note",
+    "reference",
+    "procedure",
+    "rule",
+    "clause",
+)
 _SKIP = frozenset({"t", "id", "src"})
 _PLURAL = {"metadata": "metadata"}
 

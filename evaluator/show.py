@@ -94,6 +94,8 @@ def _condition(label: str, condition: Condition | None) -> Iterator[_Block]:
 
 def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Iterator[_Block]:
     yield _Heading(4, f"{clause.id}: {clause.title}")
+    if clause.origin:
+        yield _Para(f"shared clause `{clause.origin}` (see Shared modules)", "From")
     if clause.description:
         yield _Para(clause.description)
     yield from _condition("Applies when", clause.applies_when)
@@ -139,7 +141,8 @@ def _value_set_lines(policy: Policy) -> list[str]:
 
 def _rule(rule: DeriveRule) -> list[str]:
     aliases = {b.alias: b.fact for b in rule.bindings}
-    head = f"- `{rule.id}`" + (f": {rule.description}" if rule.description else "")
+    head = f"- `{rule.id}`" + (f" (from module `{rule.origin}`)" if rule.origin else "")
+    head += f": {rule.description}" if rule.description else ""
     lines = [head]
     if rule.bindings:
         lines.append(
@@ -223,6 +226,11 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             ("Status", policy.status.value),
             ("In force", f"from {policy.effective_from.isoformat()} until {until}"),
             *((("Replaces", f"`{policy.id}@{policy.supersedes}`"),) if policy.supersedes else ()),
+            *(
+                (("Plan", f"`{policy.plan.id}`: {policy.plan.title} (overlay)"),)
+                if policy.plan
+                else ()
+            ),
         )
     )
     if policy.description:
@@ -242,10 +250,23 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
             f"The lines it governs are judged with the facts of the {kinds} lines of the same "
             "request, which describe the same operation."
         )
+    yield from _plan(policy)
     settings = _setting_lines(policy)
     if settings:
         yield _Heading(2, "Settings")
         yield _List(tuple(settings))
+    if policy.imports:
+        yield _Heading(2, "Shared modules")
+        yield _Para(
+            "The policy imports these modules, each pinned by version; their settings, value"
+            " sets, derived facts and clauses are shown below as part of the policy."
+        )
+        yield _List(
+            tuple(
+                f"- `{m.ref}`: {m.title} (_shared/{m.module}/{m.version}.yaml)"
+                for m in policy.imports
+            )
+        )
     value_sets = _value_set_lines(policy)
     if value_sets:
         yield _Heading(2, "Value sets")
@@ -263,6 +284,29 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
     yield from _changelog(policy)
     yield _Heading(2, "References")
     yield _List(tuple(_reference(r, markdown) for r in policy.references))
+
+
+def _plan(policy: Policy) -> Iterator[_Block]:
+    plan = policy.plan
+    if plan is None:
+        return
+    yield _Heading(2, "Plan overlay")
+    business = words(plan.line_of_business)
+    yield _Para(
+        f"These criteria are `{policy.ref}` as the plan `{plan.id}` ({business}) applies them;"
+        " the settings and waivers below differ from the base policy, and the"
+        " criteria that follow are the effective ones."
+    )
+    lines = [
+        f"- setting `{name}`: {threshold_text(Threshold(old.value, old.unit))} in the base"
+        f" policy, {threshold_text(Threshold(new.value, new.unit))} under the plan"
+        for name, old, new in plan.settings
+    ]
+    lines += [
+        f"- {cid}: the plan replaces the waiver" + (f". {' '.join(why.split())}" if why else "")
+        for cid, why in plan.clauses
+    ]
+    yield _List(tuple(lines))
 
 
 def _changelog(policy: Policy) -> Iterator[_Block]:

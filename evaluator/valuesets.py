@@ -53,13 +53,21 @@ class Expansion:
 
 
 class _Expander:
-    def __init__(self, document: source.Document, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        document: source.Document,
+        settings: Mapping[str, Any],
+        imported: Mapping[str, tuple[Mapping[str, Any], str]],
+    ) -> None:
         self.document = document
         self.settings = settings
         self.declared = {
             name: _value_set(name, raw, document.path, f"/value_sets/{name}")
             for name, raw in document.data.get("value_sets", {}).items()
         }
+        # declared by an imported module (modules.py): found like the policy's own
+        for name, (raw, origin) in imported.items():
+            self.declared[name] = _value_set(name, raw, origin, "", shared=True)
         self.used: dict[str, ValueSet] = {}
         self.shared: dict[str, Any] = {}
         self.problems: list[Problem] = []
@@ -113,7 +121,8 @@ class _Expander:
             if isinstance(value, Mapping) and "in_value_set" in value:
                 found = self.lookup(value["in_value_set"], f"{pointer}/{field}/in_value_set")
                 if found is not None:
-                    where[field] = {"one_of": list(found.codes)}
+                    # the name stays beside the codes so that renderings can say it
+                    where[field] = {"one_of": list(found.codes), "value_set": found.name}
                     if field == "code":
                         on_code.append(found)
         return on_code
@@ -192,10 +201,16 @@ class _Expander:
         node[op] = {"value": target.convert(value), "unit": target.unit}
 
 
-def expand(document: source.Document) -> Expansion:
-    """Return the policy data with value sets expanded; raises PolicyError (located)."""
-    data = copy.deepcopy(dict(document.data))
-    expander = _Expander(document, data.get("settings", {}))
+def expand(
+    document: source.Document,
+    data: Mapping[str, Any] | None = None,
+    imported: Mapping[str, tuple[Mapping[str, Any], str]] | None = None,
+) -> Expansion:
+    """Return the policy data (by default the document's; with imports resolved, modules.py)
+    with value sets expanded; `imported` are the value sets of imported modules, as (data,
+    file). Raises PolicyError (located)."""
+    data = copy.deepcopy(dict(document.data if data is None else data))
+    expander = _Expander(document, data.get("settings", {}), imported or {})
     for key in ("sections", "rules", "alternative"):
         if key in data:
             expander.walk(data[key], f"/{key}", {})

@@ -146,9 +146,12 @@ def test_no_request_when_the_documented_facts_decide_against() -> None:
 @pytest.fixture
 def same_document_policy(tmp_path: Path) -> Policy:
     text = FUSION.read_text(encoding="utf-8")
+    # the nicotine clause takes its documents from the shared module: the policy overrides them
     text = text.replace(
-        "          - Nicotine use history and a cotinine level.",
-        "          - Primary care notes.",
+        "        use: nicotine.nicotine-free\n",
+        "        use: nicotine.nicotine-free\n"
+        "        documentation:\n"
+        "          - Primary care notes.\n",
     ).replace(
         "          - Diabetes status and a recent HbA1c result.",
         "          - Primary care notes.",

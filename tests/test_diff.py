@@ -51,6 +51,11 @@ INTENDED = {
     ("rule", "unstable-motion", "changed", None),
     ("rule", "unstable-deformity-construct", "changed", None),
     ("clause", "LF-URGENT", "changed", False),
+    # 2025.1 imports the red-flag waiver and the nicotine clause from shared modules: the same
+    # logic, a new origin (decision-neutral)
+    ("import", "red-flags", "added", False),
+    ("import", "nicotine", "added", False),
+    ("clause", "LF-NICOTINE", "changed", False),
     ("clause", "LF-DEFORMITY-SIGNIFICANT", "changed", False),
     ("clause", "LF-INSTABILITY", "changed", True),
     ("clause", "LF-IMAGING-CORRELATION", "changed", True),
@@ -83,7 +88,10 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
         "si-joint-fusion finds it medically necessary"
     )
     neutral = by_key["clause", "LF-URGENT"]
-    assert all(d.startswith("description:") for d in neutral.details)
+    assert all(d.startswith(("description:", "origin:")) for d in neutral.details)
+    assert (
+        "origin: (none) -> nicotine@2025.1 nicotine-free" in by_key["clause", "LF-NICOTINE"].details
+    )
 
 
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:

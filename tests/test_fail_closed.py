@@ -103,11 +103,13 @@ def _mutate(monkeypatch: pytest.MonkeyPatch, name: str, fold: bool = True) -> di
     programs: dict[str, Program] = {}
 
     def program_for(policy: Any) -> Program:
-        if policy.ref not in programs:
+        # by content, as api.program_for: a plan overlay makes another policy of the same ref
+        key = f"{policy.ref}#{policy.content_sha256}"
+        if key not in programs:
             # A new name registers a new ruleset: the engine caches rulesets by name.
             program = compile_policy(policy, fold=fold)
-            programs[policy.ref] = dataclasses.replace(program, name=f"{program.name}~{name}")
-        return programs[policy.ref]
+            programs[key] = dataclasses.replace(program, name=f"{program.name}~{name}")
+        return programs[key]
 
     monkeypatch.setattr(api, "program_for", program_for)
     return programs

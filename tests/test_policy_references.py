@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from evaluator import api
 from evaluator.cases import case_from_data, load_case
+from evaluator.cli import main
 from evaluator.decision import Decision
 from evaluator.engine import Engine
 from evaluator.errors import EngineError, PolicyError
@@ -221,3 +223,81 @@ def test_the_evaluated_alternative_re_runs_the_reference_on_the_narrower_request
     alt_fixation = next(c for c in narrower.clauses if c.id == "LF-SI-FIXATION")
     assert alt_fixation.status is Status.NOT_APPLICABLE
     assert narrower.determination is Determination.INSUFFICIENT_DOCUMENTATION
+
+
+# --- issue 11 point 5: the version in force for the line's date; cycles do not compile -----------
+
+
+def _version(root: Path, pid: str, version: str, requires: dict[str, Any], **window: str) -> Path:
+    path = _policy(root, pid, requires, start=window["start"])
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["version"] = version
+    if "until" in window:
+        data["effective"]["until"] = window["until"]
+        data["status"] = "retired"
+    path.unlink()
+    target = path.with_name(f"{version}.yaml")
+    target.write_text(json.dumps(data), encoding="utf-8")
+    return target
+
+
+def test_the_reference_is_resolved_on_the_date_of_service(tmp_path: Path) -> None:
+    # Requested in 2025 for a service in 2026: the referenced policy's 2026 version decides,
+    # as it would if the referenced policy governed the line itself.
+    _version(tmp_path, "base", "2025.1", NEVER_SMOKER, start="2025-01-01", until="2025-12-31")
+    current = {"fact": "nicotine", "field": "status", "equals": "current"}
+    _version(tmp_path, "base", "2026.1", current, start="2026-01-01")
+    referring = _policy(tmp_path, "top", {"policy": "base", "is": "medically_necessary"})
+    case = {**CASE, "request": {**CASE["request"], "date": "2025-12-20"}}
+    case["request"]["service_date"] = "2026-01-10"
+    decision = api.evaluate(case_from_data(case, "case.json"), load_policy(referring))
+    (evidence,) = decision.clauses[0].evidence
+    assert [dict(f.values)["version"] for f in evidence.facts] == ["2026.1"]
+    assert decision.clauses[0].status is Status.NOT_MET
+    # without a date of service the request date chooses, as for the lines themselves
+    del case["request"]["service_date"]
+    decision = api.evaluate(case_from_data(case, "case.json"), load_policy(referring))
+    assert decision.clauses[0].status is Status.MET
+
+
+def test_a_cycle_between_policies_does_not_compile(tmp_path: Path) -> None:
+    _policy(tmp_path, "one", {"policy": "two", "is": "medically_necessary"})
+    two = _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
+    with pytest.raises(PolicyError) as raised:
+        api.program_for(load_policy(two))
+    (problem,) = raised.value.problems
+    assert problem.code == "reference_cycle"
+    assert problem.location.pointer == "/sections/0/clauses/0/requires"
+    assert problem.location.line is not None
+
+
+def test_a_cycle_through_a_version_not_in_force_does_not_compile(tmp_path: Path) -> None:
+    # Whichever version is in force on a line's date, the cycle is there for some date.
+    _version(
+        tmp_path,
+        "one",
+        "2024.1",
+        {"policy": "two", "is": "medically_necessary"},
+        start="2024-01-01",
+        until="2024-12-31",
+    )
+    _version(tmp_path, "one", "2025.1", NEVER_SMOKER, start="2025-01-01")
+    two = _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
+    with pytest.raises(PolicyError, match="two -> one -> two"):
+        api.program_for(load_policy(two))
+
+
+def test_validate_rejects_a_policy_in_a_cycle(tmp_path: Path) -> None:
+    _policy(tmp_path, "one", {"policy": "two", "is": "medically_necessary"})
+    two = _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
+    result = CliRunner().invoke(main, ["validate", str(two)])
+    assert result.exit_code == 2, result.output
+    assert "reference_cycle" in result.output or "needs the determination" in result.output
+
+
+def test_lint_reports_a_cycle_once_per_reference(tmp_path: Path) -> None:
+    # the compiler and the library check find the same cycle: one finding, not two
+    _policy(tmp_path, "one", {"policy": "two", "is": "medically_necessary"})
+    _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
+    report = lint_paths([tmp_path])
+    assert len([f for f in report.findings if f.code == "reference_cycle"]) == 2
