@@ -443,8 +443,8 @@ def cache_key(policy: Policy, *, folded: bool) -> str | None:
     `folded` into the status rules or not), or None (no caching).
 
     The Program is a function of the policy's data (key order included: it orders the rules),
-    the value sets it uses, the fact dictionary and schemas, the code and the lowering chosen;
-    the key covers each.
+    the value sets it uses, the modules it imports and the plan overlaid on it (its content
+    hash), the fact dictionary and schemas, the code and the lowering chosen; the key covers each.
     """
     fingerprint = _evaluator_fingerprint()
     if policy.document is None or fingerprint is None:
@@ -458,6 +458,8 @@ def cache_key(policy: Policy, *, folded: bool) -> str | None:
     for part in (FORMAT, resources.evaluator_version(), sys.version, fingerprint, lowering):
         digest.update(part.encode() + b"\0")
     digest.update(data + b"\0")
+    # what the file's data does not show: the shared modules it imports and a plan's overlay
+    digest.update(policy.content_sha256.encode() + b"\0")
     # value sets are frozen dataclasses of strings and tuples: their repr spells out every code
     digest.update(repr(tuple(policy.value_sets.items())).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, fmt, show
+from evaluator import api, fmt, ruleset, show
 from evaluator.cases import case_from_data, load_case
 from evaluator.cli import main
 from evaluator.errors import CaseError, PolicyError
@@ -240,3 +240,16 @@ def test_cases_reviewed_together_each_get_their_plan() -> None:
     alone = [api.review_case(load_case(EXAMPLE), Library()), api.review_case(base_case, Library())]
     assert [r.overall for r in together] == [r.overall for r in alone]  # type: ignore[union-attr]
     assert [r.overall.value for r in alone] == ["not_medically_necessary", "medically_necessary"]
+
+
+def test_a_plan_gets_its_own_cached_ruleset() -> None:
+    """The overlay does not change the base file's data: the ruleset disk cache must still tell
+    them apart (it served the base's rules to the plan, and a stage-3 rule fired in stage 1)."""
+
+    base = Library().get("lumbar-decompression")
+    planned = api.planned_policy(
+        Library(), PolicyRef.parse("lumbar-decompression"), "medicare-advantage"
+    )
+    assert base.document is not None
+    assert planned.document is not None
+    assert ruleset.cache_key(base, folded=True) != ruleset.cache_key(planned, folded=True)

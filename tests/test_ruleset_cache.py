@@ -70,7 +70,9 @@ def test_a_changed_policy_misses(cache_folder: Path, tmp_path: Path) -> None:
     copy.write_text(text, encoding="utf-8")
     before = ruleset.definition_text(compile_policy(load_policy(copy)))
     # one threshold changed: the rules, hence the key and the text, change
-    changed = text.replace("at_most: {value: 3, unit: grade}", "at_most: {value: 2, unit: grade}")
+    changed = text.replace(
+        "conservative_care_minimum:\n    value: 6\n", "conservative_care_minimum:\n    value: 7\n"
+    )
     assert changed != text
     copy.write_text(changed, encoding="utf-8")
     after = ruleset.definition_text(compile_policy(load_policy(copy)))
