@@ -367,6 +367,39 @@ def test_an_hba1c_in_mmol_per_mol_is_reported_and_not_read_as_percent(tmp_path):
     assert statuses(result)["LF-DIABETES"] == "not_documented"
 
 
+def test_a_newer_hba1c_that_cannot_be_read_never_dates_an_older_value(tmp_path):
+    # The newer result is in mmol/mol (reported); the older % result keeps its own date, so it
+    # can never look recent. An undated result does not replace a dated one either.
+    result = mapped(
+        with_resources(
+            hba1c("a1c-old", 7.1, "2024-11-02"),
+            hba1c("a1c-new", 60, "2025-05-20", unit="mmol/mol"),
+            observation(
+                "a1c-undated",
+                "4548-4",
+                valueQuantity={"value": 6.5, "unit": "%", "system": UCUM, "code": "%"},
+            ),
+        ),
+        tmp_path,
+    )
+    assert result.data["diabetes"] == {
+        "hba1c_pct": 7.1,
+        "hba1c_date": "2024-11-02",
+        "source": result.data["diabetes"]["source"],
+    }
+
+
+def test_diabetes_confirmed_in_one_record_and_refuted_in_another_is_a_conflict(tmp_path):
+    result = mapped(
+        with_resources(condition("dm1", "E11.9"), condition("dm2", "E11.9", "refuted")), tmp_path
+    )
+    assert [s["value"] for s in result.data["diabetes"]["diabetic"]["statements"]] == [
+        True,
+        False,
+    ]
+    assert statuses(result)["LF-DIABETES"] == "not_documented"
+
+
 def test_refuted_diabetes_is_not_diabetic_and_entered_in_error_states_nothing(tmp_path):
     refuted = mapped(with_resources(condition("dm", "E11.9", "refuted")), tmp_path)
     assert refuted.data["diabetes"] == {"diabetic": False}

@@ -635,15 +635,28 @@ class _Builder:
                 statements.append((value.pop(field), value.get("source")))
         if rule.get("stated"):
             value.pop("source", None)
-        latest = rule.get("latest")
-        if latest and value.get(latest):
-            # One value per case (the most recent HbA1c): an older result does not replace a
-            # newer one, whatever the order of the Bundle.
-            held = _get(case, rule["into"]) or {}
-            if str(held.get(latest) or "") > str(value[latest]):
-                return
+        if "latest" in rule and not self.is_latest(case, rule, value):
+            return
         if value:
             _put(case, rule["into"], value)
+
+    @staticmethod
+    def is_latest(case: dict[str, Any], rule: Mapping[str, Any], value: dict[str, Any]) -> bool:
+        """For a `latest: DATE` rule (one result per case, e.g. the HbA1c): True when `value`
+        is to replace the result held, which it then clears. A result and its date travel
+        together: one with no usable value replaces nothing (it is reported), an undated one
+        never replaces a dated one, and an older one never a newer, whatever the Bundle's order.
+        """
+        latest, fields = rule["latest"], set(rule["elements"].values())
+        if not (fields - {latest}) & value.keys():
+            return False
+        held = _get(case, rule["into"]) or {}
+        if fields & held.keys():
+            if held.get(latest) and str(value.get(latest) or "") < str(held[latest]):
+                return False
+            for field in fields:
+                held.pop(field, None)
+        return True
 
     def write_stated(self, case: dict[str, Any]) -> None:
         for (into, field), said in self.stated.items():
