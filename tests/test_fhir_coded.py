@@ -19,7 +19,9 @@ from evaluator.fhir.to_case import Mapped, bundle_to_case, mapping
 from evaluator.policies import Library
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = json.loads((ROOT / "examples" / "fhir" / "t12-s2-fusion-bundle.json").read_text())
+BUNDLE: dict[str, Any] = json.loads(
+    (ROOT / "examples" / "fhir" / "t12-s2-fusion-bundle.json").read_text()
+)
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -85,7 +87,7 @@ def smoking(rid: str, snomed: str) -> dict[str, Any]:
 def with_resources(*resources: dict[str, Any], contained: bool = False) -> dict[str, Any]:
     """The founding Bundle plus `resources`: as Bundle entries, or contained in the Claim and
     listed in Claim.supportingInfo (valueReference `#id`), as PAS allows both."""
-    bundle = copy.deepcopy(BUNDLE)
+    bundle: dict[str, Any] = copy.deepcopy(BUNDLE)
     if not contained:
         bundle["entry"] += [
             {"fullUrl": f"urn:example:{r['resourceType']}/{r['id']}", "resource": r}
