@@ -60,6 +60,13 @@ INTENDED = {
     ("clause", "LF-CONSERVATIVE-DURATION", "changed", False),
     ("clause", "LF-NICOTINE", "changed", False),
     ("clause", "LF-DIABETES", "changed", False),
+    # Issue 11 point 7, amended in place: functional impairment (with its setting and reference)
+    # and imaging recency are new.
+    ("setting", "odi_minimum", "added", None),
+    ("setting note", "odi_minimum", "added", False),
+    ("reference", "11", "added", False),
+    ("clause", "LF-FUNCTIONAL-IMPAIRMENT", "added", True),
+    ("clause", "LF-IMAGING-RECENT", "added", True),
 }
 
 
@@ -87,7 +94,7 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
-    assert len(shown) == 5
+    assert len(shown) == 7
     for change in shown:
         w = change.witness
         assert w is not None
