@@ -40,9 +40,10 @@ from evaluator.program import EmitStatus, EmitValue, Eq, Ne, Program
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # Engine firings over all example cases (every line, alternatives and referenced policies),
-# measured when folding landed: 3,122 folded, 5,256 with the per-node lowering. The bound
-# fails when folding is silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 3200
+# measured when folding landed: 3,122 folded, 5,256 with the per-node lowering; 3,471 folded
+# once lumbar-fusion 2025.1 gained two clauses and the examples three cases (issue 11 point 7).
+# The bound fails when folding is silently disabled or loses a clause or subtree.
+MAX_EXAMPLE_FIRINGS = 3550
 # The decompression policy folds every clause: its cases fire 13-18 rules (30-37 before).
 MAX_DECOMPRESSION_FIRINGS = 20
 
