@@ -103,7 +103,8 @@ def test_skip_levels_are_separate_constructs() -> None:
 
 def test_founding_alternative_is_pended_for_its_documents() -> None:
     # Decompression L1-S1 with fusion L3-S1: every slip level is fused, no pelvic fixation and
-    # no SI line; physical therapy, nicotine and diabetes status are still not documented.
+    # no SI line; physical therapy, functional impairment, the MRI's date, nicotine and diabetes
+    # status are still not documented.
     decision = api.evaluate_path(EXAMPLES / "t12-s2-fusion.json", "lumbar-fusion")
     alt = decision.alternative
     assert alt is not None
@@ -120,6 +121,8 @@ def test_founding_alternative_is_pended_for_its_documents() -> None:
     assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
     assert [r.clause for r in alt.decision.documentation_requests] == [
         "LF-PHYSICAL-THERAPY",
+        "LF-FUNCTIONAL-IMPAIRMENT",
+        "LF-IMAGING-RECENT",
         "LF-NICOTINE",
         "LF-DIABETES",
     ]

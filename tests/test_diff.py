@@ -67,6 +67,13 @@ INTENDED = {
     # (LF-DIABETES also changed what it decides, above)
     ("clause", "LF-CONSERVATIVE-DURATION", "changed", False),
     ("clause", "LF-NICOTINE", "changed", False),
+    # Issue 11 point 7, amended in place: functional impairment (with its setting and reference)
+    # and imaging recency are new.
+    ("setting", "odi_minimum", "added", None),
+    ("setting note", "odi_minimum", "added", False),
+    ("reference", "11", "added", False),
+    ("clause", "LF-FUNCTIONAL-IMPAIRMENT", "added", True),
+    ("clause", "LF-IMAGING-RECENT", "added", True),
 }
 
 
@@ -97,7 +104,7 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
-    assert len(shown) == 6  # the five of issue 8 and LF-DIABETES (issue 11)
+    assert len(shown) == 8  # the five of issue 8, LF-DIABETES and the two new clauses (issue 11)
     for change in shown:
         w = change.witness
         assert w is not None

@@ -77,9 +77,11 @@ def test_unmapped_parts_are_warned_on_the_command_line(tmp_path):
         {
             "resource": {
                 "resourceType": "Observation",
-                "id": "bmi",
+                "id": "local",
                 "status": "final",
-                "code": {"coding": [{"system": "http://loinc.org", "code": "39156-5"}]},
+                # A local code: in no system the case format knows, so not even a coded
+                # observation can hold it.
+                "code": {"coding": [{"system": "http://example.org/local", "code": "BMI-1"}]},
                 "valueQuantity": {"value": 31},
             }
         }
@@ -88,7 +90,7 @@ def test_unmapped_parts_are_warned_on_the_command_line(tmp_path):
     path.write_text(json.dumps(bundle))
     result = CliRunner().invoke(main, ["evaluate", str(path)])
     assert result.exit_code == 3
-    assert "http://loinc.org|39156-5 is not mapped" in result.stderr
+    assert "http://example.org/local|BMI-1 is not mapped" in result.stderr
     assert f"Bundle.entry[{len(bundle['entry']) - 1}].resource" in result.stderr
 
 

@@ -64,7 +64,9 @@ def test_every_changed_case_is_reported(report: impact.Report) -> None:
 
 
 def test_totals_and_evidence(report: impact.Report) -> None:
-    assert report.flips() == {("medically_necessary", "not_medically_necessary"): 2}
+    # dynamic-instability, pt-5-weeks-6-days, and the two examples of the clauses added to
+    # 2025.1 in place (odi-below-30, imaging-older-than-12-months)
+    assert report.flips() == {("medically_necessary", "not_medically_necessary"): 4}
     assert report.by_clause()["LF-INSTABILITY", "met", "not_met"] == 1
     moved = next(c for c in report.changed if c.case_id == "dynamic-instability")
     instability = next(m for m in moved.clauses if m.clause == "LF-INSTABILITY")

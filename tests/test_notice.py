@@ -196,9 +196,18 @@ def test_abbreviations_used_are_explained(founding_md: str) -> None:
     explained = " ".join(
         words_of(t) for t in section(founding_md, "Abbreviations") if t.type == "inline"
     )
-    for used in ("CPT", "X12 278", "SI", "HbA1c", "SVA", "PI", "LL"):
+    # MRI and CT: the founding review gives no date for its MRI (imaging recency pends).
+    for used in ("CPT", "X12 278", "SI", "HbA1c", "SVA", "PI", "LL", "MRI", "CT"):
         assert f"{used}: " in explained, used
-    assert "MRI: " not in explained  # not used in this notice
+
+
+def test_abbreviations_not_used_are_not_explained(conflict_md: str) -> None:
+    explained = " ".join(
+        words_of(t) for t in section(conflict_md, "Abbreviations") if t.type == "inline"
+    )
+    assert "ng/mL: " in explained  # the cotinine the conflict asks for
+    for unused in ("MRI", "HbA1c", "SVA"):  # its MRI is recent and it is not diabetic
+        assert f"{unused}: " not in explained, unused
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

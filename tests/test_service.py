@@ -303,7 +303,9 @@ def test_fhir_unknown_code_is_reported_not_dropped(server):
         for i, e in enumerate(bundle["entry"])
         if e["resource"]["resourceType"] == "Condition"
     )
-    condition["code"]["coding"][0]["code"] = "Z99.89"
+    # A code in no system the case format knows: even the coded sections cannot hold it (an
+    # ICD-10-CM code no rule names is kept as a coded condition).
+    condition["code"]["coding"][0] = {"system": "http://example.org/local", "code": "Z99.89"}
     response = server.post("/fhir/Claim/$submit", content=json.dumps(bundle).encode())
     assert response.status_code == 200, response.text
     (outcome,) = _entries(response.json(), "OperationOutcome")

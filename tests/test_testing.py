@@ -157,9 +157,16 @@ def test_lumbar_fusion_reachable_statuses() -> None:
     assert reach["LF-URGENT"] == {Status.MET, Status.NOT_APPLICABLE}
     assert reach["LF-INSTABILITY"] == {Status.MET, Status.NOT_MET}
     assert reach["LF-SI-FIXATION"] == {Status.MET, Status.NOT_MET, Status.NOT_APPLICABLE}
-    for clause in ("LF-CONSERVATIVE-DURATION", "LF-IMAGING-CORRELATION", "LF-DIABETES"):
+    for clause in (
+        "LF-CONSERVATIVE-DURATION",
+        "LF-IMAGING-CORRELATION",
+        "LF-DIABETES",
+        "LF-FUNCTIONAL-IMPAIRMENT",
+    ):
         assert reach[clause] == every
-    assert sum(len(s) for s in reach.values()) == 35
+    # no applicability condition and no waiver: never not applicable
+    assert reach["LF-IMAGING-RECENT"] == {Status.MET, Status.NOT_MET, Status.NOT_DOCUMENTED}
+    assert sum(len(s) for s in reach.values()) == 42
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evaluator import source
+from evaluator import facts, schemas, source, units
 from evaluator.cases import Case, case_from_data
 from evaluator.errors import Location, Problem, SchemaError
 
@@ -63,10 +63,19 @@ ADMINISTRATIVE = frozenset(
         "recordedDate",
         "dateAsserted",
         "informationSource",
+        "intent",
+        "requester",
+        "authoredOn",
     }
 )
 # What `fill` reads besides the elements the rule names.
-_READ = frozenset({"extension", "derivedFrom", "report", "evidence", "code", "hasMember"})
+_READ = frozenset(
+    {"extension", "derivedFrom", "report", "evidence", "code", "hasMember", "contained"}
+)
+# FHIR statuses of a Condition that withdraw it: it states nothing.
+_UCUM = "http://unitsofmeasure.org"
+# What `coded_element` returns for a name that is not one of its elements.
+_NOT_CODED = object()
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,38 @@ def _shown(concept: Mapping[str, Any] | None) -> str:
     return ", ".join(codings) or repr(concept.get("text", "no code"))
 
 
+def _case_coding(concept: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Return the first coding of `concept` in a code system the case format knows (its
+    `coding` definition), as the case writes a coding; None when it has none."""
+    for coding in (concept or {}).get("coding", []):
+        if coding.get("system") in facts.code_systems() and coding.get("code"):
+            out = {"system": coding["system"], "code": coding["code"]}
+            if coding.get("display"):
+                out["display"] = coding["display"]
+            return out
+    return None
+
+
+def _in_value_set(concept: Mapping[str, Any] | None, name: str) -> bool:
+    """True when a coding of `concept` is in the mapping's value set `name`."""
+    codes = mapping()["value_sets"][name]["codes"]
+    for coding in (concept or {}).get("coding", []):
+        system = facts.code_systems().get(coding.get("system", ""))
+        if system is not None and coding.get("code") in codes.get(system, ()):
+            return True
+    return False
+
+
+def _date(value: Any) -> str | None:
+    """Return a FHIR date or dateTime as the case writes a date (the day, or the month)."""
+    return str(value)[:10] if value else None
+
+
+def _period(period: Mapping[str, Any] | None) -> dict[str, str] | None:
+    out = {k: d for k in ("start", "end") if (d := _date((period or {}).get(k)))}
+    return out or None
+
+
 def validate_bundle(document: source.Document) -> dict[str, Any]:
     """Validate the Bundle with the FHIR models; return it as normalised FHIR JSON.
 
@@ -148,6 +189,11 @@ class _Builder:
         self.bundle = bundle
         self.unmapped: list[Unmapped] = []
         self.by_ref: dict[str, tuple[int, dict[str, Any]]] = {}
+        # Values several resources may state (e.g. smoking status), gathered by (target, field)
+        # and written once all are read: agreeing sources give the value, disagreeing ones the
+        # case's `statements`, so a conflict is reported rather than one source overwriting
+        # another.
+        self.stated: dict[tuple[str, str], list[tuple[Any, dict[str, Any] | None]]] = {}
         for index, entry in enumerate(bundle.get("entry", [])):
             resource = entry.get("resource")
             if not resource:
@@ -157,6 +203,11 @@ class _Builder:
                 self.by_ref[f"{kind}/{rid}"] = (index, resource)
             if entry.get("fullUrl"):
                 self.by_ref[entry["fullUrl"]] = (index, resource)
+            # A contained resource is referred to as `#id` (PAS puts supporting resources in
+            # the Claim's `contained` as often as in the Bundle).
+            for inner in resource.get("contained", []):
+                if inner.get("id"):
+                    self.by_ref[f"#{inner['id']}"] = (index, inner)
 
     def report(self, expression: str, message: str) -> None:
         self.unmapped.append(Unmapped(expression, message))
@@ -240,7 +291,16 @@ class _Builder:
 
     # ---- standard elements --------------------------------------------------------------
 
-    def element(self, resource: Mapping[str, Any], name: str, where: str) -> Any:
+    def element(
+        self,
+        resource: Mapping[str, Any],
+        name: str,
+        where: str,
+        rule: Mapping[str, Any] | None = None,
+    ) -> Any:
+        coded = self.coded_element(resource, name, where, rule or {})
+        if coded is not _NOT_CODED:
+            return coded
         if name == "id":
             return resource.get("id")
         if name == "code.text":
@@ -259,8 +319,9 @@ class _Builder:
                 return "confirmed"
             return "stated" if codes else None
         if name in ("effective", "onset"):
-            return resource.get(f"{name}DateTime") or (resource.get(f"{name}Period") or {}).get(
-                "start"
+            return _date(
+                resource.get(f"{name}DateTime")
+                or (resource.get(f"{name}Period") or {}).get("start")
             )
         if name.startswith(("performed.", "effective.")):
             base, _, end = name.partition(".")
@@ -278,26 +339,138 @@ class _Builder:
                         return side
             return None
         if name == "bodySite.level":
-            for key in _codes(resource.get("bodySite")):
-                if key.startswith("level|"):
-                    return key.split("|", 1)[1]
+            sites = resource.get("bodySite")
+            for site in sites if isinstance(sites, list) else [sites]:
+                for key in _codes(site):
+                    if key.startswith("level|"):
+                        return key.split("|", 1)[1]
             return None
         raise ValueError(f"mapping.yaml names an unknown element {name!r} ({where})")
 
+    def coded_element(
+        self, resource: Mapping[str, Any], name: str, where: str, rule: Mapping[str, Any]
+    ) -> Any:
+        """Read the elements of the coded sections (observations, conditions, past procedures,
+        medications); return _NOT_CODED for any other name."""
+        if name == "code":
+            concept = resource.get("code") or resource.get("medicationCodeableConcept")
+            return _case_coding(concept)
+        if name in ("valueCodeableConcept", "method"):
+            concept = resource.get(name)
+            found = _case_coding(concept)
+            if concept and found is None:
+                message = f"{_shown(concept)} is in no code system a case uses"
+                self.report(f"{where}.{name}", message)
+            return found
+        if name == "valueCodeableConcept.mapped":
+            concept = resource.get("valueCodeableConcept")
+            value = next((rule["values"][k] for k in _codes(concept) if k in rule["values"]), None)
+            if concept and value is None:
+                message = f"value {_shown(concept)} is not mapped"
+                self.report(f"{where}.valueCodeableConcept", message)
+            return value
+        if name == "valueBoolean":
+            return resource.get("valueBoolean")
+        if name.startswith("valueQuantity"):
+            at = f"{where}.valueQuantity"
+            found = self.quantity(resource.get("valueQuantity"), name, at)
+            code = _case_coding(resource.get("code"))
+            analyte = [f"{facts.code_systems()[code['system']]}|{code['code']}"] if code else []
+            if (
+                isinstance(found, dict)
+                and units.target("observation", analyte, found["unit"]) is None
+            ):
+                # One result in a unit no table converts must not fail the whole request.
+                self.report(
+                    at, f"unit `{found['unit']}` does not convert; the result is not mapped"
+                )
+                return None
+            return found
+        if name == "effectiveDateTime":
+            return _date(resource.get("effectiveDateTime"))
+        if name == "effectivePeriod":
+            return _period(resource.get("effectivePeriod"))
+        if name == "bodySite":
+            sites = resource.get("bodySite")
+            for site in sites if isinstance(sites, list) else [sites] if sites else []:
+                lateral = set(mapping()["laterality"])
+                found = _case_coding(
+                    {"coding": [c for c in site.get("coding", []) if _code_key(c) not in lateral]}
+                )
+                if found:
+                    return found
+            return None
+        if name == "clinicalStatus":
+            return next((c.get("code") for c in _codings(resource.get("clinicalStatus"))), None)
+        if name == "verificationStatus.code":
+            return next((c.get("code") for c in _codings(resource.get("verificationStatus"))), None)
+        if name == "verificationStatus.affirmed":
+            # Diabetes on the record unless refuted: when in doubt the stricter clause applies.
+            codes = {c.get("code") for c in _codings(resource.get("verificationStatus"))}
+            return None if "entered-in-error" in codes else "refuted" not in codes
+        if name == "performed":
+            return _date(
+                resource.get("performedDateTime")
+                or (resource.get("performedPeriod") or {}).get("start")
+            )
+        if name == "taken":
+            if "effectiveDateTime" in resource:
+                return {"start": _date(resource["effectiveDateTime"])}
+            if "effectivePeriod" in resource:
+                return _period(resource["effectivePeriod"])
+            dosage = (resource.get("dosageInstruction") or [{}])[0]
+            repeat = (dosage.get("timing") or {}).get("repeat") or {}
+            return _period(repeat.get("boundsPeriod"))
+        if name == "status":
+            status = resource.get("status")
+            allowed = _case_enum("medication", "status")
+            if status is not None and status not in allowed:
+                self.report(f"{where}.status", f"status `{status}` is not mapped")
+                return None
+            return status
+        return _NOT_CODED
+
+    def quantity(self, quantity: Mapping[str, Any] | None, name: str, where: str) -> Any:
+        """A valueQuantity as the case writes one ({value, unit}, the UCUM code preferred to
+        the display unit), or, for `valueQuantity.value[UNIT]`, its number when it is in UNIT."""
+        if not quantity:
+            return None
+        unit = quantity.get("code") if quantity.get("system") == _UCUM else None
+        unit = unit or quantity.get("unit")
+        if quantity.get("value") is None or not unit:
+            self.report(where, "a quantity needs a value and a UCUM unit")
+            return None
+        if name == "valueQuantity":
+            return {"value": quantity["value"], "unit": unit}
+        wanted = name.removeprefix("valueQuantity.value[").removesuffix("]")
+        if unit != wanted:
+            self.report(where, f"a quantity in `{unit}` is not mapped (only `{wanted}` is)")
+            return None
+        return quantity["value"]
+
+    def unread(
+        self, resource: Mapping[str, Any], rules: list[Mapping[str, Any]], where: str
+    ) -> None:
+        """Report the elements of a resource that none of the rules mapping it reads."""
+        read = {k for rule in rules for e in rule.get("elements", {}) for k in _element_keys(e)}
+        for key in sorted(set(resource) - ADMINISTRATIVE - _READ):
+            if not any(key.startswith(prefix) for prefix in read):
+                self.report(f"{where}.{key}", f"element `{key}` is not mapped")
+
     def fill(
-        self, resource: Mapping[str, Any], rule: Mapping[str, Any], where: str
+        self,
+        resource: Mapping[str, Any],
+        rule: Mapping[str, Any],
+        where: str,
+        reported: bool = False,
     ) -> dict[str, Any]:
+        """Return the case value a rule makes of the resource; `reported`: the caller has
+        reported the unread elements (of a resource several rules map)."""
         out: dict[str, Any] = dict(rule.get("set", {}))
-        read = {_element_key(e) for e in rule.get("elements", {})}
-        unread = [
-            key
-            for key in sorted(set(resource) - ADMINISTRATIVE - _READ)
-            if not any(key.startswith(prefix) for prefix in read)
-        ]
-        for key in unread:
-            self.report(f"{where}.{key}", f"element `{key}` is not mapped")
+        if not reported:
+            self.unread(resource, [rule], where)
         for element, field in rule.get("elements", {}).items():
-            value = self.element(resource, element, where)
+            value = self.element(resource, element, where, rule)
             if value is not None:
                 _put(out, "/" + field, value)
         self.fields(resource, out, where)
@@ -331,7 +504,17 @@ class _Builder:
         used: set[int] = set()
         for index, item in enumerate(claim.get("item", [])):
             request["lines"].append(self.item(item, infos, used, f"{where}.item[{index}]"))
-        for sequence, (index, _info) in infos.items():
+        for sequence, (index, info) in infos.items():
+            reference = info.get("valueReference")
+            if reference is not None and sequence not in used:
+                # Supporting information that points at a resource: the resource is mapped
+                # (or reported) on its own, as a Bundle entry or a contained resource.
+                if self.resolve(reference) is None:
+                    self.report(
+                        f"{where}.supportingInfo[{index}].valueReference",
+                        f"reference {reference.get('reference')!r} is not in the Bundle",
+                    )
+                continue
             if sequence not in used:
                 self.report(
                     f"{where}.supportingInfo[{index}]",
@@ -399,56 +582,159 @@ class _Builder:
     # ---- the clinical resources ---------------------------------------------------------
 
     def resources(self, case: dict[str, Any], claim_index: int) -> None:
-        members: set[str] = set()
+        members: set[int] = set()
+        found: list[tuple[str, dict[str, Any]]] = []
         for index, entry in enumerate(self.bundle.get("entry", [])):
             resource = entry.get("resource") or {}
+            if index != claim_index:
+                found.append((f"Bundle.entry[{index}].resource", resource))
+            found += [
+                (f"Bundle.entry[{index}].resource.contained[{i}]", inner)
+                for i, inner in enumerate(resource.get("contained", []))
+            ]
+        for where, resource in found:
             kind = resource.get("resourceType")
-            where = f"Bundle.entry[{index}].resource"
-            if index == claim_index or kind in CONTEXT_RESOURCES:
+            if kind in CONTEXT_RESOURCES or kind == "Claim" or id(resource) in members:
                 continue
-            if f"{kind}/{resource.get('id')}" in members:
-                continue
-            codes = _codes(resource.get("code")) if kind != "MedicationStatement" else []
-            rule = next(
-                (
-                    r
-                    for r in mapping()["resources"]
-                    if r["resource"] == kind and ("code" not in r or r["code"] in codes)
-                ),
-                None,
-            )
-            if rule is None:
+            rules = [r for r in mapping()["resources"] if _matches(r, resource)]
+            if not rules:
                 self.report(
                     where,
-                    f"{kind} with code {_shown(resource.get('code'))} is not "
-                    "mapped to a case field",
+                    f"{kind} with code {_shown(_concept(resource))} is not mapped to a case field",
                 )
                 continue
-            value = self.fill(resource, rule, where)
-            if "members" in rule:
-                value[rule["members"]["into"]] = [
-                    self.member(ref, rule["members"], f"{where}.hasMember[{i}]", members)
-                    for i, ref in enumerate(resource.get("hasMember", []))
-                ]
+            # The first matching rule maps the resource; `continue: true` offers it to the next
+            # matching rule too (an HbA1c fills `diabetes` and is kept as a coded observation).
+            chain = []
+            for rule in rules:
+                chain.append(rule)
+                if not rule.get("continue"):
+                    break
+            self.unread(resource, chain, where)
+            for rule in chain:
+                self.apply(case, resource, rule, where, members)
+        self.write_stated(case)
+
+    def apply(
+        self,
+        case: dict[str, Any],
+        resource: Mapping[str, Any],
+        rule: Mapping[str, Any],
+        where: str,
+        members: set[int],
+    ) -> None:
+        value = self.fill(resource, rule, where, reported=True)
+        if "members" in rule:
+            value[rule["members"]["into"]] = [
+                self.member(ref, rule["members"], f"{where}.hasMember[{i}]", members)
+                for i, ref in enumerate(resource.get("hasMember", []))
+            ]
+        for field in rule.get("stated", []):
+            if field in value:
+                statements = self.stated.setdefault((rule["into"], field), [])
+                statements.append((value.pop(field), value.get("source")))
+        if rule.get("stated"):
+            value.pop("source", None)
+        if "latest" in rule and not self.is_latest(case, rule, value):
+            return
+        if value:
             _put(case, rule["into"], value)
 
+    @staticmethod
+    def is_latest(case: dict[str, Any], rule: Mapping[str, Any], value: dict[str, Any]) -> bool:
+        """For a `latest: DATE` rule (one result per case, e.g. the HbA1c): True when `value`
+        is to replace the result held, which it then clears. A result and its date travel
+        together: one with no usable value replaces nothing (it is reported), an undated one
+        never replaces a dated one, and an older one never a newer, whatever the Bundle's order.
+        """
+        latest, fields = rule["latest"], set(rule["elements"].values())
+        if not (fields - {latest}) & value.keys():
+            return False
+        held = _get(case, rule["into"]) or {}
+        if fields & held.keys():
+            if held.get(latest) and str(value.get(latest) or "") < str(held[latest]):
+                return False
+            for field in fields:
+                held.pop(field, None)
+        return True
+
+    def write_stated(self, case: dict[str, Any]) -> None:
+        for (into, field), said in self.stated.items():
+            if len({json.dumps(v, sort_keys=True) for v, _ in said}) == 1:
+                value, found = said[0]
+                _put(case, f"{into}/{field}", value)
+                if found and "source" not in (_get(case, into) or {}):
+                    _put(case, f"{into}/source", found)
+                continue
+            statements = [{"value": v, "source": s or {"document": "other"}} for v, s in said]
+            _put(case, f"{into}/{field}", {"statements": statements})
+
     def member(
-        self, reference: Mapping[str, Any], rule: Mapping[str, Any], where: str, seen: set[str]
+        self, reference: Mapping[str, Any], rule: Mapping[str, Any], where: str, seen: set[int]
     ) -> dict[str, Any]:
         resource = self.resolve(reference)
         if resource is None:
             self.report(where, f"member {reference.get('reference')!r} is not in the Bundle")
             return {}
-        seen.add(f"{resource['resourceType']}/{resource.get('id')}")
+        seen.add(id(resource))
         if rule["code"] not in _codes(resource.get("code")):
             self.report(where, f"member with code {_shown(resource.get('code'))} is not mapped")
         return self.fill(resource, rule, where)
 
 
-def _element_key(element: str) -> str:
-    """Return the FHIR JSON key (prefix, for choice types) that a mapping element reads."""
+def _element_keys(element: str) -> tuple[str, ...]:
+    """Return the FHIR JSON keys (prefixes, for choice types) that a mapping element reads."""
     base = element.split(".", 1)[0]
-    return {"medication": "medicationCodeableConcept"}.get(base, base)
+    return {
+        "medication": ("medicationCodeableConcept",),
+        "code": ("code", "medicationCodeableConcept"),
+        "taken": ("effective", "dosageInstruction"),
+    }.get(base, (base,))
+
+
+def _concept(resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The resource's code (a medication's is its medicationCodeableConcept)."""
+    concept: Mapping[str, Any] | None = resource.get("code") or resource.get(
+        "medicationCodeableConcept"
+    )
+    return concept
+
+
+def _codings(concept: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    return list((concept or {}).get("coding", []))
+
+
+def _matches(rule: Mapping[str, Any], resource: Mapping[str, Any]) -> bool:
+    """True when a `resources` rule of mapping.yaml applies to the resource: its type, then its
+    code (`code: alias|code`, `code: {in_value_set: NAME}`), or any code of a system the case
+    format knows (`coded: true`, the coded sections)."""
+    kinds = rule["resource"] if isinstance(rule["resource"], list) else [rule["resource"]]
+    if resource.get("resourceType") not in kinds:
+        return False
+    concept = _concept(resource)
+    code = rule.get("code")
+    if isinstance(code, str) and code not in _codes(concept):
+        return False
+    if isinstance(code, dict) and not _in_value_set(concept, code["in_value_set"]):
+        return False
+    return not rule.get("coded") or _case_coding(concept) is not None
+
+
+@functools.cache
+def _case_enum(definition: str, field: str) -> frozenset[str]:
+    """The values case.schema.json allows for `field` of `definition`."""
+    spec = schemas.load_schema("case")["$defs"][definition]["properties"][field]
+    return frozenset(spec["enum"])
+
+
+def _get(target: Mapping[str, Any], pointer: str) -> Any:
+    """Return the value at a JSON pointer below `target` (None when absent; `-` is absent)."""
+    node: Any = target
+    for token in source.split_pointer(pointer):
+        if not isinstance(node, dict) or token not in node:
+            return None
+        node = node[token]
+    return node
 
 
 def _line_id(item: Mapping[str, Any]) -> str:
