@@ -51,6 +51,7 @@ from .conditions import (
     Truth,
 )
 from .errors import Collector
+from .facts import LINE_PARTS
 from .lowering import MAX_N_OF_COMBINATIONS, Lowering, Scope
 from .model import Clause, Policy, Status
 from .program import (
@@ -84,6 +85,8 @@ _BY_TRUTH = {T: "T", F: "F", U: "U"}
 # cost matching time on every fact; on the shipped policies 48 folds all but the clauses whose
 # unknown outcome multiplies (see docs/architecture.md).
 MAX_RULES_PER_CLAUSE = 48
+# Fact types a case has one or more of per service line.
+_PER_LINE = frozenset({"line", *LINE_PARTS})
 # Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
 _MAX_PATTERNS = 16
 
@@ -488,21 +491,24 @@ class Folder:
                 self._alternatives(i, tree.leaves[i], variants, tree.scope)
                 for i, variants in sorted(term.constraints.items())
             ]
+            leaves = sorted(term.constraints)
             for combo in itertools.product(*choices):
                 extra: dict[str, list[Test]] = {}
-                rest: list[Pattern] = []
-                for pattern in (p for alt in combo for p in alt):
-                    if pattern.alias in names:
-                        extra.setdefault(pattern.alias, []).append(pattern.test)
-                    else:
-                        rest.append(pattern)
+                rest: list[tuple[int, Pattern]] = []
+                for i, alt in zip(leaves, combo, strict=True):
+                    for pattern in alt:
+                        if pattern.alias in names:
+                            extra.setdefault(pattern.alias, []).append(pattern.test)
+                        else:
+                            rest.append((_lead_rank(tree.leaves[i], pattern), pattern))
                 joined = [
                     Pattern(a.alias, AllOf((a.test, *extra[a.alias]))) if a.alias in extra else a
                     for a in anchors
                 ]
                 if len(joined) + len(rest) + 1 > _MAX_PATTERNS:
                     return None
-                rules.append(([*joined, *rest], action))
+                ordered = [p for _, p in sorted(rest, key=lambda r: r[0])]
+                rules.append(([*joined, *ordered], action))
                 if len(rules) > MAX_RULES_PER_CLAUSE:
                     return None
         return rules
@@ -565,6 +571,32 @@ class Folder:
             ranked = {"T": (), "U": ("T",), "F": ("T", "U")}
             out.extend((some(v), *none_of(*ranked[v])) for v in sorted(present))
         return out
+
+
+def _lead_rank(leaf: _Leaf, pattern: Pattern) -> int:
+    """Where a leaf's pattern goes in its rule (a stable sort, lowest first).
+
+    durable_rules walks, for each fact a pattern after the first receives, every partial match
+    before it unless an equality join hashes them (events.c `handleBetaMessage`): over a fact
+    type that occurs once per service line (a segment, a fixation, the line) an unjoined
+    pattern after the first costs n^2/2 in the lines (tests/test_line_cost.py). Folded leaves
+    at one scope join nothing, so their order is free: a positive pattern over a per-line type
+    goes first (`ruleset._lead_order` then leads the rule with it, ahead of the stage marker),
+    then other positive patterns over types that occur several times, then the rest, the
+    negated ones last (a negation cannot lead a rule). A pattern with an `$or` cannot lead
+    (`ruleset._lead_order`), so one without goes ahead of it."""
+    if pattern.negated:
+        return 6
+    parts = _parts(pattern.test)
+    kinds = {t.value for t in parts if isinstance(t, Eq) and t.field == "t"}
+    spread = 0 if kinds & _PER_LINE else 2 if leaf.kind in ("many", "exists") else 4
+    return spread + any(isinstance(t, AnyTest) for t in parts)
+
+
+def _parts(test: Test) -> list[Test]:
+    if isinstance(test, AllOf):
+        return [p for t in test.tests for p in _parts(t)]
+    return [test]
 
 
 class _TooBigError(Exception):
