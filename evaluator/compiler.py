@@ -13,7 +13,9 @@ Stages, in the order they run on a policy:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from . import dictionary, ruleset
 from .errors import PolicyError
@@ -38,9 +40,11 @@ from .program import (
 class _Compiler(Lowering):
     """Drives the lowering per clause and rule and assigns the strata."""
 
-    def __init__(self, policy: Policy, fold: Numbering | None = None) -> None:
+    def __init__(
+        self, policy: Policy, fold: Numbering | None = None, keep: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__(policy)
-        self.folder = Folder(self, fold) if fold else None
+        self.folder = Folder(self, fold, keep) if fold else None
         if self.folder:
             self.fold = self.folder.subtree
 
@@ -291,9 +295,7 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
     references; unit and value mismatches; cycles between rules).
     """
     if fold:
-        # The per-node program says which clauses fold without renumbering a derived fact.
-        allowed = numbering(policy, lambda: _Compiler(policy).run())
-        program = _Compiler(policy, allowed).run()
+        program = _folded(policy)
     else:
         program = _Compiler(policy).run()
     # Render now so that an engine limit is reported when the policy is compiled (by
@@ -308,6 +310,61 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
         # (or reports the limit it hits itself).
         return compile_policy(policy, fold=False)
     return program
+
+
+# Folding is an optimisation: it may spend the engine's stack of pending tests per fact (error
+# 303, `ruleset.alpha_stack`) only up to this margin below the engine's limit, the margin that
+# tests/test_alpha_stack.py demands of the shipped policies, so that an amended condition does
+# not tip a policy into refusal. Folded rules repeat a leaf's tests in every rule that reads it,
+# and a pattern with a join is a node of its own that every fact of its type enters: the
+# lumbar-fusion `every` over decompressed segments, folded, needed 58 of the 64 (17 per node).
+FOLD_STACK_MARGIN = 20
+
+
+def _folded(policy: Policy) -> Program:
+    """Return the folded program, with the folds that make its alpha stack exceed the budget
+    (`FOLD_STACK_MARGIN` below the engine's limit) left to the per-node lowering.
+
+    One at a time, the folded clause or subtree whose rules weigh most on the fact type that
+    makes the bound goes back to the per-node lowering (measured: the bound without its rules),
+    and the policy is compiled again; when no single fold lowers the bound, none is kept.
+    """
+    # The per-node program says which clauses fold without renumbering a derived fact.
+    allowed = numbering(policy, lambda: _Compiler(policy).run())
+    keep: frozenset[str] = frozenset()
+    while True:
+        compiler = _Compiler(policy, allowed, keep)
+        program = compiler.run()
+        folded = [o for o in (compiler.folder.folded if compiler.folder else []) if o not in keep]
+        definition = ruleset.definition(program)
+        stacks = ruleset.alpha_stacks(definition)
+        stack = max(stacks.values())
+        if stack <= ruleset.MAX_ALPHA_STACK - FOLD_STACK_MARGIN or not folded:
+            return program
+        worst = {kind for kind, need in stacks.items() if need == stack and kind is not None}
+        origin = {rule.name: rule.origin for rule in program.rules}
+        tested = {o: set[str]() for o in folded}
+        for name, rule in definition.items():
+            if origin.get(name) in tested:
+                tested[origin[name]].update(_kinds(rule))
+        best, lowest = None, stack
+        for candidate in sorted(o for o in folded if tested[o] & worst):
+            rest = {n: r for n, r in definition.items() if origin.get(n) != candidate}
+            need = ruleset.alpha_stack(rest)
+            if need < lowest:
+                best, lowest = candidate, need
+        keep = keep | ({best} if best is not None else set(folded))
+
+
+def _kinds(rule: Mapping[str, Any]) -> set[str]:
+    """The fact types a rendered rule's patterns test."""
+    kinds: set[str] = set()
+    for pattern in rule["all"]:
+        (expr,) = pattern.values()
+        for part in expr.get("$and", [expr]):
+            if "t" in part:
+                kinds.add(str(part["t"]))
+    return kinds
 
 
 __all__ = ["compile_policy"]

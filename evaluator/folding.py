@@ -217,9 +217,18 @@ def _read_types(cond: Condition, out: set[str]) -> None:
 class Folder:
     """Folds the clauses of one compilation; `lowering` gives the checks, strata and emit."""
 
-    def __init__(self, lowering: Lowering, allowed: Numbering | None = None) -> None:
+    def __init__(
+        self,
+        lowering: Lowering,
+        allowed: Numbering | None = None,
+        keep: frozenset[str] = frozenset(),
+    ) -> None:
         self.low = lowering
         self.allowed = allowed
+        # Clauses and nodes (by id) left to the per-node lowering (`compiler._folded`).
+        self.keep = keep
+        # What was folded, by the origin its rules carry: a clause id or a node id.
+        self.folded: list[str] = []
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -346,6 +355,8 @@ class Folder:
         nothing reported) when it keeps the per-node lowering."""
         if self.allowed is not None and clause.id not in self.allowed.clauses:
             return None
+        if clause.id in self.keep:
+            return None
         base = clause.id
         applies = f"{base}:applies_when" if clause.applies_when else None
         waiver = f"{base}:waived_by" if clause.waived_by else None
@@ -362,6 +373,7 @@ class Folder:
         if rules is None:
             return None
         stage = self._emit(tree, rules, base)
+        self.folded.append(base)
         self.low.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
         # Fail closed: no term matched (a leaf's fact passed none of its tests).
         status = AllOf((Eq("t", STATUS), Eq("clause", clause.id)))
@@ -382,6 +394,8 @@ class Folder:
             return None
         if self.allowed is not None and not self.allowed.allows(node):
             return None
+        if node in self.keep:
+            return None
         tree = self._tree([(node, cond)], scope)
         if tree is None or node in tree.opaque:  # e.g. an N-of-M the lowering refuses
             return None
@@ -398,6 +412,7 @@ class Folder:
         if rules is None:
             return None
         stage = self._emit(tree, rules, node)
+        self.folded.append(node)
         self.low.require_value(node, scope, stage)
         return stage
 

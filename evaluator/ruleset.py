@@ -208,6 +208,27 @@ def render(program: Program, *, cases: bool = False) -> dict[str, Any]:
 
 def _definition(program: Program, *, cases: bool = False) -> dict[str, Any]:
     problems = Collector()
+    definition = _build(program, cases, problems)
+    stack = alpha_stack(definition)
+    if stack > MAX_ALPHA_STACK:
+        problems.add(
+            "engine_limit",
+            f"one fact could meet {stack} pending tests in the engine (it allows "
+            f"{MAX_ALPHA_STACK}, error 303 at evaluation); split the policy or give its "
+            "conditions fewer alternatives (any, one_of, nested every/some over one fact type)",
+            Location(pointer=program.name),
+        )
+    problems.raise_if_any(PolicyError)
+    return definition
+
+
+def definition(program: Program) -> dict[str, Any]:
+    """Return the ruleset definition as `render` builds it, its limits unchecked: for measuring
+    a program (`alpha_stacks`) that `render` might refuse. Never give it to the engine."""
+    return _build(program, False, Collector())
+
+
+def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]:
     where = Location(pointer=program.name)
     if len(program.rules) + 1 > MAX_RULES:
         problems.add(
@@ -260,16 +281,6 @@ def _definition(program: Program, *, cases: bool = False) -> dict[str, Any]:
     # Every fact must match some pattern or the engine rejects it (durable-rules.md trap 1);
     # this rule matches everything and never fires, since no fact has the second type.
     definition["catch_all"] = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
-    stack = alpha_stack(definition)
-    if stack > MAX_ALPHA_STACK:
-        problems.add(
-            "engine_limit",
-            f"one fact could meet {stack} pending tests in the engine (it allows "
-            f"{MAX_ALPHA_STACK}, error 303 at evaluation); split the policy or give its "
-            "conditions fewer alternatives (any, one_of, nested every/some over one fact type)",
-            where,
-        )
-    problems.raise_if_any(PolicyError)
     return definition
 
 
@@ -375,6 +386,12 @@ def alpha_stack(definition: Mapping[str, Any]) -> int:
     The bound assumes any non-equality test may pass; on 150 generated policies every one at
     or below 60 ran and every one that failed with error 303 was at 74 or more.
     """
+    return max(alpha_stacks(definition).values())
+
+
+def alpha_stacks(definition: Mapping[str, Any]) -> dict[str | None, int]:
+    """Return `alpha_stack`'s bound per fact type (the key None: a fact of a type no pattern
+    tests), to find what makes a ruleset's bound."""
     root = _Alpha()
     fresh = itertools.count()
     for rule in definition.values():
@@ -384,11 +401,11 @@ def alpha_stack(definition: Mapping[str, Any]) -> int:
     # A fact enters one type test at the root, beside the root's other children.
     kinds = [c for (prop, _, _), c in root.hashed.items() if prop == "t" and c.equal]
     beside = len(root.listed) + len(root.hashed) - len(kinds)
-    need = beside + 1
+    need: dict[str | None, int] = {None: beside + 1}
     for kind in kinds:
         known = _ORDER.get(str(kind.value))
         order = {p: i for i, p in enumerate(known)} if known else None
-        need = max(need, beside + _pending(kind, order))
+        need[str(kind.value)] = max(beside + 1, beside + _pending(kind, order))
     return need
 
 
