@@ -294,10 +294,7 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    if fold:
-        program = _folded(policy)
-    else:
-        program = _Compiler(policy).run()
+    program = _folded(policy) if fold else _Compiler(policy).run()
     # Render now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated; the engine registers the
     # same text, which the disk cache keeps for the next process.
