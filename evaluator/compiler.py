@@ -313,8 +313,8 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
 # 303, `ruleset.alpha_stack`) only up to this margin below the engine's limit, the margin that
 # tests/test_alpha_stack.py demands of the shipped policies, so that an amended condition does
 # not tip a policy into refusal. Folded rules repeat a leaf's tests in every rule that reads it,
-# and a pattern with a join is a node of its own that every fact of its type enters: the
-# lumbar-fusion `every` over decompressed segments, folded, needed 58 of the 64 (17 per node).
+# and a pattern with a join is a node of its own that every fact of its type enters: a shipped
+# `every` over segments, folded, made its policy need 58 of the 64 (17 per node).
 FOLD_STACK_MARGIN = 20
 
 
