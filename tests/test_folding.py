@@ -42,8 +42,10 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # Engine firings over all example cases (every line, alternatives and referenced policies),
 # measured when folding landed: 3,122 folded, 5,256 with the per-node lowering; about 3,900
 # folded after issue 11 (the SI-joint policy's sides and block days as pairwise values, the
-# HbA1c recency leaf, lumbar-fusion 2025.1's two new clauses and four more examples). The bound
-# fails when folding is silently disabled or loses a clause or subtree.
+# HbA1c recency leaf, lumbar-fusion 2025.1's two new clauses and four more examples), with one
+# subtree per lumbar-fusion version left per node to keep the engine's stack margin
+# (compiler._folded: +2 firings a lumbar-fusion case). The bound fails when folding is
+# silently disabled or loses a clause or subtree.
 MAX_EXAMPLE_FIRINGS = 4000
 # The decompression policy folds every clause: its cases fire 13-18 rules (30-37 before).
 MAX_DECOMPRESSION_FIRINGS = 20
