@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import records, resources, schemas, source
+from . import parse_cache, records, resources, schemas, source
 from .errors import Location, PolicyError, Problem
 
 SHARED = "_shared"
@@ -132,7 +132,7 @@ class _Resolver:
                 at,
             )
             return None
-        document = source.load(path)
+        document = parse_cache.load(path)  # cached like the policies that import it
         schemas.validate(document, MODULE_SCHEMA)
         data = document.data
         if data["module"] != name or str(data["version"]) != version:

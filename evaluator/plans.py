@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import records, resources, schemas, source
+from . import parse_cache, records, resources, schemas, source
 from .errors import CaseError, Location, PolicyError, Problem
 from .model import Lifecycle, Policy
 
@@ -47,7 +47,7 @@ class Plan:
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; raises SourceError, SchemaError or PolicyError (a plan
     whose id differs from its file name)."""
-    document = source.load(path)
+    document = parse_cache.load(path)
     schemas.validate(document, PLAN_SCHEMA)
     data = document.data
     if Path(path).stem != data["plan"]:
