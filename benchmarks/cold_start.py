@@ -4,7 +4,7 @@ Runs the installed command N times (default 15) one after another, each a new pr
 reports the median and minimum wall and CPU time (the CPU time of a process is less disturbed
 by other work on a shared machine than its wall time) with the load average before and after,
 which says how far to trust the wall times. The caches a user has after the first run (parsed
-policy YAML, rendered rulesets: evaluator/disk_cache.py) live in a fresh folder that one
+policy YAML, rendered rulesets: evaluator/read/disk_cache.py) live in a fresh folder that one
 unmeasured run fills; that first run's time is reported too. Exits 1 when the median wall time
 misses the target in benchmarks/README.md.
 

@@ -36,9 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from benchmarks import benchgen, peers, reference  # noqa: E402
-from evaluator import api, batch, cases, source  # noqa: E402
-from evaluator.cases import Case  # noqa: E402
-from evaluator.policies import Library  # noqa: E402
+from evaluator import api  # noqa: E402
+from evaluator.batch import runner as batch  # noqa: E402
+from evaluator.case import cases  # noqa: E402
+from evaluator.case.cases import Case  # noqa: E402
+from evaluator.language.policies import Library  # noqa: E402
+from evaluator.read import source  # noqa: E402
 
 POLICIES = ROOT / "benchmarks" / "policies"
 POLICY = "bench-fusion"
@@ -331,7 +334,7 @@ def report():
     Path(sys.argv[1]).write_text(str(peak))
 
 atexit.register(report)
-from evaluator.cli import main
+from evaluator.cli.main import main
 main(sys.argv[2:], prog_name="necessity")
 """
 

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evaluator import api, cases
-from evaluator.engine import Engine
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.case import cases
+from evaluator.engine.durable import Engine
+from evaluator.language.policies import Library
 
 FOUNDING = Path(__file__).resolve().parent.parent / "examples" / "cases" / "t12-s2-fusion.json"
 POLICIES = ("lumbar-decompression", "lumbar-fusion", "si-joint-fusion")

@@ -175,7 +175,7 @@ def _durable_rules() -> dict[str, Any]:
 
 
 def _tune_malloc() -> None:
-    # As evaluator/engine.py does (trap 12): keep glibc from returning each session's arrays to
+    # As engine/durable.py does (trap 12): keep glibc from returning each session's arrays to
     # the operating system, so that the peer and necessity run under the same allocator.
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6")

@@ -26,11 +26,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from evaluator import api, cases  # noqa: E402
-from evaluator.cases import Case  # noqa: E402
-from evaluator.compiler import compile_policy  # noqa: E402
-from evaluator.engine import Engine, Trace  # noqa: E402
-from evaluator.policies import Library  # noqa: E402
+from evaluator import api  # noqa: E402
+from evaluator.case import cases  # noqa: E402
+from evaluator.case.cases import Case  # noqa: E402
+from evaluator.compile.compiler import compile_policy  # noqa: E402
+from evaluator.engine.durable import Engine, Trace  # noqa: E402
+from evaluator.language.policies import Library  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "cases"
 FOUNDING = EXAMPLES / "t12-s2-fusion.json"

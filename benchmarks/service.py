@@ -60,9 +60,11 @@ def _in_process(body: bytes, fhir: bool, count: int = 200) -> list[float]:
     baseline that shows the service's own overhead on a machine however busy it is."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from evaluator import api, render_review, source  # noqa: PLC0415
+    from evaluator import api  # noqa: PLC0415
     from evaluator.fhir.submit import submit  # noqa: PLC0415
-    from evaluator.policies import Library  # noqa: PLC0415
+    from evaluator.language.policies import Library  # noqa: PLC0415
+    from evaluator.read import source  # noqa: PLC0415
+    from evaluator.render import review as render_review  # noqa: PLC0415
 
     library = Library()
     for policy in library.all():

@@ -20,9 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from evaluator import api, cases  # noqa: E402
-from evaluator.engine import Engine  # noqa: E402
-from evaluator.policies import Library  # noqa: E402
+from evaluator import api  # noqa: E402
+from evaluator.case import cases  # noqa: E402
+from evaluator.engine.durable import Engine  # noqa: E402
+from evaluator.language.policies import Library  # noqa: E402
 
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 # Traced engine runs may cost at most this much more than untraced ones (README target).

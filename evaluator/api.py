@@ -7,12 +7,16 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from . import alternatives, cases, modules, plans, policies, records, resources, schemas, source
-from .cases import Case, ServiceLine
-from .compiler import compile_policy
-from .decision import Decision, assemble
-from .engine import Engine, Trace
-from .errors import (
+from evaluator.case import cases
+from evaluator.case.cases import Case, ServiceLine
+from evaluator.case.facts import FactValue
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import POLICY_RESULT, Program
+from evaluator.decide import alternatives, records
+from evaluator.decide.decision import Decision, assemble
+from evaluator.decide.explain import explain as explain_trace
+from evaluator.engine.durable import Engine, Trace
+from evaluator.errors import (
     InputError,
     Location,
     NecessityError,
@@ -21,11 +25,10 @@ from .errors import (
     Problem,
     SourceError,
 )
-from .explain import explain as explain_trace
-from .facts import FactValue
-from .model import Determination, Policy
-from .policies import Library, PolicyRef
-from .program import POLICY_RESULT, Program
+from evaluator.language import modules, plans, policies
+from evaluator.language.model import Determination, Policy
+from evaluator.language.policies import Library, PolicyRef
+from evaluator.read import resources, schemas, source
 
 _PROGRAMS: dict[str, Program] = {}
 
@@ -625,7 +628,7 @@ def request_from_document(document: source.Document) -> Request:
     data = document.data
     if isinstance(data, dict) and data.get("resourceType") == "Bundle":
         try:
-            from .fhir.to_case import bundle_to_case  # noqa: PLC0415  (optional extra)
+            from evaluator.case.from_fhir import bundle_to_case  # noqa: PLC0415  (optional extra)
         except ImportError as error:
             raise SourceError.single(
                 "fhir_unavailable",

@@ -113,7 +113,7 @@ def pdf(chromium: str, page: Path, out: Path) -> None:
 def notice_html(case: Path) -> str:
     from click.testing import CliRunner  # noqa: PLC0415 - only the script needs the CLI
 
-    from evaluator.cli import main  # noqa: PLC0415
+    from evaluator.cli.main import main  # noqa: PLC0415
 
     result = CliRunner().invoke(main, ["evaluate", str(case), "--format", "html"])
     if result.exit_code not in (0, 1, 3):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# Parsed policies and rendered rulesets are cached on disk (evaluator/disk_cache.py): the tests
+# Parsed policies and rendered rulesets are cached on disk (evaluator/read/disk_cache.py): the tests
 # use a folder of their own, never the user's cache, and start from an empty one.
 os.environ["NECESSITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="necessity-test-cache-")
 

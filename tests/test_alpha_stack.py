@@ -23,14 +23,15 @@ from test_compiler import BASE_FACTS, clause, document, write  # type: ignore[im
 from test_folding import folded_clauses  # type: ignore[import-not-found]
 from test_nesting import SHAPES, _facts, _shape  # type: ignore[import-not-found]
 
-from evaluator import api, compiler, ruleset
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine
+from evaluator import api
+from evaluator.compile import compiler, ruleset
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import Eq, Join
+from evaluator.compile.ruleset import MAX_ALPHA_STACK, alpha_stack, render
+from evaluator.engine.durable import Engine
 from evaluator.errors import EngineError, PolicyError
-from evaluator.policies import Library, load_policy
-from evaluator.program import Eq, Join
-from evaluator.ruleset import MAX_ALPHA_STACK, alpha_stack, render
+from evaluator.language.conditions import Truth
+from evaluator.language.policies import Library, load_policy
 
 CATCH_ALL = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
 

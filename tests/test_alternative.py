@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, policies, render
-from evaluator.cases import case_from_data
-from evaluator.decision import Decision
-from evaluator.model import Policy
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.decide.decision import Decision
+from evaluator.language import policies
+from evaluator.language.model import Policy
+from evaluator.language.policies import Library
+from evaluator.render import decision as render
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "cases"

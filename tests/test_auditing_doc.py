@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator.cli import main
+from evaluator.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 GUIDE = ROOT / "docs" / "auditing.md"

@@ -24,10 +24,10 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator import api
-from evaluator.cases import case_from_data
-from evaluator.cli import main
-from evaluator.model import Status
-from evaluator.policies import load_policy
+from evaluator.case.cases import case_from_data
+from evaluator.cli.main import main
+from evaluator.language.model import Status
+from evaluator.language.policies import load_policy
 
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "authoring.md"

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from evaluator import api, batch
-from evaluator.cli import main
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.batch import runner as batch
+from evaluator.cli.main import main
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "cases"

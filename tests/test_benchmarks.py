@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks import benchgen, peers, reference
-from evaluator import api, cases, source
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.case import cases
+from evaluator.language.policies import Library
+from evaluator.read import source
 
 ROOT = Path(__file__).parent.parent
 POLICIES = ROOT / "benchmarks" / "policies"

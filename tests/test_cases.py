@@ -1,4 +1,4 @@
-"""Tests for evaluator.cases and schemas/case.schema.json: loading case files into `Case`."""
+"""Tests for evaluator.case.cases and schemas/case.schema.json: loading case files into `Case`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from evaluator import schemas
-from evaluator.cases import Case, ServiceLine, case_from_data, load_case
+from evaluator.case.cases import Case, ServiceLine, case_from_data, load_case
 from evaluator.errors import CaseError, SchemaError, SourceError
-from evaluator.source import load
+from evaluator.read import schemas
+from evaluator.read.source import load
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from evaluator import api
-from evaluator.cli import COMMAND_MODULES, ExitCode, main
+from evaluator.cli.main import COMMAND_MODULES, ExitCode, main
 from evaluator.errors import EngineError
 
 ROOT = Path(__file__).parent.parent
@@ -307,14 +307,14 @@ def test_founding_case_reviews_three_lines() -> None:
 def test_a_command_imports_only_its_own_module() -> None:
     # cold start: `evaluate` must not pay for importing every other command (and its libraries)
     code = (
-        "import sys; from evaluator.cli import main; "
+        "import sys; from evaluator.cli.main import main; "
         "main(['evaluate', '--help'], standalone_mode=False); "
-        "print(sorted(m for m in sys.modules if m.startswith('evaluator.commands.')))"
+        "print(sorted(m for m in sys.modules if m.startswith('evaluator.cli.commands.')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    assert done.stdout.strip().splitlines()[-1] == "['evaluator.commands.evaluate']"
+    assert done.stdout.strip().splitlines()[-1] == "['evaluator.cli.commands.evaluate']"
 
 
 def test_an_unknown_command_is_a_usage_error() -> None:

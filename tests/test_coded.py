@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from evaluator.cases import case_from_data
-from evaluator.cli import main
+from evaluator.case.cases import case_from_data
+from evaluator.case.facts import Fact
+from evaluator.cli.main import main
 from evaluator.errors import CaseError, SchemaError
-from evaluator.facts import Fact
 
 HOSTILE = Path(__file__).parent / "hostile" / "cases"
 LOINC = "http://loinc.org"

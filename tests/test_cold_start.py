@@ -13,11 +13,17 @@ FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 
 # Imported only to explain an invalid document, to parse or rewrite YAML (the policies' is
 # cached), or for another output format.
-_DEFERRED = ("jsonschema", "referencing", "ruamel", "evaluator.notice", "evaluator.fmt")
+_DEFERRED = (
+    "jsonschema",
+    "referencing",
+    "ruamel",
+    "evaluator.render.notice",
+    "evaluator.authoring.fmt",
+)
 
 _SCRIPT = """
 import json, sys
-from evaluator.cli import main
+from evaluator.cli.main import main
 try:
     main(["evaluate", sys.argv[1]], prog_name="necessity")
 except SystemExit:

@@ -1,4 +1,4 @@
-"""Tests for evaluator.comparisons: the lowering table, run through the engine.
+"""Tests for evaluator.compile.comparisons: the lowering table, run through the engine.
 
 Each comparison leaf is lowered to three engine tests (true, false, unknown). They must be
 mutually exclusive (two would derive two values for one node: the engine raises EngineError)
@@ -19,12 +19,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine
-from evaluator.levels import parse_level
-from evaluator.policies import load_policy
-from evaluator.program import Program
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import Program
+from evaluator.engine.durable import Engine
+from evaluator.language.conditions import Truth
+from evaluator.language.policies import load_policy
+from evaluator.vocab.levels import parse_level
 
 HERE = Path(__file__).parent
 T, U, F = Truth.TRUE, Truth.UNKNOWN, Truth.FALSE

@@ -1,6 +1,6 @@
 """The compiled validator (jsonschema-rs) against jsonschema on mutated documents.
 
-evaluator.schemas accepts a document the compiled validator accepts (`SchemaSet.accepts`)
+evaluator.read.schemas accepts a document the compiled validator accepts (`SchemaSet.accepts`)
 without asking jsonschema, so that must never accept what jsonschema rejects; where it rejects what
 jsonschema accepts, jsonschema has the last word (slower, never wrong). The mutations are
 seeded: the same few thousand documents every run.
@@ -17,9 +17,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from evaluator import source
-from evaluator.resources import schemas_dir
-from evaluator.schemas import format_checker, schema_set
+from evaluator.read import source
+from evaluator.read.resources import schemas_dir
+from evaluator.read.schemas import format_checker, schema_set
 
 ROOT = Path(__file__).resolve().parent.parent
 # about 2,800 documents in all: cases are small and quick to validate, policies are not
@@ -132,7 +132,7 @@ def test_compiled_validator_agrees_with_jsonschema(schema: str, path: Path) -> N
 
 
 def test_the_bundled_schemas_are_valid_draft_2020_12() -> None:
-    # evaluator.schemas trusts the bundled schemas rather than checking them in every process
+    # evaluator.read.schemas trusts the bundled schemas rather than checking them in every process
     for path in sorted(schemas_dir().glob("*.schema.json")):
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text("utf-8")))
 

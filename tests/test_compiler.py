@@ -1,4 +1,4 @@
-"""Tests for evaluator.compiler: Kleene semantics end to end, clause statuses, strata, errors.
+"""Tests for compile.compiler: Kleene semantics end to end, clause statuses, strata, errors.
 
 Policies are written to tmp_path as files (JSON is YAML) under the library layout, compiled and
 run through the engine on hand-written facts; pure-Python oracles say what each clause must be.
@@ -16,14 +16,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine, Trace
-from evaluator.errors import PolicyError
-from evaluator.levels import parse_level
-from evaluator.model import Determination
-from evaluator.policies import Library, load_policy
-from evaluator.program import (
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import (
     CAND,
     PAIR,
     STAGE,
@@ -41,6 +35,12 @@ from evaluator.program import (
     Program,
     Test,
 )
+from evaluator.engine.durable import Engine, Trace
+from evaluator.errors import PolicyError
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Determination
+from evaluator.language.policies import Library, load_policy
+from evaluator.vocab.levels import parse_level
 
 HERE = Path(__file__).parent
 T, U, F = Truth.TRUE, Truth.UNKNOWN, Truth.FALSE

@@ -1,4 +1,4 @@
-"""Tests for evaluator.conditions: parsing each operator, and the operator tables agreeing.
+"""Tests for evaluator.language.conditions: parsing each operator, and the operator tables agreeing.
 
 policy-language.md asks that every operator have a schema entry, a lowering to the engine, a
 plain-language rendering and a diff rendering, and that a test assert the tables agree. The
@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from evaluator import describe, diff
-from evaluator.comparisons import NEVER, lower
-from evaluator.conditions import (
+from evaluator.audit import diff
+from evaluator.compile.comparisons import NEVER, lower
+from evaluator.errors import Collector, Location
+from evaluator.language import describe
+from evaluator.language.conditions import (
     CONDITION_KEYS,
     LEVEL_OPS,
     OP_SYMBOLS,
@@ -47,9 +49,8 @@ from evaluator.conditions import (
     parse_condition,
     walk,
 )
-from evaluator.dictionary import case_fact_types
-from evaluator.errors import Collector, Location
-from evaluator.schemas import validate_data
+from evaluator.language.dictionary import case_fact_types
+from evaluator.read.schemas import validate_data
 
 HERE = Path(__file__).parent
 SCHEMA = json.loads((HERE.parent / "schemas" / "policy.schema.json").read_text())

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from evaluator import dask_batch
-from evaluator.cli import ExitCode, main
+from evaluator.batch import dask_cluster as dask_batch
+from evaluator.cli.main import ExitCode, main
 
 distributed = pytest.importorskip("distributed")
 

@@ -1,4 +1,4 @@
-"""Tests for partial dates, month arithmetic and durations in evaluator.dates."""
+"""Tests for partial dates, month arithmetic and durations in evaluator.vocab.dates."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.dates import (
+from evaluator.vocab.dates import (
     DateError,
     Interval,
     PartialDate,

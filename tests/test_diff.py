@@ -14,9 +14,11 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator import cases, diff, render_diff, source, witness
-from evaluator.cli import main
-from evaluator.policies import load_policy
+from evaluator.audit import diff, render_diff, witness
+from evaluator.case import cases
+from evaluator.cli.main import main
+from evaluator.language.policies import load_policy
+from evaluator.read import source
 
 ROOT = Path(__file__).parent.parent
 FUSION = ROOT / "policies" / "lumbar-fusion"

@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from test_compiler import clause, document  # type: ignore[import-not-found]
 
 from evaluator import api
-from evaluator.cases import load_case
-from evaluator.cli import main
-from evaluator.coverage import reachable_statuses
-from evaluator.describe import head_text
-from evaluator.model import Determination, Status
-from evaluator.policies import Library, load_policy
+from evaluator.authoring.coverage import reachable_statuses
+from evaluator.case.cases import load_case
+from evaluator.cli.main import main
+from evaluator.language.describe import head_text
+from evaluator.language.model import Determination, Status
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 HOSTILE = Path(__file__).parent / "hostile" / "cases"

@@ -1,4 +1,4 @@
-"""Tests for evaluator.engine: each durable_rules trap, reproduced raw and shown handled.
+"""Tests for evaluator.engine.durable: each durable_rules trap, reproduced raw and shown handled.
 
 Numbers refer to the traps in durable-rules.md. Where a trap is meaningful against the raw
 engine (`durable_rules_engine`, the compiled module durable.engine wraps) it is reproduced
@@ -27,15 +27,10 @@ from typing import Any
 import durable_rules_engine as dre
 import pytest
 
-from evaluator import api, engine
-from evaluator.cases import case_from_data
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine, Trace
-from evaluator.errors import EngineError
-from evaluator.model import Determination, Status
-from evaluator.policies import Library, load_policy
-from evaluator.program import (
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import (
     CAND,
     CASE,
     STAGE,
@@ -50,6 +45,12 @@ from evaluator.program import (
     Program,
     Rule,
 )
+from evaluator.engine import durable as engine
+from evaluator.engine.durable import Engine, Trace
+from evaluator.errors import EngineError
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Determination, Status
+from evaluator.language.policies import Library, load_policy
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -183,7 +184,7 @@ def founding_facts(request_date: date | None = None) -> list[dict[str, Any]]:
 def deleted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The sids the engine deletes, recorded by a spy on durable_rules' delete_state."""
     calls: list[str] = []
-    real = dre.delete_state  # the module evaluator.engine drives
+    real = dre.delete_state  # the module evaluator.engine.durable drives
 
     def spy(handle: int, sid: str) -> Any:
         calls.append(sid)
@@ -326,10 +327,10 @@ def test_4_identical_derived_facts_are_one_fact(tmp_path):
 def test_4_a_duplicate_case_fact_is_an_engine_error_not_a_crash():
     done = run_python(
         """
-        from evaluator.compiler import compile_policy
-        from evaluator.engine import Engine
+        from evaluator.compile.compiler import compile_policy
+        from evaluator.engine.durable import Engine
         from evaluator.errors import EngineError
-        from evaluator.policies import Library
+        from evaluator.language.policies import Library
         program = compile_policy(Library().get("lumbar-fusion@2025.1"))
         flag = {"t": "red_flag", "id": "red_flag:1", "kind": "tumour"}
         try:
@@ -363,7 +364,7 @@ def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
     findings = [{"t": "imaging_finding", "id": f"imaging_finding:{i}"} for i in range(3)]
     trace = Engine.get().run(small, [*BASE_FACTS, *findings])
     node = "E-FINDING:requires"
-    # The clause is folded (evaluator/folding.py): its met rule matches each finding.
+    # The clause is folded (evaluator/compile/folding.py): its met rule matches each finding.
     (true_rule,) = [
         r.name
         for r in small.rules

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.conditions import Truth
-from evaluator.engine import Engine
+from evaluator.compile.program import STAGE, VAL, AllOf, EmitValue, Eq, Pattern, Program, Rule
+from evaluator.compile.ruleset import engine_json
+from evaluator.engine.durable import Engine
 from evaluator.errors import EngineError
-from evaluator.program import STAGE, VAL, AllOf, EmitValue, Eq, Pattern, Program, Rule
-from evaluator.ruleset import engine_json
+from evaluator.language.conditions import Truth
 
 # any text a case or policy file can hold: no lone surrogates (the reader refuses them)
 TEXT = st.text(st.characters(codec="utf-8"), max_size=12)

@@ -19,12 +19,13 @@ from typing import Any
 import jsonschema
 import pytest
 
-from evaluator import api, render
-from evaluator.cases import case_from_data
-from evaluator.decision import Decision
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.decide.decision import Decision
 from evaluator.errors import InputError
-from evaluator.policies import Library
-from evaluator.source import load
+from evaluator.language.policies import Library
+from evaluator.read.source import load
+from evaluator.render import decision as render
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

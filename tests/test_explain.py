@@ -10,12 +10,13 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from evaluator import api, render
-from evaluator.cases import load_case
-from evaluator.cli import main
-from evaluator.engine import Engine
-from evaluator.explain import ChainNode, explanation_text
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.case.cases import load_case
+from evaluator.cli.main import main
+from evaluator.decide.explain import ChainNode, explanation_text
+from evaluator.engine.durable import Engine
+from evaluator.language.policies import Library
+from evaluator.render import decision as render
 
 ROOT = Path(__file__).parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

@@ -1,4 +1,4 @@
-"""Tests for evaluator.facts: normalising a case into the facts policies are written against."""
+"""Tests for case.facts: normalising a case into the facts policies are written against."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator import facts, schemas
-from evaluator.cases import case_from_data, load_case
-from evaluator.dictionary import case_fact_types, physical_fields
+from evaluator.case import facts
+from evaluator.case.cases import case_from_data, load_case
+from evaluator.case.facts import Fact, build, normalise
 from evaluator.errors import CaseError
-from evaluator.facts import Fact, build, normalise
-from evaluator.levels import LEVELS
-from evaluator.source import Document, load
+from evaluator.language.dictionary import case_fact_types, physical_fields
+from evaluator.read import schemas
+from evaluator.read.source import Document, load
+from evaluator.vocab.levels import LEVELS
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, ruleset
-from evaluator.cases import Case, case_from_data, load_case
-from evaluator.compiler import compile_policy
-from evaluator.errors import EngineError
-from evaluator.policies import Library
-from evaluator.program import (
+from evaluator import api
+from evaluator.case.cases import Case, case_from_data, load_case
+from evaluator.compile import ruleset
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import (
     Absent,
     AllOf,
     AnyTest,
@@ -33,6 +32,8 @@ from evaluator.program import (
     Program,
     Test,
 )
+from evaluator.errors import EngineError
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
@@ -159,7 +160,7 @@ def _tests(test: Test) -> list[Test]:
 
 
 def test_the_mutations_reach_the_folded_rules(library: Library) -> None:
-    """Folded clause rules (evaluator/folding.py) test case facts directly: every mutation
+    """Folded clause rules (evaluator/compile/folding.py) test case facts directly: every mutation
     above that breaks a comparison must also reach some folded rule's patterns, so the
     mutation test covers them (it runs the examples on the default, folded, programs)."""
     programs = [compile_policy(policy) for policy in library.all()]

@@ -8,9 +8,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from evaluator import source
-from evaluator.cli import main
-from evaluator.fhir.to_case import _Builder, bundle_to_case, mapping
+from evaluator.case.from_fhir import _Builder, bundle_to_case, mapping
+from evaluator.cli.main import main
+from evaluator.read import source
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

@@ -1,6 +1,6 @@
 """FHIR R4 in, coded: Observation, Condition, Procedure and MedicationStatement/Request in a PAS
 request Bundle (as entries, or contained in the Claim and pointed at by supportingInfo) reach the
-case's coded sections, diabetes and nicotine through evaluator/fhir/mapping.yaml alone."""
+case's coded sections, diabetes and nicotine through evaluator/case/fhir_mapping.yaml alone."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from evaluator import api, source
-from evaluator.cli import main
+from evaluator import api
+from evaluator.case.from_fhir import Mapped, bundle_to_case, mapping
+from evaluator.cli.main import main
 from evaluator.errors import SchemaError
-from evaluator.fhir.to_case import Mapped, bundle_to_case, mapping
-from evaluator.policies import Library
+from evaluator.language.policies import Library
+from evaluator.read import source
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE: dict[str, Any] = json.loads(
@@ -474,7 +475,7 @@ def test_the_cli_reads_a_coded_bundle_like_the_case_it_maps_to(tmp_path):
 def test_the_mapping_value_sets_are_value_sets_of_the_policy_language():
     import jsonschema  # noqa: PLC0415
 
-    from evaluator import schemas  # noqa: PLC0415
+    from evaluator.read import schemas  # noqa: PLC0415
 
     policy = schemas.load_schema("policy")
     spec = {"$defs": policy["$defs"], **policy["$defs"]["value_set"]}

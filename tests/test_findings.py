@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, findings, notice
-from evaluator.cases import load_case
-from evaluator.decision import ClauseResult
-from evaluator.describe import value_text, words
-from evaluator.dictionary import with_derived
-from evaluator.lint import lint_paths
-from evaluator.model import DerivedType, Status
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.authoring.lint import lint_paths
+from evaluator.case.cases import load_case
+from evaluator.decide import findings
+from evaluator.decide.decision import ClauseResult
+from evaluator.language.describe import value_text, words
+from evaluator.language.dictionary import with_derived
+from evaluator.language.model import DerivedType, Status
+from evaluator.language.policies import Library
+from evaluator.render import notice
 from tests.test_lint import write_policy
 from tests.test_notice import NOTATION
 

@@ -1,4 +1,4 @@
-"""Tests for evaluator/fmt.py and `necessity fmt`."""
+"""Tests for evaluator/authoring/fmt.py and `necessity fmt`."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from evaluator import api, fmt, source
-from evaluator.cli import main
-from evaluator.decision import Decision
+from evaluator import api
+from evaluator.authoring import fmt
+from evaluator.cli.main import main
+from evaluator.decide.decision import Decision
 from evaluator.errors import SourceError
-from evaluator.policies import Library, load_policy
+from evaluator.language.policies import Library, load_policy
+from evaluator.read import source
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "policy.schema.json").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Tests for evaluator.folding: folded clauses fire once per outcome and decide as before.
+"""Tests for evaluator.compile.folding: folded clauses fire once per outcome and decide as before.
 
 Every test compares the folded program with the per-node lowering (`compile_policy(...,
 fold=False)`), the reference: same statuses on generated policies and facts, same decisions
@@ -26,16 +26,18 @@ from test_compiler import (  # type: ignore[import-not-found]
 )
 from test_fuzz_policies import Generator, Oracle  # type: ignore[import-not-found]
 
-from evaluator import api, engine, ruleset
-from evaluator.cases import Case, load_case
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine
+from evaluator import api
+from evaluator.case.cases import Case, load_case
+from evaluator.compile import ruleset
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.folding import numbering
+from evaluator.compile.program import EmitStatus, EmitValue, Eq, Ne, Program
+from evaluator.engine import durable as engine
+from evaluator.engine.durable import Engine
 from evaluator.errors import EngineError
-from evaluator.folding import numbering
-from evaluator.model import Policy
-from evaluator.policies import Library, load_policy
-from evaluator.program import EmitStatus, EmitValue, Eq, Ne, Program
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Policy
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))

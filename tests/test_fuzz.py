@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.cli import ExitCode, main
-from evaluator.schemas import load_schema
+from evaluator.cli.main import ExitCode, main
+from evaluator.read.schemas import load_schema
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
 CASE_SCHEMA = load_schema("case")

@@ -27,10 +27,10 @@ from test_compiler import (  # type: ignore[import-not-found]
     truths,
 )
 
-from evaluator.conditions import Truth
-from evaluator.dictionary import FieldInfo, case_fact_types
+from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH
 from evaluator.errors import PolicyError
-from evaluator.lowering import MAX_QUANTIFIER_DEPTH
+from evaluator.language.conditions import Truth
+from evaluator.language.dictionary import FieldInfo, case_fact_types
 
 T, U, F = Truth.TRUE, Truth.UNKNOWN, Truth.FALSE
 LONG = os.environ.get("NECESSITY_FUZZ") == "long"

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from evaluator.cli import ExitCode, main
-from evaluator.source import LIMITS
+from evaluator.cli.main import ExitCode, main
+from evaluator.read.source import LIMITS
 
 HOSTILE = Path(__file__).parent / "hostile"
 ROOT = HOSTILE.parent.parent

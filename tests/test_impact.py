@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, cases, impact
-from evaluator.cli import main
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.audit import impact
+from evaluator.case import cases
+from evaluator.cli.main import main
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "cases"

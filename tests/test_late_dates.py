@@ -19,12 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator import api
-from evaluator.cases import case_from_data
-from evaluator.cli import main
-from evaluator.dates import parse_date
+from evaluator.case.cases import case_from_data
+from evaluator.case.facts import fact_kinds
+from evaluator.cli.main import main
 from evaluator.errors import CaseError
-from evaluator.facts import fact_kinds
-from evaluator.policies import Library
+from evaluator.language.policies import Library
+from evaluator.vocab.dates import parse_date
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))

@@ -1,4 +1,4 @@
-"""Tests for the spinal-level vocabulary in evaluator.levels."""
+"""Tests for the spinal-level vocabulary in evaluator.vocab.levels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.levels import (
+from evaluator.vocab.levels import (
     LEVELS,
     Level,
     LevelError,

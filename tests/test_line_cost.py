@@ -27,12 +27,13 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, engine
-from evaluator.cases import case_from_data
-from evaluator.engine import Trace
-from evaluator.policies import Library
-from evaluator.program import Program
-from evaluator.ruleset import render
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.compile.program import Program
+from evaluator.compile.ruleset import render
+from evaluator.engine import durable as engine
+from evaluator.engine.durable import Trace
+from evaluator.language.policies import Library
 
 FOUNDING = Path(__file__).parent.parent / "examples" / "cases" / "t12-s2-fusion.json"
 SMALL, LARGE = 5, 40
@@ -145,7 +146,7 @@ def test_firings_grow_linearly_with_lines(runs: dict[int, list[Run]]) -> None:
 def test_no_rule_walks_every_line_for_every_line(runs: dict[int, list[Run]]) -> None:
     """The chains walked cost less than one step per fact the engine saw (linear). Before the
     first fact pattern led each rule: 838,236 steps at 40 lines (6,328 facts), 19,090 at 5
-    (1,368 facts); now 504 and 0. Folded rules (evaluator/folding.py) brought a walk back,
+    (1,368 facts); now 504 and 0. Folded rules (evaluator/compile/folding.py) brought a walk back,
     39,314 steps at 40 lines (4,906 facts), until each led with its per-line pattern: now
     1,374 (5,296 facts) and 78 at 5 (1,156 facts)."""
     for count, run in runs.items():

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from evaluator import resources
-from evaluator.cli import main
-from evaluator.lint import RULES, Severity, lint_paths, lint_policy, list_rules
-from evaluator.lint_checks import Origin
-from evaluator.policies import load_policy
+from evaluator.authoring.lint import RULES, Severity, lint_paths, lint_policy, list_rules
+from evaluator.authoring.lint_checks import Origin
+from evaluator.cli.main import main
+from evaluator.language.policies import load_policy
+from evaluator.read import resources
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures" / "lint"
@@ -94,7 +94,7 @@ def test_every_compiler_and_loader_code_is_in_the_table() -> None:
     # The compiler's problems become findings as they are; the table must describe each code.
     pattern = re.compile(r'(?:\.add|Problem|single)\(\s*"([a-z_]+)"')
     codes = set()
-    for name in ("compiler.py", "comparisons.py", "ruleset.py"):
+    for name in ("compile/compiler.py", "compile/comparisons.py", "compile/ruleset.py"):
         codes |= set(pattern.findall((EVALUATOR / name).read_text()))
     codes |= {"version_mismatch", "id_mismatch"}
     assert codes <= set(RULES)

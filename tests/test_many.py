@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, batch, engine, render_review
-from evaluator.cases import Case, load_case
+from evaluator import api
+from evaluator.batch import runner as batch
+from evaluator.case.cases import Case, load_case
+from evaluator.engine import durable as engine
 from evaluator.errors import EngineError
-from evaluator.policies import Library
+from evaluator.language.policies import Library
+from evaluator.render import review as render_review
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
 STAMP = "2026-01-01T00:00:00+00:00"

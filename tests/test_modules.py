@@ -17,14 +17,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, diff, show
-from evaluator.cases import case_from_data
-from evaluator.cli import main
-from evaluator.coverage import reachable_statuses
+from evaluator import api
+from evaluator.audit import diff
+from evaluator.authoring import show
+from evaluator.authoring.coverage import reachable_statuses
+from evaluator.authoring.lint import lint_paths
+from evaluator.case.cases import case_from_data
+from evaluator.cli.main import main
 from evaluator.errors import PolicyError
-from evaluator.lint import lint_paths
-from evaluator.model import Status
-from evaluator.policies import Library, load_policy
+from evaluator.language.model import Status
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

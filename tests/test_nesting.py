@@ -31,13 +31,13 @@ from test_compiler import (  # type: ignore[import-not-found]
     write,
 )
 
-from evaluator.cli import main
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
+from evaluator.cli.main import main
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH
 from evaluator.errors import PolicyError
-from evaluator.levels import parse_level
-from evaluator.lowering import MAX_QUANTIFIER_DEPTH
-from evaluator.policies import load_policy
+from evaluator.language.conditions import Truth
+from evaluator.language.policies import load_policy
+from evaluator.vocab.levels import parse_level
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

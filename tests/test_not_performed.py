@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import api, render
-from evaluator.evidence import evidence_lines
-from evaluator.model import Status
-from evaluator.policies import Library
-from evaluator.testing import load_suite
+from evaluator import api
+from evaluator.authoring.testing import load_suite
+from evaluator.decide.evidence import evidence_lines
+from evaluator.language.model import Status
+from evaluator.language.policies import Library
+from evaluator.render import decision as render
 
 ROOT = Path(__file__).parent.parent
 

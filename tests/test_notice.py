@@ -12,10 +12,14 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from evaluator import api, evidence, notice, render, render_review
-from evaluator.cases import load_case
-from evaluator.cli import main
-from evaluator.policies import Library
+from evaluator import api
+from evaluator.case.cases import load_case
+from evaluator.cli.main import main
+from evaluator.decide import evidence
+from evaluator.language.policies import Library
+from evaluator.render import decision as render
+from evaluator.render import notice
+from evaluator.render import review as render_review
 from tests import chromium
 
 ROOT = Path(__file__).parent.parent

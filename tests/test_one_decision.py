@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from evaluator import api
-from evaluator.cases import case_from_data, load_case
-from evaluator.decision import Decision
-from evaluator.policies import Library
+from evaluator.case.cases import case_from_data, load_case
+from evaluator.decide.decision import Decision
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))

@@ -1,4 +1,4 @@
-"""The on-disk cache of parsed policy files (evaluator/parse_cache.py)."""
+"""The on-disk cache of parsed policy files (evaluator/read/parse_cache.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import parse_cache, source
 from evaluator.errors import SourceError
-from evaluator.policies import load_policy
+from evaluator.language.policies import load_policy
+from evaluator.read import parse_cache, source
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "lumbar-decompression" / "2025.1.yaml"

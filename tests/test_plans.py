@@ -17,14 +17,16 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, fmt, ruleset, show
-from evaluator.cases import case_from_data, load_case
-from evaluator.cli import main
+from evaluator import api
+from evaluator.authoring import fmt, show
+from evaluator.authoring.lint import lint_paths
+from evaluator.case.cases import case_from_data, load_case
+from evaluator.cli.main import main
+from evaluator.compile import ruleset
 from evaluator.errors import CaseError, PolicyError
-from evaluator.lint import lint_paths
-from evaluator.model import Determination
-from evaluator.plans import load_plan
-from evaluator.policies import Library, PolicyRef, with_plan
+from evaluator.language.model import Determination
+from evaluator.language.plans import load_plan
+from evaluator.language.policies import Library, PolicyRef, with_plan
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "cases" / "ld-medicare-advantage-8-weeks.json"

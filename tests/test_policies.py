@@ -1,4 +1,4 @@
-"""Tests for evaluator.policies: loading policy files and the Library that selects versions."""
+"""Tests for language.policies: loading policy files and the Library that selects versions."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from evaluator import api
-from evaluator.compiler import compile_policy
+from evaluator.compile.compiler import compile_policy
 from evaluator.errors import PolicyError, PolicyNotFoundError
-from evaluator.model import Lifecycle
-from evaluator.policies import Library, PolicyRef, load_policy
+from evaluator.language.model import Lifecycle
+from evaluator.language.policies import Library, PolicyRef, load_policy
 
 HERE = Path(__file__).parent
 SHIPPED = Library()

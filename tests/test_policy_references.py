@@ -15,16 +15,16 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator import api
-from evaluator.cases import case_from_data, load_case
-from evaluator.cli import main
-from evaluator.decision import Decision
-from evaluator.engine import Engine
+from evaluator.authoring.lint import lint_paths
+from evaluator.authoring.testing import load_suite
+from evaluator.case.cases import case_from_data, load_case
+from evaluator.cli.main import main
+from evaluator.compile.program import Program
+from evaluator.decide.decision import Decision
+from evaluator.engine.durable import Engine
 from evaluator.errors import EngineError, PolicyError
-from evaluator.lint import lint_paths
-from evaluator.model import Determination, Status
-from evaluator.policies import Library, load_policy
-from evaluator.program import Program
-from evaluator.testing import load_suite
+from evaluator.language.model import Determination, Status
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 CASE: dict[str, Any] = {

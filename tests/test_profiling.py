@@ -1,4 +1,4 @@
-"""`necessity evaluate --profile` and evaluator/profiling.py."""
+"""`necessity evaluate --profile` and evaluator/cli/profiling.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from evaluator import api, profiling, schemas, source
-from evaluator.cli import ExitCode, main
-from evaluator.engine import Engine
+from evaluator import api
+from evaluator.cli import profiling
+from evaluator.cli.main import ExitCode, main
+from evaluator.engine.durable import Engine
+from evaluator.read import schemas, source
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

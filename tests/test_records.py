@@ -13,9 +13,11 @@ import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator import api, cases, records
-from evaluator.cli import main
-from evaluator.policies import Library, load_policy
+from evaluator import api
+from evaluator.case import cases
+from evaluator.cli.main import main
+from evaluator.decide import records
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

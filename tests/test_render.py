@@ -1,4 +1,4 @@
-"""Tests for evaluator.render: report order and wording, the JSON contract, determinism."""
+"""Tests for evaluator.render.decision: report order and wording, the JSON contract, determinism."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any
 import jsonschema
 import pytest
 
-from evaluator import api, render
-from evaluator.conditions import Truth
-from evaluator.decision import ClauseResult, Evidence, FactView
-from evaluator.model import Reference, Status
+from evaluator import api
+from evaluator.decide.decision import ClauseResult, Evidence, FactView
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Reference, Status
+from evaluator.render import decision as render
 
 ROOT = Path(__file__).parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"

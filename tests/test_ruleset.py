@@ -1,4 +1,4 @@
-"""Tests for evaluator.ruleset: engine limits refused with a clear PolicyError, lanes, numbers.
+"""Tests for compile.ruleset: engine limits refused with a clear PolicyError, lanes, numbers.
 
 durable_rules fails late or not at all past its limits (durable-rules.md item 11): a rule joining
 17 facts fails on the first assert (error 304), 257 rules sharing a pattern fail at creation
@@ -20,13 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evaluator import ruleset
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
-from evaluator.engine import Engine
-from evaluator.errors import EngineError, PolicyError
-from evaluator.policies import Library, load_policy
-from evaluator.program import (
+from evaluator.compile import ruleset
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import (
     CASE,
     STAGE,
     VAL,
@@ -39,7 +35,7 @@ from evaluator.program import (
     Rule,
     Test,
 )
-from evaluator.ruleset import (
+from evaluator.compile.ruleset import (
     LANE,
     MAX_DISTINCT_VALUES,
     MAX_EXPRESSIONS,
@@ -48,6 +44,10 @@ from evaluator.ruleset import (
     number,
     render,
 )
+from evaluator.engine.durable import Engine
+from evaluator.errors import EngineError, PolicyError
+from evaluator.language.conditions import Truth
+from evaluator.language.policies import Library, load_policy
 
 HERE = Path(__file__).parent
 _names = itertools.count()

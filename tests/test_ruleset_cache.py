@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import resources, ruleset
-from evaluator.compiler import compile_policy
-from evaluator.conditions import Truth
+from evaluator.compile import ruleset
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import CASE, VAL, EmitValue, Eq, Pattern, Program, Rule
 from evaluator.errors import PolicyError
-from evaluator.policies import build_policy, load_policy
-from evaluator.program import CASE, VAL, EmitValue, Eq, Pattern, Program, Rule
-from evaluator.source import Document
+from evaluator.language.conditions import Truth
+from evaluator.language.policies import build_policy, load_policy
+from evaluator.read import resources
+from evaluator.read.source import Document
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "lumbar-decompression" / "2025.1.yaml"

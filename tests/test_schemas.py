@@ -1,4 +1,4 @@
-"""Tests for JSON Schema validation with locations in evaluator.schemas."""
+"""Tests for JSON Schema validation with locations in evaluator.read.schemas."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 
 from evaluator.errors import MAX_PROBLEMS, Problem, SchemaError
-from evaluator.resources import schemas_dir
-from evaluator.schemas import (
+from evaluator.read.resources import schemas_dir
+from evaluator.read.schemas import (
     SchemaSet,
     format_checker,
     load_schema,
@@ -20,7 +20,7 @@ from evaluator.schemas import (
     validate,
     validate_data,
 )
-from evaluator.source import loads
+from evaluator.read.source import loads
 
 BASE = "https://necessity.dev/schemas/"
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator import api
-from evaluator.cli import ExitCode, main
+from evaluator.cli.main import ExitCode, main
 from evaluator.errors import EngineError
 from evaluator.service import Settings, create_app
 from evaluator.service.app import EVALUATE_MEDIA, negotiate

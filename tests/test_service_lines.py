@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from evaluator import api
-from evaluator.cases import case_from_data
-from evaluator.policies import Library
+from evaluator.case.cases import case_from_data
+from evaluator.language.policies import Library
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -22,8 +22,9 @@ CASE = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 _SCRIPT = textwrap.dedent(
     """
     import sys
-    from evaluator import api, engine
-    from evaluator.cli import main
+    from evaluator import api
+    from evaluator.engine import durable as engine
+    from evaluator.cli.main import main
     from evaluator.errors import EngineError
 
     point, arg, kind, case = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -123,7 +124,8 @@ def test_an_engine_error_before_stage_one_exits_4(point, arg):
 _MANY_FAULTS = textwrap.dedent(
     """
     import sys
-    from evaluator import api, engine
+    from evaluator import api
+    from evaluator.engine import durable as engine
     from evaluator.errors import EngineError
 
     case, count = sys.argv[1], int(sys.argv[2])

@@ -1,4 +1,4 @@
-"""Tests for evaluator/show.py, the describe wording it uses, and `necessity show`."""
+"""Tests for evaluator/authoring/show.py, the describe wording it uses, and `necessity show`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from evaluator import describe, show
-from evaluator.cli import main
-from evaluator.conditions import Threshold, parse_condition
-from evaluator.model import Policy
-from evaluator.policies import Library
+from evaluator.authoring import show
+from evaluator.cli.main import main
+from evaluator.language import describe
+from evaluator.language.conditions import Threshold, parse_condition
+from evaluator.language.model import Policy
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs" / "policies"

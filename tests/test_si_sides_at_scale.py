@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from evaluator import api
-from evaluator.cases import case_from_data
-from evaluator.model import Determination, Status
-from evaluator.policies import Library
+from evaluator.case.cases import case_from_data
+from evaluator.language.model import Determination, Status
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
 APPROVABLE = ROOT / "examples" / "cases" / "si-approvable-unilateral.json"

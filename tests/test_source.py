@@ -1,4 +1,4 @@
-"""Tests for reading YAML and JSON with positions in evaluator.source."""
+"""Tests for reading YAML and JSON with positions in evaluator.read.source."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from evaluator.errors import Location, SourceError
-from evaluator.source import (
+from evaluator.read.source import (
     LIMITS,
     MAX_DEPTH,
     Document,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from evaluator.cli import main
-from evaluator.coverage import reachable_statuses
-from evaluator.model import Status
-from evaluator.policies import Library, load_policy
+from evaluator.authoring.coverage import reachable_statuses
+from evaluator.cli.main import main
+from evaluator.language.model import Status
+from evaluator.language.policies import Library, load_policy
 
 ROOT = Path(__file__).parent.parent
 APPROVABLE = "examples/cases/l4-l5-approvable.json"

@@ -22,12 +22,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_compiler import clause, document  # type: ignore[import-not-found]
 
-from evaluator import api, lint
-from evaluator.cases import case_from_data
-from evaluator.dates import month_position, months_to_reach, whole_months_between
+from evaluator import api
+from evaluator.authoring import lint
+from evaluator.case.cases import case_from_data
 from evaluator.errors import PolicyError
-from evaluator.model import Status
-from evaluator.policies import load_policy
+from evaluator.language.model import Status
+from evaluator.language.policies import load_policy
+from evaluator.vocab.dates import month_position, months_to_reach, whole_months_between
 
 ROOT = Path(__file__).parent.parent
 REQUEST = "2025-06-20"
@@ -354,8 +355,8 @@ SCALE = textwrap.dedent(
     """
     import json, sys, time
     from evaluator import api
-    from evaluator.cases import case_from_data
-    from evaluator.policies import Library
+    from evaluator.case.cases import case_from_data
+    from evaluator.language.policies import Library
 
     data = json.loads(sys.stdin.read())
     case = case_from_data(data, "scale.json")

@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
-from evaluator import api, fmt, lint, schemas, show, units
-from evaluator.cases import case_from_data
+from evaluator import api
+from evaluator.authoring import fmt, lint, show
+from evaluator.case.cases import case_from_data
 from evaluator.errors import PolicyError, SchemaError
-from evaluator.model import Status
-from evaluator.policies import load_policy
+from evaluator.language.model import Status
+from evaluator.language.policies import load_policy
+from evaluator.read import schemas
+from evaluator.vocab import units
 
 LOINC = "http://loinc.org"
 SPAN = "8302-2"  # stands in for any length measurement

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from evaluator.api import CaseReview, LineResult
-from evaluator.decision import ClauseResult, Decision
-from evaluator.fhir.to_case import Unmapped
-from evaluator.model import Status
+from evaluator.case.from_fhir import Unmapped
+from evaluator.decide.decision import ClauseResult, Decision
+from evaluator.language.model import Status
 
 PAS = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/"
 X12_ACTION = "https://codesystem.x12.org/005010/306"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluator import api, source
+from evaluator import api
+from evaluator.case.from_fhir import bundle_to_case
 from evaluator.fhir.response import claim_response_bundle
-from evaluator.fhir.to_case import bundle_to_case
-from evaluator.policies import Library
+from evaluator.language.policies import Library
+from evaluator.read import source
 
 
 def submit(document: source.Document, library: Library) -> dict[str, Any]:

@@ -28,10 +28,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from evaluator import api, notice, render, render_review, show, source
-from evaluator.cases import case_from_document
+from evaluator import api
+from evaluator.authoring import show
+from evaluator.case.cases import case_from_document
 from evaluator.errors import Location, NecessityError, PolicyNotFoundError, SourceError
-from evaluator.policies import Library, PolicyRef
+from evaluator.language.policies import Library, PolicyRef
+from evaluator.read import source
+from evaluator.render import decision as render
+from evaluator.render import notice
+from evaluator.render import review as render_review
 from evaluator.service import openapi
 from evaluator.service.problems import from_error, problem
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluator.schemas import load_schema
+from evaluator.read.schemas import load_schema
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -7,7 +7,6 @@ from typing import Any
 
 from starlette.responses import Response
 
-from evaluator import render
 from evaluator.errors import (
     CaseError,
     EngineError,
@@ -17,6 +16,7 @@ from evaluator.errors import (
     SchemaError,
     SourceError,
 )
+from evaluator.render import decision as render
 
 PROBLEM_TYPE = "application/problem+json"
 TYPE_BASE = "https://necessity.dev/problems/"

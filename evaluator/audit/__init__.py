@@ -1,0 +1,1 @@
+"""Tools for auditors: semantic diff with witnesses, impact, verify, version history."""

@@ -1,0 +1,1 @@
+"""Tools for policy authors: lint, fmt, show, policy test suites and coverage."""

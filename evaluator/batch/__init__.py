@@ -1,0 +1,1 @@
+"""Many cases: worker processes, resumable JSON Lines, a Dask cluster."""

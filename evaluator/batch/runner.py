@@ -1,0 +1,771 @@
+"""Batch review: many cases, one JSON record per case, in input order, written as it goes.
+
+A batch loses nothing: every case gets a record, whatever goes wrong with it (a bad file, an
+engine error, a bug, a worker process that dies), and the batch goes on. Records name the case
+and carry its id and content hash, so an interrupted run can be resumed into the same file.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import signal
+import stat
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import IO, Any
+
+from evaluator import api
+from evaluator.case import cases
+from evaluator.errors import EngineError, InputError, Location, NecessityError, Problem
+from evaluator.language.policies import Library
+from evaluator.read import source
+from evaluator.render import decision as render
+from evaluator.render import review as render_review
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+LINES_SUFFIX = ".jsonl"
+CASE_SUFFIXES = (*source.DATA_SUFFIXES, LINES_SUFFIX)
+
+# A JSON Lines stream is read a line at a time; a longer line is refused, not held in memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+# An exception's own text can be anything (a 5,000-digit number, a whole document): cut it.
+MAX_MESSAGE = 300
+
+# Error kinds a record may carry; none of them is a determination.
+INVALID_INPUT = "invalid_input"
+ENGINE_ERROR = "engine_error"
+INTERNAL_ERROR = "internal_error"
+WORKER_DIED = "worker_died"
+FAILURES = frozenset({ENGINE_ERROR, INTERNAL_ERROR, WORKER_DIED})
+
+Record = dict[str, Any]
+
+
+class BatchError(Exception):
+    """The batch cannot go on (not one case's problem): the output or the worker pool failed."""
+
+
+class OutputError(BatchError):
+    """Records could not be written; `error` is the operating system's reason."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        reason = (error.strerror or type(error).__name__).lower()
+        super().__init__(f"cannot write {name}: {reason}")
+        self.error = error
+
+
+# --- what to review -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One case to review: a case file (`path`) or one line of a JSON Lines stream (`text`).
+
+    `name` is what its record calls it (the path, or `<stream>:<line>`); `sha256` is the hash of
+    its bytes (None when they could not be read); `problem` says why it could not be read.
+    """
+
+    name: str
+    path: str | None = None
+    text: str | None = None
+    stream: str | None = None  # the JSON Lines file (or `<stdin>`) holding `text`
+    line: int = 1
+    sha256: str | None = None
+    problem: Problem | None = None
+
+
+def case_files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Yield the case files named, searching folders (sorted) for .json/.yaml/.yml files."""
+    return source.find_files(paths)
+
+
+def sources(paths: Iterable[str | Path]) -> list[Path]:
+    """Return the inputs named: case files, `.jsonl` files and `-`, folders searched (sorted)."""
+    return list(source.find_files(paths, CASE_SUFFIXES))
+
+
+def is_stream(path: Path) -> bool:
+    """True for an input holding any number of cases (`-` or a `.jsonl` file)."""
+    return str(path) == STDIN or path.suffix.lower() == LINES_SUFFIX
+
+
+def items(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item]:
+    """Yield the cases of `paths` (as `sources` returns them) lazily, one Item each.
+
+    `-` reads JSON Lines from `stdin`: one case document per line, blank lines skipped.
+    """
+    for path in paths:
+        if str(path) == STDIN:
+            if stdin is not None:
+                yield from _lines(stdin, STDIN_NAME)
+        elif path.suffix.lower() == LINES_SUFFIX:
+            yield from _lines_of_file(path)
+        else:
+            problem = _special(path)
+            sha256 = None if problem else _file_sha256(path)
+            yield Item(str(path), path=str(path), sha256=sha256, problem=problem)
+
+
+def is_special(path: Path) -> bool:
+    """True for a FIFO, device or socket: never opened, since it may never end."""
+    return _special(path) is not None
+
+
+def _special(path: Path) -> Problem | None:
+    """Why `path` cannot be read as a file, if it is there but no regular file.
+
+    A FIFO would hang the batch and /dev/zero never ends; a missing file or a folder is left to
+    the loader, which says so.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return Problem("unreadable_file", f"not a regular file ({kind})", Location(str(path)))
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None  # the loader says what is wrong with it
+
+
+def _lines_of_file(path: Path) -> Iterator[Item]:
+    name = str(path)
+    problem = _special(path)
+    if problem is None and not path.is_file():
+        problem = Problem("file_not_found", "no such file", Location(name))
+    if problem is not None:
+        yield Item(name, problem=problem)
+        return
+    try:
+        with path.open("rb") as stream:
+            yield from _lines(stream, name)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        yield Item(
+            name, problem=Problem("unreadable_file", f"cannot read: {reason}", Location(name))
+        )
+
+
+def _lines(stream: IO[bytes], name: str) -> Iterator[Item]:
+    for number in itertools.count(1):
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        where = Location(name, number)
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # skip the rest of the line, a piece at a time
+                raw = stream.readline(MAX_LINE_BYTES)
+            message = f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB"
+            yield Item(f"{name}:{number}", problem=Problem("document_too_large", message, where))
+            continue
+        content = raw.rstrip(b"\r\n")
+        if number == 1 and content.startswith(b"\xef\xbb\xbf"):
+            content = content[3:]
+        if not content.strip():
+            continue
+        sha256 = hashlib.sha256(content).hexdigest()
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            message = f"not utf-8 text (byte 0x{content[error.start]:02x} at offset {error.start})"
+            problem = Problem("unreadable_file", message, where)
+            yield Item(f"{name}:{number}", sha256=sha256, problem=problem)
+            continue
+        yield Item(f"{name}:{number}", text=text, stream=name, line=number, sha256=sha256)
+
+
+# --- one case -----------------------------------------------------------------------------------
+
+
+def review_item(item: Item, policy: str | None, library: Library) -> Record:
+    """Return the record of one case: its result, or why it has none.
+
+    Never raises for anything a case can cause: a bad case, an engine failure or a bug in
+    necessity becomes an error record (`invalid_input`, `engine_error`, `internal_error`) and
+    the batch goes on.
+    """
+    record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
+    try:
+        case = _loaded(item, record)
+        record.update(_review(case, policy, library))
+    except Exception as error:  # any bug is this case's record, not the batch's end
+        return _failure(record, item, error)
+    return record
+
+
+def review_chunk(items: list[Item], policy: str | None, library: Library) -> list[Record]:
+    """Return `review_item`'s record of each item, the cases of a per-line review evaluated
+    together (`api.review_many`: one engine session per policy for the chunk, the same
+    results); a case whose evaluation fails together is reviewed alone, so its error is its
+    record only."""
+    if policy is not None or len(items) < 2:  # noqa: PLR2004
+        return [review_item(item, policy, library) for item in items]
+    records: list[Record] = []
+    loaded: list[tuple[int, cases.Case]] = []
+    for item in items:
+        record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
+        try:
+            loaded.append((len(records), _loaded(item, record)))
+        except Exception as error:  # as in review_item
+            record = _failure(record, item, error)
+        records.append(record)
+    reviews = api.review_many([case for _, case in loaded], library)
+    for (index, _), review in zip(loaded, reviews, strict=True):
+        try:
+            if isinstance(review, Exception):
+                raise review
+            records[index].update(_review_record(review))
+        except Exception as error:  # as in review_item
+            records[index] = _failure(records[index], items[index], error)
+    return records
+
+
+def _failure(record: Record, item: Item, error: Exception) -> Record:
+    if isinstance(error, InputError):
+        return _failed(record, INVALID_INPUT, error)
+    if isinstance(error, EngineError):
+        # An engine failure is never a determination: the record carries no result.
+        return _failed(record, ENGINE_ERROR, error)
+    return _failed(record, INTERNAL_ERROR, _internal(item, error))
+
+
+def _loaded(item: Item, record: Record) -> cases.Case:
+    """Return the item's case, its id noted in its record; raise why it cannot be read."""
+    if item.problem is not None:
+        raise InputError([item.problem])
+    case = _load(item)
+    record["case_id"] = case.case_id
+    return case
+
+
+def _load(item: Item) -> cases.Case:
+    if item.text is not None:
+        document = source.load_line(item.text, item.stream or item.name, item.line)
+        return cases.case_from_document(document)
+    return cases.load_case(item.path or item.name)
+
+
+def _review(case: cases.Case, policy: str | None, library: Library) -> Record:
+    if policy is None:
+        return _review_record(api.review_case(case, library))
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    decision = api.evaluate(case, api.select_policy(case, policy, library))
+    return {
+        "determination": decision.determination.value,
+        "x12_action": decision.x12_action,
+        "result": render.decision_json(decision, stamp),
+    }
+
+
+def _review_record(review: api.CaseReview) -> Record:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "determination": review.overall.value,
+        "x12_action": review.x12_action,
+        "result": render_review.review_json(review, stamp),
+    }
+
+
+def _failed(record: Record, kind: str, error: NecessityError) -> Record:
+    for key in ("determination", "x12_action", "result"):
+        record.pop(key, None)
+    record["error"] = kind
+    record["problems"] = [p.as_dict() for p in error.problems]
+    return record
+
+
+def _internal(item: Item, error: Exception) -> NecessityError:
+    # The record says where the bug is, in one line; the traceback is not the user's business.
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    text = str(error)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "..."
+    message = f"internal error ({type(error).__name__}{where}): {text}".rstrip(": ")
+    hint = "this is a bug in necessity; no determination was made for this case"
+    return NecessityError([Problem(INTERNAL_ERROR, message, _where(item), hint)])
+
+
+def _where(item: Item) -> Location:
+    if item.stream is not None:
+        return Location(item.stream, item.line)
+    return Location(item.name)
+
+
+def _worker_died(item: Item, how: str) -> Record:
+    problem = Problem(
+        WORKER_DIED,
+        f"the worker process reviewing this case died twice ({how})",
+        _where(item),
+        "no determination was made for this case; review it alone to see why",
+    )
+    record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
+    return _failed(record, WORKER_DIED, NecessityError([problem]))
+
+
+# --- many cases in worker processes -------------------------------------------------------------
+
+
+def encode(record: Record) -> bytes:
+    """Return the JSON line of a record as a batch writes it (keys sorted, UTF-8, newline)."""
+    return (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+
+
+class _Encoded(dict[str, Any]):
+    """A record a worker sent as its JSON line, decoded, that keeps the line: writing it then
+    costs the main process nothing, which with 2 workers on 2 cores is CPU they need."""
+
+    __slots__ = ("line",)
+    line: bytes
+
+
+Review = Callable[[Item, str | None, Library], Record]
+
+# Records wait for the slowest case before them; this many per worker may be in hand at once,
+# which keeps memory flat however long one case takes (a record is a few kB), and lets one
+# worker run ahead while the other is descheduled on a busy machine.
+WINDOW_PER_JOB = 64
+# A worker is handed this many cases in one message and holds up to two chunks, so it never
+# waits for the main process between chunks (one message per case and a worker idle for each
+# round trip kept 2 workers at 1.07-1.34x of one).
+CHUNK = 16
+# A worker that dies before it is ready (the policies cannot be loaded, say) is replaced at
+# most this many times in a row before the batch stops.
+MAX_START_FAILURES = 3
+POLL_SECONDS = 0.2
+GATHER_SECONDS = 0.004
+
+Task = tuple[int, Item, int]  # (index, item, attempt)
+
+
+def _work(conn: Connection, root: str, policy: str | None, review: Review) -> None:
+    """A worker process: review the chunks of items sent, until told to stop; the records of a
+    chunk are sent once it is done (a death loses the chunk, whose first item is retried alone
+    and the others handed out again, see `_Pool`)."""
+    # Ctrl-C reaches the whole process group; the main process decides what stops, and when.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        library = Library(root)
+        conn.send(("ready", None))
+        while (chunk := conn.recv()) is not None:
+            if review is review_item:  # the cases of a chunk share engine sessions
+                done = review_chunk(chunk, policy, library)
+            else:
+                done = [review(item, policy, library) for item in chunk]
+            for record in done:
+                # Sent as the line the Writer writes: encoded here, in parallel, not in the
+                # main process, which only decodes it (json.loads is cheaper than dumps).
+                conn.send(("done", encode(record)))
+    except (EOFError, BrokenPipeError):
+        return  # the main process went away
+    except Exception as error:  # reported to the main process, which stops
+        conn.send(("failed", f"{type(error).__name__}: {error}"))
+
+
+class _Worker:
+    """A spawned process with its own engine, and the items it holds, in the order it reviews
+    them (the first is the one in hand)."""
+
+    def __init__(self, context: Any, root: str, policy: str | None, review: Review) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_work, args=(child, root, policy, review), daemon=True
+        )
+        # Started with SIGINT blocked, so the child never sees a Ctrl-C before it ignores it;
+        # one that arrives meanwhile is delivered here when the mask is restored.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        child.close()  # so that a dead worker's pipe reads as closed
+        self.ready = False
+        self.broken = False
+        self.tasks: collections.deque[Task] = collections.deque()
+
+    @property
+    def task(self) -> Task | None:
+        """The task in hand, if any."""
+        return self.tasks[0] if self.tasks else None
+
+    def send(self, tasks: list[Task]) -> None:
+        self.tasks.extend(tasks)
+        try:
+            self.conn.send([item for _, item, _ in tasks])
+        except OSError:
+            self.broken = True  # it died before it could take them; retried elsewhere
+
+    def receive(self) -> list[tuple[int, Record]]:
+        """Return the records it finished since last asked, with their indexes."""
+        done: list[tuple[int, Record]] = []
+        try:
+            while self.conn.poll():
+                kind, payload = self.conn.recv()
+                if kind == "ready":
+                    self.ready = True
+                elif kind == "done":
+                    record = _Encoded(json.loads(payload))
+                    record.line = payload
+                    done.append((self.tasks.popleft()[0], record))
+                else:
+                    raise BatchError(f"a worker process could not start: {payload}")
+        except (EOFError, OSError):
+            self.broken = True  # it died, perhaps half-way through a message
+        return done
+
+    def how_it_died(self) -> str:
+        self.process.join(1)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}" if code is not None else "stopped answering"
+
+    def stop(self, *, now: bool) -> None:
+        if not now and self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.conn.send(None)
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.conn.close()
+        self.process.close()
+
+
+class _Pool:
+    """Worker processes reviewing chunks of items; records come out in input order.
+
+    A worker that dies (killed, out of memory, a crash in the engine's C code) is replaced; the
+    item it had in hand is retried once, alone in the fresh worker, and recorded as
+    `worker_died` if that dies too; the items it held but had not begun go to the next workers.
+    """
+
+    def __init__(
+        self, jobs: int, root: str, policy: str | None, review: Review, stop: Callable[[], bool]
+    ) -> None:
+        # Spawned, never forked: a fork would copy a process holding engine state.
+        self.context = multiprocessing.get_context("spawn")
+        self.args = (root, policy, review)
+        self.stop = stop
+        self.window = jobs * WINDOW_PER_JOB
+        self.workers = [_Worker(self.context, *self.args) for _ in range(jobs)]
+        self.done: dict[int, Record] = {}
+        self.again: collections.deque[Task] = collections.deque()  # held by a worker that died
+        self.start_failures = 0
+
+    def records(self, todo: Iterable[Item]) -> Iterator[Record]:
+        numbered = enumerate(todo)
+        next_out = 0
+        exhausted = False
+        interrupted = False
+        try:
+            while not (interrupted := self.stop()):
+                for worker in self.workers:
+                    # A chunk's records come back together once it is done: a worker holds
+                    # the next chunk as well, so that it never waits for the main process.
+                    if len(worker.tasks) > CHUNK:
+                        continue
+                    chunk: list[Task] = []
+                    while len(chunk) < CHUNK and self.again:
+                        chunk.append(self.again.popleft())
+                    while (
+                        len(chunk) < CHUNK
+                        and not exhausted
+                        and len(self.done) + self._busy() + len(chunk) < self.window
+                    ):
+                        task = next(numbered, None)
+                        if task is None:
+                            exhausted = True
+                        else:
+                            chunk.append((*task, 1))
+                    if chunk:
+                        worker.send(chunk)
+                busy = [w for w in self.workers if w.tasks]
+                if not busy:
+                    break
+                self._collect(busy)
+                while next_out in self.done:
+                    yield self.done.pop(next_out)
+                    next_out += 1
+        finally:
+            for worker in self.workers:
+                worker.stop(now=interrupted or bool(worker.tasks))
+
+    def _busy(self) -> int:
+        return sum(len(w.tasks) for w in self.workers) + len(self.again)
+
+    def _collect(self, busy: list[_Worker]) -> None:
+        handles = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = set(wait(handles, timeout=POLL_SECONDS))
+        if ready:
+            # Let a few more records arrive before reading: a wake-up per record costs the main
+            # process a system call and a context switch, CPU that 2 workers on 2 cores need;
+            # each worker still holds half a chunk, far more work than this pause.
+            time.sleep(GATHER_SECONDS)
+        for worker in busy:
+            if not (worker.broken or worker.conn in ready or worker.process.sentinel in ready):
+                continue
+            self.done.update(worker.receive())
+            if worker.broken or not worker.process.is_alive():
+                self._replace(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        how = worker.how_it_died()
+        if worker.ready:
+            self.start_failures = 0
+        else:
+            self.start_failures += 1
+            if self.start_failures >= MAX_START_FAILURES:
+                raise BatchError(f"worker processes die as they start ({how})")
+        tasks = list(worker.tasks)
+        worker.tasks.clear()
+        worker.stop(now=True)
+        fresh = _Worker(self.context, *self.args)
+        self.workers[self.workers.index(worker)] = fresh
+        if not tasks:
+            return
+        (index, item, attempt), rest = tasks[0], tasks[1:]
+        # the ones it had not begun are not suspects: first in line for any worker
+        self.again.extendleft(reversed(rest))
+        if attempt == 1:
+            fresh.send([(index, item, 2)])  # alone in a fresh worker: a second death is its own
+        else:
+            self.done[index] = _worker_died(item, how)
+
+
+# --- the batch ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Counts over a batch: results by determination, failed cases by error, skipped cases."""
+
+    results: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def total(self) -> int:
+        """Cases reviewed in this run (skipped ones not counted)."""
+        return sum(self.results.values()) + sum(self.errors.values())
+
+    @property
+    def invalid(self) -> int:
+        return self.errors[INVALID_INPUT]
+
+    @property
+    def failed(self) -> int:
+        """Cases with no determination for a reason other than their own input."""
+        return sum(n for kind, n in self.errors.items() if kind in FAILURES)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def count(self, record: Record) -> None:
+        if "error" in record:
+            self.errors[str(record["error"])] += 1
+        else:
+            self.results[str(record["determination"])] += 1
+
+    def text(self) -> str:
+        """One line: counts by determination, errors by kind, time and speed."""
+        results = ", ".join(f"{n} {d.replace('_', ' ')}" for d, n in sorted(self.results.items()))
+        errors = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(self.errors.items()))
+        rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
+        text = (
+            f"{self.total} cases in {self.elapsed:.1f} s ({rate:.1f} cases/s): "
+            f"{results or 'no determinations'}; errors: {errors or 'none'}"
+        )
+        if self.skipped:
+            text += f"; {self.skipped} already recorded, skipped"
+        return text
+
+
+def records(
+    todo: Iterable[Item],
+    policy: str | None,
+    library: Library,
+    jobs: int = 1,
+    stop: Callable[[], bool] = lambda: False,
+    review: Review = review_item,
+    dask: Any = None,
+) -> Generator[Record, None, None]:
+    """Yield one record per item, in the order given; with `jobs` > 1 from worker processes,
+    with `dask` (a distributed Client) from that cluster's workers (batch/dask_cluster.py).
+
+    Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
+    workers it must be a module-level function); the default is `review_item`.
+    """
+    if dask is not None:
+        from evaluator.batch import dask_cluster as dask_batch  # noqa: PLC0415  (the optional `dask` extra)
+
+        yield from dask_batch.records(todo, policy, str(library.root), dask, stop, review)
+        return
+    if jobs <= 1:
+        for item in todo:
+            if stop():
+                return
+            yield review(item, policy, library)
+        return
+    yield from _Pool(jobs, str(library.root), policy, review, stop).records(todo)
+
+
+def run(
+    todo: Iterable[Item],
+    policy: str | None,
+    library: Library,
+    write: Callable[[Record], None],
+    *,
+    jobs: int = 1,
+    stop: Callable[[], bool] = lambda: False,
+    summary: Summary | None = None,
+    review: Review = review_item,
+    dask: Any = None,
+) -> Summary:
+    """Review every item, handing each record to `write` in input order as soon as it can.
+
+    Returns the counts (also filled into `summary`, if given, as the run goes: a caller that is
+    interrupted still has them).
+    """
+    summary = summary if summary is not None else Summary()
+    # Closed at once if `write` fails, so that the worker processes stop with the batch.
+    try:
+        with contextlib.closing(
+            records(todo, policy, library, jobs, stop, review, dask)
+        ) as reviewed:
+            for record in reviewed:
+                write(record)
+                summary.count(record)
+    finally:
+        summary.finished = time.monotonic()
+    return summary
+
+
+# --- writing and resuming -----------------------------------------------------------------------
+
+
+class Writer:
+    """Writes records as whole JSON lines, several at a time, each write flushed (and synced).
+
+    A line is only ever written whole, after the ones before it, so a file cut short (a full
+    disk, a killed process) ends with at most one torn line, which `recorded` drops.
+    """
+
+    def __init__(
+        self, stream: IO[bytes], name: str, *, sync: bool, every: int = 64, seconds: float = 1.0
+    ) -> None:
+        self.stream, self.name, self.sync = stream, name, sync
+        self.every, self.seconds = every, seconds
+        self.pending: list[bytes] = []
+        self.last = time.monotonic()
+        self.written = 0
+        self.failed = False
+
+    def write(self, record: Record) -> None:
+        self.pending.append(record.line if isinstance(record, _Encoded) else encode(record))
+        if len(self.pending) >= self.every or time.monotonic() - self.last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending; raises OutputError, after which nothing more is written."""
+        if not self.pending or self.failed:
+            return  # after a failed write, nothing more: a torn line must stay the last one
+        data, count = b"".join(self.pending), len(self.pending)
+        self.pending.clear()  # never written twice, even if this write fails half-way
+        # Ctrl-C waits until the lines are down.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+            if self.sync:
+                os.fsync(self.stream.fileno())
+        except OSError as error:
+            self.failed = True
+            raise OutputError(self.name, error) from error
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        self.written += count
+        self.last = time.monotonic()
+
+
+@dataclass
+class Recorded:
+    """What an earlier run left in an output file: how often each content hash is there."""
+
+    hashes: Counter[str] = field(default_factory=Counter)
+    records: int = 0
+    dropped: int = 0  # bytes of a torn last line, now removed
+
+
+def recorded(path: Path) -> Recorded:
+    """Read the records of an earlier run into `path`, to resume it.
+
+    Drops a torn last line (one with no newline: the run was cut short while writing it) by
+    truncating the file to the end of the last whole line; changes nothing else. Raises
+    BatchError when a whole line is not a record, since then the file is not a batch's output.
+    """
+    found = Recorded()
+    if not path.exists():
+        return found
+    with path.open("rb+") as file:
+        end = 0
+        for number, line in enumerate(file, 1):
+            if not line.endswith(b"\n"):
+                found.dropped = len(line)
+                file.truncate(end)
+                file.flush()
+                os.fsync(file.fileno())
+                break
+            end += len(line)
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or "case" not in record:
+                raise BatchError(f"{path}:{number}: not a batch record; cannot resume this file")
+            found.records += 1
+            if isinstance(record.get("sha256"), str):
+                found.hashes[record["sha256"]] += 1
+    return found
+
+
+def unrecorded(todo: Iterable[Item], done: Counter[str], summary: Summary) -> Iterator[Item]:
+    """Yield the items with no record yet (by content hash), counting the others as skipped.
+
+    Two cases with the same bytes are the same case (same case id, same result): each record
+    there accounts for one of them.
+    """
+    for item in todo:
+        if item.sha256 is not None and done[item.sha256] > 0:
+            done[item.sha256] -= 1
+            summary.skipped += 1
+            continue
+        yield item

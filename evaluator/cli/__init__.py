@@ -1,0 +1,1 @@
+"""The `necessity` command: a thin Click layer over the library."""

@@ -1,0 +1,1 @@
+"""Decisions: what the engine derived, with evidence, trace, alternative and provenance."""

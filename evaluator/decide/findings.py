@@ -1,0 +1,284 @@
+"""A failed clause's finding: one sentence about this patient, from the clause's `finding` template.
+
+The template is the policy's wording; the values come from what the engine matched and derived.
+A placeholder reads the facts the clause's deciding evidence matched or bound (the segments that
+failed, the therapy course that fell short); a fact type that evidence did not read falls back to
+every fact of that type the case holds or the engine derived (the request date, the segments
+that were found unstable). Nothing here decides anything: a value is shown, never compared.
+
+Placeholders (docs/authoring.md, "Findings"; lint's `unknown_placeholder` checks each):
+
+- `{type.field}`: the field's values, formatted by its kind in the fact dictionary (segments as
+  ranges, durations in weeks and days, measurements with their unit, codes as words);
+- `{type.date_field.before_request}`: how long before the request that date lies;
+- `{type[field=value].field}`: only the facts whose field has that value;
+- `{#type[field=value]}`: how many such facts there are;
+- `{...|text}`: the text to show when there is no value (else "not recorded");
+- `{documents}`: the documents the case's facts were taken from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from evaluator.language.describe import value_text, words
+from evaluator.language.dictionary import FactType, FieldInfo
+from evaluator.vocab.levels import LevelError, format_segments
+
+NOT_RECORDED = "not recorded"
+DOCUMENTS = "documents"
+BEFORE_REQUEST = "before_request"
+_NAME = r"[a-z_][a-z0-9_]*"
+BRACES = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER = re.compile(
+    rf"(?P<count>#)?(?P<fact>{_NAME})"
+    rf"(?P<filters>(?:\[{_NAME}=[A-Za-z0-9_.-]+\])*)"
+    rf"(?:\.(?P<field>{_NAME})(?:\.(?P<view>{_NAME}))?)?"
+    r"(?:\|(?P<fallback>[^{}|]*))?"
+)
+_FILTER = re.compile(rf"\[({_NAME})=([A-Za-z0-9_.-]+)\]")
+_UNIT_TEXT = {"deg": " degrees", "%": "%", "grade": "/5", "count": ""}
+_DATE_IN_SOURCE = re.compile(r"^\d{4}(-\d{2}){0,2}$|^\d{2}/\d{4}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """One parsed `{...}` of a finding template."""
+
+    text: str
+    fact: str
+    field: str | None = None
+    filters: tuple[tuple[str, str], ...] = ()
+    count: bool = False
+    view: str | None = None
+    fallback: str | None = None
+
+
+def parse(inner: str) -> Placeholder | str:
+    """Return the placeholder written inside one pair of braces, or why it is malformed."""
+    if inner == DOCUMENTS:
+        return Placeholder(inner, DOCUMENTS)
+    found = _PLACEHOLDER.fullmatch(inner)
+    if found is None:
+        return "is not `{type.field}`, `{type[field=value].field}` or `{#type}`"
+    count, field, view = bool(found["count"]), found["field"], found["view"]
+    if count and field:
+        return "counts facts: `{#type}` or `{#type[field=value]}` takes no field"
+    if not count and not field:
+        return "names no field: write `{type.field}`"
+    if view not in (None, BEFORE_REQUEST):
+        return f"`.{view}` is not a view of a field (only `.{BEFORE_REQUEST}`)"
+    return Placeholder(
+        inner,
+        found["fact"],
+        field,
+        tuple(_FILTER.findall(found["filters"] or "")),
+        count,
+        view,
+        found["fallback"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why a placeholder cannot be filled; `unknown` and `known` say what to suggest instead."""
+
+    placeholder: str
+    text: str
+    unknown: str = ""
+    known: tuple[str, ...] = ()
+
+
+def problems(text: str, types: Mapping[str, FactType]) -> Iterable[Problem]:
+    """Yield a Problem for every placeholder of a template that cannot be filled."""
+    for match in BRACES.finditer(text):
+        whole, parsed = match.group(0), parse(match.group(1))
+        if isinstance(parsed, str):
+            yield Problem(whole, parsed)
+            continue
+        if parsed.fact == DOCUMENTS:
+            continue
+        fact = types.get(parsed.fact)
+        if fact is None:
+            yield Problem(whole, f"names unknown fact type `{parsed.fact}`", parsed.fact, (*types,))
+            continue
+        named = [f for f, _ in parsed.filters] + ([parsed.field] if parsed.field else [])
+        for name in named:
+            if name not in fact.fields:
+                text = f"fact `{parsed.fact}` has no field `{name}`"
+                yield Problem(whole, text, name, (*fact.fields,))
+        for name, value in parsed.filters:
+            info = fact.fields.get(name)
+            if info is not None and info.enum and value not in info.enum:
+                text = f"`{value}` is not a value of `{parsed.fact}.{name}`"
+                yield Problem(whole, text, value, info.enum)
+        info = fact.fields.get(parsed.field or "")
+        if parsed.view == BEFORE_REQUEST and info is not None and info.kind != "date":
+            yield Problem(whole, f"`.{BEFORE_REQUEST}` needs a date; `{parsed.field}` is not")
+
+
+def reads(text: str) -> Iterable[str]:
+    """Yield the fact types a template's placeholders read (well-formed ones only)."""
+    for match in BRACES.finditer(text):
+        parsed = parse(match.group(1))
+        if isinstance(parsed, Placeholder) and parsed.fact != DOCUMENTS:
+            yield parsed.fact
+
+
+def fill(
+    text: str,
+    read: Sequence[Mapping[str, Any]],
+    every: Sequence[Mapping[str, Any]],
+    types: Mapping[str, FactType],
+) -> str:
+    """Return the template with each placeholder replaced by the values it names.
+
+    `read`: the facts the clause's deciding evidence matched or bound; `every`: the case's facts
+    and the facts the engine derived, in that order.
+    """
+    read_types = {str(f.get("t")) for f in read}
+
+    def replace(match: re.Match[str]) -> str:
+        parsed = parse(match.group(1))
+        if isinstance(parsed, str):  # lint reports it; show the text as written
+            return match.group(0)
+        if parsed.fact == DOCUMENTS:
+            return _and(_documents(every)) or NOT_RECORDED
+        pool = read if parsed.fact in read_types else every
+        facts = _unique(
+            f
+            for f in pool
+            if f.get("t") == parsed.fact
+            and all(_filter_text(f.get(k)) == v for k, v in parsed.filters)
+        )
+        if parsed.count:
+            return str(len(facts))
+        assert parsed.field is not None  # parse() guarantees a field unless counting
+        info = types[parsed.fact].fields.get(parsed.field) if parsed.fact in types else None
+        shown = _values(facts, parsed.field, info, parsed.view)
+        if not shown:
+            return parsed.fallback if parsed.fallback is not None else NOT_RECORDED
+        return shown
+
+    return " ".join(BRACES.sub(replace, text).split())
+
+
+def _filter_text(value: Any) -> str:
+    # `[supervised=true]`: yes/no fields are written as YAML writes them
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _unique(facts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen: dict[str, Mapping[str, Any]] = {}
+    for fact in facts:
+        seen.setdefault(str(fact.get("id")), fact)
+    return list(seen.values())
+
+
+def _values(
+    facts: Sequence[Mapping[str, Any]], field: str, info: FieldInfo | None, view: str | None
+) -> str:
+    kind = info.kind if info else "string"
+    if view == BEFORE_REQUEST:
+        texts = [_before_request(f, field) for f in facts]
+    elif kind == "segment":
+        segments = [str(f[field]) for f in facts if field in f]
+        try:
+            return _and(format_segments(segments).split(", ")) if segments else ""
+        except LevelError:
+            texts = segments
+    elif kind == "duration":
+        texts = [_duration(f, field) for f in facts]
+    else:
+        texts = [_value(f, field, info) for f in facts]
+    return _and(list(dict.fromkeys(t for t in texts if t)))
+
+
+def _value(fact: Mapping[str, Any], field: str, info: FieldInfo | None) -> str:
+    value = fact.get(field)
+    if value is None:
+        word = fact.get(f"{field}_word")  # a measurement stated as a word
+        return f'"{word}"' if word is not None else ""
+    if isinstance(value, str):
+        if info is not None and info.kind in ("date", "level"):
+            return value
+        return words(value)
+    unit = "" if info is None or info.unit is None or isinstance(value, bool) else info.unit
+    return value_text(value) + _UNIT_TEXT.get(unit, f" {unit}" if unit else "")
+
+
+def _and(texts: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: texts already in words, joined as written."""
+    return (
+        texts[0]
+        if len(texts) == 1
+        else ", ".join(texts[:-1]) + " and " + texts[-1]
+        if texts
+        else ""
+    )
+
+
+def _plural(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def _weeks(days: int) -> str:
+    weeks, rest = divmod(days, 7)
+    if not weeks:
+        return _plural(rest, "day")
+    return _plural(weeks, "week") + (f" and {_plural(rest, 'day')}" if rest else "")
+
+
+def _bounds(fact: Mapping[str, Any], name: str) -> tuple[int, int] | None:
+    lo, hi = fact.get(f"{name}_lo"), fact.get(f"{name}_hi")
+    return (lo, hi) if isinstance(lo, int) and isinstance(hi, int) else None
+
+
+def _duration(fact: Mapping[str, Any], field: str) -> str:
+    bounds = _bounds(fact, field)
+    if bounds is None:
+        return ""
+    lo, hi = bounds
+    return _weeks(lo) if lo == hi else f"between {_weeks(lo)} and {_weeks(hi)}"
+
+
+def _span(bounds: tuple[int, int], unit: str) -> str:
+    lo, hi = bounds
+    return _plural(lo, unit) if lo == hi else f"{lo} to {hi} {unit}s"
+
+
+def _before_request(fact: Mapping[str, Any], field: str) -> str:
+    """`2 months (91 days)`: the engine's distances from the date to the request date."""
+    days = _bounds(fact, f"{field}_days_before_request")
+    if days is None or days[0] < 0:
+        return ""
+    months = _bounds(fact, f"{field}_months_before_request")
+    if months is None or months[0] < 1:
+        return _span(days, "day")
+    return f"{_span(months, 'month')} ({_span(days, 'day')})"
+
+
+def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Return the documents the facts were taken from, one entry per kind of document:
+    `the clinic notes of 2025-01-15 and 2025-05-05`, `the request form`."""
+    dates: dict[str, set[str]] = {}
+    for fact in facts:
+        source = fact.get("src")
+        if not isinstance(source, str) or not source.strip():
+            continue
+        document, _, rest = source.partition(" ")
+        dated = rest.split(" ", 1)[0]
+        dates.setdefault(document, set())
+        if _DATE_IN_SOURCE.match(dated):
+            dates[document].add(dated)
+    out = []
+    for document, when in dates.items():
+        name = words(document) + ("s" if len(when) > 1 else "")
+        out.append(f"the {name}" + (f" of {_and(sorted(when))}" if when else ""))
+    return out
+
+
+__all__ = ["BRACES", "NOT_RECORDED", "Placeholder", "Problem", "fill", "parse", "problems", "reads"]

@@ -1,0 +1,1 @@
+"""The engine: the only subpackage that imports durable_rules."""

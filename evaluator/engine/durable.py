@@ -1,0 +1,665 @@
+"""Run a compiled Program on one case's facts in durable_rules. The only module importing it.
+
+durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rules.md):
+- it is driven through the compiled module `durable_rules_engine` directly, never through
+  `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
+  with no Python action closures, no exception can be swallowed inside an action (trap 3);
+- one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
+  actions drained first when something failed (trap 13), and never deleted unless it received
+  the case facts and every stage (trap 20: that crashes the process);
+- all case facts are asserted in one batch, then each stage marker in one batch with what the
+  previous stage derived, so a rule with a negation only runs once every fact it negates is
+  final (trap 2; the compiler stratifies, and a firing outside its stage is an engine error);
+- every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
+  dropped, a contradicting one is an engine error (trap 5);
+- numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
+  fact handled (trap 1).
+Rulesets are registered once per process by name (policy id, version and content hash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import itertools
+import json
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import durable_rules_engine as _dre
+import orjson
+
+from evaluator.compile.program import (
+    CAND,
+    KEY,
+    PAIR,
+    VAL,
+    EmitFact,
+    EmitMissing,
+    EmitPair,
+    EmitStatus,
+    EmitValue,
+    EmitVerdict,
+    Program,
+    Record,
+    Rule,
+)
+from evaluator.compile.ruleset import CASE_KEY, definition_text, engine_json, number, render
+from evaluator.errors import EngineError, PolicyError
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Determination, FromField
+
+# assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
+_NOT_HANDLED, _OBSERVED = 1, 2
+# The ruleset that runs several cases in one session is registered under this suffix.
+_CASES_SUFFIX = "~cases"
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """One fact a rule action asserted, with the rule and the ids of the facts it matched."""
+
+    fact: Mapping[str, Any]
+    rule: str
+    matched: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One rule firing, recorded only when tracing: the facts it matched (alias -> id) and the
+    facts it asserted (none when the action was a repeat), or the determination it gave."""
+
+    rule: str
+    matched: Mapping[str, str]
+    asserted: tuple[Mapping[str, Any], ...]
+    verdict: Determination | None = None
+
+
+@dataclass
+class Trace:
+    """Everything the engine derived for one case; read by decision assembly.
+
+    `firings` is None unless the run was traced (`Engine.run(..., trace=True)`).
+    """
+
+    values: dict[tuple[str, tuple[str, ...]], Emitted] = field(default_factory=dict)
+    candidates: list[Emitted] = field(default_factory=list)
+    derived: list[Emitted] = field(default_factory=list)
+    statuses: dict[str, Emitted] = field(default_factory=dict)
+    verdict: Determination | None = None
+    firings: int = 0
+    log: list[Firing] | None = None
+
+    def value(self, node: str, keys: tuple[str, ...] = ()) -> Truth | None:
+        found = self.values.get((node, keys))
+        return None if found is None else Truth(found.fact["v"])
+
+
+def _tune_malloc() -> None:
+    # Each session allocates large state arrays; glibc returns them to the OS on delete and the
+    # next session faults them back in. Higher trim/mmap thresholds keep them (trap 12).
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
+        libc.mallopt(m_mmap_threshold, 64 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
+class Engine:
+    """The process-wide engine: durable_rules state is global, so there is one of these."""
+
+    _instance: Engine | None = None
+    _lock = threading.Lock()
+
+    # durable_rules holds at most 1,024 sessions per ruleset (trap 8), and a session that failed
+    # early is never deleted (trap 20). Before that many are left in one ruleset, the program
+    # is registered afresh under a new name; the old ruleset keeps its dead sessions.
+    LEFT_SESSIONS_LIMIT = 1000
+
+    def __init__(self) -> None:
+        self._handles: dict[str, int] = {}
+        self._left: dict[str, int] = {}
+        self._generations: dict[str, int] = {}
+        self._sessions = itertools.count(1)
+        _tune_malloc()
+
+    @classmethod
+    def get(cls) -> Engine:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def _handle(self, program: Program, *, cases: bool = False) -> int:
+        key = f"{program.name}{_CASES_SUFFIX if cases else ''}"
+        handle = self._handles.get(key)
+        if handle is None:
+            # the one-case text is rendered once per program (and kept on disk): see ruleset
+            definition = (
+                engine_json(render(program, cases=True)) if cases else definition_text(program)
+            )
+            generation = self._generations.get(key, 0) + 1
+            self._generations[key] = generation
+            name = key if generation == 1 else f"{key}~{generation}"
+            try:
+                handle = _dre.create_ruleset(name, definition)
+            except Exception as error:  # the extension raises its own bare error type
+                # The static checks in ruleset.py missed a limit (e.g. error 113 counts joins
+                # and nested groups its own way): the policy, not the case, must change.
+                raise PolicyError.single(
+                    "engine_limit",
+                    f"the engine cannot run policy `{program.name}` ({error}); simplify the "
+                    "largest conditions (fewer words, joins or alternatives in one test)",
+                ) from error
+            self._handles[key] = handle
+        return handle
+
+    def prepare(self, program: Program) -> None:
+        """Register the program's ruleset now (otherwise on first use)."""
+        self._handle(program)
+
+    def run(
+        self, program: Program, facts: Iterable[Mapping[str, Any]], *, trace: bool = False
+    ) -> Trace:
+        """Return what the engine derives from the facts; with `trace`, also every firing.
+
+        Raises EngineError when durable_rules fails or the rules contradict themselves; the
+        result is then not a determination.
+        """
+        handle = self._handle(program)
+        session = _Session(handle, program, str(next(self._sessions)))
+        if trace:
+            session.trace.log = []
+        try:
+            batch = [session.normalise(f) for f in facts]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        _check_unique(batch)
+        try:
+            session.assert_batch(batch)
+            for stage in range(1, program.stages + 1):
+                session.assert_stage(stage)
+            session.flush()
+            session.complete = True
+        except Exception:
+            session.abandon()
+            raise
+        finally:
+            # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
+            if not session.close():
+                self._left_in_place(program.name)
+        return session.trace
+
+    def run_many(
+        self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
+    ) -> list[Trace]:
+        """Return what the engine derives for each case's facts, all cases in one session.
+
+        A session has a fixed cost that several cases share (durable-rules.md item 12). Every
+        fact carries its case's key and every rule joins on it (`render(cases=True)`), so each
+        case gets the values, statuses and determination it gets alone. A program with
+        `count` rules (durable_rules batches counted matches across a session), or one whose
+        joined ruleset the engine cannot take, runs one session per case.
+        Raises EngineError when any case fails: the caller runs the cases one by one to tell
+        which (the session cannot say whose fact broke the engine).
+        """
+        if len(cases) < 2 or any(r.count is not None for r in program.rules):  # noqa: PLR2004
+            return [self.run(program, facts) for facts in cases]
+        try:
+            handle = self._handle(program, cases=True)
+        except PolicyError:
+            return [self.run(program, facts) for facts in cases]
+        together = _Cases(handle, program, str(next(self._sessions)), len(cases))
+        try:
+            together.run(cases)
+        except Exception:
+            together.abandon()
+            raise
+        finally:
+            if not together.close():
+                self._left_in_place(f"{program.name}{_CASES_SUFFIX}")
+        return [case.trace for case in together.cases]
+
+    def _left_in_place(self, key: str) -> None:
+        left = self._left.get(key, 0) + 1
+        self._left[key] = left
+        if left >= self.LEFT_SESSIONS_LIMIT:
+            del self._handles[key]
+            self._left[key] = 0
+
+
+def _check_unique(facts: list[dict[str, Any]]) -> None:
+    # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
+    # (trap 13): refuse duplicates before the engine sees them. The id is part of a fact's
+    # content, so distinct ids already make the facts distinct.
+    ids = [f.get("id") for f in facts]
+    if len(set(ids)) != len(ids):
+        raise EngineError.single("engine_failed", "two facts share an id")
+
+
+class _Session:
+    """One case in one durable_rules session."""
+
+    def __init__(self, handle: int, program: Program, sid: str, case: str | None = None) -> None:
+        self.handle = handle
+        self.program = program
+        self.sid = sid
+        # With several cases in one session (`_Cases`): this case's key. Its facts then carry
+        # it, and their engine ids are prefixed with it (durable_rules keys its messages by
+        # id); `key` keeps the case's own id, which joins and this case's trace use.
+        self.case = case
+        self.trace = Trace()
+        self.counter = itertools.count()
+        self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
+        self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
+        self.state: int | None = None
+        self.poisoned = False
+        # Set once the case facts and every stage were asserted: only such a session may be
+        # deleted (durable-rules.md trap 20).
+        self.complete = False
+        self.pending: list[dict[str, Any]] = []
+        self.stage = 0
+
+    def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"sid": self.sid}
+        if self.case is not None:
+            out[CASE_KEY] = self.case
+        for key, value in fact.items():
+            if value is None:
+                continue  # absent and null differ in the engine; absent means undocumented
+            out[key] = number(value) if isinstance(value, int | float) else value
+        if "id" in out:
+            out[KEY] = out["id"]
+            if self.case is not None:
+                out["id"] = f"{self.case}|{out['id']}"
+        return out
+
+    def _check(self, result: Any, what: str) -> None:
+        code = result[0] if isinstance(result, tuple) else result
+        if code == _NOT_HANDLED:
+            raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
+        if code == _OBSERVED:
+            # Two distinct facts whose 32-bit content hashes collide look identical to the
+            # engine; deleting such a session crashes the process, so it is left in place.
+            self.poisoned = True
+            raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
+        if isinstance(result, tuple) and len(result) > 1:
+            self.state = result[1]
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(self.handle, *args)
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+
+    def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
+        try:
+            text = engine_json(facts)  # the ruleset's own encoding (see engine_json)
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"{what} cannot be given to the engine: {error}"
+            ) from error
+        self._check(self._call(_dre.assert_facts, text), what)
+
+    def assert_batch(self, facts: list[dict[str, Any]]) -> None:
+        self._assert(facts, "the case facts")
+        self.drain()
+        if self.pending:  # every rule waits for a stage marker, so nothing may fire yet
+            raise EngineError.single("engine_failed", "a rule fired before its stage")
+
+    def assert_stage(self, stage: int) -> None:
+        """Assert what the previous stage derived together with this stage's marker.
+
+        Only later stages read a stage's derived facts (the compiler stratifies), and every rule
+        waits for its stage marker, which comes last in the batch: one call per stage instead
+        of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
+        """
+        self.stage = stage
+        marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
+        batch, self.pending = self.pending, []
+        batch.append(marker)
+        self._assert(batch, f"stage {stage}")
+        self.drain()
+
+    def flush(self) -> None:
+        """Assert what the last stage derived: no rule reads it, but the engine still checks
+        that nothing fires once every stage has run."""
+        self.stage = self.program.stages + 1
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        self._assert(batch, "derived facts")
+        self.drain()
+
+    def drain(self) -> None:
+        """Run every pending action; each may assert facts that queue further actions."""
+        if self.state is None:
+            return
+        result = self._call(_dre.start_action_for_state, self.state)
+        while result:
+            message = orjson.loads(result[1])
+            for rule_name, matched in message.items():
+                self.apply(self.program.rule(rule_name), matched)
+            nxt = self._call(_dre.complete_and_start_action, self.state)
+            result = (None, nxt) if nxt else None
+
+    def abandon(self) -> None:
+        _abandon(self.handle, self.state)
+
+    def close(self) -> bool:
+        """Delete the session when that is safe; return False when it is left in place."""
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def apply(self, rule: Rule, matched: Any) -> None:
+        if isinstance(matched, list):
+            # A counted rule delivers its batch of matches; its action needs no bound ids.
+            matched = matched[0] if matched else {}
+        if rule.stage != self.stage:
+            # A rule read a fact derived in its own or a later stage: the strata are wrong.
+            raise EngineError.single(
+                "engine_failed",
+                f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
+            )
+        self.trace.firings += 1
+        ids = {alias: str(fact.get(KEY)) for alias, fact in matched.items() if alias != "stage"}
+        action = rule.action
+        before = len(self.pending)
+        if isinstance(action, EmitValue):
+            self._value(rule, action, ids)
+        elif isinstance(action, EmitFact):
+            self._fact(rule, action, matched, ids)
+        elif isinstance(action, EmitPair):
+            self._pair(action, matched, ids)
+        elif isinstance(action, EmitStatus):
+            self._status(rule, action, ids)
+        elif isinstance(action, EmitMissing):
+            bound = ", ".join(
+                f"{alias}={ids[key]}"
+                for alias, key in zip(action.aliases, action.keys, strict=True)
+            )
+            fact = f" for fact `{ids[action.source]}`" if action.source else ""
+            raise EngineError.single(
+                "engine_incomplete",
+                f"node `{action.node}` got no value{fact}"
+                + (f" with {bound}" if bound else "")
+                + "; the rules did not decide it, so there is no determination",
+            )
+        elif isinstance(action, EmitVerdict):
+            if self.trace.verdict not in (None, action.determination):
+                raise EngineError.single("engine_failed", "two determinations were derived")
+            self.trace.verdict = action.determination
+        if self.trace.log is not None:  # tracing observes: what this action just queued
+            verdict = action.determination if isinstance(action, EmitVerdict) else None
+            self.trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
+
+    def _assert_derived(self, fact: dict[str, Any], plain: bool = False) -> None:
+        """Queue a derived fact; `plain` when it holds only strings and integers, which need no
+        normalising (values and statuses)."""
+        fact["id"] = ident = f"{fact['t']}{next(self.counter)}"
+        if plain and self.case is None:
+            self.pending.append({"sid": self.sid, **fact, KEY: ident})
+        else:
+            self.pending.append(self.normalise(fact))
+
+    def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
+        keys = tuple(ids[k] for k in action.keys)
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action.records, ids, keys)
+        fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
+        for i, key in enumerate(keys, start=1):
+            fact[f"k{i}"] = key
+        if action.source is not None:
+            fact["f"] = ids[action.source]
+        if action.kind == CAND:
+            seen = (f"cand {action.node} {fact.get('f')}", keys)
+            earlier = self.candidate_values.get(seen)
+            if earlier is not None:
+                if earlier != fact["v"]:
+                    raise EngineError.single(
+                        "engine_failed",
+                        f"node `{action.node}` derived both {earlier} and {fact['v']} for fact "
+                        f"`{fact.get('f')}`",
+                    )
+                return
+            self.candidate_values[seen] = fact["v"]
+            self._assert_derived(fact, plain=True)
+            self.trace.candidates.append(Emitted(fact, rule.name, ids))
+            return
+        existing = self.trace.values.get((action.node, keys))
+        if existing is not None:
+            if existing.fact["v"] != fact["v"]:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"node `{action.node}` derived both {existing.fact['v']} and {fact['v']}"
+                    + (f" for the bound facts {', '.join(keys)}" if keys else ""),
+                )
+            return
+        self._assert_derived(fact, plain=True)
+        self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
+
+    def _fact(
+        self,
+        rule: Rule,
+        action: EmitFact,
+        matched: Mapping[str, Mapping[str, Any]],
+        ids: Mapping[str, str],
+    ) -> None:
+        fact: dict[str, Any] = {"t": action.fact}
+        for name, value in action.values.items():
+            if isinstance(value, FromField):
+                source = matched[f"b_{value.alias}"]
+                for physical in action.copy.get(name, (value.field,)):
+                    if physical in source:
+                        fact[name + physical[len(value.field) :]] = source[physical]
+            else:
+                fact[name] = value
+        # Derived facts are a set: the same content derived twice (by two rules, or from two
+        # case facts that say the same, e.g. one block listed twice) is one fact, so counting
+        # derived facts counts distinct things.
+        seen = (f"fact {json.dumps(fact, sort_keys=True)}", ())
+        if seen in self.seen_facts:
+            return
+        self.seen_facts.add(seen)
+        # Provenance: a fact whose values all come from one case fact keeps that fact's source.
+        aliases = {v.alias for v in action.values.values() if isinstance(v, FromField)}
+        if len(aliases) == 1:
+            src = matched[f"b_{aliases.pop()}"].get("src")
+            if src is not None:
+                fact["src"] = src
+        self._assert_derived(fact)
+        self.trace.derived.append(Emitted(fact, rule.name, ids))
+
+    def _pair(
+        self, action: EmitPair, matched: Mapping[str, Mapping[str, Any]], ids: Mapping[str, str]
+    ) -> None:
+        """Copy two bound facts' fields into one pair fact; the engine compares them there."""
+        keys = tuple(ids[k] for k in action.keys)
+        seen = (f"pair {action.node}", keys)
+        if seen in self.seen_facts:
+            return
+        self.seen_facts.add(seen)
+        fact: dict[str, Any] = {"t": PAIR, "n": action.node}
+        for i, key in enumerate(keys, start=1):
+            fact[f"k{i}"] = key
+        for name, alias, physical in action.fields:
+            if physical in matched[alias]:
+                fact[name] = matched[alias][physical]
+        self._assert_derived(fact)
+
+    def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
+        if action.records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            self._records(rule, action.records, ids, ())
+        existing = self.trace.statuses.get(action.clause)
+        if existing is not None:
+            if existing.fact["status"] != action.status.value:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"clause `{action.clause}` derived both {existing.fact['status']} and "
+                    f"{action.status.value}",
+                )
+            return
+        fact = {"t": "status", "clause": action.clause, "status": action.status.value}
+        self._assert_derived(fact, plain=True)
+        self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+
+    def _records(
+        self,
+        rule: Rule,
+        records: tuple[Record, ...],
+        ids: Mapping[str, str],
+        keys: tuple[str, ...],
+    ) -> None:
+        """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
+        for evidence; nothing is asserted, so they cost no round trip. Two firings that
+        disagree are an engine error."""
+        for record in records:
+            fact: dict[str, Any] = {"t": VAL, "n": record.node, "v": int(record.value)}
+            for i, key in enumerate(keys, start=1):
+                fact[f"k{i}"] = key
+            if record.source is not None:
+                fact["f"] = ids[record.source]
+            if record.candidate:
+                seen = (f"cand {record.node} {fact['f']}", keys)
+                if seen not in self.seen_facts:
+                    self.seen_facts.add(seen)
+                    fact["t"] = CAND
+                    self.trace.candidates.append(Emitted(fact, rule.name, ids))
+                continue
+            existing = self.trace.values.get((record.node, keys))
+            if existing is None:
+                self.trace.values[(record.node, keys)] = Emitted(fact, rule.name, ids)
+            elif existing.fact["v"] != fact["v"]:
+                raise EngineError.single(
+                    "engine_failed",
+                    f"node `{record.node}` derived both {existing.fact['v']} and {fact['v']}",
+                )
+
+
+class _Cases:
+    """Several cases in one durable_rules session: one `_Session` per case runs that case's
+    actions (its trace, its derived facts); this drives the session they share."""
+
+    def __init__(self, handle: int, program: Program, sid: str, count: int) -> None:
+        self.handle = handle
+        self.program = program
+        self.sid = sid
+        self.cases = [_Session(handle, program, sid, str(i)) for i in range(count)]
+        self.state: int | None = None
+        self.stage = 0
+        self.poisoned = False
+        self.complete = False  # as `_Session.complete` (trap 20)
+
+    def run(self, cases: Sequence[Iterable[Mapping[str, Any]]]) -> None:
+        try:
+            batch = [
+                c.normalise(f) for c, facts in zip(self.cases, cases, strict=True) for f in facts
+            ]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        _check_unique(batch)
+        self._assert(batch, "the case facts")
+        if any(c.pending for c in self.cases):
+            raise EngineError.single("engine_failed", "a rule fired before its stage")
+        for stage in range(1, self.program.stages + 1):
+            batch = self._derived(stage)
+            batch += [
+                c.normalise({"t": "stage", "id": f"stage{stage}", "s": stage}) for c in self.cases
+            ]
+            self._assert(batch, f"stage {stage}")
+        batch = self._derived(self.program.stages + 1)
+        if batch:
+            self._assert(batch, "derived facts")
+        self.complete = True
+
+    def _derived(self, stage: int) -> list[dict[str, Any]]:
+        """Every case's facts derived so far; every case moves on to `stage`."""
+        self.stage = stage
+        batch: list[dict[str, Any]] = []
+        for case in self.cases:
+            case.stage = stage
+            batch += case.pending
+            case.pending = []
+        return batch
+
+    def _assert(self, batch: list[dict[str, Any]], what: str) -> None:
+        try:
+            # the ruleset's own encoding (see engine_json); what it cannot write fails here too
+            result = _dre.assert_facts(self.handle, engine_json(batch))
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+        code = result[0] if isinstance(result, tuple) else result
+        if code == _NOT_HANDLED:
+            raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
+        if code == _OBSERVED:
+            self.poisoned = True  # see `_Session._check`
+            raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
+        if isinstance(result, tuple) and len(result) > 1:
+            self.state = result[1]
+        self._drain()
+
+    def _drain(self) -> None:
+        if self.state is None:
+            return
+        try:
+            result = _dre.start_action_for_state(self.handle, self.state)
+            while result:
+                for rule_name, matched in orjson.loads(result[1]).items():
+                    # Every fact of a match is of one case (the rules join on it).
+                    case = next(iter(matched.values()))[CASE_KEY]
+                    self.cases[int(case)].apply(self.program.rule(rule_name), matched)
+                nxt = _dre.complete_and_start_action(self.handle, self.state)
+                result = (None, nxt) if nxt else None
+        except EngineError:
+            raise
+        except Exception as error:
+            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
+
+    def abandon(self) -> None:
+        _abandon(self.handle, self.state)
+
+    def close(self) -> bool:
+        """Delete the session when that is safe; return False when it is left in place."""
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+
+
+def _abandon(handle: int, state: int | None) -> None:
+    """Drop the actions still pending in a session (before it is left or deleted, trap 13)."""
+    if state is None:
+        return
+    with contextlib.suppress(Exception):
+        while _dre.start_action_for_state(handle, state):
+            _dre.abandon_action(handle, state)
+
+
+def _close(handle: int, sid: str, *, safe: bool) -> bool:
+    """Delete a session when `safe`; return False when it is left in place."""
+    # delete_state aborts or segfaults the process on a session that has not received its
+    # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
+    # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
+    # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
+    # process can use up; each ends in an EngineError, never in a determination.
+    if not safe:
+        return False
+    with contextlib.suppress(Exception):
+        _dre.delete_state(handle, sid)
+    return True
+
+
+__all__ = ["Emitted", "Engine", "Firing", "Trace"]

@@ -1,0 +1,112 @@
+"""The fact dictionary: fact types and fields from facts.schema.json, plus a policy's derived types.
+
+Policies are written against this dictionary; the compiler and lint check names, kinds, units and
+enum values against it. It is read from the schema, never restated in code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+from evaluator.language.model import DerivedType
+from evaluator.read import schemas
+
+FACTS_SCHEMA = "facts"
+# A plain integer field with no declared unit counts things (visits, grades).
+DEFAULT_UNIT = "count"
+# Fields every fact has; policies may filter on them but not compare thresholds.
+COMMON_FIELDS = ("id", "src")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldInfo:
+    name: str
+    kind: str  # string, boolean, integer, number, date, duration, level, segment, measurement
+    enum: tuple[str, ...] = ()
+    unit: str | None = None
+    description: str = ""
+    # A size word ("very subtle") may stand for this measurement (domain convention 8); on
+    # other measurements (a strength grade, a relief percentage) a word decides nothing.
+    qualitative: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FactType:
+    name: str
+    many: bool
+    fields: Mapping[str, FieldInfo]
+    description: str = ""
+    derived: bool = False
+
+
+def _field(name: str, spec: Mapping[str, Any]) -> FieldInfo:
+    kind = spec.get("x-kind") or spec.get("type", "string")
+    unit = spec.get("x-unit")
+    if unit is None and kind in ("integer", "number", "duration"):
+        unit = "days" if kind == "duration" else DEFAULT_UNIT
+    return FieldInfo(
+        name,
+        kind,
+        tuple(spec.get("enum", ())),
+        unit,
+        spec.get("description", ""),
+        bool(spec.get("x-qualitative", False)),
+    )
+
+
+@cache
+def case_fact_types() -> Mapping[str, FactType]:
+    """Return the fact types a normalised case can hold, by name."""
+    schema = schemas.load_schema(FACTS_SCHEMA)
+    types = {}
+    for name, spec in schema["$defs"].items():
+        fields = {f: _field(f, s) for f, s in spec.get("properties", {}).items()}
+        for common in COMMON_FIELDS:
+            fields.setdefault(common, FieldInfo(common, "string"))
+        types[name] = FactType(
+            name,
+            spec.get("x-cardinality", "many") == "many",
+            MappingProxyType(fields),
+            spec.get("description", ""),
+        )
+    return MappingProxyType(types)
+
+
+def with_derived(derived: Mapping[str, DerivedType]) -> Mapping[str, FactType]:
+    """Return the case fact types plus a policy's derived types (always `many`)."""
+    types = dict(case_fact_types())
+    for name, d in derived.items():
+        fields = {f: FieldInfo(f, kind) for f, kind in d.fields.items()}
+        for common in COMMON_FIELDS:
+            fields.setdefault(common, FieldInfo(common, "string"))
+        types[name] = FactType(name, True, MappingProxyType(fields), d.description, derived=True)
+    return MappingProxyType(types)
+
+
+def physical_fields(info: FieldInfo) -> tuple[str, ...]:
+    """Return the engine fields a logical field becomes (docs/architecture.md, Facts)."""
+    n = info.name
+    if info.kind == "date":
+        return (
+            n,
+            f"{n}_lo",
+            f"{n}_hi",
+            *(f"{n}_{p}_{b}" for p in ("mday", "mend") for b in ("lo", "hi")),
+            *(
+                f"{n}_{u}_before_{anchor}_{b}"
+                for anchor in ("request", "service")
+                for u in ("days", "months", "months_up")
+                for b in ("lo", "hi")
+            ),
+        )
+    if info.kind == "duration":
+        return (f"{n}_lo", f"{n}_hi")
+    if info.kind in ("level", "segment"):
+        return (n, f"{n}_index")
+    if info.kind == "measurement":
+        return (n, f"{n}_word")
+    return (n,)

@@ -1,0 +1,1 @@
+"""Render decisions and reviews: text, JSON, Markdown and the reviewer's notice."""

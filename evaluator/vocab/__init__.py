@@ -1,0 +1,1 @@
+"""The domain vocabulary: spinal levels, partial dates and durations, units."""
