@@ -117,6 +117,30 @@ def test_conditions_procedures_and_medications_become_facts():
     assert by_type["medication"]["taken_end_days_before_request_lo"] == 92
 
 
+@pytest.mark.parametrize(
+    ("status", "ongoing"), [("active", True), ("completed", False), ("stopped", False)]
+)
+def test_an_active_medication_without_an_end_lasts_until_the_request(status, ongoing):
+    """Issue 11 point 2: an ongoing course lasts until the request date (x-ongoing-while in the
+    case schema says which status makes a period ongoing); a finished one without an end date
+    has no end, so nothing can be measured up to it."""
+    (fact,) = facts_of(
+        medications=[
+            {
+                "code": {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197696"},
+                "status": status,
+                "period": {"start": "2025-03-01"},
+            }
+        ]
+    )
+    if ongoing:
+        assert fact.fields["taken_end"] == "2025-06-01"
+        assert fact.fields["taken_end_days_before_request_lo"] == 0
+        assert fact.fields["taken_end_days_before_request_hi"] == 0
+    else:
+        assert "taken_end" not in fact.fields
+
+
 def test_a_period_ending_before_it_starts_is_a_bad_date():
     with pytest.raises(CaseError) as caught:
         facts_of(

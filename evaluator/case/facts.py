@@ -150,6 +150,11 @@ class CodedSection:
     fact: str  # the fact type (x-fact)
     # case property -> (fact field (x-field), shape of its value (x-fact-shape) or None)
     fields: Mapping[str, tuple[str, str | None]]
+    # period property -> (status property, statuses): an item in such a status whose period has
+    # no end is ongoing, and lasts until the request date (x-ongoing-while)
+    ongoing: Mapping[str, tuple[str, frozenset[str]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @cache
@@ -181,7 +186,16 @@ def coded_sections() -> tuple[CodedSection, ...]:
                     for prop, sub in item["properties"].items()
                     if "x-field" in sub
                 }
-                found.append(CodedSection(at, item["x-fact"], MappingProxyType(fields)))
+                ongoing = {
+                    prop: (status, frozenset(values))
+                    for prop, sub in item["properties"].items()
+                    for status, values in sub.get("x-ongoing-while", {}).items()
+                }
+                found.append(
+                    CodedSection(
+                        at, item["x-fact"], MappingProxyType(fields), MappingProxyType(ongoing)
+                    )
+                )
             if item.get("type") == "object" and item is not node:
                 walk(item, at)
 
@@ -432,6 +446,16 @@ class _Builder:
                 for bound, suffix in (("start", ""), ("end", "_end")):
                     if bound in value:
                         given.append((f"{name}{suffix}", value[bound], f"{at}/{bound}"))
+                # An ongoing course with no end date lasts until the request date, never past it.
+                status = section.ongoing.get(prop)
+                if (
+                    status is not None
+                    and "start" in value
+                    and "end" not in value
+                    and item.get(status[0]) in status[1]
+                    and self.request is not None
+                ):
+                    given.append((f"{name}_end", self.data["request"]["date"], f"{at}/start"))
                 first, last = _quiet_date(value.get("start", "")), _quiet_date(value.get("end", ""))
                 if first is not None and last is not None and last.hi < first.lo:
                     message = f'end "{value["end"]}" is before start "{value["start"]}"'
