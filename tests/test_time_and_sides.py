@@ -139,6 +139,33 @@ def test_an_ongoing_course_lasts_until_the_request(tmp_path, start, status):
 
 
 @pytest.mark.parametrize(
+    ("status_of_medication", "start", "status"),
+    [
+        ("active", "2025-03-20", Status.MET),  # 3 months before the request, still taken
+        ("active", "2025-03-21", Status.NOT_MET),
+        ("completed", "2025-03-20", Status.NOT_DOCUMENTED),  # finished, end not recorded
+    ],
+)
+def test_an_active_medication_lasts_until_the_request(
+    tmp_path, status_of_medication, start, status
+):
+    # docs/authoring.md: "metformin for at least 3 months" on a medication still taken
+    requires = {
+        "fact": "medication",
+        "field": "taken",
+        "before": {"value": 3, "unit": "months"},
+        "of": "medication.taken_end",
+    }
+    rxnorm = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    medication = {
+        "code": {"system": rxnorm, "code": "860975"},
+        "status": status_of_medication,
+        "period": {"start": start},
+    }
+    assert _status(_policy(tmp_path, requires), {"medications": [medication]}) is status
+
+
+@pytest.mark.parametrize(
     ("quit_date", "service", "status"),
     [
         ("2025-05-01", "2025-06-12", Status.MET),  # 42 days before the date of service
