@@ -46,10 +46,11 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # folded after issue 11 (the SI-joint policy's sides and block days as pairwise values, the
 # HbA1c recency leaf, lumbar-fusion 2025.1's two new clauses and four more examples), with one
 # subtree per lumbar-fusion version left per node to keep the engine's stack margin
-# (compiler._folded: +2 firings a lumbar-fusion case). The bound fails when folding is
-# silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 4000
-# The decompression policy folds every clause: its cases fire 13-18 rules (30-37 before).
+# (compiler._folded: +2 firings a lumbar-fusion case), and 4,012 once folds that would fire per
+# pair of service lines went back per node (compiler._products, tests/test_line_cost.py). The
+# bound fails when folding is silently disabled or loses a clause or subtree.
+MAX_EXAMPLE_FIRINGS = 4100
+# The decompression policy folds three of its four clauses: its cases fire at most 20 rules.
 MAX_DECOMPRESSION_FIRINGS = 20
 
 
@@ -131,12 +132,9 @@ def test_the_examples_decide_alike_with_the_same_evidence_and_fewer_firings(
 def test_the_shipped_policies_fold_the_clauses_they_can(library: Library) -> None:
     programs = {p.ref: compile_policy(p) for p in library.all()}
     decompression = next(p for ref, p in programs.items() if "decompression" in ref)
-    assert folded_clauses(decompression) == {
-        "LD-URGENT",
-        "LD-SYMPTOMS",
-        "LD-CONSERVATIVE-CARE",
-        "LD-IMAGING-CORRELATION",
-    }
+    # LD-IMAGING-CORRELATION folded whole was one rule over a segment, a line and a study that
+    # fired once per pair of lines (compiler._products): it stays per node.
+    assert folded_clauses(decompression) == {"LD-URGENT", "LD-SYMPTOMS", "LD-CONSERVATIVE-CARE"}
     for ref, program in programs.items():
         if ref.startswith("lumbar-fusion@2025"):
             assert folded_clauses(program) >= {"LF-NICOTINE", "LF-PHYSICAL-THERAPY", "LF-URGENT"}

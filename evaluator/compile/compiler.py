@@ -30,8 +30,10 @@ from evaluator.compile.program import (
     EmitStatus,
     EmitVerdict,
     Eq,
+    Join,
     Pattern,
     Program,
+    Test,
 )
 from evaluator.errors import PolicyError
 from evaluator.language import dictionary
@@ -330,6 +332,8 @@ def _folded(policy: Policy) -> Program:
     # The per-node program says which clauses fold without renumbering a derived fact.
     allowed = numbering(policy, lambda: _Compiler(policy).run())
     keep: frozenset[str] = frozenset()
+    first = _Compiler(policy, allowed, keep)
+    keep = _products(first.run(), frozenset(first.folder.folded if first.folder else ()))
     while True:
         compiler = _Compiler(policy, allowed, keep)
         program = compiler.run()
@@ -352,6 +356,41 @@ def _folded(policy: Policy) -> Program:
             if need < lowest:
                 best, lowest = candidate, need
         keep = keep | ({best} if best is not None else set(folded))
+
+
+def _products(program: Program, folded: frozenset[str]) -> frozenset[str]:
+    """The folds whose rules would fire once per combination of service lines.
+
+    A folded conjunction of existence leaves matches every combination of the facts its leaves
+    find; with two unjoined patterns over types that occur once per service line (the line, its
+    segments, fixations, resections) that is the square of the lines (benchmarks/lines.py:
+    111,329 firings at 400 lines). The per-node lowering takes each leaf's OR in one value per
+    leaf instead, so such folds go back to it.
+    """
+    per_line = {"line", *LINE_PARTS}
+    found: set[str] = set()
+    for rule in program.rules:
+        if rule.origin not in folded:
+            continue
+        free = 0
+        for pattern in rule.patterns:
+            parts = _parts(pattern.test)
+            kinds = {t.value for t in parts if isinstance(t, Eq) and t.field == "t"}
+            if (
+                not pattern.negated
+                and kinds & per_line
+                and not any(isinstance(t, Join) for t in parts)
+            ):
+                free += 1
+        if free > 1:
+            found.add(rule.origin)
+    return frozenset(found)
+
+
+def _parts(test: Test) -> list[Test]:
+    if isinstance(test, AllOf):
+        return [p for t in test.tests for p in _parts(t)]
+    return [test]
 
 
 def _kinds(rule: Mapping[str, Any]) -> set[str]:
