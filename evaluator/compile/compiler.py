@@ -322,8 +322,9 @@ FOLD_STACK_MARGIN = 20
 
 
 def _folded(policy: Policy) -> Program:
-    """Return the folded program, with the folds that make its alpha stack exceed the budget
-    (`FOLD_STACK_MARGIN` below the engine's limit) left to the per-node lowering.
+    """Return the folded program, with the folds that would fire per pair of service lines
+    (`_products`) and those that make its alpha stack exceed the budget (`FOLD_STACK_MARGIN`
+    below the engine's limit) left to the per-node lowering.
 
     One at a time, the folded clause or subtree whose rules weigh most on the fact type that
     makes the bound goes back to the per-node lowering (measured: the bound without its rules),
@@ -332,12 +333,14 @@ def _folded(policy: Policy) -> Program:
     # The per-node program says which clauses fold without renumbering a derived fact.
     allowed = numbering(policy, lambda: _Compiler(policy).run())
     keep: frozenset[str] = frozenset()
-    first = _Compiler(policy, allowed, keep)
-    keep = _products(first.run(), frozenset(first.folder.folded if first.folder else ()))
     while True:
         compiler = _Compiler(policy, allowed, keep)
         program = compiler.run()
         folded = [o for o in (compiler.folder.folded if compiler.folder else []) if o not in keep]
+        products = _products(program, frozenset(folded))
+        if products:
+            keep = keep | products
+            continue
         definition = ruleset.definition(program)
         stacks = ruleset.alpha_stacks(definition)
         stack = max(stacks.values())
