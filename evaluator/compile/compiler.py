@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from evaluator.case.facts import LINE_PARTS, LINE_SEGMENTS
-from evaluator.compile import ruleset
+from evaluator.compile import folding, ruleset
 from evaluator.compile.folding import Folder, Numbering, numbering
 from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from evaluator.compile.program import (
@@ -33,7 +33,6 @@ from evaluator.compile.program import (
     Join,
     Pattern,
     Program,
-    Test,
 )
 from evaluator.errors import PolicyError
 from evaluator.language import dictionary
@@ -370,30 +369,23 @@ def _products(program: Program, folded: frozenset[str]) -> frozenset[str]:
     111,329 firings at 400 lines). The per-node lowering takes each leaf's OR in one value per
     leaf instead, so such folds go back to it.
     """
-    per_line = {"line", *LINE_PARTS}
     found: set[str] = set()
     for rule in program.rules:
         if rule.origin not in folded:
             continue
         free = 0
         for pattern in rule.patterns:
-            parts = _parts(pattern.test)
+            parts = folding.parts(pattern.test)
             kinds = {t.value for t in parts if isinstance(t, Eq) and t.field == "t"}
             if (
                 not pattern.negated
-                and kinds & per_line
+                and kinds & folding.PER_LINE
                 and not any(isinstance(t, Join) for t in parts)
             ):
                 free += 1
         if free > 1:
             found.add(rule.origin)
     return frozenset(found)
-
-
-def _parts(test: Test) -> list[Test]:
-    if isinstance(test, AllOf):
-        return [p for t in test.tests for p in _parts(t)]
-    return [test]
 
 
 def _kinds(rule: Mapping[str, Any]) -> set[str]:

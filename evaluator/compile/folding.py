@@ -86,7 +86,7 @@ _BY_TRUTH = {T: "T", F: "F", U: "U"}
 # unknown outcome multiplies (see docs/architecture.md).
 MAX_RULES_PER_CLAUSE = 48
 # Fact types a case has one or more of per service line.
-_PER_LINE = frozenset({"line", *LINE_PARTS})
+PER_LINE = frozenset({"line", *LINE_PARTS})
 # Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
 _MAX_PATTERNS = 16
 
@@ -602,15 +602,16 @@ def _lead_rank(leaf: _Leaf, pattern: Pattern) -> int:
     (`ruleset._lead_order`), so one without goes ahead of it."""
     if pattern.negated:
         return 6
-    parts = _parts(pattern.test)
-    kinds = {t.value for t in parts if isinstance(t, Eq) and t.field == "t"}
-    spread = 0 if kinds & _PER_LINE else 2 if leaf.kind in ("many", "exists") else 4
-    return spread + any(isinstance(t, AnyTest) for t in parts)
+    tests = parts(pattern.test)
+    kinds = {t.value for t in tests if isinstance(t, Eq) and t.field == "t"}
+    spread = 0 if kinds & PER_LINE else 2 if leaf.kind in ("many", "exists") else 4
+    return spread + any(isinstance(t, AnyTest) for t in tests)
 
 
-def _parts(test: Test) -> list[Test]:
+def parts(test: Test) -> list[Test]:
+    """The tests of a pattern, nested conjunctions flattened."""
     if isinstance(test, AllOf):
-        return [p for t in test.tests for p in _parts(t)]
+        return [p for t in test.tests for p in parts(t)]
     return [test]
 
 
