@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test policy-check schema-check lint format typecheck bench fuzz docs notice-screenshot clean
+.PHONY: help venv yls demo test policy-check schema-check lint format typecheck bench fuzz docs notice-screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' \
@@ -31,6 +31,22 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the package with its dev tools
 
+# The yaml-language-server that tests/test_yaml_language_server.py drives as an editor does: the
+# version and every dependency pinned by tests/editor/package-lock.json, installed with npm ci
+# (no install scripts) into .venv/node, and reinstalled only when the lock file changes.
+NODE_DIR := $(VENV)/node
+YLS_STAMP := $(NODE_DIR)/.installed
+$(YLS_STAMP): tests/editor/package.json tests/editor/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "error: need node and npm on PATH for the yaml-language-server tests (make yls)" >&2; \
+		exit 1; }
+	@mkdir -p $(NODE_DIR)
+	cp tests/editor/package.json tests/editor/package-lock.json $(NODE_DIR)/
+	npm ci --prefix $(NODE_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+yls: $(YLS_STAMP) ## Install the pinned yaml-language-server into .venv/node (make test does)
+
 demo: $(STAMP) ## Evaluate the example T12-S2 fusion case
 	@# exit 1 (not medically necessary) and 3 (insufficient documentation) are determinations,
 	@# not failures; 2 (invalid input) or anything else is.
@@ -41,8 +57,9 @@ demo: $(STAMP) ## Evaluate the example T12-S2 fusion case
 	esac
 
 # pytest's exit code 5 (no tests collected) is non-zero, so it fails this target as it must.
-test: lint typecheck policy-check schema-check ## Lint, type-check, check the policies, then run the tests
-	$(BIN)/python -m pytest
+# NECESSITY_REQUIRE_YLS: the editor tests fail, rather than skip, when the server is missing.
+test: lint typecheck policy-check schema-check yls ## Lint, type-check, check the policies, then run the tests
+	NECESSITY_REQUIRE_YLS=1 $(BIN)/python -m pytest
 
 policy-check: $(STAMP) ## Lint and fmt --check every policy (and the benchmark's); run their suites at 100 % coverage
 	$(BIN)/necessity lint
