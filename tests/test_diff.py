@@ -153,6 +153,40 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert unknown.exit_code == 2
 
 
+# --- 2025.1 -> 2026.1: the draft's own changes, and nothing the draft lacks ----------------------
+
+# Worked out from the two files and the 2026.1 changelog: the slip-grade rule is the one change of
+# logic (it reaches LF-INSTABILITY); LF-DIABETES is the same clause in both (2026.1 took 2025.1's
+# 90-day HbA1c), so it is not a difference. The draft does not yet word findings (issue 12), a
+# decision-neutral difference in the clauses 2025.1 words them for.
+INTENDED_2026 = {
+    ("metadata", "status", "changed", False),
+    ("metadata", "effective_from", "changed", False),
+    ("metadata", "supersedes", "changed", False),
+    ("metadata", "changelog", "changed", False),
+    ("rule", "unstable-spondylolisthesis", "changed", None),
+    ("clause", "LF-INSTABILITY", "changed", True),
+    *(
+        ("clause", clause, "changed", False)
+        for clause in (
+            "LF-CONSERVATIVE-DURATION",
+            "LF-PHYSICAL-THERAPY",
+            "LF-FUNCTIONAL-IMPAIRMENT",
+            "LF-IMAGING-RECENT",
+            "LF-IMAGING-CORRELATION",
+            "LF-DEFORMITY-MEASURED",
+            "LF-DEFORMITY-SIGNIFICANT",
+            "LF-SI-FIXATION",
+        )
+    ),
+}
+
+
+def test_2025_to_2026_lists_exactly_the_draft_s_changes() -> None:
+    found = diff.diff("lumbar-fusion@2025.1", "lumbar-fusion@2026.1")
+    assert {(c.category, c.key, c.action, c.decides) for c in found.changes} == INTENDED_2026
+
+
 # --- what makes no difference ---------------------------------------------------------------------
 
 
