@@ -76,6 +76,21 @@ INTENDED = {
     ("reference", "11", "added", False),
     ("clause", "LF-FUNCTIONAL-IMPAIRMENT", "added", True),
     ("clause", "LF-IMAGING-RECENT", "added", True),
+    # Issue 11 point 6, amended in place: the care durations and recency windows became settings
+    # a plan may change, each with the value the clause had written (decision-neutral: the
+    # clauses that read them are changed in wording only, or new)
+    *(
+        (category, name, "added", decides)
+        for name in (
+            "conservative_care_minimum",
+            "physical_therapy_minimum",
+            "physical_therapy_recency",
+            "imaging_recency",
+            "hba1c_limit",
+            "hba1c_recency",
+        )
+        for category, decides in (("setting", None), ("setting note", False))
+    ),
 }
 
 

@@ -56,14 +56,16 @@ def test_every_clause_appears_with_its_title(policy: Policy) -> None:
 @pytest.mark.parametrize(
     "phrase",
     [
-        "conservative care: start is at least 3 months before the request",
-        "physical therapy: duration is at least 6 weeks",
-        "physical therapy: end is at most 12 months before the request",
+        "conservative care: start is at least 3 months (setting conservative_care_minimum) before"
+        " the request",
+        "physical therapy: duration is at least 6 weeks (setting physical_therapy_minimum)",
+        "physical therapy: end is at most 12 months (setting physical_therapy_recency) before"
+        " the request",
         "alignment: sagittal vertical axis (SVA) is more than 50 mm",
         "alignment: Cobb angle is at least 30 degrees",
         "pelvic incidence (PI) minus lumbar lordosis (LL) is more than 20 degrees",
         "nicotine: cotinine is at most 10 ng/mL",
-        "diabetes: HbA1c is less than 8 %",
+        "diabetes: HbA1c is less than 8 % (setting hba1c_limit)",
         "the red flag: strength is at most 3/5",
         "translation is at least 3 mm (setting fe_translation)",
         "facet resection is at least 50 %",
