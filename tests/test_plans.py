@@ -170,6 +170,48 @@ def test_show_renders_the_effective_policy() -> None:
     assert "at least 12 weeks" in care[: care.index("**References:**")]
 
 
+FUSION_EXAMPLE = ROOT / "examples" / "cases" / "lf-commercial-ppo-5-months.json"
+
+
+def test_the_fusion_plan_changes_the_care_duration_and_nothing_else() -> None:
+    # the fusion overlay (plans/commercial-ppo.yaml) sets conservative care to 6 months where
+    # the base policy has 3: its example case, without the plan, is the approvable baseline
+    data: dict[str, Any] = json.loads(FUSION_EXAMPLE.read_text(encoding="utf-8"))
+    planned = api.evaluate_path(FUSION_EXAMPLE)
+    assert planned.provenance["plan"]["id"] == "commercial-ppo"
+    del data["request"]["plan"]
+    base = api.evaluate(case_from_data(data, "c.json"), Library().get("lumbar-fusion@2025.1"))
+    assert base.determination is Determination.MEDICALLY_NECESSARY
+    assert planned.determination is Determination.NOT_MEDICALLY_NECESSARY
+    changed = {
+        c.id: (b.status.value, c.status.value)
+        for b, c in zip(base.clauses, planned.clauses, strict=True)
+        if b.status is not c.status
+    }
+    assert changed == {"LF-CONSERVATIVE-DURATION": ("met", "not_met")}
+    effective = api.planned_policy(Library(), PolicyRef("lumbar-fusion"), "commercial-ppo")
+    text = show.policy_markdown(effective)
+    assert "- setting `conservative_care_minimum`: 3 months in the base policy, 6 months" in text
+    criterion = "conservative care: start is at least 6 months (setting conservative_care_minimum)"
+    assert criterion in text
+
+
+def test_the_fusion_plan_does_not_apply_to_the_version_without_the_setting(
+    tmp_path: Path,
+) -> None:
+    # 2024.1 wrote the duration into its clause (the plan is pinned to 2025.1): a case whose
+    # date selects 2024.1 is an error located in the plan, never the base without the overlay
+    data: dict[str, Any] = json.loads(FUSION_EXAMPLE.read_text(encoding="utf-8"))
+    data["request"]["date"] = "2024-06-20"
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps(data), encoding="utf-8")
+    result = run("evaluate", case)
+    assert result.exit_code == 2, result.output
+    assert "plans/commercial-ppo.yaml:" in result.output
+    assert "`lumbar-fusion@2024.1` has no setting `conservative_care_minimum`" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_show_command_with_and_without_a_plan() -> None:
     result = run("show", "lumbar-decompression", "--plan", "medicare-advantage", "--format", "text")
     assert result.exit_code == 0, result.output
