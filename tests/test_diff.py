@@ -78,15 +78,14 @@ INTENDED = {
     ("clause", "LF-IMAGING-RECENT", "added", True),
     # Issue 11 point 6, amended in place: the care durations and recency windows became settings
     # a plan may change, each with the value the clause had written (decision-neutral: the
-    # clauses that read them are changed in wording only, or new)
+    # clauses that read them are changed in wording only, or new). 2024.1 has the two of its own
+    # clauses (conservative_care_minimum, hba1c_limit) too, so only the others are new.
     *(
         (category, name, "added", decides)
         for name in (
-            "conservative_care_minimum",
             "physical_therapy_minimum",
             "physical_therapy_recency",
             "imaging_recency",
-            "hba1c_limit",
             "hba1c_recency",
         )
         for category, decides in (("setting", None), ("setting note", False))

@@ -196,20 +196,18 @@ def test_the_fusion_plan_changes_the_care_duration_and_nothing_else() -> None:
     assert criterion in text
 
 
-def test_the_fusion_plan_does_not_apply_to_the_version_without_the_setting(
-    tmp_path: Path,
-) -> None:
-    # 2024.1 wrote the duration into its clause (the plan is pinned to 2025.1): a case whose
-    # date selects 2024.1 is an error located in the plan, never the base without the overlay
+def test_the_fusion_plan_applies_to_every_version_in_force() -> None:
+    # `version: in force`: a case of 2024 under the plan is decided by 2024.1 with the overlay
+    # (2024.1 has the setting too), never by 2024.1 without it
     data: dict[str, Any] = json.loads(FUSION_EXAMPLE.read_text(encoding="utf-8"))
     data["request"]["date"] = "2024-06-20"
-    case = tmp_path / "case.json"
-    case.write_text(json.dumps(data), encoding="utf-8")
-    result = run("evaluate", case)
-    assert result.exit_code == 2, result.output
-    assert "plans/commercial-ppo.yaml:" in result.output
-    assert "`lumbar-fusion@2024.1` has no setting `conservative_care_minimum`" in result.output
-    assert "Traceback" not in result.output
+    data["conservative_care"]["start"] = "2024-01-15"
+    case = case_from_data(data, "c.json")
+    decision = api.evaluate(case, Library().get("lumbar-fusion", case.in_force_date))
+    assert decision.policy_version == "2024.1"
+    care = next(c for c in decision.clauses if c.id == "LF-CONSERVATIVE-DURATION")
+    assert care.status.value == "not_met"
+    assert care.evidence[0].condition.startswith("conservative care: start is at least 6 months")
 
 
 def test_show_command_with_and_without_a_plan() -> None:
