@@ -8,11 +8,12 @@ result is an EngineError, never a determination.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.compile.program import Program
+from evaluator.compile.program import Node, Program
 from evaluator.decide import findings
 from evaluator.decide.explain import Explanation
 from evaluator.engine.durable import Trace
@@ -34,8 +35,8 @@ from evaluator.language.conditions import (
     Truth,
 )
 from evaluator.language.describe import choice_text, leaf_text, words
-from evaluator.language.dictionary import with_derived
-from evaluator.language.model import Determination, Policy, Reference, Status
+from evaluator.language.dictionary import FactType, with_derived
+from evaluator.language.model import Clause, Determination, Policy, Reference, Status
 from evaluator.vocab.levels import format_segments
 
 X12_ACTIONS = {
@@ -47,6 +48,7 @@ _TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
 # Fields that name a fact best when it is shown as a bound element.
 _DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure", "date")
 _HIDDEN = ("t", "id", "key", "sid", "src")
+_KEY_FIELD = re.compile(r"k\d+")
 _EMPTY = "none"
 
 
@@ -167,133 +169,118 @@ class Decision:
         return [c for c in self.clauses if c.status in statuses]
 
 
-# Program is frozen; this table is a cache beside it, not part of its value.
-_LEAF_TEXTS = "_leaf_texts"
+_TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
+_STATUSES: dict[str, Status] = {s.value: s for s in Status}
+# The child values that decide a node, indexed by the node's own value.
+_SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
+_NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
+_TRUE_OR_REST = (frozenset({0, 1}), frozenset({0, 1}), frozenset({2}))
+_NOTHING: Mapping[str, Mapping[str, Any]] = {}
+# Shown fields by (fields, a fact's field names): bounded, hostile cases may vary the names.
+_VIEW_CACHE_LIMIT = 4096
 
 
-def _leaf_text(program: Program, node_id: str) -> str:
-    """Return the words of a leaf node, worked out once per compiled policy: they depend on
-    the condition alone, and every case that shows the leaf as evidence needs them."""
-    texts: dict[str, str] | None = program.__dict__.get(_LEAF_TEXTS)
-    if texts is None:
-        texts = {}
-        object.__setattr__(program, _LEAF_TEXTS, texts)
-    text = texts.get(node_id)
-    if text is None:
-        node = program.nodes[node_id]
-        aliases = dict(zip(node.aliases, node.facts, strict=False))
-        text = texts[node_id] = leaf_text(node.condition, aliases=aliases)
-    return text
+@dataclass(frozen=True, slots=True)
+class _NodePlan:
+    """What evidence needs of one condition node; none of it depends on the case."""
+
+    leaf: bool
+    scope: bool
+    children: tuple[str, ...]
+    deciding: tuple[frozenset[int], frozenset[int], frozenset[int]]
+    text: str = ""
+    aliases: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    # The other fact a time or side comparison reads: (positions of its alias, its field).
+    other: tuple[tuple[int, ...], str] | None = None
+    # A comparison may read a derived fact: show it too (an existence test's derived fact is
+    # explained by the routes that derived it instead).
+    shows_derived: bool = False
+    clause: str | None = None
+    # For an existence test: the `when` nodes of the rules that derive its fact type.
+    routes: tuple[str, ...] = ()
 
 
-class _Assembler:
-    def __init__(
-        self, policy: Policy, program: Program, trace: Trace, facts: Iterable[Mapping[str, Any]]
-    ) -> None:
+@dataclass(frozen=True, slots=True)
+class _ClausePlan:
+    clause: Clause
+    section_title: str
+    # Documentation to request, when no entry has placeholders (else None: filled per case).
+    documentation: tuple[str, ...] | None
+
+
+class _Plan:
+    """What assembly needs of a policy and its program that no case changes: clause order,
+    section titles, the cited references, each node's words and the fields its evidence shows,
+    and the templates without placeholders. Node plans are worked out when first needed."""
+
+    def __init__(self, policy: Policy, program: Program) -> None:
         self.policy = policy
-        self.program = program
-        self.types = with_derived(policy.derived)
-        self.trace = trace
-        self.facts = {str(f["id"]): f for f in facts}
-        self.all_facts = [*self.facts.values(), *(e.fact for e in trace.derived)]
-        self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
-        self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
-        for emitted in trace.candidates:
-            fact = emitted.fact
-            self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
-        self.values_by_prefix: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
-        for (node, keys), emitted in trace.values.items():
-            if keys:
-                self.values_by_prefix.setdefault((node, keys[:-1]), []).append(emitted.fact)
+        self.nodes = program.nodes
+        self.program_clauses = program.clauses
+        self.alternative = program.alternative
+        self._routes: dict[str, tuple[str, ...]] = {}
+        for rule in policy.rules:
+            if rule.when is not None:
+                self._routes[rule.fact] = (*self._routes.get(rule.fact, ()), f"{rule.id}:when")
+        self._texts: dict[str, str | None] = {}
+        self._node_plans: dict[str, _NodePlan] = {}
+        self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        titles: dict[str, str] = {}
+        for section in policy.sections:
+            titles.setdefault(section.id, section.title)
+        self.clauses = tuple(
+            _ClausePlan(c, titles[c.section], self._fixed_all(c.documentation))
+            for c in policy.clauses
+        )
+        cited = {n for c in policy.clauses for n in c.cites}
+        self.references = tuple(r for r in policy.references if r.id in cited)
+        self._types: Mapping[str, FactType] | None = None
 
-    def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
-        """Return the fact with the fields a reader needs: `fields` and their companions, or
-        every plain field when `fields` is empty."""
+    @property
+    def types(self) -> Mapping[str, FactType]:
+        if self._types is None:
+            self._types = with_derived(self.policy.derived)
+        return self._types
 
-        def wanted(name: str) -> bool:
-            if not fields:
-                return name not in _HIDDEN and not re.fullmatch(r"k\d+", name)
-            return any(_companion(name, field, fact) for field in fields)
+    def fixed(self, text: str) -> str | None:
+        """Return a template without placeholders as it reads, else None."""
+        if text not in self._texts:
+            static = _TEMPLATE.search(text) is None
+            self._texts[text] = " ".join(text.split()) if static else None
+        return self._texts[text]
 
-        shown = tuple(sorted((k, v) for k, v in fact.items() if wanted(k)))
-        return FactView(str(fact["t"]), str(fact["id"]), shown, fact.get("src"))
+    def _fixed_all(self, texts: tuple[str, ...]) -> tuple[str, ...] | None:
+        fixed = [self.fixed(t) for t in texts]
+        return tuple(f for f in fixed if f is not None) if None not in fixed else None
 
-    def binding(self, node: str, keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-        aliases = self.program.nodes[node].aliases
-        out = []
-        for alias, key in zip(aliases, keys, strict=False):
-            fact = self.facts.get(key) or self.derived_by_id.get(key, {})
-            shown = next((str(fact[f]) for f in _DISPLAY_FIELDS if f in fact), key)
-            out.append((alias, shown))
-        return tuple(out)
+    def node(self, node_id: str) -> _NodePlan:
+        found = self._node_plans.get(node_id)
+        if found is None:
+            found = self._node_plans[node_id] = self._node(node_id)
+        return found
 
-    def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
-        value = self.trace.value(node_id, keys)
-        if value is None:
-            raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
-        node = self.program.nodes[node_id]
+    def _node(self, node_id: str) -> _NodePlan:
+        node = self.nodes[node_id]
         cond: Condition = node.condition
         if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct):
-            deciding = [self.leaf(node_id, cond, keys, value)]
-            if isinstance(cond, Exists):
-                deciding.extend(self.derivation(cond.fact, keys, value))
-            return deciding
+            return self._leaf(node, cond)
         if isinstance(cond, Every | Some | Count):
-            child = node.children[0]
             # A count is decided by its true children (true) or all the rest (otherwise).
-            wanted_children = (
-                {value}
-                if not isinstance(cond, Count)
-                else {Truth.TRUE}
-                if value is Truth.TRUE
-                else {Truth.FALSE, Truth.UNKNOWN}
-            )
-            found = [
-                f
-                for f in self.values_by_prefix.get((child, keys), [])
-                if Truth(f["v"]) in wanted_children
-            ]
-            out: list[Evidence] = []
-            for fact in sorted(found, key=_keys):
-                out.extend(self.evidence(child, _keys(fact)))
-            return out
-        wanted = {value}
+            deciding = _TRUE_OR_REST if isinstance(cond, Count) else _SAME
+            return _NodePlan(False, True, node.children[:1], deciding)
+        deciding = _SAME
         if isinstance(cond, Not):
-            wanted = {Truth(2 - value)}
+            deciding = _NEGATED
         elif isinstance(cond, Demonstrated):
-            wanted = {Truth.TRUE} if value is Truth.TRUE else {Truth.FALSE, Truth.UNKNOWN}
-        out = []
-        for child in node.children:
-            if self.trace.value(child, keys) in wanted:
-                out.extend(self.evidence(child, keys))
-        return out
+            deciding = _TRUE_OR_REST
+        return _NodePlan(False, False, node.children, deciding)
 
-    def derivation(self, fact_type: str, keys: tuple[str, ...], value: Truth) -> list[Evidence]:
-        """Return why a derived fact exists (the routes that derived it) or not (every route),
-        for the same bound facts; nothing for a case fact type."""
-        out: list[Evidence] = []
-        for rule in self.policy.rules:
-            if rule.fact != fact_type or rule.when is None:
-                continue
-            when = f"{rule.id}:when"
-            route = self.trace.value(when, keys)
-            if route is None or (value is Truth.TRUE and route is not Truth.TRUE):
-                continue
-            out.extend(self.evidence(when, keys))
-        return out
-
-    def leaf(
-        self,
-        node_id: str,
-        cond: Compare | Exists | ClauseIs | PolicyIs | Distinct,
-        keys: tuple[str, ...],
-        value: Truth,
-    ) -> Evidence:
+    def _leaf(
+        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct
+    ) -> _NodePlan:
         fields: tuple[str, ...] = ()
-        node = self.program.nodes[node_id]
-        bound = dict(zip(node.aliases, keys, strict=False))
-        # The other fact a time or side comparison reads: (its id, its field).
-        other: tuple[str, str] | None = None
+        other: tuple[tuple[int, ...], str] | None = None
         if isinstance(cond, Compare):
             fields = (cond.field, cond.minus) if cond.minus else (cond.field,)
             related = cond.of if cond.op in TIME_OPS else None
@@ -302,35 +289,186 @@ class _Assembler:
             alias, _, field = (related or "").partition(".")
             if alias == cond.fact:
                 fields = (*fields, field)
-            elif alias in bound:
-                other = (bound[alias], field)
+            elif alias in node.aliases:
+                # the last position wins, as in a dict of the bound aliases
+                at = tuple(i for i, a in enumerate(node.aliases) if a == alias)
+                other = (at[::-1], field)
+        aliases = dict(zip(node.aliases, node.facts, strict=False))
+        return _NodePlan(
+            leaf=True,
+            scope=False,
+            children=(),
+            deciding=_SAME,
+            text=leaf_text(cond, aliases=aliases),
+            aliases=node.aliases,
+            fields=fields,
+            other=other,
+            shows_derived=isinstance(cond, Compare),
+            clause=cond.clause if isinstance(cond, ClauseIs) else None,
+            routes=self._routes.get(cond.fact, ()) if isinstance(cond, Exists) else (),
+        )
+
+    def shown(self, fields: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+        """Return, sorted, the fields of a fact with these field names that a reader needs:
+        `fields` and their companions, or every plain field when `fields` is empty."""
+        key = (fields, names)
+        found = self.views.get(key)
+        if found is None:
+            if len(self.views) >= _VIEW_CACHE_LIMIT:
+                self.views.clear()
+            if not fields:
+                kept = [n for n in names if n not in _HIDDEN and not _KEY_FIELD.fullmatch(n)]
+            else:
+                have = set(names)
+                kept = [n for n in names if any(_companion(n, f, have) for f in fields)]
+            found = self.views[key] = tuple(sorted(kept))
+        return found
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(policy: Policy, program: Program) -> _Plan:
+    """Return the plan of a policy's program, made once per program (and policy object).
+
+    Kept beside the program rather than on it, so that a program stays as compiled (pickled,
+    compared); the entry goes when the program does."""
+    plan = _PLANS.get(id(program))
+    if plan is not None and plan.policy is policy and plan.nodes is program.nodes:
+        return plan
+    if plan is None:
+        weakref.finalize(program, _PLANS.pop, id(program), None)
+    plan = _PLANS[id(program)] = _Plan(policy, program)
+    return plan
+
+
+class _Assembler:
+    def __init__(self, plan: _Plan, trace: Trace, facts: Iterable[Mapping[str, Any]]) -> None:
+        self.plan = plan
+        self.policy = plan.policy
+        self.trace = trace
+        self.values = trace.values
+        self.facts = {str(f["id"]): f for f in facts}
+        self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
+        self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+        for emitted in trace.candidates:
+            fact = emitted.fact
+            self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
+        self._all_facts: list[Mapping[str, Any]] | None = None
+        # (node, its keys but the last) -> (keys, value) of each scoped value; when first needed
+        self._by_prefix: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], int]]]
+        self._by_prefix = {}
+        self._indexed = False
+        self._names: dict[str, str] = {}
+        self._pending: set[str] | None = None
+
+    @property
+    def all_facts(self) -> list[Mapping[str, Any]]:
+        """The case's facts, then the derived ones."""
+        if self._all_facts is None:
+            self._all_facts = [*self.facts.values(), *(e.fact for e in self.trace.derived)]
+        return self._all_facts
+
+    def scoped(self, child: str, keys: tuple[str, ...]) -> list[tuple[tuple[str, ...], int]]:
+        """Return (keys, value) of each value of `child` for one more bound fact than `keys`."""
+        if not self._indexed:
+            for (node, bound), emitted in self.values.items():
+                if bound:
+                    entry = (bound, emitted.fact["v"])
+                    self._by_prefix.setdefault((node, bound[:-1]), []).append(entry)
+            self._indexed = True
+        return self._by_prefix.get((child, keys), [])
+
+    def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
+        """Return the fact with the fields a reader needs (`_Plan.shown`)."""
+        shown = self.plan.shown(fields, tuple(fact))
+        values = tuple([(name, fact[name]) for name in shown])
+        return FactView(str(fact["t"]), str(fact["id"]), values, fact.get("src"))
+
+    def binding(
+        self, aliases: tuple[str, ...], keys: tuple[str, ...]
+    ) -> tuple[tuple[str, str], ...]:
+        out = []
+        for alias, key in zip(aliases, keys, strict=False):
+            shown = self._names.get(key)
+            if shown is None:
+                fact = self.facts.get(key) or self.derived_by_id.get(key, {})
+                shown = next((str(fact[f]) for f in _DISPLAY_FIELDS if f in fact), key)
+                self._names[key] = shown
+            out.append((alias, shown))
+        return tuple(out)
+
+    def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
+        emitted = self.values.get((node_id, keys))
+        if emitted is None:
+            raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
+        value = _TRUTHS[emitted.fact["v"]]
+        node = self.plan.node(node_id)
+        if node.leaf:
+            deciding = [self.leaf(node_id, node, keys, value, emitted.fact)]
+            if node.routes:
+                deciding.extend(self.derivation(node.routes, keys, value))
+            return deciding
+        wanted = node.deciding[value]
+        out: list[Evidence] = []
+        if node.scope:
+            child = node.children[0]
+            found = [bound for bound, v in self.scoped(child, keys) if v in wanted]
+            for bound in sorted(found):
+                out.extend(self.evidence(child, bound))
+            return out
+        for child in node.children:
+            found_child = self.values.get((child, keys))
+            if found_child is not None and found_child.fact["v"] in wanted:
+                out.extend(self.evidence(child, keys))
+        return out
+
+    def derivation(
+        self, routes: tuple[str, ...], keys: tuple[str, ...], value: Truth
+    ) -> list[Evidence]:
+        """Return why a derived fact exists (the routes that derived it) or not (every route),
+        for the same bound facts; nothing for a case fact type."""
+        out: list[Evidence] = []
+        for when in routes:
+            route = self.values.get((when, keys))
+            if route is None or (value is Truth.TRUE and route.fact["v"] != Truth.TRUE):
+                continue
+            out.extend(self.evidence(when, keys))
+        return out
+
+    def leaf(
+        self,
+        node_id: str,
+        node: _NodePlan,
+        keys: tuple[str, ...],
+        value: Truth,
+        emitted: Mapping[str, Any],
+    ) -> Evidence:
+        facts = self.facts
+        derived = self.derived_by_id if node.shows_derived else _NOTHING
         sources: list[Mapping[str, Any]] = []
-        emitted = self.trace.values[(node_id, keys)].fact
-        # A comparison may read a derived fact: show it too (an existence test's derived fact
-        # is explained by the routes that derived it instead).
-        derived = self.derived_by_id if isinstance(cond, Compare) else {}
         if "f" in emitted:
-            sources.append(self.facts.get(emitted["f"]) or derived.get(emitted["f"], {}))
-        for cand in self.candidates.get((node_id, keys), []):
-            if Truth(cand["v"]) == value and "f" in cand:
-                sources.append(self.facts.get(cand["f"]) or derived.get(cand["f"], {}))
-        views = tuple(self.fact_view(f, fields) for f in _unique(s for s in sources if s))
-        if other is not None:
-            found = self.facts.get(other[0]) or self.derived_by_id.get(other[0])
+            sources.append(facts.get(emitted["f"]) or derived.get(emitted["f"], {}))
+        for cand in self.candidates.get((node_id, keys), ()):
+            if cand["v"] == value and "f" in cand:
+                sources.append(facts.get(cand["f"]) or derived.get(cand["f"], {}))
+        views = tuple([self.fact_view(f, node.fields) for f in _unique(s for s in sources if s)])
+        if node.other is not None:
+            at, field = node.other
+            other = next((keys[i] for i in at if i < len(keys)), None)
+            found = None if other is None else facts.get(other) or self.derived_by_id.get(other)
             if found:
-                views = (*views, self.fact_view(found, (other[1],)))
+                views = (*views, self.fact_view(found, (field,)))
         return Evidence(
-            _leaf_text(self.program, node_id),
-            value,
-            self.binding(node_id, keys),
-            views,
-            cond.clause if isinstance(cond, ClauseIs) else None,
-            keys,
+            node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
         )
 
     def template(self, text: str, *, each: bool = False) -> str:
         """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
         with `each` (a document to request, made per segment), one by one."""
+        fixed = self.plan.fixed(text)
+        if fixed is not None:
+            return fixed
 
         def replace(match: re.Match[str]) -> str:
             fact_type, field = match.group(1), match.group(2)
@@ -347,17 +485,19 @@ class _Assembler:
 
         return " ".join(_TEMPLATE.sub(replace, text).split())
 
-    def clause(self, clause_id: str) -> ClauseResult:
-        clause = next(c for c in self.policy.clauses if c.id == clause_id)
-        emitted = self.trace.statuses.get(clause_id)
+    def clause(self, planned: _ClausePlan) -> ClauseResult:
+        clause = planned.clause
+        emitted = self.trace.statuses.get(clause.id)
         if emitted is None:
-            raise EngineError.single("engine_failed", f"no status was derived for `{clause_id}`")
-        status = Status(emitted.fact["status"])
-        nodes = self.program.clauses[clause_id]
+            raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
+        said = emitted.fact["status"]
+        status = _STATUSES.get(said) or Status(said)
+        nodes = self.plan.program_clauses[clause.id]
         if status is Status.NOT_APPLICABLE:
+            waiver = self.values.get((nodes.waiver, ())) if nodes.waiver else None
             decider = (
                 nodes.waiver
-                if nodes.waiver and self.trace.value(nodes.waiver) is Truth.TRUE
+                if waiver is not None and waiver.fact["v"] == Truth.TRUE
                 else nodes.applies
             )
         else:
@@ -365,10 +505,15 @@ class _Assembler:
         evidence = tuple(self.evidence(decider, ())) if decider else ()
         rationale = clause.rationale.get(status)
         finding = clause.finding.get(status)
+        documentation: tuple[str, ...] = ()
+        if clause.documentation and self.could_change(status, evidence):
+            documentation = planned.documentation or tuple(
+                self.template(d, each=True) for d in clause.documentation
+            )
         return ClauseResult(
             id=clause.id,
             section=clause.section,
-            section_title=next(x.title for x in self.policy.sections if x.id == clause.section),
+            section_title=planned.section_title,
             title=clause.title,
             status=status,
             evidence=evidence,
@@ -378,9 +523,7 @@ class _Assembler:
             recommendation=(
                 self.template(clause.recommendation) if status is Status.NOT_MET else None
             ),
-            documentation=tuple(self.template(d, each=True) for d in clause.documentation)
-            if self.could_change(status, evidence)
-            else (),
+            documentation=documentation,
             finding=self.finding(finding, evidence) if finding else None,
         )
 
@@ -394,7 +537,7 @@ class _Assembler:
         ]
         order = {str(f["id"]): i for i, f in enumerate(self.all_facts)}
         read.sort(key=lambda f: order.get(str(f["id"]), len(order)))
-        return findings.fill(text, read, self.all_facts, self.types)
+        return findings.fill(text, read, self.all_facts, self.plan.types)
 
     def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
         """True when a missing document could change the clause's status: it is not
@@ -407,16 +550,19 @@ class _Assembler:
             return False
         if any(e.value is Truth.UNKNOWN for e in evidence):
             return True
-        pending = {
-            c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
-        }
+        if self._pending is None:
+            self._pending = {
+                c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
+            }
+        pending = self._pending
         return any(e.clause in pending for e in evidence)
 
     def alternative(self) -> AlternativeScope | None:
         alt = self.policy.alternative
-        if alt is None or self.program.alternative is None:
+        if alt is None or self.plan.alternative is None:
             return None
-        if self.trace.value(self.program.alternative) is not Truth.TRUE:
+        found = self.values.get((self.plan.alternative, ()))
+        if found is None or found.fact["v"] != Truth.TRUE:
             return None
         lines = []
         order = _segment_order(self.all_facts)
@@ -451,7 +597,7 @@ class _Assembler:
         return AlternativeScope(summary, tuple(lines))
 
 
-def _companion(name: str, field: str, fact: Mapping[str, Any]) -> bool:
+def _companion(name: str, field: str, fact: Container[str]) -> bool:
     """True when `name` shows `field` to a reader: itself, its word, its distances to the
     request (not the rounded-up twin) or, for a duration, its bounds; date ordinals are not."""
     if name in (field, f"{field}_word"):
@@ -475,7 +621,7 @@ def _unique(facts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     seen: dict[str, Mapping[str, Any]] = {}
     for fact in facts:
         seen.setdefault(str(fact.get("id")), fact)
-    return [seen[k] for k in sorted(seen)]
+    return [seen[k] for k in sorted(seen)] if len(seen) > 1 else list(seen.values())
 
 
 def _segment_order(facts: list[Mapping[str, Any]]) -> Any:
@@ -497,8 +643,9 @@ def assemble(
     """
     if trace.verdict is None:
         raise EngineError.single("engine_failed", "the engine derived no determination")
-    assembler = _Assembler(policy, program, trace, facts)
-    clauses = tuple(assembler.clause(c.id) for c in policy.clauses)
+    plan = _plan(policy, program)
+    assembler = _Assembler(plan, trace, facts)
+    clauses = tuple([assembler.clause(c) for c in plan.clauses])
     merged: dict[str, list[str]] = {}
     for c in clauses:
         for doc in c.documentation:
@@ -506,7 +653,6 @@ def assemble(
             if c.id not in merged[doc]:
                 merged[doc].append(c.id)
     requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
-    cited = {n for c in policy.clauses for n in c.cites}
     return Decision(
         case_id=case_id,
         determination=trace.verdict,
@@ -517,7 +663,7 @@ def assemble(
         clauses=clauses,
         alternative=assembler.alternative(),
         documentation_requests=requests,
-        references=tuple(r for r in policy.references if r.id in cited),
+        references=plan.references,
         conflicts=tuple(conflicts),
     )
 
