@@ -224,7 +224,7 @@ class _Plan:
             if rule.when is not None:
                 self._routes[rule.fact] = (*self._routes.get(rule.fact, ()), f"{rule.id}:when")
         self._texts: dict[str, str | None] = {}
-        self._node_plans: dict[str, _NodePlan] = {}
+        self.node_plans: dict[str, _NodePlan] = {}
         self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
         titles: dict[str, str] = {}
         for section in policy.sections:
@@ -255,9 +255,9 @@ class _Plan:
         return tuple(f for f in fixed if f is not None) if None not in fixed else None
 
     def node(self, node_id: str) -> _NodePlan:
-        found = self._node_plans.get(node_id)
+        found = self.node_plans.get(node_id)
         if found is None:
-            found = self._node_plans[node_id] = self._node(node_id)
+            found = self.node_plans[node_id] = self._node(node_id)
         return found
 
     def _node(self, node_id: str) -> _NodePlan:
@@ -345,6 +345,7 @@ def _plan(policy: Policy, program: Program) -> _Plan:
 class _Assembler:
     def __init__(self, plan: _Plan, trace: Trace, facts: Iterable[Mapping[str, Any]]) -> None:
         self.plan = plan
+        self.node_plans = plan.node_plans
         self.policy = plan.policy
         self.trace = trace
         self.values = trace.values
@@ -403,24 +404,22 @@ class _Assembler:
         if emitted is None:
             raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
         value = _TRUTHS[emitted.fact["v"]]
-        node = self.plan.node(node_id)
+        node = self.node_plans.get(node_id) or self.plan.node(node_id)
         if node.leaf:
-            deciding = [self.leaf(node_id, node, keys, value, emitted.fact)]
-            if node.routes:
-                deciding.extend(self.derivation(node.routes, keys, value))
-            return deciding
+            found = self.leaf(node_id, node, keys, value, emitted.fact)
+            return [found, *self.derivation(node.routes, keys, value)] if node.routes else [found]
         wanted = node.deciding[value]
         out: list[Evidence] = []
         if node.scope:
             child = node.children[0]
-            found = [bound for bound, v in self.scoped(child, keys) if v in wanted]
-            for bound in sorted(found):
-                out.extend(self.evidence(child, bound))
+            for bound in sorted([b for b, v in self.scoped(child, keys) if v in wanted]):
+                out += self.evidence(child, bound)
             return out
+        values = self.values
         for child in node.children:
-            found_child = self.values.get((child, keys))
+            found_child = values.get((child, keys))
             if found_child is not None and found_child.fact["v"] in wanted:
-                out.extend(self.evidence(child, keys))
+                out += self.evidence(child, keys)
         return out
 
     def derivation(
@@ -444,24 +443,32 @@ class _Assembler:
         value: Truth,
         emitted: Mapping[str, Any],
     ) -> Evidence:
+        """Return a leaf's evidence: the facts its firing matched (the value's own fact and
+        each candidate fact that gave the same value) and, for a time or side comparison, the
+        other fact it read."""
         facts = self.facts
         derived = self.derived_by_id if node.shows_derived else _NOTHING
         sources: list[Mapping[str, Any]] = []
         if "f" in emitted:
-            sources.append(facts.get(emitted["f"]) or derived.get(emitted["f"], {}))
+            source = facts.get(emitted["f"]) or derived.get(emitted["f"])
+            if source:
+                sources.append(source)
         for cand in self.candidates.get((node_id, keys), ()):
             if cand["v"] == value and "f" in cand:
-                sources.append(facts.get(cand["f"]) or derived.get(cand["f"], {}))
-        views = tuple([self.fact_view(f, node.fields) for f in _unique(s for s in sources if s)])
+                source = facts.get(cand["f"]) or derived.get(cand["f"])
+                if source:
+                    sources.append(source)
+        if len(sources) > 1:
+            sources = _unique(sources)
+        views = tuple([self.fact_view(f, node.fields) for f in sources])
         if node.other is not None:
             at, field = node.other
             other = next((keys[i] for i in at if i < len(keys)), None)
             found = None if other is None else facts.get(other) or self.derived_by_id.get(other)
             if found:
                 views = (*views, self.fact_view(found, (field,)))
-        return Evidence(
-            node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
-        )
+        binding = self.binding(node.aliases, keys) if node.aliases and keys else ()
+        return Evidence(node.text, value, binding, views, node.clause, keys)
 
     def template(self, text: str, *, each: bool = False) -> str:
         """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
@@ -618,10 +625,11 @@ def _keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _unique(facts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Return the facts by id (the first of each id), sorted by id."""
     seen: dict[str, Mapping[str, Any]] = {}
     for fact in facts:
         seen.setdefault(str(fact.get("id")), fact)
-    return [seen[k] for k in sorted(seen)] if len(seen) > 1 else list(seen.values())
+    return [seen[k] for k in sorted(seen)]
 
 
 def _segment_order(facts: list[Mapping[str, Any]]) -> Any:
