@@ -207,6 +207,8 @@ class _ClausePlan:
     section_title: str
     # Documentation to request, when no entry has placeholders (else None: filled per case).
     documentation: tuple[str, ...] | None
+    # By status: the rationale, recommendation and finding templates it shows (None: none).
+    texts: Mapping[Status, tuple[str | None, str | None, str | None]]
 
 
 class _Plan:
@@ -230,7 +232,7 @@ class _Plan:
         for section in policy.sections:
             titles.setdefault(section.id, section.title)
         self.clauses = tuple(
-            _ClausePlan(c, titles[c.section], self._fixed_all(c.documentation))
+            _ClausePlan(c, titles[c.section], self._fixed_all(c.documentation), _clause_texts(c))
             for c in policy.clauses
         )
         cited = {n for c in policy.clauses for n in c.cites}
@@ -323,6 +325,18 @@ class _Plan:
                 kept = [n for n in names if any(_companion(n, f, have) for f in fields)]
             found = self.views[key] = tuple(sorted(kept))
         return found
+
+
+def _clause_texts(clause: Clause) -> dict[Status, tuple[str | None, str | None, str | None]]:
+    return {
+        status: (
+            clause.rationale.get(status) or None,
+            # Not documented asks for documents, not for more treatment.
+            clause.recommendation if status is Status.NOT_MET else None,
+            clause.finding.get(status) or None,
+        )
+        for status in Status
+    }
 
 
 _PLANS: dict[int, _Plan] = {}
@@ -453,7 +467,7 @@ class _Assembler:
             source = facts.get(emitted["f"]) or derived.get(emitted["f"])
             if source:
                 sources.append(source)
-        for cand in self.candidates.get((node_id, keys), ()):
+        for cand in self.candidates.get((node_id, keys), ()) if self.candidates else ():
             if cand["v"] == value and "f" in cand:
                 source = facts.get(cand["f"]) or derived.get(cand["f"])
                 if source:
@@ -510,28 +524,24 @@ class _Assembler:
         else:
             decider = nodes.requires
         evidence = tuple(self.evidence(decider, ())) if decider else ()
-        rationale = clause.rationale.get(status)
-        finding = clause.finding.get(status)
+        rationale, recommendation, finding = planned.texts[status]
         documentation: tuple[str, ...] = ()
         if clause.documentation and self.could_change(status, evidence):
             documentation = planned.documentation or tuple(
                 self.template(d, each=True) for d in clause.documentation
             )
         return ClauseResult(
-            id=clause.id,
-            section=clause.section,
-            section_title=planned.section_title,
-            title=clause.title,
-            status=status,
-            evidence=evidence,
-            citations=clause.cites,
-            rationale=self.template(rationale) if rationale else None,
-            # Not documented asks for documents, not for more treatment.
-            recommendation=(
-                self.template(clause.recommendation) if status is Status.NOT_MET else None
-            ),
-            documentation=documentation,
-            finding=self.finding(finding, evidence) if finding else None,
+            clause.id,
+            clause.section,
+            planned.section_title,
+            clause.title,
+            status,
+            evidence,
+            clause.cites,
+            None if rationale is None else self.template(rationale),
+            None if recommendation is None else self.template(recommendation),
+            documentation,
+            None if finding is None else self.finding(finding, evidence),
         )
 
     def finding(self, text: str, evidence: tuple[Evidence, ...]) -> str:
@@ -555,8 +565,9 @@ class _Assembler:
             return True
         if status is not Status.NOT_MET:
             return False
-        if any(e.value is Truth.UNKNOWN for e in evidence):
-            return True
+        for e in evidence:
+            if e.value is Truth.UNKNOWN:
+                return True
         if self._pending is None:
             self._pending = {
                 c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
