@@ -218,6 +218,7 @@ class _Plan:
 
     def __init__(self, policy: Policy, program: Program) -> None:
         self.policy = policy
+        self.key = _policy_key(policy)
         self.nodes = program.nodes
         self.program_clauses = program.clauses
         self.alternative = program.alternative
@@ -342,13 +343,23 @@ def _clause_texts(clause: Clause) -> dict[Status, tuple[str | None, str | None, 
 _PLANS: dict[int, _Plan] = {}
 
 
+def _policy_key(policy: Policy) -> str:
+    # what api.program_for compiles a program once for: equal keys, the same content
+    return f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
+
+
 def _plan(policy: Policy, program: Program) -> _Plan:
-    """Return the plan of a policy's program, made once per program (and policy object).
+    """Return the plan of a policy's program, made once per program and policy content (a
+    referenced policy is loaded afresh for each case).
 
     Kept beside the program rather than on it, so that a program stays as compiled (pickled,
     compared); the entry goes when the program does."""
     plan = _PLANS.get(id(program))
-    if plan is not None and plan.policy is policy and plan.nodes is program.nodes:
+    if (
+        plan is not None
+        and plan.nodes is program.nodes
+        and (plan.policy is policy or plan.key == _policy_key(policy))
+    ):
         return plan
     if plan is None:
         weakref.finalize(program, _PLANS.pop, id(program), None)
@@ -370,6 +381,8 @@ class _Assembler:
             fact = emitted.fact
             self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
         self._all_facts: list[Mapping[str, Any]] | None = None
+        self._pool: findings.Pool | None = None
+        self._order: dict[str, int] | None = None
         # (node, its keys but the last) -> (keys, value) of each scoped value; when first needed
         self._by_prefix: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], int]]]
         self._by_prefix = {}
@@ -383,6 +396,13 @@ class _Assembler:
         if self._all_facts is None:
             self._all_facts = [*self.facts.values(), *(e.fact for e in self.trace.derived)]
         return self._all_facts
+
+    @property
+    def pool(self) -> findings.Pool:
+        """`all_facts` by type, for the templates."""
+        if self._pool is None:
+            self._pool = findings.Pool(self.all_facts)
+        return self._pool
 
     def scoped(self, child: str, keys: tuple[str, ...]) -> list[tuple[tuple[str, ...], int]]:
         """Return (keys, value) of each value of `child` for one more bound fact than `keys`."""
@@ -493,9 +513,8 @@ class _Assembler:
 
         def replace(match: re.Match[str]) -> str:
             fact_type, field = match.group(1), match.group(2)
-            values = sorted(
-                {str(f[field]) for f in self.all_facts if f.get("t") == fact_type and field in f}
-            )
+            of_type = self.pool.by_type.get(fact_type, ())
+            values = sorted({str(f[field]) for f in of_type if field in f})
             if not values:
                 return _EMPTY
             if field == "segment":
@@ -552,9 +571,11 @@ class _Assembler:
             for fact in (self.facts.get(i) or self.derived_by_id.get(i) for i in dict.fromkeys(ids))
             if fact is not None
         ]
-        order = {str(f["id"]): i for i, f in enumerate(self.all_facts)}
+        if self._order is None:
+            self._order = {str(f["id"]): i for i, f in enumerate(self.all_facts)}
+        order = self._order
         read.sort(key=lambda f: order.get(str(f["id"]), len(order)))
-        return findings.fill(text, read, self.all_facts, self.plan.types)
+        return findings.fill(text, read, self.pool, self.plan.types)
 
     def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
         """True when a missing document could change the clause's status: it is not

@@ -19,6 +19,7 @@ Placeholders (docs/authoring.md, "Findings"; lint's `unknown_placeholder` checks
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,8 +58,11 @@ class Placeholder:
     fallback: str | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(inner: str) -> Placeholder | str:
-    """Return the placeholder written inside one pair of braces, or why it is malformed."""
+    """Return the placeholder written inside one pair of braces, or why it is malformed.
+
+    Cached: a policy's templates are filled for every case (the result is immutable)."""
     if inner == DOCUMENTS:
         return Placeholder(inner, DOCUMENTS)
     found = _PLACEHOLDER.fullmatch(inner)
@@ -128,17 +132,36 @@ def reads(text: str) -> Iterable[str]:
             yield parsed.fact
 
 
+class Pool:
+    """Every fact a case's findings may read, indexed by type once for all its templates."""
+
+    def __init__(self, facts: Sequence[Mapping[str, Any]]) -> None:
+        self.facts = facts
+        self.by_type: dict[Any, list[Mapping[str, Any]]] = {}
+        for fact in facts:
+            self.by_type.setdefault(fact.get("t"), []).append(fact)
+        self._documents: str | None = None
+
+    def documents(self) -> str:
+        """The documents the facts were taken from, in words (`_documents`)."""
+        if self._documents is None:
+            self._documents = _and(_documents(self.facts)) or NOT_RECORDED
+        return self._documents
+
+
 def fill(
     text: str,
     read: Sequence[Mapping[str, Any]],
-    every: Sequence[Mapping[str, Any]],
+    every: Sequence[Mapping[str, Any]] | Pool,
     types: Mapping[str, FactType],
 ) -> str:
     """Return the template with each placeholder replaced by the values it names.
 
     `read`: the facts the clause's deciding evidence matched or bound; `every`: the case's facts
-    and the facts the engine derived, in that order.
+    and the facts the engine derived, in that order (or a Pool of them, shared by the case's
+    templates).
     """
+    everything = every if isinstance(every, Pool) else Pool(every)
     read_types = {str(f.get("t")) for f in read}
 
     def replace(match: re.Match[str]) -> str:
@@ -146,13 +169,13 @@ def fill(
         if isinstance(parsed, str):  # lint reports it; show the text as written
             return match.group(0)
         if parsed.fact == DOCUMENTS:
-            return _and(_documents(every)) or NOT_RECORDED
-        pool = read if parsed.fact in read_types else every
+            return everything.documents()
+        if parsed.fact in read_types:
+            pool: Iterable[Mapping[str, Any]] = (f for f in read if f.get("t") == parsed.fact)
+        else:
+            pool = everything.by_type.get(parsed.fact, ())
         facts = _unique(
-            f
-            for f in pool
-            if f.get("t") == parsed.fact
-            and all(_filter_text(f.get(k)) == v for k, v in parsed.filters)
+            f for f in pool if all(_filter_text(f.get(k)) == v for k, v in parsed.filters)
         )
         if parsed.count:
             return str(len(facts))
@@ -265,9 +288,10 @@ def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
     """Return the documents the facts were taken from, one entry per kind of document:
     `the clinic notes of 2025-01-15 and 2025-05-05`, `the request form`."""
     dates: dict[str, set[str]] = {}
-    for fact in facts:
-        source = fact.get("src")
-        if not isinstance(source, str) or not source.strip():
+    # one pass per distinct source: many facts come from the same page of the same document
+    sources = (fact.get("src") for fact in facts)
+    for source in dict.fromkeys(s for s in sources if isinstance(s, str)):
+        if not source.strip():
             continue
         document, _, rest = source.partition(" ")
         dated = rest.split(" ", 1)[0]
@@ -281,4 +305,14 @@ def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-__all__ = ["BRACES", "NOT_RECORDED", "Placeholder", "Problem", "fill", "parse", "problems", "reads"]
+__all__ = [
+    "BRACES",
+    "NOT_RECORDED",
+    "Placeholder",
+    "Pool",
+    "Problem",
+    "fill",
+    "parse",
+    "problems",
+    "reads",
+]
