@@ -135,7 +135,7 @@ def test_a_tiny_view_cache_gives_the_same_decisions(
     want = [api.evaluate(c, bench_policy) for c in generated]
     decision._PLANS.clear()
     # cleared on every new fact shape: hostile cases may vary the field names without end
-    monkeypatch.setattr(decision, "_VIEW_CACHE_LIMIT", 1)
+    monkeypatch.setattr(decision, "_CACHE_LIMIT", 1)
     assert [api.evaluate(c, bench_policy) for c in generated] == want
     assert all(len(plan.views) <= 1 for plan in decision._PLANS.values())
 

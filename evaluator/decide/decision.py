@@ -176,8 +176,9 @@ _SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
 _NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
 _TRUE_OR_REST = (frozenset({0, 1}), frozenset({0, 1}), frozenset({2}))
 _NOTHING: Mapping[str, Mapping[str, Any]] = {}
-# Shown fields by (fields, a fact's field names): bounded, hostile cases may vary the names.
-_VIEW_CACHE_LIMIT = 4096
+# Each cache of a plan (shown fields by fact shape, bare evidence by bound facts) is bounded:
+# hostile cases may vary field names and ids without end.
+_CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +230,7 @@ class _Plan:
         self._texts: dict[str, str | None] = {}
         self.node_plans: dict[str, _NodePlan] = {}
         self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        self._bare: dict[tuple[str, Truth, tuple[str, ...]], Evidence] = {}
         titles: dict[str, str] = {}
         for section in policy.sections:
             titles.setdefault(section.id, section.title)
@@ -311,13 +313,24 @@ class _Plan:
             routes=self._routes.get(cond.fact, ()) if isinstance(cond, Exists) else (),
         )
 
+    def bare(self, node_id: str, node: _NodePlan, value: Truth, keys: tuple[str, ...]) -> Evidence:
+        """Return the evidence of a leaf that matched no fact and binds none: the same for
+        every case (frozen, so one object serves them all)."""
+        key = (node_id, value, keys)
+        found = self._bare.get(key)
+        if found is None:
+            if len(self._bare) >= _CACHE_LIMIT:
+                self._bare.clear()
+            found = self._bare[key] = Evidence(node.text, value, (), (), node.clause, keys)
+        return found
+
     def shown(self, fields: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
         """Return, sorted, the fields of a fact with these field names that a reader needs:
         `fields` and their companions, or every plain field when `fields` is empty."""
         key = (fields, names)
         found = self.views.get(key)
         if found is None:
-            if len(self.views) >= _VIEW_CACHE_LIMIT:
+            if len(self.views) >= _CACHE_LIMIT:
                 self.views.clear()
             if not fields:
                 kept = [n for n in names if n not in _HIDDEN and not _KEY_FIELD.fullmatch(n)]
@@ -501,8 +514,13 @@ class _Assembler:
             found = None if other is None else facts.get(other) or self.derived_by_id.get(other)
             if found:
                 views = (*views, self.fact_view(found, (field,)))
-        binding = self.binding(node.aliases, keys) if node.aliases and keys else ()
-        return Evidence(node.text, value, binding, views, node.clause, keys)
+        if node.aliases and keys:
+            return Evidence(
+                node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
+            )
+        if views:
+            return Evidence(node.text, value, (), views, node.clause, keys)
+        return self.plan.bare(node_id, node, value, keys)
 
     def template(self, text: str, *, each: bool = False) -> str:
         """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
