@@ -365,8 +365,8 @@ def _plan(policy: Policy, program: Program) -> _Plan:
     """Return the plan of a policy's program, made once per program and policy content (a
     referenced policy is loaded afresh for each case).
 
-    Kept beside the program rather than on it, so that a program stays as compiled (pickled,
-    compared); the entry goes when the program does."""
+    Kept beside the program rather than on it, so that a program stays as compiled (a cache
+    may pickle it); the entry goes when the program does."""
     plan = _PLANS.get(id(program))
     if (
         plan is not None
@@ -374,10 +374,14 @@ def _plan(policy: Policy, program: Program) -> _Plan:
         and (plan.policy is policy or plan.key == _policy_key(policy))
     ):
         return plan
+    fresh = _Plan(policy, program)
     if plan is None:
-        weakref.finalize(program, _PLANS.pop, id(program), None)
-    plan = _PLANS[id(program)] = _Plan(policy, program)
-    return plan
+        try:
+            weakref.finalize(program, _PLANS.pop, id(program), None)
+        except TypeError:  # a program that cannot be referenced weakly is planned every time
+            return fresh
+    _PLANS[id(program)] = fresh
+    return fresh
 
 
 class _Assembler:
