@@ -128,16 +128,17 @@ def _cold_review(case: Case, library: Library) -> api.CaseReview:
 
 
 @pytest.mark.usefixtures("fresh_plans")
-def test_a_tiny_view_cache_gives_the_same_decisions(
+def test_tiny_plan_caches_give_the_same_decisions(
     bench_policy: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generated = bench_cases(40)
     want = [api.evaluate(c, bench_policy) for c in generated]
     decision._PLANS.clear()
-    # cleared on every new fact shape: hostile cases may vary the field names without end
+    # cleared on every new entry: hostile cases may vary field names and ids without end
     monkeypatch.setattr(decision, "_CACHE_LIMIT", 1)
     assert [api.evaluate(c, bench_policy) for c in generated] == want
     assert all(len(plan.views) <= 1 for plan in decision._PLANS.values())
+    assert all(len(plan._bare) <= 1 for plan in decision._PLANS.values())
 
 
 @pytest.mark.usefixtures("fresh_plans")
