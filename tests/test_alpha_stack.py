@@ -136,7 +136,16 @@ def test_folds_past_the_budget_go_back_to_the_per_node_lowering(
     assert alpha_stack(render(program)) <= limit - margin
     assert not program.name.endswith("~unfolded")
     if limit == 40:
-        assert folded_clauses(program) >= {"LF-CONSERVATIVE-DURATION", "LF-NICOTINE"}
+        # measured: LF-NICOTINE and LF-DEFORMITY-SIGNIFICANT no longer fit whole beside the
+        # folded quantifiers, only parts of them do
+        assert folded_clauses(program) >= {
+            "LF-CONSERVATIVE-DURATION",
+            "LF-DIABETES",
+            "LF-IMAGING-CORRELATION",
+            "LF-INSTABILITY",
+            "LF-SI-FIXATION",
+            "LF-URGENT",
+        }
 
 
 def test_a_policy_the_per_node_lowering_cannot_run_is_still_refused(

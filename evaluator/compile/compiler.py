@@ -351,13 +351,21 @@ def _folded(policy: Policy) -> Program:
         for name, rule in definition.items():
             if origin.get(name) in tested:
                 tested[origin[name]].update(_kinds(rule))
-        best, lowest = None, stack
+        # Lower the bound, or at least the number of fact types that make it: when two types
+        # tie, no single fold lowers the bound, and handing back every fold would lose them all.
+        best, lowest = None, _bound(stacks)
         for candidate in sorted(o for o in folded if tested[o] & worst):
             rest = {n: r for n, r in definition.items() if origin.get(n) != candidate}
-            need = ruleset.alpha_stack(rest)
+            need = _bound(ruleset.alpha_stacks(rest))
             if need < lowest:
                 best, lowest = candidate, need
         keep = keep | ({best} if best is not None else set(folded))
+
+
+def _bound(stacks: Mapping[str | None, int]) -> tuple[int, int]:
+    """A ruleset's alpha-stack bound and how many fact types reach it."""
+    top = max(stacks.values())
+    return top, sum(need == top for need in stacks.values())
 
 
 def _products(program: Program, folded: frozenset[str]) -> frozenset[str]:

@@ -85,6 +85,9 @@ _BY_TRUTH = {T: "T", F: "F", U: "U"}
 # cost matching time on every fact; on the shipped policies 48 folds all but the clauses whose
 # unknown outcome multiplies (see docs/architecture.md).
 MAX_RULES_PER_CLAUSE = 48
+# Leaf kinds whose value the folded patterns read from value facts (three variants, no fact).
+_QUANTIFIERS = frozenset({"every", "some"})
+_VALUED = frozenset({"value", *_QUANTIFIERS})
 # Fact types a case has one or more of per service line.
 PER_LINE = frozenset({"line", *LINE_PARTS})
 # Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
@@ -97,7 +100,9 @@ class _Leaf:
 
     kind: `single` (a fact type that occurs once: a comparison, another policy's result),
     `many` (a comparison over a type that occurs several times: its value is the Kleene OR
-    over the facts), `exists`, `value` (a node lowered as before, read through its value fact).
+    over the facts), `exists`, `value` (a node lowered as before, read through its value fact),
+    `every` / `some` (a quantifier whose children are lowered as before and whose own value the
+    folded patterns read from its children's value facts: `_quantified`).
     """
 
     node: str
@@ -112,7 +117,7 @@ class _Leaf:
 
     @property
     def domain(self) -> tuple[str, ...]:
-        if self.kind == "value":
+        if self.kind in _VALUED:
             return ("T", "F", "U")
         present = tuple(v for v, _ in self.tests)
         return (*present, _ABSENT) if self.absent is not None else present
@@ -272,6 +277,8 @@ class Folder:
             )
             tree.children[node] = ()
             return True
+        elif isinstance(cond, Every | Some):
+            return self._quantifier(cond, node, tree)
         elif isinstance(cond, PolicyIs):
             if cond.policy == low.policy.id:
                 return False
@@ -326,6 +333,18 @@ class Folder:
         stage = _fact_stage(low, fact.name, cond.pointer)
         tree.leaves.append(_Leaf(node, kind, base, tests, cond.if_absent, stage))
         tree.children[node] = ()
+        return True
+
+    def _quantifier(self, cond: Every | Some, node: str, tree: _Tree) -> bool:
+        """An `every` or `some` whose value the folded rules read from its children's values
+        (one firing fewer per binding and one stage less than its own value fact); what the
+        lowering refuses stays with the lowering, which reports it."""
+        if not self.low.check_quantifier(cond, tree.scope):
+            return self._opaque(cond, node, tree)
+        kind, empty = ("every", cond.if_empty) if isinstance(cond, Every) else ("some", None)
+        # `absent`: the value over an empty range, which `Lowering.empty_range` derives
+        tree.leaves.append(_Leaf(node, kind, AllOf(()), (), empty, lambda: 0))
+        tree.children[node] = (f"{node}/0",)
         return True
 
     def _opaque(self, cond: Condition, node: str, tree: _Tree) -> bool:
@@ -390,7 +409,7 @@ class Folder:
         explanation and binding instead of one per node, with its descendants' values for
         evidence as records. Return the stage the value is complete at; None (nothing emitted,
         nothing reported) when it keeps the per-node lowering."""
-        if not isinstance(cond, All | AnyOf | Not | Demonstrated | NOf):
+        if not isinstance(cond, All | AnyOf | Not | Demonstrated | NOf | Compare):
             return None
         if self.allowed is not None and not self.allowed.allows(node):
             return None
@@ -398,6 +417,10 @@ class Folder:
             return None
         tree = self._tree([(node, cond)], scope)
         if tree is None or node in tree.opaque:  # e.g. an N-of-M the lowering refuses
+            return None
+        if isinstance(cond, Compare) and tree.leaves[0].kind != "many":
+            # One rule per outcome already: nothing to save. A comparison over a type that
+            # occurs several times saves its candidate values and their OR, one stage.
             return None
         try:
             terms = _Terms(tree)
@@ -424,6 +447,10 @@ class Folder:
         for leaf in tree.leaves:
             if leaf.kind == "value":
                 stages.append(low.node(tree.opaque[leaf.node], scope, leaf.node))
+            elif leaf.kind in _QUANTIFIERS:
+                quantifier = tree.conditions[leaf.node]
+                assert isinstance(quantifier, Every | Some)
+                stages.append(low.quantified(quantifier, scope, leaf.node))
             else:
                 stages.append(leaf.stage_of())
             if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
@@ -540,6 +567,8 @@ class Folder:
         if leaf.kind == "value":
             values = tuple(_truth_of(v) for v in sorted(variants))
             return [(self.low.value_pattern(f"v{index}", (leaf.node,), values, scope),)]
+        if leaf.kind in _QUANTIFIERS:
+            return self._quantified(index, leaf, frozenset(_truth_of(v) for v in variants), scope)
         if leaf.anchor is not None:
             return [(Pattern(leaf.anchor, _any_of([leaf.test(v) for v in sorted(variants)])),)]
         if leaf.kind == "many":
@@ -553,6 +582,49 @@ class Folder:
         # none is an engine error, `_check_tests`).
         others = [leaf.test(v) for v in leaf.domain if v != _ABSENT and v not in variants]
         return [(Pattern(f"n{index}", _any_of(others), True),)]
+
+    def _quantified(
+        self, index: int, leaf: _Leaf, values: frozenset[Truth], scope: Scope
+    ) -> list[tuple[Pattern, ...]]:
+        """Patterns admitting `values` of an `every` (the Kleene AND of its children's values)
+        or a `some` (their OR), read from the children's value facts, which the lowering
+        derives per binding (a child left without one is an engine error in the same stage).
+
+        The value that wins first (every: false, some: true) is a child with it; the second
+        (unknown) a child with it and none with the first; the last is no child with either,
+        read with negations only, so it fires once. An `every` over no facts has the value
+        fact of `Lowering.empty_range` (its `if_empty`, `leaf.absent`), which only that case
+        has; a `some` over no facts is false, which the negations already give."""
+        child = f"{leaf.node}/0"
+        first, second, last = (F, U, T) if leaf.kind == "every" else (T, U, F)
+        empty = leaf.absent if leaf.absent is not None else last
+
+        def child_is(name: str, *vs: Truth, negated: bool = False) -> Pattern:
+            return self.low.value_pattern(f"q{index}{name}", (child,), vs, scope, VAL, negated)
+
+        # The empty range's own fact: read when it gives a value the negations do not.
+        by_empty = [(self.low.value_pattern(f"q{index}e", (leaf.node,), (empty,), scope),)]
+        not_empty = self.low.value_pattern(
+            f"q{index}e", (leaf.node,), (empty,), scope, VAL, negated=True
+        )
+        out: list[tuple[Pattern, ...]] = []
+        if values == {second, last}:
+            # no child with the first value (nor an empty range that gives it)
+            return [(child_is("x", first, negated=True), *([] if empty in values else [not_empty]))]
+        if {first, second} <= values:
+            out.append((child_is("c", first, second),))
+        elif first in values:
+            out.append((child_is("c", first),))
+        elif second in values:
+            out.append((child_is("c", second), child_is("x", first, negated=True)))
+        if last in values:
+            blocked = [] if empty is last else [not_empty]
+            out.append(
+                (child_is("x", first, negated=True), child_is("y", second, negated=True), *blocked)
+            )
+        if empty in values and empty is not last:
+            out.extend(by_empty)
+        return out
 
     def _many(self, index: int, leaf: _Leaf, variants: frozenset[str]) -> list[tuple[Pattern, ...]]:
         """A leaf over a type that occurs several times is the Kleene OR over its facts: true
@@ -787,8 +859,12 @@ class _Terms:
 
 
 def _without(terms: list[_Term], node: str) -> list[_Term]:
-    """The terms without the record of `node` itself: its value is asserted as a fact."""
-    return [_Term(t.constraints, tuple(r for r in t.records if r.node != node)) for t in terms]
+    """The terms without the record of `node` itself: its value is asserted as a fact. A
+    comparison folded alone keeps its candidates (the facts that decided it)."""
+    return [
+        _Term(t.constraints, tuple(r for r in t.records if r.node != node or r.candidate))
+        for t in terms
+    ]
 
 
 def _bounded(terms: list[_Term]) -> list[_Term]:
@@ -802,7 +878,8 @@ def _leaf_records(index: int, leaf: _Leaf, variant: str) -> tuple[Record, ...]:
     if leaf.kind == "value":
         return ()  # the node derives its own value
     value = leaf.truth(variant)
-    if variant == _ABSENT:
+    if variant == _ABSENT or leaf.kind in _QUANTIFIERS:
+        # a quantifier's evidence is its children's, which have value facts of their own
         return (Record(leaf.node, value),)
     if leaf.kind == "many":
         return (Record(leaf.node, value), Record(leaf.node, value, f"f{index}", candidate=True))

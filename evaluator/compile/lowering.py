@@ -824,35 +824,8 @@ class Lowering:
     def quantifier(self, cond: Condition, scope: Scope, node_id: str) -> int:
         assert isinstance(cond, Every | Some | Count)
         binding = cond.binding
-        if scope.find(binding.alias) is not None:
-            self.problems.add(
-                "alias_reused",
-                f"`{binding.alias}` is already bound here",
-                self.locate(binding.pointer),
-            )
+        if not self.check_quantifier(cond, scope):
             return 0
-        if isinstance(cond, Count) and scope.bindings:
-            # durable_rules batches counted matches across all bindings, so a count inside
-            # another quantifier would mix elements.
-            self.problems.add(
-                "nested_count",
-                "`count` must not be inside every/some/count",
-                self.locate(cond.pointer),
-            )
-            return 0
-        if len(scope.bindings) + 1 > MAX_QUANTIFIER_DEPTH:
-            self.problems.add(
-                "engine_limit",
-                f"quantifiers nested {len(scope.bindings) + 1} deep; the engine crashes past "
-                f"{MAX_QUANTIFIER_DEPTH} (durable_rules corrupts its memory): flatten the "
-                "condition, e.g. with a derived fact",
-                self.locate(cond.pointer),
-            )
-            return 0
-        fact = self.fact_type(binding.fact, binding.pointer)
-        if fact is None:
-            return 0
-        self.check_where(fact, binding.where, scope, binding.pointer)
         inner = Scope((*scope.bindings, binding))
         child = f"{node_id}/0"
         child_stage = self.node(cond.require, inner, child)
@@ -862,18 +835,70 @@ class Lowering:
             # Without `inner`, true needs a true child: an empty range derives nothing here and
             # takes `if_empty` from the rule below (fail closed: unknown unless the author says).
             self.and_rules(node_id, (child,), scope, stage)
-            bound = AllOf((Eq("t", binding.fact), *self.where(binding.where)))
-            self.emit(
-                stage,
-                [*self.anchors(scope), Pattern(_alias(binding.alias), bound, negated=True)],
-                EmitValue(VAL, node_id, cond.if_empty, scope.keys),
-                node_id,
-            )
+            self.empty_range(cond, scope, node_id, stage)
         elif isinstance(cond, Some):
             self.or_rules(node_id, (child,), scope, stage, inner=scope)
         else:
             return self.count(cond, node_id, child, stage, scope)
         return stage
+
+    def quantified(self, cond: Every | Some, scope: Scope, node_id: str) -> int:
+        """Lower what a folded rule reads of a quantifier (folding.py): its child's values per
+        binding and, for `every`, its value over an empty range; return the stage they are
+        complete at. The quantifier's own value is then decided by the folded rules."""
+        inner = Scope((*scope.bindings, cond.binding))
+        child_stage = self.node(cond.require, inner, f"{node_id}/0")
+        if isinstance(cond, Some):
+            return child_stage
+        # The empty range only needs the bound type complete, not the child's values.
+        empty = self.anchor_stage(inner) + 1
+        self.empty_range(cond, scope, node_id, empty)
+        return max(child_stage, empty)
+
+    def empty_range(self, cond: Every, scope: Scope, node_id: str, stage: int) -> None:
+        """`every` over no facts takes its `if_empty` (by default unknown)."""
+        binding = cond.binding
+        bound = AllOf((Eq("t", binding.fact), *self.where(binding.where)))
+        self.emit(
+            stage,
+            [*self.anchors(scope), Pattern(_alias(binding.alias), bound, negated=True)],
+            EmitValue(VAL, node_id, cond.if_empty, scope.keys),
+            node_id,
+        )
+
+    def check_quantifier(self, cond: Every | Some | Count, scope: Scope) -> bool:
+        """Report what makes a quantifier impossible to lower; False when something does."""
+        binding = cond.binding
+        if scope.find(binding.alias) is not None:
+            self.problems.add(
+                "alias_reused",
+                f"`{binding.alias}` is already bound here",
+                self.locate(binding.pointer),
+            )
+            return False
+        if isinstance(cond, Count) and scope.bindings:
+            # durable_rules batches counted matches across all bindings, so a count inside
+            # another quantifier would mix elements.
+            self.problems.add(
+                "nested_count",
+                "`count` must not be inside every/some/count",
+                self.locate(cond.pointer),
+            )
+            return False
+        if len(scope.bindings) + 1 > MAX_QUANTIFIER_DEPTH:
+            self.problems.add(
+                "engine_limit",
+                f"quantifiers nested {len(scope.bindings) + 1} deep; the engine crashes past "
+                f"{MAX_QUANTIFIER_DEPTH} (durable_rules corrupts its memory): flatten the "
+                "condition, e.g. with a derived fact",
+                self.locate(cond.pointer),
+            )
+            return False
+        fact = self.fact_type(binding.fact, binding.pointer)
+        if fact is None:
+            return False
+        self.check_where(fact, binding.where, scope, binding.pointer)
+        return True
 
     def count(self, cond: Count, node_id: str, child: str, stage: int, scope: Scope) -> int:
         """True when N children are true; false when N are documented but fewer than N are
