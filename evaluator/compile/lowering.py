@@ -853,6 +853,19 @@ class Lowering:
         # The empty range only needs the bound type complete, not the child's values.
         empty = self.anchor_stage(inner) + 1
         self.empty_range(cond, scope, node_id, empty)
+        # Fail closed: the folded rules read "no empty-range value" as "some facts in range";
+        # an empty range that got none must not read so.
+        bound = AllOf((Eq("t", cond.binding.fact), *self.where(cond.binding.where)))
+        self.emit(
+            empty + 1,
+            [
+                *self.anchors(scope),
+                Pattern(_alias(cond.binding.alias), bound, negated=True),
+                self.value_pattern("v", (node_id,), (cond.if_empty,), scope, negated=True),
+            ],
+            EmitMissing(node_id, scope.keys, tuple(b.alias for b in scope.bindings)),
+            node_id,
+        )
         return max(child_stage, empty)
 
     def empty_range(self, cond: Every, scope: Scope, node_id: str, stage: int) -> None:
