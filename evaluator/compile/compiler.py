@@ -351,21 +351,29 @@ def _folded(policy: Policy) -> Program:
         for name, rule in definition.items():
             if origin.get(name) in tested:
                 tested[origin[name]].update(_kinds(rule))
-        # Lower the bound, or at least the number of fact types that make it: when two types
-        # tie, no single fold lowers the bound, and handing back every fold would lose them all.
+        # Lower the bound, or at least the number of fact types that make it (or what all
+        # need): when two types tie, no single fold lowers the bound, and handing back every
+        # fold would lose them all.
         best, lowest = None, _bound(stacks)
-        for candidate in sorted(o for o in folded if tested[o] & worst):
-            rest = {n: r for n, r in definition.items() if origin.get(n) != candidate}
-            need = _bound(ruleset.alpha_stacks(rest))
-            if need < lowest:
-                best, lowest = candidate, need
+        # first the folds that test the types making the bound; then any (a fold's tests
+        # outside every type's own tests count for all types)
+        heavy = sorted(o for o in folded if tested[o] & worst)
+        for candidates in (heavy, sorted(set(folded) - set(heavy))):
+            for candidate in candidates:
+                rest = {n: r for n, r in definition.items() if origin.get(n) != candidate}
+                need = _bound(ruleset.alpha_stacks(rest))
+                if need < lowest:
+                    best, lowest = candidate, need
+            if best is not None:
+                break
         keep = keep | ({best} if best is not None else set(folded))
 
 
-def _bound(stacks: Mapping[str | None, int]) -> tuple[int, int]:
-    """A ruleset's alpha-stack bound and how many fact types reach it."""
+def _bound(stacks: Mapping[str | None, int]) -> tuple[int, int, int]:
+    """A ruleset's alpha-stack bound, how many fact types reach it and what all need: a
+    fold that lowers none of the first two but the last still brings the bound closer."""
     top = max(stacks.values())
-    return top, sum(need == top for need in stacks.values())
+    return top, sum(need == top for need in stacks.values()), sum(stacks.values())
 
 
 def _products(program: Program, folded: frozenset[str]) -> frozenset[str]:

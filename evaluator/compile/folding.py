@@ -29,6 +29,7 @@ so its rule that finds a fact passing none of the three tests fails the evaluati
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,9 @@ MAX_RULES_PER_CLAUSE = 48
 # Leaf kinds whose value the folded patterns read from value facts (three variants, no fact).
 _QUANTIFIERS = frozenset({"every", "some"})
 _VALUED = frozenset({"value", *_QUANTIFIERS})
+# Tests one pattern of simplified terms may hold (`_simplify`) when the terms as they come
+# hold fewer: half the engine's 32 expressions in one join node (error 113).
+_WIDEST = 16
 # Fact types a case has one or more of per service line.
 PER_LINE = frozenset({"line", *LINE_PARTS})
 # Facts one rule may join, the stage marker included (error 304; ruleset.MAX_PATTERNS).
@@ -141,6 +145,9 @@ class _Tree:
     leaves: list[_Leaf]
     opaque: dict[str, Condition]  # nodes lowered as before, by id
     scope: Scope = field(default_factory=Scope)
+    # Leaves whose folded patterns read "no fact passing this test" (`_negating`): a fact
+    # passing none of their tests needs its own rule to fail the evaluation.
+    checked: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -467,7 +474,7 @@ class Folder:
         for patterns, action in rules:
             low.emit(stage, patterns, action, origin)
         for index, leaf in enumerate(tree.leaves):
-            if leaf.kind in ("many", "single"):
+            if index in tree.checked:
                 self._check_tests(index, leaf, stage, origin, scope)
         return stage
 
@@ -522,9 +529,25 @@ class Folder:
         self, tree: _Tree, outcomes: list[tuple[_Term, Action]] | None
     ) -> list[tuple[list[Pattern], Action]] | None:
         """Each term's patterns (each leaf's variants as patterns; a comparison on a bound fact
-        joins its anchor's pattern), after the scope's anchors; None past the limits."""
+        joins its anchor's pattern), after the scope's anchors; None past the limits. The
+        terms are simplified first (`_simplify`), and the leaves whose patterns negate a test
+        are noted in `tree.checked` (`_check_tests`)."""
         if outcomes is None:
             return None
+        simpler = _simplify(tree, outcomes)
+        rules = self._patterns(tree, simpler)
+        plain = self._patterns(tree, outcomes)
+        if rules is None or (plain is not None and _widest(rules) > max(_widest(plain), _WIDEST)):
+            # no pattern wider than the terms as they come: the engine takes 32 expressions
+            # in one join node (error 113)
+            rules, simpler = plain, outcomes
+        tree.checked.update(_negating(tree, simpler))
+        return rules
+
+    def _patterns(
+        self, tree: _Tree, outcomes: list[tuple[_Term, Action]]
+    ) -> list[tuple[list[Pattern], Action]] | None:
+        """`_rules` for the outcomes as they are."""
         anchors = self.low.anchors(tree.scope)
         names = {a.alias for a in anchors}
         rules: list[tuple[list[Pattern], Action]] = []
@@ -856,6 +879,150 @@ class _Terms:
         for chosen in itertools.combinations(kids, size):
             out.extend(_conj(*(each(k) for k in chosen)))
         return _bounded(out)
+
+
+# -- simpler terms --------------------------------------------------------------------------------
+
+
+def _simplify(tree: _Tree, outcomes: list[tuple[_Term, Action]]) -> list[tuple[_Term, Action]]:
+    """The outcomes with what the leaves share taken into account: fewer rules and patterns,
+    the same cases matched, the same records kept.
+
+    Leaves that test the same facts with the same tests (a condition written twice, e.g. one
+    YAML anchor as `applies_when` and `requires`) always take the same variant: one pattern
+    reads both (two would fire once per pair of their facts). Leaves over the same facts (the
+    same type and `where`) have a matching fact for all or for none: a term that needs none
+    for one and one for another matches no case and goes; "none" for one makes the others'
+    constraints redundant; "one" for one turns the others' "none or one passing these tests"
+    into "one passing these tests" (a positive pattern, no negated test). Terms of one outcome
+    left with the same constraints are one rule, with the records of both."""
+    domains = [frozenset(leaf.domain) for leaf in tree.leaves]
+    kinds = [leaf.kind for leaf in tree.leaves]
+    twins = _twins(tree)
+    groups = _presence_groups(tree, twins)
+    merged: dict[tuple[Action, frozenset[tuple[int, frozenset[str]]]], list[Record]] = {}
+    for term, action in outcomes:
+        box = _shared(dict(term.constraints), twins, groups, domains, kinds)
+        if box is None:
+            continue  # no case matches it
+        records = [_renamed(r, twins) for r in term.records]
+        key = (_bare(action), frozenset(box.items()))
+        found = merged.setdefault(key, [])
+        found.extend(r for r in records if r not in found)
+    return [
+        (_Term(dict(box), tuple(records)), _with_records(action, tuple(records)))
+        for (action, box), records in merged.items()
+    ]
+
+
+def _shared(
+    box: dict[int, frozenset[str]],
+    twins: Mapping[int, int],
+    groups: list[list[int]],
+    domains: list[frozenset[str]],
+    kinds: list[str],
+) -> dict[int, frozenset[str]] | None:
+    """A term's constraints with twins read through one leaf and leaves over the same facts
+    agreeing on whether there is one; None when they cannot agree."""
+    for twin, first in twins.items():
+        if twin in box:
+            both = box.pop(twin) & box.get(first, domains[first])
+            if not both:
+                return None
+            box[first] = both
+    for group in groups:
+        sets = {i: box[i] for i in group if i in box}
+        if any(v == {_ABSENT} for v in sets.values()):
+            if not all(_ABSENT in v for v in sets.values()):
+                return None
+            first = next(i for i, v in sets.items() if v == {_ABSENT})
+            for i in sets:
+                if i != first:
+                    del box[i]
+        elif any(_ABSENT not in v for v in sets.values()):
+            for i, v in sets.items():
+                if not v - {_ABSENT}:
+                    return None
+                # (a leaf over several facts keeps "no fact passing the true test", which
+                # is cheaper than "one passing another test, none the true one")
+                if kinds[i] == "single":
+                    box[i] = v - {_ABSENT}
+    return {i: v for i, v in sorted(box.items()) if v != domains[i]}
+
+
+def _twins(tree: _Tree) -> dict[int, int]:
+    """Leaves identical to an earlier one (same kind, facts and tests): leaf -> that one."""
+    first: dict[tuple[object, ...], int] = {}
+    out: dict[int, int] = {}
+    for i, leaf in enumerate(tree.leaves):
+        if leaf.kind not in ("single", "many", "exists"):
+            continue
+        key = (leaf.kind, leaf.base, leaf.tests, leaf.absent, leaf.anchor, leaf.sourced)
+        if key in first:
+            out[i] = first[key]
+        else:
+            first[key] = i
+    return out
+
+
+def _presence_groups(tree: _Tree, twins: Mapping[int, int]) -> list[list[int]]:
+    """Leaves over the same facts (same type and `where`), twins aside: a fact matching them
+    exists for all of them or for none (their `A` variant)."""
+    groups: dict[Test, list[int]] = {}
+    for i, leaf in enumerate(tree.leaves):
+        if leaf.kind in ("single", "many", "exists") and i not in twins:
+            groups.setdefault(leaf.base, []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _renamed(record: Record, twins: Mapping[int, int]) -> Record:
+    """A twin's record names the fact its first leaf's pattern matched."""
+    for twin, first in twins.items():
+        if record.source == f"f{twin}":
+            return dataclasses.replace(record, source=f"f{first}")
+    return record
+
+
+def _widest(rules: list[tuple[list[Pattern], Action]]) -> int:
+    """The most tests in one pattern of the rules."""
+    return max((_size(p.test) for patterns, _ in rules for p in patterns), default=0)
+
+
+def _size(test: Test) -> int:
+    if isinstance(test, AllOf):
+        return sum(_size(t) for t in test.tests)
+    if isinstance(test, AnyTest):
+        return 1 + sum(_size(t) for t in test.tests)
+    return 2 if isinstance(test, Ne) else 1
+
+
+def _bare(action: Action) -> Action:
+    if isinstance(action, EmitStatus | EmitValue):
+        return dataclasses.replace(action, records=())
+    return action
+
+
+def _with_records(action: Action, records: tuple[Record, ...]) -> Action:
+    if isinstance(action, EmitStatus | EmitValue):
+        return dataclasses.replace(action, records=records)
+    return action
+
+
+def _negating(tree: _Tree, outcomes: list[tuple[_Term, Action]]) -> set[int]:
+    """The leaves whose patterns will read "no fact passing this test" (`_alternatives`,
+    `_many`): a fact passing none of the leaf's tests would satisfy that as if it were absent
+    or decided otherwise. A leaf read only as "a fact passing these tests" or "no fact at all"
+    needs no such check: that fact matches no rule, and the clause gets no status."""
+    out: set[int] = set()
+    for term, _ in outcomes:
+        for i, variants in term.constraints.items():
+            leaf = tree.leaves[i]
+            present = variants - {_ABSENT}
+            single = leaf.kind == "single" and _ABSENT in variants and bool(present)
+            many = leaf.kind == "many" and variants != {_ABSENT} and present != set(leaf.domain)
+            if single or many:
+                out.add(i)
+    return out
 
 
 def _without(terms: list[_Term], node: str) -> list[_Term]:
