@@ -935,10 +935,11 @@ def _shared(
         if any(v == {_ABSENT} for v in sets.values()):
             if not all(_ABSENT in v for v in sets.values()):
                 return None
-            first = next(i for i, v in sets.items() if v == {_ABSENT})
+            # no fact for the group: said once, by its first leaf, so that the terms saying
+            # it through different leaves are one rule
             for i in sets:
-                if i != first:
-                    del box[i]
+                del box[i]
+            box[group[0]] = frozenset({_ABSENT})
         elif any(_ABSENT not in v for v in sets.values()):
             for i, v in sets.items():
                 if not v - {_ABSENT}:
