@@ -76,8 +76,8 @@ def test_a_condition_written_twice_is_read_by_one_pattern(tmp_path: Path) -> Non
     plain = compiled(tmp_path, [urgent], fold=False)
     assert folded_clauses(program) == {"C-1"}
     for rule in program.rules:
-        flags = [p for p in rule.patterns if Eq("t", "red_flag") in _parts(p.test)]
-        assert len(flags) <= 1, rule
+        read = [p for p in rule.patterns if Eq("t", "red_flag") in _parts(p.test)]
+        assert len(read) <= 1, rule
     # met, not applicable; "applies but not met" matches no case and has no rule
     statuses = {r.action.status.value for r in program.rules if isinstance(r.action, EmitStatus)}
     assert statuses == {"met", "not_applicable"}
