@@ -19,7 +19,7 @@ from typing import Any
 
 from evaluator.case.facts import LINE_PARTS, LINE_SEGMENTS
 from evaluator.compile import folding, ruleset
-from evaluator.compile.folding import Folder, Numbering, numbering
+from evaluator.compile.folding import Folder
 from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from evaluator.compile.program import (
     STATUS,
@@ -43,10 +43,10 @@ class _Compiler(Lowering):
     """Drives the lowering per clause and rule and assigns the strata."""
 
     def __init__(
-        self, policy: Policy, fold: Numbering | None = None, keep: frozenset[str] = frozenset()
+        self, policy: Policy, fold: bool = False, keep: frozenset[str] = frozenset()
     ) -> None:
         super().__init__(policy)
-        self.folder = Folder(self, fold, keep) if fold else None
+        self.folder = Folder(self, keep) if fold else None
         if self.folder:
             self.fold = self.folder.subtree
 
@@ -329,11 +329,9 @@ def _folded(policy: Policy) -> Program:
     makes the bound goes back to the per-node lowering (measured: the bound without its rules),
     and the policy is compiled again; when no single fold lowers the bound, none is kept.
     """
-    # The per-node program says which clauses fold without renumbering a derived fact.
-    allowed = numbering(policy, lambda: _Compiler(policy).run())
     keep: frozenset[str] = frozenset()
     while True:
-        compiler = _Compiler(policy, allowed, keep)
+        compiler = _Compiler(policy, fold=True, keep=keep)
         program = compiler.run()
         folded = [o for o in (compiler.folder.folded if compiler.folder else []) if o not in keep]
         products = _products(program, frozenset(folded))
@@ -393,6 +391,14 @@ def _products(program: Program, folded: frozenset[str]) -> frozenset[str]:
         for pattern in rule.patterns:
             parts = folding.parts(pattern.test)
             kinds = {t.value for t in parts if isinstance(t, Eq) and t.field == "t"}
+            if VAL in kinds:
+                # a folded quantifier's children: one value per bound fact
+                kinds = {
+                    kind
+                    for t in parts
+                    if isinstance(t, Eq) and t.field == "n" and t.value in program.nodes
+                    for kind in program.nodes[str(t.value)].facts[-1:]
+                }
             if (
                 not pattern.negated
                 and kinds & folding.PER_LINE

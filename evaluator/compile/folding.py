@@ -46,7 +46,6 @@ from evaluator.compile.program import (
     AllOf,
     AnyTest,
     ClauseNodes,
-    EmitFact,
     EmitMissing,
     EmitStatus,
     EmitValue,
@@ -55,7 +54,6 @@ from evaluator.compile.program import (
     Ne,
     Node,
     Pattern,
-    Program,
     Record,
     Test,
 )
@@ -66,7 +64,6 @@ from evaluator.language.conditions import (
     ClauseIs,
     Compare,
     Condition,
-    Count,
     Demonstrated,
     Every,
     Exists,
@@ -76,7 +73,7 @@ from evaluator.language.conditions import (
     Some,
     Truth,
 )
-from evaluator.language.model import Clause, Policy, Status
+from evaluator.language.model import Clause, Status
 
 F, U, T = Truth.FALSE, Truth.UNKNOWN, Truth.TRUE
 # Variant names: a fact passing the true / false / unknown test, or no fact at all.
@@ -150,93 +147,15 @@ class _Tree:
     checked: set[int] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
-class Numbering:
-    """Which clauses may fold without renumbering a derived fact a decision can show.
-
-    The engine numbers every fact it derives (values, statuses, derived facts) from one counter
-    per session, and evidence shows a derived fact by that id (`test_on_fused_side16`).
-    Folding asserts fewer value facts, so a derived fact of a type a comparison or a binding
-    reads keeps its number only if every rule folding removes or moves ran after it: a clause
-    folds when all its per-node rules run after the last stage deriving such facts, and its
-    folded rules run after that stage too (`floor`).
-    """
-
-    floor: int
-    clauses: frozenset[str]
-    # The earliest stage of each origin's rules in the per-node program.
-    first: Mapping[str, int]
-
-    def allows(self, node: str) -> bool:
-        """True when every per-node rule of the subtree under `node` runs after `floor`."""
-        return all(
-            stage >= self.floor
-            for origin, stage in self.first.items()
-            if origin == node or origin.startswith(f"{node}/")
-        )
-
-
-def numbering(policy: Policy, per_node: Callable[[], Program]) -> Numbering:
-    """Return what may fold; `per_node` compiles the per-node program of the same policy, only
-    when a derived fact type can be shown (otherwise everything may fold)."""
-    shown: set[str] = set()
-    conditions = [
-        *(c for clause in policy.clauses for c in (clause.requires, clause.applies_when)),
-        *(clause.waived_by for clause in policy.clauses),
-        *(rule.when for rule in policy.rules),
-        policy.alternative.when if policy.alternative else None,
-    ]
-    for cond in conditions:
-        if cond is not None:
-            _read_types(cond, shown)
-    shown.update(b.fact for rule in policy.rules for b in rule.bindings)
-    if not shown & set(policy.derived):
-        return Numbering(1, frozenset(c.id for c in policy.clauses), {})
-    plain = per_node()
-    last = max(
-        (r.stage for r in plain.rules if isinstance(r.action, EmitFact) and r.action.fact in shown),
-        default=0,
-    )
-    late = {
-        clause.id
-        for clause in policy.clauses
-        if all(
-            r.stage > last
-            for r in plain.rules
-            if r.origin == clause.id or r.origin.startswith(f"{clause.id}:")
-        )
-    }
-    first: dict[str, int] = {}
-    for r in plain.rules:
-        first[r.origin] = min(first.get(r.origin, r.stage), r.stage)
-    return Numbering(last + 1, frozenset(late), first)
-
-
-def _read_types(cond: Condition, out: set[str]) -> None:
-    """Collect the fact types a condition compares or binds (an alias names a bound type)."""
-    if isinstance(cond, Compare):
-        out.add(cond.fact)
-    elif isinstance(cond, Every | Some | Count):
-        out.add(cond.binding.fact)
-        _read_types(cond.require, out)
-    elif isinstance(cond, All | AnyOf | NOf):
-        for part in cond.parts:
-            _read_types(part, out)
-    elif isinstance(cond, Not | Demonstrated):
-        _read_types(cond.part, out)
-
-
 class Folder:
     """Folds the clauses of one compilation; `lowering` gives the checks, strata and emit."""
 
     def __init__(
         self,
         lowering: Lowering,
-        allowed: Numbering | None = None,
         keep: frozenset[str] = frozenset(),
     ) -> None:
         self.low = lowering
-        self.allowed = allowed
         # Clauses and nodes (by id) left to the per-node lowering (`compiler._folded`).
         self.keep = keep
         # What was folded, by the origin its rules carry: a clause id or a node id.
@@ -379,8 +298,6 @@ class Folder:
     def clause(self, clause: Clause) -> int | None:
         """Fold `clause` and return the stage its status is complete at; None (nothing emitted,
         nothing reported) when it keeps the per-node lowering."""
-        if self.allowed is not None and clause.id not in self.allowed.clauses:
-            return None
         if clause.id in self.keep:
             return None
         base = clause.id
@@ -417,8 +334,6 @@ class Folder:
         evidence as records. Return the stage the value is complete at; None (nothing emitted,
         nothing reported) when it keeps the per-node lowering."""
         if not isinstance(cond, All | AnyOf | Not | Demonstrated | NOf | Compare):
-            return None
-        if self.allowed is not None and not self.allowed.allows(node):
             return None
         if node in self.keep:
             return None
@@ -463,8 +378,6 @@ class Folder:
             if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
                 low.references.add(cond.policy)
         stage = max(stages) + 1
-        if self.allowed is not None:
-            stage = max(stage, self.allowed.floor)
         aliases = tuple(b.alias for b in scope.bindings)
         facts = tuple(b.fact for b in scope.bindings)
         for node, cond in tree.conditions.items():

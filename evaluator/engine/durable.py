@@ -25,7 +25,7 @@ import itertools
 import json
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +259,9 @@ class _Session:
         self.case = case
         self.trace = Trace()
         self.counter = itertools.count()
+        # Derived facts (EmitFact) are numbered on their own: evidence shows them by id, which
+        # must not move when the compiler asserts fewer value facts (compile/folding.py).
+        self.derived_counter = itertools.count()
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
@@ -405,10 +408,12 @@ class _Session:
             verdict = action.determination if isinstance(action, EmitVerdict) else None
             self.trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
 
-    def _assert_derived(self, fact: dict[str, Any], plain: bool = False) -> None:
+    def _assert_derived(
+        self, fact: dict[str, Any], plain: bool = False, counter: Iterator[int] | None = None
+    ) -> None:
         """Queue a derived fact; `plain` when it holds only strings and integers, which need no
         normalising (values and statuses)."""
-        fact["id"] = ident = f"{fact['t']}{next(self.counter)}"
+        fact["id"] = ident = f"{fact['t']}{next(counter or self.counter)}"
         if plain and self.case is None:
             self.pending.append({"sid": self.sid, **fact, KEY: ident})
         else:
@@ -480,7 +485,7 @@ class _Session:
             src = matched[f"b_{aliases.pop()}"].get("src")
             if src is not None:
                 fact["src"] = src
-        self._assert_derived(fact)
+        self._assert_derived(fact, counter=self.derived_counter)
         self.trace.derived.append(Emitted(fact, rule.name, ids))
 
     def _pair(
