@@ -16,15 +16,22 @@ rules whose patterns admit exactly its variants. Boxes are disjoint, so one rule
 rule carries the node values of its evidence path (`Record`), which the engine keeps as it
 fires: evidence is read from what the firing matched, nothing is re-decided.
 
-A subtree folding cannot take (a quantifier over bound facts, `count`, an N-of-M that the
-lowering refuses, an operator this module does not know) stays a node lowered as before, and
-the folded rules read its value fact like a leaf. A clause with too many leaves or rules
-falls back to the per-node lowering altogether (`MAX_ASSIGNMENTS`, `MAX_RULES_PER_CLAUSE`).
+An `every` or `some` is a leaf too: its children are lowered per binding as before (or
+folded themselves) and the folded rules read the quantifier's value from their value facts
+(`_quantified`). A subtree folding cannot take (`count`, an N-of-M that the lowering refuses,
+an operator this module does not know) stays a node lowered as before, and the folded rules
+read its value fact like a leaf. A clause with too many rules falls back to the per-node
+lowering altogether (`MAX_RULES_PER_CLAUSE`). Terms are simplified before they become rules
+(`_simplify`: a condition written twice is read by one pattern, leaves over the same facts
+agree on whether there is one, equal terms are one rule).
 
 Fail closed: a leaf whose fact passes none of its tests matches no box that constrains the
 leaf, so the clause gets no status, and a rule one stage later reports that as an engine
-error; a leaf over a fact type that occurs several times is also negated (no true fact, ...),
-so its rule that finds a fact passing none of the three tests fails the evaluation too.
+error. A leaf read through a negated test ("no fact passing the true test", as a leaf over a
+type that occurs several times always is) could take such a fact for absent: its rule that
+finds a fact passing none of its tests fails the evaluation (`_check_tests`, `_negating`). A
+quantifier's child without a value, and an empty range without its `if_empty` value, are
+engine errors too (`Lowering.require_value`, `Lowering.quantified`).
 """
 
 from __future__ import annotations
