@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -68,6 +67,14 @@ _INHERITED = "standing full_length"  # alignment fields that belong to the study
 _QUOTE_CHARS = 80
 _MAX_DEPTH = 8  # case sections nest two or three levels; deeper means a $ref cycle
 _NO_DEFAULT = object()
+# Dates, levels and ranges repeat from case to case (the same dates against the same request
+# date): what each becomes is a pure function of its text, kept in a cache this size (bounded,
+# so memory stays flat over any batch). Only text is cached: errors are raised every time.
+_CONVERSIONS = 4096
+# Exact types a JSON value has that are never a mapping (checked before the slower isinstance
+# of the Mapping ABC); the plain ones among them convert to a field as they are.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_SCALARS = _PLAIN | {list}
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,30 @@ def coded_sections() -> tuple[CodedSection, ...]:
 
 
 @cache
+def _walks() -> tuple[tuple[CodedSection, tuple[str, ...], tuple[str, ...]], ...]:
+    """Return each coded section with the keys leading to it and its properties in the order
+    they convert (the code first: a quantity's analyte-specific unit depends on it)."""
+    return tuple(
+        (
+            section,
+            tuple(section.key.split("/")),
+            tuple(sorted(section.fields, key=lambda p: section.fields[p][0] != "code")),
+        )
+        for section in coded_sections()
+    )
+
+
+@cache
+def _timed(fact_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the date fields and the duration fields of a fact type, in schema order."""
+    kinds = fact_kinds()[fact_type]
+    return (
+        tuple(name for name, kind in kinds.items() if kind == "date"),
+        tuple(name for name, kind in kinds.items() if kind == "duration"),
+    )
+
+
+@cache
 def code_systems() -> Mapping[str, str]:
     """Return the short name (LOINC, SNOMEDCT, ...) of each code system URI a case may use."""
     return MappingProxyType(dict(schemas.load_schema("case")["$defs"]["coding"]["x-systems"]))
@@ -242,9 +273,59 @@ def case_defaults(path: str) -> Mapping[str, Any]:
     return {key: value for key, value in found.items() if value is not _NO_DEFAULT}
 
 
-def _pairs(spec: str) -> list[tuple[str, str]]:
+@cache
+def _pairs(spec: str) -> tuple[tuple[str, str], ...]:
     """Return ``(case key, fact field)`` for each word of a mapping spec such as ``a b=c``."""
-    return [(word.partition("=")[0], word.partition("=")[2] or word) for word in spec.split()]
+    return tuple((word.partition("=")[0], word.partition("=")[2] or word) for word in spec.split())
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _schema_path(pointer: str) -> str:
+    """Return the schema path of the case object at ``pointer``: the pointer without list
+    indexes (/imaging/0/findings/2 is at imaging/findings), so every default the schema
+    states is honoured wherever it is."""
+    return "/".join(t for t in pointer.split("/")[1:] if not t.isdigit())
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _date_fields(
+    name: str, text: str, request: PartialDate | None, service: PartialDate | None
+) -> Mapping[str, FactValue]:
+    """Return the fields the date ``text`` of field ``name`` becomes (shared: read only).
+
+    Raises ``DateError`` for a date that is not one.
+    """
+    day = parse_date(text)
+    lo, hi = day.lo.toordinal(), day.hi.toordinal()
+    out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
+    # Calendar positions, so that months between two facts' dates are field arithmetic
+    # in the engine (dates.month_position).
+    for bound, when in (("lo", day.lo), ("hi", day.hi)):
+        out[f"{name}_mday_{bound}"] = month_position(when)
+        out[f"{name}_mend_{bound}"] = month_position(when, as_end=True)
+    for anchor, to in (("request", request), ("service", service)):
+        if to is None:
+            continue
+        for unit, between in (
+            ("days", days_between),
+            ("months", months_between),
+            ("months_up", months_to_reach_between),
+        ):
+            distance = between(day, to)
+            out[f"{name}_{unit}_before_{anchor}_lo"] = distance.lo
+            out[f"{name}_{unit}_before_{anchor}_hi"] = distance.hi
+    return MappingProxyType(out)
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _level_fields(kind: str, name: str, text: str) -> Mapping[str, FactValue]:
+    """Return the fields a level or segment becomes (shared: read only); raises LevelError."""
+    parsed: Level | Segment = parse_level(text) if kind == "level" else parse_segment(text)
+    index = parsed.index if isinstance(parsed, Level) else parsed.upper.index
+    return MappingProxyType({name: parsed.name, f"{name}_index": index})
+
+
+_expand_range = lru_cache(maxsize=_CONVERSIONS)(expand_range)
 
 
 def _items(value: Any, pointer: str) -> Iterator[tuple[Any, str]]:
@@ -287,7 +368,7 @@ class _Builder:
         self.problems = Collector()
         self.facts: list[Fact] = []
         self.conflicts: list[Conflict] = []
-        self.counts: Counter[str] = Counter()
+        self.counts: dict[str, int] = {}
         # The sources of the statements that decided the fields of the fact being emitted.
         self.deciding: list[str] = []
         # A bad request date is reported when the request fact converts it; distances are
@@ -305,12 +386,14 @@ class _Builder:
         self.emit("request", self.mapped(request, "/request", _REQUEST), request.get("source"))
         for line, pointer in _items(request["lines"], "/request/lines"):
             self.line(line, pointer)
-        for section in coded_sections():
+        for section, keys, order in _walks():
             value: Any = self.data
-            for key in section.key.split("/"):
-                value = value.get(key) if isinstance(value, Mapping) else None
+            for key in keys:
+                value = value.get(key) if _is_mapping(value) else None
+            if value is None:
+                continue
             for item, pointer in _items(value, "/" + section.key):
-                self.coded(section, item, pointer)
+                self.coded(section, order, item, pointer)
         care = self.data.get("conservative_care", {})
         if "physical_therapy" in care:
             self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
@@ -422,13 +505,19 @@ class _Builder:
             fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
             self.emit("alignment", fields, alignment.get("source", source))
 
-    def coded(self, section: CodedSection, item: Mapping[str, Any], pointer: str) -> None:
-        """Emit the fact of one coded item, each field by the shape its schema annotates."""
+    def coded(
+        self,
+        section: CodedSection,
+        order: tuple[str, ...],
+        item: Mapping[str, Any],
+        pointer: str,
+    ) -> None:
+        """Emit the fact of one coded item, each field by the shape its schema annotates;
+        `order` is the section's properties, the code first."""
         given: list[Given] = []
         code = ""
         defaults = case_defaults(section.key)
-        # The code comes first: a quantity's analyte-specific unit depends on it.
-        for prop in sorted(section.fields, key=lambda p: section.fields[p][0] != "code"):
+        for prop in order:
             name, shape = section.fields[prop]
             if prop not in item and prop not in defaults:
                 continue
@@ -488,9 +577,7 @@ class _Builder:
 
     def mapped(self, obj: Mapping[str, Any], pointer: str, spec: str) -> list[Given]:
         """Return the fields ``spec`` maps from ``obj``, filling in its schema's defaults."""
-        # The schema path is the pointer without list indexes: /imaging/0/findings/2 is at
-        # imaging/findings, so every default the schema states is honoured wherever it is.
-        defaults = case_defaults("/".join(t for t in pointer.split("/")[1:] if not t.isdigit()))
+        defaults = case_defaults(_schema_path(pointer))
         return [
             (name, obj[key] if key in obj else defaults[key], f"{pointer}/{key}")
             for key, name in _pairs(spec)
@@ -502,7 +589,7 @@ class _Builder:
         found: set[Segment] = set()
         for text, at in _items(value, pointer):
             try:
-                found.update(expand_range(text))
+                found.update(_expand_range(text) if type(text) is str else expand_range(text))
             except LevelError as error:
                 self.level_problem(error, at)
         return sorted(found)
@@ -513,45 +600,28 @@ class _Builder:
         code = "unknown_level" if error.message.startswith("unknown spinal level") else "bad_range"
         self.problems.add(code, error.message, self.document.location(pointer))
 
-    def convert(self, kind: str | None, name: str, raw: Any, pointer: str) -> dict[str, FactValue]:
-        """Return the fact fields one case value becomes, by the field's ``x-kind``."""
+    def convert(
+        self, kind: str | None, name: str, raw: Any, pointer: str
+    ) -> Mapping[str, FactValue]:
+        """Return the fact fields one case value becomes, by the field's ``x-kind`` (the
+        mapping may be shared with other facts: read it, never change it)."""
         if kind == "date":
+            # text (always, past the schema) is cached; anything else converts afresh
+            dated = _date_fields if type(raw) is str else _date_fields.__wrapped__
             try:
-                day = parse_date(raw)
+                return dated(name, raw, self.request, self.service)
             except DateError as error:
                 self.problems.add("bad_date", error.message, self.document.location(pointer))
                 return {}
-            lo, hi = day.lo.toordinal(), day.hi.toordinal()
-            out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
-            # Calendar positions, so that months between two facts' dates are field arithmetic
-            # in the engine (dates.month_position).
-            for bound, when in (("lo", day.lo), ("hi", day.hi)):
-                out[f"{name}_mday_{bound}"] = month_position(when)
-                out[f"{name}_mend_{bound}"] = month_position(when, as_end=True)
-            for anchor, to in (("request", self.request), ("service", self.service)):
-                if to is None:
-                    continue
-                for unit, between in (
-                    ("days", days_between),
-                    ("months", months_between),
-                    ("months_up", months_to_reach_between),
-                ):
-                    distance = between(day, to)
-                    out[f"{name}_{unit}_before_{anchor}_lo"] = distance.lo
-                    out[f"{name}_{unit}_before_{anchor}_hi"] = distance.hi
-            return out
         if kind == "duration":
             return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
         if kind in ("level", "segment"):
+            levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
             try:
-                parsed: Level | Segment = (
-                    parse_level(raw) if kind == "level" else parse_segment(raw)
-                )
+                return levelled(kind, name, raw)
             except LevelError as error:
                 self.level_problem(error, pointer)
                 return {}
-            index = parsed.index if isinstance(parsed, Level) else parsed.upper.index
-            return {name: parsed.name, f"{name}_index": index}
         if kind == "measurement":
             if isinstance(raw, str):
                 return {f"{name}_word": " ".join(raw.lower().split())}
@@ -561,10 +631,10 @@ class _Builder:
 
     def resolve(
         self, fact: tuple[str, str], kind: str | None, given: Given
-    ) -> dict[str, FactValue]:
+    ) -> Mapping[str, FactValue]:
         """Return the fields of one value, resolving ``{"statements": [...]}`` by source rank."""
         name, raw, pointer = given
-        if not (isinstance(raw, Mapping) and "statements" in raw):
+        if not (_is_mapping(raw) and "statements" in raw):
             return self.convert(kind, name, raw, pointer)
         primary = primary_documents()
         stated = [
@@ -586,22 +656,27 @@ class _Builder:
         self, fact_type: str, given: list[Given], source: Mapping[str, Any] | None = None
     ) -> None:
         """Add a fact of ``fact_type`` made from the given values and its source."""
-        self.counts[fact_type] += 1
-        fact_id = f"{fact_type}:{self.counts[fact_type]}"
+        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
+        fact_id = f"{fact_type}:{count}"
         kinds = fact_kinds()[fact_type]
         by_name = {g[0]: g for g in given}
-        if not set(by_name) <= set(kinds):  # a table out of step with the dictionary: a bug
+        if not by_name.keys() <= kinds.keys():  # a table out of step with the dictionary: a bug
             raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - set(kinds))}")
         fields: dict[str, FactValue] = {}
         self.deciding = []
         for name, kind in kinds.items():  # schema order, so facts read the same every time
-            if name in by_name:
-                fields.update(self.resolve((fact_type, fact_id), kind, by_name[name]))
+            value = by_name.get(name)
+            if value is None:
+                continue
+            if kind is None and type(value[1]) in _PLAIN:
+                fields[name] = value[1]  # what `resolve` gives a plain value, sooner
+            else:
+                fields.update(self.resolve((fact_type, fact_id), kind, value))
         end, start = fields.get("end_hi"), fields.get("start_lo")
         if isinstance(end, int) and isinstance(start, int) and end < start:
             message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
             self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
-        self.after_request(fact_type, fact_id, kinds, fields, by_name)
+        self.after_request(fact_type, fact_id, fields, by_name)
         sources = [*self.deciding, *([_src(source)] if source is not None else [])]
         if sources:
             fields["src"] = "; ".join(dict.fromkeys(sources))
@@ -611,7 +686,6 @@ class _Builder:
         self,
         fact_type: str,
         fact_id: str,
-        kinds: Mapping[str, str | None],
         fields: dict[str, FactValue],
         by_name: Mapping[str, Given],
     ) -> None:
@@ -625,15 +699,16 @@ class _Builder:
         """
         if self.request is None or fact_type in ("request", "conflict"):
             return
+        dates, durations = _timed(fact_type)
+        if not dates:
+            return
         limit = self.request.hi.toordinal()
         late = [
-            name
-            for name, kind in kinds.items()
-            if kind == "date" and isinstance(lo := fields.get(f"{name}_lo"), int) and lo > limit
+            name for name in dates if isinstance(lo := fields.get(f"{name}_lo"), int) and lo > limit
         ]
         if not late:
             return
-        dropped = [name for name, kind in kinds.items() if kind == "duration"]
+        dropped = list(durations)
         for name in late:
             stated = (str(fields[name]), f"after the request date {self.request.text}")
             self.conflicts.append(
@@ -643,6 +718,10 @@ class _Builder:
         for name in dropped:
             for key in [k for k in fields if k == name or _derived_from(k, name)]:
                 del fields[key]
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
 
 
 def _ongoing(therapy: Mapping[str, Any], request: PartialDate | None) -> bool:
