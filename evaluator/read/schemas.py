@@ -302,9 +302,15 @@ def _schema_set(directory: Path) -> SchemaSet:
     return SchemaSet(directory, check=directory != schemas_dir().resolve())
 
 
+@functools.cache
+def _bundled() -> SchemaSet:
+    # resolving the bundled folder's path costs more than validating a case: once per process
+    return _schema_set(schemas_dir().resolve())
+
+
 def schema_set(directory: Path | None = None) -> SchemaSet:
     """Return the (cached) SchemaSet of `directory`, by default the bundled schemas folder."""
-    return _schema_set((directory or schemas_dir()).resolve())
+    return _bundled() if directory is None else _schema_set(directory.resolve())
 
 
 def load_schema(name: str, *, directory: Path | None = None) -> dict[str, Any]:

@@ -291,15 +291,33 @@ def _read(path: str | Path) -> tuple[bytes, str]:
                 Location(name),
                 "give the path of a policy or case file",
             )
-        _check_size(os.fstat(descriptor).st_size, name)
-        with os.fdopen(descriptor, "rb", closefd=False) as handle:
-            raw = handle.read(LIMITS.max_bytes + 1)
+        size = os.fstat(descriptor).st_size
+        _check_size(size, name)
+        raw = _read_descriptor(descriptor, size)
     except OSError as exc:
         raise _open_error(exc, name) from None
     finally:
         os.close(descriptor)
     _check_size(len(raw), name)
     return raw, name
+
+
+def _read_descriptor(descriptor: int, size: int) -> bytes:
+    """Return what the descriptor holds, at most `LIMITS.max_bytes` + 1 bytes; `size` (what
+    fstat says) sizes the first read, so a case file takes one read and one more for its end."""
+    # A buffered read of max_bytes + 1 would allocate 4 MiB for every small file.
+    parts: list[bytes] = []
+    wanted = LIMITS.max_bytes + 1
+    while wanted > 0:
+        part = os.read(descriptor, min(wanted, max(size + 1, _READ_CHUNK)))
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+_READ_CHUNK = 64 * 1024
 
 
 def _open_error(exc: OSError, name: str) -> SourceError:
@@ -406,7 +424,7 @@ def _json_document(text: str, name: str) -> Document:
         return loads(text, name, json_text=True)
     if data is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
-    over = _over_limits(data)
+    over = None if _plainly_within_limits(text) else _over_limits(data)
     if over == "values":
         # too large to re-read for a line number: the message names the file
         raise SourceError([_too_large(name, "")])
@@ -414,6 +432,38 @@ def _json_document(text: str, name: str) -> Document:
         loads(text, name, json_text=True)  # the same checks, with lines: raises it located
         raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
     return Document(data, name, _LazyPositions(text, name))
+
+
+# The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of 15
+# digits (a 15-digit whole part with a fraction may round up to 1e15) or a digit before an e
+# may be a number over `LIMITS.max_number`; an escaped surrogate may be a lone one.
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(byte) in "0123456789" else ord("e") if chr(byte) in "eE" else ord(" ")
+    for byte in range(256)
+)
+_LONG_NUMBER = (b"0" * 15, b"0e")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _plainly_within_limits(text: str) -> bool:
+    """True when JSON `text` cannot hold anything `_over_limits` refuses, which the text
+    shows faster than a walk over its values (False means: walk them).
+
+    Every value takes at least one character of the text and every level of nesting one
+    bracket; no escape makes text longer; a character that is no text (a lone surrogate) is
+    either in the text, which then does not encode, or written as an escape.
+    """
+    if (
+        len(text) > min(LIMITS.max_values, LIMITS.max_string)
+        or text.count("[") + text.count("{") > LIMITS.max_depth
+        or _SURROGATE_ESCAPE.search(text) is not None
+    ):
+        return False
+    try:
+        shape = text.encode("utf-8").translate(_NUMBER_SHAPE)
+    except UnicodeEncodeError:
+        return False
+    return not any(run in shape for run in _LONG_NUMBER)
 
 
 def _over_limits(data: Any) -> str | None:
