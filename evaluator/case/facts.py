@@ -84,17 +84,22 @@ class Fact:
     type: str
     id: str
     fields: Mapping[str, FactValue]
+    # The fact as the engine sees it, built once: as_dict hands out copies.
+    _row: dict[str, FactValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A read-only copy, so a fact handed on cannot be changed behind its id.
-        object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        plain = dict(self.fields)
+        object.__setattr__(self, "fields", MappingProxyType(plain))
+        object.__setattr__(self, "_row", {"t": self.type, "id": self.id, **plain})
 
     def __hash__(self) -> int:
         return hash((self.type, self.id, tuple(sorted(self.fields.items()))))
 
     def as_dict(self) -> dict[str, FactValue]:
-        """Return the fact as the engine sees it: ``{"t": type, "id": id, **fields}``."""
-        return {"t": self.type, "id": self.id, **self.fields}
+        """Return the fact as the engine sees it: ``{"t": type, "id": id, **fields}`` (a new
+        dict each time)."""
+        return self._row.copy()
 
 
 @dataclass(frozen=True)
