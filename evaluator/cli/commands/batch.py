@@ -89,7 +89,8 @@ def command(
     error is `invalid_input`, `engine_error`, `internal_error` or `worker_died` and each
     problem has a code, message, file, line and JSON pointer. A bad case never stops the
     batch; with --jobs, a worker process that dies is replaced and its case tried once more.
-    Records are written in whole lines, flushed (and synced to disk) every few records.
+    Records are written in whole lines, flushed every few records and synced to disk at least
+    once a second.
 
     --resume appends to --output, skipping every case whose content (sha256 of its bytes,
     which fixes its case id) is already recorded there; a torn last line left by a full disk
