@@ -430,7 +430,7 @@ def test_lines_are_synced_once_a_second_and_at_the_end_not_with_every_write(
     synced: list[int] = []
     monkeypatch.setattr(os, "fsync", synced.append)
     clock = [1000.0]
-    monkeypatch.setattr(batch.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     path = tmp_path / "out.jsonl"
     with path.open("wb") as stream:
         writer = batch.Writer(stream, str(path), sync=True, every=2, seconds=3600)
