@@ -1,0 +1,188 @@
+"""The shortcuts of the full path (case file -> JSON line) decide what the long way decides.
+
+Each shortcut of issue 10 has its equivalence here: reading a file with reads sized by fstat,
+hashing it a piece at a time, a JSON text that plainly holds nothing over the limits not walked
+value by value, and dates, levels and ranges converted once per text (the facts of a case are
+the same with the caches as without them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_fuzz import CASE_SCHEMA, from_schema, mutated_examples  # type: ignore[import-not-found]
+
+from benchmarks import benchgen
+from evaluator.batch import runner as batch
+from evaluator.case import cases, facts
+from evaluator.errors import NecessityError
+from evaluator.read import schemas, source
+from evaluator.read.resources import schemas_dir
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
+
+
+# --- reading and hashing a file ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 463, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 300_000])
+def test_a_file_reads_and_hashes_as_its_bytes(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "case.json"
+    data = bytes(range(256)) * (size // 256 + 1)
+    path.write_bytes(data[:size])
+    raw, name = source._read(path)
+    assert (raw, name) == (data[:size], str(path))
+    assert batch._file_sha256(path) == hashlib.sha256(data[:size]).hexdigest()
+
+
+def test_a_file_longer_than_fstat_said_is_read_to_its_end(tmp_path: Path) -> None:
+    # fstat sizes the first read only: a file that grew since is still read whole
+    path = tmp_path / "case.json"
+    path.write_bytes(b"x" * 200_000)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        assert source._read_descriptor(descriptor, 10) == b"x" * 200_000
+    finally:
+        os.close(descriptor)
+
+
+def test_a_file_over_the_limit_is_refused_however_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (source.LIMITS.max_bytes + 1))
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        assert len(source._read_descriptor(descriptor, 0)) == source.LIMITS.max_bytes + 1
+    finally:
+        os.close(descriptor)
+    with pytest.raises(NecessityError) as caught:
+        source.load(path)
+    assert caught.value.problems[0].code == "document_too_large"
+
+
+def test_a_folder_or_a_missing_file_has_no_hash(tmp_path: Path) -> None:
+    assert batch._file_sha256(tmp_path) is None
+    assert batch._file_sha256(tmp_path / "missing.json") is None
+
+
+def test_the_bundled_schema_set_is_the_one_its_folder_names() -> None:
+    assert schemas.schema_set() is schemas.schema_set(schemas_dir())
+
+
+# --- the limits, seen in the text ----------------------------------------------------------------
+
+# Values near every limit: long and non-ASCII text, lone and paired surrogates, numbers around
+# 1e15 (a 15-digit whole part may round up to it), exponents, deep nesting.
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**17), 10**17)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([999_999_999_999_999.9, 1e15, -1e15, 99_999_999_999_999.99, 1e-7, 2.5e3])
+    | st.text(st.characters(), max_size=8)
+    | st.sampled_from(["\ud800", "a\udfff", "\U0001f600", "é" * 3, "2025-06-20"])
+)
+_DOCUMENTS = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=30,
+)
+
+
+def _texts(data: Any) -> Iterator[str]:
+    for ascii_only in (True, False):
+        try:
+            yield json.dumps(data, ensure_ascii=ascii_only)
+        except ValueError:
+            return
+
+
+def _nested(depth: int) -> Any:
+    data: Any = 1
+    for _ in range(depth):
+        data = [data]
+    return data
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCUMENTS)
+def test_a_text_plainly_within_the_limits_holds_nothing_the_walk_refuses(data: Any) -> None:
+    for text in _texts(data):
+        if source._plainly_within_limits(text):
+            assert source._over_limits(json.loads(text)) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": 999_999_999_999_999.99},
+        {"a": 10**15},
+        {"a": -(10**16)},
+        {"a": 1e300},
+        {"a": "\ud800"},
+        {"\udc00": 1},
+        {"a": "x" * (source.LIMITS.max_string + 1)},
+        list(range(source.LIMITS.max_values + 1)),
+        _nested(source.LIMITS.max_depth + 1),
+    ],
+    ids=["rounds-to-1e15", "1e15", "-1e16", "exponent", "lone", "lone-key", "long", "many", "deep"],
+)
+def test_a_text_over_a_limit_is_never_plainly_within_them(data: Any) -> None:
+    for text in _texts(data):
+        assert source._over_limits(json.loads(text)) is not None
+        assert not source._plainly_within_limits(text)
+
+
+# --- facts: cached conversions ---------------------------------------------------------------
+
+
+def _uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("_date_fields", "_level_fields", "_expand_range", "_schema_path"):
+        monkeypatch.setattr(facts, name, getattr(facts, name).__wrapped__)
+
+
+def _outcome(text: str) -> Any:
+    try:
+        case = cases.case_from_document(source.loads_json(text, "case.json"))
+    except NecessityError as error:
+        return [problem.as_dict() for problem in error.problems]
+    return [(f.type, f.id, dict(f.fields)) for f in case.facts], case.conflicts
+
+
+def _documents() -> list[str]:
+    generated = [json.dumps(d) for d in benchgen.generate(200, seed=11)]
+    return [path.read_text(encoding="utf-8") for path in EXAMPLES] + generated
+
+
+def test_cached_conversions_give_the_facts_of_fresh_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = _documents()
+    warm = [_outcome(text) for text in texts]
+    again = [_outcome(text) for text in texts]  # from the caches: nothing shared was changed
+    with monkeypatch.context() as patch:
+        _uncached(patch)
+        fresh = [_outcome(text) for text in texts]
+    assert repr(warm) == repr(fresh)
+    assert repr(again) == repr(fresh)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.one_of(from_schema(CASE_SCHEMA), mutated_examples()))
+def test_cached_conversions_agree_on_generated_cases(document: Any) -> None:
+    text = json.dumps(document)
+    cached = _outcome(text)
+    with pytest.MonkeyPatch.context() as patch:
+        _uncached(patch)
+        fresh = _outcome(text)
+    assert repr(cached) == repr(fresh)
