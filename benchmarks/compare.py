@@ -40,8 +40,10 @@ from evaluator import api  # noqa: E402
 from evaluator.batch import runner as batch  # noqa: E402
 from evaluator.case import cases  # noqa: E402
 from evaluator.case.cases import Case  # noqa: E402
+from evaluator.decide import records  # noqa: E402
 from evaluator.language.policies import Library  # noqa: E402
-from evaluator.read import source  # noqa: E402
+from evaluator.read import schemas, source  # noqa: E402
+from evaluator.render import decision as render  # noqa: E402
 
 POLICIES = ROOT / "benchmarks" / "policies"
 POLICY = "bench-fusion"
@@ -83,6 +85,7 @@ class Report:
     scaling: dict[str, Any] = field(default_factory=dict)
     memory: list[dict[str, Any]] = field(default_factory=list)
     cold: dict[str, Any] = field(default_factory=dict)
+    phases: list[tuple[str, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -201,6 +204,96 @@ def measure_full_path(folder: Path, expected: list[dict[str, str]], out: Path) -
     seconds, _ = timed(run)
     agrees = records_agree(out, expected)
     return Row("necessity full path, case file -> JSON line", len(expected), seconds, agrees)
+
+
+def measure_phases(folder: Path) -> list[tuple[str, float]]:
+    """CPU microseconds per case of each phase of the full path, as `batch.review_item` runs
+    them, each timed over every case file in `folder` (best of three passes), then the whole.
+
+    CPU time of this process, not wall time: it moves less with the machine's other load.
+    `api.evaluate` includes the engine and the decision's assembly; `facts_for` and
+    `provenance` are timed on their own as well (they run inside it).
+    """
+    library = Library(POLICIES)
+    policy = library.get(POLICY)
+    out: list[tuple[str, float]] = []
+
+    def phase(name: str, work: Callable[[], Any]) -> Any:
+        best, result = float("inf"), None
+        for _ in range(3):
+            start = time.process_time()
+            result = work()
+            best = min(best, time.process_time() - start)
+        out.append((name, best / count * 1e6))
+        return result
+
+    todo = list(batch.items(batch.sources([folder])))
+    count = len(todo)
+    for item in todo[:50]:  # warm-up: compile and register once
+        batch.review_item(item, POLICY, library)
+    todo = phase(
+        "list the files, hash their bytes", lambda: list(batch.items(batch.sources([folder])))
+    )
+    documents = phase(
+        "read and parse (file -> document)", lambda: [source.load(i.path or i.name) for i in todo]
+    )
+
+    def validate() -> None:
+        for document in documents:
+            schemas.validate(document, "case")
+
+    phase("validate (case.schema.json)", validate)
+    loaded = phase(
+        "normalise (facts, the case)", lambda: [cases.case_from_document(d) for d in documents]
+    )
+    out[-1] = (out[-1][0], out[-1][1] - out[-2][1])  # case_from_document validates too
+    phase("  api.facts_for", lambda: [api.facts_for(c, policy) for c in loaded])
+    phase(
+        "  records.provenance (the case hash)",
+        lambda: [records.provenance(policy, c.fact_dicts()) for c in loaded],
+    )
+    decisions = phase(
+        "api.evaluate (engine, assembly and the two above)",
+        lambda: [api.evaluate(c, policy) for c in loaded],
+    )
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    results = phase(
+        "render the decision (JSON)", lambda: [render.decision_json(d, stamp) for d in decisions]
+    )
+    lines = [
+        {"case": i.name, "case_id": c.case_id, "sha256": i.sha256, "result": r}
+        for i, c, r in zip(todo, loaded, results, strict=True)
+    ]
+    phase("encode the JSON line", lambda: [batch.encode(line) for line in lines])
+
+    def whole() -> None:
+        with open(os.devnull, "wb") as stream:
+            writer = batch.Writer(stream, os.devnull, sync=False)
+            batch.run(batch.items(batch.sources([folder])), POLICY, library, writer.write)
+            writer.flush()
+
+    phase("the full path (`batch --jobs 1`, to /dev/null)", whole)
+    return out
+
+
+INSIDE = " (inside api.evaluate)"
+
+
+def phases_markdown(phases: list[tuple[str, float]]) -> list[str]:
+    return [
+        "",
+        "### Where the full path's time goes",
+        "",
+        "CPU microseconds per case, each phase timed on its own over the same case files (best "
+        "of three); indented rows run inside `api.evaluate`.",
+        "",
+        "| phase | us per case |",
+        "|---|---:|",
+        *[
+            f"| {name.strip()}{INSIDE if name.startswith(' ') else ''} | {us:,.1f} |"
+            for name, us in phases
+        ],
+    ]
 
 
 # --- processes ----------------------------------------------------------------------------------
@@ -418,6 +511,8 @@ def markdown(report: Report, args: argparse.Namespace) -> str:
         )
     for reason in report.skipped:
         lines.append(f"| {reason} | | | | |")
+    if report.phases:
+        lines += phases_markdown(report.phases)
     if report.scaling:
         lines += scaling_markdown(report.scaling)
     if report.memory:
@@ -491,6 +586,7 @@ def table(report: Report) -> str:
             f"{row.path[:58]:<58} {row.cases:>7} {row.rate:>10,.0f} {ratio(row, clips):>8}  {same}"
         )
     lines += [f"skipped: {reason}" for reason in report.skipped]
+    lines += [f"  {name}: {us:,.1f} us per case (CPU)" for name, us in report.phases]
     if report.scaling:
         s = report.scaling
         lines.append(
@@ -563,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = work / "cases"
         benchgen.write_files(documents, folder)
         report.rows.append(measure_full_path(folder, expected, work / "full.jsonl"))
+        report.phases = measure_phases(folder)
         print(table(report), flush=True)
         scale_docs = benchgen.generate(args.batch_cases, seed=benchgen.SEED + 1)
         scale_folder = work / "scale"
