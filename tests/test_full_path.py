@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from test_fuzz import CASE_SCHEMA, from_schema, mutated_examples  # type: ignore[import-not-found]
 
 from benchmarks import benchgen
+from evaluator import api
 from evaluator.batch import runner as batch
 from evaluator.case import cases, facts
 from evaluator.errors import NecessityError
+from evaluator.language.policies import Library
 from evaluator.read import schemas, source
 from evaluator.read.resources import schemas_dir
 
@@ -186,3 +188,23 @@ def test_cached_conversions_agree_on_generated_cases(document: Any) -> None:
         _uncached(patch)
         fresh = _outcome(text)
     assert repr(cached) == repr(fresh)
+
+
+# --- choosing the policy -------------------------------------------------------------------------
+
+
+def test_a_named_policy_is_chosen_once_per_date_as_select_policy_chooses_it() -> None:
+    library = Library(Path(__file__).parent.parent / "policies")
+    founding = cases.load_case(EXAMPLES[0])
+    for case in (founding, cases.load_case(EXAMPLES[-1])):
+        for name in library.ids():
+            try:
+                expected = api.select_policy(case, name, library)
+            except NecessityError as error:
+                with pytest.raises(type(error)):
+                    batch._selected(case, name, library)
+                continue
+            assert batch._selected(case, name, library) is expected
+            assert batch._selected(case, name, library) is expected  # from the memo
+    with pytest.raises(NecessityError, match="unknown policy"):
+        batch._selected(founding, "no-such-policy", library)

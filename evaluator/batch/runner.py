@@ -18,10 +18,11 @@ import signal
 import stat
 import time
 import traceback
+import weakref
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +30,7 @@ from typing import IO, Any
 from evaluator import api
 from evaluator.case import cases
 from evaluator.errors import EngineError, InputError, Location, NecessityError, Problem
+from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 from evaluator.read import source
 from evaluator.render import decision as render
@@ -282,12 +284,27 @@ def _review(case: cases.Case, policy: str | None, library: Library) -> Record:
     if policy is None:
         return _review_record(api.review_case(case, library))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    decision = api.evaluate(case, api.select_policy(case, policy, library))
+    decision = api.evaluate(case, _selected(case, policy, library))
     return {
         "determination": decision.determination.value,
         "x12_action": decision.x12_action,
         "result": render.decision_json(decision, stamp),
     }
+
+
+# The policy a named policy gives a case depends only on the date that chooses the version in
+# force (the library lists and loads its files once): chosen once per date, not per case.
+_SELECTED: weakref.WeakKeyDictionary[Library, dict[tuple[str, date], Policy]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _selected(case: cases.Case, policy: str, library: Library) -> Policy:
+    chosen = _SELECTED.setdefault(library, {})
+    key = (policy, case.in_force_date)
+    if key not in chosen:
+        chosen[key] = api.select_policy(case, policy, library)  # raises every time, if it does
+    return chosen[key]
 
 
 def _review_record(review: api.CaseReview) -> Record:
