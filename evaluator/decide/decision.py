@@ -243,13 +243,9 @@ class _Plan:
         for section in policy.sections:
             titles.setdefault(section.id, section.title)
         settings = policy.settings
-        self.clauses = tuple(
-            self._clause(c, titles[c.section], settings) for c in policy.clauses
-        )
+        self.clauses = tuple(self._clause(c, titles[c.section], settings) for c in policy.clauses)
         alternative = policy.alternative
-        self.summary = (
-            findings.fill_settings(alternative.summary, settings) if alternative else ""
-        )
+        self.summary = findings.fill_settings(alternative.summary, settings) if alternative else ""
         cited = {n for c in policy.clauses for n in c.cites}
         self.references = tuple(r for r in policy.references if r.id in cited)
         self._types: Mapping[str, FactType] | None = None
