@@ -23,8 +23,8 @@ from evaluator.authoring.lint import lint_paths
 from evaluator.case.cases import case_from_data, load_case
 from evaluator.cli.main import main
 from evaluator.compile import ruleset
-from evaluator.errors import CaseError, PolicyError
 from evaluator.decide.decision import ClauseResult, Decision
+from evaluator.errors import CaseError, PolicyError
 from evaluator.language.model import Determination, Status
 from evaluator.language.plans import load_plan
 from evaluator.language.policies import Library, PolicyRef, with_plan
@@ -328,8 +328,10 @@ def test_texts_state_the_effective_setting_never_the_base_under_a_plan() -> None
         clause = care(decision)
         assert clause.status is Status.NOT_MET
         assert clause.title == f"Conservative care for at least {months}"
-        assert clause.rationale is not None and f"less than {months} before" in clause.rationale
-        assert clause.finding is not None and f"short of the {months} required" in clause.finding
+        assert clause.rationale is not None
+        assert f"less than {months} before" in clause.rationale
+        assert clause.finding is not None
+        assert f"short of the {months} required" in clause.finding
         assert clause.recommendation == (
             f"Complete at least {months} of comprehensive non-operative care."
         )
