@@ -599,3 +599,21 @@ def test_a_title_or_description_fills_in_no_fact(tmp_path: Path) -> None:
     assert finding.code == "unknown_placeholder"
     assert "is not `{setting.name}`" in finding.problem.message
     assert finding.location.pointer == "/sections/0/clauses/0/description"
+
+
+@pytest.mark.parametrize(
+    ("description", "flagged"),
+    [
+        ("HbA1c {setting.hba1c_limit} is the limit.", True),
+        ("HbA1c below {setting.hba1c_limit}.", False),
+    ],
+)
+def test_unstated_edge_reads_a_setting_placeholder_as_its_value(
+    tmp_path: Path, description: str, flagged: bool
+) -> None:
+    clause = f"""
+        description: {description}
+        requires: {{fact: diabetes, field: hba1c, less_than: {{setting: hba1c_limit}}}}
+    """
+    codes = codes_for(tmp_path, clause, middle=SETTINGS)
+    assert codes == (["unstated_edge"] if flagged else [])

@@ -703,10 +703,13 @@ def _thresholds(conds: Iterable[Condition | None]) -> list[Compare]:
 )
 def unstated_edge(ctx: Context) -> Iterator[Hit]:
     texts: list[tuple[list[tuple[str, str]], list[Compare]]] = []
+    settings = ctx.policy.settings
     for clause in ctx.policy.clauses:
-        described = [(f"{clause.pointer}/title", clause.title)]
+        # read as shown: `at least {setting.x}` states the edge of the setting's number
+        described = [(f"{clause.pointer}/title", findings.fill_settings(clause.title, settings))]
         if clause.description:
-            described.append((f"{clause.pointer}/description", clause.description))
+            text = findings.fill_settings(clause.description, settings)
+            described.append((f"{clause.pointer}/description", text))
         conds = (clause.applies_when, clause.waived_by, clause.requires)
         texts.append((described, _thresholds(conds)))
     for rule in ctx.policy.rules:
