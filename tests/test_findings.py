@@ -312,3 +312,11 @@ def test_setting_problems(template: str, problem: str) -> None:
     assert problem in found.text
     assert not list(findings.problems("A {setting.limit}.", TYPES, settings))
     assert list(findings.reads("{setting.limit} {physical_therapy.start}")) == ["physical_therapy"]
+
+
+def test_in_a_finding_a_setting_reads_like_the_patient_s_values_beside_it() -> None:
+    # "gave 74% pain relief; ... at least 75% relief": one style within the sentence
+    relief = {"relief": Threshold(75, "%", "relief"), "care": Threshold(3, "months", "care")}
+    text = "Below {setting.relief} for {setting.care}."
+    assert findings.fill_settings(text, relief, finding=True) == "Below 75% for 3 months."
+    assert findings.fill_settings(text, relief) == "Below 75 % for 3 months."

@@ -365,15 +365,15 @@ class _Plan:
 def _clause_texts(
     clause: Clause, settings: Mapping[str, Threshold]
 ) -> dict[Status, tuple[str | None, str | None, str | None]]:
-    def filled(text: str | None) -> str | None:
-        return findings.fill_settings(text, settings) if text else None
+    def filled(text: str | None, finding: bool = False) -> str | None:
+        return findings.fill_settings(text, settings, finding=finding) if text else None
 
     return {
         status: (
             filled(clause.rationale.get(status)),
             # Not documented asks for documents, not for more treatment.
             filled(clause.recommendation) if status is Status.NOT_MET else None,
-            filled(clause.finding.get(status)),
+            filled(clause.finding.get(status), finding=True),
         )
         for status in Status
     }

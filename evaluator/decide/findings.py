@@ -152,18 +152,21 @@ def reads(text: str) -> Iterable[str]:
             yield parsed.fact
 
 
-def setting_text(threshold: Threshold) -> str:
+def setting_text(threshold: Threshold, *, finding: bool = False) -> str:
     """Return a setting's value as a clause text states it: the number as the policy writes it
-    (`8.0 %`, not the `8 %` of a condition) with its unit in words (`3 months`, `1 month`)."""
-    value = threshold.value
+    (`8.0 %`, not the `8 %` of a condition) with its unit in words (`3 months`, `1 month`); in
+    a finding, in the units of the patient's values beside it (`75%`, as `74%`)."""
+    value, unit = threshold.value, threshold.unit
     number = repr(value) if isinstance(value, float) else str(value)
-    return number + unit_text(value, threshold.unit)
+    shown = unit_text(value, unit)
+    return number + (_UNIT_TEXT.get(unit, shown) if finding else shown)
 
 
-def fill_settings(text: str, settings: Mapping[str, Threshold]) -> str:
+def fill_settings(text: str, settings: Mapping[str, Threshold], *, finding: bool = False) -> str:
     """Return the text with each `{setting.name}` replaced by that setting's value (the
-    effective policy's: a plan's number under the plan). Any other placeholder, and a setting
-    the policy lacks (lint's `unknown_placeholder`), stays as written."""
+    effective policy's: a plan's number under the plan); `finding`: the text is a finding
+    template (`setting_text`). Any other placeholder, and a setting the policy lacks (lint's
+    `unknown_placeholder`), stays as written."""
     if "{" + SETTING + "." not in text:
         return text
 
@@ -172,7 +175,7 @@ def fill_settings(text: str, settings: Mapping[str, Threshold]) -> str:
         if isinstance(parsed, Placeholder) and parsed.fact == SETTING:
             found = settings.get(parsed.field or "")
             if found is not None:
-                return setting_text(found)
+                return setting_text(found, finding=finding)
         return match.group(0)
 
     return BRACES.sub(replace, text)
