@@ -15,6 +15,7 @@ from evaluator.authoring.lint import lint_paths
 from evaluator.case.cases import load_case
 from evaluator.decide import findings
 from evaluator.decide.decision import ClauseResult
+from evaluator.language.conditions import Threshold
 from evaluator.language.describe import value_text, words
 from evaluator.language.dictionary import with_derived
 from evaluator.language.model import DerivedType, Status
@@ -262,3 +263,60 @@ def test_founding_case_findings_name_levels_and_sides() -> None:
     assert "instability is shown at L3-S1" in str(said["LF-INSTABILITY"])
     assert "from T12 to S2" in str(said["LF-DEFORMITY-MEASURED"])
     assert "For the bilateral SI-joint fusion requested" in str(said["SI-PROVOCATIVE-TESTS"])
+
+
+# ---- `{setting.name}` ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "text"),
+    [
+        (3, "months", "3 months"),
+        (1, "months", "1 month"),
+        (8.0, "%", "8.0 %"),
+        (7.5, "%", "7.5 %"),
+        (90, "days", "90 days"),
+        (6, "weeks", "6 weeks"),
+        (12, "months", "12 months"),
+        (15, "deg", "15 degrees"),
+    ],
+)
+def test_a_setting_reads_as_the_policy_writes_it(value: float, unit: str, text: str) -> None:
+    settings = {"limit": Threshold(value, unit, "limit")}
+    assert findings.setting_text(settings["limit"]) == text
+    filled = findings.fill_settings("At least {setting.limit} ({type.field}).", settings)
+    assert filled == f"At least {text} ({{type.field}})."
+
+
+def test_a_setting_the_policy_lacks_stays_as_written() -> None:
+    settings = {"limit": Threshold(3, "months", "limit")}
+    assert findings.fill_settings("{setting.limt}", settings) == "{setting.limt}"
+    # the case's template filler never guesses one either
+    assert fill("Below {setting.limit}.", []) == "Below {setting.limit}."
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("{setting.limt}", "names unknown setting `limt` (settings: `limit`)"),
+        ("{setting}", "is not `{setting.name}`"),
+        ("{#setting}", "is not `{setting.name}`"),
+        ("{setting.limit|none}", "is not `{setting.name}`"),
+        ("{setting.limit.before_request}", "is not `{setting.name}`"),
+        ("{setting[kind=x].limit}", "is not `{setting.name}`"),
+    ],
+)
+def test_setting_problems(template: str, problem: str) -> None:
+    settings = {"limit": Threshold(3, "months", "limit")}
+    (found,) = findings.problems(f"A {template}.", TYPES, settings)
+    assert problem in found.text
+    assert not list(findings.problems("A {setting.limit}.", TYPES, settings))
+    assert list(findings.reads("{setting.limit} {physical_therapy.start}")) == ["physical_therapy"]
+
+
+def test_in_a_finding_a_setting_reads_like_the_patient_s_values_beside_it() -> None:
+    # "gave 74% pain relief; ... at least 75% relief": one style within the sentence
+    relief = {"relief": Threshold(75, "%", "relief"), "care": Threshold(3, "months", "care")}
+    text = "Below {setting.relief} for {setting.care}."
+    assert findings.fill_settings(text, relief, finding=True) == "Below 75% for 3 months."
+    assert findings.fill_settings(text, relief) == "Below 75 % for 3 months."

@@ -538,3 +538,82 @@ def test_vacuous_every(tmp_path: Path, clause: str, flagged: bool) -> None:
         assert findings[0].severity is Severity.ERROR
         assert (findings[0].problem.location.pointer or "").endswith("/every/if_empty")
         assert findings[0].problem.location.line is not None
+
+
+SETTINGS = (
+    "settings:\n  hba1c_limit:\n    value: 8.0\n    unit: '%'\n    description: The HbA1c limit.\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("clause", "pointer"),
+    [
+        ('rationale: {not_met: "Above {setting.hba1c_limt}."}', "rationale/not_met"),
+        ('finding: {not_met: "Above the {setting.hba1c_limt} limit."}', "finding/not_met"),
+        ('documentation: ["An HbA1c below {setting.hba1c_limt}."]', "documentation/0"),
+        ('description: "HbA1c below {setting.hba1c_limt}."', "description"),
+        ("title", "title"),
+    ],
+)
+def test_an_unknown_setting_placeholder_is_reported_with_a_hint(
+    tmp_path: Path, clause: str, pointer: str
+) -> None:
+    requires = "requires: {fact: diabetes, field: hba1c, less_than: {setting: hba1c_limit}}"
+    path = write_policy(
+        tmp_path, requires + ("" if clause == "title" else "\n" + clause), middle=SETTINGS
+    )
+    if clause == "title":
+        path.write_text(
+            path.read_text().replace("title: One", 'title: "HbA1c below {setting.hba1c_limt}"')
+        )
+    (finding,) = lint_paths([path]).findings
+    assert finding.code == "unknown_placeholder"
+    assert "names unknown setting `hba1c_limt` (settings: `hba1c_limit`)" in (
+        finding.problem.message
+    )
+    assert finding.problem.hint == "did you mean `hba1c_limit`?"
+    assert finding.location.pointer == f"/sections/0/clauses/0/{pointer}"
+
+
+def test_a_known_setting_placeholder_is_clean_anywhere(tmp_path: Path) -> None:
+    clause = """
+        description: HbA1c below {setting.hba1c_limit}.
+        requires: {fact: diabetes, field: hba1c, less_than: {setting: hba1c_limit}}
+        rationale: {not_met: "HbA1c {diabetes.hba1c} at or above {setting.hba1c_limit}."}
+        finding: {not_met: "HbA1c {diabetes.hba1c}, not below {setting.hba1c_limit}."}
+        documentation: ["An HbA1c below {setting.hba1c_limit}."]
+    """
+    path = write_policy(tmp_path, clause, middle=SETTINGS)
+    path.write_text(
+        path.read_text().replace("title: One", 'title: "HbA1c below {setting.hba1c_limit}"')
+    )
+    assert list(lint_paths([path]).findings) == []
+
+
+def test_a_title_or_description_fills_in_no_fact(tmp_path: Path) -> None:
+    clause = """
+        description: HbA1c below {diabetes.hba1c}.
+        requires: {fact: diabetes, field: hba1c, less_than: {value: 8, unit: '%'}}
+    """
+    (finding,) = lint_paths([write_policy(tmp_path, clause)]).findings
+    assert finding.code == "unknown_placeholder"
+    assert "is not `{setting.name}`" in finding.problem.message
+    assert finding.location.pointer == "/sections/0/clauses/0/description"
+
+
+@pytest.mark.parametrize(
+    ("description", "flagged"),
+    [
+        ("HbA1c {setting.hba1c_limit} is the limit.", True),
+        ("HbA1c below {setting.hba1c_limit}.", False),
+    ],
+)
+def test_unstated_edge_reads_a_setting_placeholder_as_its_value(
+    tmp_path: Path, description: str, flagged: bool
+) -> None:
+    clause = f"""
+        description: {description}
+        requires: {{fact: diabetes, field: hba1c, less_than: {{setting: hba1c_limit}}}}
+    """
+    codes = codes_for(tmp_path, clause, middle=SETTINGS)
+    assert codes == (["unstated_edge"] if flagged else [])

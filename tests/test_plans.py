@@ -23,10 +23,13 @@ from evaluator.authoring.lint import lint_paths
 from evaluator.case.cases import case_from_data, load_case
 from evaluator.cli.main import main
 from evaluator.compile import ruleset
+from evaluator.decide.decision import ClauseResult, Decision
 from evaluator.errors import CaseError, PolicyError
-from evaluator.language.model import Determination
+from evaluator.language.model import Determination, Status
 from evaluator.language.plans import load_plan
 from evaluator.language.policies import Library, PolicyRef, with_plan
+from evaluator.render import decision as render
+from evaluator.render import notice
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "cases" / "ld-medicare-advantage-8-weeks.json"
@@ -295,3 +298,60 @@ def test_a_plan_gets_its_own_cached_ruleset() -> None:
     assert base.document is not None
     assert planned.document is not None
     assert ruleset.cache_key(base, folded=True) != ruleset.cache_key(planned, folded=True)
+
+
+def test_texts_state_the_effective_setting_never_the_base_under_a_plan() -> None:
+    # `{setting.conservative_care_minimum}` in the clause's title, rationale, finding and
+    # recommendation: the plan's 6 months in its decision, notice and report, the base's 3
+    # without it. Base, plan, base again in one process: the assembly plan of one effective
+    # policy never serves the other.
+    data: dict[str, Any] = json.loads(FUSION_EXAMPLE.read_text(encoding="utf-8"))
+    del data["request"]["plan"]
+    data["conservative_care"]["start"] = "2025-04-15"  # 2 months: short of both
+    base_case = case_from_data(data, "base.json")
+    library = Library()
+
+    def base_decision() -> Decision:
+        return api.evaluate(base_case, library.get("lumbar-fusion@2025.1"))
+
+    def care(decision: Decision) -> ClauseResult:
+        return next(c for c in decision.clauses if c.id == "LF-CONSERVATIVE-DURATION")
+
+    first = base_decision()
+    planned = api.evaluate_path(FUSION_EXAMPLE)
+    again = base_decision()
+    assert care(first) == care(again)
+    for decision, months, other in (
+        (first, "3 months", "6 months"),
+        (planned, "6 months", "3 months"),
+    ):
+        clause = care(decision)
+        assert clause.status is Status.NOT_MET
+        assert clause.title == f"Conservative care for at least {months}"
+        assert clause.rationale is not None
+        assert f"less than {months} before" in clause.rationale
+        assert clause.finding is not None
+        assert f"short of the {months} required" in clause.finding
+        assert clause.recommendation == (
+            f"Complete at least {months} of comprehensive non-operative care."
+        )
+        shown = (
+            notice.to_markdown(notice.decision_notice(decision)),
+            render.decision_text(decision),
+        )
+        for text in shown:
+            assert f"Complete at least {months} of comprehensive" in text
+            assert f"Conservative care for at least {months}" in text
+            assert f"at least {other}" not in text.replace("at least 6 weeks", "")
+            assert "{setting." not in text
+
+
+def test_show_states_the_plan_s_setting_in_the_clause_texts() -> None:
+    base = run("show", "lumbar-fusion")
+    planned = run("show", "lumbar-fusion", "--plan", "commercial-ppo")
+    assert base.exit_code == planned.exit_code == 0, base.output + planned.output
+    for result, months in ((base, "3 months"), (planned, "6 months")):
+        assert f"LF-CONSERVATIVE-DURATION: Conservative care for at least {months}" in result.output
+        assert f"**Recommendation:** Complete at least {months} of comprehensive" in result.output
+        # (the changelog may name the placeholder; no clause text shows one unfilled)
+        assert "{setting.conservative_care_minimum}" not in result.output

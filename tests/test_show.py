@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from evaluator.authoring import show
 from evaluator.cli.main import main
+from evaluator.decide.findings import fill_settings
 from evaluator.language import describe
 from evaluator.language.conditions import Threshold, parse_condition
 from evaluator.language.model import Policy
@@ -50,7 +51,7 @@ def test_every_clause_appears_with_its_title(policy: Policy) -> None:
     rendered = show.policy_markdown(policy), show.policy_text(policy)
     for clause in policy.clauses:
         for output in rendered:
-            assert f"{clause.id}: {clause.title}" in output
+            assert f"{clause.id}: {fill_settings(clause.title, policy.settings)}" in output
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,7 @@ def test_markdown_headings(lumbar: Policy, markdown: str) -> None:
     for section in lumbar.sections:
         assert f"### {section.title}" in headings
     assert [h for h in headings if h.startswith("#### ")] == [
-        f"#### {c.id}: {c.title}" for c in lumbar.clauses
+        f"#### {c.id}: {fill_settings(c.title, lumbar.settings)}" for c in lumbar.clauses
     ]
 
 

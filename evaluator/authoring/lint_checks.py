@@ -244,6 +244,15 @@ def _templates(policy: Policy) -> Iterator[tuple[str, str]]:
         yield "/alternative/summary", policy.alternative.summary
 
 
+def _headings(policy: Policy) -> Iterator[tuple[str, str]]:
+    """Yield (pointer, text) for every clause title and description: no fact is filled in
+    there, only `{setting.name}`."""
+    for clause in policy.clauses:
+        yield f"{clause.pointer}/title", clause.title
+        if clause.description:
+            yield f"{clause.pointer}/description", clause.description
+
+
 def _findings(policy: Policy) -> Iterator[tuple[str, str]]:
     """Yield (pointer, text) for every `finding` template (decide/findings.py placeholders)."""
     for clause in policy.clauses:
@@ -271,7 +280,8 @@ def _reads(policy: Policy) -> list[_Read]:
         reads.extend(_Read(b.fact, b.pointer, rule.fact) for b in rule.bindings)
     for pointer, text in _templates(policy):
         for match in _BRACES.finditer(text):
-            if found := _PLACEHOLDER.fullmatch(match.group(1)):
+            found = _PLACEHOLDER.fullmatch(match.group(1))
+            if found and found.group(1) != findings.SETTING:
                 reads.append(_Read(found.group(1), pointer, None))
     for pointer, text in _findings(policy):
         reads.extend(_Read(name, pointer, None) for name in findings.reads(text))
@@ -461,11 +471,25 @@ def uncited_reference(ctx: Context) -> Iterator[Hit]:
     "unknown_placeholder",
     Severity.ERROR,
     "a `{type.field}` placeholder in a rationale, finding, recommendation, document or summary "
-    "names no fact field",
+    "names no fact field, or a `{setting.name}` in any clause text no setting of the policy",
 )
 def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
+    settings = ctx.policy.settings
+    for pointer, text in _headings(ctx.policy):
+        for match in _BRACES.finditer(text):
+            parsed = findings.parse(match.group(1))
+            if not isinstance(parsed, findings.Placeholder) or parsed.fact != findings.SETTING:
+                yield Hit(
+                    pointer,
+                    f"placeholder `{match.group(0)}` in a title or description is not"
+                    " `{setting.name}` (no case is filled in there)",
+                    "name a setting, e.g. `{setting.conservative_care_minimum}`, or move the"
+                    " fact to a rationale or finding",
+                )
+                continue
+            yield from _setting_hits(pointer, match.group(0), settings)
     for pointer, text in _findings(ctx.policy):
-        for problem in findings.problems(text, ctx.types):
+        for problem in findings.problems(text, ctx.types, settings):
             yield Hit(
                 pointer,
                 f"placeholder `{problem.placeholder}` {problem.text}",
@@ -487,7 +511,9 @@ def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
                 continue
             name, field = found.groups()
             fact = ctx.types.get(name)
-            if fact is None:
+            if name == findings.SETTING:
+                yield from _setting_hits(pointer, match.group(0), settings)
+            elif fact is None:
                 yield Hit(
                     pointer,
                     f"placeholder `{match.group(0)}` names unknown fact type `{name}`",
@@ -499,6 +525,16 @@ def unknown_placeholder(ctx: Context) -> Iterator[Hit]:
                     f"placeholder `{match.group(0)}`: fact `{name}` has no field `{field}`",
                     did_you_mean(field, fact.fields),
                 )
+
+
+def _setting_hits(pointer: str, text: str, settings: Mapping[str, Threshold]) -> Iterator[Hit]:
+    """Yield a hit for each `{setting.name}` of the text that names no setting of the policy."""
+    for problem in findings.problems(text, {}, settings):
+        yield Hit(
+            pointer,
+            f"placeholder `{problem.placeholder}` {problem.text}",
+            did_you_mean(problem.unknown, problem.known),
+        )
 
 
 def _leaf_groups(ctx: Context, conjunctive: bool) -> Iterator[list[Leaf]]:
@@ -667,10 +703,13 @@ def _thresholds(conds: Iterable[Condition | None]) -> list[Compare]:
 )
 def unstated_edge(ctx: Context) -> Iterator[Hit]:
     texts: list[tuple[list[tuple[str, str]], list[Compare]]] = []
+    settings = ctx.policy.settings
     for clause in ctx.policy.clauses:
-        described = [(f"{clause.pointer}/title", clause.title)]
+        # read as shown: `at least {setting.x}` states the edge of the setting's number
+        described = [(f"{clause.pointer}/title", findings.fill_settings(clause.title, settings))]
         if clause.description:
-            described.append((f"{clause.pointer}/description", clause.description))
+            text = findings.fill_settings(clause.description, settings)
+            described.append((f"{clause.pointer}/description", text))
         conds = (clause.applies_when, clause.waived_by, clause.requires)
         texts.append((described, _thresholds(conds)))
     for rule in ctx.policy.rules:

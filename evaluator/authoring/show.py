@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from evaluator.authoring.coverage import reachable_statuses
+from evaluator.decide.findings import fill_settings
 from evaluator.language.conditions import Condition, Threshold
 from evaluator.language.describe import (
     choice_text,
@@ -19,6 +20,8 @@ from evaluator.language.describe import (
     words,
 )
 from evaluator.language.model import Clause, DeriveRule, FromField, Policy, Reference, Status
+
+Settings = Mapping[str, Threshold]
 
 __all__ = ["WIDTH", "policy_markdown", "policy_text"]
 
@@ -75,8 +78,10 @@ class _Fields:
 _Block = _Heading | _Para | _List | _Fields
 
 
-def _template(text: str, markdown: bool) -> str:
-    # `{type.field}` is filled in per case; a published criterion shows what goes there
+def _template(text: str, markdown: bool, settings: Settings) -> str:
+    # `{setting.name}` is the (effective) policy's value; `{type.field}` is filled in per case,
+    # so a published criterion shows what goes there
+    text = fill_settings(text, settings)
     left, right = ("\\[", "\\]") if markdown else ("[", "]")
 
     def replace(match: re.Match[str]) -> str:
@@ -92,12 +97,14 @@ def _condition(label: str, condition: Condition | None) -> Iterator[_Block]:
         yield _List(tuple(outline(condition, aliases={})), label)
 
 
-def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Iterator[_Block]:
-    yield _Heading(4, f"{clause.id}: {clause.title}")
+def _clause(
+    clause: Clause, markdown: bool, reachable: frozenset[Status], settings: Settings
+) -> Iterator[_Block]:
+    yield _Heading(4, f"{clause.id}: {fill_settings(clause.title, settings)}")
     if clause.origin:
         yield _Para(f"shared clause `{clause.origin}` (see Shared modules)", "From")
     if clause.description:
-        yield _Para(clause.description)
+        yield _Para(fill_settings(clause.description, settings))
     yield from _condition("Applies when", clause.applies_when)
     yield from _condition("Waived (not applicable) when", clause.waived_by)
     yield from _condition("Requires", clause.requires)
@@ -106,10 +113,10 @@ def _clause(clause: Clause, markdown: bool, reachable: frozenset[Status]) -> Ite
         yield _Para(_UNDOCUMENTED[clause.undocumented], "If the records cannot decide it")
     if clause.documentation:
         yield _List(
-            tuple(f"- {_template(d, markdown)}" for d in clause.documentation),
+            tuple(f"- {_template(d, markdown, settings)}" for d in clause.documentation),
             "Documents requested when a missing document could change the status",
         )
-    yield _Para(_template(clause.recommendation, markdown), "Recommendation")
+    yield _Para(_template(clause.recommendation, markdown, settings), "Recommendation")
     yield _Para(", ".join(f"[{n}]" for n in clause.cites), "References")
 
 
@@ -198,7 +205,7 @@ def _alternative(policy: Policy, markdown: bool) -> Iterator[_Block]:
         "is reported as a partial-approval candidate."
     )
     yield from _condition("Reported when", alternative.when)
-    yield _Para(_template(alternative.summary, markdown), "Summary")
+    yield _Para(_template(alternative.summary, markdown, policy.settings), "Summary")
     yield _List(
         tuple(f"- {words(x.procedure)} at the {words(x.segments)}s" for x in alternative.lines),
         "Service lines",
@@ -278,7 +285,7 @@ def _blocks(policy: Policy, markdown: bool) -> Iterator[_Block]:
         if section.description:
             yield _Para(section.description)
         for clause in section.clauses:
-            yield from _clause(clause, markdown, reachable[clause.id])
+            yield from _clause(clause, markdown, reachable[clause.id], policy.settings)
     yield from _derived(policy)
     yield from _alternative(policy, markdown)
     yield from _changelog(policy)

@@ -32,6 +32,7 @@ from evaluator.language.conditions import (
     Op,
     PolicyIs,
     Some,
+    Threshold,
     Truth,
 )
 from evaluator.language.describe import choice_text, leaf_text, words
@@ -206,8 +207,12 @@ class _NodePlan:
 class _ClausePlan:
     clause: Clause
     section_title: str
+    # The title, with its `{setting.name}` filled in (as every text below).
+    title: str
     # Documentation to request, when no entry has placeholders (else None: filled per case).
     documentation: tuple[str, ...] | None
+    # The entries as templates, for the case (`{type.field}` left to fill).
+    documents: tuple[str, ...]
     # By status: the rationale, recommendation and finding templates it shows (None: none).
     texts: Mapping[Status, tuple[str | None, str | None, str | None]]
 
@@ -215,7 +220,10 @@ class _ClausePlan:
 class _Plan:
     """What assembly needs of a policy and its program that no case changes: clause order,
     section titles, the cited references, each node's words and the fields its evidence shows,
-    and the templates without placeholders. Node plans are worked out when first needed."""
+    the clause texts with their `{setting.name}` filled in (the policy is the effective one, so
+    a plan overlay's values, never the base's, under a plan: the plan's key covers the
+    overlay) and the templates without placeholders. Node plans are worked out when first
+    needed."""
 
     def __init__(self, policy: Policy, program: Program) -> None:
         self.policy = policy
@@ -234,10 +242,10 @@ class _Plan:
         titles: dict[str, str] = {}
         for section in policy.sections:
             titles.setdefault(section.id, section.title)
-        self.clauses = tuple(
-            _ClausePlan(c, titles[c.section], self._fixed_all(c.documentation), _clause_texts(c))
-            for c in policy.clauses
-        )
+        settings = policy.settings
+        self.clauses = tuple(self._clause(c, titles[c.section], settings) for c in policy.clauses)
+        alternative = policy.alternative
+        self.summary = findings.fill_settings(alternative.summary, settings) if alternative else ""
         cited = {n for c in policy.clauses for n in c.cites}
         self.references = tuple(r for r in policy.references if r.id in cited)
         self._types: Mapping[str, FactType] | None = None
@@ -254,6 +262,19 @@ class _Plan:
             static = _TEMPLATE.search(text) is None
             self._texts[text] = " ".join(text.split()) if static else None
         return self._texts[text]
+
+    def _clause(
+        self, clause: Clause, section_title: str, settings: Mapping[str, Threshold]
+    ) -> _ClausePlan:
+        documents = tuple(findings.fill_settings(d, settings) for d in clause.documentation)
+        return _ClausePlan(
+            clause,
+            section_title,
+            findings.fill_settings(clause.title, settings),
+            self._fixed_all(documents),
+            documents,
+            _clause_texts(clause, settings),
+        )
 
     def _fixed_all(self, texts: tuple[str, ...]) -> tuple[str, ...] | None:
         fixed = [self.fixed(t) for t in texts]
@@ -341,13 +362,18 @@ class _Plan:
         return found
 
 
-def _clause_texts(clause: Clause) -> dict[Status, tuple[str | None, str | None, str | None]]:
+def _clause_texts(
+    clause: Clause, settings: Mapping[str, Threshold]
+) -> dict[Status, tuple[str | None, str | None, str | None]]:
+    def filled(text: str | None, finding: bool = False) -> str | None:
+        return findings.fill_settings(text, settings, finding=finding) if text else None
+
     return {
         status: (
-            clause.rationale.get(status) or None,
+            filled(clause.rationale.get(status)),
             # Not documented asks for documents, not for more treatment.
-            clause.recommendation if status is Status.NOT_MET else None,
-            clause.finding.get(status) or None,
+            filled(clause.recommendation) if status is Status.NOT_MET else None,
+            filled(clause.finding.get(status), finding=True),
         )
         for status in Status
     }
@@ -535,6 +561,8 @@ class _Assembler:
 
         def replace(match: re.Match[str]) -> str:
             fact_type, field = match.group(1), match.group(2)
+            if fact_type == findings.SETTING:  # one the policy lacks (lint): as written
+                return match.group(0)
             of_type = self.pool.by_type.get(fact_type, ())
             values = sorted({str(f[field]) for f in of_type if field in f})
             if not values:
@@ -569,13 +597,13 @@ class _Assembler:
         documentation: tuple[str, ...] = ()
         if clause.documentation and self.could_change(status, evidence):
             documentation = planned.documentation or tuple(
-                self.template(d, each=True) for d in clause.documentation
+                self.template(d, each=True) for d in planned.documents
             )
         return ClauseResult(
             clause.id,
             clause.section,
             planned.section_title,
-            clause.title,
+            planned.title,
             status,
             evidence,
             clause.cites,
@@ -651,7 +679,7 @@ class _Assembler:
                 )
         if not lines:
             return None
-        summary = self.template(alt.summary) if alt.summary else ""
+        summary = self.template(self.plan.summary) if self.plan.summary else ""
         if not summary or _EMPTY in summary:
             summary = "; ".join(f"{words(x.procedure)} {x.levels}" for x in lines)
             summary = summary[0].upper() + summary[1:] + "."

@@ -14,7 +14,11 @@ Placeholders (docs/authoring.md, "Findings"; lint's `unknown_placeholder` checks
 - `{type[field=value].field}`: only the facts whose field has that value;
 - `{#type[field=value]}`: how many such facts there are;
 - `{...|text}`: the text to show when there is no value (else "not recorded");
-- `{documents}`: the documents the case's facts were taken from.
+- `{documents}`: the documents the case's facts were taken from;
+- `{setting.name}`: the policy setting's value with its unit ("3 months", "8.0 %"). It is the
+  effective policy's value, so a plan overlay's number shows under that plan; it reads no fact,
+  so decision assembly fills it once per effective policy (`fill_settings`), and it may stand
+  in any clause text, the title and description included.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evaluator.language.describe import value_text, words
+from evaluator.language.conditions import Threshold
+from evaluator.language.describe import unit_text, value_text, words
 from evaluator.language.dictionary import FactType, FieldInfo
 from evaluator.vocab.levels import LevelError, format_segments
 
 NOT_RECORDED = "not recorded"
 DOCUMENTS = "documents"
+SETTING = "setting"
 BEFORE_REQUEST = "before_request"
 _NAME = r"[a-z_][a-z0-9_]*"
 BRACES = re.compile(r"\{([^{}]*)\}")
@@ -67,8 +73,12 @@ def parse(inner: str) -> Placeholder | str:
         return Placeholder(inner, DOCUMENTS)
     found = _PLACEHOLDER.fullmatch(inner)
     if found is None:
-        return "is not `{type.field}`, `{type[field=value].field}` or `{#type}`"
+        return "is not `{type.field}`, `{type[field=value].field}`, `{#type}` or `{setting.name}`"
     count, field, view = bool(found["count"]), found["field"], found["view"]
+    if found["fact"] == SETTING:
+        if count or found["filters"] or view or found["fallback"] is not None or not field:
+            return "is not `{setting.name}`: a setting takes no count, filter, view or fallback"
+        return Placeholder(inner, SETTING, field)
     if count and field:
         return "counts facts: `{#type}` or `{#type[field=value]}` takes no field"
     if not count and not field:
@@ -96,12 +106,22 @@ class Problem:
     known: tuple[str, ...] = ()
 
 
-def problems(text: str, types: Mapping[str, FactType]) -> Iterable[Problem]:
-    """Yield a Problem for every placeholder of a template that cannot be filled."""
+def problems(
+    text: str, types: Mapping[str, FactType], settings: Mapping[str, Threshold] | None = None
+) -> Iterable[Problem]:
+    """Yield a Problem for every placeholder of a template that cannot be filled (`settings`:
+    the policy's, when given a `{setting.name}` must name one of them)."""
     for match in BRACES.finditer(text):
         whole, parsed = match.group(0), parse(match.group(1))
         if isinstance(parsed, str):
             yield Problem(whole, parsed)
+            continue
+        if parsed.fact == SETTING:
+            name = parsed.field or ""
+            if settings is not None and name not in settings:
+                known = ", ".join(f"`{s}`" for s in settings) or "none"
+                text = f"names unknown setting `{name}` (settings: {known})"
+                yield Problem(whole, text, name, (*settings,))
             continue
         if parsed.fact == DOCUMENTS:
             continue
@@ -128,8 +148,37 @@ def reads(text: str) -> Iterable[str]:
     """Yield the fact types a template's placeholders read (well-formed ones only)."""
     for match in BRACES.finditer(text):
         parsed = parse(match.group(1))
-        if isinstance(parsed, Placeholder) and parsed.fact != DOCUMENTS:
+        if isinstance(parsed, Placeholder) and parsed.fact not in (DOCUMENTS, SETTING):
             yield parsed.fact
+
+
+def setting_text(threshold: Threshold, *, finding: bool = False) -> str:
+    """Return a setting's value as a clause text states it: the number as the policy writes it
+    (`8.0 %`, not the `8 %` of a condition) with its unit in words (`3 months`, `1 month`); in
+    a finding, in the units of the patient's values beside it (`75%`, as `74%`)."""
+    value, unit = threshold.value, threshold.unit
+    number = repr(value) if isinstance(value, float) else str(value)
+    shown = unit_text(value, unit)
+    return number + (_UNIT_TEXT.get(unit, shown) if finding else shown)
+
+
+def fill_settings(text: str, settings: Mapping[str, Threshold], *, finding: bool = False) -> str:
+    """Return the text with each `{setting.name}` replaced by that setting's value (the
+    effective policy's: a plan's number under the plan); `finding`: the text is a finding
+    template (`setting_text`). Any other placeholder, and a setting the policy lacks (lint's
+    `unknown_placeholder`), stays as written."""
+    if "{" + SETTING + "." not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        parsed = parse(match.group(1))
+        if isinstance(parsed, Placeholder) and parsed.fact == SETTING:
+            found = settings.get(parsed.field or "")
+            if found is not None:
+                return setting_text(found, finding=finding)
+        return match.group(0)
+
+    return BRACES.sub(replace, text)
 
 
 class Pool:
@@ -170,6 +219,8 @@ def fill(
             return match.group(0)
         if parsed.fact == DOCUMENTS:
             return everything.documents()
+        if parsed.fact == SETTING:  # filled per effective policy (`fill_settings`), not per case
+            return match.group(0)
         if parsed.fact in read_types:
             pool: Iterable[Mapping[str, Any]] = (f for f in read if f.get("t") == parsed.fact)
         else:
@@ -312,7 +363,9 @@ __all__ = [
     "Pool",
     "Problem",
     "fill",
+    "fill_settings",
     "parse",
     "problems",
     "reads",
+    "setting_text",
 ]

@@ -157,12 +157,16 @@ def choice_text(values: tuple[object, ...] | list[object], conjunction: str = "o
     return f"{', '.join(shown[:-1])} {conjunction} {shown[-1]}"
 
 
+def unit_text(value: float, unit: str) -> str:
+    """Return the unit as it follows a number (` months`, ` month` after 1, ` %`, `/5`)."""
+    if value == 1 and unit in _SINGULAR:
+        return _SINGULAR[unit]
+    return _UNIT_TEXT.get(unit, f" {unit}")
+
+
 def threshold_text(threshold: Threshold) -> str:
     """Return a threshold with its unit (`3 months`, `30 degrees`, `3/5`) and its setting."""
-    unit = _UNIT_TEXT.get(threshold.unit, f" {threshold.unit}")
-    if threshold.value == 1 and threshold.unit in _SINGULAR:
-        unit = _SINGULAR[threshold.unit]
-    text = f"{value_text(threshold.value)}{unit}"
+    text = f"{value_text(threshold.value)}{unit_text(threshold.value, threshold.unit)}"
     return f"{text}{_SETTING.format(threshold.setting)}" if threshold.setting else text
 
 
