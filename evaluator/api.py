@@ -10,7 +10,7 @@ from pathlib import Path
 from evaluator.case import cases
 from evaluator.case.cases import Case, ServiceLine
 from evaluator.case.facts import FactValue
-from evaluator.compile.compiler import compile_policy
+from evaluator.compile import program_cache
 from evaluator.compile.program import POLICY_RESULT, Program
 from evaluator.decide import alternatives, records
 from evaluator.decide.decision import Decision, assemble
@@ -34,24 +34,43 @@ _PROGRAMS: dict[str, Program] = {}
 
 
 def program_for(policy: Policy) -> Program:
-    """Return the compiled Program of a policy, compiling it once per content hash."""
+    """Return the compiled Program of a policy, compiling it once per content hash (and, with
+    the disk cache, once per content across processes: compile/program_cache.py)."""
     # the content hash covers imported modules and a plan overlay, which the file's does not
     key = f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
     if key not in _PROGRAMS:
-        program = compile_policy(policy)
-        _check_reference_cycles(policy, program)
-        # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
-        # not an engine failure on the first case.
-        try:
-            Engine.get().prepare(program)
-        except PolicyError:
-            # Folded rules test more per fact than the per-node lowering; a limit only
-            # registration finds (error 113) sends the policy back to the per-node lowering,
-            # which reports its own limits as before.
-            program = compile_policy(policy, fold=False)
+        stored = program_cache.key(policy)
+        program = None if stored is None else program_cache.load(stored)
+        if program is None:
+            program = _compiled(policy)
+            if stored is not None:
+                program_cache.store(stored, program)
+        else:
+            # the other policies' files are not in the key: check them as a compile would
+            _check_reference_cycles(policy, program)
             Engine.get().prepare(program)
         _PROGRAMS[key] = program
     return _PROGRAMS[key]
+
+
+def _compiled(policy: Policy) -> Program:
+    """Compile a policy and register it with the engine."""
+    # only a process that misses the program cache imports the compiler
+    from evaluator.compile.compiler import compile_policy  # noqa: PLC0415
+
+    program = compile_policy(policy)
+    _check_reference_cycles(policy, program)
+    # Registering is the engine's own limit check: a policy it refuses is a PolicyError now,
+    # not an engine failure on the first case.
+    try:
+        Engine.get().prepare(program)
+    except PolicyError:
+        # Folded rules test more per fact than the per-node lowering; a limit only
+        # registration finds (error 113) sends the policy back to the per-node lowering,
+        # which reports its own limits as before.
+        program = compile_policy(policy, fold=False)
+        Engine.get().prepare(program)
+    return program
 
 
 def evaluate(

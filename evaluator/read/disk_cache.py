@@ -7,6 +7,10 @@ using it: a damaged or foreign file is a miss, never an error.
 
 Where: $NECESSITY_CACHE_DIR, else $XDG_CACHE_HOME/necessity, else ~/.cache/necessity;
 NECESSITY_CACHE_DIR=off turns every cache off.
+
+Bounded: each kind of entry (parsed files, rulesets, compiled programs) keeps its newest
+`KEEP` entries. A key changes with the evaluator's code, so every edit in a checkout leaves a
+set of entries nothing reads again; the oldest go when a write takes a kind past its bound.
 """
 
 from __future__ import annotations
@@ -16,7 +20,20 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "entry_path", "read_text", "write_text"]
+__all__ = [
+    "KEEP",
+    "cache_dir",
+    "entry_path",
+    "read_bytes",
+    "read_text",
+    "write_bytes",
+    "write_text",
+]
+
+# Entries kept per kind (a folder of two-letter folders of entries). Large enough for every
+# version and plan of a big policy library under one evaluator, small enough to stay tens of MB
+# (a compiled program with its ruleset is a few hundred KB).
+KEEP = 256
 
 
 def cache_dir() -> Path | None:
@@ -44,18 +61,62 @@ def read_text(entry: Path) -> str | None:
         return None
 
 
+def read_bytes(entry: Path) -> bytes | None:
+    """Return the entry's bytes, or None when it cannot be read."""
+    try:
+        return entry.read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
 def write_text(entry: Path, text: str) -> None:
     """Write the entry whole (temporary file, then rename); any failure leaves no entry."""
+    try:
+        data = text.encode("utf-8")
+    except ValueError:
+        return
+    write_bytes(entry, data)
+
+
+def write_bytes(entry: Path, data: bytes, keep: int | None = None) -> None:
+    """Write the entry whole (temporary file, then rename); any failure leaves no entry. Then
+    drop the oldest entries of its kind past `keep` (default `KEEP`)."""
     temporary = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=entry.parent, suffix=".tmp", delete=False
+            "wb", dir=entry.parent, suffix=".tmp", delete=False
         ) as handle:
             temporary = handle.name
-            handle.write(text)
+            handle.write(data)
+        # Concurrent writers of one key write the same bytes; the last rename wins whole.
         os.replace(temporary, entry)
     except (OSError, ValueError):
         if temporary is not None:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
+        return
+    prune(entry.parent.parent, KEEP if keep is None else keep)
+
+
+def prune(kind: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently written entries under the folder of a kind.
+
+    Only entries (`??/<key>.<suffix>`, not temporary files) count; entries of other kinds live
+    in folders with longer names, which the pattern skips. A file another process removed
+    first, or one that cannot be removed, is left to the next write.
+    """
+    try:
+        entries = [p for p in kind.glob("??/*") if p.suffix != ".tmp"]
+        if len(entries) <= keep:
+            return
+        dated = []
+        for path in entries:
+            with contextlib.suppress(OSError):
+                dated.append((path.stat().st_mtime_ns, path))
+    except OSError:
+        return
+    dated.sort(reverse=True)
+    for _, path in dated[keep:]:
+        with contextlib.suppress(OSError):
+            path.unlink()

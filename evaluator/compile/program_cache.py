@@ -1,0 +1,228 @@
+"""Compiled programs on disk, keyed by content, so that a new process need not compile.
+
+Compiling the three policies a founding case needs costs a process about 110 ms of its
+400 (issue 10), folding compiling each one more than once; reading one back costs a few ms.
+An entry holds the Program `api.program_for` settled on (folded, partly or wholly handed back
+to the per-node lowering) and the ruleset text the engine registered for it, so the two always
+belong together.
+
+The key covers everything the Program is a function of: `ruleset.cache_key` (the policy's data
+in file order, its value sets, imported modules and plan overlay, the evaluator's version and
+the source of all its modules and schemas, Python's version), this module's format, and the
+version of durable_rules, whose refusal of a folded ruleset sends a policy back to the
+per-node lowering. An entry whose header, digest or contents do not check out is a miss and is
+written again; so is one naming a class this module does not rebuild. Nothing read is ever
+executed: the entry is plain data (marshal of tuples, strings and numbers, whose format the
+Python version in the key fixes) from which only the dataclasses and enums of the program's
+own modules are rebuilt.
+
+The layout is flat: a table of objects, each a tuple of its class's index and its fields,
+where a field is a scalar or a reference to an earlier object (a complex number whose
+imaginary part is the index: marshal keeps the type, and no program field is complex). An
+object shared in the Program (a pattern reused by several rules) is written once and shared
+again when read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import gc
+import hashlib
+import marshal
+from importlib import metadata
+from types import MappingProxyType
+from typing import Any
+
+from evaluator.compile import program as program_module
+from evaluator.compile import ruleset
+from evaluator.compile.program import Program
+from evaluator.language import conditions, model
+from evaluator.language.model import Policy
+from evaluator.read.disk_cache import entry_path, read_bytes, write_bytes
+
+__all__ = ["FORMAT", "key", "load", "store"]
+
+# Bump when the entry layout changes (code changes are caught by the key).
+FORMAT = b"necessity-program-1"
+KIND = "programs"
+
+# Container tags in the table; classes have indexes >= 0.
+_TUPLE, _LIST, _MAPPING, _DICT, _FROZENSET = -1, -2, -3, -4, -5
+
+# The modules whose classes a Program is made of; only these are rebuilt.
+_MODULES = (program_module, conditions, model)
+
+
+@functools.cache
+def _classes() -> dict[str, type]:
+    found: dict[str, type] = {}
+    for module in _MODULES:
+        for name, value in vars(module).items():
+            if (
+                isinstance(value, type)
+                and value.__module__ == module.__name__
+                and (dataclasses.is_dataclass(value) or issubclass(value, enum.Enum))
+            ):
+                found[f"{module.__name__}.{name}"] = value
+    return found
+
+
+@functools.cache
+def _engine_version() -> str:
+    try:
+        return metadata.version("durable_rules")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the engine is a dependency
+        return "unknown"
+
+
+def key(policy: Policy) -> str | None:
+    """Return the cache key of the program `api.program_for` compiles from `policy`, or None
+    when it cannot be cached (a policy built without its document, an unreadable checkout)."""
+    rules = ruleset.cache_key(policy, folded=True)
+    if rules is None:
+        return None
+    digest = hashlib.sha256(FORMAT + b"\0" + rules.encode() + b"\0")
+    digest.update(_engine_version().encode())
+    return digest.hexdigest()
+
+
+def load(cache_key: str) -> Program | None:
+    """Return the Program stored under `cache_key`, its ruleset text remembered, or None."""
+    entry = entry_path(KIND, cache_key, ".bin")
+    if entry is None:
+        return None
+    stored = read_bytes(entry)
+    if stored is None:
+        return None
+    header, _, body = stored.partition(b"\n")
+    if header != _header(cache_key, body):
+        return None  # truncated, damaged, or another key's
+    # Thousands of new objects at once would run the cyclic collector many times over (a
+    # third of the time); none of them can be garbage yet.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        text, flat = marshal.loads(body)
+        program = _decode(flat)
+    except (ValueError, TypeError, IndexError, KeyError, EOFError, AttributeError):
+        return None
+    finally:
+        if collecting:
+            gc.enable()
+    if not isinstance(program, Program) or not isinstance(text, str):
+        return None
+    # Program is frozen; the memo is how ruleset.definition_text keeps the text it rendered,
+    # so the engine registers this text instead of rendering the rules again.
+    object.__setattr__(program, ruleset._MEMO, text)
+    return program
+
+
+def store(cache_key: str, program: Program) -> None:
+    """Write `program` (compiled and registered: its ruleset text is known) under `cache_key`;
+    a program that does not come back equal from its entry is not written."""
+    entry = entry_path(KIND, cache_key, ".bin")
+    # A renderer changed at run time (a test's mutation) renders text no entry may hold.
+    if entry is None or ruleset._renderer_changed():
+        return
+    text = ruleset.definition_text(program)
+    try:
+        flat = _encode(program)
+        if _decode(flat) != program:
+            return
+        body = marshal.dumps((text, flat))
+    except (TypeError, ValueError):
+        return  # a value marshal or the layout cannot hold: compile it every time
+    write_bytes(entry, _header(cache_key, body) + b"\n" + body)
+
+
+def _header(cache_key: str, body: bytes) -> bytes:
+    return FORMAT + b" " + cache_key.encode() + b" " + hashlib.sha256(body).hexdigest().encode()
+
+
+def _encode(root: Program) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...], complex]:
+    """Return (class names, object table, reference to the root) for marshal."""
+    names: dict[str, int] = {}
+    table: list[tuple[Any, ...]] = []
+    seen: dict[int, complex] = {}
+    alive: list[object] = []  # keeps every encoded object alive, so no id() is reused
+
+    def ref(value: Any) -> Any:
+        kind = type(value)
+        if kind in (str, int, float, bool) or value is None:
+            return value
+        found = seen.get(id(value))
+        if found is not None:
+            return found
+        entry: tuple[Any, ...]
+        if isinstance(value, enum.Enum):
+            entry = (_index(names, kind), value.value)
+        elif kind is tuple or kind is list:
+            entry = (_TUPLE if kind is tuple else _LIST, tuple(ref(v) for v in value))
+        elif kind is MappingProxyType or kind is dict:
+            keys = tuple(value)
+            if not all(type(k) is str for k in keys):
+                raise TypeError("a mapping with keys that are not strings")
+            tag = _MAPPING if kind is MappingProxyType else _DICT
+            entry = (tag, keys, tuple(ref(value[k]) for k in keys))
+        elif kind is frozenset:
+            entry = (_FROZENSET, tuple(ref(v) for v in sorted(value, key=repr)))
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = dataclasses.fields(value)
+            if any(not f.init for f in fields):
+                raise TypeError(f"{kind.__name__} has a field its constructor does not take")
+            entry = (_index(names, kind), tuple(ref(getattr(value, f.name)) for f in fields))
+        else:
+            raise TypeError(f"cannot store a {kind.__name__}")
+        table.append(entry)
+        alive.append(value)
+        seen[id(value)] = reference = complex(0, len(table) - 1)
+        return reference
+
+    root_ref = ref(root)
+    return tuple(names), tuple(table), root_ref
+
+
+def _index(names: dict[str, int], kind: type) -> int:
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if _classes().get(name) is not kind:
+        raise TypeError(f"{name} is not a class of a compiled program")
+    return names.setdefault(name, len(names))
+
+
+def _decode(flat: Any) -> Any:
+    """Rebuild the objects of an `_encode` table in order; the last one is the root."""
+    names, table, root = flat
+    known = _classes()
+    classes = [known[name] for name in names]  # KeyError: a class this code does not have
+    enums = [issubclass(cls, enum.Enum) for cls in classes]
+    objects: list[Any] = []
+    add = objects.append
+    cplx = complex
+
+    def resolved(values: tuple[Any, ...]) -> list[Any]:
+        # a reference is always to an earlier object; a later one is an IndexError
+        return [objects[int(v.imag)] if type(v) is cplx else v for v in values]
+
+    for entry in table:
+        tag = entry[0]
+        if tag >= 0:
+            if enums[tag]:
+                add(classes[tag](entry[1]))
+            else:
+                add(classes[tag](*resolved(entry[1])))
+        elif tag == _TUPLE:
+            add(tuple(resolved(entry[1])))
+        elif tag == _LIST:
+            add(resolved(entry[1]))
+        elif tag in (_MAPPING, _DICT):
+            mapping = dict(zip(entry[1], resolved(entry[2]), strict=True))
+            add(MappingProxyType(mapping) if tag == _MAPPING else mapping)
+        elif tag == _FROZENSET:
+            add(frozenset(resolved(entry[1])))
+        else:
+            raise ValueError(f"unknown tag {tag}")
+    if type(root) is not cplx:
+        raise TypeError("the root is not a reference")
+    return objects[int(root.imag)]
