@@ -6,7 +6,6 @@ import errno
 import importlib
 import os
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -153,6 +152,8 @@ class NecessityGroup(click.Group):
 
 
 def _bug(error: Exception) -> click.exceptions.Exit:
+    import traceback  # noqa: PLC0415  (4 ms: only for a bug)
+
     lines = traceback.format_exc().rstrip().splitlines()
     lines.append(f"internal error: {type(error).__name__}: {error}")
     lines.append("  hint: this is a bug in necessity; no determination was made")

@@ -55,6 +55,26 @@ _TUPLE, _LIST, _MAPPING, _DICT, _FROZENSET = -1, -2, -3, -4, -5
 _MODULES = (program_module, conditions, model)
 
 
+# Values whose identity nothing asks about: equal ones may be read back as one object. Not
+# patterns (ruleset._build tells a rule's first pattern by identity) nor anything larger.
+_BY_VALUE: frozenset[type] = frozenset(
+    {
+        tuple,
+        frozenset,
+        program_module.Eq,
+        program_module.Ne,
+        program_module.Cmp,
+        program_module.CmpField,
+        program_module.Present,
+        program_module.Absent,
+        program_module.Join,
+        program_module.AllOf,
+        program_module.AnyTest,
+        program_module.Record,
+    }
+)
+
+
 @functools.cache
 def _classes() -> dict[str, type]:
     found: dict[str, type] = {}
@@ -146,6 +166,7 @@ def _encode(root: Program) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]
     names: dict[str, int] = {}
     table: list[tuple[Any, ...]] = []
     seen: dict[int, complex] = {}
+    equal: dict[bytes, complex] = {}
     alive: list[object] = []  # keeps every encoded object alive, so no id() is reused
 
     def ref(value: Any) -> Any:
@@ -175,9 +196,20 @@ def _encode(root: Program) -> tuple[tuple[str, ...], tuple[tuple[Any, ...], ...]
             entry = (_index(names, kind), tuple(ref(getattr(value, f.name)) for f in fields))
         else:
             raise TypeError(f"cannot store a {kind.__name__}")
-        table.append(entry)
         alive.append(value)
+        # Equal immutable values are one object when read (a third fewer objects to build);
+        # marshal's bytes tell 1, 1.0 and True apart, which equality does not.
+        same = None
+        if kind in _BY_VALUE:
+            same = marshal.dumps(entry)
+            found = equal.get(same)
+            if found is not None:
+                seen[id(value)] = found
+                return found
+        table.append(entry)
         seen[id(value)] = reference = complex(0, len(table) - 1)
+        if same is not None:
+            equal[same] = reference
         return reference
 
     root_ref = ref(root)

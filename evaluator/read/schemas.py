@@ -8,7 +8,6 @@ to check a schema folder that is not the bundled one, or to follow a `$ref` for 
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import json
 import re
@@ -505,6 +504,8 @@ def _did_you_mean(value: Any, choices: Iterable[Any]) -> str | None:
     folded = {choice.casefold(): choice for choice in options}
     if value.casefold() in folded:
         return f"did you mean `{folded[value.casefold()]}`?"
+    import difflib  # noqa: PLC0415  (only to suggest a word for a rejected one)
+
     close = difflib.get_close_matches(value, options, n=1, cutoff=0.7)
     return f"did you mean `{close[0]}`?" if close else None
 
