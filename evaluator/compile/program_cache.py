@@ -9,12 +9,12 @@ belong together.
 The key covers everything the Program is a function of: `ruleset.cache_key` (the policy's data
 in file order, its value sets, imported modules and plan overlay, the evaluator's version and
 the source of all its modules and schemas, Python's version), this module's format, and the
-version of durable_rules, whose refusal of a folded ruleset sends a policy back to the
-per-node lowering. An entry whose header, digest or contents do not check out is a miss and is
-written again; so is one naming a class this module does not rebuild. Nothing read is ever
-executed: the entry is plain data (marshal of tuples, strings and numbers, whose format the
-Python version in the key fixes) from which only the dataclasses and enums of the program's
-own modules are rebuilt.
+installed durable_rules (its extension's file), whose refusal of a folded ruleset sends a
+policy back to the per-node lowering. An entry whose header, digest or contents do not check
+out is a miss and is written again; so is one naming a class this module does not rebuild.
+Nothing read is ever executed: the entry is plain data (marshal of tuples, strings and numbers,
+whose format the Python version in the key fixes) from which only the dataclasses and enums of
+the program's own modules are rebuilt.
 
 The layout is flat: a table of objects, each a tuple of its class's index and its fields,
 where a field is a scalar or a reference to an earlier object (a complex number whose
@@ -30,8 +30,9 @@ import enum
 import functools
 import gc
 import hashlib
+import importlib.util
 import marshal
-from importlib import metadata
+import os
 from types import MappingProxyType
 from typing import Any
 
@@ -91,10 +92,20 @@ def _classes() -> dict[str, type]:
 
 @functools.cache
 def _engine_version() -> str:
-    try:
-        return metadata.version("durable_rules")
-    except metadata.PackageNotFoundError:  # pragma: no cover - the engine is a dependency
+    """The installed engine: its extension module's file, size and modification time.
+
+    Any reinstall of durable_rules (another version, another build) changes it; reading the
+    package metadata instead would cost a process a few ms (importlib.metadata parses it).
+    """
+    spec = importlib.util.find_spec("durable_rules_engine")  # found, not imported
+    origin = None if spec is None else spec.origin
+    if origin is None:  # pragma: no cover - the engine is a dependency
         return "unknown"
+    try:
+        status = os.stat(origin)
+    except OSError:  # pragma: no cover
+        return "unknown"
+    return f"{origin}\0{status.st_size}\0{status.st_mtime_ns}"
 
 
 def key(policy: Policy) -> str | None:
