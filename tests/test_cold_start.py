@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from evaluator.cli.main import main
+
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 
@@ -66,3 +71,46 @@ def test_an_invalid_case_still_gets_located_messages(tmp_path: Path) -> None:
     assert f"{path}:" in done.stderr
     assert "/request/date" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+_AS_PROGRAM = """
+import atexit, gc, sys
+from pathlib import Path
+from evaluator.cli.main import main
+marker = Path(sys.argv[1])
+atexit.register(lambda: marker.write_text(str(gc.get_threshold()[0]), encoding="utf-8"))
+sys.argv = ["necessity", *sys.argv[2:]]
+main()
+print("never reached")
+"""
+
+
+@pytest.mark.parametrize("command", ["evaluate", "validate"])
+def test_a_program_exits_with_its_output_whole_and_its_exit_handlers_run(
+    tmp_path: Path, command: str
+) -> None:
+    """`evaluate` run as a program ends without freeing every object (cli/main.py
+    `_exit_now`): its output is whole, its exit code kept and the exit handlers run; another
+    command, or the group called with arguments from a program, ends as before."""
+    marker = tmp_path / "atexit-ran"
+    args = [command, str(FOUNDING)] + (["--format", "json"] if command == "evaluate" else [])
+    done = subprocess.run(
+        [sys.executable, "-c", _AS_PROGRAM, str(marker), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expected = CliRunner().invoke(main, args)
+    assert done.returncode == expected.exit_code
+    assert done.stderr == ""
+    if command == "evaluate":
+        first = json.loads(done.stdout)
+        second = json.loads(expected.stdout)
+        first.pop("evaluated_at", None)
+        second.pop("evaluated_at", None)
+        assert first == second
+    else:
+        assert done.stdout == expected.stdout
+    assert "never reached" not in done.stdout
+    # the collector's threshold is raised for the short command only
+    assert marker.read_text(encoding="utf-8") == ("100000" if command == "evaluate" else "700")

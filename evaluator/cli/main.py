@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -93,9 +95,65 @@ def _silence_stdout() -> None:
         pass
 
 
+# Commands that, run as a program, evaluate one request and end: the process builds what it
+# needs once and frees nothing before it exits. For them the cyclic garbage collector runs
+# rarely (it ran 80 times in a cold `evaluate`, about 10 ms, while refcounting frees nearly
+# everything), and the process ends without freeing every object one by one (about 20 ms), once
+# its output is flushed and the exit handlers have run (`_exit_now`).
+SHORT_COMMANDS = frozenset({"evaluate"})
+_SHORT_GC_THRESHOLD = 100_000
+
+
+def _exit_now(done: SystemExit) -> None:
+    """End the process now with `done`'s code, as the interpreter would but for freeing every
+    object; return (for the interpreter's own exit) when that cannot be done faithfully."""
+    code = 0 if done.code is None else done.code
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if not isinstance(code, int) or run_exit_handlers is None:
+        return  # a message for the interpreter to print, or a Python without the hook
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # a closed or broken stream: the interpreter's exit reports it as before
+    run_exit_handlers()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
+
+
 class NecessityGroup(click.Group):
     """A group that turns the product's exceptions into messages and exit codes, and imports
     each command's module only when it is needed."""
+
+    # Set when the group runs as the process's program (its own command line), not inside
+    # another program (CliRunner, a test calling `main([...])`), which must go on running.
+    _as_program = False
+    _short = False
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        own_command_line = not args and kwargs.get("args") is None
+        if not own_command_line:
+            return super().__call__(*args, **kwargs)
+        self._as_program = True
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as done:
+            if self._short:
+                _exit_now(done)
+            raise
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if self._as_program and args and args[0] in SHORT_COMMANDS:
+            # before the command's module is imported: imports are a third of its life
+            self._short = True
+            gc.set_threshold(_SHORT_GC_THRESHOLD)
+        return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002
         return list(COMMAND_MODULES)
