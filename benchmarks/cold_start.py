@@ -8,6 +8,11 @@ policy YAML, rendered rulesets: evaluator/read/disk_cache.py) live in a fresh fo
 unmeasured run fills; that first run's time is reported too. Exits 1 when the median wall time
 misses the target in benchmarks/README.md.
 
+Wall and even CPU times move with the machine's other load, so it also reports what moves
+less: the median time per phase of `necessity evaluate --profile` (time after the imports)
+and the time spent importing modules (`python -X importtime`: the total, and the largest
+top-level imports), each over a few more processes with the same warm caches.
+
     .venv/bin/python benchmarks/cold_start.py [--runs N] [--json]
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -51,7 +57,52 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def measure(runs: int) -> dict[str, object]:
+_PHASE = re.compile(r"^\s+(\w+)\s+([\d.]+) ms")
+_IMPORT = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (.*)$")
+
+
+def _phases(command: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median ms per phase of `evaluate --profile` (its report on standard error)."""
+    seen: dict[str, list[float]] = {}
+    for _ in range(runs):
+        done = subprocess.run(
+            [*command, "--profile"], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        for line in done.stderr.splitlines():
+            match = _PHASE.match(line)
+            if match:
+                seen.setdefault(match.group(1), []).append(float(match.group(2)))
+    return {name: round(statistics.median(times), 1) for name, times in seen.items()}
+
+
+def _imports(env: dict[str, str], runs: int) -> dict[str, object]:
+    """Median total import time (the sum of every module's own time) and the median of the
+    largest top-level imports, in ms, from `python -X importtime`."""
+    command = [sys.executable, "-X", "importtime", "-m", "evaluator", "evaluate", str(FOUNDING)]
+    totals: list[float] = []
+    top: dict[str, list[float]] = {}
+    for _ in range(runs):
+        done = subprocess.run(
+            command, env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        total = 0
+        for line in done.stderr.splitlines():
+            match = _IMPORT.match(line)
+            if not match:
+                continue
+            total += int(match.group(1))
+            name = match.group(3)
+            if not name.startswith(" "):
+                top.setdefault(name, []).append(int(match.group(2)) / 1000)
+        totals.append(total / 1000)
+    largest = sorted(
+        ((name, round(statistics.median(times), 1)) for name, times in top.items()),
+        key=lambda item: -item[1],
+    )[:6]
+    return {"median_total_ms": round(statistics.median(totals), 1), "largest": dict(largest)}
+
+
+def measure(runs: int, detail_runs: int = 5) -> dict[str, object]:
     command = _command()
     with tempfile.TemporaryDirectory(prefix="necessity-cold-") as cache:
         # As installed: bytecode is written and read (a developer's shell may turn that off),
@@ -63,6 +114,8 @@ def measure(runs: int) -> dict[str, object]:
         first_wall, first_cpu = _run(command, env)  # parses and renders, fills the cache
         walls, cpus = zip(*(_run(command, env) for _ in range(runs)), strict=True)
         load_after = os.getloadavg()
+        phases = _phases(command, env, detail_runs)
+        imports = _imports(env, detail_runs)
     return {
         "command": " ".join(Path(part).name if part == command[0] else part for part in command),
         "runs": runs,
@@ -76,6 +129,8 @@ def measure(runs: int) -> dict[str, object]:
         "load_average_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
         "target_median_wall_ms": TARGET_MEDIAN_MS,
+        "phases_median_ms": phases,
+        "imports": imports,
     }
 
 
@@ -100,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  load average before {result['load_average_before']}, after "
             f"{result['load_average_after']} ({result['cpus']} CPUs)"
         )
+        phases = result["phases_median_ms"]
+        assert isinstance(phases, dict)
+        print("  per phase after the imports (median of 5, evaluate --profile):")
+        print("    " + ", ".join(f"{name} {ms}" for name, ms in phases.items()))
+        imports = result["imports"]
+        assert isinstance(imports, dict)
+        print(f"  imports (median of 5, -X importtime): {imports['median_total_ms']} ms; largest:")
+        print("    " + ", ".join(f"{name} {ms}" for name, ms in imports["largest"].items()))
         print(
             "target met" if not missed else f"target missed: median wall > {TARGET_MEDIAN_MS:g} ms"
         )
