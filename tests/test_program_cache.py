@@ -15,10 +15,11 @@ import pytest
 
 from evaluator import api
 from evaluator.compile import compiler, program_cache, ruleset
-from evaluator.compile.program import Program
+from evaluator.compile.program import Program, Test
 from evaluator.errors import PolicyError
 from evaluator.language.policies import load_policy
 from evaluator.read import disk_cache
+from tests.test_ruleset_cache import _evaluate_json
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "policies" / "lumbar-decompression" / "2025.1.yaml"
@@ -196,20 +197,6 @@ def test_the_oldest_entries_go_past_the_bound(tmp_path: Path) -> None:
     assert sorted(p.name[:2] for p in kind.rglob("*.bin")) == kept
 
 
-def _evaluate_json(env: dict[str, str]) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "evaluator", "evaluate", str(FOUNDING), "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    assert done.returncode in (0, 1, 3), done.stderr
-    output: dict[str, object] = json.loads(done.stdout)
-    output.pop("evaluated_at", None)
-    return output
-
-
 def test_a_tampered_entry_never_changes_a_decision(tmp_path: Path) -> None:
     """A process that reads a damaged entry decides as one that compiled, and so does one
     that reads the entry rewritten in its place."""
@@ -254,3 +241,27 @@ def test_concurrent_processes_share_one_cache(
     for entry in entries:
         assert isinstance(program_cache.load(entry.name.removesuffix(".bin")), Program)
     assert _evaluate_json(env) == outputs[0]
+
+
+@pytest.mark.usefixtures("fresh_process")
+def test_a_renderer_changed_at_run_time_reads_and_writes_nothing(
+    cache_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that mutates the renderer must run its own rendering, never a cached one."""
+    policy = load_policy(POLICY)
+    api.program_for(policy)
+    key = program_cache.key(policy)
+    assert key is not None
+    assert program_cache.load(key) is not None
+    original = ruleset.render_test
+
+    def render_test(test: Test) -> dict[str, object]:
+        return original(test)
+
+    monkeypatch.setattr(ruleset, "render_test", render_test)
+    assert program_cache.load(key) is None
+    (entry,) = _entries(cache_folder)
+    entry.unlink()
+    monkeypatch.setattr(api, "_PROGRAMS", {})
+    api.program_for(policy)
+    assert _entries(cache_folder) == []

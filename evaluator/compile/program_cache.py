@@ -122,7 +122,8 @@ def key(policy: Policy) -> str | None:
 def load(cache_key: str) -> Program | None:
     """Return the Program stored under `cache_key`, its ruleset text remembered, or None."""
     entry = entry_path(KIND, cache_key, ".bin")
-    if entry is None:
+    # A renderer changed at run time (a test's mutation) must see its own rendering.
+    if entry is None or ruleset._renderer_changed():
         return None
     stored = read_bytes(entry)
     if stored is None:
