@@ -48,7 +48,12 @@ def program_for(policy: Policy) -> Program:
         else:
             # the other policies' files are not in the key: check them as a compile would
             _check_reference_cycles(policy, program)
-            Engine.get().prepare(program)
+            try:
+                Engine.get().prepare(program)
+            except PolicyError:
+                # not what this engine registered when the entry was written: compile anew,
+                # which reports the limit if there is one
+                program = _compiled(policy)
         _PROGRAMS[key] = program
     return _PROGRAMS[key]
 

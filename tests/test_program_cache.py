@@ -16,8 +16,9 @@ import pytest
 from evaluator import api
 from evaluator.compile import compiler, program_cache, ruleset
 from evaluator.compile.program import Program, Test
+from evaluator.engine.durable import Engine
 from evaluator.errors import PolicyError
-from evaluator.language.policies import load_policy
+from evaluator.language.policies import Library, load_policy
 from evaluator.read import disk_cache
 from tests.test_ruleset_cache import _evaluate_json
 
@@ -265,3 +266,37 @@ def test_a_renderer_changed_at_run_time_reads_and_writes_nothing(
     monkeypatch.setattr(api, "_PROGRAMS", {})
     api.program_for(policy)
     assert _entries(cache_folder) == []
+
+
+@pytest.mark.usefixtures("fresh_process")
+@pytest.mark.parametrize("policy", [p.ref for p in Library().all()])
+def test_every_shipped_policy_is_stored(cache_folder: Path, policy: str) -> None:
+    """A class the cache does not rebuild (one a Program gains in another module) would make
+    every process compile again: each shipped policy's program must go in and come back."""
+    program = api.program_for(Library().get(policy))
+    key = program_cache.key(Library().get(policy))
+    assert key is not None
+    assert program_cache.load(key) == program
+    assert len(_entries(cache_folder)) == 1
+
+
+@pytest.mark.usefixtures("fresh_process", "cache_folder")
+def test_a_stored_program_the_engine_refuses_is_compiled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = api.program_for(load_policy(POLICY))
+    monkeypatch.setattr(api, "_PROGRAMS", {})
+    real = Engine.prepare
+    refused: list[Program] = []
+
+    def prepare(engine: Engine, program: Program) -> None:
+        if not refused:
+            refused.append(program)
+            raise PolicyError.single("engine_limit", "refused once")
+        real(engine, program)
+
+    monkeypatch.setattr(Engine, "prepare", prepare)
+    again = api.program_for(load_policy(POLICY))
+    assert refused == [expected]  # the stored program, read back
+    assert again == expected
+    assert again is not refused[0]  # compiled anew
