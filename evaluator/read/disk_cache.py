@@ -9,8 +9,9 @@ Where: $NECESSITY_CACHE_DIR, else $XDG_CACHE_HOME/necessity, else ~/.cache/neces
 NECESSITY_CACHE_DIR=off turns every cache off.
 
 Bounded: each kind of entry (parsed files, rulesets, compiled programs) keeps its newest
-`KEEP` entries. A key changes with the evaluator's code, so every edit in a checkout leaves a
-set of entries nothing reads again; the oldest go when a write takes a kind past its bound.
+entries (`KEEP`, or as many as its writer asks). A key changes with the evaluator's code, so
+every edit in a checkout leaves a set of entries nothing reads again; the oldest go when a
+write takes a kind past its bound.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ __all__ = [
     "write_text",
 ]
 
-# Entries kept per kind (a folder of two-letter folders of entries). Large enough for every
-# version and plan of a big policy library under one evaluator, small enough to stay tens of MB
-# (a compiled program with its ruleset is a few hundred KB).
+# Entries kept per kind (a folder of two-letter folders of entries) unless its writer says
+# otherwise: enough for every version and plan of a large policy library under one evaluator,
+# while a kind of entries of a few hundred KB (rulesets, programs) stays under 100 MB.
 KEEP = 256
 
 
@@ -69,13 +70,14 @@ def read_bytes(entry: Path) -> bytes | None:
         return None
 
 
-def write_text(entry: Path, text: str) -> None:
-    """Write the entry whole (temporary file, then rename); any failure leaves no entry."""
+def write_text(entry: Path, text: str, keep: int | None = None) -> None:
+    """Write the entry whole (temporary file, then rename); any failure leaves no entry. Then
+    drop the oldest entries of its kind past `keep` (default `KEEP`)."""
     try:
         data = text.encode("utf-8")
     except ValueError:
         return
-    write_bytes(entry, data)
+    write_bytes(entry, data, keep)
 
 
 def write_bytes(entry: Path, data: bytes, keep: int | None = None) -> None:

@@ -28,6 +28,8 @@ __all__ = ["cache_dir", "load"]
 
 # Bump when the parser's output (data or positions) changes shape: old entries then miss.
 FORMAT = "necessity-parsed-1"
+# Entries kept: one per policy, module and plan file (tens of KB each) of the libraries in use.
+KEEP = 1024
 
 
 def load(path: str | Path) -> source.Document:
@@ -88,4 +90,4 @@ def _write(entry: Path, key: str, document: source.Document) -> None:
             return  # not plain JSON data (a date, a tuple): parse it every time instead
     except (TypeError, ValueError):
         return
-    write_text(entry, text)
+    write_text(entry, text, KEEP)
