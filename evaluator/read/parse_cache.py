@@ -17,12 +17,9 @@ import os
 import stat
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import orjson
 
 from evaluator.read import source
-from evaluator.read.disk_cache import cache_dir, entry_path, read_bytes, write_text
+from evaluator.read.disk_cache import cache_dir, entry_path, read_text, write_text
 
 __all__ = ["cache_dir", "load"]
 
@@ -60,26 +57,17 @@ def load(path: str | Path) -> source.Document:
 
 
 def _read(entry: Path, key: str, name: str) -> source.Document | None:
-    raw = read_bytes(entry)
-    if raw is None:
+    text = read_text(entry)
+    if text is None:
         return None
     try:
-        stored = _loads(raw)
+        stored = json.loads(text)
         if stored["key"] != key:
             return None
         positions = {pointer: (int(at[0]), int(at[1])) for pointer, at in stored["positions"]}
         return source.Document(stored["data"], name, MappingProxyType(positions))
     except (ValueError, KeyError, TypeError, IndexError):
         return None
-
-
-def _loads(raw: bytes) -> Any:
-    # orjson reads an entry in a third of the time; what it refuses (an integer past 64 bits,
-    # which json wrote) json reads as it was written.
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
 
 
 def _write(entry: Path, key: str, document: source.Document) -> None:
