@@ -22,6 +22,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from evaluator.compile.program import (
     AnyTest,
     Cmp,
     CmpField,
+    EmitFact,
+    EmitPair,
     Eq,
     Join,
     Ne,
@@ -47,7 +50,7 @@ from evaluator.compile.program import (
     Test,
 )
 from evaluator.errors import Collector, Location, PolicyError
-from evaluator.language.model import Policy
+from evaluator.language.model import FromField, Policy
 from evaluator.read import resources
 from evaluator.read.disk_cache import entry_path, read_text, write_text
 
@@ -293,6 +296,88 @@ def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], se
                 walk(t)
 
     walk(pattern.test)
+
+
+# -- what the engine is given of each case fact ---------------------------------------------------
+
+# The fields of a case fact the engine always gets: its type and identity (`KEY` is written from
+# `id` when the fact is asserted). The session and case keys are the engine's own, added then.
+_ALWAYS = frozenset({"t", "id", KEY})
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """What of a case's facts the engine needs: the fact types some pattern may match (None:
+    any type, when a pattern does not name one) and the fields some test or action reads.
+
+    A field absent from every test and action cannot change a match (a test reads only its
+    own fields, `$nex` included) nor a derived fact, so leaving it out changes no firing;
+    every alpha test probes each field a fact has, so every field left out is work saved.
+    `CASE_KEY` is among `fields` only when some rule reads a case fact's own field of that
+    name: such a program cannot run several cases in one session (`cases_safe`).
+    """
+
+    types: frozenset[str] | None
+    fields: frozenset[str]
+
+    def keeps(self, kind: Any) -> bool:
+        return self.types is None or kind in self.types
+
+    @property
+    def cases_safe(self) -> bool:
+        return CASE_KEY not in self.fields
+
+
+def _test_fields(test: Test, out: set[str]) -> None:
+    if isinstance(test, AllOf | AnyTest):
+        for part in test.tests:
+            _test_fields(part, out)
+    elif isinstance(test, CmpField):
+        out.update((test.field, test.other))
+    elif isinstance(test, Join):
+        out.update((test.field, test.other))  # `other` is a field of the joined fact
+    else:
+        out.add(test.field)
+
+
+def _pattern_type(pattern: Pattern) -> str | None:
+    for part in _flatten(pattern.test):
+        if isinstance(part, Eq) and part.field == "t" and isinstance(part.value, str):
+            return part.value
+    return None
+
+
+def projection(program: Program) -> Projection:
+    """Return the program's `Projection` (computed once per Program)."""
+    found: Projection | None = program.__dict__.get(_PROJECTION)
+    if found is not None:
+        return found
+    types: set[str] | None = set()
+    fields: set[str] = set(_ALWAYS)
+    for rule in program.rules:
+        for pattern in rule.patterns:
+            _test_fields(pattern.test, fields)
+            kind = _pattern_type(pattern)
+            if kind is None:
+                types = None  # a pattern that names no type may match a fact of any type
+            elif types is not None:
+                types.add(kind)
+        action = rule.action
+        if isinstance(action, EmitFact):
+            fields.add("src")  # provenance of the derived fact (engine `_fact`)
+            for name, value in action.values.items():
+                if isinstance(value, FromField):
+                    fields.update(action.copy.get(name, (value.field,)))
+        elif isinstance(action, EmitPair):
+            fields.update(physical for _, _, physical in action.fields)
+    # The engine flattens a nested object into `name.sub` fields: keep the top-level name.
+    fields.update(f.split(".", 1)[0] for f in list(fields))
+    found = Projection(None if types is None else frozenset(types), frozenset(fields))
+    object.__setattr__(program, _PROJECTION, found)  # a memo, not part of the Program's value
+    return found
+
+
+_PROJECTION = "_projection"
 
 
 # -- durable_rules' alpha network, modelled to bound the stack its walk needs -------------------

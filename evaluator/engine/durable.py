@@ -47,7 +47,14 @@ from evaluator.compile.program import (
     Record,
     Rule,
 )
-from evaluator.compile.ruleset import CASE_KEY, definition_text, engine_json, number, render
+from evaluator.compile.ruleset import (
+    CASE_KEY,
+    definition_text,
+    engine_json,
+    number,
+    projection,
+    render,
+)
 from evaluator.errors import EngineError, PolicyError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Determination, FromField
@@ -128,6 +135,10 @@ class Engine:
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
+        # `run`'s shared sessions, by program name (see `_run_rolling`)
+        self._rolling: dict[str, _Rolling] = {}
+        self._seen: set[str] = set()
+        self._alone: set[str] = set()
         _tune_malloc()
 
     @classmethod
@@ -173,24 +184,22 @@ class Engine:
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
         """
+        if not trace:
+            rolling = self._rolling_for(program)
+            if rolling is not None and rolling.lock.acquire(blocking=False):
+                try:
+                    found = self._run_rolling(rolling, program, facts)
+                finally:
+                    rolling.lock.release()
+                if found is not None:
+                    return found
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
         if trace:
             session.trace.log = []
         try:
-            batch = [session.normalise(f) for f in facts]
-        except ValueError as error:
-            raise EngineError.single(
-                "engine_failed", f"a fact cannot be given to the engine: {error}"
-            ) from error
-        _check_unique(batch)
-        try:
-            session.assert_batch(batch)
-            for stage in range(1, program.stages + 1):
-                session.assert_stage(stage)
-            session.flush()
-            session.complete = True
-        except Exception:
+            session.run(facts)
+        except BaseException:
             session.abandon()
             raise
         finally:
@@ -198,6 +207,75 @@ class Engine:
             if not session.close():
                 self._left_in_place(program.name)
         return session.trace
+
+    # -- several single runs sharing one session --------------------------------------------
+
+    # A session's fixed cost (creating its per-rule state, deleting it) is about a third of a
+    # case's engine time on the bench policy; `run` shares one session between this many
+    # consecutive cases of a program (durable-rules.md item 12: 10-40 is the sweet spot).
+    ROLLING_CASES = 20
+
+    def _rolling_for(self, program: Program) -> _Rolling | None:
+        """Return the shared session `run` may use for the program, or None: the first run of
+        a program in a process stays alone (registering the joined ruleset is a cold-start cost
+        a one-case process does not repay), and a program the joined ruleset cannot express
+        (`count` rules, a rule reading a field named like the case key) never shares."""
+        rolling = self._rolling.get(program.name)
+        if rolling is not None:
+            return rolling
+        if program.name not in self._seen:
+            self._seen.add(program.name)
+            return None
+        if program.name in self._alone or not _shareable(program):
+            self._alone.add(program.name)
+            return None
+        try:
+            handle = self._handle(program, cases=True)
+        except PolicyError:
+            self._alone.add(program.name)
+            return None
+        rolling = _Rolling(handle, str(next(self._sessions)))
+        self._rolling[program.name] = rolling
+        return rolling
+
+    def _run_rolling(
+        self, rolling: _Rolling, program: Program, facts: Iterable[Mapping[str, Any]]
+    ) -> Trace | None:
+        """Run one case in the shared session; None when it must run alone instead.
+
+        Every fact carries the case's key and every rule joins on it (`render(cases=True)`),
+        so the earlier cases' facts, still in the session, match nothing of this one: the case
+        gets the trace it gets alone. The session is deleted once it has held ROLLING_CASES
+        cases, each of which received every stage (trap 20). A case that fails leaves the
+        session in place (traps 13, 20) and the next case starts another.
+        """
+        key = f"{program.name}{_CASES_SUFFIX}"
+        if self._handles.get(key) != rolling.handle:
+            # re-registered (too many sessions left in place): the old ruleset keeps this one
+            self._retire(program.name, rolling, delete=rolling.complete)
+            return None
+        session = _Session(rolling.handle, program, rolling.sid, str(rolling.cases))
+        try:
+            session.run(facts)
+        except BaseException:
+            session.abandon()
+            self._retire(program.name, rolling, delete=False)
+            self._left_in_place(key)
+            if session.poisoned:
+                # Two distinct facts whose 32-bit id hashes collide (trap 4) are likelier in
+                # a session holding several cases; alone, the case gets its own verdict.
+                return None
+            raise
+        rolling.cases += 1
+        if rolling.cases >= self.ROLLING_CASES:
+            self._retire(program.name, rolling, delete=True)
+        return session.trace
+
+    def _retire(self, name: str, rolling: _Rolling, *, delete: bool) -> None:
+        if self._rolling.get(name) is rolling:
+            del self._rolling[name]
+        if delete:
+            _close(rolling.handle, rolling.sid, safe=True)
 
     def run_many(
         self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
@@ -212,7 +290,7 @@ class Engine:
         Raises EngineError when any case fails: the caller runs the cases one by one to tell
         which (the session cannot say whose fact broke the engine).
         """
-        if len(cases) < 2 or any(r.count is not None for r in program.rules):  # noqa: PLR2004
+        if len(cases) < 2 or not _shareable(program):  # noqa: PLR2004
             return [self.run(program, facts) for facts in cases]
         try:
             handle = self._handle(program, cases=True)
@@ -237,13 +315,40 @@ class Engine:
             self._left[key] = 0
 
 
-def _check_unique(facts: list[dict[str, Any]]) -> None:
+@dataclass
+class _Rolling:
+    """A session that consecutive `Engine.run` calls share, one case key each."""
+
+    handle: int
+    sid: str
+    cases: int = 0  # cases run to the end in it, each with every stage (trap 20)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def complete(self) -> bool:
+        return self.cases > 0
+
+
+def _shareable(program: Program) -> bool:
+    """Whether several cases may share one session of the program's joined ruleset: not with
+    `count` rules (durable_rules batches counted matches across a session), nor when a rule
+    reads a case fact's own field named like the case key."""
+    return projection(program).cases_safe and all(r.count is None for r in program.rules)
+
+
+def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
     # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
     # (trap 13): refuse duplicates before the engine sees them. The id is part of a fact's
     # content, so distinct ids already make the facts distinct.
     ids = [f.get("id") for f in facts]
     if len(set(ids)) != len(ids):
         raise EngineError.single("engine_failed", "two facts share an id")
+
+
+def _of_case(matched: Any, case: str) -> bool:
+    return isinstance(matched, dict) and all(
+        isinstance(f, dict) and f.get(CASE_KEY) == case for f in matched.values()
+    )
 
 
 class _Session:
@@ -271,6 +376,7 @@ class _Session:
         self.complete = False
         self.pending: list[dict[str, Any]] = []
         self.stage = 0
+        self.projection = projection(program)
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -315,11 +421,53 @@ class _Session:
             ) from error
         self._check(self._call(_dre.assert_facts, text), what)
 
-    def assert_batch(self, facts: list[dict[str, Any]]) -> None:
-        self._assert(facts, "the case facts")
-        self.drain()
-        if self.pending:  # every rule waits for a stage marker, so nothing may fire yet
-            raise EngineError.single("engine_failed", "a rule fired before its stage")
+    def run(self, facts: Iterable[Mapping[str, Any]]) -> None:
+        """Give the engine the case's facts and every stage; run what fires."""
+        self.assert_batch(facts)
+        for stage in range(1, self.program.stages + 1):
+            self.assert_stage(stage)
+        self.flush()
+        self.complete = True
+
+    def admit(self, fact: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Return a case fact as the engine gets it, or None when no rule can read it.
+
+        Only the fact types and fields some rule reads go to the engine (`projection`); the
+        rest stay with the caller, which reads evidence by fact id. A fact with no type is
+        given as it is, for the engine to refuse (trap 1).
+        """
+        kind = fact.get("t")
+        if not self.projection.keeps(kind) and kind is not None:
+            return None
+        fields = self.projection.fields
+        out: dict[str, Any] = {"sid": self.sid}
+        for key, value in fact.items():
+            if value is None or key not in fields:
+                continue  # absent and null differ in the engine; absent means undocumented
+            out[key] = number(value) if isinstance(value, int | float) else value
+        if self.case is not None:
+            out[CASE_KEY] = self.case
+        if "id" in out:
+            out[KEY] = out["id"]
+            if self.case is not None:
+                out["id"] = f"{self.case}|{out['id']}"
+        return out
+
+    def assert_batch(self, facts: Iterable[Mapping[str, Any]]) -> None:
+        """Queue the case facts: they go to the engine with the first stage's marker.
+
+        Every rule waits for its stage marker, which comes last in that batch, so the whole
+        case is in before any rule can match (trap 2) and one call is saved.
+        """
+        listed = list(facts)
+        _check_unique(listed)
+        try:
+            admitted = [self.admit(f) for f in listed]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        self.pending = [f for f in admitted if f is not None]
 
     def assert_stage(self, stage: int) -> None:
         """Assert what the previous stage derived together with this stage's marker.
@@ -353,6 +501,10 @@ class _Session:
         while result:
             message = orjson.loads(result[1])
             for rule_name, matched in message.items():
+                if self.case is not None and not _of_case(matched, self.case):
+                    raise EngineError.single(
+                        "engine_failed", f"rule `{rule_name}` matched another case's facts"
+                    )
                 self.apply(self.program.rule(rule_name), matched)
             nxt = self._call(_dre.complete_and_start_action, self.state)
             result = (None, nxt) if nxt else None
@@ -570,18 +722,9 @@ class _Cases:
         self.complete = False  # as `_Session.complete` (trap 20)
 
     def run(self, cases: Sequence[Iterable[Mapping[str, Any]]]) -> None:
-        try:
-            batch = [
-                c.normalise(f) for c, facts in zip(self.cases, cases, strict=True) for f in facts
-            ]
-        except ValueError as error:
-            raise EngineError.single(
-                "engine_failed", f"a fact cannot be given to the engine: {error}"
-            ) from error
-        _check_unique(batch)
-        self._assert(batch, "the case facts")
-        if any(c.pending for c in self.cases):
-            raise EngineError.single("engine_failed", "a rule fired before its stage")
+        # each case's facts are queued (`_Session.assert_batch`) for the first stage's batch
+        for case, facts in zip(self.cases, cases, strict=True):
+            case.assert_batch(facts)
         for stage in range(1, self.program.stages + 1):
             batch = self._derived(stage)
             batch += [
