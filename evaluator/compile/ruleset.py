@@ -372,6 +372,8 @@ def projection(program: Program) -> Projection:
             fields.update(physical for _, _, physical in action.fields)
     # The engine flattens a nested object into `name.sub` fields: keep the top-level name.
     fields.update(f.split(".", 1)[0] for f in list(fields))
+    # The session id is the engine's: a fact's own `sid` would move it to another session.
+    fields.discard("sid")
     found = Projection(None if types is None else frozenset(types), frozenset(fields))
     object.__setattr__(program, _PROJECTION, found)  # a memo, not part of the Program's value
     return found

@@ -345,12 +345,6 @@ def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
         raise EngineError.single("engine_failed", "two facts share an id")
 
 
-def _of_case(matched: Any, case: str) -> bool:
-    return isinstance(matched, dict) and all(
-        isinstance(f, dict) and f.get(CASE_KEY) == case for f in matched.values()
-    )
-
-
 class _Session:
     """One case in one durable_rules session."""
 
@@ -441,12 +435,12 @@ class _Session:
             return None
         fields = self.projection.fields
         out: dict[str, Any] = {"sid": self.sid}
+        if self.case is not None:
+            out[CASE_KEY] = self.case  # a rule never reads a fact's own `c` here (`_shareable`)
         for key, value in fact.items():
             if value is None or key not in fields:
                 continue  # absent and null differ in the engine; absent means undocumented
             out[key] = number(value) if isinstance(value, int | float) else value
-        if self.case is not None:
-            out[CASE_KEY] = self.case
         if "id" in out:
             out[KEY] = out["id"]
             if self.case is not None:
@@ -497,17 +491,13 @@ class _Session:
         """Run every pending action; each may assert facts that queue further actions."""
         if self.state is None:
             return
-        result = self._call(_dre.start_action_for_state, self.state)
-        while result:
-            message = orjson.loads(result[1])
-            for rule_name, matched in message.items():
-                if self.case is not None and not _of_case(matched, self.case):
-                    raise EngineError.single(
-                        "engine_failed", f"rule `{rule_name}` matched another case's facts"
-                    )
-                self.apply(self.program.rule(rule_name), matched)
-            nxt = self._call(_dre.complete_and_start_action, self.state)
-            result = (None, nxt) if nxt else None
+        rule, apply, state = self.program.rule, self.apply, self.state
+        first = self._call(_dre.start_action_for_state, state)
+        message = first[1] if first else None
+        while message:
+            for rule_name, matched in orjson.loads(message).items():
+                apply(rule(rule_name), matched)
+            message = self._call(_dre.complete_and_start_action, state)
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
@@ -529,7 +519,16 @@ class _Session:
                 f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
             )
         self.trace.firings += 1
-        ids = {alias: str(fact.get(KEY)) for alias, fact in matched.items() if alias != "stage"}
+        case = self.case
+        ids: dict[str, str] = {}
+        for alias, fact in matched.items():
+            if case is not None and fact.get(CASE_KEY) != case:
+                # every pattern joins the first on the case key (`render(cases=True)`)
+                raise EngineError.single(
+                    "engine_failed", f"rule `{rule.name}` matched another case's facts"
+                )
+            if alias != "stage":
+                ids[alias] = str(fact.get(KEY))
         action = rule.action
         before = len(self.pending)
         if isinstance(action, EmitValue):
@@ -566,10 +565,14 @@ class _Session:
         """Queue a derived fact; `plain` when it holds only strings and integers, which need no
         normalising (values and statuses)."""
         fact["id"] = ident = f"{fact['t']}{next(counter or self.counter)}"
-        if plain and self.case is None:
-            self.pending.append({"sid": self.sid, **fact, KEY: ident})
-        else:
+        if not plain:
             self.pending.append(self.normalise(fact))
+        elif self.case is None:
+            self.pending.append({"sid": self.sid, **fact, KEY: ident})
+        else:  # as `normalise` writes it
+            out = {"sid": self.sid, CASE_KEY: self.case, **fact, KEY: ident}
+            out["id"] = f"{self.case}|{ident}"
+            self.pending.append(out)
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
