@@ -589,6 +589,35 @@ def test_10_threads_give_no_speed_up():
     pytest.skip("C calls hold the GIL: a property of durable_rules, nothing of ours to test")
 
 
+# --- 20. deleting a session in which no action ran -----------------------------------------------
+
+
+def test_20_a_complete_session_in_which_nothing_fired_is_left_in_place():
+    # A program none of whose rules matches the case: every stage runs, nothing fires.
+    # createStateNode (state.c) leaves the session's action context uninitialised and only a
+    # completed action clears it, so deleting such a session freed whatever the recycled
+    # memory held: before the fix the first deletion aborted ("free(): invalid pointer").
+    done = run_python(
+        """
+        import uuid
+        from evaluator.compile.program import STAGE, AllOf, EmitStatus, Eq, Pattern, Program, Rule
+        from evaluator.engine.durable import Engine
+        from evaluator.language.model import Status
+
+        marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
+        thing = Pattern("f", AllOf((Eq("t", "thing"), Eq("other", "elsewhere"))))
+        rule = Rule("r0", 1, (marker, thing), EmitStatus("X", Status.MET), "hand")
+        program = Program(f"quiet-{uuid.uuid4().hex[:8]}", 1, (rule,), {}, {}, None)
+        for n in range(300):
+            trace = Engine.get().run(program, [{"t": "thing", "id": "thing:1"}], trace=n % 2)
+            assert trace.statuses == {} and trace.firings == 0
+        print("survived")
+        """
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "survived" in done.stdout
+
+
 # --- the `id` join bug --------------------------------------------------------------------------
 
 

@@ -141,7 +141,7 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(test: Test, lane: int) -> dict[str, Any]:
+def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -153,12 +153,28 @@ def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     fact entered a node per joined value pattern of its lane, and large policies overflowed
     the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
     only the joins of the patterns on its own node.
+
+    `case_join` (several cases in one session) joins the pattern to its rule's first on the
+    case key. Every fact of a shared session has that key, so the join goes last when the
+    pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
+    then reaches it only once it passed them. Right after the equality tests, one fact
+    entered it for every pattern on its type and node (the fusion policy's `alignment`
+    facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
+    group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
+    case check (`_Session.apply`) caught here as a rule matching another case's facts.
     """
     parts = _flatten(test)
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
     equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
-    joins = [t for t in parts if isinstance(t, Join)]
-    rest = [t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)]
+    joins: list[Test] = [t for t in parts if isinstance(t, Join)]
+    rest: list[Test] = [
+        t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)
+    ]
+    if case_join is not None:
+        if all(isinstance(t, Cmp | Present | Absent) for t in rest):
+            rest.append(case_join)
+        else:
+            joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
@@ -251,11 +267,14 @@ def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]
         patterns = []
         ordered = _lead_order(rule.patterns)
         for pattern in ordered:
-            test = pattern.test
-            if cases and pattern is not ordered[0]:
-                # Several cases in one session: every fact of a match belongs to one case.
-                test = AllOf((test, Join(CASE_KEY, ordered[0].alias, CASE_KEY)))
-            expr = _with_lane(test, lane)
+            # Several cases in one session: every fact of a match belongs to one case.
+            joined = cases and pattern is not ordered[0]
+            case_join = Join(CASE_KEY, ordered[0].alias, CASE_KEY) if joined else None
+            expr = (
+                _with_lane(pattern.test, lane)
+                if case_join is None
+                else _with_lane(pattern.test, lane, case_join)
+            )
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",

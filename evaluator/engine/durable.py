@@ -252,30 +252,33 @@ class Engine:
         key = f"{program.name}{_CASES_SUFFIX}"
         if self._handles.get(key) != rolling.handle:
             # re-registered (too many sessions left in place): the old ruleset keeps this one
-            self._retire(program.name, rolling, delete=rolling.complete)
+            self._retire(program.name, rolling, key)
             return None
         session = _Session(rolling.handle, program, rolling.sid, str(rolling.cases))
         try:
             session.run(facts)
         except BaseException:
             session.abandon()
-            self._retire(program.name, rolling, delete=False)
-            self._left_in_place(key)
-            if session.poisoned:
+            rolling.broken = True
+            self._retire(program.name, rolling, key)
+            if session.poisoned or session.refused:
                 # Two distinct facts whose 32-bit id hashes collide (trap 4) are likelier in
-                # a session holding several cases; alone, the case gets its own verdict.
+                # a session holding several cases, and the joined ruleset needs more of the
+                # engine's stack (error 303): alone, the case gets what it gets alone.
                 return None
             raise
         rolling.cases += 1
+        rolling.fired = rolling.fired or session.trace.firings > 0
         if rolling.cases >= self.ROLLING_CASES:
-            self._retire(program.name, rolling, delete=True)
+            self._retire(program.name, rolling, key)
         return session.trace
 
-    def _retire(self, name: str, rolling: _Rolling, *, delete: bool) -> None:
+    def _retire(self, name: str, rolling: _Rolling, key: str) -> None:
+        """Stop using a shared session: delete it when that is safe, else leave it."""
         if self._rolling.get(name) is rolling:
             del self._rolling[name]
-        if delete:
-            _close(rolling.handle, rolling.sid, safe=True)
+        if not _close(rolling.handle, rolling.sid, safe=rolling.deletable):
+            self._left_in_place(key)
 
     def run_many(
         self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
@@ -322,11 +325,13 @@ class _Rolling:
     handle: int
     sid: str
     cases: int = 0  # cases run to the end in it, each with every stage (trap 20)
+    fired: bool = False  # some action ran in it (see `_close`)
+    broken: bool = False  # a case failed in it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
-    def complete(self) -> bool:
-        return self.cases > 0
+    def deletable(self) -> bool:
+        return self.cases > 0 and self.fired and not self.broken
 
 
 def _shareable(program: Program) -> bool:
@@ -365,6 +370,7 @@ class _Session:
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
+        self.refused = False  # durable_rules itself raised (an error code such as 303)
         # Set once the case facts and every stage were asserted: only such a session may be
         # deleted (durable-rules.md trap 20).
         self.complete = False
@@ -404,6 +410,7 @@ class _Session:
         except EngineError:
             raise
         except Exception as error:
+            self.refused = True
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
     def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
@@ -427,20 +434,26 @@ class _Session:
         """Return a case fact as the engine gets it, or None when no rule can read it.
 
         Only the fact types and fields some rule reads go to the engine (`projection`); the
-        rest stay with the caller, which reads evidence by fact id. A fact with no type is
-        given as it is, for the engine to refuse (trap 1).
+        rest stay with the caller, which reads evidence by fact id. A fact with no type still
+        goes, for the engine to refuse (trap 1), and a number the engine could not take fails
+        the case wherever it is, as when every field went to the engine.
         """
         kind = fact.get("t")
         if not self.projection.keeps(kind) and kind is not None:
+            for value in fact.values():
+                if isinstance(value, float):
+                    number(value)
             return None
         fields = self.projection.fields
         out: dict[str, Any] = {"sid": self.sid}
         if self.case is not None:
             out[CASE_KEY] = self.case  # a rule never reads a fact's own `c` here (`_shareable`)
         for key, value in fact.items():
-            if value is None or key not in fields:
+            if value is None:
                 continue  # absent and null differ in the engine; absent means undocumented
-            out[key] = number(value) if isinstance(value, int | float) else value
+            given = number(value) if isinstance(value, int | float) else value
+            if key in fields:
+                out[key] = given
         if "id" in out:
             out[KEY] = out["id"]
             if self.case is not None:
@@ -504,7 +517,8 @@ class _Session:
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
-        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+        fired = self.trace.firings > 0
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -787,7 +801,8 @@ class _Cases:
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
-        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+        fired = any(c.trace.firings for c in self.cases)
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
 
 def _abandon(handle: int, state: int | None) -> None:
@@ -803,7 +818,12 @@ def _close(handle: int, sid: str, *, safe: bool) -> bool:
     """Delete a session when `safe`; return False when it is left in place."""
     # delete_state aborts or segfaults the process on a session that has not received its
     # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
-    # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
+    # one that reported a duplicate (trap 4): such a session is left in place. The same crash
+    # comes from a complete session in which no action ever ran: state.c `createStateNode`
+    # leaves the session's action context (`context.messages`, `context.stateFact`)
+    # uninitialised, and only a completed action sets them to NULL, so `deleteStateNode`
+    # frees whatever pointers the recycled memory held ("free(): invalid pointer"); callers
+    # pass `safe` only for a session where an action ran. A session left in place keeps one
     # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
     # process can use up; each ends in an EngineError, never in a determination.
     if not safe:
