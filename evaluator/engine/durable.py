@@ -442,18 +442,18 @@ class _Session:
         if not self.projection.keeps(kind) and kind is not None:
             for value in fact.values():
                 if isinstance(value, float):
-                    number(value)
+                    number(value)  # as below
             return None
         fields = self.projection.fields
         out: dict[str, Any] = {"sid": self.sid}
         if self.case is not None:
             out[CASE_KEY] = self.case  # a rule never reads a fact's own `c` here (`_shareable`)
         for key, value in fact.items():
-            if value is None:
-                continue  # absent and null differ in the engine; absent means undocumented
-            given = number(value) if isinstance(value, int | float) else value
             if key in fields:
-                out[key] = given
+                if value is not None:  # absent and null differ; absent means undocumented
+                    out[key] = number(value) if isinstance(value, float) else value
+            elif isinstance(value, float):
+                number(value)  # a number the engine could not take fails here too
         if "id" in out:
             out[KEY] = out["id"]
             if self.case is not None:
