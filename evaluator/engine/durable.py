@@ -139,6 +139,7 @@ class Engine:
         self._rolling: dict[str, _Rolling] = {}
         self._seen: set[str] = set()
         self._alone: set[str] = set()
+        self._guard = threading.Lock()
         _tune_malloc()
 
     @classmethod
@@ -220,6 +221,13 @@ class Engine:
         a program in a process stays alone (registering the joined ruleset is a cold-start cost
         a one-case process does not repay), and a program the joined ruleset cannot express
         (`count` rules, a rule reading a field named like the case key) never shares."""
+        rolling = self._rolling.get(program.name)
+        if rolling is not None:
+            return rolling
+        with self._guard:  # two threads must not each open one for the same program
+            return self._open_rolling(program)
+
+    def _open_rolling(self, program: Program) -> _Rolling | None:
         rolling = self._rolling.get(program.name)
         if rolling is not None:
             return rolling
