@@ -4,12 +4,18 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
-  actions drained first when something failed (trap 13), and never deleted unless it received
-  the case facts and every stage (trap 20: that crashes the process);
-- all case facts are asserted in one batch, then each stage marker in one batch with what the
-  previous stage derived, so a rule with a negation only runs once every fact it negates is
-  final (trap 2; the compiler stratifies, and a firing outside its stage is an engine error);
+- a case runs in a session of its own, or (`run` from a program's second case on, and
+  `run_many`) in one shared with other cases of that program under a case key that every
+  rule joins on; a session is deleted once every case in it received every stage (trap 20:
+  deleting an unfinished one crashes the process) and some action ran in it (else its action
+  context is garbage, see `_close`), so few are ever live (trap 8); pending actions are
+  drained first when something failed (trap 13);
+- the case facts go in one batch with the first stage's marker, then each later stage marker
+  in one batch with what the previous stage derived, so a rule with a negation only runs once
+  every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
+  stage is an engine error);
+- the engine gets only the case fact types and fields some rule reads (`ruleset.projection`):
+  every alpha test probes every field of a fact, and a fact no rule reads is pure cost;
 - every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
   dropped, a contradicting one is an engine error (trap 5);
 - numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
