@@ -383,7 +383,7 @@ def projection(program: Program) -> Projection:
                 types.add(kind)
         action = rule.action
         if isinstance(action, EmitFact):
-            fields.add("src")  # provenance of the derived fact (engine `_fact`)
+            fields.update(("src",))  # provenance of the derived fact (engine `_fact`)
             for name, value in action.values.items():
                 if isinstance(value, FromField):
                     fields.update(action.copy.get(name, (value.field,)))
