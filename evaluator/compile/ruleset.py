@@ -359,10 +359,25 @@ def _test_fields(test: Test, out: set[str]) -> None:
         out.add(test.field)
 
 
-def _pattern_type(pattern: Pattern) -> str | None:
-    for part in _flatten(pattern.test):
-        if isinstance(part, Eq) and part.field == "t" and isinstance(part.value, str):
-            return part.value
+def _types(test: Test) -> set[str] | None:
+    """The fact types a test can pass (None: any): a conjunction passes only the types one
+    of its parts allows, an alternative the types of any of its branches."""
+    if isinstance(test, Eq) and test.field == "t" and isinstance(test.value, str):
+        return {test.value}
+    if isinstance(test, AllOf):
+        for part in test.tests:
+            found = _types(part)
+            if found is not None:
+                return found
+        return None
+    if isinstance(test, AnyTest):
+        union: set[str] = set()
+        for part in test.tests:
+            found = _types(part)
+            if found is None:
+                return None
+            union |= found
+        return union
     return None
 
 
@@ -376,11 +391,11 @@ def projection(program: Program) -> Projection:
     for rule in program.rules:
         for pattern in rule.patterns:
             _test_fields(pattern.test, fields)
-            kind = _pattern_type(pattern)
-            if kind is None:
+            kinds = _types(pattern.test)
+            if kinds is None:
                 types = None  # a pattern that names no type may match a fact of any type
             elif types is not None:
-                types.add(kind)
+                types |= kinds
         action = rule.action
         if isinstance(action, EmitFact):
             fields.update(("src",))  # provenance of the derived fact (engine `_fact`)
