@@ -22,6 +22,7 @@ import math
 import sys
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from evaluator.compile.program import (
     AnyTest,
     Cmp,
     CmpField,
+    EmitFact,
+    EmitPair,
     Eq,
     Join,
     Ne,
@@ -47,7 +50,7 @@ from evaluator.compile.program import (
     Test,
 )
 from evaluator.errors import Collector, Location, PolicyError
-from evaluator.language.model import Policy
+from evaluator.language.model import FromField, Policy
 from evaluator.read import resources
 from evaluator.read.disk_cache import entry_path, read_text, write_text
 
@@ -138,7 +141,7 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(test: Test, lane: int) -> dict[str, Any]:
+def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -150,12 +153,28 @@ def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     fact entered a node per joined value pattern of its lane, and large policies overflowed
     the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
     only the joins of the patterns on its own node.
+
+    `case_join` (several cases in one session) joins the pattern to its rule's first on the
+    case key. Every fact of a shared session has that key, so the join goes last when the
+    pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
+    then reaches it only once it passed them. Right after the equality tests, one fact
+    entered it for every pattern on its type and node (the fusion policy's `alignment`
+    facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
+    group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
+    case check (`_Session.apply`) caught here as a rule matching another case's facts.
     """
     parts = _flatten(test)
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
     equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
-    joins = [t for t in parts if isinstance(t, Join)]
-    rest = [t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)]
+    joins: list[Test] = [t for t in parts if isinstance(t, Join)]
+    rest: list[Test] = [
+        t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)
+    ]
+    if case_join is not None:
+        if all(isinstance(t, Cmp | Present | Absent) for t in rest):
+            rest.append(case_join)
+        else:
+            joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
@@ -248,11 +267,14 @@ def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]
         patterns = []
         ordered = _lead_order(rule.patterns)
         for pattern in ordered:
-            test = pattern.test
-            if cases and pattern is not ordered[0]:
-                # Several cases in one session: every fact of a match belongs to one case.
-                test = AllOf((test, Join(CASE_KEY, ordered[0].alias, CASE_KEY)))
-            expr = _with_lane(test, lane)
+            # Several cases in one session: every fact of a match belongs to one case.
+            joined = cases and pattern is not ordered[0]
+            case_join = Join(CASE_KEY, ordered[0].alias, CASE_KEY) if joined else None
+            expr = (
+                _with_lane(pattern.test, lane)
+                if case_join is None
+                else _with_lane(pattern.test, lane, case_join)
+            )
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
@@ -293,6 +315,105 @@ def _note_values(pattern: Pattern, lane: int, distinct: dict[tuple[int, str], se
                 walk(t)
 
     walk(pattern.test)
+
+
+# -- what the engine is given of each case fact ---------------------------------------------------
+
+# The fields of a case fact the engine always gets: its type and identity (`KEY` is written from
+# `id` when the fact is asserted). The session and case keys are the engine's own, added then.
+_ALWAYS = frozenset({"t", "id", KEY})
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """What of a case's facts the engine needs: the fact types some pattern may match (None:
+    any type, when a pattern does not name one) and the fields some test or action reads.
+
+    A field absent from every test and action cannot change a match (a test reads only its
+    own fields, `$nex` included) nor a derived fact, so leaving it out changes no firing;
+    every alpha test probes each field a fact has, so every field left out is work saved.
+    `CASE_KEY` is among `fields` only when some rule reads a case fact's own field of that
+    name: such a program cannot run several cases in one session (`cases_safe`).
+    """
+
+    types: frozenset[str] | None
+    fields: frozenset[str]
+
+    def keeps(self, kind: Any) -> bool:
+        return self.types is None or kind in self.types
+
+    @property
+    def cases_safe(self) -> bool:
+        return CASE_KEY not in self.fields
+
+
+def _test_fields(test: Test, out: set[str]) -> None:
+    if isinstance(test, AllOf | AnyTest):
+        for part in test.tests:
+            _test_fields(part, out)
+    elif isinstance(test, CmpField):
+        out.update((test.field, test.other))
+    elif isinstance(test, Join):
+        out.update((test.field, test.other))  # `other` is a field of the joined fact
+    else:
+        out.add(test.field)
+
+
+def _types(test: Test) -> set[str] | None:
+    """The fact types a test can pass (None: any): a conjunction passes only the types one
+    of its parts allows, an alternative the types of any of its branches."""
+    if isinstance(test, Eq) and test.field == "t" and isinstance(test.value, str):
+        return {test.value}
+    if isinstance(test, AllOf):
+        for part in test.tests:
+            found = _types(part)
+            if found is not None:
+                return found
+        return None
+    if isinstance(test, AnyTest):
+        union: set[str] = set()
+        for part in test.tests:
+            found = _types(part)
+            if found is None:
+                return None
+            union |= found
+        return union
+    return None
+
+
+def projection(program: Program) -> Projection:
+    """Return the program's `Projection` (computed once per Program)."""
+    found: Projection | None = program.__dict__.get(_PROJECTION)
+    if found is not None:
+        return found
+    types: set[str] | None = set()
+    fields: set[str] = set(_ALWAYS)
+    for rule in program.rules:
+        for pattern in rule.patterns:
+            _test_fields(pattern.test, fields)
+            kinds = _types(pattern.test)
+            if kinds is None:
+                types = None  # a pattern that names no type may match a fact of any type
+            elif types is not None:
+                types |= kinds
+        action = rule.action
+        if isinstance(action, EmitFact):
+            fields.update(("src",))  # provenance of the derived fact (engine `_fact`)
+            for name, value in action.values.items():
+                if isinstance(value, FromField):
+                    fields.update(action.copy.get(name, (value.field,)))
+        elif isinstance(action, EmitPair):
+            fields.update(physical for _, _, physical in action.fields)
+    # The engine flattens a nested object into `name.sub` fields: keep the top-level name.
+    fields.update(f.split(".", 1)[0] for f in list(fields))
+    # The session id is the engine's: a fact's own `sid` would move it to another session.
+    fields.discard("sid")
+    found = Projection(None if types is None else frozenset(types), frozenset(fields))
+    object.__setattr__(program, _PROJECTION, found)  # a memo, not part of the Program's value
+    return found
+
+
+_PROJECTION = "_projection"
 
 
 # -- durable_rules' alpha network, modelled to bound the stack its walk needs -------------------

@@ -4,12 +4,18 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- one session per case, deleted in a `finally` so at most one is ever live (trap 8), with pending
-  actions drained first when something failed (trap 13), and never deleted unless it received
-  the case facts and every stage (trap 20: that crashes the process);
-- all case facts are asserted in one batch, then each stage marker in one batch with what the
-  previous stage derived, so a rule with a negation only runs once every fact it negates is
-  final (trap 2; the compiler stratifies, and a firing outside its stage is an engine error);
+- a case runs in a session of its own, or (`run` from a program's second case on, and
+  `run_many`) in one shared with other cases of that program under a case key that every
+  rule joins on; a session is deleted once every case in it received every stage (trap 20:
+  deleting an unfinished one crashes the process) and some action ran in it (else its action
+  context is garbage, see `_close`), so few are ever live (trap 8); pending actions are
+  drained first when something failed (trap 13);
+- the case facts go in one batch with the first stage's marker, then each later stage marker
+  in one batch with what the previous stage derived, so a rule with a negation only runs once
+  every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
+  stage is an engine error);
+- the engine gets only the case fact types and fields some rule reads (`ruleset.projection`):
+  every alpha test probes every field of a fact, and a fact no rule reads is pure cost;
 - every fact has a unique id (trap 4) and actions are idempotent: a value asserted twice is
   dropped, a contradicting one is an engine error (trap 5);
 - numbers are normalised before they reach the engine (trap 7), and a catch-all rule makes every
@@ -47,7 +53,14 @@ from evaluator.compile.program import (
     Record,
     Rule,
 )
-from evaluator.compile.ruleset import CASE_KEY, definition_text, engine_json, number, render
+from evaluator.compile.ruleset import (
+    CASE_KEY,
+    definition_text,
+    engine_json,
+    number,
+    projection,
+    render,
+)
 from evaluator.errors import EngineError, PolicyError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Determination, FromField
@@ -128,6 +141,11 @@ class Engine:
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
+        # `run`'s shared sessions, by program name (see `_run_rolling`)
+        self._rolling: dict[str, _Rolling] = {}
+        self._seen: set[str] = set()
+        self._alone: set[str] = set()
+        self._guard = threading.Lock()
         _tune_malloc()
 
     @classmethod
@@ -173,24 +191,22 @@ class Engine:
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
         """
+        if not trace:
+            rolling = self._rolling_for(program)
+            if rolling is not None and rolling.lock.acquire(blocking=False):
+                try:
+                    found = self._run_rolling(rolling, program, facts)
+                finally:
+                    rolling.lock.release()
+                if found is not None:
+                    return found
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
         if trace:
             session.trace.log = []
         try:
-            batch = [session.normalise(f) for f in facts]
-        except ValueError as error:
-            raise EngineError.single(
-                "engine_failed", f"a fact cannot be given to the engine: {error}"
-            ) from error
-        _check_unique(batch)
-        try:
-            session.assert_batch(batch)
-            for stage in range(1, program.stages + 1):
-                session.assert_stage(stage)
-            session.flush()
-            session.complete = True
-        except Exception:
+            session.run(facts)
+        except BaseException:
             session.abandon()
             raise
         finally:
@@ -198,6 +214,85 @@ class Engine:
             if not session.close():
                 self._left_in_place(program.name)
         return session.trace
+
+    # -- several single runs sharing one session --------------------------------------------
+
+    # A session's fixed cost (creating its per-rule state, deleting it) is about a third of a
+    # case's engine time on the bench policy; `run` shares one session between this many
+    # consecutive cases of a program (durable-rules.md item 12: 10-40 is the sweet spot).
+    ROLLING_CASES = 20
+
+    def _rolling_for(self, program: Program) -> _Rolling | None:
+        """Return the shared session `run` may use for the program, or None: the first run of
+        a program in a process stays alone (registering the joined ruleset is a cold-start cost
+        a one-case process does not repay), and a program the joined ruleset cannot express
+        (`count` rules, a rule reading a field named like the case key) never shares."""
+        rolling = self._rolling.get(program.name)
+        if rolling is not None:
+            return rolling
+        with self._guard:  # two threads must not each open one for the same program
+            return self._open_rolling(program)
+
+    def _open_rolling(self, program: Program) -> _Rolling | None:
+        rolling = self._rolling.get(program.name)
+        if rolling is not None:
+            return rolling
+        if program.name not in self._seen:
+            self._seen.add(program.name)
+            return None
+        if program.name in self._alone or not _shareable(program):
+            self._alone.add(program.name)
+            return None
+        try:
+            handle = self._handle(program, cases=True)
+        except PolicyError:
+            self._alone.add(program.name)
+            return None
+        rolling = _Rolling(handle, str(next(self._sessions)))
+        self._rolling[program.name] = rolling
+        return rolling
+
+    def _run_rolling(
+        self, rolling: _Rolling, program: Program, facts: Iterable[Mapping[str, Any]]
+    ) -> Trace | None:
+        """Run one case in the shared session; None when it must run alone instead.
+
+        Every fact carries the case's key and every rule joins on it (`render(cases=True)`),
+        so the earlier cases' facts, still in the session, match nothing of this one: the case
+        gets the trace it gets alone. The session is deleted once it has held ROLLING_CASES
+        cases, each of which received every stage (trap 20). A case that fails leaves the
+        session in place (traps 13, 20) and the next case starts another.
+        """
+        key = f"{program.name}{_CASES_SUFFIX}"
+        if self._handles.get(key) != rolling.handle:
+            # re-registered (too many sessions left in place): the old ruleset keeps this one
+            self._retire(program.name, rolling, key)
+            return None
+        session = _Session(rolling.handle, program, rolling.sid, str(rolling.cases))
+        try:
+            session.run(facts)
+        except BaseException:
+            session.abandon()
+            rolling.broken = True
+            self._retire(program.name, rolling, key)
+            if session.poisoned or session.refused:
+                # Two distinct facts whose 32-bit id hashes collide (trap 4) are likelier in
+                # a session holding several cases, and the joined ruleset needs more of the
+                # engine's stack (error 303): alone, the case gets what it gets alone.
+                return None
+            raise
+        rolling.cases += 1
+        rolling.fired = rolling.fired or session.trace.firings > 0
+        if rolling.cases >= self.ROLLING_CASES:
+            self._retire(program.name, rolling, key)
+        return session.trace
+
+    def _retire(self, name: str, rolling: _Rolling, key: str) -> None:
+        """Stop using a shared session: delete it when that is safe, else leave it."""
+        if self._rolling.get(name) is rolling:
+            del self._rolling[name]
+        if not _close(rolling.handle, rolling.sid, safe=rolling.deletable):
+            self._left_in_place(key)
 
     def run_many(
         self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
@@ -212,7 +307,7 @@ class Engine:
         Raises EngineError when any case fails: the caller runs the cases one by one to tell
         which (the session cannot say whose fact broke the engine).
         """
-        if len(cases) < 2 or any(r.count is not None for r in program.rules):  # noqa: PLR2004
+        if len(cases) < 2 or not _shareable(program):  # noqa: PLR2004
             return [self.run(program, facts) for facts in cases]
         try:
             handle = self._handle(program, cases=True)
@@ -237,7 +332,30 @@ class Engine:
             self._left[key] = 0
 
 
-def _check_unique(facts: list[dict[str, Any]]) -> None:
+@dataclass
+class _Rolling:
+    """A session that consecutive `Engine.run` calls share, one case key each."""
+
+    handle: int
+    sid: str
+    cases: int = 0  # cases run to the end in it, each with every stage (trap 20)
+    fired: bool = False  # some action ran in it (see `_close`)
+    broken: bool = False  # a case failed in it
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def deletable(self) -> bool:
+        return self.cases > 0 and self.fired and not self.broken
+
+
+def _shareable(program: Program) -> bool:
+    """Whether several cases may share one session of the program's joined ruleset: not with
+    `count` rules (durable_rules batches counted matches across a session), nor when a rule
+    reads a case fact's own field named like the case key."""
+    return projection(program).cases_safe and all(r.count is None for r in program.rules)
+
+
+def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
     # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
     # (trap 13): refuse duplicates before the engine sees them. The id is part of a fact's
     # content, so distinct ids already make the facts distinct.
@@ -266,11 +384,13 @@ class _Session:
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
+        self.refused = False  # durable_rules itself raised (an error code such as 303)
         # Set once the case facts and every stage were asserted: only such a session may be
         # deleted (durable-rules.md trap 20).
         self.complete = False
         self.pending: list[dict[str, Any]] = []
         self.stage = 0
+        self.projection = projection(program)
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -304,6 +424,7 @@ class _Session:
         except EngineError:
             raise
         except Exception as error:
+            self.refused = True
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
     def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
@@ -315,11 +436,59 @@ class _Session:
             ) from error
         self._check(self._call(_dre.assert_facts, text), what)
 
-    def assert_batch(self, facts: list[dict[str, Any]]) -> None:
-        self._assert(facts, "the case facts")
-        self.drain()
-        if self.pending:  # every rule waits for a stage marker, so nothing may fire yet
-            raise EngineError.single("engine_failed", "a rule fired before its stage")
+    def run(self, facts: Iterable[Mapping[str, Any]]) -> None:
+        """Give the engine the case's facts and every stage; run what fires."""
+        self.assert_batch(facts)
+        for stage in range(1, self.program.stages + 1):
+            self.assert_stage(stage)
+        self.flush()
+        self.complete = True
+
+    def admit(self, fact: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Return a case fact as the engine gets it, or None when no rule can read it.
+
+        Only the fact types and fields some rule reads go to the engine (`projection`); the
+        rest stay with the caller, which reads evidence by fact id. A fact with no type still
+        goes, for the engine to refuse (trap 1), and a number the engine could not take fails
+        the case wherever it is, as when every field went to the engine.
+        """
+        kind = fact.get("t")
+        if not self.projection.keeps(kind) and kind is not None:
+            for value in fact.values():
+                if isinstance(value, float):
+                    number(value)  # as below
+            return None
+        fields = self.projection.fields
+        out: dict[str, Any] = {"sid": self.sid}
+        if self.case is not None:
+            out[CASE_KEY] = self.case  # a rule never reads a fact's own `c` here (`_shareable`)
+        for key, value in fact.items():
+            if key in fields:
+                if value is not None:  # absent and null differ; absent means undocumented
+                    out[key] = number(value) if isinstance(value, float) else value
+            elif isinstance(value, float):
+                number(value)  # a number the engine could not take fails here too
+        if "id" in out:
+            out[KEY] = out["id"]
+            if self.case is not None:
+                out["id"] = f"{self.case}|{out['id']}"
+        return out
+
+    def assert_batch(self, facts: Iterable[Mapping[str, Any]]) -> None:
+        """Queue the case facts: they go to the engine with the first stage's marker.
+
+        Every rule waits for its stage marker, which comes last in that batch, so the whole
+        case is in before any rule can match (trap 2) and one call is saved.
+        """
+        listed = list(facts)
+        _check_unique(listed)
+        try:
+            admitted = [self.admit(f) for f in listed]
+        except ValueError as error:
+            raise EngineError.single(
+                "engine_failed", f"a fact cannot be given to the engine: {error}"
+            ) from error
+        self.pending = [f for f in admitted if f is not None]
 
     def assert_stage(self, stage: int) -> None:
         """Assert what the previous stage derived together with this stage's marker.
@@ -349,20 +518,21 @@ class _Session:
         """Run every pending action; each may assert facts that queue further actions."""
         if self.state is None:
             return
-        result = self._call(_dre.start_action_for_state, self.state)
-        while result:
-            message = orjson.loads(result[1])
-            for rule_name, matched in message.items():
-                self.apply(self.program.rule(rule_name), matched)
-            nxt = self._call(_dre.complete_and_start_action, self.state)
-            result = (None, nxt) if nxt else None
+        rule, apply, state = self.program.rule, self.apply, self.state
+        first = self._call(_dre.start_action_for_state, state)
+        message = first[1] if first else None
+        while message:
+            for rule_name, matched in orjson.loads(message).items():
+                apply(rule(rule_name), matched)
+            message = self._call(_dre.complete_and_start_action, state)
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
-        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+        fired = self.trace.firings > 0
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -377,7 +547,16 @@ class _Session:
                 f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
             )
         self.trace.firings += 1
-        ids = {alias: str(fact.get(KEY)) for alias, fact in matched.items() if alias != "stage"}
+        case = self.case
+        ids: dict[str, str] = {}
+        for alias, fact in matched.items():
+            if case is not None and fact.get(CASE_KEY) != case:
+                # every pattern joins the first on the case key (`render(cases=True)`)
+                raise EngineError.single(
+                    "engine_failed", f"rule `{rule.name}` matched another case's facts"
+                )
+            if alias != "stage":
+                ids[alias] = str(fact.get(KEY))
         action = rule.action
         before = len(self.pending)
         if isinstance(action, EmitValue):
@@ -414,10 +593,14 @@ class _Session:
         """Queue a derived fact; `plain` when it holds only strings and integers, which need no
         normalising (values and statuses)."""
         fact["id"] = ident = f"{fact['t']}{next(counter or self.counter)}"
-        if plain and self.case is None:
-            self.pending.append({"sid": self.sid, **fact, KEY: ident})
-        else:
+        if not plain:
             self.pending.append(self.normalise(fact))
+        elif self.case is None:
+            self.pending.append({"sid": self.sid, **fact, KEY: ident})
+        else:  # as `normalise` writes it
+            out = {"sid": self.sid, CASE_KEY: self.case, **fact, KEY: ident}
+            out["id"] = f"{self.case}|{ident}"
+            self.pending.append(out)
 
     def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
         keys = tuple(ids[k] for k in action.keys)
@@ -570,18 +753,9 @@ class _Cases:
         self.complete = False  # as `_Session.complete` (trap 20)
 
     def run(self, cases: Sequence[Iterable[Mapping[str, Any]]]) -> None:
-        try:
-            batch = [
-                c.normalise(f) for c, facts in zip(self.cases, cases, strict=True) for f in facts
-            ]
-        except ValueError as error:
-            raise EngineError.single(
-                "engine_failed", f"a fact cannot be given to the engine: {error}"
-            ) from error
-        _check_unique(batch)
-        self._assert(batch, "the case facts")
-        if any(c.pending for c in self.cases):
-            raise EngineError.single("engine_failed", "a rule fired before its stage")
+        # each case's facts are queued (`_Session.assert_batch`) for the first stage's batch
+        for case, facts in zip(self.cases, cases, strict=True):
+            case.assert_batch(facts)
         for stage in range(1, self.program.stages + 1):
             batch = self._derived(stage)
             batch += [
@@ -641,7 +815,8 @@ class _Cases:
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
-        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned)
+        fired = any(c.trace.firings for c in self.cases)
+        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
 
 def _abandon(handle: int, state: int | None) -> None:
@@ -657,7 +832,12 @@ def _close(handle: int, sid: str, *, safe: bool) -> bool:
     """Delete a session when `safe`; return False when it is left in place."""
     # delete_state aborts or segfaults the process on a session that has not received its
     # facts and every stage (an error or a Ctrl-C before the last stage, trap 20), and on
-    # one that reported a duplicate (trap 4): such a session is left in place. It keeps one
+    # one that reported a duplicate (trap 4): such a session is left in place. The same crash
+    # comes from a complete session in which no action ever ran: state.c `createStateNode`
+    # leaves the session's action context (`context.messages`, `context.stateFact`)
+    # uninitialised, and only a completed action sets them to NULL, so `deleteStateNode`
+    # frees whatever pointers the recycled memory held ("free(): invalid pointer"); callers
+    # pass `safe` only for a session where an action ran. A session left in place keeps one
     # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
     # process can use up; each ends in an EngineError, never in a determination.
     if not safe:
