@@ -141,7 +141,9 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
+def _with_lane(
+    test: Test, lane: int, case_join: Join | None = None, joined: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -162,8 +164,12 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
     group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
     case check (`_Session.apply`) caught here as a rule matching another case's facts.
+
+    `joined` names the fields of this pattern's fact that a later pattern joins on: the
+    pattern also tests that each exists (`_joined_fields`).
     """
     parts = _flatten(test)
+    parts += [Present(name) for name in joined if Present(name) not in parts]
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
     equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
     joins: list[Test] = [t for t in parts if isinstance(t, Join)]
@@ -183,22 +189,26 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
 def _joined_fields(patterns: tuple[Pattern, ...]) -> dict[str, tuple[str, ...]]:
     """Return, per alias, the fields of its fact that some pattern of the rule joins on.
 
-    A join on a field the bound fact lacks was reported to segfault durable_rules 2.0.28, and
-    where it does not, a negated join on it is vacuously true ("no finding at a segment" for a
-    segment without one: tests/test_engine.py `test_raw_join_on_a_missing_field`), which could
-    decide a clause. So the bound pattern tests that each such field exists: the engine never
-    evaluates a join against a missing field, and a fact lacking it binds no match of the
-    rule; the node then gets no value for it, which its completeness rule (`EmitMissing`)
-    turns into an engine error (fail closed). Only joins every match needs count (those of
-    the pattern's conjunction, not one alternative of an `any`, whose other alternatives
-    must still match such a fact); fields every fact carries (type, identity, key, case key)
-    need no test.
+    A join on a field the bound fact lacks was reported to crash durable_rules 2.0.28
+    (segfault, tests/test_engine.py `test_raw_join_on_a_missing_field`), so the bound pattern
+    tests that each such field exists: the engine never evaluates a join against a missing
+    field. A fact lacking it binds no match of the rule, as when the join itself is false, and
+    no rule giving the node a value fires for it: a status is then the engine's (a sibling
+    rule's) or nothing, which is an engine error (fail closed). The fields every fact carries
+    (type, identity, key, case key) need no test.
     """
     found: dict[str, set[str]] = defaultdict(set)
+
+    def walk(test: Test) -> None:
+        if isinstance(test, Join):
+            if test.other not in _ALWAYS and test.other != CASE_KEY:
+                found[test.alias].add(test.other)
+        elif isinstance(test, AllOf | AnyTest):
+            for part in test.tests:
+                walk(part)
+
     for pattern in patterns:
-        for part in _flatten(pattern.test):
-            if isinstance(part, Join) and part.other not in _ALWAYS and part.other != CASE_KEY:
-                found[part.alias].add(part.other)
+        walk(pattern.test)
     return {alias: tuple(sorted(fields)) for alias, fields in found.items()}
 
 
@@ -293,13 +303,8 @@ def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]
             # Several cases in one session: every fact of a match belongs to one case.
             joined = cases and pattern is not ordered[0]
             case_join = Join(CASE_KEY, ordered[0].alias, CASE_KEY) if joined else None
-            test = pattern.test
-            if not pattern.negated and pattern.alias in join_fields:
-                present = [Present(f) for f in join_fields[pattern.alias]]
-                test = AllOf((test, *(p for p in present if p not in _flatten(test))))
-            expr = (
-                _with_lane(test, lane) if case_join is None else _with_lane(test, lane, case_join)
-            )
+            exists = () if pattern.negated else join_fields.get(pattern.alias, ())
+            expr = _with_lane(pattern.test, lane, case_join, exists)
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
