@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import pickle
 import random
 import subprocess
 import sys
@@ -30,7 +29,6 @@ import pytest
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
-from evaluator.compile import ruleset
 from evaluator.compile.compiler import compile_policy
 from evaluator.compile.program import (
     CAND,
@@ -43,7 +41,6 @@ from evaluator.compile.program import (
     EmitValue,
     EmitVerdict,
     Eq,
-    Join,
     Pattern,
     Program,
     Rule,
@@ -682,88 +679,3 @@ def test_fact_order_does_not_change_the_outcome(lumbar, seed):
         return statuses, derived, trace.verdict
 
     assert outcome(first) == outcome(second)
-
-
-# --- a join on a field the bound fact lacks -----------------------------------------------------
-
-
-def test_raw_join_on_a_missing_field():
-    # Reported: `{"F": {"<alias>": "F"}}` segfaults when the fact bound to <alias> lacks F. On
-    # this machine (durable_rules 2.0.28) no variant crashed (a positive and a negated join, a
-    # third pattern between, one batch or one fact per call, every order): run in a
-    # subprocess so a crash fails this test rather than killing pytest. What the engine does
-    # instead is the other hazard: the positive join never matches, and the negated one is
-    # vacuously true ("no fact at the segment"), which the renderer must never let decide.
-    done = run_python(
-        """
-        import itertools, json
-        import durable_rules_engine as dre
-        catch_all = {"all": [{"m": {"$ex": {"t": 1}}}, {"n": {"t": "__never__"}}]}
-        joined = {"$and": [{"t": "c"}, {"seg": {"p": "seg"}}]}
-        rules = {
-            "pos": {"all": [{"p": {"t": "p"}}, {"c": joined}], "dist": 0},
-            "neg": {"all": [{"p": {"t": "p"}}, {"c$not": joined}], "dist": 0},
-            "catch_all": catch_all,
-        }
-
-        def fired(handle, result):
-            names = []
-            if isinstance(result, tuple) and len(result) > 1:
-                message = dre.start_action_for_state(handle, result[1])
-                while message:
-                    names.extend(json.loads(message[1]))
-                    following = dre.complete_and_start_action(handle, result[1])
-                    message = (None, following) if following else None
-            return names
-
-        seen = set()
-        for n, order in enumerate(itertools.permutations("pc")):
-            for batched in (True, False):
-                handle = dre.create_ruleset(f"missing-{n}-{batched}", json.dumps(rules))
-                facts = {"p": {"t": "p", "id": "p1"}, "c": {"t": "c", "id": "c1", "seg": "L4-L5"}}
-                rows = [dict(facts[k], sid="1") for k in order]
-                batches = [rows] if batched else [[row] for row in rows]
-                names = [x for b in batches for x in fired(handle, dre.assert_facts(handle, json.dumps(b)))]
-                seen.add(tuple(sorted(names)))
-        print("fired", sorted(seen))
-        """
-    )
-    assert done.returncode == 0, f"the engine crashed ({done.returncode}): {done.stderr[-2000:]}"
-    assert "fired [('neg',)]" in done.stdout, done.stdout
-
-
-def missing_join_program() -> Program:
-    """`every finding at the segment shows no listhesis`, lowered as the compiler does: a
-    negated pattern joined on the segment of the fact the rule binds first."""
-    marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
-    seg = Pattern("b_seg", Eq("t", "fused_segment"))
-    finding = AllOf((Eq("t", "imaging_finding"), Join("segment", "b_seg", "segment")))
-    none_at = Pattern("f$", finding, negated=True)
-    rule = Rule("r0", 1, (marker, seg, none_at), EmitStatus("X", Status.MET), "hand")
-    return Program(f"missing-{uuid.uuid4().hex[:8]}", 1, (rule,), {}, {}, None)
-
-
-def test_a_join_on_a_missing_field_never_decides():
-    # The rendered pattern of `b_seg` tests that `segment` exists: a segment without one binds
-    # no match, so the vacuous negation above never makes the clause met (before the renderer
-    # added the test, X came out met). Nothing derived is an engine error downstream.
-    program = missing_join_program()
-    (bound,) = (p["b_seg"] for p in ruleset.render(program)["r0"]["all"] if "b_seg" in p)
-    assert {"$ex": {"segment": 1}} in bound["$and"]
-    done = run_python(
-        f"""
-        import pickle, sys
-        from evaluator.engine.durable import Engine
-        program = pickle.loads({pickle.dumps(program)!r})
-        finding = {{"t": "imaging_finding", "id": "f:1", "segment": "L4-L5"}}
-        for trace in (False, True):
-            seg = {{"t": "fused_segment", "id": "s:1"}}
-            print("absent", sorted(Engine.get().run(program, [seg], trace=trace).statuses))
-            seg["segment"] = "L4-L5"
-            print("clear", sorted(Engine.get().run(program, [seg], trace=trace).statuses))
-            print("found", sorted(Engine.get().run(program, [seg, finding], trace=trace).statuses))
-        """
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n")[:3] == ["absent []", "clear ['X']", "found []"], done.stdout
-    assert done.stdout.split("\n")[3:6] == ["absent []", "clear ['X']", "found []"], done.stdout

@@ -141,9 +141,7 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(
-    test: Test, lane: int, case_join: Join | None = None, joined: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -164,12 +162,8 @@ def _with_lane(
     facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
     group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
     case check (`_Session.apply`) caught here as a rule matching another case's facts.
-
-    `joined` names the fields of this pattern's fact that a later pattern joins on: the
-    pattern also tests that each exists (`_joined_fields`).
     """
     parts = _flatten(test)
-    parts += [Present(name) for name in joined if Present(name) not in parts]
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
     equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
     joins: list[Test] = [t for t in parts if isinstance(t, Join)]
@@ -184,32 +178,6 @@ def _with_lane(
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
-
-
-def _joined_fields(patterns: tuple[Pattern, ...]) -> dict[str, tuple[str, ...]]:
-    """Return, per alias, the fields of its fact that some pattern of the rule joins on.
-
-    A join on a field the bound fact lacks was reported to crash durable_rules 2.0.28
-    (segfault, tests/test_engine.py `test_raw_join_on_a_missing_field`), so the bound pattern
-    tests that each such field exists: the engine never evaluates a join against a missing
-    field. A fact lacking it binds no match of the rule, as when the join itself is false, and
-    no rule giving the node a value fires for it: a status is then the engine's (a sibling
-    rule's) or nothing, which is an engine error (fail closed). The fields every fact carries
-    (type, identity, key, case key) need no test.
-    """
-    found: dict[str, set[str]] = defaultdict(set)
-
-    def walk(test: Test) -> None:
-        if isinstance(test, Join):
-            if test.other not in _ALWAYS and test.other != CASE_KEY:
-                found[test.alias].add(test.other)
-        elif isinstance(test, AllOf | AnyTest):
-            for part in test.tests:
-                walk(part)
-
-    for pattern in patterns:
-        walk(pattern.test)
-    return {alias: tuple(sorted(fields)) for alias, fields in found.items()}
 
 
 def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
@@ -298,13 +266,15 @@ def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]
             )
         patterns = []
         ordered = _lead_order(rule.patterns)
-        join_fields = _joined_fields(rule.patterns)
         for pattern in ordered:
             # Several cases in one session: every fact of a match belongs to one case.
             joined = cases and pattern is not ordered[0]
             case_join = Join(CASE_KEY, ordered[0].alias, CASE_KEY) if joined else None
-            exists = () if pattern.negated else join_fields.get(pattern.alias, ())
-            expr = _with_lane(pattern.test, lane, case_join, exists)
+            expr = (
+                _with_lane(pattern.test, lane)
+                if case_join is None
+                else _with_lane(pattern.test, lane, case_join)
+            )
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
