@@ -172,6 +172,28 @@ def measure_api(parsed: Sequence[Case], expected: list[dict[str, str]]) -> Row:
     return Row("necessity `api.evaluate` on a parsed case", len(parsed), seconds, agrees)
 
 
+def measure_api_many(parsed: Sequence[Case], expected: list[dict[str, str]]) -> Row:
+    """`api.review_many` on chunks of the peers' batch size: batch mode, the cases of a chunk
+    in one engine session per policy, as both peers run them (and as `necessity batch` does)."""
+    library = Library(POLICIES)
+    size = peers.BATCH
+    chunks = [parsed[i : i + size] for i in range(0, len(parsed), size)]
+    api.review_many(chunks[0], library)  # warm-up: compile and register once
+    seconds, reviews = timed(
+        lambda: [r for chunk in chunks for r in api.review_many(chunk, library)]
+    )
+    agrees = all(
+        not isinstance(r, Exception) and decided(r.lines[0].decision) == e
+        for r, e in zip(reviews, expected, strict=True)
+    )
+    return Row(
+        f"necessity `api.review_many`, {size} parsed cases per call (batch mode)",
+        len(parsed),
+        seconds,
+        agrees,
+    )
+
+
 def from_line(line: bytes) -> dict[str, str]:
     record = json.loads(line)
     if "result" not in record:
@@ -652,6 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.rows.append(measure_peer(make(), facts, expected))
     parse_seconds, parsed = parse(documents)
     report.rows.append(measure_api(parsed, expected))
+    report.rows.append(measure_api_many(parsed, expected))
     report.rows.append(
         Row("(reading a case document: validate, normalise)", len(parsed), parse_seconds, None)
     )
