@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from evaluator.case.facts import LINE_PARTS, LINE_SEGMENTS
-from evaluator.compile import folding, ruleset
+from evaluator.compile import folding, joins, ruleset
 from evaluator.compile.folding import Folder
 from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from evaluator.compile.program import (
@@ -270,6 +270,7 @@ class _Compiler(Lowering):
                             self.locate("/alternative/lines"),
                         )
         self.verdict(last + 1)
+        joins.check(self.policy, self.types, self.problems)  # a join on a field a case may omit
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
         return Program(
