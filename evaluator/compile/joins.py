@@ -204,12 +204,17 @@ def check(policy: Policy, types: Mapping[str, FactType], problems: Collector) ->
         sure = carried.get(site.fact, ALWAYS)
         if site.field in sure or site.field not in types[site.fact].fields:
             continue  # an unknown field is reported by the compiler
-        fields = ", ".join(f"`{f}`" for f in sorted(sure - ALWAYS)) or "none"
+        fields = ", ".join(f"`{f}`" for f in sorted(sure - ALWAYS))
+        instead = (
+            f"join on a field every `{site.fact}` carries ({fields})"
+            if fields
+            else f"no field of `{site.fact}` is sure to be there: join on a fact derived from "
+            f"it by a rule whose `when` tests `{site.field}` `documented: true`"
+        )
         problems.add(
             "optional_join",
             f"`{site.alias}.{site.field}` may be missing: a `{site.fact}` fact need not carry "
             f"`{site.field}`, and a join on it cannot tell a missing `{site.field}` from no "
-            f"related fact (a negation over it would hold for any case); join on a field "
-            f"every `{site.fact}` carries ({fields})",
+            f"related fact (a negation over it would hold for any case); {instead}",
             policy.locate(site.pointer),
         )
