@@ -23,7 +23,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-import yaml
 from test_compiler import build, clause, document, run, truths  # type: ignore[import-not-found]
 
 from evaluator import api
@@ -140,14 +139,14 @@ NO_SLIP = {
 def no_slip_policy(root: Path, pid: str) -> Path:
     path = root / "policies" / pid / "1.yaml"
     path.parent.mkdir(parents=True)
-    path.write_text(yaml.safe_dump(document([clause("NO-SLIP", NO_SLIP)], pid)))
+    path.write_text(json.dumps(document([clause("NO-SLIP", NO_SLIP)], pid), indent=1))
     return path
 
 
 def slip_case(segments: list[str] | None) -> dict[str, Any]:
     """The dynamic-instability example with a listhesis at L4-L5 on MRI and flexion-extension
     views that name `segments` (None: performed, no segment named)."""
-    data = copy.deepcopy(json.loads(EXAMPLE.read_text()))
+    data: dict[str, Any] = copy.deepcopy(json.loads(EXAMPLE.read_text()))
     mri, views = data["imaging"]
     (l45,) = [f for f in mri["findings"] if f["level"] == "L4-L5"]
     l45["spondylolisthesis"] = True
@@ -176,8 +175,9 @@ def test_a_negated_join_on_an_optional_field_is_refused_where_it_is_written(tmp_
     assert "`ds.segment` may be missing" in problem.message
     # the product: no decision, for any case
     for segments in (None, ["L4-L5"]):
-        with pytest.raises(PolicyError):
+        with pytest.raises(PolicyError) as raised:
             status(load_policy(path), slip_case(segments))
+        assert [p.code for p in raised.value.problems] == ["optional_join"]
 
 
 @pytest.mark.usefixtures("cache_folder")
@@ -200,7 +200,7 @@ def test_a_join_on_a_required_field_still_decides(tmp_path: Path):
     compiled = build(tmp_path, document([clause("NO-SLIP", tree)], "no-slip-fused"))
     seg = {"t": "fused_segment", "id": "s:1", "line": "l1", "segment": "L4-L5"}
     seg.update(upper="L4", lower="L5")
-    slip = {"t": "imaging_finding", "id": "f:1", "study": "mri", "modality": "mri"}
+    slip: dict[str, Any] = {"t": "imaging_finding", "id": "f:1", "study": "mri", "modality": "mri"}
     slip.update(segment="L4-L5", spondylolisthesis=True)
     assert truths(run(compiled, [seg, slip])) == {"NO-SLIP": Truth.FALSE}
     assert truths(run(compiled, [seg, {**slip, "segment": "L3-L4"}])) == {"NO-SLIP": Truth.TRUE}
@@ -236,7 +236,7 @@ def derived_policy(root: Path, when: dict[str, Any] | None, pid: str) -> Path:
     )
     path = root / "policies" / pid / "1.yaml"
     path.parent.mkdir(parents=True)
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(json.dumps(data, indent=1))
     return path
 
 
@@ -257,7 +257,7 @@ def test_a_derived_field_is_sure_only_when_its_rule_makes_it_so(tmp_path: Path):
         sure = load_policy(derived_policy(tmp_path / uuid.uuid4().hex, when, "documented"))
         compile_policy(sure)
     # Neither a `documented` under `any`/`not`, nor one about another field, vouches for it.
-    for when in (
+    unsure_whens: list[dict[str, Any]] = [
         {
             "any": [
                 {"fact": "b", "field": "date", "documented": True},
@@ -266,14 +266,16 @@ def test_a_derived_field_is_sure_only_when_its_rule_makes_it_so(tmp_path: Path):
         },
         {"not": {"fact": "b", "field": "date", "documented": True}},
         {"fact": "b", "field": "side", "documented": True},
-    ):
+    ]
+    for when in unsure_whens:
         unsure = load_policy(derived_policy(tmp_path / uuid.uuid4().hex, when, "unsure"))
-        with pytest.raises(PolicyError):
+        with pytest.raises(PolicyError) as raised:
             compile_policy(unsure)
+        assert [p.code for p in raised.value.problems] == ["optional_join"], when
 
 
 def test_a_type_derived_from_itself_does_not_vouch_for_itself(tmp_path: Path):
-    data = yaml.safe_load(derived_policy(tmp_path, None, "loop").read_text())
+    data = json.loads(derived_policy(tmp_path, None, "loop").read_text())
     data["rules"] = [
         {
             "id": "again",
@@ -282,7 +284,7 @@ def test_a_type_derived_from_itself_does_not_vouch_for_itself(tmp_path: Path):
         }
     ]
     path = tmp_path / "policies" / "loop" / "1.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(json.dumps(data, indent=1))
     policy = load_policy(path)
     types = dictionary.with_derived(policy.derived)
     assert joins.carried_fields(policy, types)["block_day"] == joins.ALWAYS
