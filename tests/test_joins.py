@@ -23,10 +23,12 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from click.testing import CliRunner
 from test_compiler import build, clause, document, run, truths  # type: ignore[import-not-found]
 
 from evaluator import api
 from evaluator.case.cases import case_from_data, load_case
+from evaluator.cli.main import ExitCode, main
 from evaluator.compile import joins, ruleset
 from evaluator.compile.compiler import compile_policy
 from evaluator.compile.program import (
@@ -178,6 +180,19 @@ def test_a_negated_join_on_an_optional_field_is_refused_where_it_is_written(tmp_
         with pytest.raises(PolicyError) as raised:
             status(load_policy(path), slip_case(segments))
         assert [p.code for p in raised.value.problems] == ["optional_join"]
+
+
+def test_the_cli_gives_no_determination_for_such_a_policy(tmp_path: Path):
+    no_slip_policy(tmp_path, "no-slip-cli")
+    case = tmp_path / "slip.json"
+    case.write_text(json.dumps(slip_case(None)))
+    args = ["evaluate", case, "--policy", "no-slip-cli", "--policies-dir", tmp_path / "policies"]
+    result = CliRunner().invoke(main, [str(a) for a in args], prog_name="necessity")
+    assert result.exit_code == ExitCode.INVALID_INPUT, result.output
+    assert "1.yaml:" in result.output
+    assert "`ds.segment` may be missing" in result.output
+    assert "medically_necessary" not in result.output.replace("not_medically_necessary", "")
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.usefixtures("cache_folder")
