@@ -70,7 +70,6 @@ class JoinSite:
     alias: str
     fact: str  # the type `alias` binds
     field: str  # the field of the bound fact the join reads
-    joined: str  # the field of the matched fact
     pointer: str
 
 
@@ -102,7 +101,7 @@ def carried_fields(policy: Policy, types: Mapping[str, FactType]) -> dict[str, f
         for name in derived:
             rules = producers[name]
             sets = [_rule_sets(rule, carried, types) for rule in rules]
-            found = ALWAYS | frozenset.intersection(*sets) if sets else ALWAYS
+            found = (ALWAYS | frozenset.intersection(*sets)) if sets else ALWAYS
             if found != carried[name]:
                 carried[name] = found
                 changed = True
@@ -192,9 +191,7 @@ def _where(
             continue
         fact = scope.get(item.alias)
         if fact is not None and fact in types:  # else reported by the compiler
-            yield JoinSite(
-                item.alias, fact, item.other, item.field, f"{pointer}/where/{item.field}"
-            )
+            yield JoinSite(item.alias, fact, item.other, f"{pointer}/where/{item.field}")
 
 
 def check(policy: Policy, types: Mapping[str, FactType], problems: Collector) -> None:
