@@ -228,14 +228,13 @@ def facts_for(
     return [f.as_dict() for f in case.facts if "line" not in f.fields or f.fields["line"] in keep]
 
 
-_LIBRARIES: dict[Path, Library] = {}
-
-
 def _libraries(policy: Policy) -> list[Library]:
     # The policy's own folder first; a policy copied out of its library (a scratch copy for
-    # impact or a git revision for diff) still finds the bundled policies.
+    # impact or a git revision for diff) still finds the bundled policies. The process's one
+    # Library per folder: the CLI's (bundled) Library is the same, so a referenced policy the
+    # case's lines also need is read and built once.
     roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
-    return [_LIBRARIES.setdefault(root, Library(root)) for root in roots]
+    return [Library.shared(root) for root in roots]
 
 
 def _check_reference_cycles(policy: Policy, program: Program) -> None:
@@ -539,7 +538,7 @@ class Checked:
 def _check_plan(path: Path) -> None:
     # the base versions from the plan's own library (policies/<id>/plans/<plan>.yaml)
     plan = plans.load_plan(path)
-    library = _LIBRARIES.setdefault(path.resolve().parents[2], Library(path.resolve().parents[2]))
+    library = Library.shared(path.resolve().parents[2])
     found = library.versions(plan.base_policy) if plan.base_policy in library.ids() else []
     bases = plans.bases(plan, found)
     if not bases:

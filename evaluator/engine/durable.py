@@ -221,6 +221,10 @@ class Engine:
     # case's engine time on the bench policy; `run` shares one session between this many
     # consecutive cases of a program (durable-rules.md item 12: 10-40 is the sweet spot).
     ROLLING_CASES = 20
+    # False in a process that evaluates one request and ends (`necessity evaluate`): there a
+    # program runs only a few times, and registering its joined ruleset costs more than the
+    # sessions it would share save (about a tenth of the process). Every run is then alone.
+    share_sessions = True
 
     def _rolling_for(self, program: Program) -> _Rolling | None:
         """Return the shared session `run` may use for the program, or None: the first run of
@@ -237,7 +241,7 @@ class Engine:
         rolling = self._rolling.get(program.name)
         if rolling is not None:
             return rolling
-        if program.name not in self._seen:
+        if not self.share_sessions or program.name not in self._seen:
             self._seen.add(program.name)
             return None
         if program.name in self._alone or not _shareable(program):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from evaluator.errors import Location, PolicyError, PolicyNotFoundError, Problem
 from evaluator.language import modules, plans, valuesets
@@ -271,26 +271,83 @@ def content_sha256(data: Any) -> str:
 
 
 def _check_place(policy: Policy, path: Path) -> None:
+    _check_placed(policy.id, policy.version, path, policy.locate)
+
+
+def _check_placed(
+    policy_id: str, version: str, path: Path, locate: Callable[[str], Location]
+) -> None:
     # The folder layout is how `--policy ID@VERSION` finds a file, so a mismatch is an error.
     problems = []
-    if path.stem != policy.version:
+    if path.stem != version:
         problems.append(
             Problem(
                 "version_mismatch",
-                f"version `{policy.version}` does not match the file name `{path.name}`",
-                policy.locate("/version"),
+                f"version `{version}` does not match the file name `{path.name}`",
+                locate("/version"),
             )
         )
-    if path.parent.name != policy.id and path.parent.parent.name == "policies":
+    if path.parent.name != policy_id and path.parent.parent.name == "policies":
         problems.append(
             Problem(
                 "id_mismatch",
-                f"id `{policy.id}` does not match the folder `{path.parent.name}`",
-                policy.locate("/id"),
+                f"id `{policy_id}` does not match the folder `{path.parent.name}`",
+                locate("/id"),
             )
         )
     if problems:
         raise PolicyError(problems)
+
+
+class _Dated(Protocol):
+    """What choosing the version in force reads of a policy version."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def status(self) -> Lifecycle: ...
+    @property
+    def effective_from(self) -> date: ...
+    @property
+    def effective_until(self) -> date | None: ...
+
+    def in_force(self, on: date) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A policy version's file, read and checked as `load_policy` does (parsed, valid against
+    the schema, in its place), but not built: its lifecycle and effective window, which are
+    all that choosing the version in force needs. Imports and plans cannot change them."""
+
+    path: Path
+    document: source.Document
+    version: str
+    status: Lifecycle
+    effective_from: date
+    effective_until: date | None
+
+    @classmethod
+    def read(cls, path: Path) -> _Window:
+        document = parse_cache.load(path)
+        schemas.validate(document, POLICY_SCHEMA)
+        data = document.data
+        effective = data["effective"]
+        window = cls(
+            path,
+            document,
+            str(data["version"]),
+            Lifecycle(data["status"]),
+            date.fromisoformat(effective["from"]),
+            date.fromisoformat(effective["until"]) if "until" in effective else None,
+        )
+        _check_placed(data["id"], window.version, path, document.location)
+        return window
+
+    def in_force(self, on: date) -> bool:
+        if on < self.effective_from:
+            return False
+        return self.effective_until is None or on <= self.effective_until
 
 
 @dataclass(frozen=True)
@@ -309,14 +366,33 @@ class PolicyRef:
         return f"{self.id}@{self.version}" if self.version else self.id
 
 
+D = TypeVar("D", bound=_Dated)
+
+
 class Library:
     """The policies under a folder laid out as `<id>/<version>.yaml`, loaded on demand."""
+
+    # `shared`: one Library per folder for the whole process
+    _SHARED: ClassVar[dict[Path, Library]] = {}
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else resources.policies_dir()
         self._cache: dict[Path, Policy] = {}
+        self._windows: dict[Path, _Window] = {}
         self._versions: dict[str, list[Path]] | None = None
         self._checked: set[str] = set()
+
+    @classmethod
+    def shared(cls, root: str | Path | None = None) -> Library:
+        """Return the process's Library of the folder (by default the bundled policies), so
+        that a policy is read and built once however many parts of a process ask for it (a
+        referenced policy, the policy of a line). For folders whose files do not change while
+        the process runs: a Library never reads a file twice."""
+        folder = Path(root).resolve() if root is not None else resources.policies_dir()
+        library = cls._SHARED.get(folder)
+        if library is None:
+            library = cls._SHARED[folder] = cls(folder)
+        return library
 
     def _listing(self) -> dict[str, list[Path]]:
         # Read the folder once: a batch asks which policies exist for every case, and
@@ -341,8 +417,24 @@ class Library:
 
     def load(self, path: Path) -> Policy:
         if path not in self._cache:
-            self._cache[path] = load_policy(path)
+            window = self._windows.pop(path, None)
+            if window is None:
+                self._cache[path] = load_policy(path)
+            else:  # read and checked already: only the model is left to build
+                policy = build_policy(window.document)
+                _check_place(policy, path)
+                self._cache[path] = policy
         return self._cache[path]
+
+    def _window(self, path: Path) -> _Dated:
+        """The version in `path`, built if it already was, else only read and checked."""
+        built = self._cache.get(path)
+        if built is not None:
+            return built
+        window = self._windows.get(path)
+        if window is None:
+            window = self._windows[path] = _Window.read(path)
+        return window
 
     def all(self) -> list[Policy]:
         """Return every policy version, sorted by id then version.
@@ -397,11 +489,22 @@ class Library:
                     Location(str(folder)),
                 )
             return self.load(path)
-        versions = self.versions(ref.id)
+        # Every version is read and checked against the schema, as `versions` does, but only
+        # the one chosen is built (a third of a cold `evaluate` went on building versions that
+        # were not in force). Overlapping windows are reported as `versions` reports them.
+        dated = [(path, self._window(path)) for path in paths]
+        if ref.id not in self._checked:
+            if window_overlaps([version for _, version in dated]):
+                self.versions(ref.id)  # raises the overlap, located, as it always has
+            self._checked.add(ref.id)
         if on is not None:
-            chosen = [p for p in versions if p.status is not Lifecycle.DRAFT and p.in_force(on)]
+            chosen = [
+                path
+                for path, version in dated
+                if version.status is not Lifecycle.DRAFT and version.in_force(on)
+            ]
         else:
-            chosen = [p for p in versions if p.status is Lifecycle.ACTIVE]
+            chosen = [path for path, version in dated if version.status is Lifecycle.ACTIVE]
         if not chosen:
             when = f" in force on {on.isoformat()}" if on else ""
             raise PolicyNotFoundError.single(
@@ -409,10 +512,10 @@ class Library:
                 f"policy `{ref.id}` has no {'' if on else 'active '}version{when}",
                 Location(str(folder)),
             )
-        return chosen[-1]
+        return self.load(chosen[-1])
 
 
-def window_overlaps(versions: Sequence[Policy]) -> list[tuple[Policy, Policy]]:
+def window_overlaps(versions: Sequence[D]) -> list[tuple[D, D]]:
     """Return (earlier, later) for each pair of active or retired versions whose windows
     overlap. Drafts take no part: they are used only when named."""
     dated = sorted(

@@ -133,7 +133,9 @@ def _evaluate(
     *,
     render_phase: Callable[[], AbstractContextManager[None]],
 ) -> ExitCode:
-    library = Library(policies_dir) if policies_dir is not None else Library()
+    # the bundled policies do not change while a process runs: the process's one Library of
+    # them, which the api also reads referenced policies from (one read and build of each)
+    library = Library(policies_dir) if policies_dir is not None else Library.shared()
     request = api.load_request(case)
     for where, message in request.unmapped:
         click.echo(f"warning: {case}: {where}: {message} (not used in the review)", err=True)
