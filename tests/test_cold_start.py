@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -12,7 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from evaluator import api
+from evaluator.case.cases import load_case
 from evaluator.cli.main import main
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import EmitStatus
+from evaluator.engine.durable import Engine
+from evaluator.errors import EngineError
+from evaluator.language.policies import Library
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
@@ -79,7 +87,16 @@ import atexit, gc, sys
 from pathlib import Path
 from evaluator.cli.main import main
 marker = Path(sys.argv[1])
-atexit.register(lambda: marker.write_text(str(gc.get_threshold()[0]), encoding="utf-8"))
+
+
+def record():
+    engine = sys.modules.get("evaluator.engine.durable")
+    shares = None if engine is None else engine.Engine.share_sessions
+    joined = None if engine is None else [k for k in engine.Engine.get()._handles if "~" in k]
+    marker.write_text(f"{gc.get_threshold()[0]} {shares} {joined}", encoding="utf-8")
+
+
+atexit.register(record)
 sys.argv = ["necessity", *sys.argv[2:]]
 main()
 print("never reached")
@@ -113,6 +130,69 @@ def test_a_program_exits_with_its_output_whole_and_its_exit_handlers_run(
     else:
         assert done.stdout == expected.stdout
     assert "never reached" not in done.stdout
-    # the collector's threshold is raised for the short command only
+    # the collector's threshold is raised, and the engine runs every case alone (it registers
+    # no joined ruleset), for the short command only
+    threshold, shares, joined = marker.read_text(encoding="utf-8").split(" ", 2)
     default = str(gc.get_threshold()[0])  # this process's is the interpreter's default
-    assert marker.read_text(encoding="utf-8") == ("100000" if command == "evaluate" else default)
+    assert threshold == ("100000" if command == "evaluate" else default)
+    if command == "evaluate":
+        assert (shares, joined) == ("False", "[]")
+    else:
+        assert shares in ("True", "None")
+
+
+EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
+
+
+def _outputs(args: list[str]) -> list[tuple[int, str]]:
+    runner = CliRunner()
+    found = []
+    for case in EXAMPLES:
+        result = runner.invoke(main, ["evaluate", str(case), *args])
+        output = result.stdout
+        if "--format" in args:
+            data = json.loads(output)
+            data.pop("evaluated_at", None)
+            output = json.dumps(data)
+        found.append((result.exit_code, output))
+    return found
+
+
+@pytest.mark.parametrize("args", [[], ["--format", "json"]], ids=["text", "json"])
+def test_every_example_gets_the_same_output_when_every_case_runs_alone(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """What a one-request process does (`Engine.share_sessions` off: no case shares a session)
+    gives every example the output it gets when a program's later runs share one."""
+    shared = _outputs(args)
+    monkeypatch.setattr(Engine, "share_sessions", False)
+    alone = _outputs(args)
+    assert [code for code, _ in alone] == [code for code, _ in shared]
+    assert alone == shared
+    assert all(code in (0, 1, 3) for code, _ in alone)
+
+
+def test_a_case_run_alone_still_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sharing off, a clause the engine leaves without a status is an engine error on
+    every run of the program, never a decision (the second run is the one that would share)."""
+    monkeypatch.setattr(Engine, "share_sessions", False)
+    monkeypatch.setenv("NECESSITY_CACHE_DIR", "off")
+    case = load_case(FOUNDING)
+    policy = Library().get("lumbar-decompression", case.in_force_date)
+    program = compile_policy(policy)
+    first = next(r for r in program.rules if isinstance(r.action, EmitStatus))
+    clause = first.action.clause
+    # every rule that gives that clause a status is gone: the engine derives none for it
+    rules = tuple(
+        r
+        for r in program.rules
+        if not (isinstance(r.action, EmitStatus) and r.action.clause == clause)
+    )
+    broken = dataclasses.replace(program, name=f"{program.name}~no-status", rules=rules)
+    monkeypatch.setattr(api, "program_for", lambda _policy: broken)
+    for _ in range(3):
+        with pytest.raises(EngineError) as raised:
+            api.evaluate(case, policy)
+        assert raised.value.code == "engine_incomplete"
+        assert clause in str(raised.value)
+    assert not [k for k in Engine.get()._handles if k.startswith(broken.name + "~")]

@@ -6,10 +6,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from evaluator import api
+from evaluator.cli.main import main as cli_main
 from evaluator.compile.compiler import compile_policy
-from evaluator.errors import PolicyError, PolicyNotFoundError
+from evaluator.errors import PolicyError, PolicyNotFoundError, SchemaError
+from evaluator.language import policies
 from evaluator.language.model import Lifecycle
 from evaluator.language.policies import Library, PolicyRef, load_policy
 
@@ -293,3 +296,88 @@ def test_no_policy_or_clause_id_appears_in_the_evaluator() -> None:
         (str(p.relative_to(root)), n) for p, t in sources.items() for n in names if n in t
     )
     assert found == []
+
+
+# --- only the version in force is built (cold start, issue 10) -----------------------------------
+
+
+def _builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Spy on building policy models: the list of files built, as `<folder>@<stem>`."""
+    built: list[str] = []
+    original = policies.build_policy
+
+    def spy(document, plan=None):
+        path = Path(document.path)
+        built.append(f"{path.parent.name}@{path.stem}")
+        return original(document, plan)
+
+    monkeypatch.setattr(policies, "build_policy", spy)
+    return built
+
+
+def test_selecting_by_date_builds_only_the_version_in_force(library, monkeypatch):
+    built = _builds(monkeypatch)
+    assert library.get("alpha", date(2024, 6, 1)).version == "2024.1"
+    assert library.get("alpha").version == "2025.1"  # the newest active one
+    assert built == ["alpha@2024.1", "alpha@2025.1"]
+    # the others are built when asked for, once, and agree with a library that built them all
+    everything = [p.ref for p in library.all()]
+    assert built == ["alpha@2024.1", "alpha@2025.1", "alpha@2023.1", "alpha@2025.2", "beta@1"]
+    fresh = Library(library.root)
+    assert everything == [p.ref for p in fresh.all()]
+    assert library.get("alpha", date(2024, 6, 1)) == fresh.get("alpha", date(2024, 6, 1))
+
+
+def test_a_version_not_in_force_is_still_checked_against_the_schema(tmp_path):
+    root = tmp_path / "policies"
+    write(root, "alpha", "2024.1", start="2024-01-01", until="2024-12-31")
+    write(root, "alpha", "2025.1", start="2025-01-01")
+    broken = root / "alpha" / "2024.1.yaml"
+    broken.write_text(broken.read_text().replace("status: active", "status: in_force"))
+    with pytest.raises(SchemaError) as caught:
+        Library(root).get("alpha", date(2025, 6, 1))
+    assert caught.value.problems[0].location.file == str(broken)
+
+
+def test_a_version_not_in_force_in_the_wrong_place_still_breaks_selection(tmp_path):
+    root = tmp_path / "policies"
+    write(root, "alpha", "2024.1", version="2024.9", start="2024-01-01", until="2024-12-31")
+    write(root, "alpha", "2025.1", start="2025-01-01")
+    with pytest.raises(PolicyError) as caught:
+        Library(root).get("alpha", date(2025, 6, 1))
+    assert [p.code for p in caught.value.problems] == ["version_mismatch"]
+
+
+def test_overlapping_windows_read_unbuilt_give_the_error_of_the_built_versions(tie):
+    with pytest.raises(PolicyError) as selecting:
+        Library(tie).get("alpha", date(2025, 6, 1))
+    with pytest.raises(PolicyError) as listing:
+        Library(tie).versions("alpha")
+    assert selecting.value.problems == listing.value.problems
+
+
+def test_one_shared_library_per_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(Library, "_SHARED", {})
+    root = tmp_path / "policies"
+    write(root, "alpha", "1")
+    assert Library.shared(root) is Library.shared(str(root / ".." / "policies"))
+    assert Library.shared() is Library.shared(SHIPPED.root)
+    assert Library.shared() is not Library.shared(root)
+    # a referenced policy is looked up in the same Library as the CLI's
+    policy = Library.shared().get("lumbar-fusion", date(2025, 6, 1))
+    assert Library.shared() in api._libraries(policy)
+
+
+def test_evaluating_the_founding_case_builds_each_policy_it_needs_once(monkeypatch):
+    monkeypatch.setattr(Library, "_SHARED", {})
+    built = _builds(monkeypatch)
+    founding = HERE.parent / "examples" / "cases" / "t12-s2-fusion.json"
+    result = CliRunner().invoke(cli_main, ["evaluate", str(founding)])
+    assert result.exit_code in (0, 1, 3), result.output
+    # the fusion policy refers to the SI-joint one, which also governs a line: built once; the
+    # fusion policy's versions not in force on the request date are not built at all
+    assert sorted(built) == [
+        "lumbar-decompression@2025.1",
+        "lumbar-fusion@2025.1",
+        "si-joint-fusion@2025.1",
+    ]

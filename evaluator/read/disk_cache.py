@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = [
@@ -83,6 +82,8 @@ def write_text(entry: Path, text: str, keep: int | None = None) -> None:
 def write_bytes(entry: Path, data: bytes, keep: int | None = None) -> None:
     """Write the entry whole (temporary file, then rename); any failure leaves no entry. Then
     drop the oldest entries of its kind past `keep` (default `KEEP`)."""
+    import tempfile  # noqa: PLC0415  (with shutil, ~2 ms: only a process that writes one)
+
     temporary = None
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
