@@ -180,8 +180,7 @@ def test_a_case_run_alone_still_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
     case = load_case(FOUNDING)
     policy = Library().get("lumbar-decompression", case.in_force_date)
     program = compile_policy(policy)
-    first = next(r for r in program.rules if isinstance(r.action, EmitStatus))
-    clause = first.action.clause
+    clause = next(r.action.clause for r in program.rules if isinstance(r.action, EmitStatus))
     # every rule that gives that clause a status is gone: the engine derives none for it
     rules = tuple(
         r
