@@ -21,6 +21,7 @@ from evaluator.compile.program import EmitStatus
 from evaluator.engine.durable import Engine
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library
+from evaluator.read import resources
 
 ROOT = Path(__file__).resolve().parent.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
@@ -33,6 +34,10 @@ _DEFERRED = (
     "ruamel",
     "evaluator.render.notice",
     "evaluator.authoring.fmt",
+    # the evaluator's version is read from its dist-info directly (read/resources.py)
+    "importlib.metadata",
+    # only a process that writes a cache entry
+    "tempfile",
 )
 
 _SCRIPT = """
@@ -195,3 +200,55 @@ def test_a_case_run_alone_still_fails_closed(monkeypatch: pytest.MonkeyPatch) ->
         assert raised.value.code == "engine_incomplete"
         assert clause in str(raised.value)
     assert not [k for k in Engine.get()._handles if k.startswith(broken.name + "~")]
+
+
+# --- the evaluator's version without importlib.metadata ---------------------------------------
+
+
+def test_the_version_read_directly_is_the_one_importlib_metadata_reads() -> None:
+    from importlib import metadata  # noqa: PLC0415
+
+    resources.evaluator_version.cache_clear()
+    try:
+        assert resources.evaluator_version() == metadata.version("necessity")
+        assert resources._recorded_version() == metadata.version("necessity")
+    finally:
+        resources.evaluator_version.cache_clear()
+
+
+def _dist_info(folder: Path, name: str, version: str | None) -> None:
+    (folder / name).mkdir(parents=True)
+    headers = "Metadata-Version: 2.1\nName: necessity\n"
+    headers += f"Version: {version}\n" if version else ""
+    (folder / name / "METADATA").write_text(headers + "\nthe description\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        pytest.param([("necessity-9.1.dist-info", "9.1")], "9.1", id="one"),
+        pytest.param([("Necessity-9.2.dist-info", "9.2")], "9.2", id="any-case"),
+        pytest.param([("necessity-9.1.dist-info", None)], None, id="no-version"),
+        pytest.param(
+            [("necessity-9.1.dist-info", "9.1"), ("necessity-9.2.dist-info", "9.2")],
+            None,
+            id="two",
+        ),
+        pytest.param([("necessity-9.1.egg-info", "9.1")], None, id="egg"),
+        pytest.param([("necessity_tools-1.0.dist-info", "1.0")], "0.0.1", id="another-project"),
+    ],
+)
+def test_anything_but_one_plain_dist_info_is_left_to_importlib_metadata(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    names: list[tuple[str, str | None]],
+    expected: str | None,
+) -> None:
+    # the first folder on the path that holds a candidate decides, as in importlib.metadata
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    for name, version in names:
+        _dist_info(first, name, version)
+    _dist_info(second, "necessity-0.0.1.dist-info", "0.0.1")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "missing"), str(first), str(second)])
+    assert resources._recorded_version() == expected
