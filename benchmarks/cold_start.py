@@ -11,9 +11,12 @@ misses the target in benchmarks/README.md.
 Wall and even CPU times move with the machine's other load, so it also reports what moves
 less: the median time per phase of `necessity evaluate --profile` (time after the imports)
 and the time spent importing modules (`python -X importtime`: the total, and the largest
-top-level imports), each over a few more processes with the same warm caches.
+top-level imports), each over a few more processes with the same warm caches. With
+`--instructions` it also counts the instructions one warm process executes (valgrind's
+callgrind, about 20 s; within a percent from run to run whatever the load): the measure to
+compare two versions by on a busy machine.
 
-    .venv/bin/python benchmarks/cold_start.py [--runs N] [--json]
+    .venv/bin/python benchmarks/cold_start.py [--runs N] [--json] [--instructions]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,7 +106,28 @@ def _imports(env: dict[str, str], runs: int) -> dict[str, object]:
     return {"median_total_ms": round(statistics.median(totals), 1), "largest": dict(largest)}
 
 
-def measure(runs: int, detail_runs: int = 5) -> dict[str, object]:
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def _instructions(command: list[str], env: dict[str, str]) -> int | None:
+    """Instructions one process of `command` executes (callgrind), or None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="necessity-callgrind-") as folder:
+        done = subprocess.run(
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={folder}/out", *command],
+            env={**env, "PYTHONHASHSEED": "0"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    match = _COLLECTED.search(done.stderr)
+    return int(match.group(1)) if match else None
+
+
+def measure(runs: int, detail_runs: int = 5, *, instructions: bool = False) -> dict[str, object]:
     command = _command()
     with tempfile.TemporaryDirectory(prefix="necessity-cold-") as cache:
         # As installed: bytecode is written and read (a developer's shell may turn that off),
@@ -116,6 +141,7 @@ def measure(runs: int, detail_runs: int = 5) -> dict[str, object]:
         load_after = os.getloadavg()
         phases = _phases(command, env, detail_runs)
         imports = _imports(env, detail_runs)
+        counted = _instructions(command, env) if instructions else None
     return {
         "command": " ".join(Path(part).name if part == command[0] else part for part in command),
         "runs": runs,
@@ -131,6 +157,7 @@ def measure(runs: int, detail_runs: int = 5) -> dict[str, object]:
         "target_median_wall_ms": TARGET_MEDIAN_MS,
         "phases_median_ms": phases,
         "imports": imports,
+        "instructions": counted,
     }
 
 
@@ -138,8 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="measured runs (15)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count the instructions of one process (valgrind callgrind, ~20 s)",
+    )
     args = parser.parse_args(argv)
-    result = measure(args.runs)
+    result = measure(args.runs, instructions=args.instructions)
     missed = float(str(result["median_wall_ms"])) > TARGET_MEDIAN_MS
     if args.json:
         print(json.dumps({**result, "missed": missed}, indent=2))
@@ -163,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert isinstance(imports, dict)
         print(f"  imports (median of 5, -X importtime): {imports['median_total_ms']} ms; largest:")
         print("    " + ", ".join(f"{name} {ms}" for name, ms in imports["largest"].items()))
+        if result["instructions"] is not None:
+            print(f"  instructions (callgrind, one process): {result['instructions']:,}")
         print(
             "target met" if not missed else f"target missed: median wall > {TARGET_MEDIAN_MS:g} ms"
         )
