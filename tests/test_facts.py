@@ -424,6 +424,45 @@ def test_bad_range(line, finding, pointer):
     assert [(p.code, p.location.pointer) for p in error.problems] == [("bad_range", pointer)]
 
 
+def test_cached_conversions_refuse_a_bad_text_every_time():
+    # Ranges, dates and the request date convert through caches keyed by their text: a text that
+    # failed once fails again, located in each case, and a good case after it is unaffected.
+    for _ in range(3):
+        data = minimal(conservative_care={"start": "2025-02-30"})
+        data["request"]["lines"][0]["fusion"] = "S1-L4"
+        with pytest.raises(CaseError) as caught:
+            build(Document(data, "inline.json", {}))
+        assert [(p.code, p.location.pointer) for p in caught.value.problems] == [
+            ("bad_range", "/request/lines/0/fusion"),
+            ("bad_date", "/conservative_care/start"),
+        ]
+    line = one(case_facts(conservative_care={"start": "2025-02-28"}), "line")
+    assert (line["upper"], line["lower"]) == ("L4", "L5")
+
+
+def test_a_cached_range_cannot_be_changed_through_a_case():
+    first = case_facts()
+    assert [f.fields["segment"] for f in first if f.type == "fused_segment"] == ["L4-L5"]
+    data = minimal()
+    data["request"]["lines"][0]["fusion"] = "L4-L5"
+    again = case_from_data(data, "inline.json").facts
+    assert [f.as_dict() for f in again] == [f.as_dict() for f in first]
+
+
+def test_a_fact_built_owning_its_fields_is_the_fact_built_from_them():
+    fields: dict[str, Any] = {"kind": "infection", "src": "clinic_note"}
+    owned = Fact.owning("red_flag", "red_flag:1", fields)
+    built = Fact("red_flag", "red_flag:1", dict(fields))
+    assert owned == built and hash(owned) == hash(built)
+    assert repr(owned) == repr(built)
+    assert owned.as_dict() == built.as_dict() == {"t": "red_flag", "id": "red_flag:1", **fields}
+    assert owned.as_dict() is not owned.as_dict()  # a copy each time
+    with pytest.raises(TypeError):
+        owned.fields["kind"] = "tumour"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        owned.id = "red_flag:2"  # type: ignore[misc]
+
+
 def test_end_before_start():
     error = case_error(minimal(conservative_care={"start": "2025-03", "end": "2025-01-15"}))
     (problem,) = error.problems

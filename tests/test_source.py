@@ -24,6 +24,7 @@ from evaluator.read.source import (
     make_pointer,
     split_pointer,
 )
+from evaluator.read.source import _json_suffix
 
 # No example database: property runs must not leave files in the repository.
 PROPERTY = settings(database=None, max_examples=200, deadline=None)
@@ -481,3 +482,30 @@ def test_just_within_the_limits_reads(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"case{suffix}"
     path.write_text(json.dumps(data), encoding="utf-8")
     assert load(path).data == data
+
+
+@PROPERTY
+@given(st.text(alphabet="aJjSsOoNn./İ\u212a", max_size=12))
+def test_a_json_file_is_known_by_its_suffix_as_pathlib_gives_it(name: str) -> None:
+    # load() reads a name ending in ".json" after anything but a slash without pathlib.
+    assert _json_suffix(name) == (Path(name).suffix.lower() == ".json")
+
+
+@pytest.mark.parametrize(
+    ("name", "is_json"),
+    [
+        ("case.json", True),
+        ("CASE.JSON", True),
+        ("a/..json", True),
+        ("a/.json", False),
+        (".json", False),
+        ("a.json/", True),
+        ("a.json/.", True),
+        ("a.yaml", False),
+        ("json", False),
+        ("", False),
+    ],
+)
+def test_json_suffixes(name: str, is_json: bool) -> None:
+    assert _json_suffix(name) is is_json
+    assert (Path(name).suffix.lower() == ".json") is is_json

@@ -229,10 +229,18 @@ def load(path: str | Path) -> Document:
     if name == STDIN_NAME:
         is_json = text.lstrip()[:1] in ("{", "[")
     else:
-        is_json = Path(path).suffix.lower() == ".json"
+        is_json = _json_suffix(name)
     if is_json:
         return _json_document(text, name)
     return loads(text, name)
+
+
+def _json_suffix(name: str) -> bool:
+    """True when `Path(name).suffix.lower() == ".json"`, decided from the text where it ends in
+    `.json` after something other than a slash (pathlib parses the path at some cost)."""
+    if name[-5:].lower() == ".json" and len(name) > 5 and name[-6] != "/":
+        return True
+    return Path(name).suffix.lower() == ".json"
 
 
 def load_line(text: str, name: str, line: int) -> Document:
