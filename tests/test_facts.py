@@ -453,7 +453,8 @@ def test_a_fact_built_owning_its_fields_is_the_fact_built_from_them():
     fields: dict[str, Any] = {"kind": "infection", "src": "clinic_note"}
     owned = Fact.owning("red_flag", "red_flag:1", fields)
     built = Fact("red_flag", "red_flag:1", dict(fields))
-    assert owned == built and hash(owned) == hash(built)
+    assert owned == built
+    assert hash(owned) == hash(built)
     assert repr(owned) == repr(built)
     assert owned.as_dict() == built.as_dict() == {"t": "red_flag", "id": "red_flag:1", **fields}
     assert owned.as_dict() is not owned.as_dict()  # a copy each time

@@ -19,12 +19,12 @@ from evaluator.read.source import (
     LIMITS,
     MAX_DEPTH,
     Document,
+    _json_suffix,
     load,
     loads,
     make_pointer,
     split_pointer,
 )
-from evaluator.read.source import _json_suffix
 
 # No example database: property runs must not leave files in the repository.
 PROPERTY = settings(database=None, max_examples=200, deadline=None)

@@ -10,11 +10,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from evaluator.case.facts import Conflict, Fact, FactValue, build
+from evaluator.case.facts import Conflict, Fact, FactValue, build, parsed_date
 from evaluator.errors import CaseError, Location
 from evaluator.read import schemas
 from evaluator.read.source import Document, load
-from evaluator.vocab.dates import PartialDate, parse_date
+from evaluator.vocab.dates import PartialDate
 
 CASE_SCHEMA = "case"
 
@@ -126,7 +126,7 @@ def case_from_document(document: Document) -> Case:
         case_id=data["case_id"],
         path=document.path,
         # Already parsed without error by build(), which raises on a bad request date.
-        request_date=parse_date(data["request"]["date"]),
+        request_date=parsed_date(data["request"]["date"]),
         lines=lines,
         facts=normalised.facts,
         conflicts=normalised.conflicts,

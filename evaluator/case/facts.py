@@ -247,11 +247,12 @@ def _walks() -> tuple[tuple[CodedSection, tuple[str, ...], tuple[str, ...]], ...
 
 
 @cache
-def _timed(fact_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Return the date fields and the duration fields of a fact type, in schema order."""
+def _timed(fact_type: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """Return the date fields of a fact type, each with the field of its first possible day
+    (``start``, ``start_lo``), and its duration fields, in schema order."""
     kinds = fact_kinds()[fact_type]
     return (
-        tuple(name for name, kind in kinds.items() if kind == "date"),
+        tuple((name, f"{name}_lo") for name, kind in kinds.items() if kind == "date"),
         tuple(name for name, kind in kinds.items() if kind == "duration"),
     )
 
@@ -383,12 +384,18 @@ def _quiet_date(text: Any) -> PartialDate | None:
         return None
 
 
-@lru_cache(maxsize=_CONVERSIONS)
 def _text_date(text: str) -> PartialDate | None:
     try:
-        return parse_date(text)
+        return parsed_date(text)
     except DateError:
         return None
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def parsed_date(text: str) -> PartialDate:
+    """Return ``parse_date(text)`` for a text, cached (a date is immutable); raises DateError
+    (every time: only dates are cached)."""
+    return parse_date(text)
 
 
 def _text(value: Any) -> str:
@@ -769,9 +776,7 @@ class _Builder:
         if not dates:
             return
         limit = self.request.hi.toordinal()
-        late = [
-            name for name in dates if isinstance(lo := fields.get(f"{name}_lo"), int) and lo > limit
-        ]
+        late = [name for name, low in dates if isinstance(v := fields.get(low), int) and v > limit]
         if not late:
             return
         dropped = list(durations)

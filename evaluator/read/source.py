@@ -226,10 +226,7 @@ def load(path: str | Path) -> Document:
             f"not utf-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
             Location(name, line),
         ) from None
-    if name == STDIN_NAME:
-        is_json = text.lstrip()[:1] in ("{", "[")
-    else:
-        is_json = _json_suffix(name)
+    is_json = text.lstrip()[:1] in ("{", "[") if name == STDIN_NAME else _json_suffix(name)
     if is_json:
         return _json_document(text, name)
     return loads(text, name)
@@ -238,9 +235,12 @@ def load(path: str | Path) -> Document:
 def _json_suffix(name: str) -> bool:
     """True when `Path(name).suffix.lower() == ".json"`, decided from the text where it ends in
     `.json` after something other than a slash (pathlib parses the path at some cost)."""
-    if name[-5:].lower() == ".json" and len(name) > 5 and name[-6] != "/":
+    if name[-5:].lower() == _JSON and len(name) > len(_JSON) and name[-6] != "/":
         return True
-    return Path(name).suffix.lower() == ".json"
+    return Path(name).suffix.lower() == _JSON
+
+
+_JSON = ".json"
 
 
 def load_line(text: str, name: str, line: int) -> Document:
