@@ -145,9 +145,34 @@ def test_a_text_over_a_limit_is_never_plainly_within_them(data: Any) -> None:
 # --- facts: cached conversions ---------------------------------------------------------------
 
 
+_CACHED = (
+    "_dated_text",
+    "parsed_date",
+    "_level_fields",
+    "_expand_range",
+    "_range_segments",
+    "_schema_path",
+)
+
+
 def _uncached(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("_date_fields", "_level_fields", "_expand_range", "_schema_path"):
+    for name in _CACHED:
         monkeypatch.setattr(facts, name, getattr(facts, name).__wrapped__)
+    monkeypatch.setattr(cases, "parsed_date", cases.parsed_date.__wrapped__)
+
+
+def test_every_conversion_cache_is_undone_by_uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The comparisons below mean something only if every cache of facts.py is bypassed.
+    cached = {
+        name
+        for name, value in vars(facts).items()
+        if callable(value) and hasattr(value, "cache_info") and name.startswith(("_", "parsed"))
+    }
+    uncached_by_name = {"_walks", "_timed", "_pairs"}  # per schema, not per case value
+    assert cached - uncached_by_name == set(_CACHED)
+    _uncached(monkeypatch)
+    assert not any(hasattr(getattr(facts, name), "cache_info") for name in _CACHED)
+    assert not hasattr(cases.parsed_date, "cache_info")
 
 
 def _outcome(text: str) -> Any:
