@@ -163,7 +163,7 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
     case check (`_Session.apply`) caught here as a rule matching another case's facts.
     """
-    parts = _flatten(test)
+    parts = _hoist_type(_flatten(test))
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
     equal = [t for t in parts if isinstance(t, Eq) and t not in kind]
     joins: list[Test] = [t for t in parts if isinstance(t, Join)]
@@ -178,6 +178,40 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
+
+
+def _hoist_type(parts: list[Test]) -> list[Test]:
+    """Return a pattern's conjuncts with the fact type tested first when every alternative of
+    an `AnyTest` tests the same one: `any(all(t=X, a), all(t=X, b))` is `t=X and any(a, b)`.
+
+    Folding writes "a fact passing the false test, or one without the field" as such an `any`
+    (folding.py). Without a type test of its own the pattern's alpha path starts at the lane
+    test, which every fact of every type passes, so every fact of the case, every stage marker
+    and every derived fact was tested against each alternative: on the bench policy a fifth
+    of durable_rules' instructions. Behind `t == X` only the facts of that type go on.
+    A pattern that already tests its type, or whose alternatives test different types or
+    none, is left as it is.
+    """
+    if any(isinstance(t, Eq) and t.field == "t" for t in parts):
+        return parts
+    for index, part in enumerate(parts):
+        if not isinstance(part, AnyTest) or not part.tests:
+            continue
+        alternatives = [_flatten(alternative) for alternative in part.tests]
+        kinds = {
+            next((t for t in alternative if isinstance(t, Eq) and t.field == "t"), None)
+            for alternative in alternatives
+        }
+        kind = kinds.pop()
+        if kinds or kind is None:
+            continue
+        rest = [[t for t in alternative if t != kind] for alternative in alternatives]
+        if any(not alternative for alternative in rest):
+            hoisted: list[Test] = []  # one alternative is the type alone: the `any` holds
+        else:
+            hoisted = [AnyTest(tuple(AllOf(tuple(r)) if len(r) > 1 else r[0] for r in rest))]
+        return [kind, *parts[:index], *hoisted, *parts[index + 1 :]]
+    return parts
 
 
 def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
