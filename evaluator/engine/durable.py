@@ -31,7 +31,7 @@ import itertools
 import json
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -359,6 +359,50 @@ def _shareable(program: Program) -> bool:
     return projection(program).cases_safe and all(r.count is None for r in program.rules)
 
 
+# What `apply` does for a rule, by its action's type (`_plans`).
+_VALUE, _FACT, _PAIR, _STATUS, _MISSING, _VERDICT = range(6)
+_KINDS: dict[type, int] = {
+    EmitValue: _VALUE,
+    EmitFact: _FACT,
+    EmitPair: _PAIR,
+    EmitStatus: _STATUS,
+    EmitMissing: _MISSING,
+    EmitVerdict: _VERDICT,
+}
+# A rule's records as `_records` reads them: (node, value as the engine writes it, source
+# alias, candidate).
+_Records = tuple[tuple[str, int, str | None, bool], ...]
+_Plan = tuple[Rule, int, _Records]
+_PLANS = "_engine_plans"
+
+
+def _plans(program: Program) -> dict[str, _Plan]:
+    """Return, by rule name, the rule, what each of its firings does (its action's kind) and
+    the records it keeps: worked out once per Program rather than on every firing."""
+    found: dict[str, _Plan] | None = program.__dict__.get(_PLANS)
+    if found is not None:
+        return found
+    found = {}
+    for rule in program.rules:
+        action = rule.action
+        records: tuple[Record, ...] = getattr(action, "records", ())
+        found[rule.name] = (
+            rule,
+            _KINDS.get(type(action), -1),  # -1: `apply` refuses it
+            tuple((r.node, int(r.value), r.source, r.candidate) for r in records),
+        )
+    # Program is frozen; a memo, not part of its value (as `projection` keeps its own).
+    object.__setattr__(program, _PLANS, found)
+    return found
+
+
+def _planned(plans: Mapping[str, _Plan], name: str) -> _Plan:
+    plan = plans.get(name)
+    if plan is None:
+        raise EngineError.single("engine_failed", f"durable_rules fired an unknown rule `{name}`")
+    return plan
+
+
 def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
     # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
     # (trap 13): refuse duplicates before the engine sees them. The id is part of a fact's
@@ -380,10 +424,10 @@ class _Session:
         # id); `key` keeps the case's own id, which joins and this case's trace use.
         self.case = case
         self.trace = Trace()
-        self.counter = itertools.count()
+        self.counter = 0
         # Derived facts (EmitFact) are numbered on their own: evidence shows them by id, which
         # must not move when the compiler asserts fewer value facts (compile/folding.py).
-        self.derived_counter = itertools.count()
+        self.derived_counter = 0
         self.seen_facts: set[tuple[str, tuple[str, ...]]] = set()
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
@@ -395,6 +439,7 @@ class _Session:
         self.pending: list[dict[str, Any]] = []
         self.stage = 0
         self.projection = projection(program)
+        self.plans = _plans(program)
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -457,25 +502,30 @@ class _Session:
         the case wherever it is, as when every field went to the engine.
         """
         kind = fact.get("t")
-        if not self.projection.keeps(kind) and kind is not None:
+        types = self.projection.types
+        if types is not None and kind not in types and kind is not None:
             for value in fact.values():
                 if isinstance(value, float):
                     number(value)  # as below
             return None
         fields = self.projection.fields
-        out: dict[str, Any] = {"sid": self.sid}
-        if self.case is not None:
-            out[CASE_KEY] = self.case  # a rule never reads a fact's own `c` here (`_shareable`)
+        case = self.case
+        # a rule never reads a fact's own `c` here (`_shareable`)
+        out: dict[str, Any] = (
+            {"sid": self.sid} if case is None else {"sid": self.sid, CASE_KEY: case}
+        )
         for key, value in fact.items():
-            if key in fields:
-                if value is not None:  # absent and null differ; absent means undocumented
-                    out[key] = number(value) if isinstance(value, float) else value
-            elif isinstance(value, float):
-                number(value)  # a number the engine could not take fails here too
+            if isinstance(value, float):
+                # a number the engine could not take fails, whether a rule reads it or not
+                engine_number = number(value)
+                if key in fields:
+                    out[key] = engine_number
+            elif value is not None and key in fields:
+                out[key] = value  # absent and null differ; absent means undocumented
         if "id" in out:
-            out[KEY] = out["id"]
-            if self.case is not None:
-                out["id"] = f"{self.case}|{out['id']}"
+            out[KEY] = ident = out["id"]
+            if case is not None:
+                out["id"] = f"{case}|{ident}"
         return out
 
     def assert_batch(self, facts: Iterable[Mapping[str, Any]]) -> None:
@@ -486,8 +536,9 @@ class _Session:
         """
         listed = list(facts)
         _check_unique(listed)
+        admit = self.admit
         try:
-            admitted = [self.admit(f) for f in listed]
+            admitted = [admit(f) for f in listed]
         except ValueError as error:
             raise EngineError.single(
                 "engine_failed", f"a fact cannot be given to the engine: {error}"
@@ -522,12 +573,12 @@ class _Session:
         """Run every pending action; each may assert facts that queue further actions."""
         if self.state is None:
             return
-        rule, apply, state = self.program.rule, self.apply, self.state
+        plans, apply, state = self.plans, self.apply, self.state
         first = self._call(_dre.start_action_for_state, state)
         message = first[1] if first else None
         while message:
             for rule_name, matched in orjson.loads(message).items():
-                apply(rule(rule_name), matched)
+                apply(_planned(plans, rule_name)[0], matched)
             message = self._call(_dre.complete_and_start_action, state)
 
     def abandon(self) -> None:
@@ -550,28 +601,39 @@ class _Session:
                 "engine_failed",
                 f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
             )
-        self.trace.firings += 1
+        trace = self.trace
+        trace.firings += 1
         case = self.case
         ids: dict[str, str] = {}
-        for alias, fact in matched.items():
-            if case is not None and fact.get(CASE_KEY) != case:
-                # every pattern joins the first on the case key (`render(cases=True)`)
-                raise EngineError.single(
-                    "engine_failed", f"rule `{rule.name}` matched another case's facts"
-                )
-            if alias != "stage":
-                ids[alias] = str(fact.get(KEY))
-        action = rule.action
+        if case is None:
+            for alias, fact in matched.items():
+                if alias != "stage":
+                    ids[alias] = str(fact.get(KEY))
+        else:
+            for alias, fact in matched.items():
+                if fact.get(CASE_KEY) != case:
+                    # every pattern joins the first on the case key (`render(cases=True)`)
+                    raise EngineError.single(
+                        "engine_failed", f"rule `{rule.name}` matched another case's facts"
+                    )
+                if alias != "stage":
+                    ids[alias] = str(fact.get(KEY))
+        _, kind, records = _planned(self.plans, rule.name)
+        action: Any = rule.action
         before = len(self.pending)
-        if isinstance(action, EmitValue):
-            self._value(rule, action, ids)
-        elif isinstance(action, EmitFact):
+        if kind == _STATUS:
+            self._status(rule, action, ids, records)
+        elif kind == _VALUE:
+            self._value(rule, action, ids, records)
+        elif kind == _FACT:
             self._fact(rule, action, matched, ids)
-        elif isinstance(action, EmitPair):
+        elif kind == _PAIR:
             self._pair(action, matched, ids)
-        elif isinstance(action, EmitStatus):
-            self._status(rule, action, ids)
-        elif isinstance(action, EmitMissing):
+        elif kind == _VERDICT:
+            if trace.verdict not in (None, action.determination):
+                raise EngineError.single("engine_failed", "two determinations were derived")
+            trace.verdict = action.determination
+        elif kind == _MISSING:
             bound = ", ".join(
                 f"{alias}={ids[key]}"
                 for alias, key in zip(action.aliases, action.keys, strict=True)
@@ -583,35 +645,49 @@ class _Session:
                 + (f" with {bound}" if bound else "")
                 + "; the rules did not decide it, so there is no determination",
             )
-        elif isinstance(action, EmitVerdict):
-            if self.trace.verdict not in (None, action.determination):
-                raise EngineError.single("engine_failed", "two determinations were derived")
-            self.trace.verdict = action.determination
-        if self.trace.log is not None:  # tracing observes: what this action just queued
-            verdict = action.determination if isinstance(action, EmitVerdict) else None
-            self.trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
+        else:  # an action this module does not know derives nothing: never a quiet skip
+            raise EngineError.single(
+                "engine_failed", f"rule `{rule.name}` has an action the engine cannot run"
+            )
+        if trace.log is not None:  # tracing observes: what this action just queued
+            verdict = action.determination if kind == _VERDICT else None
+            trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
 
-    def _assert_derived(
-        self, fact: dict[str, Any], plain: bool = False, counter: Iterator[int] | None = None
-    ) -> None:
-        """Queue a derived fact; `plain` when it holds only strings and integers, which need no
-        normalising (values and statuses)."""
-        fact["id"] = ident = f"{fact['t']}{next(counter or self.counter)}"
-        if not plain:
-            self.pending.append(self.normalise(fact))
-        elif self.case is None:
+    def _assert_derived(self, fact: dict[str, Any], derived: bool = False) -> None:
+        """Queue a derived fact (a value, candidate, pair or status; with `derived`, an
+        EmitFact's fact, numbered on its own)."""
+        if derived:
+            number = self.derived_counter
+            self.derived_counter = number + 1
+        else:
+            number = self.counter
+            self.counter = number + 1
+        fact["id"] = f"{fact['t']}{number}"
+        self.pending.append(self.normalise(fact))
+
+    def _assert_plain(self, fact: dict[str, Any]) -> None:
+        """Queue a value, candidate or status fact: it holds only strings and integers, which
+        need no normalising; written as `normalise` writes it."""
+        number = self.counter
+        self.counter = number + 1
+        fact["id"] = ident = f"{fact['t']}{number}"
+        case = self.case
+        if case is None:
             self.pending.append({"sid": self.sid, **fact, KEY: ident})
-        else:  # as `normalise` writes it
-            out = {"sid": self.sid, CASE_KEY: self.case, **fact, KEY: ident}
-            out["id"] = f"{self.case}|{ident}"
+        else:
+            out = {"sid": self.sid, CASE_KEY: case, **fact, KEY: ident}
+            out["id"] = f"{case}|{ident}"
             self.pending.append(out)
 
-    def _value(self, rule: Rule, action: EmitValue, ids: Mapping[str, str]) -> None:
-        keys = tuple(ids[k] for k in action.keys)
-        if action.records:
+    def _value(
+        self, rule: Rule, action: EmitValue, ids: Mapping[str, str], records: _Records
+    ) -> None:
+        keys = tuple([ids[k] for k in action.keys])
+        if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
-            self._records(rule, action.records, ids, keys)
-        fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": int(action.value)}
+            self._records(rule, records, ids, keys)
+        value = int(action.value)
+        fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": value}
         for i, key in enumerate(keys, start=1):
             fact[f"k{i}"] = key
         if action.source is not None:
@@ -620,27 +696,27 @@ class _Session:
             seen = (f"cand {action.node} {fact.get('f')}", keys)
             earlier = self.candidate_values.get(seen)
             if earlier is not None:
-                if earlier != fact["v"]:
+                if earlier != value:
                     raise EngineError.single(
                         "engine_failed",
-                        f"node `{action.node}` derived both {earlier} and {fact['v']} for fact "
+                        f"node `{action.node}` derived both {earlier} and {value} for fact "
                         f"`{fact.get('f')}`",
                     )
                 return
-            self.candidate_values[seen] = fact["v"]
-            self._assert_derived(fact, plain=True)
+            self.candidate_values[seen] = value
+            self._assert_plain(fact)
             self.trace.candidates.append(Emitted(fact, rule.name, ids))
             return
         existing = self.trace.values.get((action.node, keys))
         if existing is not None:
-            if existing.fact["v"] != fact["v"]:
+            if existing.fact["v"] != value:
                 raise EngineError.single(
                     "engine_failed",
-                    f"node `{action.node}` derived both {existing.fact['v']} and {fact['v']}"
+                    f"node `{action.node}` derived both {existing.fact['v']} and {value}"
                     + (f" for the bound facts {', '.join(keys)}" if keys else ""),
                 )
             return
-        self._assert_derived(fact, plain=True)
+        self._assert_plain(fact)
         self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
 
     def _fact(
@@ -672,7 +748,7 @@ class _Session:
             src = matched[f"b_{aliases.pop()}"].get("src")
             if src is not None:
                 fact["src"] = src
-        self._assert_derived(fact, counter=self.derived_counter)
+        self._assert_derived(fact, derived=True)
         self.trace.derived.append(Emitted(fact, rule.name, ids))
 
     def _pair(
@@ -692,54 +768,62 @@ class _Session:
                 fact[name] = matched[alias][physical]
         self._assert_derived(fact)
 
-    def _status(self, rule: Rule, action: EmitStatus, ids: Mapping[str, str]) -> None:
-        if action.records:
+    def _status(
+        self, rule: Rule, action: EmitStatus, ids: Mapping[str, str], records: _Records
+    ) -> None:
+        if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
-            self._records(rule, action.records, ids, ())
+            self._records(rule, records, ids, ())
+        status = action.status.value
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
-            if existing.fact["status"] != action.status.value:
+            if existing.fact["status"] != status:
                 raise EngineError.single(
                     "engine_failed",
-                    f"clause `{action.clause}` derived both {existing.fact['status']} and "
-                    f"{action.status.value}",
+                    f"clause `{action.clause}` derived both {existing.fact['status']} and {status}",
                 )
             return
-        fact = {"t": "status", "clause": action.clause, "status": action.status.value}
-        self._assert_derived(fact, plain=True)
+        fact = {"t": "status", "clause": action.clause, "status": status}
+        self._assert_plain(fact)
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
     def _records(
-        self,
-        rule: Rule,
-        records: tuple[Record, ...],
-        ids: Mapping[str, str],
-        keys: tuple[str, ...],
+        self, rule: Rule, records: _Records, ids: Mapping[str, str], keys: tuple[str, ...]
     ) -> None:
         """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
         for evidence; nothing is asserted, so they cost no round trip. Two firings that
-        disagree are an engine error."""
-        for record in records:
-            fact: dict[str, Any] = {"t": VAL, "n": record.node, "v": int(record.value)}
-            for i, key in enumerate(keys, start=1):
-                fact[f"k{i}"] = key
-            if record.source is not None:
-                fact["f"] = ids[record.source]
-            if record.candidate:
-                seen = (f"cand {record.node} {fact['f']}", keys)
+        disagree are an engine error. A value already kept is only compared: the fact is
+        built the first time."""
+        values = self.trace.values
+        for node, value, source, candidate in records:
+            if candidate:
+                seen = (f"cand {node} {ids[source] if source is not None else None}", keys)
                 if seen not in self.seen_facts:
                     self.seen_facts.add(seen)
+                    fact = self._record(node, value, source, ids, keys)
                     fact["t"] = CAND
                     self.trace.candidates.append(Emitted(fact, rule.name, ids))
                 continue
-            existing = self.trace.values.get((record.node, keys))
+            existing = values.get((node, keys))
             if existing is None:
-                self.trace.values[(record.node, keys)] = Emitted(fact, rule.name, ids)
-            elif existing.fact["v"] != fact["v"]:
+                fact = self._record(node, value, source, ids, keys)
+                values[(node, keys)] = Emitted(fact, rule.name, ids)
+            elif existing.fact["v"] != value:
                 raise EngineError.single(
                     "engine_failed",
-                    f"node `{record.node}` derived both {existing.fact['v']} and {fact['v']}",
+                    f"node `{node}` derived both {existing.fact['v']} and {value}",
                 )
+
+    @staticmethod
+    def _record(
+        node: str, value: int, source: str | None, ids: Mapping[str, str], keys: tuple[str, ...]
+    ) -> dict[str, Any]:
+        fact: dict[str, Any] = {"t": VAL, "n": node, "v": value}
+        for i, key in enumerate(keys, start=1):
+            fact[f"k{i}"] = key
+        if source is not None:
+            fact["f"] = ids[source]
+        return fact
 
 
 class _Cases:
@@ -751,6 +835,7 @@ class _Cases:
         self.program = program
         self.sid = sid
         self.cases = [_Session(handle, program, sid, str(i)) for i in range(count)]
+        self.plans = _plans(program)
         self.state: int | None = None
         self.stage = 0
         self.poisoned = False
@@ -801,14 +886,16 @@ class _Cases:
         if self.state is None:
             return
         try:
-            result = _dre.start_action_for_state(self.handle, self.state)
-            while result:
-                for rule_name, matched in orjson.loads(result[1]).items():
-                    # Every fact of a match is of one case (the rules join on it).
+            plans, cases, handle, state = self.plans, self.cases, self.handle, self.state
+            result = _dre.start_action_for_state(handle, state)
+            message = result[1] if result else None
+            while message:
+                for rule_name, matched in orjson.loads(message).items():
+                    # Every fact of a match is of one case (the rules join on it, and the
+                    # case's `apply` checks each).
                     case = next(iter(matched.values()))[CASE_KEY]
-                    self.cases[int(case)].apply(self.program.rule(rule_name), matched)
-                nxt = _dre.complete_and_start_action(self.handle, self.state)
-                result = (None, nxt) if nxt else None
+                    cases[int(case)].apply(_planned(plans, rule_name)[0], matched)
+                message = _dre.complete_and_start_action(handle, state)
         except EngineError:
             raise
         except Exception as error:
