@@ -573,13 +573,20 @@ class _Session:
         """Run every pending action; each may assert facts that queue further actions."""
         if self.state is None:
             return
-        plans, apply, state = self.plans, self.apply, self.state
+        plans, apply, handle, state = self.plans, self.apply, self.handle, self.state
         first = self._call(_dre.start_action_for_state, state)
         message = first[1] if first else None
         while message:
             for rule_name, matched in orjson.loads(message).items():
-                apply(_planned(plans, rule_name)[0], matched)
-            message = self._call(_dre.complete_and_start_action, state)
+                plan = plans.get(rule_name)
+                apply(_planned(plans, rule_name)[0] if plan is None else plan[0], matched)
+            try:  # as `_call`, inline: once per firing
+                message = _dre.complete_and_start_action(handle, state)
+            except Exception as error:
+                self.refused = True
+                raise EngineError.single(
+                    "engine_failed", f"durable_rules failed: {error}"
+                ) from error
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
@@ -618,7 +625,8 @@ class _Session:
                     )
                 if alias != "stage":
                     ids[alias] = str(fact.get(KEY))
-        _, kind, records = _planned(self.plans, rule.name)
+        plan = self.plans.get(rule.name)
+        _, kind, records = _planned(self.plans, rule.name) if plan is None else plan
         action: Any = rule.action
         before = len(self.pending)
         if kind == _STATUS:
@@ -806,7 +814,11 @@ class _Session:
                 continue
             existing = values.get((node, keys))
             if existing is None:
-                fact = self._record(node, value, source, ids, keys)
+                fact = {"t": VAL, "n": node, "v": value}
+                for i, key in enumerate(keys, start=1):
+                    fact[f"k{i}"] = key
+                if source is not None:
+                    fact["f"] = ids[source]
                 values[(node, keys)] = Emitted(fact, rule.name, ids)
             elif existing.fact["v"] != value:
                 raise EngineError.single(
