@@ -43,6 +43,7 @@ from evaluator.compile.program import (
     Eq,
     Pattern,
     Program,
+    Record,
     Rule,
 )
 from evaluator.engine import durable as engine
@@ -409,8 +410,14 @@ def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
             EmitVerdict(Determination.NOT_MEDICALLY_NECESSARY),
             "two determinations",
         ),
+        (
+            # a folded rule's records: the second firing only compares what the first kept
+            EmitStatus("X-ONE", Status.MET, (Record("n", Truth.TRUE),)),
+            EmitStatus("X-ONE", Status.MET, (Record("n", Truth.FALSE),)),
+            "node `n` derived both 2 and 0",
+        ),
     ],
-    ids=["value", "bound-value", "candidate", "missing", "status", "verdict"],
+    ids=["value", "bound-value", "candidate", "missing", "status", "verdict", "records"],
 )
 def test_5_a_contradiction_is_an_engine_error(deleted, first, second, message):
     with pytest.raises(EngineError, match=message):
@@ -422,6 +429,33 @@ def test_5_the_same_result_twice_is_not_a_contradiction():
     value = EmitValue(VAL, "n", Truth.TRUE, ())
     trace = Engine.get().run(hand_built(value, value), BASE_FACTS)
     assert trace.value("n") is Truth.TRUE
+
+
+def test_5_records_that_agree_are_kept_once_from_the_first_firing():
+    records = (Record("n", Truth.TRUE), Record("m", Truth.UNKNOWN))
+    program = hand_built(
+        EmitStatus("X-ONE", Status.MET, records), EmitStatus("X-ONE", Status.MET, records)
+    )
+    trace = Engine.get().run(program, BASE_FACTS)
+    assert (trace.value("n"), trace.value("m")) == (Truth.TRUE, Truth.UNKNOWN)
+    assert trace.values[("n", ())].rule == trace.values[("m", ())].rule == "r0"
+    assert trace.values[("n", ())].fact == {"t": VAL, "n": "n", "v": 2}
+
+
+def test_an_action_the_engine_does_not_know_is_an_engine_error_not_a_skip(deleted):
+    # `apply` dispatches on a plan worked out once per program; an action outside it must
+    # fail the case, never derive nothing in silence.
+    status = EmitStatus("X-ONE", Status.MET)
+    with pytest.raises(EngineError, match="has an action the engine cannot run"):
+        Engine.get().run(hand_built(status, Record("n", Truth.TRUE)), BASE_FACTS)
+    assert deleted == []  # unfinished: left in place (trap 20)
+
+
+def test_a_firing_of_a_rule_the_program_does_not_have_is_an_engine_error(deleted):
+    program = hand_built(EmitStatus("X-ONE", Status.MET), EmitValue(VAL, "n", Truth.TRUE, ()))
+    del engine._plans(program)["r1"]  # the memo no longer knows a rule the engine fires
+    with pytest.raises(EngineError, match="fired an unknown rule `r1`"):
+        Engine.get().run(program, BASE_FACTS)
 
 
 def test_2_a_rule_reading_a_value_of_its_own_stage_is_an_engine_error(deleted):
