@@ -18,7 +18,7 @@ import pytest
 from evaluator import api
 from evaluator.case.cases import load_case
 from evaluator.compile.program import Program
-from evaluator.compile.ruleset import projection, render
+from evaluator.compile.ruleset import projection
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError, PolicyError
@@ -243,58 +243,3 @@ def test_an_engine_error_of_the_case_itself_is_raised_from_a_shared_session(
     assert _derived(Engine.get().run(program, facts)) == _derived(
         Engine.get().run(program, facts, trace=True)
     )
-
-
-def _case_joins_ahead_of_nested_groups(definition: dict[str, Any]) -> list[str]:
-    """The patterns of a joined ruleset whose case join is missing or follows a nested group
-    (`$or`, or the `$and` a not-equals test renders): durable_rules ignores such a join."""
-    wrong = []
-    for name, rule in definition.items():
-        if name == "catch_all":
-            continue
-        for position, pattern in enumerate(rule["all"]):
-            ((alias, expr),) = pattern.items()
-            parts = expr["$and"]
-            joins = [i for i, p in enumerate(parts) if "c" in p and isinstance(p["c"], dict)]
-            nested = [i for i, p in enumerate(parts) if "$or" in p or "$and" in p]
-            if position == 0:
-                continue  # the first pattern is what the others join on
-            if len(joins) != 1 or (nested and joins[0] > nested[0]):
-                wrong.append(f"{name}/{alias}")
-    return wrong
-
-
-def test_every_shipped_program_without_count_rules_shares_sessions() -> None:
-    """lumbar-fusion 2025.1 and 2026.1 once ran every case alone: their joined ruleset put the
-    case join of a pattern with a nested group right after its equality tests, where every
-    `alignment` fact entered one join per such pattern (69 pending tests, the engine allows
-    64). The join now follows the pattern's leading plain tests (57)."""
-    for policy in Library().all():
-        program = api.program_for(policy)
-        counted = any(r.count is not None for r in program.rules)
-        assert _shares(program) is not counted, program.name
-        assert _case_joins_ahead_of_nested_groups(render(program, cases=True)) == []
-
-
-def test_the_founding_review_shares_a_session_for_every_program_that_can(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    library = Library()
-    case = load_case(ROOT / "examples" / "cases" / "t12-s2-fusion.json")
-    expected = api.review_case(case, library)
-    api.review_case(case, library)  # a program's first run in a process stays alone
-    runs: list[tuple[str, bool]] = []
-    real = engine._Session.run
-
-    def spy(self: engine._Session, facts: Any) -> None:
-        runs.append((self.program.name, self.case is not None))
-        real(self, facts)
-
-    monkeypatch.setattr(engine._Session, "run", spy)
-    assert api.review_case(case, library) == expected
-    programs = {api.program_for(p).name: p for p in library.all()}
-    assert {name.split("@")[0] for name, _ in runs} >= {"lumbar-fusion", "si-joint-fusion"}
-    for name, shared in runs:
-        # `count` rules batch matches across a session: only those programs run alone
-        program = api.program_for(programs[name])
-        assert shared is engine._shareable(program), name

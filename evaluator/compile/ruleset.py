@@ -155,14 +155,13 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     only the joins of the patterns on its own node.
 
     `case_join` (several cases in one session) joins the pattern to its rule's first on the
-    case key. Every fact of a shared session has that key, so the join goes after the
-    pattern's leading plain tests against a constant (`$lt`.., `$ex`, `$nex`), last when they
-    are all it has: a fact then reaches it only once it passed them. Right after the equality
-    tests, one fact entered it for every pattern on its type and node (the fusion policy's
-    `alignment` facts, 76 pending tests; 69 while a pattern with a nested group still had it
-    there). It never follows a nested group: a join after one (`$or`, or the `$and` a
-    not-equals test renders) is ignored, which the engine's case check (`_Session.apply`)
-    caught here as a rule matching another case's facts.
+    case key. Every fact of a shared session has that key, so the join goes last when the
+    pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
+    then reaches it only once it passed them. Right after the equality tests, one fact
+    entered it for every pattern on its type and node (the fusion policy's `alignment`
+    facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
+    group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
+    case check (`_Session.apply`) caught here as a rule matching another case's facts.
     """
     parts = _hoist_type(_flatten(test))
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
@@ -172,10 +171,10 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
         t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)
     ]
     if case_join is not None:
-        plain = 0
-        while plain < len(rest) and isinstance(rest[plain], Cmp | Present | Absent):
-            plain += 1
-        rest.insert(plain, case_join)
+        if all(isinstance(t, Cmp | Present | Absent) for t in rest):
+            rest.append(case_join)
+        else:
+            joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
