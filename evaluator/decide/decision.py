@@ -13,10 +13,10 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.compile.program import Node, Program
+from evaluator.compile.program import ClauseNodes, Node, Program
 from evaluator.decide import findings
 from evaluator.decide.explain import Explanation
-from evaluator.engine.durable import Trace
+from evaluator.engine.durable import Emitted, Trace
 from evaluator.errors import EngineError
 from evaluator.language.conditions import (
     TIME_OPS,
@@ -582,16 +582,7 @@ class _Assembler:
             raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
         said = emitted.fact["status"]
         status = _STATUSES.get(said) or Status(said)
-        nodes = self.plan.program_clauses[clause.id]
-        if status is Status.NOT_APPLICABLE:
-            waiver = self.values.get((nodes.waiver, ())) if nodes.waiver else None
-            decider = (
-                nodes.waiver
-                if waiver is not None and waiver.fact["v"] == Truth.TRUE
-                else nodes.applies
-            )
-        else:
-            decider = nodes.requires
+        decider = _decider(self.plan.program_clauses[clause.id], status, self.values)
         evidence = tuple(self.evidence(decider, ())) if decider else ()
         rationale, recommendation, finding = planned.texts[status]
         documentation: tuple[str, ...] = ()
@@ -686,6 +677,20 @@ class _Assembler:
         return AlternativeScope(summary, tuple(lines))
 
 
+def _decider(
+    nodes: ClauseNodes, status: Status, values: Mapping[tuple[str, tuple[str, ...]], Emitted]
+) -> str | None:
+    """Return the node whose value decided a clause's status (its evidence): the waiver that
+    held or else the applicability test for a clause not applicable, the requirement
+    otherwise."""
+    if status is Status.NOT_APPLICABLE:
+        waiver = values.get((nodes.waiver, ())) if nodes.waiver else None
+        if waiver is not None and waiver.fact["v"] == Truth.TRUE:
+            return nodes.waiver
+        return nodes.applies
+    return nodes.requires
+
+
 def _companion(name: str, field: str, fact: Container[str]) -> bool:
     """True when `name` shows `field` to a reader: itself, its word, its distances to the
     request (not the rounded-up twin) or, for a duration, its bounds; date ordinals are not."""
@@ -726,8 +731,10 @@ def assemble(
     case_id: str,
     facts: Iterable[Mapping[str, Any]],
     conflicts: Iterable[Mapping[str, str]] = (),
+    provenance: Mapping[str, Any] | None = None,
 ) -> Decision:
-    """Return the Decision for what the engine derived.
+    """Return the Decision for what the engine derived (with `provenance`, records.provenance,
+    when given).
 
     Raises EngineError when the engine left a clause without a status or gave no verdict.
     """
@@ -755,7 +762,32 @@ def assemble(
         documentation_requests=requests,
         references=plan.references,
         conflicts=tuple(conflicts),
+        provenance={} if provenance is None else provenance,
     )
 
 
-__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble"]
+def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
+    """Return the determination the engine derived, checked as `assemble` checks it, for a
+    caller that reads nothing else (a referenced policy's determination): a verdict, a status
+    for every clause and a value for the node that decided each (the evidence `assemble`
+    would read), else the EngineError `assemble` raises. Nothing is worded.
+
+    `assemble` reads further values only where the engine derived them (a scope's bound
+    values, the children and routes that have one), so these are all its checks.
+    """
+    if trace.verdict is None:
+        raise EngineError.single("engine_failed", "the engine derived no determination")
+    nodes = program.clauses
+    values = trace.values
+    for clause in policy.clauses:
+        emitted = trace.statuses.get(clause.id)
+        if emitted is None:
+            raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
+        said = emitted.fact["status"]
+        decider = _decider(nodes[clause.id], _STATUSES.get(said) or Status(said), values)
+        if decider and (decider, ()) not in values:
+            raise EngineError.single("engine_failed", f"no value was derived for `{decider}`")
+    return trace.verdict
+
+
+__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble", "verdict"]
