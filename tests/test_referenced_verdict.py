@@ -93,8 +93,8 @@ def test_a_trace_missing_anything_is_refused_as_assembly_refuses_it() -> None:
     for run in RUNS:
         name, _, policy, program, _, trace = run
         for what, broken in _mutilated(trace, policy, program):
-            want = _outcome(lambda b=broken: _assembled(run, b))
-            got = _outcome(lambda b=broken: decision.verdict(policy, program, b))
+            want = _outcome(lambda r=run, b=broken: _assembled(r, b))
+            got = _outcome(lambda p=policy, g=program, b=broken: decision.verdict(p, g, b))
             assert got == want, f"{name} without the {what}"
             refused += want.startswith("EngineError")
     # every clause's status and the verdict, at least: the check has something to catch
@@ -124,7 +124,9 @@ def test_a_referenced_policy_the_engine_did_not_decide_is_no_decision(
             del trace.statuses[gone]
         else:
             # the deciding value of a clause the engine found applicable
-            applicable = [c for c, s in trace.statuses.items() if s.fact["status"] != "not_applicable"]
+            applicable = [
+                c for c, s in trace.statuses.items() if s.fact["status"] != "not_applicable"
+            ]
             node = next(
                 program.clauses[c].requires
                 for c in applicable
@@ -135,7 +137,7 @@ def test_a_referenced_policy_the_engine_did_not_decide_is_no_decision(
         return trace
 
     monkeypatch.setattr(Engine, "run", derived_less)
-    with pytest.raises(EngineError, match="no (status|value|determination)"):
+    with pytest.raises(EngineError, match=r"no (status|value|determination)"):
         api.evaluate(case, fusion)
     assert broke  # the referenced policy was run, and broken
 

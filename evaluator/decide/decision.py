@@ -236,6 +236,7 @@ class _Plan:
             if rule.when is not None:
                 self._routes[rule.fact] = (*self._routes.get(rule.fact, ()), f"{rule.id}:when")
         self._texts: dict[str, str | None] = {}
+        self._parts: dict[str, tuple[tuple[str, str, str], ...]] = {}
         self.node_plans: dict[str, _NodePlan] = {}
         self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
         self._bare: dict[tuple[str, Truth, tuple[str, ...]], Evidence] = {}
@@ -262,6 +263,24 @@ class _Plan:
             static = _TEMPLATE.search(text) is None
             self._texts[text] = " ".join(text.split()) if static else None
         return self._texts[text]
+
+    def parts(self, text: str) -> tuple[tuple[str, str, str], ...]:
+        """Return a template cut at its `{type.field}` placeholders, as `_TEMPLATE.sub` would
+        visit them: (text, "", "") for each piece of text, ("", type, field) for each
+        placeholder a case fills; a `{setting.name}` the policy lacks (lint) stays as written."""
+        found = self._parts.get(text)
+        if found is None:
+            pieces = _TEMPLATE.split(text)
+            out = [(pieces[0], "", "")]
+            for i in range(1, len(pieces), 3):
+                fact_type, name = pieces[i], pieces[i + 1]
+                if fact_type == findings.SETTING:
+                    out.append((f"{{{fact_type}.{name}}}", "", ""))
+                else:
+                    out.append(("", fact_type, name))
+                out.append((pieces[i + 2], "", ""))
+            found = self._parts[text] = tuple(out)
+        return found
 
     def _clause(
         self, clause: Clause, section_title: str, settings: Mapping[str, Threshold]
@@ -558,22 +577,22 @@ class _Assembler:
         fixed = self.plan.fixed(text)
         if fixed is not None:
             return fixed
-
-        def replace(match: re.Match[str]) -> str:
-            fact_type, field = match.group(1), match.group(2)
-            if fact_type == findings.SETTING:  # one the policy lacks (lint): as written
-                return match.group(0)
+        out = []
+        for literal, fact_type, name in self.plan.parts(text):
+            if not fact_type:
+                out.append(literal)
+                continue
             of_type = self.pool.by_type.get(fact_type, ())
-            values = sorted({str(f[field]) for f in of_type if field in f})
+            values = sorted({str(f[name]) for f in of_type if name in f})
             if not values:
-                return _EMPTY
-            if field == "segment":
+                out.append(_EMPTY)
+            elif name == "segment":
                 order = _segment_order(self.all_facts)
                 named = sorted(values, key=order) if each else format_segments(values).split(", ")
-                return choice_text(list(named), "and")
-            return ", ".join(v.replace("_", " ") for v in values)
-
-        return " ".join(_TEMPLATE.sub(replace, text).split())
+                out.append(choice_text(list(named), "and"))
+            else:
+                out.append(", ".join(v.replace("_", " ") for v in values))
+        return " ".join("".join(out).split())
 
     def clause(self, planned: _ClausePlan) -> ClauseResult:
         clause = planned.clause
