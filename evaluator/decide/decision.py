@@ -444,6 +444,7 @@ class _Assembler:
             self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
         self._all_facts: list[Mapping[str, Any]] | None = None
         self._pool: findings.Pool | None = None
+        self._segment_order: Any = None
         self._order: dict[str, int] | None = None
         # (node, its keys but the last) -> (keys, value) of each scoped value; when first needed
         self._by_prefix: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], int]]]
@@ -458,6 +459,13 @@ class _Assembler:
         if self._all_facts is None:
             self._all_facts = [*self.facts.values(), *(e.fact for e in self.trace.derived)]
         return self._all_facts
+
+    @property
+    def segment_order(self) -> Any:
+        """Sorts segment names in spinal order (`_segment_order` of `all_facts`), once a case."""
+        if self._segment_order is None:
+            self._segment_order = _segment_order(self.all_facts)
+        return self._segment_order
 
     @property
     def pool(self) -> findings.Pool:
@@ -587,8 +595,10 @@ class _Assembler:
             if not values:
                 out.append(_EMPTY)
             elif name == "segment":
-                order = _segment_order(self.all_facts)
-                named = sorted(values, key=order) if each else format_segments(values).split(", ")
+                if each:
+                    named = sorted(values, key=self.segment_order)
+                else:
+                    named = format_segments(values).split(", ")
                 out.append(choice_text(list(named), "and"))
             else:
                 out.append(", ".join(v.replace("_", " ") for v in values))
@@ -664,7 +674,7 @@ class _Assembler:
         if found is None or found.fact["v"] != Truth.TRUE:
             return None
         lines = []
-        order = _segment_order(self.all_facts)
+        order = self.segment_order
         # Lines in request order; a line id the request does not hold (none expected) last.
         rank = {
             str(f["line"]): i for i, f in enumerate(self.facts.values()) if f.get("t") == "line"
