@@ -7,6 +7,7 @@ interleave partial lines. Batch calls `log_decision` with each record's result.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -71,7 +72,9 @@ def case_digest(case: Case) -> str:
         if _DIGESTS.get(key, (None, ""))[0] is ref:
             del _DIGESTS[key]
 
-    _DIGESTS[key] = (weakref.ref(case, forget), digest)
+    # a Case that cannot be referenced weakly is hashed every time, never kept by address
+    with contextlib.suppress(TypeError):
+        _DIGESTS[key] = (weakref.ref(case, forget), digest)
     return digest
 
 
