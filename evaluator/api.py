@@ -13,7 +13,7 @@ from evaluator.case.facts import FactValue
 from evaluator.compile import program_cache
 from evaluator.compile.program import POLICY_RESULT, Program
 from evaluator.decide import alternatives, records
-from evaluator.decide.decision import Decision, assemble
+from evaluator.decide.decision import Decision, assemble, verdict
 from evaluator.decide.explain import explain as explain_trace
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
@@ -180,8 +180,8 @@ def _decide(
         {"fact": c.fact, "field": c.field, "values": c.text, "reason": c.reason}
         for c in case.conflicts
     ]
-    decision = assemble(policy, program, trace, case.case_id, facts, conflicts)
-    decision = replace(decision, provenance=records.provenance(policy, case.fact_dicts()))
+    provenance = records.provenance(policy, case)
+    decision = assemble(policy, program, trace, case.case_id, facts, conflicts, provenance)
     if explain:
         summary = decision.alternative.summary if decision.alternative else None
         explanation = explain_trace(policy, program, trace, facts, summary)
@@ -311,17 +311,28 @@ def _policy_results(
                 f"policy `{policy.id}` refers to the determination of unknown policy `{ref}`",
                 Location(policy.path),
             ) from error
-        decision = _evaluate(case, referenced, seen, chain, explain=False, alternative=False)
+        determination = _determination(case, referenced, seen, chain)
         results.append(
             {
                 "t": POLICY_RESULT,
                 "id": f"{POLICY_RESULT}:{ref}",
                 "policy": ref,
                 "version": referenced.version,
-                "determination": decision.determination.value,
+                "determination": determination.value,
             }
         )
     return results
+
+
+def _determination(
+    case: Case, policy: Policy, seen: list[dict[str, FactValue]], chain: tuple[str, ...]
+) -> Determination:
+    """Return the determination of a referenced policy on the facts the referring one sees:
+    the engine's verdict, checked as a decision's assembly checks it (`decision.verdict`),
+    without the evidence and texts nobody reads."""
+    program = program_for(policy)
+    facts = [*seen, *_policy_results(case, policy, program, seen, (*chain, policy.id))]
+    return verdict(policy, program, Engine.get().run(program, facts))
 
 
 def select_policy(case: Case, ref: str | None, library: Library) -> Policy:

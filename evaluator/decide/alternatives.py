@@ -8,14 +8,16 @@ part of it: other policies judge them.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import json
+from types import MappingProxyType
 from typing import Any
 
-from evaluator.case.cases import Case, case_from_data
+from evaluator.case.cases import Case, case_from_document
 from evaluator.case.facts import LINE_PARTS
 from evaluator.decide.decision import AlternativeScope
 from evaluator.language.model import LevelCodes, Policy
+from evaluator.read.source import Document
 
 
 def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
@@ -25,7 +27,9 @@ def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
     Raises CaseError or SchemaError only on a bug (the parts come from a valid case).
     """
     assert policy.alternative is not None
-    data: dict[str, Any] = copy.deepcopy(dict(case.data))
+    # A copy through JSON, as `case_from_data` makes: one copy, the request's own (the lines
+    # changed below hold lists of strings, which the copy would give back as they are).
+    data: dict[str, Any] = json.loads(json.dumps(dict(case.data)))
     by_id = {line["id"]: line for line in data["request"]["lines"]}
     kept: list[dict[str, Any]] = []
     for line_id in dict.fromkeys(x.line for x in scope.lines):
@@ -38,7 +42,7 @@ def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
             line[LINE_PARTS[spec.replaces]] = list(alt.constructs)
         kept.append(line)
     data["request"]["lines"] = kept
-    return case_from_data(data, f"{case.path}#alternative")
+    return case_from_document(Document(data, f"{case.path}#alternative", MappingProxyType({})))
 
 
 def _pairs(policy: Policy, scope: AlternativeScope, line_id: str) -> list[tuple[Any, Any]]:

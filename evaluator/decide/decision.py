@@ -13,10 +13,10 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.compile.program import Node, Program
+from evaluator.compile.program import ClauseNodes, Node, Program
 from evaluator.decide import findings
 from evaluator.decide.explain import Explanation
-from evaluator.engine.durable import Trace
+from evaluator.engine.durable import Emitted, Trace
 from evaluator.errors import EngineError
 from evaluator.language.conditions import (
     TIME_OPS,
@@ -236,6 +236,7 @@ class _Plan:
             if rule.when is not None:
                 self._routes[rule.fact] = (*self._routes.get(rule.fact, ()), f"{rule.id}:when")
         self._texts: dict[str, str | None] = {}
+        self._parts: dict[str, tuple[tuple[str, str, str], ...]] = {}
         self.node_plans: dict[str, _NodePlan] = {}
         self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
         self._bare: dict[tuple[str, Truth, tuple[str, ...]], Evidence] = {}
@@ -262,6 +263,24 @@ class _Plan:
             static = _TEMPLATE.search(text) is None
             self._texts[text] = " ".join(text.split()) if static else None
         return self._texts[text]
+
+    def parts(self, text: str) -> tuple[tuple[str, str, str], ...]:
+        """Return a template cut at its `{type.field}` placeholders, as `_TEMPLATE.sub` would
+        visit them: (text, "", "") for each piece of text, ("", type, field) for each
+        placeholder a case fills; a `{setting.name}` the policy lacks (lint) stays as written."""
+        found = self._parts.get(text)
+        if found is None:
+            pieces = _TEMPLATE.split(text)
+            out = [(pieces[0], "", "")]
+            for i in range(1, len(pieces), 3):
+                fact_type, name = pieces[i], pieces[i + 1]
+                if fact_type == findings.SETTING:
+                    out.append((f"{{{fact_type}.{name}}}", "", ""))
+                else:
+                    out.append(("", fact_type, name))
+                out.append((pieces[i + 2], "", ""))
+            found = self._parts[text] = tuple(out)
+        return found
 
     def _clause(
         self, clause: Clause, section_title: str, settings: Mapping[str, Threshold]
@@ -425,6 +444,7 @@ class _Assembler:
             self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
         self._all_facts: list[Mapping[str, Any]] | None = None
         self._pool: findings.Pool | None = None
+        self._segment_order: Any = None
         self._order: dict[str, int] | None = None
         # (node, its keys but the last) -> (keys, value) of each scoped value; when first needed
         self._by_prefix: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], int]]]
@@ -439,6 +459,13 @@ class _Assembler:
         if self._all_facts is None:
             self._all_facts = [*self.facts.values(), *(e.fact for e in self.trace.derived)]
         return self._all_facts
+
+    @property
+    def segment_order(self) -> Any:
+        """Sorts segment names in spinal order (`_segment_order` of `all_facts`), once a case."""
+        if self._segment_order is None:
+            self._segment_order = _segment_order(self.all_facts)
+        return self._segment_order
 
     @property
     def pool(self) -> findings.Pool:
@@ -558,22 +585,24 @@ class _Assembler:
         fixed = self.plan.fixed(text)
         if fixed is not None:
             return fixed
-
-        def replace(match: re.Match[str]) -> str:
-            fact_type, field = match.group(1), match.group(2)
-            if fact_type == findings.SETTING:  # one the policy lacks (lint): as written
-                return match.group(0)
+        out = []
+        for literal, fact_type, name in self.plan.parts(text):
+            if not fact_type:
+                out.append(literal)
+                continue
             of_type = self.pool.by_type.get(fact_type, ())
-            values = sorted({str(f[field]) for f in of_type if field in f})
+            values = sorted({str(f[name]) for f in of_type if name in f})
             if not values:
-                return _EMPTY
-            if field == "segment":
-                order = _segment_order(self.all_facts)
-                named = sorted(values, key=order) if each else format_segments(values).split(", ")
-                return choice_text(list(named), "and")
-            return ", ".join(v.replace("_", " ") for v in values)
-
-        return " ".join(_TEMPLATE.sub(replace, text).split())
+                out.append(_EMPTY)
+            elif name == "segment":
+                if each:
+                    named = sorted(values, key=self.segment_order)
+                else:
+                    named = format_segments(values).split(", ")
+                out.append(choice_text(list(named), "and"))
+            else:
+                out.append(", ".join(v.replace("_", " ") for v in values))
+        return " ".join("".join(out).split())
 
     def clause(self, planned: _ClausePlan) -> ClauseResult:
         clause = planned.clause
@@ -582,16 +611,7 @@ class _Assembler:
             raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
         said = emitted.fact["status"]
         status = _STATUSES.get(said) or Status(said)
-        nodes = self.plan.program_clauses[clause.id]
-        if status is Status.NOT_APPLICABLE:
-            waiver = self.values.get((nodes.waiver, ())) if nodes.waiver else None
-            decider = (
-                nodes.waiver
-                if waiver is not None and waiver.fact["v"] == Truth.TRUE
-                else nodes.applies
-            )
-        else:
-            decider = nodes.requires
+        decider = _decider(self.plan.program_clauses[clause.id], status, self.values)
         evidence = tuple(self.evidence(decider, ())) if decider else ()
         rationale, recommendation, finding = planned.texts[status]
         documentation: tuple[str, ...] = ()
@@ -654,7 +674,7 @@ class _Assembler:
         if found is None or found.fact["v"] != Truth.TRUE:
             return None
         lines = []
-        order = _segment_order(self.all_facts)
+        order = self.segment_order
         # Lines in request order; a line id the request does not hold (none expected) last.
         rank = {
             str(f["line"]): i for i, f in enumerate(self.facts.values()) if f.get("t") == "line"
@@ -684,6 +704,20 @@ class _Assembler:
             summary = "; ".join(f"{words(x.procedure)} {x.levels}" for x in lines)
             summary = summary[0].upper() + summary[1:] + "."
         return AlternativeScope(summary, tuple(lines))
+
+
+def _decider(
+    nodes: ClauseNodes, status: Status, values: Mapping[tuple[str, tuple[str, ...]], Emitted]
+) -> str | None:
+    """Return the node whose value decided a clause's status (its evidence): the waiver that
+    held or else the applicability test for a clause not applicable, the requirement
+    otherwise."""
+    if status is Status.NOT_APPLICABLE:
+        waiver = values.get((nodes.waiver, ())) if nodes.waiver else None
+        if waiver is not None and waiver.fact["v"] == Truth.TRUE:
+            return nodes.waiver
+        return nodes.applies
+    return nodes.requires
 
 
 def _companion(name: str, field: str, fact: Container[str]) -> bool:
@@ -726,8 +760,10 @@ def assemble(
     case_id: str,
     facts: Iterable[Mapping[str, Any]],
     conflicts: Iterable[Mapping[str, str]] = (),
+    provenance: Mapping[str, Any] | None = None,
 ) -> Decision:
-    """Return the Decision for what the engine derived.
+    """Return the Decision for what the engine derived (with `provenance`, records.provenance,
+    when given).
 
     Raises EngineError when the engine left a clause without a status or gave no verdict.
     """
@@ -755,7 +791,32 @@ def assemble(
         documentation_requests=requests,
         references=plan.references,
         conflicts=tuple(conflicts),
+        provenance={} if provenance is None else provenance,
     )
 
 
-__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble"]
+def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
+    """Return the determination the engine derived, checked as `assemble` checks it, for a
+    caller that reads nothing else (a referenced policy's determination): a verdict, a status
+    for every clause and a value for the node that decided each (the evidence `assemble`
+    would read), else the EngineError `assemble` raises. Nothing is worded.
+
+    `assemble` reads further values only where the engine derived them (a scope's bound
+    values, the children and routes that have one), so these are all its checks.
+    """
+    if trace.verdict is None:
+        raise EngineError.single("engine_failed", "the engine derived no determination")
+    nodes = program.clauses
+    values = trace.values
+    for clause in policy.clauses:
+        emitted = trace.statuses.get(clause.id)
+        if emitted is None:
+            raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
+        said = emitted.fact["status"]
+        decider = _decider(nodes[clause.id], _STATUSES.get(said) or Status(said), values)
+        if decider and (decider, ()) not in values:
+            raise EngineError.single("engine_failed", f"no value was derived for `{decider}`")
+    return trace.verdict
+
+
+__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble", "verdict"]

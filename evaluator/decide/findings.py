@@ -212,32 +212,58 @@ def fill(
     """
     everything = every if isinstance(every, Pool) else Pool(every)
     read_types = {str(f.get("t")) for f in read}
-
-    def replace(match: re.Match[str]) -> str:
-        parsed = parse(match.group(1))
-        if isinstance(parsed, str):  # lint reports it; show the text as written
-            return match.group(0)
-        if parsed.fact == DOCUMENTS:
-            return everything.documents()
-        if parsed.fact == SETTING:  # filled per effective policy (`fill_settings`), not per case
-            return match.group(0)
-        if parsed.fact in read_types:
-            pool: Iterable[Mapping[str, Any]] = (f for f in read if f.get("t") == parsed.fact)
+    out = []
+    for literal, parsed in _parts(text):
+        if parsed is None:
+            out.append(literal)
+        elif parsed.fact == DOCUMENTS:
+            out.append(everything.documents())
         else:
-            pool = everything.by_type.get(parsed.fact, ())
-        facts = _unique(
-            f for f in pool if all(_filter_text(f.get(k)) == v for k, v in parsed.filters)
-        )
-        if parsed.count:
-            return str(len(facts))
-        assert parsed.field is not None  # parse() guarantees a field unless counting
-        info = types[parsed.fact].fields.get(parsed.field) if parsed.fact in types else None
-        shown = _values(facts, parsed.field, info, parsed.view)
-        if not shown:
-            return parsed.fallback if parsed.fallback is not None else NOT_RECORDED
-        return shown
+            out.append(_filled(parsed, read, read_types, everything, types))
+    return " ".join("".join(out).split())
 
-    return " ".join(BRACES.sub(replace, text).split())
+
+@functools.lru_cache(maxsize=1024)
+def _parts(text: str) -> tuple[tuple[str, Placeholder | None], ...]:
+    """Return a template cut at its placeholders, as `BRACES.sub` would visit them: each piece
+    of text (None) and each placeholder a case fills; a malformed placeholder (lint reports
+    it) and a `{setting.name}` (filled per effective policy: `fill_settings`) stay as written.
+
+    Cached: a policy's templates are filled for every case (the result is immutable)."""
+    pieces = BRACES.split(text)
+    out: list[tuple[str, Placeholder | None]] = [(pieces[0], None)]
+    for inner, after in zip(pieces[1::2], pieces[2::2], strict=True):
+        parsed = parse(inner)
+        if isinstance(parsed, str) or parsed.fact == SETTING:
+            out.append(("{" + inner + "}", None))
+        else:
+            out.append(("", parsed))
+        out.append((after, None))
+    return tuple(out)
+
+
+def _filled(
+    parsed: Placeholder,
+    read: Sequence[Mapping[str, Any]],
+    read_types: set[str],
+    everything: Pool,
+    types: Mapping[str, FactType],
+) -> str:
+    """Return one placeholder's text: from the facts read when they hold its type, else from
+    every fact of the type."""
+    if parsed.fact in read_types:
+        pool: Iterable[Mapping[str, Any]] = (f for f in read if f.get("t") == parsed.fact)
+    else:
+        pool = everything.by_type.get(parsed.fact, ())
+    facts = _unique(f for f in pool if all(_filter_text(f.get(k)) == v for k, v in parsed.filters))
+    if parsed.count:
+        return str(len(facts))
+    assert parsed.field is not None  # parse() guarantees a field unless counting
+    info = types[parsed.fact].fields.get(parsed.field) if parsed.fact in types else None
+    shown = _values(facts, parsed.field, info, parsed.view)
+    if not shown:
+        return parsed.fallback if parsed.fallback is not None else NOT_RECORDED
+    return shown
 
 
 def _filter_text(value: Any) -> str:

@@ -7,6 +7,7 @@ interleave partial lines. Batch calls `log_decision` with each record's result.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -15,11 +16,13 @@ import json
 import os
 import secrets
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evaluator.case.cases import Case
 from evaluator.errors import Location, SourceError
 from evaluator.language.model import Policy
 from evaluator.read import resources, schemas
@@ -41,11 +44,43 @@ def schemas_sha256() -> str:
 
 def case_sha256(facts: Iterable[Mapping[str, Any]]) -> str:
     """Return the SHA-256 of a case's normalised facts, in id order."""
-    return canonical_sha256(sorted((dict(f) for f in facts), key=lambda f: str(f["id"])))
+    return canonical_sha256(sorted((dict(f) for f in facts), key=_fact_id))
 
 
-def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Return the provenance block of a decision (schemas/decision.schema.json)."""
+def _fact_id(fact: Mapping[str, Any]) -> str:
+    return str(fact["id"])
+
+
+# id(case) -> (the case, weakly; its case_sha256). A Case is frozen and so is each of its facts
+# (fields a read-only mapping of str, int, float or bool), so a case's hash never changes: it
+# is worked out once per Case object, for every policy that judges the case. The entry goes
+# when its case does, before the case's id can be given to another object; a live entry whose
+# case is not the one asked about is never read (tests/test_records.py).
+_DIGESTS: dict[int, tuple[weakref.ref[Case], str]] = {}
+
+
+def case_digest(case: Case) -> str:
+    """Return `case_sha256` of the case's facts, worked out once per Case object."""
+    key = id(case)
+    entry = _DIGESTS.get(key)
+    if entry is not None and entry[0]() is case:
+        return entry[1]
+    # fact_dicts hands out copies already: no second copy (case_sha256 copies what it is given)
+    digest = canonical_sha256(sorted(case.fact_dicts(), key=_fact_id))
+
+    def forget(ref: weakref.ref[Case]) -> None:
+        if _DIGESTS.get(key, (None, ""))[0] is ref:
+            del _DIGESTS[key]
+
+    # a Case that cannot be referenced weakly is hashed every time, never kept by address
+    with contextlib.suppress(TypeError):
+        _DIGESTS[key] = (weakref.ref(case, forget), digest)
+    return digest
+
+
+def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]] | Case) -> dict[str, Any]:
+    """Return the provenance block of a decision (schemas/decision.schema.json) on a case's
+    facts, or on a case (its hash worked out once: `case_digest`)."""
     block: dict[str, Any] = {
         "policy_id": policy.id,
         "policy_version": policy.version,
@@ -53,7 +88,7 @@ def provenance(policy: Policy, facts: Iterable[Mapping[str, Any]]) -> dict[str, 
         "policy_content_sha256": policy.content_sha256,
         "evaluator_version": resources.evaluator_version(),
         "schemas_sha256": schemas_sha256(),
-        "case_sha256": case_sha256(facts),
+        "case_sha256": case_digest(facts) if isinstance(facts, Case) else case_sha256(facts),
     }
     if policy.imports:
         block["imports"] = {
