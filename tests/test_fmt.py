@@ -361,3 +361,47 @@ def test_unreadable_file_exits_2_and_the_others_are_still_checked(
     assert result.exit_code == 2, result.output
     assert code in result.stderr
     assert str(messy_file) in result.stdout
+
+
+# --- fmt never changes what a file says ---------------------------------------------------------
+
+# Found by the shuffled-policy test (seed 1464): a comment group after a folded scalar at the end
+# of a mapping took the scalar's indent, and so read back as part of the scalar's text.
+COMMENT_AFTER_BLOCK = """\
+settings:
+  one:
+    value: 10
+    description: >-
+      A folded text
+      on two lines.
+  # A comment about the keys that follow,
+  # on two lines.
+
+rules: []
+"""
+
+
+def test_a_comment_after_a_block_scalar_stays_a_comment() -> None:
+    formatted = fmt.format_text(COMMENT_AFTER_BLOCK)
+    data = source.loads(formatted, "formatted").data
+    assert data == source.loads(COMMENT_AFTER_BLOCK, "text").data
+    assert data["settings"]["one"]["description"] == "A folded text on two lines."
+    assert "# A comment about the keys that follow," in formatted
+
+
+def test_a_layout_that_would_change_the_data_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Whatever goes wrong in the layout, fmt refuses rather than writes another policy.
+    monkeypatch.setattr(fmt, "_tidy", lambda text, _root: text.replace("10", "11"))
+    path = tmp_path / "p.yaml"
+    path.write_text(COMMENT_AFTER_BLOCK, encoding="utf-8")
+    with pytest.raises(SourceError) as raised:
+        fmt.format_file(path)
+    assert raised.value.code == "fmt_changed_data"
+    assert raised.value.location.file == str(path)
+    assert path.read_text(encoding="utf-8") == COMMENT_AFTER_BLOCK
+    result = CliRunner().invoke(main, ["fmt", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "fmt_changed_data" in result.output or "without changing" in result.output
+    assert path.read_text(encoding="utf-8") == COMMENT_AFTER_BLOCK

@@ -281,7 +281,10 @@ def _indent_comments(lines: list[str], inside: set[int]) -> None:
     index, previous = 0, 0
     while index < len(lines):
         if kind(index) != "comment":
-            previous = indent(index) if kind(index) == "content" else previous
+            # a scalar's continuation lines do not count: a comment indented like them would
+            # become part of the scalar's text
+            if kind(index) == "content" and index not in inside:
+                previous = indent(index)
             index += 1
             continue
         end = index
@@ -318,13 +321,25 @@ def _modeline_first(text: str) -> str:
 def format_text(text: str, name: str = "<text>") -> str:
     """Return `text` in canonical layout; `name` is the file name used in errors.
 
-    Raises SourceError (any code of `source.loads`) when the text is not well-formed YAML.
+    Raises SourceError (any code of `source.loads`) when the text is not well-formed YAML, and
+    `fmt_changed_data` when the layout would read back as other data.
     """
-    tree = source.loads(text, name).tree
+    loaded = source.loads(text, name)
+    tree = loaded.tree
     schema = _schema_for(text)
     _reorder(tree, schema, schema, set())
     dumped, composed = _layout(tree)
-    return _modeline_first(_tidy(dumped, composed))
+    formatted = _modeline_first(_tidy(dumped, composed))
+    # Layout only: a rewrite that reads back as other data is refused, never written.
+    if source.loads(formatted, name).data != loaded.data:
+        raise SourceError.single(
+            "fmt_changed_data",
+            "fmt could not lay this file out without changing what it says; the file is left "
+            "as it is",
+            Location(name),
+            "report this file: fmt must only move keys, indents and comments",
+        )
+    return formatted
 
 
 def format_file(path: str | Path, check: bool = False) -> bool:
