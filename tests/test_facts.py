@@ -440,6 +440,32 @@ def test_cached_conversions_refuse_a_bad_text_every_time():
     assert (line["upper"], line["lower"]) == ("L4", "L5")
 
 
+def test_a_cached_date_is_judged_against_each_case_s_own_request_date():
+    # Converted dates are cached by their text and the request (and service) date's text: a
+    # date converted in time for one case is still after the request of another, and fails
+    # closed there (conflict, nothing of it kept), in either order.
+    def converted(request: str, service: str | None = None) -> tuple[Any, tuple[Any, ...]]:
+        data = minimal(conservative_care={"start": "2025-07-01"})
+        data["request"]["date"] = request
+        if service is not None:
+            data["request"]["service_date"] = service
+        case = case_from_data(data, "inline.json")
+        return one(case.facts, "conservative_care"), case.conflicts
+
+    for request in ("2025-08-01", "2025-06-20", "2025-08-01", "2025-06-20"):
+        care, conflicts = converted(request)
+        if request == "2025-06-20":
+            assert care == {"t": "conservative_care", "id": "conservative_care:1"}
+            assert [(c.field, c.reason) for c in conflicts] == [("start", "after_request")]
+        else:
+            assert care["start_days_before_request_lo"] == 31
+            assert conflicts == ()
+    care, conflicts = converted("2025-08-01", "2025-08-11")
+    assert (care["start_days_before_request_lo"], care["start_days_before_service_lo"]) == (31, 41)
+    care, conflicts = converted("2025-08-01")
+    assert "start_days_before_service_lo" not in care
+
+
 def test_a_cached_range_cannot_be_changed_through_a_case():
     first = case_facts()
     assert [f.fields["segment"] for f in first if f.type == "fused_segment"] == ["L4-L5"]
