@@ -149,7 +149,6 @@ _CACHED = (
     "_dated_text",
     "parsed_date",
     "_level_fields",
-    "_expand_range",
     "_range_segments",
     "_schema_path",
 )

@@ -356,9 +356,6 @@ def _level_fields(kind: str, name: str, text: str) -> Mapping[str, FactValue]:
     return MappingProxyType({name: parsed.name, f"{name}_index": index})
 
 
-_expand_range = lru_cache(maxsize=_CONVERSIONS)(expand_range)
-
-
 @lru_cache(maxsize=_CONVERSIONS)
 def _range_segments(text: str) -> tuple[Segment, ...]:
     """Return the motion segments of one range, sorted, each once; raises LevelError."""
@@ -375,18 +372,9 @@ def _items(value: Any, pointer: str) -> Iterator[tuple[Any, str]]:
 
 
 def _quiet_date(text: Any) -> PartialDate | None:
-    """Return the date ``text`` is, or None (for a text that is no date, or None)."""
-    if type(text) is str:
-        return _text_date(text)
+    """Return the date ``text`` is (a text through the cache), or None for anything no date."""
     try:
-        return parse_date(text)
-    except DateError:
-        return None
-
-
-def _text_date(text: str) -> PartialDate | None:
-    try:
-        return parsed_date(text)
+        return parsed_date(text) if type(text) is str else parse_date(text)
     except DateError:
         return None
 
@@ -657,7 +645,7 @@ class _Builder:
         found: set[Segment] = set()
         for text, at in _items(value, pointer):
             try:
-                found.update(_expand_range(text) if type(text) is str else expand_range(text))
+                found.update(_range_segments(text) if type(text) is str else expand_range(text))
             except LevelError as error:
                 self.level_problem(error, at)
         return sorted(found)
