@@ -330,8 +330,9 @@ def format_text(text: str, name: str = "<text>") -> str:
     _reorder(tree, schema, schema, set())
     dumped, composed = _layout(tree)
     formatted = _modeline_first(_tidy(dumped, composed))
-    # Layout only: a rewrite that reads back as other data is refused, never written.
-    if source.loads(formatted, name).data != loaded.data:
+    # Layout only: a rewrite that reads back as other data is refused, never written (a text
+    # already in layout is its own rewrite: nothing to read again).
+    if formatted != text and source.loads(formatted, name).data != loaded.data:
         raise SourceError.single(
             "fmt_changed_data",
             "fmt could not lay this file out without changing what it says; the file is left "
