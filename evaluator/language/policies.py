@@ -420,10 +420,8 @@ class Library:
             window = self._windows.pop(path, None)
             if window is None:
                 self._cache[path] = load_policy(path)
-            else:  # read and checked already: only the model is left to build
-                policy = build_policy(window.document)
-                _check_place(policy, path)
-                self._cache[path] = policy
+            else:  # read and checked (schema, place) already: only the model is left to build
+                self._cache[path] = build_policy(window.document)
         return self._cache[path]
 
     def _window(self, path: Path) -> _Dated:
