@@ -442,14 +442,15 @@ def _json_document(text: str, name: str) -> Document:
     return Document(data, name, _LazyPositions(text, name))
 
 
-# The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of 15
-# digits (a 15-digit whole part with a fraction may round up to 1e15) or a digit before an e
-# may be a number over `LIMITS.max_number`; an escaped surrogate may be a lone one.
+# The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of as
+# many digits as `LIMITS.max_number` has less one (15 for 1e15: a 15-digit whole part with a
+# fraction may round up to it) or a digit before an e may be a number over the limit; an
+# escaped surrogate may be a lone one.
 _NUMBER_SHAPE = bytes(
     ord("0") if chr(byte) in "0123456789" else ord("e") if chr(byte) in "eE" else ord(" ")
     for byte in range(256)
 )
-_LONG_NUMBER = (b"0" * 15, b"0e")
+_LONG_NUMBER = (b"0" * (len(str(int(LIMITS.max_number))) - 1), b"0e")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
