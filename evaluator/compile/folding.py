@@ -191,7 +191,7 @@ class Folder:
             if fact is None:
                 return False
             low.check_where(fact, cond.where, tree.scope, cond.pointer)
-            base = AllOf((Eq("t", fact.name), *low.where(cond.where)))
+            base = low.fact_test(fact.name, cond.where)
             stage = _fact_stage(low, fact.name, cond.pointer)
             tree.leaves.append(_Leaf(node, "exists", base, (("T", base),), F, stage))
             tree.children[node] = ()
@@ -256,7 +256,7 @@ class Folder:
             tree.leaves.append(leaf)
             tree.children[node] = ()
             return True
-        base = AllOf((Eq("t", fact.name), *low.where(cond.where)))
+        base = low.fact_test(fact.name, cond.where)
         tests = tuple(
             (name, AllOf((base, test)))
             for name, test in (("T", outcomes.true), ("F", outcomes.false), ("U", outcomes.unknown))

@@ -38,22 +38,19 @@ from evaluator.errors import Collector
 from evaluator.language import dictionary
 from evaluator.language.conditions import (
     All,
-    AnyOf,
     Binding,
     Compare,
     Condition,
     Count,
-    Demonstrated,
     Every,
     Exists,
-    NOf,
-    Not,
     Op,
     Some,
     WhereEq,
     WhereItem,
     WhereOneOf,
     WhereSameAs,
+    children,
 )
 from evaluator.language.dictionary import FactType
 from evaluator.language.model import DeriveRule, FromField, Policy
@@ -168,16 +165,13 @@ def _walk(
     if isinstance(node, Every | Some | Count):
         binding: Binding = node.binding
         yield from _where(binding.where, binding.pointer, scope, types)
-        yield from _walk(node.require, {**scope, binding.alias: binding.fact}, types)
+        scope = {**scope, binding.alias: binding.fact}  # what its `require` reads
     elif isinstance(node, Compare):
         yield from _where(node.where, node.pointer, scope, types)
     elif isinstance(node, Exists):
         yield from _where(node.where, f"{node.pointer}/exists", scope, types)
-    elif isinstance(node, All | AnyOf | NOf):
-        for part in node.parts:
-            yield from _walk(part, scope, types)
-    elif isinstance(node, Not | Demonstrated):
-        yield from _walk(node.part, scope, types)
+    for child in children(node):  # the language's own walk: a new connective is not missed
+        yield from _walk(child, scope, types)
 
 
 def _where(

@@ -184,6 +184,10 @@ class Lowering:
                 tests.append(Join(item.field, _alias(item.alias), item.other))
         return tests
 
+    def fact_test(self, fact: str, items: tuple[WhereItem, ...]) -> AllOf:
+        """The test a fact of type `fact` passing the `where` items passes."""
+        return AllOf((Eq("t", fact), *self.where(items)))
+
     def value_pattern(
         self,
         alias: str,
@@ -555,7 +559,7 @@ class Lowering:
             return 0
         self.check_where(fact, cond.where, scope, cond.pointer)
         stage = max(self.anchor_stage(scope), self.stage_of_fact(fact.name, cond.pointer)) + 1
-        test = AllOf((Eq("t", fact.name), *self.where(cond.where)))
+        test = self.fact_test(fact.name, cond.where)
         self.emit(
             stage,
             [*self.anchors(scope), Pattern("f", test)],
@@ -855,7 +859,7 @@ class Lowering:
         self.empty_range(cond, scope, node_id, empty)
         # Fail closed: the folded rules read "no empty-range value" as "some facts in range";
         # an empty range that got none must not read so.
-        bound = AllOf((Eq("t", cond.binding.fact), *self.where(cond.binding.where)))
+        bound = self.fact_test(cond.binding.fact, cond.binding.where)
         self.emit(
             empty + 1,
             [
@@ -871,7 +875,7 @@ class Lowering:
     def empty_range(self, cond: Every, scope: Scope, node_id: str, stage: int) -> None:
         """`every` over no facts takes its `if_empty` (by default unknown)."""
         binding = cond.binding
-        bound = AllOf((Eq("t", binding.fact), *self.where(binding.where)))
+        bound = self.fact_test(binding.fact, binding.where)
         self.emit(
             stage,
             [*self.anchors(scope), Pattern(_alias(binding.alias), bound, negated=True)],
