@@ -17,7 +17,7 @@ from evaluator.compile.program import ClauseNodes, Node, Program
 from evaluator.decide import findings
 from evaluator.decide.explain import Explanation
 from evaluator.engine.durable import Emitted, Trace
-from evaluator.errors import EngineError
+from evaluator.errors import EngineError, NecessityError
 from evaluator.language.conditions import (
     TIME_OPS,
     ClauseIs,
@@ -505,8 +505,8 @@ class _Assembler:
 
     def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
         emitted = self.values.get((node_id, keys))
-        if emitted is None:
-            raise EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
+        if emitted is None:  # inline `_value`: this runs for every node of the evidence
+            raise _no_value(node_id)
         value = _TRUTHS[emitted.fact["v"]]
         node = self.node_plans.get(node_id) or self.plan.node(node_id)
         if node.leaf:
@@ -606,11 +606,7 @@ class _Assembler:
 
     def clause(self, planned: _ClausePlan) -> ClauseResult:
         clause = planned.clause
-        emitted = self.trace.statuses.get(clause.id)
-        if emitted is None:
-            raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
-        said = emitted.fact["status"]
-        status = _STATUSES.get(said) or Status(said)
+        status = _status(self.trace, clause.id)
         decider = _decider(self.plan.program_clauses[clause.id], status, self.values)
         evidence = tuple(self.evidence(decider, ())) if decider else ()
         rationale, recommendation, finding = planned.texts[status]
@@ -706,6 +702,37 @@ class _Assembler:
         return AlternativeScope(summary, tuple(lines))
 
 
+def _determination(trace: Trace) -> Determination:
+    """Return the verdict the engine derived, else the EngineError (never a default)."""
+    if trace.verdict is None:
+        raise EngineError.single("engine_failed", "the engine derived no determination")
+    return trace.verdict
+
+
+def _status(trace: Trace, clause_id: str) -> Status:
+    """Return the status the engine derived for a clause, else the EngineError."""
+    emitted = trace.statuses.get(clause_id)
+    if emitted is None:
+        raise EngineError.single("engine_failed", f"no status was derived for `{clause_id}`")
+    said = emitted.fact["status"]
+    return _STATUSES.get(said) or Status(said)
+
+
+def _value(
+    values: Mapping[tuple[str, tuple[str, ...]], Emitted], node_id: str, keys: tuple[str, ...]
+) -> Emitted:
+    """Return the value the engine derived for a node and its bound facts, else the
+    EngineError."""
+    emitted = values.get((node_id, keys))
+    if emitted is None:
+        raise _no_value(node_id)
+    return emitted
+
+
+def _no_value(node_id: str) -> NecessityError:
+    return EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
+
+
 def _decider(
     nodes: ClauseNodes, status: Status, values: Mapping[tuple[str, tuple[str, ...]], Emitted]
 ) -> str | None:
@@ -767,8 +794,7 @@ def assemble(
 
     Raises EngineError when the engine left a clause without a status or gave no verdict.
     """
-    if trace.verdict is None:
-        raise EngineError.single("engine_failed", "the engine derived no determination")
+    determination = _determination(trace)
     plan = _plan(policy, program)
     assembler = _Assembler(plan, trace, facts)
     clauses = tuple([assembler.clause(c) for c in plan.clauses])
@@ -781,7 +807,7 @@ def assemble(
     requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
     return Decision(
         case_id=case_id,
-        determination=trace.verdict,
+        determination=determination,
         policy_id=policy.id,
         policy_version=policy.version,
         policy_title=policy.title,
@@ -804,19 +830,13 @@ def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
     `assemble` reads further values only where the engine derived them (a scope's bound
     values, the children and routes that have one), so these are all its checks.
     """
-    if trace.verdict is None:
-        raise EngineError.single("engine_failed", "the engine derived no determination")
-    nodes = program.clauses
+    determination = _determination(trace)
     values = trace.values
     for clause in policy.clauses:
-        emitted = trace.statuses.get(clause.id)
-        if emitted is None:
-            raise EngineError.single("engine_failed", f"no status was derived for `{clause.id}`")
-        said = emitted.fact["status"]
-        decider = _decider(nodes[clause.id], _STATUSES.get(said) or Status(said), values)
-        if decider and (decider, ()) not in values:
-            raise EngineError.single("engine_failed", f"no value was derived for `{decider}`")
-    return trace.verdict
+        decider = _decider(program.clauses[clause.id], _status(trace, clause.id), values)
+        if decider:
+            _value(values, decider, ())
+    return determination
 
 
 __all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble", "verdict"]
