@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -233,8 +235,17 @@ def _libraries(policy: Policy) -> list[Library]:
     # impact or a git revision for diff) still finds the bundled policies. The process's one
     # Library per folder: the CLI's (bundled) Library is the same, so a referenced policy the
     # case's lines also need is read and built once.
-    roots = dict.fromkeys((Path(policy.path).resolve().parent.parent, resources.policies_dir()))
-    return [Library.shared(root) for root in roots]
+    # absolute first: a relative path names another file once the working folder changes
+    return [Library.shared(root) for root in _library_roots(os.path.abspath(policy.path))]
+
+
+@functools.lru_cache(maxsize=256)
+def _library_roots(path: str) -> tuple[Path, ...]:
+    """Return the folders `_libraries` looks in for a policy file's references, worked out
+    once per file (bounded: scratch copies come and go), not for every referenced evaluation:
+    resolving a path and finding the bundled folder ask the file system each time. The folders,
+    not their Libraries: `Library.shared` stays the one keeper of those."""
+    return tuple(dict.fromkeys((Path(path).resolve().parent.parent, resources.policies_dir())))
 
 
 def _check_reference_cycles(policy: Policy, program: Program) -> None:
