@@ -9,15 +9,12 @@ part of it: other policies judge them.
 from __future__ import annotations
 
 import dataclasses
-import json
-from types import MappingProxyType
 from typing import Any
 
-from evaluator.case.cases import Case, case_from_document
+from evaluator.case.cases import Case, case_from_data
 from evaluator.case.facts import LINE_PARTS
 from evaluator.decide.decision import AlternativeScope
 from evaluator.language.model import LevelCodes, Policy
-from evaluator.read.source import Document
 
 
 def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
@@ -27,13 +24,13 @@ def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
     Raises CaseError or SchemaError only on a bug (the parts come from a valid case).
     """
     assert policy.alternative is not None
-    # A copy through JSON, as `case_from_data` makes: one copy, the request's own (the lines
-    # changed below hold lists of strings, which the copy would give back as they are).
-    data: dict[str, Any] = json.loads(json.dumps(dict(case.data)))
-    by_id = {line["id"]: line for line in data["request"]["lines"]}
+    # New dicts only for what changes (the request and the lines it keeps): `case_from_data`
+    # makes the one deep copy, so the case's own data is never changed.
+    requested = case.data["request"]
+    by_id = {line["id"]: line for line in requested["lines"]}
     kept: list[dict[str, Any]] = []
     for line_id in dict.fromkeys(x.line for x in scope.lines):
-        line = by_id[line_id]
+        line = dict(by_id[line_id])
         for spec in policy.alternative.lines:
             line.pop(LINE_PARTS[spec.replaces], None)
             for dropped in spec.drops:
@@ -41,8 +38,8 @@ def request(case: Case, policy: Policy, scope: AlternativeScope) -> Case:
         for spec, alt in _pairs(policy, scope, line_id):
             line[LINE_PARTS[spec.replaces]] = list(alt.constructs)
         kept.append(line)
-    data["request"]["lines"] = kept
-    return case_from_document(Document(data, f"{case.path}#alternative", MappingProxyType({})))
+    data = {**case.data, "request": {**requested, "lines": kept}}
+    return case_from_data(data, f"{case.path}#alternative")
 
 
 def _pairs(policy: Policy, scope: AlternativeScope, line_id: str) -> list[tuple[Any, Any]]:
