@@ -301,3 +301,64 @@ def test_lint_reports_a_cycle_once_per_reference(tmp_path: Path) -> None:
     _policy(tmp_path, "two", {"policy": "one", "is": "medically_necessary"})
     report = lint_paths([tmp_path])
     assert len([f for f in report.findings if f.code == "reference_cycle"]) == 2
+
+
+# The referenced policy's determination is the engine's verdict read without assembling its
+# decision (`decision.verdict`): with a fact it needs missing, empty, dated after the request or
+# contradicted, the referring policy's route is never true and the request never approved.
+RECENT_MRI = {
+    "fact": "imaging_study",
+    "where": {"modality": {"one_of": ["mri"]}},
+    "field": "date",
+    "measure": "time_before_request",
+    "at_most": {"value": 12, "unit": "months"},
+}
+_STATEMENT = {"document": "clinic_note", "date": "2025-01-15", "quote": "q"}
+UNRELIABLE: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {
+    # how: (the base policy's requirement, the case part it reads, that part as the case has it)
+    "missing": (NEVER_SMOKER, "nicotine", {}),
+    "empty": (RECENT_MRI, "imaging", {"imaging": []}),
+    "dated-after-request": (
+        RECENT_MRI,
+        "imaging",
+        {"imaging": [{"id": "mri", "modality": "mri", "date": "2025-07-30"}]},
+    ),
+    "contradicted": (
+        NEVER_SMOKER,
+        "nicotine",
+        {
+            "nicotine": {
+                "status": {
+                    "statements": [
+                        {"value": "never", "source": _STATEMENT},
+                        {"value": "current", "source": {**_STATEMENT, "quote": "smokes"}},
+                    ]
+                }
+            }
+        },
+    ),
+}
+RELIABLE: dict[str, dict[str, Any]] = {
+    "nicotine": {"nicotine": {"status": "never"}},
+    "imaging": {"imaging": [{"id": "mri", "modality": "mri", "date": "2025-04-30"}]},
+}
+
+
+@pytest.mark.parametrize("how", sorted(UNRELIABLE))
+def test_a_referenced_policy_on_an_unreliable_fact_never_approves(how: str, tmp_path: Path) -> None:
+    requires, part, value = UNRELIABLE[how]
+    _policy(tmp_path, "base", requires)
+    referring = _policy(tmp_path, "top", {"policy": "base", "is": "medically_necessary"})
+    case = {k: v for k, v in CASE.items() if k not in ("nicotine", "imaging")}
+
+    def decide(parts: dict[str, Any]) -> Decision:
+        return api.evaluate(case_from_data({**case, **parts}, "case.json"), load_policy(referring))
+
+    # the control: with the fact as it should be, the reference approves
+    assert decide(RELIABLE[part]).determination is Determination.MEDICALLY_NECESSARY
+    decision = decide(value)
+    assert decision.determination is not Determination.MEDICALLY_NECESSARY, how
+    assert decision.clauses[0].status is Status.NOT_MET
+    (evidence,) = decision.clauses[0].evidence
+    (seen,) = [dict(f.values)["determination"] for f in evidence.facts]
+    assert seen != "medically_necessary"
