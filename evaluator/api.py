@@ -15,7 +15,7 @@ from evaluator.case.facts import FactValue
 from evaluator.compile import program_cache
 from evaluator.compile.program import POLICY_RESULT, Program
 from evaluator.decide import alternatives, records
-from evaluator.decide.decision import Decision, assemble, verdict
+from evaluator.decide.decision import Decision, assemble, policy_key, verdict
 from evaluator.decide.explain import explain as explain_trace
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
@@ -38,8 +38,7 @@ _PROGRAMS: dict[str, Program] = {}
 def program_for(policy: Policy) -> Program:
     """Return the compiled Program of a policy, compiling it once per content hash (and, with
     the disk cache, once per content across processes: compile/program_cache.py)."""
-    # the content hash covers imported modules and a plan overlay, which the file's does not
-    key = f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
+    key = policy_key(policy)
     if key not in _PROGRAMS:
         stored = program_cache.key(policy)
         program = None if stored is None else program_cache.load(stored)

@@ -227,7 +227,7 @@ class _Plan:
 
     def __init__(self, policy: Policy, program: Program) -> None:
         self.policy = policy
-        self.key = _policy_key(policy)
+        self.key = policy_key(policy)
         self.nodes = program.nodes
         self.program_clauses = program.clauses
         self.alternative = program.alternative
@@ -401,8 +401,10 @@ def _clause_texts(
 _PLANS: dict[int, _Plan] = {}
 
 
-def _policy_key(policy: Policy) -> str:
-    # what api.program_for compiles a program once for: equal keys, the same content
+def policy_key(policy: Policy) -> str:
+    """Return what a policy's program is compiled once for (`api.program_for`) and its plan
+    made once for: equal keys, the same content. The content hash covers imported modules and a
+    plan overlay, which the file's does not."""
     return f"{policy.ref}#{policy.sha256}#{policy.content_sha256}"
 
 
@@ -416,7 +418,7 @@ def _plan(policy: Policy, program: Program) -> _Plan:
     if (
         plan is not None
         and plan.nodes is program.nodes
-        and (plan.policy is policy or plan.key == _policy_key(policy))
+        and (plan.policy is policy or plan.key == policy_key(policy))
     ):
         return plan
     fresh = _Plan(policy, program)
@@ -839,4 +841,12 @@ def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
     return determination
 
 
-__all__ = ["ClauseResult", "Decision", "Evidence", "FactView", "assemble", "verdict"]
+__all__ = [
+    "ClauseResult",
+    "Decision",
+    "Evidence",
+    "FactView",
+    "assemble",
+    "policy_key",
+    "verdict",
+]
