@@ -13,6 +13,7 @@ Stages, in the order they run on a policy:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +26,7 @@ from evaluator.compile.program import (
     STATUS,
     VAL,
     AllOf,
+    AnyTest,
     ClauseNodes,
     EmitFact,
     EmitStatus,
@@ -33,6 +35,8 @@ from evaluator.compile.program import (
     Join,
     Pattern,
     Program,
+    Rule,
+    Test,
 )
 from evaluator.errors import PolicyError
 from evaluator.language import dictionary
@@ -270,6 +274,7 @@ class _Compiler(Lowering):
                             self.locate("/alternative/lines"),
                         )
         self.verdict(last + 1)
+        self.rules = _unread(self.rules)
         joins.check(self.policy, self.types, self.problems)  # a join on a field a case may omit
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
@@ -287,7 +292,86 @@ class _Compiler(Lowering):
                 {n: MappingProxyType(dict(d.fields)) for n, d in policy.derived.items()}
             ),
             references=tuple(sorted(self.references)),
+            required=MappingProxyType(dict(self.folder.required if self.folder else {})),
         )
+
+
+def _unread(rules: list[Rule]) -> list[Rule]:
+    """The rules with every status rule whose status no pattern of the program reads marked
+    not to be asserted (`EmitStatus.asserted`): the decision still gets it from the firing,
+    the engine one message fewer. Read: a pattern that may match a status fact of that
+    clause with that status, negated or not; a test this cannot read counts as reading all."""
+    reads = [_status_read(p.test) for rule in rules for p in rule.patterns]
+    found = [r for r in reads if r is not False]
+
+    def read(clause: str, status: str) -> bool:
+        return any(
+            r is True or ((r[0] is None or clause in r[0]) and (r[1] is None or status in r[1]))
+            for r in found
+        )
+
+    out = []
+    for rule in rules:
+        action = rule.action
+        if isinstance(action, EmitStatus) and not read(action.clause, action.status.value):
+            silent = dataclasses.replace(action, asserted=False)
+            out.append(dataclasses.replace(rule, action=silent))
+        else:
+            out.append(rule)
+    return out
+
+
+_Read = tuple[frozenset[str] | None, frozenset[str] | None]
+
+
+def _status_read(test: Test) -> _Read | bool:
+    """What of the status facts a pattern may match: False (none), (clauses, statuses) with
+    None for any, or True (any status: a test this does not follow)."""
+    kinds = _types(test)
+    if kinds is None:
+        return True  # a pattern naming no type may match any fact
+    if STATUS not in kinds:
+        return False
+    parts = folding.parts(test)
+    clauses: frozenset[str] | None = None
+    statuses: frozenset[str] | None = None
+    for part in parts:
+        values = _values(part, "clause")
+        if values is not None:
+            clauses = values if clauses is None else clauses & values
+        values = _values(part, "status")
+        if values is not None:
+            statuses = values if statuses is None else statuses & values
+    return clauses, statuses
+
+
+def _types(test: Test) -> frozenset[str] | None:
+    """The fact types a test can pass (None: any)."""
+    if isinstance(test, Eq) and test.field == "t":
+        return frozenset({str(test.value)})
+    if isinstance(test, AllOf):
+        found = [k for k in (_types(t) for t in test.tests) if k is not None]
+        return frozenset.intersection(*found) if found else None
+    if isinstance(test, AnyTest) and test.tests:
+        branches = [_types(t) for t in test.tests]
+        if any(b is None for b in branches):
+            return None
+        return frozenset().union(*(b for b in branches if b is not None))
+    return None
+
+
+def _values(test: Test, name: str) -> frozenset[str] | None:
+    """The values of field `name` a test admits, when it is an equality or an `any` of
+    equalities on that field; None (any value) otherwise."""
+    if isinstance(test, Eq) and test.field == name:
+        return frozenset({str(test.value)})
+    if (
+        isinstance(test, AnyTest)
+        and test.tests
+        and all(isinstance(t, Eq) and t.field == name for t in test.tests)
+    ):
+        return frozenset(str(t.value) for t in test.tests if isinstance(t, Eq))
+    return None
 
 
 def compile_policy(policy: Policy, *, fold: bool = True) -> Program:

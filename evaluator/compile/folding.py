@@ -167,6 +167,8 @@ class Folder:
         self.keep = keep
         # What was folded, by the origin its rules carry: a clause id or a node id.
         self.folded: list[str] = []
+        # Folded clauses -> the node an engine error names when one gets no status.
+        self.required: dict[str, str] = {}
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -325,14 +327,10 @@ class Folder:
         stage = self._emit(tree, rules, base)
         self.folded.append(base)
         self.low.clause_nodes[clause.id] = ClauseNodes(applies, waiver, requires)
-        # Fail closed: no term matched (a leaf's fact passed none of its tests).
-        status = AllOf((Eq("t", STATUS), Eq("clause", clause.id)))
-        self.low.emit(
-            stage + 1,
-            [Pattern("s", status, negated=True)],
-            EmitMissing(requires, (), ()),
-            base,
-        )
+        # Fail closed: no term matched (a leaf's fact passed none of its tests). The engine
+        # reports the clause left without a status once the case ran (`Program.required`):
+        # a rule looking for the missing status would need every status asserted.
+        self.required[clause.id] = requires
         return stage
 
     def subtree(self, cond: Condition, scope: Scope, node: str) -> int | None:

@@ -163,6 +163,9 @@ class EmitStatus:
     status: Status
     # Folded rules only: the node values their patterns establish (see `Record`).
     records: tuple[Record, ...] = ()
+    # False when no rule of the program reads this status (`compiler._unread`): the engine
+    # keeps it for the decision without asserting it back, one message fewer per case.
+    asserted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +232,10 @@ class Program:
     derived_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Ids of the policies whose determinations this one reads; evaluated first by the API.
     references: tuple[str, ...] = ()
+    # Clause -> the node an engine error names when the clause got no status: the engine
+    # checks these once a case has run every stage (statuses no rule reads are not asserted,
+    # so no rule could look for a missing one; see `EmitStatus.asserted`).
+    required: Mapping[str, str] = field(default_factory=dict)
 
     def rule(self, name: str) -> Rule:
         return self._by_name[name]

@@ -492,6 +492,19 @@ class _Session:
             self.assert_stage(stage)
         self.flush()
         self.complete = True
+        self.check_required()
+
+    def check_required(self) -> None:
+        """Fail closed: a clause the program requires a status of (`Program.required`) got
+        none from the engine (no rule matched: a leaf's fact passed none of its tests)."""
+        statuses = self.trace.statuses
+        for clause, node in self.program.required.items():
+            if clause not in statuses:
+                raise EngineError.single(
+                    "engine_incomplete",
+                    f"node `{node}` got no value; the rules did not decide it, so there is no "
+                    "determination",
+                )
 
     def admit(self, fact: Mapping[str, Any]) -> dict[str, Any] | None:
         """Return a case fact as the engine gets it, or None when no rule can read it.
@@ -792,7 +805,11 @@ class _Session:
                 )
             return
         fact = {"t": "status", "clause": action.clause, "status": status}
-        self._assert_plain(fact)
+        if action.asserted:
+            self._assert_plain(fact)
+        else:  # no rule reads it (compiler `_unread`): numbered as if asserted, kept here
+            fact["id"] = f"status{self.counter}"
+            self.counter += 1
         self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
 
     def _records(
@@ -867,6 +884,8 @@ class _Cases:
         if batch:
             self._assert(batch, "derived facts")
         self.complete = True
+        for case in self.cases:
+            case.check_required()
 
     def _derived(self, stage: int) -> list[dict[str, Any]]:
         """Every case's facts derived so far; every case moves on to `stage`."""
