@@ -5,7 +5,7 @@ read by one pattern; leaves over the same facts agree on whether there is one; e
 one outcome are one rule. The rule that fails the evaluation on a fact passing none of a
 leaf's tests (`Folder._check_tests`) is kept only for leaves whose patterns negate a test: a
 leaf read only as "a fact passing these tests" or "no fact" leaves such a fact unmatched, and
-its clause without a status, which the clause's own rule reports.
+its clause without a status, which the engine reports (`Program.required`).
 """
 
 from __future__ import annotations

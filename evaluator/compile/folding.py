@@ -26,9 +26,10 @@ lowering altogether (`MAX_RULES_PER_CLAUSE`). Terms are simplified before they b
 agree on whether there is one, equal terms are one rule).
 
 Fail closed: a leaf whose fact passes none of its tests matches no box that constrains the
-leaf, so the clause gets no status, and a rule one stage later reports that as an engine
-error. A leaf read through a negated test ("no fact passing the true test", as a leaf over a
-type that occurs several times always is) could take such a fact for absent: its rule that
+leaf, so the clause gets no status, and the engine reports that as an engine error once the
+case ran (`Program.required`). A leaf read through a negated test ("no fact passing the true
+test", as a leaf over a type that occurs several times always is) could take such a fact for
+absent: its rule that
 finds a fact passing none of its tests fails the evaluation (`_check_tests`, `_negating`). A
 quantifier's child without a value, and an empty range without its `if_empty` value, are
 engine errors too (`Lowering.require_value`, `Lowering.quantified`).
