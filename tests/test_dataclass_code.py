@@ -7,7 +7,9 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import enum
+import importlib.util
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -127,7 +129,7 @@ def _behaviour(classes: list[type]) -> list[str]:
     seen.append(str(hash(frozen("a")) == hash(frozen("a"))))
     seen.append(str(ordered(1.0) < ordered(2.0)))
     with pytest.raises(dataclasses.FrozenInstanceError) as raised:
-        frozen("a").name = "b"  # type: ignore[misc]
+        frozen("a").name = "b"
     seen.append(str(raised.value))
     with pytest.raises(TypeError) as wrong:
         keyword("positional")
@@ -150,7 +152,8 @@ def test_a_class_built_from_the_file_is_the_class_compiled_anew(
 
     def counting(*args: Any, **kwargs: Any) -> CodeType:
         calls.append(args[0])
-        return builtins.compile(*args, **kwargs)
+        code: CodeType = builtins.compile(*args, **kwargs)
+        return code
 
     monkeypatch.setattr(dataclass_code, "compile", counting, raising=False)
     hit = _build(second.exec)
@@ -162,7 +165,7 @@ def test_a_class_built_from_the_file_is_the_class_compiled_anew(
     # the generated annotations are the fields' types (here strings, as this module wrote
     # them), not the names of the locals holding them, as the `from __future__ import
     # annotations` of the module that compiles would have made them
-    assert hit[0].__init__.__annotations__ == {
+    assert vars(hit[0])["__init__"].__annotations__ == {
         "name": "str",
         "count": "int",
         "kind": "Kind",
@@ -192,9 +195,7 @@ def _flip(data: bytes) -> bytes:
         pytest.param(_flip, id="a-byte-changed"),
         pytest.param(lambda _data: b"", id="empty"),
         pytest.param(
-            lambda data: data.replace(
-                dataclass_code.importlib.util.MAGIC_NUMBER.hex().encode(), b"ffff0d0a", 1
-            ),
+            lambda data: data.replace(importlib.util.MAGIC_NUMBER.hex().encode(), b"ffff0d0a", 1),
             id="another-python",
         ),
         pytest.param(lambda data: data.replace(b"-1 ", b"-2 ", 1), id="another-format"),
@@ -216,7 +217,7 @@ def test_a_file_that_does_not_check_out_is_never_used(
 
 def test_a_file_of_other_data_is_never_used(tmp_path: Path) -> None:
     file = tmp_path / "code.bin"
-    body = dataclass_code.marshal.dumps({"def f(): pass": "not code"})
+    body = marshal.dumps({"def f(): pass": "not code"})
     file.write_bytes(dataclass_code._header(body) + b"\n" + body)
     assert dataclass_code._Codes(str(file)).codes == {}
 
