@@ -30,6 +30,12 @@ class Kind(enum.Enum):
     A = "a"
 
 
+@pytest.fixture(autouse=True)
+def _any_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    # this module's classes stand for the evaluator's, which are the only ones kept
+    monkeypatch.setattr(dataclass_code, "OWN", "")
+
+
 def _classes() -> list[type]:
     """A spread of the options dataclasses writes different code for."""
 
@@ -270,6 +276,17 @@ except SystemExit:
 codes = dataclass_code._installed
 print(json.dumps([codes.file, codes.added, len(codes.used)]), file=sys.stderr)
 """
+
+
+def test_only_the_evaluators_classes_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dataclass_code, "OWN", "evaluator.")
+    codes = dataclass_code._Codes(str(tmp_path / "code.bin"))
+    built = _build(codes.exec)
+    assert (codes.codes, codes.added, codes.used) == ({}, False, set())
+    plain = _build(None)
+    assert [_shape(c) for c in built] == [_shape(c) for c in plain]
 
 
 def test_a_second_evaluate_compiles_no_dataclass_method(tmp_path: Path) -> None:

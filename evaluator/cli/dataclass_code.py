@@ -36,7 +36,9 @@ __all__ = ["install", "path"]
 FORMAT = b"necessity-dataclass-code-1"
 # Past this many texts, a write keeps only those the writing process used: edits to the
 # classes leave texts nothing asks for again.
-LIMIT = 4000
+LIMIT = 2000
+# The classes whose methods are kept: those of the modules of this package.
+OWN = "evaluator."
 
 
 def path() -> str | None:
@@ -101,9 +103,14 @@ class _Codes:
             if code is None:
                 # as exec compiles a text: file "<string>", no future flags of this module
                 code = compile(source, "<string>", "exec", dont_inherit=True)
-                self.codes[source] = code
-                self.added = True
-            self.used.add(source)
+                # only the evaluator's own classes are kept: a program that imports the CLI
+                # (a test run) creates others, which would only make the file slower to read
+                if str(scope.get("__name__", "")).startswith(OWN):
+                    self.codes[source] = code
+                    self.added = True
+                    self.used.add(source)
+            else:
+                self.used.add(source)
             source = code
         builtins.exec(source, scope, names)
 
