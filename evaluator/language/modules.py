@@ -12,7 +12,6 @@ error (`import_cycle`).
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from evaluator.errors import Location, PolicyError, Problem
 from evaluator.read import digest, parse_cache, resources, schemas, source
+from evaluator.read.plain import copied
 
 SHARED = "_shared"
 MODULE_SCHEMA = "module"
@@ -153,7 +153,7 @@ class _Resolver:
 
 def resolve(document: source.Document) -> Resolution:
     """Return the policy's data with its imports merged; raises PolicyError (located)."""
-    data = copy.deepcopy(dict(document.data))
+    data = copied(dict(document.data))
     imports = data.pop("imports", [])
     uses = [
         (si, ci, clause)
@@ -194,11 +194,11 @@ def _merge(resolution: Resolution, document: source.Document, resolver: _Resolve
                 if key == "value_sets":
                     resolution.value_sets[name] = (value, module.path)
                 else:
-                    data.setdefault(key, {})[name] = copy.deepcopy(value)
+                    data.setdefault(key, {})[name] = copied(value)
         for j, rule in enumerate(module.data.get("rules", ())):
             if _clash(resolver, owners, "rules", rule["id"], module, where):
                 continue
-            data.setdefault("rules", []).append(copy.deepcopy(rule))
+            data.setdefault("rules", []).append(copied(rule))
             resolution.origins[f"rule:{rule['id']}"] = module.ref
             if module.document is not None:
                 at = f"/rules/{len(data['rules']) - 1}"
@@ -268,7 +268,7 @@ def _place(
                 f"did you mean `{name}.{close[0]}`?" if close else None,
             )
             continue
-        merged = {**copy.deepcopy(templates[template]), **clause}
+        merged = {**copied(templates[template]), **clause}
         del merged["use"]
         if module.document is not None:
             for key in templates[template]:

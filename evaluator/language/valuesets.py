@@ -9,7 +9,6 @@ that field's unit.
 
 from __future__ import annotations
 
-import copy
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from evaluator.errors import PolicyError, Problem
 from evaluator.language.model import ValueSet
 from evaluator.read import schemas, source
+from evaluator.read.plain import copied
 from evaluator.vocab import units
 
 SHARED_FOLDER = ("_shared", "valuesets")
@@ -210,11 +210,11 @@ def expand(
     """Return the policy data (by default the document's; with imports resolved, modules.py)
     with value sets expanded; `imported` are the value sets of imported modules, as (data,
     file). Raises PolicyError (located)."""
-    data = copy.deepcopy(dict(document.data if data is None else data))
-    expander = _Expander(document, data.get("settings", {}), imported or {})
+    own: dict[str, Any] = copied(dict(document.data if data is None else data))
+    expander = _Expander(document, own.get("settings", {}), imported or {})
     for key in ("sections", "rules", "alternative"):
-        if key in data:
-            expander.walk(data[key], f"/{key}", {})
+        if key in own:
+            expander.walk(own[key], f"/{key}", {})
     if expander.problems:
         raise PolicyError(expander.problems)
-    return Expansion(data, expander.used, expander.shared)
+    return Expansion(own, expander.used, expander.shared)
