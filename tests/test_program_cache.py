@@ -118,7 +118,7 @@ def _rewritten(entry: Path, body: bytes) -> bytes:
 def _damages(entry: Path) -> dict[str, bytes]:
     good = entry.read_bytes()
     body = _body(entry)
-    text, (names, table, root) = marshal.loads(body)
+    text, (names, scalars, table, root) = marshal.loads(body)
     unknown = ("builtins.object", *names[1:])
     return {
         "truncated": good[: len(good) // 2],
@@ -127,10 +127,16 @@ def _damages(entry: Path) -> dict[str, bytes]:
         "empty": b"",
         "not-marshal-but-digested": _rewritten(entry, b"\x00not marshal"),
         "unknown-class-but-digested": _rewritten(
-            entry, marshal.dumps((text, (unknown, table, root)))
+            entry, marshal.dumps((text, (unknown, scalars, table, root)))
         ),
         "not-a-program-but-digested": _rewritten(
-            entry, marshal.dumps((text, (names, table, table[-1][1][2])))
+            entry, marshal.dumps((text, (names, scalars, table, table[-1][1][2])))
+        ),
+        "a-later-object-but-digested": _rewritten(
+            entry, marshal.dumps((text, (names, scalars, ((-1, (root,)), *table), root + 1)))
+        ),
+        "a-scalar-at-the-root-but-digested": _rewritten(
+            entry, marshal.dumps((text, (names, scalars, table, 0)))
         ),
     }
 
