@@ -8,13 +8,10 @@ interleave partial lines. Batch calls `log_decision` with each record's result.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hashlib
-import hmac
 import json
 import os
-import secrets
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
@@ -128,11 +125,15 @@ def mask_key(log: Path) -> bytes:
     except FileExistsError:
         return path.read_bytes().strip()
     with os.fdopen(fd, "w") as out:
+        import secrets  # noqa: PLC0415  (only for a decision log)
+
         out.write(secrets.token_hex(32) + "\n")
     return path.read_bytes().strip()
 
 
 def _mask(value: str, key: bytes) -> str:
+    import hmac  # noqa: PLC0415  (only for a decision log)
+
     return "hmac-sha256:" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -194,6 +195,8 @@ def append_lines(path: Path, entries: Iterable[Mapping[str, Any]]) -> None:
             "unwritable_log", f"cannot open the decision log: {error.strerror}", Location(str(path))
         ) from None
     try:
+        import fcntl  # noqa: PLC0415  (only for a decision log)
+
         fcntl.flock(fd, fcntl.LOCK_EX)
         view = memoryview(payload)
         while view:

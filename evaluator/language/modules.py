@@ -12,7 +12,6 @@ error (`import_cycle`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +114,8 @@ class _Resolver:
             return known
         folder = next((r / name for r in self.roots if (r / name).is_dir()), None)
         if folder is None or name in RESERVED:
+            import difflib  # noqa: PLC0415  (only to suggest a name for an unknown one)
+
             close = difflib.get_close_matches(name, self.available(), n=1)
             self.problem(
                 "unknown_module",
@@ -259,6 +260,8 @@ def _place(
             continue
         templates = module.data.get("clauses", {})
         if template not in templates:
+            import difflib  # noqa: PLC0415
+
             close = difflib.get_close_matches(template, list(templates), n=1)
             resolver.problem(
                 "unknown_import",

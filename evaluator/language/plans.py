@@ -9,7 +9,6 @@ cover the plan. Every key must exist in the base (`unknown_plan_key`, located in
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +83,8 @@ def overlay_problems(plan: Plan, policy: Policy) -> Iterator[Problem]:
         base = policy.settings.get(name)
         if base is None:
             known = ", ".join(f"`{s}`" for s in policy.settings) or "none"
+            import difflib  # noqa: PLC0415  (only to suggest a name for an unknown one)
+
             close = difflib.get_close_matches(name, list(policy.settings), n=1)
             yield Problem(
                 "unknown_plan_key",
@@ -100,6 +101,8 @@ def overlay_problems(plan: Plan, policy: Policy) -> Iterator[Problem]:
     ids = {c.id for c in policy.clauses}
     for clause_id in plan.clauses:
         if clause_id not in ids:
+            import difflib  # noqa: PLC0415
+
             close = difflib.get_close_matches(clause_id, sorted(ids), n=1)
             yield Problem(
                 "unknown_plan_key",

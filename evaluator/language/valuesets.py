@@ -9,7 +9,6 @@ that field's unit.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +82,8 @@ class _Expander:
         # a policy read from standard input has no folder, so no shared value sets
         if self.document.path == source.STDIN_NAME or not path.is_file():
             known = sorted({*self.declared, *self.available()})
+            import difflib  # noqa: PLC0415  (only to suggest a name for an unknown one)
+
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean `{close[0]}`?)" if close else ""
             self.problems.append(
