@@ -66,6 +66,14 @@ def test_a_hit_gives_the_program_compiling_gives(
     assert again is not compiled
     assert again == compiled
     assert ruleset.definition_text(again) == text
+    # the projection read back is the one the rules give (worked out again without the memo)
+    key = program_cache.key(policy)
+    assert key is not None
+    loaded = program_cache.load(key)
+    assert loaded is not None
+    kept = vars(loaded)[ruleset._PROJECTION]
+    assert kept == ruleset.projection(compiled)
+    assert kept == ruleset.projection(dataclasses.replace(loaded))
     # shared objects stay shared (a pattern reused by several rules is one object)
     patterns = [p for r in compiled.rules for p in r.patterns]
     shared = len({id(p) for p in patterns})
@@ -118,7 +126,7 @@ def _rewritten(entry: Path, body: bytes) -> bytes:
 def _damages(entry: Path) -> dict[str, bytes]:
     good = entry.read_bytes()
     body = _body(entry)
-    text, (names, scalars, table, root) = marshal.loads(body)
+    text, (names, scalars, table, root), projected = marshal.loads(body)
     unknown = ("builtins.object", *names[1:])
     return {
         "truncated": good[: len(good) // 2],
@@ -127,16 +135,23 @@ def _damages(entry: Path) -> dict[str, bytes]:
         "empty": b"",
         "not-marshal-but-digested": _rewritten(entry, b"\x00not marshal"),
         "unknown-class-but-digested": _rewritten(
-            entry, marshal.dumps((text, (unknown, scalars, table, root)))
+            entry, marshal.dumps((text, (unknown, scalars, table, root), projected))
         ),
         "not-a-program-but-digested": _rewritten(
-            entry, marshal.dumps((text, (names, scalars, table, table[-1][1][2])))
+            entry, marshal.dumps((text, (names, scalars, table, table[-1][1][2]), projected))
         ),
         "a-later-object-but-digested": _rewritten(
-            entry, marshal.dumps((text, (names, scalars, ((-1, (root,)), *table), root + 1)))
+            entry,
+            marshal.dumps((text, (names, scalars, ((-1, (root,)), *table), root + 1), projected)),
         ),
         "a-scalar-at-the-root-but-digested": _rewritten(
-            entry, marshal.dumps((text, (names, scalars, table, 0)))
+            entry, marshal.dumps((text, (names, scalars, table, 0), projected))
+        ),
+        "a-projection-of-numbers-but-digested": _rewritten(
+            entry, marshal.dumps((text, (names, scalars, table, root), (None, (1, 2))))
+        ),
+        "no-projection-but-digested": _rewritten(
+            entry, marshal.dumps((text, (names, scalars, table, root)))
         ),
     }
 

@@ -3,7 +3,8 @@
 Compiling the three policies a founding case needs costs a process about 110 ms of its
 400 (issue 10), folding compiling each one more than once; reading one back costs a few ms.
 An entry holds the Program `api.program_for` settled on (folded, partly or wholly handed back
-to the per-node lowering) and the ruleset text the engine registered for it, so the two always
+to the per-node lowering), the ruleset text the engine registered for it and its projection
+(`ruleset.projection`: the case fact types and fields its rules read), so the three always
 belong together.
 
 The key covers everything the Program is a function of: `ruleset.cache_key` (the policy's data
@@ -137,8 +138,9 @@ def load(cache_key: str) -> Program | None:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        text, flat = marshal.loads(body)
+        text, flat, projected = marshal.loads(body)
         program = _decode(flat)
+        projection = _projection(projected)
     except (ValueError, TypeError, IndexError, KeyError, EOFError, AttributeError):
         return None
     finally:
@@ -146,9 +148,11 @@ def load(cache_key: str) -> Program | None:
             gc.enable()
     if not isinstance(program, Program) or not isinstance(text, str):
         return None
-    # Program is frozen; the memo is how ruleset.definition_text keeps the text it rendered,
-    # so the engine registers this text instead of rendering the rules again.
+    # Program is frozen; the memos are how ruleset.definition_text keeps the text it rendered
+    # and ruleset.projection what it worked out, so that the engine registers this text and
+    # filters the case's facts with this projection instead of walking the rules again.
     object.__setattr__(program, ruleset._MEMO, text)
+    object.__setattr__(program, ruleset._PROJECTION, projection)
     return program
 
 
@@ -164,10 +168,26 @@ def store(cache_key: str, program: Program) -> None:
         flat = _encode(program)
         if _decode(flat) != program:
             return
-        body = marshal.dumps((text, flat))
+        body = marshal.dumps((text, flat, _projected(program)))
     except (TypeError, ValueError):
         return  # a value marshal or the layout cannot hold: compile it every time
     write_bytes(entry, _header(cache_key, body) + b"\n" + body)
+
+
+def _projected(program: Program) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """The program's `ruleset.Projection` as marshal data (its rules are walked to make it:
+    as long as reading the program back)."""
+    found = ruleset.projection(program)
+    types = None if found.types is None else tuple(sorted(found.types))
+    return types, tuple(sorted(found.fields))
+
+
+def _projection(stored: Any) -> ruleset.Projection:
+    types, fields = stored
+    for names in (fields,) if types is None else (types, fields):
+        if type(names) is not tuple or any(type(name) is not str for name in names):
+            raise TypeError("a projection holds names")
+    return ruleset.Projection(None if types is None else frozenset(types), frozenset(fields))
 
 
 def _header(cache_key: str, body: bytes) -> bytes:
