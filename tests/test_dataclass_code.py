@@ -34,6 +34,8 @@ class Kind(enum.Enum):
 def _any_module(monkeypatch: pytest.MonkeyPatch) -> None:
     # this module's classes stand for the evaluator's, which are the only ones kept
     monkeypatch.setattr(dataclass_code, "OWN", "")
+    # files are written as bytecode is, whatever the shell running the tests says
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
 
 
 def _classes() -> list[type]:
