@@ -13,7 +13,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.compile.program import ClauseNodes, Node, Program
+from evaluator.compile.program import Node, Program
 from evaluator.decide import findings
 from evaluator.decide.explain import Explanation
 from evaluator.engine.durable import Emitted, Trace
@@ -171,7 +171,6 @@ class Decision:
 
 
 _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
-_STATUSES: dict[str, Status] = {s.value: s for s in Status}
 # The child values that decide a node, indexed by the node's own value.
 _SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
 _NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
@@ -201,11 +200,46 @@ class _NodePlan:
     clause: str | None = None
     # For an existence test: the `when` nodes of the rules that derive its fact type.
     routes: tuple[str, ...] = ()
+    # A leaf's evidence when it matched no fact and binds none, by value (the same for every
+    # case, so one frozen object serves them all).
+    bare: tuple[Evidence, ...] = ()
+
+
+# A text as it reads (a str), or cut at the placeholders a case fills (`_Plan.parts`).
+_Text = str | tuple[tuple[str, str, str], ...]
+# When a clause's outcome asks for its documentation (`_Outcome.asks`).
+_NEVER, _ALWAYS, _IF_IT_COULD_CHANGE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One status a clause may end in and what assembly reads and shows for it; none of it
+    depends on the case."""
+
+    status: Status
+    # The node whose value decided the status (its evidence): the requirement, or for not
+    # applicable the applicability test, unless `waiver` held.
+    decider: str | None
+    waiver: str | None
+    rationale: _Text | None
+    # Not documented asks for documents, not for more treatment.
+    recommendation: _Text | None
+    finding: str | None
+    asks: int
+
+    def deciding(self, values: Mapping[tuple[str, tuple[str, ...]], Emitted]) -> str | None:
+        """Return the node whose value decided this outcome (read by `assemble` and `verdict`)."""
+        if self.waiver is not None:
+            waiver = values.get((self.waiver, ()))
+            if waiver is not None and waiver.fact["v"] == Truth.TRUE:
+                return self.waiver
+        return self.decider
 
 
 @dataclass(frozen=True, slots=True)
 class _ClausePlan:
     clause: Clause
+    id: str
     section_title: str
     # The title, with its `{setting.name}` filled in (as every text below).
     title: str
@@ -213,8 +247,19 @@ class _ClausePlan:
     documentation: tuple[str, ...] | None
     # The entries as templates, for the case (`{type.field}` left to fill).
     documents: tuple[str, ...]
-    # By status: the rationale, recommendation and finding templates it shows (None: none).
-    texts: Mapping[Status, tuple[str | None, str | None, str | None]]
+    # By the status the engine says (its value): what the clause shows for it.
+    outcomes: Mapping[str, _Outcome]
+
+    def outcome(self, statuses: Mapping[str, Emitted]) -> _Outcome:
+        """Return the outcome of the status the engine derived for the clause, else the
+        EngineError (ValueError for a status no clause can have). The one check of a clause's
+        status, for `assemble` and `verdict`."""
+        emitted = statuses.get(self.id)
+        if emitted is None:
+            raise EngineError.single("engine_failed", f"no status was derived for `{self.id}`")
+        said = emitted.fact["status"]
+        found = self.outcomes.get(said)
+        return self.outcomes[Status(said).value] if found is None else found
 
 
 class _Plan:
@@ -286,14 +331,37 @@ class _Plan:
         self, clause: Clause, section_title: str, settings: Mapping[str, Threshold]
     ) -> _ClausePlan:
         documents = tuple(findings.fill_settings(d, settings) for d in clause.documentation)
+        nodes = self.program_clauses[clause.id]
+        outcomes = {}
+        for status, (rationale, recommendation, finding) in _clause_texts(clause, settings).items():
+            asks = _NEVER
+            if clause.documentation and status is Status.NOT_DOCUMENTED:
+                asks = _ALWAYS
+            elif clause.documentation and status is Status.NOT_MET:
+                asks = _IF_IT_COULD_CHANGE
+            applicable = status is not Status.NOT_APPLICABLE
+            outcomes[status.value] = _Outcome(
+                status,
+                nodes.requires if applicable else nodes.applies,
+                None if applicable else nodes.waiver or None,
+                None if rationale is None else self._text(rationale),
+                None if recommendation is None else self._text(recommendation),
+                finding,
+                asks,
+            )
         return _ClausePlan(
             clause,
+            clause.id,
             section_title,
             findings.fill_settings(clause.title, settings),
             self._fixed_all(documents),
             documents,
-            _clause_texts(clause, settings),
+            outcomes,
         )
+
+    def _text(self, text: str) -> _Text:
+        fixed = self.fixed(text)
+        return self.parts(text) if fixed is None else fixed
 
     def _fixed_all(self, texts: tuple[str, ...]) -> tuple[str, ...] | None:
         fixed = [self.fixed(t) for t in texts]
@@ -339,18 +407,21 @@ class _Plan:
                 at = tuple(i for i, a in enumerate(node.aliases) if a == alias)
                 other = (at[::-1], field)
         aliases = dict(zip(node.aliases, node.facts, strict=False))
+        text = leaf_text(cond, aliases=aliases)
+        clause = cond.clause if isinstance(cond, ClauseIs) else None
         return _NodePlan(
             leaf=True,
             scope=False,
             children=(),
             deciding=_SAME,
-            text=leaf_text(cond, aliases=aliases),
+            text=text,
             aliases=node.aliases,
             fields=fields,
             other=other,
             shows_derived=isinstance(cond, Compare),
-            clause=cond.clause if isinstance(cond, ClauseIs) else None,
+            clause=clause,
             routes=self._routes.get(cond.fact, ()) if isinstance(cond, Exists) else (),
+            bare=tuple(Evidence(text, value, (), (), clause, ()) for value in Truth),
         )
 
     def bare(self, node_id: str, node: _NodePlan, value: Truth, keys: tuple[str, ...]) -> Evidence:
@@ -438,8 +509,10 @@ class _Assembler:
         self.policy = plan.policy
         self.trace = trace
         self.values = trace.values
+        self.statuses = trace.statuses
         self.facts = {str(f["id"]): f for f in facts}
         self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
+        # a leaf's other candidate facts, by node and keys (most traces have none)
         self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
         for emitted in trace.candidates:
             fact = emitted.fact
@@ -505,41 +578,42 @@ class _Assembler:
             out.append((alias, shown))
         return tuple(out)
 
-    def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
+    def evidence(self, node_id: str, keys: tuple[str, ...], out: list[Evidence]) -> None:
+        """Append the evidence of a node for its bound facts: the leaves whose values decided
+        its value, depth first. Raises EngineError when the engine derived no value for it."""
         emitted = self.values.get((node_id, keys))
         if emitted is None:  # inline `_value`: this runs for every node of the evidence
             raise _no_value(node_id)
-        value = _TRUTHS[emitted.fact["v"]]
+        fact = emitted.fact
+        value = _TRUTHS[fact["v"]]
         node = self.node_plans.get(node_id) or self.plan.node(node_id)
         if node.leaf:
-            found = self.leaf(node_id, node, keys, value, emitted.fact)
-            return [found, *self.derivation(node.routes, keys, value)] if node.routes else [found]
+            out.append(self.leaf(node_id, node, keys, value, fact))
+            if node.routes:
+                self.derivation(node.routes, keys, value, out)
+            return
         wanted = node.deciding[value]
-        out: list[Evidence] = []
         if node.scope:
             child = node.children[0]
             for bound in sorted([b for b, v in self.scoped(child, keys) if v in wanted]):
-                out += self.evidence(child, bound)
-            return out
+                self.evidence(child, bound, out)
+            return
         values = self.values
         for child in node.children:
             found_child = values.get((child, keys))
             if found_child is not None and found_child.fact["v"] in wanted:
-                out += self.evidence(child, keys)
-        return out
+                self.evidence(child, keys, out)
 
     def derivation(
-        self, routes: tuple[str, ...], keys: tuple[str, ...], value: Truth
-    ) -> list[Evidence]:
-        """Return why a derived fact exists (the routes that derived it) or not (every route),
+        self, routes: tuple[str, ...], keys: tuple[str, ...], value: Truth, out: list[Evidence]
+    ) -> None:
+        """Append why a derived fact exists (the routes that derived it) or not (every route),
         for the same bound facts; nothing for a case fact type."""
-        out: list[Evidence] = []
         for when in routes:
             route = self.values.get((when, keys))
             if route is None or (value is Truth.TRUE and route.fact["v"] != Truth.TRUE):
                 continue
-            out.extend(self.evidence(when, keys))
-        return out
+            self.evidence(when, keys, out)
 
     def leaf(
         self,
@@ -555,25 +629,31 @@ class _Assembler:
         facts = self.facts
         derived = self.derived_by_id if node.shows_derived else _NOTHING
         sources: list[Mapping[str, Any]] = []
-        if "f" in emitted:
-            source = facts.get(emitted["f"]) or derived.get(emitted["f"])
+        matched = emitted.get("f")
+        if matched is not None:
+            source = facts.get(matched) or derived.get(matched)
             if source:
                 sources.append(source)
-        for cand in self.candidates.get((node_id, keys), ()) if self.candidates else ():
-            if cand["v"] == value and "f" in cand:
-                source = facts.get(cand["f"]) or derived.get(cand["f"])
-                if source:
-                    sources.append(source)
-        if len(sources) > 1:
-            sources = _unique(sources)
-        views = tuple([self.fact_view(f, node.fields) for f in sources])
+        if self.candidates:
+            for cand in self.candidates.get((node_id, keys), ()):
+                if cand["v"] == value and "f" in cand:
+                    source = facts.get(cand["f"]) or derived.get(cand["f"])
+                    if source:
+                        sources.append(source)
+            if len(sources) > 1:
+                sources = _unique(sources)
+        if not keys:
+            if not sources:  # no other fact either: it is bound by an alias
+                return node.bare[value]
+            return Evidence(node.text, value, (), self.views(sources, node.fields), node.clause, ())
+        views = self.views(sources, node.fields) if sources else ()
         if node.other is not None:
             at, field = node.other
             other = next((keys[i] for i in at if i < len(keys)), None)
             found = None if other is None else facts.get(other) or self.derived_by_id.get(other)
             if found:
                 views = (*views, self.fact_view(found, (field,)))
-        if node.aliases and keys:
+        if node.aliases:
             return Evidence(
                 node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
             )
@@ -581,14 +661,22 @@ class _Assembler:
             return Evidence(node.text, value, (), views, node.clause, keys)
         return self.plan.bare(node_id, node, value, keys)
 
+    def views(
+        self, sources: list[Mapping[str, Any]], fields: tuple[str, ...]
+    ) -> tuple[FactView, ...]:
+        fact_view = self.fact_view
+        return tuple([fact_view(fact, fields) for fact in sources])
+
     def template(self, text: str, *, each: bool = False) -> str:
         """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
         with `each` (a document to request, made per segment), one by one."""
         fixed = self.plan.fixed(text)
-        if fixed is not None:
-            return fixed
+        return self.fill(self.plan.parts(text), each=each) if fixed is None else fixed
+
+    def fill(self, parts: tuple[tuple[str, str, str], ...], *, each: bool = False) -> str:
+        """Return a template's parts (`_Plan.parts`) filled from the case's facts."""
         out = []
-        for literal, fact_type, name in self.plan.parts(text):
+        for literal, fact_type, name in parts:
             if not fact_type:
                 out.append(literal)
                 continue
@@ -607,26 +695,32 @@ class _Assembler:
         return " ".join("".join(out).split())
 
     def clause(self, planned: _ClausePlan) -> ClauseResult:
-        clause = planned.clause
-        status = _status(self.trace, clause.id)
-        decider = _decider(self.plan.program_clauses[clause.id], status, self.values)
-        evidence = tuple(self.evidence(decider, ())) if decider else ()
-        rationale, recommendation, finding = planned.texts[status]
+        outcome = planned.outcome(self.statuses)
+        decider = outcome.deciding(self.values)
+        evidence: tuple[Evidence, ...] = ()
+        if decider:
+            found: list[Evidence] = []
+            self.evidence(decider, (), found)
+            evidence = tuple(found)
+        asks = outcome.asks
         documentation: tuple[str, ...] = ()
-        if clause.documentation and self.could_change(status, evidence):
+        if asks is _ALWAYS or (asks is _IF_IT_COULD_CHANGE and self.could_change(evidence)):
             documentation = planned.documentation or tuple(
-                self.template(d, each=True) for d in planned.documents
+                [self.template(d, each=True) for d in planned.documents]
             )
+        clause = planned.clause
+        finding = outcome.finding
+        rationale, recommendation = outcome.rationale, outcome.recommendation
         return ClauseResult(
-            clause.id,
+            planned.id,
             clause.section,
             planned.section_title,
             planned.title,
-            status,
+            outcome.status,
             evidence,
             clause.cites,
-            None if rationale is None else self.template(rationale),
-            None if recommendation is None else self.template(recommendation),
+            self.fill(rationale) if isinstance(rationale, tuple) else rationale,
+            self.fill(recommendation) if isinstance(recommendation, tuple) else recommendation,
             documentation,
             None if finding is None else self.finding(finding, evidence),
         )
@@ -645,21 +739,17 @@ class _Assembler:
         read.sort(key=lambda f: order.get(str(f["id"]), len(order)))
         return findings.fill(text, read, self.pool, self.plan.types)
 
-    def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
-        """True when a missing document could change the clause's status: it is not
-        documented, or it is not met while part of what decided it is unknown (a clause whose
-        missing facts count as not met, a derivation route nothing decided) or rests on a
-        clause that is itself not documented."""
-        if status is Status.NOT_DOCUMENTED:
-            return True
-        if status is not Status.NOT_MET:
-            return False
+    def could_change(self, evidence: tuple[Evidence, ...]) -> bool:
+        """True when a missing document could change a clause that is not met: part of what
+        decided it is unknown (a clause whose missing facts count as not met, a derivation
+        route nothing decided) or rests on a clause that is itself not documented. (A clause
+        not documented always asks for its documents: `_Outcome.asks`.)"""
         for e in evidence:
             if e.value is Truth.UNKNOWN:
                 return True
         if self._pending is None:
             self._pending = {
-                c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
+                c for c, s in self.statuses.items() if s.fact["status"] == "not_documented"
             }
         pending = self._pending
         return any(e.clause in pending for e in evidence)
@@ -711,15 +801,6 @@ def _determination(trace: Trace) -> Determination:
     return trace.verdict
 
 
-def _status(trace: Trace, clause_id: str) -> Status:
-    """Return the status the engine derived for a clause, else the EngineError."""
-    emitted = trace.statuses.get(clause_id)
-    if emitted is None:
-        raise EngineError.single("engine_failed", f"no status was derived for `{clause_id}`")
-    said = emitted.fact["status"]
-    return _STATUSES.get(said) or Status(said)
-
-
 def _value(
     values: Mapping[tuple[str, tuple[str, ...]], Emitted], node_id: str, keys: tuple[str, ...]
 ) -> Emitted:
@@ -733,20 +814,6 @@ def _value(
 
 def _no_value(node_id: str) -> NecessityError:
     return EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
-
-
-def _decider(
-    nodes: ClauseNodes, status: Status, values: Mapping[tuple[str, tuple[str, ...]], Emitted]
-) -> str | None:
-    """Return the node whose value decided a clause's status (its evidence): the waiver that
-    held or else the applicability test for a clause not applicable, the requirement
-    otherwise."""
-    if status is Status.NOT_APPLICABLE:
-        waiver = values.get((nodes.waiver, ())) if nodes.waiver else None
-        if waiver is not None and waiver.fact["v"] == Truth.TRUE:
-            return nodes.waiver
-        return nodes.applies
-    return nodes.requires
 
 
 def _companion(name: str, field: str, fact: Container[str]) -> bool:
@@ -799,7 +866,8 @@ def assemble(
     determination = _determination(trace)
     plan = _plan(policy, program)
     assembler = _Assembler(plan, trace, facts)
-    clauses = tuple([assembler.clause(c) for c in plan.clauses])
+    clause = assembler.clause
+    clauses = tuple([clause(c) for c in plan.clauses])
     merged: dict[str, list[str]] = {}
     for c in clauses:
         for doc in c.documentation:
@@ -834,8 +902,9 @@ def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
     """
     determination = _determination(trace)
     values = trace.values
-    for clause in policy.clauses:
-        decider = _decider(program.clauses[clause.id], _status(trace, clause.id), values)
+    statuses = trace.statuses
+    for planned in _plan(policy, program).clauses:
+        decider = planned.outcome(statuses).deciding(values)
         if decider:
             _value(values, decider, ())
     return determination

@@ -1,0 +1,724 @@
+"""Decision assembly as it was before issue 10's per-program assembly plan (stop 18), kept
+verbatim as the reference tests/test_assembly_plan.py compares the new assembly with: on every
+example and generated case the same Decision, and on every trace with a node value, a clause
+status or the verdict taken away the same EngineError. Only the public dataclasses and
+`policy_key` come from the module under test, so the two build comparable objects."""
+
+# ruff: noqa
+# mypy: ignore-errors
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from evaluator.compile.program import ClauseNodes, Node, Program
+from evaluator.decide import findings
+from evaluator.decide.decision import (
+    AlternativeLine,
+    AlternativeScope,
+    ClauseResult,
+    Decision,
+    DocumentRequest,
+    Evidence,
+    FactView,
+    X12_ACTIONS,
+    policy_key,
+)
+from evaluator.engine.durable import Emitted, Trace
+from evaluator.errors import EngineError, NecessityError
+from evaluator.language.conditions import (
+    TIME_OPS,
+    ClauseIs,
+    Compare,
+    Condition,
+    Count,
+    Demonstrated,
+    Distinct,
+    Every,
+    Exists,
+    Not,
+    Op,
+    PolicyIs,
+    Some,
+    Threshold,
+    Truth,
+)
+from evaluator.language.describe import choice_text, leaf_text, words
+from evaluator.language.dictionary import FactType, with_derived
+from evaluator.language.model import Clause, Determination, Policy, Status
+from evaluator.vocab.levels import format_segments
+
+_TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
+# Fields that name a fact best when it is shown as a bound element.
+_DISPLAY_FIELDS = ("segment", "name", "kind", "test", "study", "line", "procedure", "date")
+_HIDDEN = ("t", "id", "key", "sid", "src")
+_KEY_FIELD = re.compile(r"k\d+")
+_EMPTY = "none"
+
+
+_TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
+_STATUSES: dict[str, Status] = {s.value: s for s in Status}
+# The child values that decide a node, indexed by the node's own value.
+_SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
+_NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
+_TRUE_OR_REST = (frozenset({0, 1}), frozenset({0, 1}), frozenset({2}))
+_NOTHING: Mapping[str, Mapping[str, Any]] = {}
+# Each cache of a plan (shown fields by fact shape, bare evidence by bound facts) is bounded:
+# hostile cases may vary field names and ids without end.
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _NodePlan:
+    """What evidence needs of one condition node; none of it depends on the case."""
+
+    leaf: bool
+    scope: bool
+    children: tuple[str, ...]
+    deciding: tuple[frozenset[int], frozenset[int], frozenset[int]]
+    text: str = ""
+    aliases: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    # The other fact a time or side comparison reads: (positions of its alias, its field).
+    other: tuple[tuple[int, ...], str] | None = None
+    # A comparison may read a derived fact: show it too (an existence test's derived fact is
+    # explained by the routes that derived it instead).
+    shows_derived: bool = False
+    clause: str | None = None
+    # For an existence test: the `when` nodes of the rules that derive its fact type.
+    routes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _ClausePlan:
+    clause: Clause
+    section_title: str
+    # The title, with its `{setting.name}` filled in (as every text below).
+    title: str
+    # Documentation to request, when no entry has placeholders (else None: filled per case).
+    documentation: tuple[str, ...] | None
+    # The entries as templates, for the case (`{type.field}` left to fill).
+    documents: tuple[str, ...]
+    # By status: the rationale, recommendation and finding templates it shows (None: none).
+    texts: Mapping[Status, tuple[str | None, str | None, str | None]]
+
+
+class _Plan:
+    """What assembly needs of a policy and its program that no case changes: clause order,
+    section titles, the cited references, each node's words and the fields its evidence shows,
+    the clause texts with their `{setting.name}` filled in (the policy is the effective one, so
+    a plan overlay's values, never the base's, under a plan: the plan's key covers the
+    overlay) and the templates without placeholders. Node plans are worked out when first
+    needed."""
+
+    def __init__(self, policy: Policy, program: Program) -> None:
+        self.policy = policy
+        self.key = policy_key(policy)
+        self.nodes = program.nodes
+        self.program_clauses = program.clauses
+        self.alternative = program.alternative
+        self._routes: dict[str, tuple[str, ...]] = {}
+        for rule in policy.rules:
+            if rule.when is not None:
+                self._routes[rule.fact] = (*self._routes.get(rule.fact, ()), f"{rule.id}:when")
+        self._texts: dict[str, str | None] = {}
+        self._parts: dict[str, tuple[tuple[str, str, str], ...]] = {}
+        self.node_plans: dict[str, _NodePlan] = {}
+        self.views: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
+        self._bare: dict[tuple[str, Truth, tuple[str, ...]], Evidence] = {}
+        titles: dict[str, str] = {}
+        for section in policy.sections:
+            titles.setdefault(section.id, section.title)
+        settings = policy.settings
+        self.clauses = tuple(self._clause(c, titles[c.section], settings) for c in policy.clauses)
+        alternative = policy.alternative
+        self.summary = findings.fill_settings(alternative.summary, settings) if alternative else ""
+        cited = {n for c in policy.clauses for n in c.cites}
+        self.references = tuple(r for r in policy.references if r.id in cited)
+        self._types: Mapping[str, FactType] | None = None
+
+    @property
+    def types(self) -> Mapping[str, FactType]:
+        if self._types is None:
+            self._types = with_derived(self.policy.derived)
+        return self._types
+
+    def fixed(self, text: str) -> str | None:
+        """Return a template without placeholders as it reads, else None."""
+        if text not in self._texts:
+            static = _TEMPLATE.search(text) is None
+            self._texts[text] = " ".join(text.split()) if static else None
+        return self._texts[text]
+
+    def parts(self, text: str) -> tuple[tuple[str, str, str], ...]:
+        """Return a template cut at its `{type.field}` placeholders, as `_TEMPLATE.sub` would
+        visit them: (text, "", "") for each piece of text, ("", type, field) for each
+        placeholder a case fills; a `{setting.name}` the policy lacks (lint) stays as written."""
+        found = self._parts.get(text)
+        if found is None:
+            pieces = _TEMPLATE.split(text)
+            out = [(pieces[0], "", "")]
+            for i in range(1, len(pieces), 3):
+                fact_type, name = pieces[i], pieces[i + 1]
+                if fact_type == findings.SETTING:
+                    out.append((f"{{{fact_type}.{name}}}", "", ""))
+                else:
+                    out.append(("", fact_type, name))
+                out.append((pieces[i + 2], "", ""))
+            found = self._parts[text] = tuple(out)
+        return found
+
+    def _clause(
+        self, clause: Clause, section_title: str, settings: Mapping[str, Threshold]
+    ) -> _ClausePlan:
+        documents = tuple(findings.fill_settings(d, settings) for d in clause.documentation)
+        return _ClausePlan(
+            clause,
+            section_title,
+            findings.fill_settings(clause.title, settings),
+            self._fixed_all(documents),
+            documents,
+            _clause_texts(clause, settings),
+        )
+
+    def _fixed_all(self, texts: tuple[str, ...]) -> tuple[str, ...] | None:
+        fixed = [self.fixed(t) for t in texts]
+        return tuple(f for f in fixed if f is not None) if None not in fixed else None
+
+    def node(self, node_id: str) -> _NodePlan:
+        found = self.node_plans.get(node_id)
+        if found is None:
+            found = self.node_plans[node_id] = self._node(node_id)
+        return found
+
+    def _node(self, node_id: str) -> _NodePlan:
+        node = self.nodes[node_id]
+        cond: Condition = node.condition
+        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct):
+            return self._leaf(node, cond)
+        if isinstance(cond, Every | Some | Count):
+            # A count is decided by its true children (true) or all the rest (otherwise).
+            deciding = _TRUE_OR_REST if isinstance(cond, Count) else _SAME
+            return _NodePlan(False, True, node.children[:1], deciding)
+        deciding = _SAME
+        if isinstance(cond, Not):
+            deciding = _NEGATED
+        elif isinstance(cond, Demonstrated):
+            deciding = _TRUE_OR_REST
+        return _NodePlan(False, False, node.children, deciding)
+
+    def _leaf(
+        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct
+    ) -> _NodePlan:
+        fields: tuple[str, ...] = ()
+        other: tuple[tuple[int, ...], str] | None = None
+        if isinstance(cond, Compare):
+            fields = (cond.field, cond.minus) if cond.minus else (cond.field,)
+            related = cond.of if cond.op in TIME_OPS else None
+            if cond.op is Op.SAME_SIDE_AS:
+                related = str(cond.operand)
+            alias, _, field = (related or "").partition(".")
+            if alias == cond.fact:
+                fields = (*fields, field)
+            elif alias in node.aliases:
+                # the last position wins, as in a dict of the bound aliases
+                at = tuple(i for i, a in enumerate(node.aliases) if a == alias)
+                other = (at[::-1], field)
+        aliases = dict(zip(node.aliases, node.facts, strict=False))
+        return _NodePlan(
+            leaf=True,
+            scope=False,
+            children=(),
+            deciding=_SAME,
+            text=leaf_text(cond, aliases=aliases),
+            aliases=node.aliases,
+            fields=fields,
+            other=other,
+            shows_derived=isinstance(cond, Compare),
+            clause=cond.clause if isinstance(cond, ClauseIs) else None,
+            routes=self._routes.get(cond.fact, ()) if isinstance(cond, Exists) else (),
+        )
+
+    def bare(self, node_id: str, node: _NodePlan, value: Truth, keys: tuple[str, ...]) -> Evidence:
+        """Return the evidence of a leaf that matched no fact and binds none: the same for
+        every case (frozen, so one object serves them all)."""
+        key = (node_id, value, keys)
+        found = self._bare.get(key)
+        if found is None:
+            if len(self._bare) >= _CACHE_LIMIT:
+                self._bare.clear()
+            found = self._bare[key] = Evidence(node.text, value, (), (), node.clause, keys)
+        return found
+
+    def shown(self, fields: tuple[str, ...], names: tuple[str, ...]) -> tuple[str, ...]:
+        """Return, sorted, the fields of a fact with these field names that a reader needs:
+        `fields` and their companions, or every plain field when `fields` is empty."""
+        key = (fields, names)
+        found = self.views.get(key)
+        if found is None:
+            if len(self.views) >= _CACHE_LIMIT:
+                self.views.clear()
+            if not fields:
+                kept = [n for n in names if n not in _HIDDEN and not _KEY_FIELD.fullmatch(n)]
+            else:
+                have = set(names)
+                kept = [n for n in names if any(_companion(n, f, have) for f in fields)]
+            found = self.views[key] = tuple(sorted(kept))
+        return found
+
+
+def _clause_texts(
+    clause: Clause, settings: Mapping[str, Threshold]
+) -> dict[Status, tuple[str | None, str | None, str | None]]:
+    def filled(text: str | None, finding: bool = False) -> str | None:
+        return findings.fill_settings(text, settings, finding=finding) if text else None
+
+    return {
+        status: (
+            filled(clause.rationale.get(status)),
+            # Not documented asks for documents, not for more treatment.
+            filled(clause.recommendation) if status is Status.NOT_MET else None,
+            filled(clause.finding.get(status), finding=True),
+        )
+        for status in Status
+    }
+
+
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(policy: Policy, program: Program) -> _Plan:
+    """Return the plan of a policy's program, made once per program and policy content (a
+    referenced policy is loaded afresh for each case).
+
+    Kept beside the program rather than on it, so that a program stays as compiled (a cache
+    may pickle it); the entry goes when the program does."""
+    plan = _PLANS.get(id(program))
+    if (
+        plan is not None
+        and plan.nodes is program.nodes
+        and (plan.policy is policy or plan.key == policy_key(policy))
+    ):
+        return plan
+    fresh = _Plan(policy, program)
+    if plan is None:
+        try:
+            weakref.finalize(program, _PLANS.pop, id(program), None)
+        except TypeError:  # a program that cannot be referenced weakly is planned every time
+            return fresh
+    _PLANS[id(program)] = fresh
+    return fresh
+
+
+class _Assembler:
+    def __init__(self, plan: _Plan, trace: Trace, facts: Iterable[Mapping[str, Any]]) -> None:
+        self.plan = plan
+        self.node_plans = plan.node_plans
+        self.policy = plan.policy
+        self.trace = trace
+        self.values = trace.values
+        self.facts = {str(f["id"]): f for f in facts}
+        self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
+        self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
+        for emitted in trace.candidates:
+            fact = emitted.fact
+            self.candidates.setdefault((fact["n"], _keys(fact)), []).append(fact)
+        self._all_facts: list[Mapping[str, Any]] | None = None
+        self._pool: findings.Pool | None = None
+        self._segment_order: Any = None
+        self._order: dict[str, int] | None = None
+        # (node, its keys but the last) -> (keys, value) of each scoped value; when first needed
+        self._by_prefix: dict[tuple[str, tuple[str, ...]], list[tuple[tuple[str, ...], int]]]
+        self._by_prefix = {}
+        self._indexed = False
+        self._names: dict[str, str] = {}
+        self._pending: set[str] | None = None
+
+    @property
+    def all_facts(self) -> list[Mapping[str, Any]]:
+        """The case's facts, then the derived ones."""
+        if self._all_facts is None:
+            self._all_facts = [*self.facts.values(), *(e.fact for e in self.trace.derived)]
+        return self._all_facts
+
+    @property
+    def segment_order(self) -> Any:
+        """Sorts segment names in spinal order (`_segment_order` of `all_facts`), once a case."""
+        if self._segment_order is None:
+            self._segment_order = _segment_order(self.all_facts)
+        return self._segment_order
+
+    @property
+    def pool(self) -> findings.Pool:
+        """`all_facts` by type, for the templates."""
+        if self._pool is None:
+            self._pool = findings.Pool(self.all_facts)
+        return self._pool
+
+    def scoped(self, child: str, keys: tuple[str, ...]) -> list[tuple[tuple[str, ...], int]]:
+        """Return (keys, value) of each value of `child` for one more bound fact than `keys`."""
+        if not self._indexed:
+            for (node, bound), emitted in self.values.items():
+                if bound:
+                    entry = (bound, emitted.fact["v"])
+                    self._by_prefix.setdefault((node, bound[:-1]), []).append(entry)
+            self._indexed = True
+        return self._by_prefix.get((child, keys), [])
+
+    def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
+        """Return the fact with the fields a reader needs (`_Plan.shown`)."""
+        shown = self.plan.shown(fields, tuple(fact))
+        values = tuple([(name, fact[name]) for name in shown])
+        return FactView(str(fact["t"]), str(fact["id"]), values, fact.get("src"))
+
+    def binding(
+        self, aliases: tuple[str, ...], keys: tuple[str, ...]
+    ) -> tuple[tuple[str, str], ...]:
+        out = []
+        for alias, key in zip(aliases, keys, strict=False):
+            shown = self._names.get(key)
+            if shown is None:
+                fact = self.facts.get(key) or self.derived_by_id.get(key, {})
+                shown = next((str(fact[f]) for f in _DISPLAY_FIELDS if f in fact), key)
+                self._names[key] = shown
+            out.append((alias, shown))
+        return tuple(out)
+
+    def evidence(self, node_id: str, keys: tuple[str, ...]) -> list[Evidence]:
+        emitted = self.values.get((node_id, keys))
+        if emitted is None:  # inline `_value`: this runs for every node of the evidence
+            raise _no_value(node_id)
+        value = _TRUTHS[emitted.fact["v"]]
+        node = self.node_plans.get(node_id) or self.plan.node(node_id)
+        if node.leaf:
+            found = self.leaf(node_id, node, keys, value, emitted.fact)
+            return [found, *self.derivation(node.routes, keys, value)] if node.routes else [found]
+        wanted = node.deciding[value]
+        out: list[Evidence] = []
+        if node.scope:
+            child = node.children[0]
+            for bound in sorted([b for b, v in self.scoped(child, keys) if v in wanted]):
+                out += self.evidence(child, bound)
+            return out
+        values = self.values
+        for child in node.children:
+            found_child = values.get((child, keys))
+            if found_child is not None and found_child.fact["v"] in wanted:
+                out += self.evidence(child, keys)
+        return out
+
+    def derivation(
+        self, routes: tuple[str, ...], keys: tuple[str, ...], value: Truth
+    ) -> list[Evidence]:
+        """Return why a derived fact exists (the routes that derived it) or not (every route),
+        for the same bound facts; nothing for a case fact type."""
+        out: list[Evidence] = []
+        for when in routes:
+            route = self.values.get((when, keys))
+            if route is None or (value is Truth.TRUE and route.fact["v"] != Truth.TRUE):
+                continue
+            out.extend(self.evidence(when, keys))
+        return out
+
+    def leaf(
+        self,
+        node_id: str,
+        node: _NodePlan,
+        keys: tuple[str, ...],
+        value: Truth,
+        emitted: Mapping[str, Any],
+    ) -> Evidence:
+        """Return a leaf's evidence: the facts its firing matched (the value's own fact and
+        each candidate fact that gave the same value) and, for a time or side comparison, the
+        other fact it read."""
+        facts = self.facts
+        derived = self.derived_by_id if node.shows_derived else _NOTHING
+        sources: list[Mapping[str, Any]] = []
+        if "f" in emitted:
+            source = facts.get(emitted["f"]) or derived.get(emitted["f"])
+            if source:
+                sources.append(source)
+        for cand in self.candidates.get((node_id, keys), ()) if self.candidates else ():
+            if cand["v"] == value and "f" in cand:
+                source = facts.get(cand["f"]) or derived.get(cand["f"])
+                if source:
+                    sources.append(source)
+        if len(sources) > 1:
+            sources = _unique(sources)
+        views = tuple([self.fact_view(f, node.fields) for f in sources])
+        if node.other is not None:
+            at, field = node.other
+            other = next((keys[i] for i in at if i < len(keys)), None)
+            found = None if other is None else facts.get(other) or self.derived_by_id.get(other)
+            if found:
+                views = (*views, self.fact_view(found, (field,)))
+        if node.aliases and keys:
+            return Evidence(
+                node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
+            )
+        if views:
+            return Evidence(node.text, value, (), views, node.clause, keys)
+        return self.plan.bare(node_id, node, value, keys)
+
+    def template(self, text: str, *, each: bool = False) -> str:
+        """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
+        with `each` (a document to request, made per segment), one by one."""
+        fixed = self.plan.fixed(text)
+        if fixed is not None:
+            return fixed
+        out = []
+        for literal, fact_type, name in self.plan.parts(text):
+            if not fact_type:
+                out.append(literal)
+                continue
+            of_type = self.pool.by_type.get(fact_type, ())
+            values = sorted({str(f[name]) for f in of_type if name in f})
+            if not values:
+                out.append(_EMPTY)
+            elif name == "segment":
+                if each:
+                    named = sorted(values, key=self.segment_order)
+                else:
+                    named = format_segments(values).split(", ")
+                out.append(choice_text(list(named), "and"))
+            else:
+                out.append(", ".join(v.replace("_", " ") for v in values))
+        return " ".join("".join(out).split())
+
+    def clause(self, planned: _ClausePlan) -> ClauseResult:
+        clause = planned.clause
+        status = _status(self.trace, clause.id)
+        decider = _decider(self.plan.program_clauses[clause.id], status, self.values)
+        evidence = tuple(self.evidence(decider, ())) if decider else ()
+        rationale, recommendation, finding = planned.texts[status]
+        documentation: tuple[str, ...] = ()
+        if clause.documentation and self.could_change(status, evidence):
+            documentation = planned.documentation or tuple(
+                self.template(d, each=True) for d in planned.documents
+            )
+        return ClauseResult(
+            clause.id,
+            clause.section,
+            planned.section_title,
+            planned.title,
+            status,
+            evidence,
+            clause.cites,
+            None if rationale is None else self.template(rationale),
+            None if recommendation is None else self.template(recommendation),
+            documentation,
+            None if finding is None else self.finding(finding, evidence),
+        )
+
+    def finding(self, text: str, evidence: tuple[Evidence, ...]) -> str:
+        """Fill a finding template from the facts the deciding evidence matched or bound."""
+        ids = [f.id for e in evidence for f in e.facts] + [k for e in evidence for k in e.bound]
+        read = [
+            fact
+            for fact in (self.facts.get(i) or self.derived_by_id.get(i) for i in dict.fromkeys(ids))
+            if fact is not None
+        ]
+        if self._order is None:
+            self._order = {str(f["id"]): i for i, f in enumerate(self.all_facts)}
+        order = self._order
+        read.sort(key=lambda f: order.get(str(f["id"]), len(order)))
+        return findings.fill(text, read, self.pool, self.plan.types)
+
+    def could_change(self, status: Status, evidence: tuple[Evidence, ...]) -> bool:
+        """True when a missing document could change the clause's status: it is not
+        documented, or it is not met while part of what decided it is unknown (a clause whose
+        missing facts count as not met, a derivation route nothing decided) or rests on a
+        clause that is itself not documented."""
+        if status is Status.NOT_DOCUMENTED:
+            return True
+        if status is not Status.NOT_MET:
+            return False
+        for e in evidence:
+            if e.value is Truth.UNKNOWN:
+                return True
+        if self._pending is None:
+            self._pending = {
+                c for c, s in self.trace.statuses.items() if s.fact["status"] == "not_documented"
+            }
+        pending = self._pending
+        return any(e.clause in pending for e in evidence)
+
+    def alternative(self) -> AlternativeScope | None:
+        alt = self.policy.alternative
+        if alt is None or self.plan.alternative is None:
+            return None
+        found = self.values.get((self.plan.alternative, ()))
+        if found is None or found.fact["v"] != Truth.TRUE:
+            return None
+        lines = []
+        order = self.segment_order
+        # Lines in request order; a line id the request does not hold (none expected) last.
+        rank = {
+            str(f["line"]): i for i, f in enumerate(self.facts.values()) if f.get("t") == "line"
+        }
+        for line in alt.lines:
+            by_line: dict[str, set[str]] = {}
+            for f in self.all_facts:
+                if f.get("t") == line.segments and "segment" in f and "line" in f:
+                    by_line.setdefault(str(f["line"]), set()).add(str(f["segment"]))
+            # a procedure the facts support nowhere is not part of the scope
+            for line_id in sorted(by_line, key=lambda x: (rank.get(x, len(rank)), x)):
+                segments = sorted(by_line[line_id], key=order)
+                constructs = tuple(format_segments(segments).split(", "))
+                lines.append(
+                    AlternativeLine(
+                        line_id,
+                        line.procedure,
+                        tuple(segments),
+                        constructs,
+                        choice_text(list(constructs), "and"),
+                    )
+                )
+        if not lines:
+            return None
+        summary = self.template(self.plan.summary) if self.plan.summary else ""
+        if not summary or _EMPTY in summary:
+            summary = "; ".join(f"{words(x.procedure)} {x.levels}" for x in lines)
+            summary = summary[0].upper() + summary[1:] + "."
+        return AlternativeScope(summary, tuple(lines))
+
+
+def _determination(trace: Trace) -> Determination:
+    """Return the verdict the engine derived, else the EngineError (never a default)."""
+    if trace.verdict is None:
+        raise EngineError.single("engine_failed", "the engine derived no determination")
+    return trace.verdict
+
+
+def _status(trace: Trace, clause_id: str) -> Status:
+    """Return the status the engine derived for a clause, else the EngineError."""
+    emitted = trace.statuses.get(clause_id)
+    if emitted is None:
+        raise EngineError.single("engine_failed", f"no status was derived for `{clause_id}`")
+    said = emitted.fact["status"]
+    return _STATUSES.get(said) or Status(said)
+
+
+def _value(
+    values: Mapping[tuple[str, tuple[str, ...]], Emitted], node_id: str, keys: tuple[str, ...]
+) -> Emitted:
+    """Return the value the engine derived for a node and its bound facts, else the
+    EngineError."""
+    emitted = values.get((node_id, keys))
+    if emitted is None:
+        raise _no_value(node_id)
+    return emitted
+
+
+def _no_value(node_id: str) -> NecessityError:
+    return EngineError.single("engine_failed", f"no value was derived for `{node_id}`")
+
+
+def _decider(
+    nodes: ClauseNodes, status: Status, values: Mapping[tuple[str, tuple[str, ...]], Emitted]
+) -> str | None:
+    """Return the node whose value decided a clause's status (its evidence): the waiver that
+    held or else the applicability test for a clause not applicable, the requirement
+    otherwise."""
+    if status is Status.NOT_APPLICABLE:
+        waiver = values.get((nodes.waiver, ())) if nodes.waiver else None
+        if waiver is not None and waiver.fact["v"] == Truth.TRUE:
+            return nodes.waiver
+        return nodes.applies
+    return nodes.requires
+
+
+def _companion(name: str, field: str, fact: Container[str]) -> bool:
+    """True when `name` shows `field` to a reader: itself, its word, its distances to the
+    request (not the rounded-up twin) or, for a duration, its bounds; date ordinals are not."""
+    if name in (field, f"{field}_word"):
+        return True
+    rest = name[len(field) + 1 :] if name.startswith(field + "_") else ""
+    if "months_up" in rest:
+        return False
+    return "before_request" in rest or (rest in ("lo", "hi") and field not in fact)
+
+
+def _keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
+    out = []
+    i = 1
+    while f"k{i}" in fact:
+        out.append(str(fact[f"k{i}"]))
+        i += 1
+    return tuple(out)
+
+
+def _unique(facts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Return the facts by id (the first of each id), sorted by id."""
+    seen: dict[str, Mapping[str, Any]] = {}
+    for fact in facts:
+        seen.setdefault(str(fact.get("id")), fact)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _segment_order(facts: list[Mapping[str, Any]]) -> Any:
+    index = {str(f["segment"]): f.get("segment_index", 0) for f in facts if "segment" in f}
+    return lambda name: (index.get(name, 0), name)
+
+
+def assemble(
+    policy: Policy,
+    program: Program,
+    trace: Trace,
+    case_id: str,
+    facts: Iterable[Mapping[str, Any]],
+    conflicts: Iterable[Mapping[str, str]] = (),
+    provenance: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Return the Decision for what the engine derived (with `provenance`, records.provenance,
+    when given).
+
+    Raises EngineError when the engine left a clause without a status or gave no verdict.
+    """
+    determination = _determination(trace)
+    plan = _plan(policy, program)
+    assembler = _Assembler(plan, trace, facts)
+    clauses = tuple([assembler.clause(c) for c in plan.clauses])
+    merged: dict[str, list[str]] = {}
+    for c in clauses:
+        for doc in c.documentation:
+            merged.setdefault(doc, [])
+            if c.id not in merged[doc]:
+                merged[doc].append(c.id)
+    requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
+    return Decision(
+        case_id=case_id,
+        determination=determination,
+        policy_id=policy.id,
+        policy_version=policy.version,
+        policy_title=policy.title,
+        policy_sha256=policy.sha256,
+        clauses=clauses,
+        alternative=assembler.alternative(),
+        documentation_requests=requests,
+        references=plan.references,
+        conflicts=tuple(conflicts),
+        provenance={} if provenance is None else provenance,
+    )
+
+
+def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
+    """Return the determination the engine derived, checked as `assemble` checks it, for a
+    caller that reads nothing else (a referenced policy's determination): a verdict, a status
+    for every clause and a value for the node that decided each (the evidence `assemble`
+    would read), else the EngineError `assemble` raises. Nothing is worded.
+
+    `assemble` reads further values only where the engine derived them (a scope's bound
+    values, the children and routes that have one), so these are all its checks.
+    """
+    determination = _determination(trace)
+    values = trace.values
+    for clause in policy.clauses:
+        decider = _decider(program.clauses[clause.id], _status(trace, clause.id), values)
+        if decider:
+            _value(values, decider, ())
+    return determination
