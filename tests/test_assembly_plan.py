@@ -1,0 +1,195 @@
+"""Decision assembly from a per-program plan (issue 10) gives what the assembly before it gave
+(tests/assembly_before.py, kept verbatim): the same Decision on every example and on generated
+bench cases, and on a trace with any node value, clause status, candidate or the verdict taken
+away, or a status or value the engine could not have said, the same EngineError (or the same
+refusal). `decision.verdict` gives the determination or the error the old `verdict` gave.
+
+Fail closed: a trace missing what assembly reads is an engine error, never a status; each
+mutation below must make at least one of them (counted), so the comparison cannot pass by never
+reaching an error.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api
+from evaluator.case import cases
+from evaluator.case.cases import Case
+from evaluator.compile.program import Program
+from evaluator.decide import decision
+from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.language.model import Policy
+from evaluator.language.policies import Library
+from tests import assembly_before
+from tests.test_assembly import POLICIES, bench_cases
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
+
+Run = tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]
+
+
+def _runs(judged: list[tuple[Case, Library]]) -> Iterator[Run]:
+    """Each case's governing policies with the facts they see and the engine's trace."""
+    for case, library in judged:
+        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
+            effective = api.with_plan(case, policy)
+            program = api.program_for(effective)
+            seen = api.facts_for(case, effective)
+            chain = (effective.id,)
+            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
+            trace = Engine.get().run(program, facts)
+            yield f"{case.case_id}/{policy.id}", case, effective, program, facts, trace
+
+
+@pytest.fixture(scope="module")
+def example_runs() -> list[Run]:
+    library = Library()
+    return list(_runs([(cases.load_case(path), library) for path in EXAMPLES]))
+
+
+@pytest.fixture(scope="module")
+def bench_runs() -> list[Run]:
+    library = Library(POLICIES)
+    return list(_runs([(case, library) for case in bench_cases(150, seed=20250620)]))
+
+
+def _outcome(call: Callable[[], Any]) -> Any:
+    """What a call gives: its result, or its exception's type and message."""
+    try:
+        return call()
+    except Exception as error:  # compared, whatever it is
+        return (type(error).__name__, str(error))
+
+
+def _both(run: Run, trace: Trace) -> tuple[Any, Any]:
+    _, case, policy, program, facts, _ = run
+    conflicts = [{"fact": "x", "field": "y", "values": "1, 2", "reason": "disagree"}]
+
+    def new() -> Any:
+        return decision.assemble(policy, program, trace, case.case_id, facts, conflicts)
+
+    def old() -> Any:
+        return assembly_before.assemble(policy, program, trace, case.case_id, facts, conflicts)
+
+    return _outcome(new), _outcome(old)
+
+
+def _verdicts(run: Run, trace: Trace) -> tuple[Any, Any]:
+    _, _, policy, program, _, _ = run
+    return (
+        _outcome(lambda: decision.verdict(policy, program, trace)),
+        _outcome(lambda: assembly_before.verdict(policy, program, trace)),
+    )
+
+
+def _with(trace: Trace, **changes: Any) -> Trace:
+    changed = copy.copy(trace)
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    return changed
+
+
+def _said(emitted: Emitted, **fields: Any) -> Emitted:
+    return Emitted({**emitted.fact, **fields}, emitted.rule, emitted.matched)
+
+
+def _mutilated(trace: Trace) -> Iterator[tuple[str, Trace]]:
+    """The trace with one thing the engine derived taken away, or said wrongly."""
+    yield "no verdict", _with(trace, verdict=None)
+    for clause, emitted in trace.statuses.items():
+        rest = {k: v for k, v in trace.statuses.items() if k != clause}
+        yield f"no status of {clause}", _with(trace, statuses=rest)
+        wrong = {**trace.statuses, clause: _said(emitted, status="maybe")}
+        yield f"status `maybe` of {clause}", _with(trace, statuses=wrong)
+        for status in ("met", "not_met", "not_documented", "not_applicable"):
+            other = {**trace.statuses, clause: _said(emitted, status=status)}
+            yield f"status {status} of {clause}", _with(trace, statuses=other)
+    for key, emitted in trace.values.items():
+        rest_values = {k: v for k, v in trace.values.items() if k != key}
+        yield f"no value of {key}", _with(trace, values=rest_values)
+        for said in (0, 1, 2, 7):
+            if said != emitted.fact["v"]:
+                other_values = {**trace.values, key: _said(emitted, v=said)}
+                yield f"value {said} of {key}", _with(trace, values=other_values)
+    for i in range(len(trace.candidates)):
+        yield (
+            f"no candidate {i}",
+            _with(trace, candidates=trace.candidates[:i] + trace.candidates[i + 1 :]),
+        )
+    if trace.derived:
+        yield "no derived facts", _with(trace, derived=[])
+
+
+def _compare_mutilated(runs: list[Run]) -> dict[str, int]:
+    counts = {"traces": 0, "engine errors": 0, "other refusals": 0}
+    for run in runs:
+        name, *_, trace = run
+        for what, broken in _mutilated(trace):
+            new, old = _both(run, broken)
+            assert new == old, f"{name} with {what}"
+            assert _verdicts(run, broken)[0] == _verdicts(run, broken)[1], f"{name} with {what}"
+            counts["traces"] += 1
+            if isinstance(new, tuple):
+                counts["engine errors" if new[0] == "EngineError" else "other refusals"] += 1
+    return counts
+
+
+def test_every_example_assembles_as_before(example_runs: list[Run]) -> None:
+    assert len(example_runs) >= len(EXAMPLES)
+    for run in example_runs:
+        new, old = _both(run, run[-1])
+        assert not isinstance(new, tuple), f"{run[0]}: {new}"
+        assert new == old, run[0]
+        assert _verdicts(run, run[-1])[0] is new.determination, run[0]
+
+
+def test_generated_bench_cases_assemble_as_before(bench_runs: list[Run]) -> None:
+    for run in bench_runs:
+        new, old = _both(run, run[-1])
+        assert not isinstance(new, tuple), f"{run[0]}: {new}"
+        assert new == old, run[0]
+
+
+def test_every_example_trace_mutilated_is_refused_as_before(example_runs: list[Run]) -> None:
+    counts = _compare_mutilated(example_runs)
+    # every clause's missing status and the missing verdict are errors, at least
+    least = sum(len(run[2].clauses) + 1 for run in example_runs)
+    assert counts["engine errors"] >= least, counts
+
+
+def test_bench_traces_mutilated_are_refused_as_before(bench_runs: list[Run]) -> None:
+    counts = _compare_mutilated(bench_runs[:40])
+    assert counts["engine errors"] >= sum(len(run[2].clauses) + 1 for run in bench_runs[:40])
+    assert counts["other refusals"] > 0, counts  # a status or value no engine says
+
+
+def test_a_missing_deciding_value_is_an_engine_error_never_a_status(
+    example_runs: list[Run],
+) -> None:
+    # Each clause's deciding node, with its value taken away: an engine error, from both
+    # assemble and verdict (the one mechanism `_ClausePlan.outcome` / `_Outcome.deciding`).
+    checked = 0
+    for run in example_runs:
+        name, _, policy, program, _, trace = run
+        for clause in policy.clauses:
+            nodes = program.clauses[clause.id]
+            for node in (nodes.requires,):
+                if (node, ()) not in trace.values:
+                    continue
+                rest = {k: v for k, v in trace.values.items() if k != (node, ())}
+                broken = _with(trace, values=rest)
+                status = trace.statuses[clause.id].fact["status"]
+                new, _ = _both(run, broken)
+                verdict, _ = _verdicts(run, broken)
+                if node == nodes.requires and status != "not_applicable":
+                    assert new == ("EngineError", f"no value was derived for `{node}`"), name
+                    assert verdict == new, name
+                    checked += 1
+    assert checked >= len(example_runs)
