@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Container, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from evaluator.compile.program import Node, Program
@@ -171,6 +171,136 @@ class Decision:
 
 
 _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
+
+
+# Assembly makes some twenty of these a case. A frozen dataclass's __init__ sets each field with
+# object.__setattr__, which looks the field up by name every time; these builders set the
+# slots directly, in field order (`_slots` refuses a class whose fields are other than named),
+# and give the object the constructor gives (tests/test_assembly_plan.py).
+_NEW = object.__new__
+
+
+def _slots(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
+    """Return the slot setters of every field of a frozen slotted dataclass, in order."""
+    if tuple(f.name for f in fields(cls)) != names:
+        raise TypeError(f"{cls.__name__} has the fields {fields(cls)}, not {names}")
+    return tuple(vars(cls)[name].__set__ for name in names)
+
+
+_FV_TYPE, _FV_ID, _FV_VALUES, _FV_SOURCE = _slots(FactView, "type", "id", "values", "source")
+_EV_CONDITION, _EV_VALUE, _EV_BINDING, _EV_FACTS, _EV_CLAUSE, _EV_BOUND = _slots(
+    Evidence, "condition", "value", "binding", "facts", "clause", "bound"
+)
+(
+    _CR_ID,
+    _CR_SECTION,
+    _CR_SECTION_TITLE,
+    _CR_TITLE,
+    _CR_STATUS,
+    _CR_EVIDENCE,
+    _CR_CITATIONS,
+    _CR_RATIONALE,
+    _CR_RECOMMENDATION,
+    _CR_DOCUMENTATION,
+    _CR_FINDING,
+) = _slots(
+    ClauseResult,
+    "id",
+    "section",
+    "section_title",
+    "title",
+    "status",
+    "evidence",
+    "citations",
+    "rationale",
+    "recommendation",
+    "documentation",
+    "finding",
+)
+
+_DECISION = _slots(
+    Decision,
+    "case_id",
+    "determination",
+    "policy_id",
+    "policy_version",
+    "policy_title",
+    "policy_sha256",
+    "clauses",
+    "alternative",
+    "documentation_requests",
+    "references",
+    "conflicts",
+    "provenance",
+    "explanation",
+)
+
+
+def _decision(*values: Any) -> Decision:
+    """Return `Decision(*values)`, every field given (one a case: a loop is cheap enough)."""
+    decision: Decision = _NEW(Decision)
+    for setter, value in zip(_DECISION, values, strict=True):
+        setter(decision, value)
+    return decision
+
+
+def _fact_view(
+    fact_type: str, fact_id: str, values: tuple[tuple[str, Any], ...], source: Any
+) -> FactView:
+    """Return `FactView(fact_type, fact_id, values, source)`."""
+    view: FactView = _NEW(FactView)
+    _FV_TYPE(view, fact_type)
+    _FV_ID(view, fact_id)
+    _FV_VALUES(view, values)
+    _FV_SOURCE(view, source)
+    return view
+
+
+def _evidence(
+    condition: str,
+    value: Truth,
+    binding: tuple[tuple[str, str], ...],
+    facts: tuple[FactView, ...],
+    clause: str | None,
+    bound: tuple[str, ...],
+) -> Evidence:
+    """Return `Evidence(condition, value, binding, facts, clause, bound)`."""
+    evidence: Evidence = _NEW(Evidence)
+    _EV_CONDITION(evidence, condition)
+    _EV_VALUE(evidence, value)
+    _EV_BINDING(evidence, binding)
+    _EV_FACTS(evidence, facts)
+    _EV_CLAUSE(evidence, clause)
+    _EV_BOUND(evidence, bound)
+    return evidence
+
+
+def _clause_result(
+    planned: _ClausePlan,
+    status: Status,
+    evidence: tuple[Evidence, ...],
+    rationale: str | None,
+    recommendation: str | None,
+    documentation: tuple[str, ...],
+    finding: str | None,
+) -> ClauseResult:
+    """Return the ClauseResult of a planned clause with what the case gave it."""
+    clause = planned.clause
+    result: ClauseResult = _NEW(ClauseResult)
+    _CR_ID(result, planned.id)
+    _CR_SECTION(result, clause.section)
+    _CR_SECTION_TITLE(result, planned.section_title)
+    _CR_TITLE(result, planned.title)
+    _CR_STATUS(result, status)
+    _CR_EVIDENCE(result, evidence)
+    _CR_CITATIONS(result, clause.cites)
+    _CR_RATIONALE(result, rationale)
+    _CR_RECOMMENDATION(result, recommendation)
+    _CR_DOCUMENTATION(result, documentation)
+    _CR_FINDING(result, finding)
+    return result
+
+
 # The child values that decide a node, indexed by the node's own value.
 _SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
 _NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
@@ -563,7 +693,7 @@ class _Assembler:
         """Return the fact with the fields a reader needs (`_Plan.shown`)."""
         shown = self.plan.shown(fields, tuple(fact))
         values = tuple([(name, fact[name]) for name in shown])
-        return FactView(str(fact["t"]), str(fact["id"]), values, fact.get("src"))
+        return _fact_view(str(fact["t"]), str(fact["id"]), values, fact.get("src"))
 
     def binding(
         self, aliases: tuple[str, ...], keys: tuple[str, ...]
@@ -645,7 +775,8 @@ class _Assembler:
         if not keys:
             if not sources:  # no other fact either: it is bound by an alias
                 return node.bare[value]
-            return Evidence(node.text, value, (), self.views(sources, node.fields), node.clause, ())
+            views = self.views(sources, node.fields)
+            return _evidence(node.text, value, (), views, node.clause, ())
         views = self.views(sources, node.fields) if sources else ()
         if node.other is not None:
             at, field = node.other
@@ -654,17 +785,20 @@ class _Assembler:
             if found:
                 views = (*views, self.fact_view(found, (field,)))
         if node.aliases:
-            return Evidence(
+            return _evidence(
                 node.text, value, self.binding(node.aliases, keys), views, node.clause, keys
             )
         if views:
-            return Evidence(node.text, value, (), views, node.clause, keys)
+            return _evidence(node.text, value, (), views, node.clause, keys)
         return self.plan.bare(node_id, node, value, keys)
 
     def views(
         self, sources: list[Mapping[str, Any]], fields: tuple[str, ...]
     ) -> tuple[FactView, ...]:
+        """Return `fact_view` of each fact (mostly one)."""
         fact_view = self.fact_view
+        if len(sources) == 1:
+            return (fact_view(sources[0], fields),)
         return tuple([fact_view(fact, fields) for fact in sources])
 
     def template(self, text: str, *, each: bool = False) -> str:
@@ -708,17 +842,12 @@ class _Assembler:
             documentation = planned.documentation or tuple(
                 [self.template(d, each=True) for d in planned.documents]
             )
-        clause = planned.clause
         finding = outcome.finding
         rationale, recommendation = outcome.rationale, outcome.recommendation
-        return ClauseResult(
-            planned.id,
-            clause.section,
-            planned.section_title,
-            planned.title,
+        return _clause_result(
+            planned,
             outcome.status,
             evidence,
-            clause.cites,
             self.fill(rationale) if isinstance(rationale, tuple) else rationale,
             self.fill(recommendation) if isinstance(recommendation, tuple) else recommendation,
             documentation,
@@ -875,19 +1004,20 @@ def assemble(
             if c.id not in merged[doc]:
                 merged[doc].append(c.id)
     requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
-    return Decision(
-        case_id=case_id,
-        determination=determination,
-        policy_id=policy.id,
-        policy_version=policy.version,
-        policy_title=policy.title,
-        policy_sha256=policy.sha256,
-        clauses=clauses,
-        alternative=assembler.alternative(),
-        documentation_requests=requests,
-        references=plan.references,
-        conflicts=tuple(conflicts),
-        provenance={} if provenance is None else provenance,
+    return _decision(
+        case_id,
+        determination,
+        policy.id,
+        policy.version,
+        policy.title,
+        policy.sha256,
+        clauses,
+        assembler.alternative(),
+        requests,
+        plan.references,
+        tuple(conflicts),
+        {} if provenance is None else provenance,
+        None,
     )
 
 
