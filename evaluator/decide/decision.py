@@ -244,18 +244,6 @@ def _decision(*values: Any) -> Decision:
     return decision
 
 
-def _fact_view(
-    fact_type: str, fact_id: str, values: tuple[tuple[str, Any], ...], source: Any
-) -> FactView:
-    """Return `FactView(fact_type, fact_id, values, source)`."""
-    view: FactView = _NEW(FactView)
-    _FV_TYPE(view, fact_type)
-    _FV_ID(view, fact_id)
-    _FV_VALUES(view, values)
-    _FV_SOURCE(view, source)
-    return view
-
-
 def _evidence(
     condition: str,
     value: Truth,
@@ -692,8 +680,12 @@ class _Assembler:
     def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
         """Return the fact with the fields a reader needs (`_Plan.shown`)."""
         shown = self.plan.shown(fields, tuple(fact))
-        values = tuple([(name, fact[name]) for name in shown])
-        return _fact_view(str(fact["t"]), str(fact["id"]), values, fact.get("src"))
+        view: FactView = _NEW(FactView)
+        _FV_TYPE(view, str(fact["t"]))
+        _FV_ID(view, str(fact["id"]))
+        _FV_VALUES(view, tuple([(name, fact[name]) for name in shown]))
+        _FV_SOURCE(view, fact.get("src"))
+        return view
 
     def binding(
         self, aliases: tuple[str, ...], keys: tuple[str, ...]
@@ -716,7 +708,10 @@ class _Assembler:
             raise _no_value(node_id)
         fact = emitted.fact
         value = _TRUTHS[fact["v"]]
-        node = self.node_plans.get(node_id) or self.plan.node(node_id)
+        try:
+            node = self.node_plans[node_id]
+        except KeyError:
+            node = self.plan.node(node_id)
         if node.leaf:
             out.append(self.leaf(node_id, node, keys, value, fact))
             if node.routes:
@@ -1003,7 +998,9 @@ def assemble(
             merged.setdefault(doc, [])
             if c.id not in merged[doc]:
                 merged[doc].append(c.id)
-    requests = tuple(DocumentRequest(tuple(ids), doc) for doc, ids in merged.items())
+    requests = (
+        tuple([DocumentRequest(tuple(ids), doc) for doc, ids in merged.items()]) if merged else ()
+    )
     return _decision(
         case_id,
         determination,
