@@ -12,6 +12,7 @@ reaching an error.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from evaluator.case.cases import Case
 from evaluator.compile.program import Program
 from evaluator.decide import decision
 from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.language.conditions import Truth
 from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 from tests import assembly_before
@@ -193,3 +195,19 @@ def test_a_missing_deciding_value_is_an_engine_error_never_a_status(
                     assert verdict == new, name
                     checked += 1
     assert checked >= len(example_runs)
+
+
+def test_the_slot_builders_give_what_the_constructors_give() -> None:
+    view = decision.FactView("nicotine", "nicotine:1", (("status", "former"),), "note:2")
+    evidence = decision.Evidence("x is y", Truth.FALSE, (("seg", "L4-L5"),), (view,))
+    built = decision._evidence("x is y", Truth.FALSE, (("seg", "L4-L5"),), (view,), None, ())
+    assert built == evidence
+    assert repr(built) == repr(evidence)
+    assert hash(built) == hash(evidence)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.value = Truth.TRUE  # type: ignore[misc]
+    # a builder names every field in order, or the module does not load
+    with pytest.raises(TypeError, match="fields"):
+        decision._slots(decision.FactView, "id", "type", "values", "source")
+    with pytest.raises(TypeError, match="fields"):
+        decision._slots(decision.FactView, "type", "id", "values")
