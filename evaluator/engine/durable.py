@@ -364,6 +364,19 @@ def _plans(program: Program) -> dict[str, _Plan]:
     return found
 
 
+# The value types `_Session.admit` copies as they are (no float: it is normalised or refused).
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+# A status's text by Status member: `.value` goes through the enum's descriptor each time.
+_STATUS_TEXT: dict[Any, str] = {}
+
+
+def _status_text(action: EmitStatus) -> str:
+    text = _STATUS_TEXT.get(action.status)
+    if text is None:
+        text = _STATUS_TEXT[action.status] = action.status.value
+    return text
+
+
 def _planned(plans: Mapping[str, _Plan], name: str) -> _Plan:
     plan = plans.get(name)
     if plan is None:
@@ -486,10 +499,14 @@ class _Session:
         """
         kind = fact.get("t")
         types = self.projection.types
+        # Values that need no normalising (nearly all of them) are copied by a comprehension;
+        # any other value (a float, to be normalised or refused) takes the loop below.
+        plain = _PLAIN_TYPES.issuperset(map(type, fact.values()))
         if types is not None and kind not in types and kind is not None:
-            for value in fact.values():
-                if isinstance(value, float):
-                    number(value)  # as below
+            if not plain:
+                for value in fact.values():
+                    if isinstance(value, float):
+                        number(value)  # as below
             return None
         fields = self.projection.fields
         case = self.case
@@ -497,14 +514,17 @@ class _Session:
         out: dict[str, Any] = (
             {"sid": self.sid} if case is None else {"sid": self.sid, CASE_KEY: case}
         )
-        for key, value in fact.items():
-            if isinstance(value, float):
-                # a number the engine could not take fails, whether a rule reads it or not
-                engine_number = number(value)
-                if key in fields:
-                    out[key] = engine_number
-            elif value is not None and key in fields:
-                out[key] = value  # absent and null differ; absent means undocumented
+        if plain:  # absent and null differ; absent means undocumented
+            out.update({k: v for k, v in fact.items() if v is not None and k in fields})
+        else:
+            for key, value in fact.items():
+                if isinstance(value, float):
+                    # a number the engine could not take fails, whether a rule reads it or not
+                    engine_number = number(value)
+                    if key in fields:
+                        out[key] = engine_number
+                elif value is not None and key in fields:
+                    out[key] = value
         if "id" in out:
             out[KEY] = ident = out["id"]
             if case is not None:
@@ -536,7 +556,11 @@ class _Session:
         of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
         """
         self.stage = stage
-        marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
+        if self.case is None:  # as `normalise` writes it
+            ident = f"stage{stage}"
+            marker = {"sid": self.sid, "t": "stage", "id": ident, "s": stage, KEY: ident}
+        else:
+            marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
         batch, self.pending = self.pending, []
         batch.append(marker)
         self._assert(batch, f"stage {stage}")
@@ -604,12 +628,10 @@ class _Session:
         trace = self.trace
         trace.firings += 1
         case = self.case
-        ids: dict[str, str] = {}
         if case is None:
-            for alias, fact in matched.items():
-                if alias != "stage":
-                    ids[alias] = str(fact.get(KEY))
+            ids = {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
         else:
+            ids = {}
             for alias, fact in matched.items():
                 if fact.get(CASE_KEY) != case:
                     # every pattern joins the first on the case key (`render(cases=True)`)
@@ -775,7 +797,7 @@ class _Session:
         if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
             self._records(rule, records, ids, ())
-        status = action.status.value
+        status = _status_text(action)
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
             if existing.fact["status"] != status:
