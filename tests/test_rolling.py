@@ -345,3 +345,38 @@ def test_a_program_registered_afresh_opens_a_new_session(
     assert _derived(fresh_engine.run(program, facts)) == expected
     assert fresh_engine._reused[program.name].handle != old.handle
     assert sessions.sids[-1] != sessions.sids[-2]
+
+
+@pytest.mark.parametrize("where", ["retracting", "after the case"])
+def test_a_session_interrupted_between_cases_is_never_used_again(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """A Ctrl-C while the previous case's facts are retracted, or after a case ran but before
+    its retraction was written: what the session holds is unknown, so the next case runs in
+    a new one (in the old one, the earlier case's facts would still be there)."""
+    program, facts = fusion
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
+    interrupt = {"on": True}
+
+    def once(real: Any) -> Any:
+        def interrupted(*args: Any) -> Any:
+            if interrupt["on"]:
+                interrupt["on"] = False
+                raise KeyboardInterrupt
+            return real(*args)
+
+        return interrupted
+
+    if where == "retracting":
+        monkeypatch.setattr(dre, "retract_facts", once(dre.retract_facts))
+    else:
+        monkeypatch.setattr(engine._Session, "retraction", once(engine._Session.retraction))
+    with pytest.raises(KeyboardInterrupt):
+        fresh_engine.run(program, facts)
+    assert _derived(fresh_engine.run(program, facts)) == expected
+    assert sessions.sids[-1] != sessions.sids[-2]

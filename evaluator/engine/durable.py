@@ -228,8 +228,8 @@ class Engine:
             reused = self._reused.get(program.name)
             if reused is not None and reused.handle == handle:
                 return reused
-            if reused is not None:  # the old ruleset keeps it (see `_left_in_place`)
-                self._drop(program.name, reused)
+            if reused is not None:  # registered afresh (see `_left_in_place`)
+                self._drop(program.name, reused, safe=not reused.dirty)
             reused = _Reused(handle, str(next(self._sessions)))
             self._reused[program.name] = reused
             return reused
@@ -248,29 +248,43 @@ class Engine:
         a case ends, costs a process that runs a program once nothing.
         A case that fails gives up the session (left in place unless deleting it is safe).
         """
-        if reused.last is not None:
-            retract, reused.last = reused.last, None
-            if not _emptied(reused.handle, reused.sid, retract):
-                self._drop(program.name, reused)
-                return self.run(program, facts)  # in the new session `_reused_for` opens
+        last = reused.last
+        if reused.dirty or (last is not None and not self._empty(reused, last)):
+            # What the session holds is unknown, or the engine did not report it empty.
+            self._drop(program.name, reused, safe=False)
+            return self.run(program, facts)  # in the new session `_reused_for` opens
         session = _Session(reused.handle, program, reused.sid)
+        reused.dirty = True  # until `last` can retract what the case leaves
         try:
             session.run(facts)
         except BaseException:
             session.abandon()
-            self._drop(program.name, reused, failed=session)
+            complete = session.complete and not session.poisoned
+            self._drop(program.name, reused, safe=complete)
             raise
         reused.fired = reused.fired or session.trace.firings > 0
         reused.last = session.retraction()
+        reused.dirty = False
         return session.trace
 
-    def _drop(self, name: str, reused: _Reused, failed: _Session | None = None) -> None:
-        """Stop reusing a session: delete it when that is safe (every case in it received
-        every stage and some action ran in it), else leave it in place."""
+    @staticmethod
+    def _empty(reused: _Reused, last: str) -> bool:
+        """Retract the previous case's facts (`last`); True when the session is then empty.
+        Should anything interrupt this (even a Ctrl-C), the session stays dirty and is given
+        up."""
+        reused.dirty = True
+        if not _emptied(reused.handle, reused.sid, last):
+            return False
+        reused.last = None
+        reused.dirty = False
+        return True
+
+    def _drop(self, name: str, reused: _Reused, *, safe: bool) -> None:
+        """Stop reusing a session: delete it when `safe` (every case it ran received every
+        stage and nothing failed in it) and some action ran in it, else leave it in place."""
         if self._reused.get(name) is reused:
             del self._reused[name]
-        complete = failed is None or (failed.complete and not failed.poisoned)
-        if not _close(reused.handle, reused.sid, safe=complete and reused.fired):
+        if not _close(reused.handle, reused.sid, safe=safe and reused.fired):
             self._left_in_place(name)
 
     def run_many(
@@ -320,6 +334,9 @@ class _Reused:
     # the previous case's facts as durable_rules retracts them (`_Session.retraction`), or
     # None when the session holds none
     last: str | None = None
+    # a case ran in it, or its facts were being retracted, and did not get to the end: what
+    # the session holds is unknown, so it is never used again
+    dirty: bool = False
     fired: bool = False  # some action ran in it (see `_close`)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
