@@ -4,12 +4,13 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- a case runs in a session of its own, or (`run` from a program's second case on, and
-  `run_many`) in one shared with other cases of that program under a case key that every
-  rule joins on; a session is deleted once every case in it received every stage (trap 20:
-  deleting an unfinished one crashes the process) and some action ran in it (else its action
-  context is garbage, see `_close`), so few are ever live (trap 8); pending actions are
-  drained first when something failed (trap 13);
+- untraced `run`s of a program reuse one session, one case at a time, emptied in between
+  (the previous case's facts retracted, then the engine's report that nothing is left checked:
+  `_run_reused`); a traced run has a session of its own, and `run_many` runs several cases in
+  one session under a case key that every rule joins on; a session is deleted once every case
+  in it received every stage (trap 20: deleting an unfinished one crashes the process) and
+  some action ran in it (else its action context is garbage, see `_close`), so few are ever
+  live (trap 8); pending actions are drained first when something failed (trap 13);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
