@@ -144,9 +144,8 @@ marker = Path(sys.argv[1])
 
 def record():
     engine = sys.modules.get("evaluator.engine.durable")
-    shares = None if engine is None else engine.Engine.share_sessions
     joined = None if engine is None else [k for k in engine.Engine.get()._handles if "~" in k]
-    marker.write_text(f"{gc.get_threshold()[0]} {shares} {joined}", encoding="utf-8")
+    marker.write_text(f"{gc.get_threshold()[0]} {joined}", encoding="utf-8")
 
 
 atexit.register(record)
@@ -183,24 +182,26 @@ def test_a_program_exits_with_its_output_whole_and_its_exit_handlers_run(
     else:
         assert done.stdout == expected.stdout
     assert "never reached" not in done.stdout
-    # the collector's threshold is raised, and the engine runs every case alone (it registers
-    # no joined ruleset), for the short command only
-    threshold, shares, joined = marker.read_text(encoding="utf-8").split(" ", 2)
+    # the collector's threshold is raised for the short command only; the engine reuses a
+    # program's session without a ruleset of its own for that (it registers no joined one)
+    threshold, joined = marker.read_text(encoding="utf-8").split(" ", 1)
     default = str(gc.get_threshold()[0])  # this process's is the interpreter's default
     assert threshold == ("100000" if command == "evaluate" else default)
     if command == "evaluate":
-        assert (shares, joined) == ("False", "[]")
-    else:
-        assert shares in ("True", "None")
+        assert joined == "[]"
 
 
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 
 
-def _outputs(args: list[str]) -> list[tuple[int, str]]:
+def _outputs(args: list[str], *, fresh: bool = False) -> list[tuple[int, str]]:
+    """Every example's exit code and output; with `fresh`, each evaluated as a one-request
+    process does (no session of an earlier case to reuse)."""
     runner = CliRunner()
     found = []
     for case in EXAMPLES:
+        if fresh:
+            Engine.get()._reused.clear()
         result = runner.invoke(main, ["evaluate", str(case), *args])
         output = result.stdout
         if "--format" in args:
@@ -213,22 +214,20 @@ def _outputs(args: list[str]) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("args", [[], ["--format", "json"]], ids=["text", "json"])
 def test_every_example_gets_the_same_output_when_every_case_runs_alone(
-    monkeypatch: pytest.MonkeyPatch, args: list[str]
+    args: list[str],
 ) -> None:
-    """What a one-request process does (`Engine.share_sessions` off: no case shares a session)
-    gives every example the output it gets when a program's later runs share one."""
+    """What a one-request process does (no session of an earlier case to reuse) gives every
+    example the output it gets when its programs' sessions held earlier cases."""
     shared = _outputs(args)
-    monkeypatch.setattr(Engine, "share_sessions", False)
-    alone = _outputs(args)
+    alone = _outputs(args, fresh=True)
     assert [code for code, _ in alone] == [code for code, _ in shared]
     assert alone == shared
     assert all(code in (0, 1, 3) for code, _ in alone)
 
 
 def test_a_case_run_alone_still_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With sharing off, a clause the engine leaves without a status is an engine error on
-    every run of the program, never a decision (the second run is the one that would share)."""
-    monkeypatch.setattr(Engine, "share_sessions", False)
+    """A clause the engine leaves without a status is an engine error on every run of the
+    program, never a decision (an engine error gives up the session it ran in)."""
     monkeypatch.setenv("NECESSITY_CACHE_DIR", "off")
     case = load_case(FOUNDING)
     policy = Library().get("lumbar-decompression", case.in_force_date)

@@ -1,13 +1,17 @@
-"""Consecutive `Engine.run` calls share one engine session (issue 10).
+"""Consecutive `Engine.run` calls of a program reuse one engine session (issue 10).
 
-A session's fixed cost (its per-rule state, created and deleted) was about a third of a case's
-engine time, so `run` gives consecutive cases of a program one session of the joined ruleset,
-a case key each, and deletes it after `Engine.ROLLING_CASES` cases. Each case must get exactly
-the trace it gets alone, and a failure must stay its own case's.
+A session's fixed cost (its per-rule state, created and deleted, and its pools growing as facts
+arrive) was most of durable_rules' work per case, so `run` keeps one session of a program's own
+ruleset and runs its cases there one at a time: before a case, the previous case's facts are
+retracted, and the session is used only once the engine reports it empty (no fact, no action
+pending). Each case must get exactly the trace it gets alone, and a failure must stay its own
+case's. Every test here that checks a reused session also checks that the session was reused,
+so that a quiet fallback to new sessions cannot pass for it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from evaluator.compile.program import Program
 from evaluator.compile.ruleset import projection
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
-from evaluator.errors import EngineError, PolicyError
+from evaluator.errors import EngineError
 from evaluator.language.policies import Library
 
 ROOT = Path(__file__).parent.parent
@@ -57,53 +61,72 @@ def judged() -> list[tuple[Program, list[dict[str, Any]]]]:
     return _judged()
 
 
-def _shares(program: Program) -> bool:
-    """Whether the program's cases can share a session: no `count` rules, and its joined
-    ruleset fits the engine (else every case runs alone, as `run_many`'s do)."""
-    if not engine._shareable(program):
-        return False
-    try:
-        Engine.get()._handle(program, cases=True)
-    except PolicyError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def fusion(
     judged: list[tuple[Program, list[dict[str, Any]]]],
 ) -> tuple[Program, list[dict[str, Any]]]:
-    """A fusion example whose policy shares sessions and reads red flags."""
+    """A fusion example whose policy reads red flags."""
     return next(
         (p, f)
         for p, f in judged
-        if p.name.startswith("lumbar-fusion") and projection(p).keeps("red_flag") and _shares(p)
+        if p.name.startswith("lumbar-fusion") and projection(p).keeps("red_flag")
     )
 
 
-def test_every_example_in_a_shared_session_derives_what_it_derives_alone(
-    judged: list[tuple[Program, list[dict[str, Any]]]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_ = Engine.get()
-    alone = [_derived(engine_.run(p, f, trace=True)) for p, f in judged]
-    shared_sids: set[str] = set()
+def _facts(text: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = json.loads(text)
+    return found
+
+
+class Sessions:
+    """The sid of every session `_Session.run` ran a case in, in order."""
+
+    def __init__(self) -> None:
+        self.sids: list[str] = []
+
+    def reused(self) -> bool:
+        return len(set(self.sids)) < len(self.sids)
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> Sessions:
+    seen = Sessions()
     real = engine._Session.run
 
     def spy(self: engine._Session, facts: Any) -> None:
-        if self.case is not None:
-            shared_sids.add(self.sid)
+        seen.sids.append(self.sid)
         real(self, facts)
 
     monkeypatch.setattr(engine._Session, "run", spy)
+    return seen
+
+
+@pytest.fixture
+def fresh_engine(monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """The process's engine with no reused session open (each test starts from none)."""
+    engine_ = Engine.get()
+    monkeypatch.setattr(engine_, "_reused", {})
+    return engine_
+
+
+def test_every_example_in_a_reused_session_derives_what_it_derives_alone(
+    judged: list[tuple[Program, list[dict[str, Any]]]], sessions: Sessions
+) -> None:
+    engine_ = Engine.get()
+    alone = [_derived(engine_.run(p, f, trace=True)) for p, f in judged]
+    sessions.sids.clear()
     # three rounds, in a different order each, so that each case follows other cases' facts
     for order in (judged, judged[::-1], judged[1::2] + judged[::2]):
-        shared = {id(f): _derived(engine_.run(p, f)) for p, f in order}
-        assert [shared[id(f)] for _, f in judged] == alone
-    assert shared_sids  # not a quiet fallback: cases did share sessions
+        reused = {id(f): _derived(engine_.run(p, f)) for p, f in order}
+        assert [reused[id(f)] for _, f in judged] == alone
+    # not a quiet fallback: every program ran in one session all along (`count` ones too)
+    programs = {p.name for p, _ in judged}
+    assert len(set(sessions.sids)) == len(programs)
+    assert any(any(r.count for r in p.rules) for p, _ in judged)
 
 
 def test_a_negation_does_not_see_an_earlier_case_of_its_session(
-    fusion: tuple[Program, list[dict[str, Any]]],
+    fusion: tuple[Program, list[dict[str, Any]]], sessions: Sessions
 ) -> None:
     """A case with a red flag, then one without, in one session: the second's 'no red
     flag' holds, and the first's still fails."""
@@ -116,17 +139,105 @@ def test_a_negation_does_not_see_an_earlier_case_of_its_session(
         "without": _derived(Engine.get().run(program, without, trace=True)),
     }
     assert expected["with"][3] != expected["without"][3]
-    for _ in range(Engine.ROLLING_CASES + 3):
+    sessions.sids.clear()
+    for _ in range(25):
         assert _derived(Engine.get().run(program, with_flag)) == expected["with"]
         assert _derived(Engine.get().run(program, without)) == expected["without"]
+    assert len(set(sessions.sids)) == 1
 
 
-def test_a_failed_case_leaves_its_session_and_the_next_case_starts_another(
-    fusion: tuple[Program, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+def test_a_fact_the_retraction_leaves_behind_gives_up_the_session(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The red flag of a case is left in the session (the retraction skips it): the engine
+    then reports a fact left, the session is given up, and the next case, without a red
+    flag, runs in a new session and gets what it gets alone. Were the session used anyway,
+    the earlier case's red flag would block that case's 'no red flag'."""
+    program, facts = fusion
+    flag = {"t": "red_flag", "id": "red_flag:99", "kind": "tumour"}
+    without = [f for f in facts if f.get("t") != "red_flag"]
+    expected = _derived(fresh_engine.run(program, without, trace=True))
+    real = engine._Session.retraction
+
+    def leaky(self: engine._Session) -> str:
+        return real(self).replace(f'{{"sid":"{self.sid}","id":"red_flag:99"}},', "")
+
+    monkeypatch.setattr(engine._Session, "retraction", leaky)
+    fresh_engine.run(program, [*without, flag])
+    assert _derived(fresh_engine.run(program, without)) == expected
+    first, second = sessions.sids[-2:]
+    assert first != second  # the leaky session was not used again
+
+
+@pytest.mark.parametrize(
+    "fault", ["fact left", "action pending", "retraction refused", "retraction raises"]
+)
+def test_a_session_the_engine_does_not_report_empty_is_not_used_again(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
 ) -> None:
     program, facts = fusion
-    expected = _derived(Engine.get().run(program, facts, trace=True))
-    Engine.get().run(program, facts)  # a shared session is open with one case in it
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
+    abandoned: list[int] = []
+    if fault == "fact left":
+        monkeypatch.setattr(dre, "get_facts", lambda *_: '[{"t":"red_flag"}]')
+    elif fault == "action pending":
+        real_start = dre.start_action_for_state
+        calls = {"n": 0}
+
+        def start(handle: int, state: int) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:  # the check right after the retraction
+                return ("{}", '{"r0": {}}')
+            return real_start(handle, state)
+
+        monkeypatch.setattr(dre, "start_action_for_state", start)
+        monkeypatch.setattr(dre, "abandon_action", lambda *_: abandoned.append(1))
+    elif fault == "retraction refused":
+        monkeypatch.setattr(dre, "retract_facts", lambda *_: (1, 0))
+    else:
+
+        def broken(*_: Any) -> Any:
+            raise RuntimeError("Could not retract facts, error code: 101")
+
+        monkeypatch.setattr(dre, "retract_facts", broken)
+    assert _derived(fresh_engine.run(program, facts)) == expected
+    first, second = sessions.sids[-2:]
+    assert first != second
+    assert abandoned == ([1] if fault == "action pending" else [])
+
+
+def test_the_retraction_takes_the_stage_markers_first_and_every_fact_the_case_gave(
+    fusion: tuple[Program, list[dict[str, Any]]], fresh_engine: Engine
+) -> None:
+    program, facts = fusion
+    fresh_engine.run(program, facts)
+    reused = fresh_engine._reused[program.name]
+    assert reused.last is not None
+    ids = [f["id"] for f in _facts(reused.last)]
+    stages = [f"stage{s}" for s in range(1, program.stages + 1)]
+    assert ids[: len(stages)] == stages
+    assert len(ids) == len(set(ids))
+    held = dre.get_facts(reused.handle, reused.sid)
+    assert sorted(f["id"] for f in _facts(held)) == sorted(ids)
+
+
+def test_a_failed_case_gives_up_its_session_and_the_next_case_starts_another(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    program, facts = fusion
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)  # a reused session is open, with this case's facts
     deleted: list[str] = []
     real_delete = dre.delete_state
 
@@ -145,45 +256,37 @@ def test_a_failed_case_leaves_its_session_and_the_next_case_starts_another(
 
     monkeypatch.setattr(engine._Session, "apply", apply)
     with pytest.raises(EngineError, match="injected"):
-        Engine.get().run(program, facts)
-    failed = Engine.get()._rolling.get(program.name)
-    assert failed is None  # the failed session is no longer used ...
-    assert deleted == []  # ... nor deleted (trap 20)
+        fresh_engine.run(program, facts)
+    assert program.name not in fresh_engine._reused  # the failed session is no longer used ...
+    assert deleted == []  # ... nor deleted: the case did not receive every stage (trap 20)
     failing["on"] = False
-    sids = []
-    real_run = engine._Session.run
-
-    def run(self: engine._Session, facts: Any) -> None:
-        sids.append((self.sid, self.case))
-        real_run(self, facts)
-
-    monkeypatch.setattr(engine._Session, "run", run)
-    assert _derived(Engine.get().run(program, facts)) == expected
-    assert sids[-1][1] == "0"  # the first case of a fresh session
+    assert _derived(fresh_engine.run(program, facts)) == expected
+    assert sessions.sids[-1] != sessions.sids[-2]  # the next case started another
 
 
-def test_a_case_whose_ids_collide_in_a_shared_session_runs_alone(
-    fusion: tuple[Program, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+def test_a_case_whose_ids_collide_in_a_reused_session_is_an_engine_error_and_gives_it_up(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """durable_rules compares message ids by 32-bit hash (trap 4); a shared session holds
-    more ids, so a false duplicate there reruns the case in a session of its own."""
+    """durable_rules compares message ids by 32-bit hash (trap 4): a false duplicate is an
+    engine error, as it is alone; the session it poisoned is neither used nor deleted."""
     program, facts = fusion
-    expected = _derived(Engine.get().run(program, facts, trace=True))
-    Engine.get().run(program, facts)
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
     real = dre.assert_facts
     calls = {"n": 0}
 
     def collide(handle: int, text: str) -> Any:
         result = real(handle, text)
         calls["n"] += 1
-        if calls["n"] == 1:  # the shared session's first call for this case
-            assert '"c":' in text
-            return (2, result[1])
-        return result
+        return (2, result[1]) if calls["n"] == 1 else result
 
     monkeypatch.setattr(dre, "assert_facts", collide)
-    assert _derived(Engine.get().run(program, facts)) == expected
-    assert program.name not in Engine.get()._rolling  # the poisoned session is left
+    with pytest.raises(EngineError, match="twice"):
+        fresh_engine.run(program, facts)
+    assert program.name not in fresh_engine._reused
+    assert _derived(fresh_engine.run(program, facts)) == expected
 
 
 def test_threads_running_one_program_each_get_their_own_cases(
@@ -211,35 +314,69 @@ def test_threads_running_one_program_each_get_their_own_cases(
     assert errors == []
 
 
-def test_a_case_the_joined_ruleset_fails_on_runs_alone(
-    fusion: tuple[Program, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The joined ruleset needs more of the engine's stack than the case's own (its bound is
-    checked when it is registered, error 303 otherwise): a case durable_rules refuses in a
-    shared session runs alone, where it gets its own result, and the shared one is left."""
-    program, facts = fusion
-    expected = _derived(Engine.get().run(program, facts, trace=True))
-    Engine.get().run(program, facts)
-    real = dre.assert_facts
-
-    def refuse(handle: int, text: str) -> Any:
-        if '"c":' in text:
-            raise RuntimeError("Could not assert facts, error code: 303")
-        return real(handle, text)
-
-    monkeypatch.setattr(dre, "assert_facts", refuse)
-    assert _derived(Engine.get().run(program, facts)) == expected
-    assert program.name not in Engine.get()._rolling
-
-
-def test_an_engine_error_of_the_case_itself_is_raised_from_a_shared_session(
-    fusion: tuple[Program, list[dict[str, Any]]],
+def test_an_engine_error_of_the_case_itself_is_raised_from_a_reused_session(
+    fusion: tuple[Program, list[dict[str, Any]]], sessions: Sessions
 ) -> None:
     program, facts = fusion
     Engine.get().run(program, facts)
+    Engine.get().run(program, facts)
+    assert sessions.reused()
     broken = [*facts, {"t": "nicotine", "id": "nicotine:broken", "cotinine": float("inf")}]
     with pytest.raises(EngineError, match="cannot be given to the engine"):
         Engine.get().run(program, broken)
     assert _derived(Engine.get().run(program, facts)) == _derived(
         Engine.get().run(program, facts, trace=True)
     )
+
+
+def test_a_program_registered_afresh_opens_a_new_session(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After too many sessions were left in place the ruleset is registered afresh
+    (`_left_in_place`): the old session belongs to the old ruleset and is not used again."""
+    program, facts = fusion
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
+    old = fresh_engine._reused[program.name]
+    monkeypatch.setattr(fresh_engine, "_handles", {})  # as after LEFT_SESSIONS_LIMIT
+    assert _derived(fresh_engine.run(program, facts)) == expected
+    assert fresh_engine._reused[program.name].handle != old.handle
+    assert sessions.sids[-1] != sessions.sids[-2]
+
+
+@pytest.mark.parametrize("where", ["retracting", "after the case"])
+def test_a_session_interrupted_between_cases_is_never_used_again(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    sessions: Sessions,
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """A Ctrl-C while the previous case's facts are retracted, or after a case ran but before
+    its retraction was written: what the session holds is unknown, so the next case runs in
+    a new one (in the old one, the earlier case's facts would still be there)."""
+    program, facts = fusion
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
+    interrupt = {"on": True}
+
+    def once(real: Any) -> Any:
+        def interrupted(*args: Any) -> Any:
+            if interrupt["on"]:
+                interrupt["on"] = False
+                raise KeyboardInterrupt
+            return real(*args)
+
+        return interrupted
+
+    if where == "retracting":
+        monkeypatch.setattr(dre, "retract_facts", once(dre.retract_facts))
+    else:
+        monkeypatch.setattr(engine._Session, "retraction", once(engine._Session.retraction))
+    with pytest.raises(KeyboardInterrupt):
+        fresh_engine.run(program, facts)
+    assert _derived(fresh_engine.run(program, facts)) == expected
+    assert sessions.sids[-1] != sessions.sids[-2]

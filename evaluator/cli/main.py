@@ -98,10 +98,8 @@ def _silence_stdout() -> None:
 # Commands that, run as a program, evaluate one request and end: the process builds what it
 # needs once and frees nothing before it exits. For them the cyclic garbage collector runs
 # rarely (it ran 80 times in a cold `evaluate`, about 10 ms, while refcounting frees nearly
-# everything), the engine runs every case alone (`Engine.share_sessions`: a shared session's
-# ruleset cost the founding case about 30 ms to render and register, for two runs), and the
-# process ends without freeing every object one by one (about 20 ms), once its output is
-# flushed and the exit handlers have run (`_exit_now`).
+# everything), and the process ends without freeing every object one by one (about 20 ms),
+# once its output is flushed and the exit handlers have run (`_exit_now`).
 SHORT_COMMANDS = frozenset({"evaluate"})
 _SHORT_GC_THRESHOLD = 100_000
 
@@ -125,12 +123,6 @@ def _exit_now(done: SystemExit) -> None:
     except (OSError, ValueError):
         return
     os._exit(code)
-
-
-def _one_request_engine() -> None:
-    from evaluator.engine.durable import Engine  # noqa: PLC0415  (the command imports it anyway)
-
-    Engine.share_sessions = False
 
 
 class NecessityGroup(click.Group):
@@ -161,7 +153,6 @@ class NecessityGroup(click.Group):
             # before the command's module is imported: imports are a third of its life
             self._short = True
             gc.set_threshold(_SHORT_GC_THRESHOLD)
-            _one_request_engine()
         return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: ARG002

@@ -4,12 +4,13 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- a case runs in a session of its own, or (`run` from a program's second case on, and
-  `run_many`) in one shared with other cases of that program under a case key that every
-  rule joins on; a session is deleted once every case in it received every stage (trap 20:
-  deleting an unfinished one crashes the process) and some action ran in it (else its action
-  context is garbage, see `_close`), so few are ever live (trap 8); pending actions are
-  drained first when something failed (trap 13);
+- untraced `run`s of a program reuse one session, one case at a time, emptied in between
+  (the previous case's facts retracted, then the engine's report that nothing is left checked:
+  `_run_reused`); a traced run has a session of its own, and `run_many` runs several cases in
+  one session under a case key that every rule joins on; a session is deleted once every case
+  in it received every stage (trap 20: deleting an unfinished one crashes the process) and
+  some action ran in it (else its action context is garbage, see `_close`), so few are ever
+  live (trap 8); pending actions are drained first when something failed (trap 13);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
@@ -33,7 +34,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import durable_rules_engine as _dre
 import orjson
@@ -71,9 +72,13 @@ _NOT_HANDLED, _OBSERVED = 1, 2
 _CASES_SUFFIX = "~cases"
 
 
-@dataclass(frozen=True, slots=True)
-class Emitted:
-    """One fact a rule action asserted, with the rule and the ids of the facts it matched."""
+class Emitted(NamedTuple):
+    """One fact a rule action asserted, with the rule and the ids of the facts it matched.
+
+    Immutable as a frozen dataclass is, and made several times per firing: a named tuple is
+    built in about half the instructions (a frozen dataclass sets each field through
+    `object.__setattr__`).
+    """
 
     fact: Mapping[str, Any]
     rule: str
@@ -141,10 +146,8 @@ class Engine:
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
-        # `run`'s shared sessions, by program name (see `_run_rolling`)
-        self._rolling: dict[str, _Rolling] = {}
-        self._seen: set[str] = set()
-        self._alone: set[str] = set()
+        # `run`'s reused sessions, by program name (see `_run_reused`)
+        self._reused: dict[str, _Reused] = {}
         self._guard = threading.Lock()
         _tune_malloc()
 
@@ -192,14 +195,12 @@ class Engine:
         result is then not a determination.
         """
         if not trace:
-            rolling = self._rolling_for(program)
-            if rolling is not None and rolling.lock.acquire(blocking=False):
+            reused = self._reused_for(program)
+            if reused.lock.acquire(blocking=False):
                 try:
-                    found = self._run_rolling(rolling, program, facts)
+                    return self._run_reused(reused, program, facts)
                 finally:
-                    rolling.lock.release()
-                if found is not None:
-                    return found
+                    reused.lock.release()
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
         if trace:
@@ -215,88 +216,77 @@ class Engine:
                 self._left_in_place(program.name)
         return session.trace
 
-    # -- several single runs sharing one session --------------------------------------------
+    # -- one session reused by consecutive runs of a program -------------------------------
 
-    # A session's fixed cost (creating its per-rule state, deleting it) is about a third of a
-    # case's engine time on the bench policy; `run` shares one session between this many
-    # consecutive cases of a program (durable-rules.md item 12: 10-40 is the sweet spot).
-    ROLLING_CASES = 20
-    # False in a process that evaluates one request and ends (`necessity evaluate`): there a
-    # program runs only a few times, and registering its joined ruleset costs more than the
-    # sessions it would share save (about a tenth of the process). Every run is then alone.
-    share_sessions = True
-
-    def _rolling_for(self, program: Program) -> _Rolling | None:
-        """Return the shared session `run` may use for the program, or None: the first run of
-        a program in a process stays alone (registering the joined ruleset is a cold-start cost
-        a one-case process does not repay), and a program the joined ruleset cannot express
-        (`count` rules, a rule reading a field named like the case key) never shares."""
-        rolling = self._rolling.get(program.name)
-        if rolling is not None:
-            return rolling
+    def _reused_for(self, program: Program) -> _Reused:
+        """Return the session `run` reuses for the program, opening one when there is none
+        (or when the program's ruleset was registered afresh since)."""
+        handle = self._handle(program)
+        reused = self._reused.get(program.name)
+        if reused is not None and reused.handle == handle:
+            return reused
         with self._guard:  # two threads must not each open one for the same program
-            return self._open_rolling(program)
+            reused = self._reused.get(program.name)
+            if reused is not None and reused.handle == handle:
+                return reused
+            if reused is not None:  # registered afresh (see `_left_in_place`)
+                self._drop(program.name, reused, safe=not reused.dirty)
+            reused = _Reused(handle, str(next(self._sessions)))
+            self._reused[program.name] = reused
+            return reused
 
-    def _open_rolling(self, program: Program) -> _Rolling | None:
-        rolling = self._rolling.get(program.name)
-        if rolling is not None:
-            return rolling
-        if not self.share_sessions or program.name not in self._seen:
-            self._seen.add(program.name)
-            return None
-        if program.name in self._alone or not _shareable(program):
-            self._alone.add(program.name)
-            return None
-        try:
-            handle = self._handle(program, cases=True)
-        except PolicyError:
-            self._alone.add(program.name)
-            return None
-        rolling = _Rolling(handle, str(next(self._sessions)))
-        self._rolling[program.name] = rolling
-        return rolling
+    def _run_reused(
+        self, reused: _Reused, program: Program, facts: Iterable[Mapping[str, Any]]
+    ) -> Trace:
+        """Run one case in the program's reused session (its own ruleset, one case at a time).
 
-    def _run_rolling(
-        self, rolling: _Rolling, program: Program, facts: Iterable[Mapping[str, Any]]
-    ) -> Trace | None:
-        """Run one case in the shared session; None when it must run alone instead.
-
-        Every fact carries the case's key and every rule joins on it (`render(cases=True)`),
-        so the earlier cases' facts, still in the session, match nothing of this one: the case
-        gets the trace it gets alone. The session is deleted once it has held ROLLING_CASES
-        cases, each of which received every stage (trap 20). A case that fails leaves the
-        session in place (traps 13, 20) and the next case starts another.
+        A session's fixed cost (creating its state for every rule, growing its pools as facts
+        arrive, deleting it) was most of durable_rules' work per case. Here a case runs in a
+        session that holds nothing: the previous case's facts (case facts, stage markers and
+        everything derived) are retracted first, and the session is used only once the engine
+        reports it holds no fact and has no action pending (`_emptied`); otherwise it is given
+        up and the case gets a new one. Retracting when the next case comes, rather than when
+        a case ends, costs a process that runs a program once nothing.
+        A case that fails gives up the session (left in place unless deleting it is safe).
         """
-        key = f"{program.name}{_CASES_SUFFIX}"
-        if self._handles.get(key) != rolling.handle:
-            # re-registered (too many sessions left in place): the old ruleset keeps this one
-            self._retire(program.name, rolling, key)
-            return None
-        session = _Session(rolling.handle, program, rolling.sid, str(rolling.cases))
+        last = reused.last
+        if reused.dirty or (last is not None and not self._empty(reused, last)):
+            # What the session holds is unknown, or the engine did not report it empty.
+            self._drop(program.name, reused, safe=False)
+            return self.run(program, facts)  # in the new session `_reused_for` opens
+        session = _Session(reused.handle, program, reused.sid)
+        reused.dirty = True  # until `last` can retract what the case leaves
         try:
             session.run(facts)
         except BaseException:
             session.abandon()
-            rolling.broken = True
-            self._retire(program.name, rolling, key)
-            if session.poisoned or session.refused:
-                # Two distinct facts whose 32-bit id hashes collide (trap 4) are likelier in
-                # a session holding several cases, and the joined ruleset needs more of the
-                # engine's stack (error 303): alone, the case gets what it gets alone.
-                return None
+            complete = session.complete and not session.poisoned
+            self._drop(program.name, reused, safe=complete)
             raise
-        rolling.cases += 1
-        rolling.fired = rolling.fired or session.trace.firings > 0
-        if rolling.cases >= self.ROLLING_CASES:
-            self._retire(program.name, rolling, key)
+        reused.fired = reused.fired or session.trace.firings > 0
+        reused.last = session.retraction()
+        reused.dirty = False
         return session.trace
 
-    def _retire(self, name: str, rolling: _Rolling, key: str) -> None:
-        """Stop using a shared session: delete it when that is safe, else leave it."""
-        if self._rolling.get(name) is rolling:
-            del self._rolling[name]
-        if not _close(rolling.handle, rolling.sid, safe=rolling.deletable):
-            self._left_in_place(key)
+    @staticmethod
+    def _empty(reused: _Reused, last: str) -> bool:
+        """Retract the previous case's facts (`last`); True when the session is then empty.
+        Should anything interrupt this (even a Ctrl-C), the session stays dirty and is given
+        up."""
+        reused.dirty = True
+        if not _emptied(reused.handle, reused.sid, last):
+            return False
+        reused.last = None
+        reused.dirty = False
+        return True
+
+    def _drop(self, name: str, reused: _Reused, *, safe: bool) -> None:
+        """Stop reusing a session: delete it when `safe` (every case it ran received every
+        stage and nothing failed in it) and some action ran in it, else leave it in place."""
+        if self._reused.get(name) is reused:
+            del self._reused[name]
+        if not _close(reused.handle, reused.sid, safe=safe and reused.fired):
+            self._left_in_place(name)
 
     def run_many(
         self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
@@ -337,19 +327,19 @@ class Engine:
 
 
 @dataclass
-class _Rolling:
-    """A session that consecutive `Engine.run` calls share, one case key each."""
+class _Reused:
+    """The session consecutive `Engine.run` calls of one program reuse, one case at a time."""
 
     handle: int
     sid: str
-    cases: int = 0  # cases run to the end in it, each with every stage (trap 20)
+    # the previous case's facts as durable_rules retracts them (`_Session.retraction`), or
+    # None when the session holds none
+    last: str | None = None
+    # a case ran in it, or its facts were being retracted, and did not get to the end: what
+    # the session holds is unknown, so it is never used again
+    dirty: bool = False
     fired: bool = False  # some action ran in it (see `_close`)
-    broken: bool = False  # a case failed in it
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def deletable(self) -> bool:
-        return self.cases > 0 and self.fired and not self.broken
 
 
 def _shareable(program: Program) -> bool:
@@ -396,6 +386,19 @@ def _plans(program: Program) -> dict[str, _Plan]:
     return found
 
 
+# The value types `_Session.admit` copies as they are (no float: it is normalised or refused).
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+# A status's text by Status member: `.value` goes through the enum's descriptor each time.
+_STATUS_TEXT: dict[Any, str] = {}
+
+
+def _status_text(action: EmitStatus) -> str:
+    text = _STATUS_TEXT.get(action.status)
+    if text is None:
+        text = _STATUS_TEXT[action.status] = action.status.value
+    return text
+
+
 def _planned(plans: Mapping[str, _Plan], name: str) -> _Plan:
     plan = plans.get(name)
     if plan is None:
@@ -440,6 +443,7 @@ class _Session:
         self.stage = 0
         self.projection = projection(program)
         self.plans = _plans(program)
+        self.asserted: list[list[dict[str, Any]]] = []  # every batch the engine took
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -484,6 +488,7 @@ class _Session:
                 "engine_failed", f"{what} cannot be given to the engine: {error}"
             ) from error
         self._check(self._call(_dre.assert_facts, text), what)
+        self.asserted.append(facts)
 
     def run(self, facts: Iterable[Mapping[str, Any]]) -> None:
         """Give the engine the case's facts and every stage; run what fires."""
@@ -516,10 +521,14 @@ class _Session:
         """
         kind = fact.get("t")
         types = self.projection.types
+        # Values that need no normalising (nearly all of them) are copied by a comprehension;
+        # any other value (a float, to be normalised or refused) takes the loop below.
+        plain = _PLAIN_TYPES.issuperset(map(type, fact.values()))
         if types is not None and kind not in types and kind is not None:
-            for value in fact.values():
-                if isinstance(value, float):
-                    number(value)  # as below
+            if not plain:
+                for value in fact.values():
+                    if isinstance(value, float):
+                        number(value)  # as below
             return None
         fields = self.projection.fields
         case = self.case
@@ -527,14 +536,17 @@ class _Session:
         out: dict[str, Any] = (
             {"sid": self.sid} if case is None else {"sid": self.sid, CASE_KEY: case}
         )
-        for key, value in fact.items():
-            if isinstance(value, float):
-                # a number the engine could not take fails, whether a rule reads it or not
-                engine_number = number(value)
-                if key in fields:
-                    out[key] = engine_number
-            elif value is not None and key in fields:
-                out[key] = value  # absent and null differ; absent means undocumented
+        if plain:  # absent and null differ; absent means undocumented
+            out.update({k: v for k, v in fact.items() if v is not None and k in fields})
+        else:
+            for key, value in fact.items():
+                if isinstance(value, float):
+                    # a number the engine could not take fails, whether a rule reads it or not
+                    engine_number = number(value)
+                    if key in fields:
+                        out[key] = engine_number
+                elif value is not None and key in fields:
+                    out[key] = value
         if "id" in out:
             out[KEY] = ident = out["id"]
             if case is not None:
@@ -566,7 +578,11 @@ class _Session:
         of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
         """
         self.stage = stage
-        marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
+        if self.case is None:  # as `normalise` writes it
+            ident = f"stage{stage}"
+            marker = {"sid": self.sid, "t": "stage", "id": ident, "s": stage, KEY: ident}
+        else:
+            marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
         batch, self.pending = self.pending, []
         batch.append(marker)
         self._assert(batch, f"stage {stage}")
@@ -604,6 +620,16 @@ class _Session:
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
 
+    def retraction(self) -> str:
+        """Return the batch that retracts every fact this case gave the engine (by engine id),
+        the stage markers first: every rule waits for its stage's marker, so once they are
+        gone no retraction can complete a match (a negation whose fact goes away included)."""
+        sid = self.sid
+        gone = [{"sid": sid, "id": f"stage{s}"} for s in range(1, self.program.stages + 1)]
+        for batch in self.asserted:
+            gone += [{"sid": sid, "id": f["id"]} for f in batch if f["t"] != "stage"]
+        return engine_json(gone)
+
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
         fired = self.trace.firings > 0
@@ -624,12 +650,10 @@ class _Session:
         trace = self.trace
         trace.firings += 1
         case = self.case
-        ids: dict[str, str] = {}
         if case is None:
-            for alias, fact in matched.items():
-                if alias != "stage":
-                    ids[alias] = str(fact.get(KEY))
+            ids = {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
         else:
+            ids = {}
             for alias, fact in matched.items():
                 if fact.get(CASE_KEY) != case:
                     # every pattern joins the first on the case key (`render(cases=True)`)
@@ -795,7 +819,7 @@ class _Session:
         if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
             self._records(rule, records, ids, ())
-        status = action.status.value
+        status = _status_text(action)
         existing = self.trace.statuses.get(action.clause)
         if existing is not None:
             if existing.fact["status"] != status:
@@ -948,6 +972,26 @@ def _abandon(handle: int, state: int | None) -> None:
     with contextlib.suppress(Exception):
         while _dre.start_action_for_state(handle, state):
             _dre.abandon_action(handle, state)
+
+
+def _emptied(handle: int, sid: str, retraction: str) -> bool:
+    """Retract a finished case's facts from a session (`_Session.retraction`); return True
+    only when the engine then reports that the session holds no fact and has no action
+    pending, i.e. that it is as a new session would be for the next case (every partial
+    match durable_rules keeps names the facts it holds, and goes with them)."""
+    try:
+        result = _dre.retract_facts(handle, retraction)
+        if not isinstance(result, tuple) or result[0] != 0:
+            return False
+        if _dre.get_facts(handle, sid) != "[]":
+            return False
+        state = result[1]
+        if _dre.start_action_for_state(handle, state):
+            _dre.abandon_action(handle, state)
+            return False
+    except Exception:  # the extension raises its own bare error type
+        return False
+    return True
 
 
 def _close(handle: int, sid: str, *, safe: bool) -> bool:
