@@ -200,24 +200,6 @@ def _decide(
     return replace(decision, alternative=scope)
 
 
-def _evaluate_together(
-    policy: Policy, judged: Sequence[tuple[Case, list[dict[str, FactValue]]]]
-) -> list[Decision]:
-    """Return the decisions of one policy on several cases (each with the facts it sees),
-    the cases run through one engine session (`Engine.run_many`): the same decisions as
-    `_evaluate` case by case. Referenced policies are evaluated case by case."""
-    program = program_for(policy)
-    facts = [
-        [*seen, *_policy_results(case, policy, program, seen, (policy.id,))]
-        for case, seen in judged
-    ]
-    traces = Engine.get().run_many(program, facts)
-    return [
-        _decide(case, policy, program, f, trace, explain=False, alternative=True)
-        for (case, _), f, trace in zip(judged, facts, traces, strict=True)
-    ]
-
-
 def facts_for(
     case: Case, policy: Policy, lines: Iterable[str] | None = None
 ) -> list[dict[str, FactValue]]:
@@ -486,17 +468,12 @@ def review_case(case: Case, library: Library, *, explain: bool = False) -> CaseR
 def review_many(
     cases: Sequence[Case], library: Library
 ) -> list[CaseReview | NecessityError | Exception]:
-    """Return `review_case` of each case, or the exception it raises, with the cases that one
-    policy judges evaluated together in one engine session per policy (`Engine.run_many`).
+    """Return `review_case` of each case, or the exception it raises, so that one case's
+    error is that case's alone.
 
-    Faster than one session per case for batches, with the same reviews. When anything fails
-    for the cases together, each case is reviewed on its own, so one case's error is that
-    case's alone.
+    The cases run one after another in each program's one reused engine session
+    (`Engine.run`); joining several cases on a case key in one session measured slower.
     """
-    try:
-        return list(_review_together(cases, library))
-    except Exception:  # told apart below, case by case
-        pass
     results: list[CaseReview | NecessityError | Exception] = []
     for case in cases:
         try:
@@ -504,33 +481,6 @@ def review_many(
         except Exception as error:  # the caller's to report for this case
             results.append(error)
     return results
-
-
-def _review_together(cases: Sequence[Case], library: Library) -> list[CaseReview]:
-    chosen = [_governing(case, library) for case in cases]
-    work: dict[str, tuple[Policy, list[tuple[int, list[dict[str, FactValue]]]]]] = {}
-    for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
-        for policy in {p.ref: p for p in lines.values() if p is not None}.values():
-            governed = [i for i, p in lines.items() if p is not None and p.ref == policy.ref]
-            # the case's plan overlay makes another policy (same ref, other content)
-            effective = with_plan(case, policy)
-            key = f"{effective.ref}#{effective.sha256}#{effective.content_sha256}"
-            judged = work.setdefault(key, (effective, []))[1]
-            judged.append((index, facts_for(case, effective, governed)))
-    decisions: dict[tuple[int, str], Decision] = {}
-    for policy, judged in work.values():
-        found = _evaluate_together(policy, [(cases[i], seen) for i, seen in judged])
-        for (index, _), decision in zip(judged, found, strict=True):
-            decisions[(index, policy.ref)] = decision
-    reviews = []
-    for index, (case, lines) in enumerate(zip(cases, chosen, strict=True)):
-        results = []
-        for line in case.lines:
-            governing = lines[line.id]
-            given = decisions[(index, governing.ref)] if governing is not None else None
-            results.append(LineResult(line, governing, given))
-        reviews.append(CaseReview(case.case_id, case.request_date.text, tuple(results)))
-    return reviews
 
 
 def review_path(path: str | Path, library: Library | None = None) -> CaseReview:

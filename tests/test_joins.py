@@ -27,7 +27,7 @@ from test_engine import run_python  # type: ignore[import-not-found]
 from evaluator import api
 from evaluator.case.cases import case_from_data, load_case
 from evaluator.cli.main import ExitCode, main
-from evaluator.compile import joins, ruleset
+from evaluator.compile import joins
 from evaluator.compile.compiler import compile_policy
 from evaluator.compile.program import (
     KEY,
@@ -389,10 +389,10 @@ def test_no_shipped_join_reads_a_field_a_case_may_omit(name: str, policy: Policy
     carried = joins.carried_fields(policy, types)
     sites = list(joins.join_sites(policy, types))
     assert all(s.field in carried[s.fact] for s in sites), name
-    # The rules the engine gets, folded or not, one case or several per session: every join
-    # reads, on the fact bound to its alias, a field every fact of that alias's type carries
-    # (or one the engine writes on every fact: `key`, the case key, a value fact's keys).
-    engine_fields = {KEY, ruleset.CASE_KEY, "n", "v", "f", *(f"k{i}" for i in range(1, 17))}
+    # The rules the engine gets, folded or not: every join reads, on the fact bound to its
+    # alias, a field every fact of that alias's type carries (or one the engine writes on
+    # every fact: `key`, a value fact's keys).
+    engine_fields = {KEY, "n", "v", "f", *(f"k{i}" for i in range(1, 17))}
     read = set()
     for fold in (True, False):
         program = compile_policy(policy, fold=fold)

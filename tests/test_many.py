@@ -1,8 +1,7 @@
-"""Several cases in one engine session (issue 10): the same reviews as one case per session.
-
-`Engine.run_many` runs cases together, every fact carrying its case's key and every rule joined
-on it; `api.review_many` evaluates the cases one policy judges together; `batch.review_chunk`
-uses it for a worker's chunk. An engine error in one case must stay that case's.
+"""Batches of cases (issue 10): `api.review_many` and a batch worker's chunk
+(`batch.review_chunk`) give each case the review it gets alone, its cases run one after another
+in each program's reused engine session (tests/test_rolling.py), and an engine error in one
+case stays that case's.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import pytest
 from evaluator import api
 from evaluator.batch import runner as batch
 from evaluator.case.cases import Case, load_case
-from evaluator.engine import durable as engine
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library
 from evaluator.render import review as render_review
@@ -40,32 +38,6 @@ def test_every_example_together_is_reviewed_as_alone(examples: list[Case]) -> No
     alone = [_json(api.review_case(case, library)) for case in examples]
     together = [_json(review) for review in api.review_many(examples, library)]
     assert together == alone
-
-
-def test_the_cases_a_policy_judges_share_one_session(
-    examples: list[Case], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Not a quiet fallback: the decompression examples run in one session of the joined
-    ruleset, and none alone (the SI-joint policy counts, so it runs one session per case)."""
-    # a case under a plan overlay is judged by another (the effective) policy: its own session
-    chosen = [c for c in examples if c.case_id.startswith("ld-") and c.plan is None]
-    sessions: list[int] = []
-    alone: list[str] = []
-    original_many, original_run = engine._Cases.run, engine.Engine.run
-
-    def many(self: engine._Cases, cases: Any) -> None:
-        sessions.append(len(cases))
-        original_many(self, cases)
-
-    def run(self: engine.Engine, program: Any, facts: Any, **kwargs: Any) -> engine.Trace:
-        alone.append(program.name)
-        return original_run(self, program, facts, **kwargs)
-
-    monkeypatch.setattr(engine._Cases, "run", many)
-    monkeypatch.setattr(engine.Engine, "run", run)
-    api.review_many(chosen, Library())
-    assert sessions == [len(chosen)]
-    assert alone == []
 
 
 def test_an_engine_error_in_one_case_is_that_case_alone(

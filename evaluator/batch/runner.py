@@ -229,30 +229,9 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
 
 
 def review_chunk(items: list[Item], policy: str | None, library: Library) -> list[Record]:
-    """Return `review_item`'s record of each item, the cases of a per-line review evaluated
-    together (`api.review_many`: one engine session per policy for the chunk, the same
-    results); a case whose evaluation fails together is reviewed alone, so its error is its
-    record only."""
-    if policy is not None or len(items) < 2:  # noqa: PLR2004
-        return [review_item(item, policy, library) for item in items]
-    records: list[Record] = []
-    loaded: list[tuple[int, cases.Case]] = []
-    for item in items:
-        record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
-        try:
-            loaded.append((len(records), _loaded(item, record)))
-        except Exception as error:  # as in review_item
-            record = _failure(record, item, error)
-        records.append(record)
-    reviews = api.review_many([case for _, case in loaded], library)
-    for (index, _), review in zip(loaded, reviews, strict=True):
-        try:
-            if isinstance(review, Exception):
-                raise review
-            records[index].update(_review_record(review))
-        except Exception as error:  # as in review_item
-            records[index] = _failure(records[index], items[index], error)
-    return records
+    """Return `review_item`'s record of each item, in order: each case runs in the programs'
+    reused engine sessions (`Engine.run`), so its error is its own record only."""
+    return [review_item(item, policy, library) for item in items]
 
 
 def _failure(record: Record, item: Item, error: Exception) -> Record:

@@ -65,8 +65,6 @@ MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never re
 # pending tests (events.c `handleAlpha`, MAX_STACK_SIZE); one more fails every assert of such
 # a fact with error 303 (ERR_MAX_STACK_SIZE), at run time only. `alpha_stack` bounds it.
 MAX_ALPHA_STACK = 64
-# The field naming a fact's case when several cases share one session (`render(cases=True)`).
-CASE_KEY = "c"
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
@@ -141,7 +139,7 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
+def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -154,14 +152,6 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
     only the joins of the patterns on its own node.
 
-    `case_join` (several cases in one session) joins the pattern to its rule's first on the
-    case key. Every fact of a shared session has that key, so the join goes last when the
-    pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
-    then reaches it only once it passed them. Right after the equality tests, one fact
-    entered it for every pattern on its type and node (the fusion policy's `alignment`
-    facts, 76 pending tests). Otherwise it goes with the other joins: a join after a nested
-    group (`$or`, or the `$and` a not-equals test renders) is ignored, which the engine's
-    case check (`_Session.apply`) caught here as a rule matching another case's facts.
     """
     parts = _hoist_type(_flatten(test))
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
@@ -170,11 +160,6 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     rest: list[Test] = [
         t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)
     ]
-    if case_join is not None:
-        if all(isinstance(t, Cmp | Present | Absent) for t in rest):
-            rest.append(case_join)
-        else:
-            joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
@@ -247,21 +232,17 @@ def _count_expressions(expr: Any) -> int:
     return 1
 
 
-def render(program: Program, *, cases: bool = False) -> dict[str, Any]:
+def render(program: Program) -> dict[str, Any]:
     """Return the ruleset definition (a fresh dict: durable_rules mutates what it is given).
-
-    With `cases`, the ruleset runs several cases in one session: every fact carries its case's
-    key (`CASE_KEY`) and every pattern of a rule after the first joins the first on it, so no
-    rule matches facts of two cases (a negation looks in its own case only).
     Raises PolicyError when the program exceeds one of the engine's limits.
     """
-    fresh: dict[str, Any] = json.loads(json.dumps(_definition(program, cases=cases)))
+    fresh: dict[str, Any] = json.loads(json.dumps(_definition(program)))
     return fresh
 
 
-def _definition(program: Program, *, cases: bool = False) -> dict[str, Any]:
+def _definition(program: Program) -> dict[str, Any]:
     problems = Collector()
-    definition = _build(program, cases, problems)
+    definition = _build(program, problems)
     stack = alpha_stack(definition)
     if stack > MAX_ALPHA_STACK:
         problems.add(
@@ -278,10 +259,10 @@ def _definition(program: Program, *, cases: bool = False) -> dict[str, Any]:
 def definition(program: Program) -> dict[str, Any]:
     """Return the ruleset definition as `render` builds it, its limits unchecked: for measuring
     a program (`alpha_stacks`) that `render` might refuse. Never give it to the engine."""
-    return _build(program, False, Collector())
+    return _build(program, Collector())
 
 
-def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]:
+def _build(program: Program, problems: Collector) -> dict[str, Any]:
     where = Location(pointer=program.name)
     if len(program.rules) + 1 > MAX_RULES:
         problems.add(
@@ -301,14 +282,7 @@ def _build(program: Program, cases: bool, problems: Collector) -> dict[str, Any]
         patterns = []
         ordered = _lead_order(rule.patterns)
         for pattern in ordered:
-            # Several cases in one session: every fact of a match belongs to one case.
-            joined = cases and pattern is not ordered[0]
-            case_join = Join(CASE_KEY, ordered[0].alias, CASE_KEY) if joined else None
-            expr = (
-                _with_lane(pattern.test, lane)
-                if case_join is None
-                else _with_lane(pattern.test, lane, case_join)
-            )
+            expr = _with_lane(pattern.test, lane)
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
@@ -366,8 +340,6 @@ class Projection:
     A field absent from every test and action cannot change a match (a test reads only its
     own fields, `$nex` included) nor a derived fact, so leaving it out changes no firing;
     every alpha test probes each field a fact has, so every field left out is work saved.
-    `CASE_KEY` is among `fields` only when some rule reads a case fact's own field of that
-    name: such a program cannot run several cases in one session (`cases_safe`).
     """
 
     types: frozenset[str] | None
@@ -375,10 +347,6 @@ class Projection:
 
     def keeps(self, kind: Any) -> bool:
         return self.types is None or kind in self.types
-
-    @property
-    def cases_safe(self) -> bool:
-        return CASE_KEY not in self.fields
 
 
 def _test_fields(test: Test, out: set[str]) -> None:

@@ -6,9 +6,9 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
 - untraced `run`s of a program reuse one session, one case at a time, emptied in between
   (the previous case's facts retracted, then the engine's report that nothing is left checked:
-  `_run_reused`); a traced run has a session of its own, and `run_many` runs several cases in
-  one session under a case key that every rule joins on; a session is deleted once every case
-  in it received every stage (trap 20: deleting an unfinished one crashes the process) and
+  `_run_reused`); a traced run has a session of its own (cases joined on a case key in one
+  session measured slower, and are not done); a session is deleted once its case received
+  every stage (trap 20: deleting an unfinished one crashes the process) and
   some action ran in it (else its action context is garbage, see `_close`), so few are ever
   live (trap 8); pending actions are drained first when something failed (trap 13);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
@@ -32,7 +32,7 @@ import itertools
 import json
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -54,22 +54,13 @@ from evaluator.compile.program import (
     Record,
     Rule,
 )
-from evaluator.compile.ruleset import (
-    CASE_KEY,
-    definition_text,
-    engine_json,
-    number,
-    projection,
-    render,
-)
+from evaluator.compile.ruleset import definition_text, engine_json, number, projection
 from evaluator.errors import EngineError, PolicyError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Determination, FromField
 
 # assert_* result codes (durable/engine.py `_handle_result`): 1 not handled, 2 already observed.
 _NOT_HANDLED, _OBSERVED = 1, 2
-# The ruleset that runs several cases in one session is registered under this suffix.
-_CASES_SUFFIX = "~cases"
 
 
 class Emitted(NamedTuple):
@@ -158,14 +149,12 @@ class Engine:
                 cls._instance = cls()
             return cls._instance
 
-    def _handle(self, program: Program, *, cases: bool = False) -> int:
-        key = f"{program.name}{_CASES_SUFFIX if cases else ''}"
+    def _handle(self, program: Program) -> int:
+        key = program.name
         handle = self._handles.get(key)
         if handle is None:
-            # the one-case text is rendered once per program (and kept on disk): see ruleset
-            definition = (
-                engine_json(render(program, cases=True)) if cases else definition_text(program)
-            )
+            # the text is rendered once per program (and kept on disk): see ruleset
+            definition = definition_text(program)
             generation = self._generations.get(key, 0) + 1
             self._generations[key] = generation
             name = key if generation == 1 else f"{key}~{generation}"
@@ -288,36 +277,6 @@ class Engine:
         if not _close(reused.handle, reused.sid, safe=safe and reused.fired):
             self._left_in_place(name)
 
-    def run_many(
-        self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
-    ) -> list[Trace]:
-        """Return what the engine derives for each case's facts, all cases in one session.
-
-        A session has a fixed cost that several cases share (durable-rules.md item 12). Every
-        fact carries its case's key and every rule joins on it (`render(cases=True)`), so each
-        case gets the values, statuses and determination it gets alone. A program with
-        `count` rules (durable_rules batches counted matches across a session), or one whose
-        joined ruleset the engine cannot take, runs one session per case.
-        Raises EngineError when any case fails: the caller runs the cases one by one to tell
-        which (the session cannot say whose fact broke the engine).
-        """
-        if len(cases) < 2 or not _shareable(program):  # noqa: PLR2004
-            return [self.run(program, facts) for facts in cases]
-        try:
-            handle = self._handle(program, cases=True)
-        except PolicyError:
-            return [self.run(program, facts) for facts in cases]
-        together = _Cases(handle, program, str(next(self._sessions)), len(cases))
-        try:
-            together.run(cases)
-        except Exception:
-            together.abandon()
-            raise
-        finally:
-            if not together.close():
-                self._left_in_place(f"{program.name}{_CASES_SUFFIX}")
-        return [case.trace for case in together.cases]
-
     def _left_in_place(self, key: str) -> None:
         left = self._left.get(key, 0) + 1
         self._left[key] = left
@@ -340,13 +299,6 @@ class _Reused:
     dirty: bool = False
     fired: bool = False  # some action ran in it (see `_close`)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _shareable(program: Program) -> bool:
-    """Whether several cases may share one session of the program's joined ruleset: not with
-    `count` rules (durable_rules batches counted matches across a session), nor when a rule
-    reads a case fact's own field named like the case key."""
-    return projection(program).cases_safe and all(r.count is None for r in program.rules)
 
 
 # What `apply` does for a rule, by its action's type (`_plans`).
@@ -418,14 +370,10 @@ def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
 class _Session:
     """One case in one durable_rules session."""
 
-    def __init__(self, handle: int, program: Program, sid: str, case: str | None = None) -> None:
+    def __init__(self, handle: int, program: Program, sid: str) -> None:
         self.handle = handle
         self.program = program
         self.sid = sid
-        # With several cases in one session (`_Cases`): this case's key. Its facts then carry
-        # it, and their engine ids are prefixed with it (durable_rules keys its messages by
-        # id); `key` keeps the case's own id, which joins and this case's trace use.
-        self.case = case
         self.trace = Trace()
         self.counter = 0
         # Derived facts (EmitFact) are numbered on their own: evidence shows them by id, which
@@ -447,16 +395,12 @@ class _Session:
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
-        if self.case is not None:
-            out[CASE_KEY] = self.case
         for key, value in fact.items():
             if value is None:
                 continue  # absent and null differ in the engine; absent means undocumented
             out[key] = number(value) if isinstance(value, int | float) else value
         if "id" in out:
             out[KEY] = out["id"]
-            if self.case is not None:
-                out["id"] = f"{self.case}|{out['id']}"
         return out
 
     def _check(self, result: Any, what: str) -> None:
@@ -531,11 +475,7 @@ class _Session:
                         number(value)  # as below
             return None
         fields = self.projection.fields
-        case = self.case
-        # a rule never reads a fact's own `c` here (`_shareable`)
-        out: dict[str, Any] = (
-            {"sid": self.sid} if case is None else {"sid": self.sid, CASE_KEY: case}
-        )
+        out: dict[str, Any] = {"sid": self.sid}
         if plain:  # absent and null differ; absent means undocumented
             out.update({k: v for k, v in fact.items() if v is not None and k in fields})
         else:
@@ -548,9 +488,7 @@ class _Session:
                 elif value is not None and key in fields:
                     out[key] = value
         if "id" in out:
-            out[KEY] = ident = out["id"]
-            if case is not None:
-                out["id"] = f"{case}|{ident}"
+            out[KEY] = out["id"]
         return out
 
     def assert_batch(self, facts: Iterable[Mapping[str, Any]]) -> None:
@@ -578,11 +516,8 @@ class _Session:
         of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
         """
         self.stage = stage
-        if self.case is None:  # as `normalise` writes it
-            ident = f"stage{stage}"
-            marker = {"sid": self.sid, "t": "stage", "id": ident, "s": stage, KEY: ident}
-        else:
-            marker = self.normalise({"t": "stage", "id": f"stage{stage}", "s": stage})
+        ident = f"stage{stage}"  # as `normalise` writes it
+        marker = {"sid": self.sid, "t": "stage", "id": ident, "s": stage, KEY: ident}
         batch, self.pending = self.pending, []
         batch.append(marker)
         self._assert(batch, f"stage {stage}")
@@ -649,19 +584,7 @@ class _Session:
             )
         trace = self.trace
         trace.firings += 1
-        case = self.case
-        if case is None:
-            ids = {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
-        else:
-            ids = {}
-            for alias, fact in matched.items():
-                if fact.get(CASE_KEY) != case:
-                    # every pattern joins the first on the case key (`render(cases=True)`)
-                    raise EngineError.single(
-                        "engine_failed", f"rule `{rule.name}` matched another case's facts"
-                    )
-                if alias != "stage":
-                    ids[alias] = str(fact.get(KEY))
+        ids = {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
         plan = self.plans.get(rule.name)
         _, kind, records = _planned(self.plans, rule.name) if plan is None else plan
         action: Any = rule.action
@@ -716,13 +639,7 @@ class _Session:
         number = self.counter
         self.counter = number + 1
         fact["id"] = ident = f"{fact['t']}{number}"
-        case = self.case
-        if case is None:
-            self.pending.append({"sid": self.sid, **fact, KEY: ident})
-        else:
-            out = {"sid": self.sid, CASE_KEY: case, **fact, KEY: ident}
-            out["id"] = f"{case}|{ident}"
-            self.pending.append(out)
+        self.pending.append({"sid": self.sid, **fact, KEY: ident})
 
     def _value(
         self, rule: Rule, action: EmitValue, ids: Mapping[str, str], records: _Records
@@ -877,92 +794,6 @@ class _Session:
         if source is not None:
             fact["f"] = ids[source]
         return fact
-
-
-class _Cases:
-    """Several cases in one durable_rules session: one `_Session` per case runs that case's
-    actions (its trace, its derived facts); this drives the session they share."""
-
-    def __init__(self, handle: int, program: Program, sid: str, count: int) -> None:
-        self.handle = handle
-        self.program = program
-        self.sid = sid
-        self.cases = [_Session(handle, program, sid, str(i)) for i in range(count)]
-        self.plans = _plans(program)
-        self.state: int | None = None
-        self.stage = 0
-        self.poisoned = False
-        self.complete = False  # as `_Session.complete` (trap 20)
-
-    def run(self, cases: Sequence[Iterable[Mapping[str, Any]]]) -> None:
-        # each case's facts are queued (`_Session.assert_batch`) for the first stage's batch
-        for case, facts in zip(self.cases, cases, strict=True):
-            case.assert_batch(facts)
-        for stage in range(1, self.program.stages + 1):
-            batch = self._derived(stage)
-            batch += [
-                c.normalise({"t": "stage", "id": f"stage{stage}", "s": stage}) for c in self.cases
-            ]
-            self._assert(batch, f"stage {stage}")
-        batch = self._derived(self.program.stages + 1)
-        if batch:
-            self._assert(batch, "derived facts")
-        self.complete = True
-        for case in self.cases:
-            case.check_required()
-
-    def _derived(self, stage: int) -> list[dict[str, Any]]:
-        """Every case's facts derived so far; every case moves on to `stage`."""
-        self.stage = stage
-        batch: list[dict[str, Any]] = []
-        for case in self.cases:
-            case.stage = stage
-            batch += case.pending
-            case.pending = []
-        return batch
-
-    def _assert(self, batch: list[dict[str, Any]], what: str) -> None:
-        try:
-            # the ruleset's own encoding (see engine_json); what it cannot write fails here too
-            result = _dre.assert_facts(self.handle, engine_json(batch))
-        except Exception as error:
-            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
-        code = result[0] if isinstance(result, tuple) else result
-        if code == _NOT_HANDLED:
-            raise EngineError.single("engine_failed", f"durable_rules did not handle {what}")
-        if code == _OBSERVED:
-            self.poisoned = True  # see `_Session._check`
-            raise EngineError.single("engine_failed", f"durable_rules saw {what} twice")
-        if isinstance(result, tuple) and len(result) > 1:
-            self.state = result[1]
-        self._drain()
-
-    def _drain(self) -> None:
-        if self.state is None:
-            return
-        try:
-            plans, cases, handle, state = self.plans, self.cases, self.handle, self.state
-            result = _dre.start_action_for_state(handle, state)
-            message = result[1] if result else None
-            while message:
-                for rule_name, matched in orjson.loads(message).items():
-                    # Every fact of a match is of one case (the rules join on it, and the
-                    # case's `apply` checks each).
-                    case = next(iter(matched.values()))[CASE_KEY]
-                    cases[int(case)].apply(_planned(plans, rule_name)[0], matched)
-                message = _dre.complete_and_start_action(handle, state)
-        except EngineError:
-            raise
-        except Exception as error:
-            raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
-
-    def abandon(self) -> None:
-        _abandon(self.handle, self.state)
-
-    def close(self) -> bool:
-        """Delete the session when that is safe; return False when it is left in place."""
-        fired = any(c.trace.firings for c in self.cases)
-        return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
 
 def _abandon(handle: int, state: int | None) -> None:
