@@ -1,0 +1,798 @@
+"""The case normaliser as it was before issue 10's fast path (evaluator/case/facts.py at 6275b20),
+kept unchanged as the oracle tests/test_normalise_identity.py compares the fast one with.
+Test-only: nothing in evaluator/ imports it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from operator import attrgetter
+from types import MappingProxyType
+from typing import Any
+
+from evaluator.errors import CaseError, Collector
+from evaluator.read import schemas
+from evaluator.read.source import Document
+from evaluator.vocab import units
+from evaluator.vocab.dates import (
+    DateError,
+    Interval,
+    PartialDate,
+    days_between,
+    month_position,
+    months_between,
+    months_to_reach_between,
+    parse_date,
+    parse_duration,
+)
+from evaluator.vocab.levels import (
+    Level,
+    LevelError,
+    Segment,
+    expand_range,
+    parse_level,
+    parse_segment,
+)
+
+FactValue = str | int | float | bool
+# (fact field, value as the case states it, JSON pointer of that value)
+Given = tuple[str, Any, str]
+
+# The parts of a case that are more than a renaming (lines, physical therapy, imaging) have
+# their own methods below; every other part maps to facts by the case schema's annotations
+# (`coded_sections`).
+_REQUEST = "date urgency"
+_LINE = "id=line procedure side same_day"
+_RESECTION = "level=segment facetectomy_pct pars_resection"
+_PHYSICAL_THERAPY = "status supervised start end visits"
+_STUDY = "id=study modality date performed standing full_length"
+_FINDING = (
+    "level=segment stenosis neural_compression spondylolisthesis listhesis_grade"
+    " listhesis_mm=listhesis"
+)
+_DYNAMIC = "level=segment translation_mm=translation angulation_deg=angulation"
+_ALIGNMENT = (
+    "films_taken cobb_deg=cobb pelvic_incidence_deg=pelvic_incidence"
+    " lumbar_lordosis_deg=lumbar_lordosis sva_mm=sva pelvic_tilt_deg=pelvic_tilt"
+)
+_RANGES = {"fusion": "fused_segment", "decompression": "decompressed_segment"}
+# The key of a service line (case.schema.json) that each line-attached fact type comes from:
+# an alternative request is built by rewriting these keys.
+LINE_SEGMENTS = tuple(_RANGES.values())
+LINE_PARTS = {
+    **{fact_type: key for key, fact_type in _RANGES.items()},
+    "pelvic_fixation": "pelvic_fixation",
+    "planned_resection": "resections",
+}
+_INHERITED = "standing full_length"  # alignment fields that belong to the study
+_QUOTE_CHARS = 80
+_MAX_DEPTH = 8  # case sections nest two or three levels; deeper means a $ref cycle
+_NO_DEFAULT = object()
+# Dates, levels and ranges repeat from case to case (the same dates against the same request
+# date): what each becomes is a pure function of its text, kept in a cache this size (bounded,
+# so memory stays flat over any batch). Only text is cached: errors are raised every time.
+_CONVERSIONS = 4096
+# Exact types a JSON value has that are never a mapping (checked before the slower isinstance
+# of the Mapping ABC); the plain ones among them convert to a field as they are.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+_SCALARS = _PLAIN | {list}
+_INDEX = attrgetter("index")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One normalised fact: its type, a case-unique id, and scalar fields (never None)."""
+
+    type: str
+    id: str
+    fields: Mapping[str, FactValue]
+    # The fact as the engine sees it, built once: as_dict hands out copies.
+    _row: dict[str, FactValue] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A read-only copy, so a fact handed on cannot be changed behind its id.
+        plain = dict(self.fields)
+        object.__setattr__(self, "fields", MappingProxyType(plain))
+        object.__setattr__(self, "_row", {"t": self.type, "id": self.id, **plain})
+
+    @classmethod
+    def owning(cls, fact_type: str, fact_id: str, fields: dict[str, FactValue]) -> Fact:
+        """Return the fact ``Fact(fact_type, fact_id, fields)`` built without copying
+        ``fields``, which the caller hands over and never touches again (the normaliser: a
+        dozen facts a case, each copied twice otherwise)."""
+        fact = object.__new__(cls)
+        # What __init__ and __post_init__ set, set directly: the class is frozen.
+        vars(fact).update(
+            type=fact_type,
+            id=fact_id,
+            fields=MappingProxyType(fields),
+            _row={"t": fact_type, "id": fact_id, **fields},
+        )
+        return fact
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.id, tuple(sorted(self.fields.items()))))
+
+    def as_dict(self) -> dict[str, FactValue]:
+        """Return the fact as the engine sees it: ``{"t": type, "id": id, **fields}`` (a new
+        dict each time)."""
+        return self._row.copy()
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Sources of the highest rank that disagree on a field, which is therefore left absent."""
+
+    fact: str  # fact type
+    ref: str  # id of the fact missing the field
+    field: str
+    values: tuple[tuple[str, str], ...]  # (value as stated, document kind), each once
+    pointer: str  # the field in the case, for locating the statements
+    # why the field is left absent: the sources disagree, or the date is after the request
+    reason: str = "sources_disagree"
+
+    @property
+    def text(self) -> str:
+        """Return the values with their documents: ``never (clinic_note), current (lab_result)``."""
+        return ", ".join(f"{value} ({document})" for value, document in self.values)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """The facts of a case and the conflicts found while resolving statements."""
+
+    facts: tuple[Fact, ...]
+    conflicts: tuple[Conflict, ...] = field(default=())
+
+
+def normalise(document: Document) -> tuple[Fact, ...]:
+    """Return the facts of a validated case document. Raises ``CaseError`` (see ``build``)."""
+    return build(document).facts
+
+
+def build(document: Document) -> Normalised:
+    """Return the facts and conflicts of a case document already valid against case.schema.json.
+
+    Raises ``CaseError`` with every problem the schema cannot catch, each located in the
+    document: ``unknown_level`` (e.g. L6), ``bad_range`` (a range or segment written caudal
+    first, or a segment whose levels are not adjacent), ``bad_date`` (an impossible date, an end
+    before its start, an unusable duration), ``duplicate_id`` (two lines or studies, one id).
+    """
+    return _Builder(document).run()
+
+
+@cache
+def fact_kinds() -> Mapping[str, Mapping[str, str | None]]:
+    """Return each fact type's fields, in schema order, with their ``x-kind`` (None if plain)."""
+    defs = schemas.load_schema("facts")["$defs"]
+    return {
+        name: {f: spec.get("x-kind") for f, spec in definition["properties"].items()}
+        for name, definition in defs.items()
+    }
+
+
+@dataclass(frozen=True)
+class CodedSection:
+    """A case section whose items map to facts by the schema's annotations alone."""
+
+    key: str  # the case path, e.g. si_joint/pain (a list gives one fact per item)
+    fact: str  # the fact type (x-fact)
+    # case property -> (fact field (x-field), shape of its value (x-fact-shape) or None)
+    fields: Mapping[str, tuple[str, str | None]]
+    # period property -> (status property, statuses): an item in such a status whose period has
+    # no end is ongoing, and lasts until the request date (x-ongoing-while)
+    ongoing: Mapping[str, tuple[str, frozenset[str]]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@cache
+def coded_sections() -> tuple[CodedSection, ...]:
+    """Return the case sections annotated ``x-fact``, in schema order.
+
+    Adding a field to such a section is a schema edit: ``x-field`` names the fact field and the
+    value's definition says its shape (a coding, a quantity, a period, a level range).
+    """
+    root = schemas.load_schema("case")
+    defs = root["$defs"]
+
+    def target(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Follow $refs and array items down to the schema of one item.
+        while "$ref" in spec or spec.get("type") == "array":
+            spec = defs[spec["$ref"].rsplit("/", 1)[1]] if "$ref" in spec else spec["items"]
+        return spec
+
+    found = []
+
+    def walk(node: Mapping[str, Any], path: str) -> None:
+        if path.count("/") > _MAX_DEPTH:  # a $ref cycle in the schema: a defect, say so
+            raise RecursionError(f"case.schema.json nests too deep at {path}")
+        for key, spec in node.get("properties", {}).items():
+            item, at = target(spec), f"{path}/{key}".lstrip("/")
+            if "x-fact" in item:
+                fields = {
+                    prop: (sub["x-field"], target(sub).get("x-fact-shape"))
+                    for prop, sub in item["properties"].items()
+                    if "x-field" in sub
+                }
+                ongoing = {
+                    prop: (status, frozenset(values))
+                    for prop, sub in item["properties"].items()
+                    for status, values in sub.get("x-ongoing-while", {}).items()
+                }
+                found.append(
+                    CodedSection(
+                        at, item["x-fact"], MappingProxyType(fields), MappingProxyType(ongoing)
+                    )
+                )
+            if item.get("type") == "object" and item is not node:
+                walk(item, at)
+
+    walk(root, "")
+    return tuple(found)
+
+
+@cache
+def _walks() -> tuple[tuple[CodedSection, tuple[str, ...], tuple[str, ...]], ...]:
+    """Return each coded section with the keys leading to it and its properties in the order
+    they convert (the code first: a quantity's analyte-specific unit depends on it)."""
+    return tuple(
+        (
+            section,
+            tuple(section.key.split("/")),
+            tuple(sorted(section.fields, key=lambda p: section.fields[p][0] != "code")),
+        )
+        for section in coded_sections()
+    )
+
+
+@cache
+def _timed(fact_type: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """Return the date fields of a fact type, each with the field of its first possible day
+    (``start``, ``start_lo``), and its duration fields, in schema order."""
+    kinds = fact_kinds()[fact_type]
+    return (
+        tuple((name, f"{name}_lo") for name, kind in kinds.items() if kind == "date"),
+        tuple(name for name, kind in kinds.items() if kind == "duration"),
+    )
+
+
+@cache
+def code_systems() -> Mapping[str, str]:
+    """Return the short name (LOINC, SNOMEDCT, ...) of each code system URI a case may use."""
+    return MappingProxyType(dict(schemas.load_schema("case")["$defs"]["coding"]["x-systems"]))
+
+
+@cache
+def primary_documents() -> frozenset[str]:
+    """Return the document kinds the case schema marks as primary records."""
+    return frozenset(schemas.load_schema("case")["$defs"]["document"]["x-primary-documents"])
+
+
+@cache
+def case_defaults(path: str) -> Mapping[str, Any]:
+    """Return the schema ``default`` of each property of the case objects at ``path`` (a/b).
+
+    The schema is the one place conventions such as "a named level without the finding counts
+    as absent" are written, so they are read from it rather than repeated here.
+    """
+    root = schemas.load_schema("case")
+
+    def deref(node: Mapping[str, Any]) -> Mapping[str, Any]:
+        # Follow $refs and array items down to the object schema the path names.
+        while "$ref" in node or node.get("type") == "array":
+            node = (
+                root["$defs"][node["$ref"].rsplit("/", 1)[1]] if "$ref" in node else node["items"]
+            )
+        return node
+
+    node = deref(root)
+    for key in path.split("/"):
+        node = deref(node["properties"][key])
+    found = {
+        key: spec["default"] if "default" in spec else deref(spec).get("default", _NO_DEFAULT)
+        for key, spec in node["properties"].items()
+    }
+    return {key: value for key, value in found.items() if value is not _NO_DEFAULT}
+
+
+@cache
+def _pairs(spec: str) -> tuple[tuple[str, str], ...]:
+    """Return ``(case key, fact field)`` for each word of a mapping spec such as ``a b=c``."""
+    return tuple((word.partition("=")[0], word.partition("=")[2] or word) for word in spec.split())
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _schema_path(pointer: str) -> str:
+    """Return the schema path of the case object at ``pointer``: the pointer without list
+    indexes (/imaging/0/findings/2 is at imaging/findings), so every default the schema
+    states is honoured wherever it is."""
+    return "/".join(t for t in pointer.split("/")[1:] if not t.isdigit())
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _dated_text(
+    name: str, text: str, request: str | None, service: str | None
+) -> Mapping[str, FactValue]:
+    """Return `_date_fields` of a date's text, the request and service dates given by their
+    text (which names a parsed date as well as the date does, and hashes in less time)."""
+    return _date_fields(name, text, _quiet_date(request), _quiet_date(service))
+
+
+def _date_fields(
+    name: str, text: str, request: PartialDate | None, service: PartialDate | None
+) -> Mapping[str, FactValue]:
+    """Return the fields the date ``text`` of field ``name`` becomes (shared: read only).
+
+    Raises ``DateError`` for a date that is not one.
+    """
+    day = parse_date(text)
+    lo, hi = day.lo.toordinal(), day.hi.toordinal()
+    out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
+    # Calendar positions, so that months between two facts' dates are field arithmetic
+    # in the engine (dates.month_position).
+    for bound, when in (("lo", day.lo), ("hi", day.hi)):
+        out[f"{name}_mday_{bound}"] = month_position(when)
+        out[f"{name}_mend_{bound}"] = month_position(when, as_end=True)
+    for anchor, to in (("request", request), ("service", service)):
+        if to is None:
+            continue
+        for unit, between in (
+            ("days", days_between),
+            ("months", months_between),
+            ("months_up", months_to_reach_between),
+        ):
+            distance = between(day, to)
+            out[f"{name}_{unit}_before_{anchor}_lo"] = distance.lo
+            out[f"{name}_{unit}_before_{anchor}_hi"] = distance.hi
+    return MappingProxyType(out)
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _level_fields(kind: str, name: str, text: str) -> Mapping[str, FactValue]:
+    """Return the fields a level or segment becomes (shared: read only); raises LevelError."""
+    parsed: Level | Segment = parse_level(text) if kind == "level" else parse_segment(text)
+    index = parsed.index if isinstance(parsed, Level) else parsed.upper.index
+    return MappingProxyType({name: parsed.name, f"{name}_index": index})
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _range_segments(text: str) -> tuple[Segment, ...]:
+    """Return the motion segments of one range, sorted, each once; raises LevelError."""
+    return tuple(sorted(set(expand_range(text))))
+
+
+def _items(value: Any, pointer: str) -> Iterator[tuple[Any, str]]:
+    """Yield ``(item, pointer)`` for each item of a list, or the one object itself."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield item, f"{pointer}/{i}"
+    elif value is not None:
+        yield value, pointer
+
+
+def _quiet_date(text: Any) -> PartialDate | None:
+    """Return the date ``text`` is (a text through the cache), or None for anything no date."""
+    try:
+        return parsed_date(text) if type(text) is str else parse_date(text)
+    except DateError:
+        return None
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def parsed_date(text: str) -> PartialDate:
+    """Return ``parse_date(text)`` for a text, cached (a date is immutable); raises DateError
+    (every time: only dates are cached)."""
+    return parse_date(text)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _src(source: Mapping[str, Any]) -> str:
+    """Return a one-line provenance: ``surgeon_letter 2025-06-02 "very subtle curvature"``."""
+    parts = [source["document"], *([source["date"]] if "date" in source else [])]
+    if "quote" in source:
+        quote = " ".join(source["quote"].split()).replace('"', "'")
+        if len(quote) > _QUOTE_CHARS:
+            quote = quote[: _QUOTE_CHARS - 3].rstrip() + "..."
+        parts.append(f'"{quote}"')
+    return " ".join(parts)
+
+
+class _Builder:
+    """Walks one case document, emitting facts and collecting problems and conflicts."""
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.data: Mapping[str, Any] = document.data
+        self.problems = Collector()
+        self.facts: list[Fact] = []
+        self.conflicts: list[Conflict] = []
+        self.counts: dict[str, int] = {}
+        # The sources of the statements that decided the fields of the fact being emitted.
+        self.deciding: list[str] = []
+        # A bad request date is reported when the request fact converts it; distances are
+        # then left out rather than measured to nothing.
+        self.request = _quiet_date(self.data["request"]["date"])
+        # The planned date of service, when given: dates also get their distances to it.
+        service = self.data["request"].get("service_date")
+        self.service = _quiet_date(service) if service is not None else None
+        # What the two stand for in the cache of converted dates.
+        self.anchors = (
+            None if self.request is None else self.request.text,
+            None if self.service is None else self.service.text,
+        )
+
+    def run(self) -> Normalised:
+        request = self.data["request"]
+        self.unique_ids(request["lines"], "/request/lines", "service line")
+        self.unique_ids(self.data.get("imaging", []), "/imaging", "imaging study")
+        self.emit("case", [("case_id", self.data["case_id"], "/case_id")])
+        self.emit("request", self.mapped(request, "/request", _REQUEST), request.get("source"))
+        for line, pointer in _items(request["lines"], "/request/lines"):
+            self.line(line, pointer)
+        for section, keys, order in _walks():
+            if keys[0] not in self.data:  # most cases have a few of the sections
+                continue
+            value: Any = self.data
+            for key in keys:
+                value = value.get(key) if _is_mapping(value) else None
+            if value is None:
+                continue
+            for item, pointer in _items(value, "/" + section.key):
+                self.coded(section, order, item, pointer)
+        care = self.data.get("conservative_care", {})
+        if "physical_therapy" in care:
+            self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
+        for study, pointer in _items(self.data.get("imaging"), "/imaging"):
+            self.study(study, pointer)
+        for c in self.conflicts:
+            given = (
+                ("fact", c.fact),
+                ("ref", c.ref),
+                ("field", c.field),
+                ("values", c.text),
+                ("reason", c.reason),
+            )
+            self.emit("conflict", [(name, value, c.pointer) for name, value in given])
+        self.problems.raise_if_any(CaseError)
+        return Normalised(tuple(self.facts), tuple(self.conflicts))
+
+    def unique_ids(self, items: list[Mapping[str, Any]], pointer: str, what: str) -> None:
+        """Add a ``duplicate_id`` problem for each id already used by an earlier item."""
+        # Facts refer to lines and studies by id, so a repeated id would merge two of them.
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item["id"] in seen:
+                message = f'{what} id "{item["id"]}" is used twice'
+                self.problems.add(
+                    "duplicate_id", message, self.document.location(f"{pointer}/{i}/id")
+                )
+            seen.add(item["id"])
+
+    # -- the parts of a case that are more than a renaming ------------------------------------
+
+    def line(self, line: Mapping[str, Any], pointer: str) -> None:
+        source = line.get("source")
+        segments = {key: self.ranges(line.get(key), f"{pointer}/{key}") for key in _RANGES}
+        reached = [lv for segs in segments.values() for s in segs for lv in (s.upper, s.lower)]
+        fields = self.mapped(line, pointer, _LINE)
+        if line.get("cpt"):
+            fields.append(("cpt", line["cpt"][0], f"{pointer}/cpt/0"))
+        if reached:
+            top, bottom = min(reached, key=_INDEX), max(reached, key=_INDEX)  # Level's order
+            fields += [("upper", top.name, pointer), ("lower", bottom.name, pointer)]
+        fields.append(("pelvic_fixation", "pelvic_fixation" in line, pointer))
+        self.emit("line", fields, source)
+        own = ("line", line["id"], f"{pointer}/id")
+        for key, fact_type in _RANGES.items():
+            for s in segments[key]:
+                at = f"{pointer}/{key}"
+                parts = [("segment", s.name, at), ("upper", s.upper.name, at)]
+                self.emit(fact_type, [own, *parts, ("lower", s.lower.name, at)], source)
+        if "pelvic_fixation" in line:
+            fixation, at = line["pelvic_fixation"], f"{pointer}/pelvic_fixation"
+            fields = [own, *self.mapped(fixation, at, "method")]
+            self.emit("pelvic_fixation", fields, fixation.get("source", source))
+        for item, at in _items(line.get("resections"), f"{pointer}/resections"):
+            fields = [own, *self.mapped(item, at, _RESECTION)]
+            self.emit("planned_resection", fields, item.get("source", source))
+
+    def physical_therapy(self, therapy: Mapping[str, Any], pointer: str) -> None:
+        fields = self.mapped(therapy, pointer, _PHYSICAL_THERAPY)
+        # An ongoing course with no end date lasts until the request date, never past it.
+        ongoing = "end" not in therapy and _ongoing(therapy, self.request)
+        if ongoing:
+            fields.append(("end", self.data["request"]["date"], f"{pointer}/status"))
+        # A documented duration is used as written: it beats what imprecise dates would give.
+        if "duration" in therapy:
+            try:
+                days = parse_duration(therapy["duration"])
+            except DateError as error:
+                where = self.document.location(f"{pointer}/duration")
+                self.problems.add("bad_date", error.message, where)
+            else:
+                fields.append(("duration", Interval(days, days), f"{pointer}/duration"))
+        elif "start" in therapy and ("end" in therapy or ongoing):
+            # Bad dates are reported once, when the start and end fields themselves convert.
+            start = _quiet_date(therapy["start"])
+            end = _quiet_date(therapy["end"]) if "end" in therapy else self.request
+            if start is not None and end is not None and end.hi >= start.lo:
+                between = days_between(start, end)
+                # Days cannot be negative; the lower bound across two month-only dates can be.
+                fields.append(("duration", Interval(max(0, between.lo), between.hi), pointer))
+        self.emit("physical_therapy", fields, therapy.get("source"))
+
+    def study(self, study: Mapping[str, Any], pointer: str) -> None:
+        source = study.get("source")
+        fields = self.mapped(study, pointer, _STUDY)
+        views: Mapping[str, Any] | None = study.get("flexion_extension")
+        at = f"{pointer}/flexion_extension"
+        if views is not None:
+            # Views with measurements were obtained unless the record says otherwise.
+            fields.append(("flexion_extension", views.get("performed", True), at))
+        self.emit("imaging_study", fields, source)
+        own = ("study", study["id"], f"{pointer}/id")
+        modality = ("modality", study["modality"], f"{pointer}/modality")
+        for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
+            fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
+            self.emit("imaging_finding", fields, item.get("source", source))
+        if views is not None:
+            said = views.get("source", source)
+            performed = self.mapped(views, at, "performed")
+            segments = list(_items(views.get("segments"), f"{at}/segments"))
+            if not segments and performed:
+                self.emit("dynamic_study", [own, *performed], said)
+            for item, item_at in segments:
+                fields = [own, *performed, *self.mapped(item, item_at, _DYNAMIC)]
+                self.emit("dynamic_study", fields, item.get("source", said))
+        if "alignment" in study:
+            alignment, at = study["alignment"], f"{pointer}/alignment"
+            # Whether the films were standing and full-length is a property of the study.
+            inherited = self.mapped(study, pointer, _INHERITED)
+            fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
+            self.emit("alignment", fields, alignment.get("source", source))
+
+    def coded(
+        self,
+        section: CodedSection,
+        order: tuple[str, ...],
+        item: Mapping[str, Any],
+        pointer: str,
+    ) -> None:
+        """Emit the fact of one coded item, each field by the shape its schema annotates;
+        `order` is the section's properties, the code first."""
+        given: list[Given] = []
+        code = ""
+        defaults = case_defaults(section.key)
+        for prop in order:
+            name, shape = section.fields[prop]
+            if prop not in item and prop not in defaults:
+                continue
+            value, at = item.get(prop, defaults.get(prop)), f"{pointer}/{prop}"
+            if shape == "coding":
+                coded = f"{code_systems()[value['system']]}|{value['code'].strip()}"
+                given.append((name, coded, at))
+                if name == "code":
+                    code = coded
+                    if "display" in value:
+                        given.append(("display", value["display"], f"{at}/display"))
+            elif shape == "quantity":
+                given += self.quantity(section.fact, code, value, at)
+            elif shape == "period":
+                for bound, suffix in (("start", ""), ("end", "_end")):
+                    if bound in value:
+                        given.append((f"{name}{suffix}", value[bound], f"{at}/{bound}"))
+                # An ongoing course with no end date lasts until the request date, never past it.
+                status = section.ongoing.get(prop)
+                if (
+                    status is not None
+                    and "start" in value
+                    and "end" not in value
+                    and item.get(status[0]) in status[1]
+                    and self.request is not None
+                ):
+                    given.append((f"{name}_end", self.data["request"]["date"], f"{at}/start"))
+                first, last = _quiet_date(value.get("start", "")), _quiet_date(value.get("end", ""))
+                if first is not None and last is not None and last.hi < first.lo:
+                    message = f'end "{value["end"]}" is before start "{value["start"]}"'
+                    self.problems.add("bad_date", message, self.document.location(f"{at}/end"))
+            elif shape == "range":
+                segments = self.ranges(value, at)
+                if segments:
+                    given.append(("upper", segments[0].upper.name, at))
+                    given.append(("lower", segments[-1].lower.name, at))
+            else:
+                given.append((name, value, at))
+        self.emit(section.fact, given, item.get("source"))
+
+    def quantity(
+        self, fact_type: str, code: str, value: Mapping[str, Any], pointer: str
+    ) -> list[Given]:
+        """Return the quantity as the fact field its unit converts to (units.py)."""
+        found = units.target(fact_type, (code,), value["unit"])
+        if found is None:
+            known = ", ".join(units.known_units(fact_type))
+            self.problems.add(
+                "unknown_unit",
+                f'unknown unit "{value["unit"]}" (known: {known})',
+                self.document.location(f"{pointer}/unit"),
+            )
+            return []
+        return [(found.field, found.convert(value["value"]), f"{pointer}/value")]
+
+    # -- values -------------------------------------------------------------------------------
+
+    def mapped(self, obj: Mapping[str, Any], pointer: str, spec: str) -> list[Given]:
+        """Return the fields ``spec`` maps from ``obj``, filling in its schema's defaults."""
+        defaults = case_defaults(_schema_path(pointer))
+        return [
+            (name, obj[key] if key in obj else defaults[key], f"{pointer}/{key}")
+            for key, name in _pairs(spec)
+            if key in obj or key in defaults
+        ]
+
+    def ranges(self, value: Any, pointer: str) -> list[Segment]:
+        """Return the motion segments of a range or list of ranges, sorted, each once."""
+        if type(value) is str:  # one range, as most lines give it: its segments are cached
+            try:
+                return list(_range_segments(value))
+            except LevelError as error:
+                self.level_problem(error, pointer)
+                return []
+        found: set[Segment] = set()
+        for text, at in _items(value, pointer):
+            try:
+                found.update(_range_segments(text) if type(text) is str else expand_range(text))
+            except LevelError as error:
+                self.level_problem(error, at)
+        return sorted(found)
+
+    def level_problem(self, error: LevelError, pointer: str) -> None:
+        # levels.py words every vocabulary failure "unknown spinal level ..."; anything else it
+        # rejects is an order or adjacency mistake in a range or segment.
+        code = "unknown_level" if error.message.startswith("unknown spinal level") else "bad_range"
+        self.problems.add(code, error.message, self.document.location(pointer))
+
+    def convert(
+        self, kind: str | None, name: str, raw: Any, pointer: str
+    ) -> Mapping[str, FactValue]:
+        """Return the fact fields one case value becomes, by the field's ``x-kind`` (the
+        mapping may be shared with other facts: read it, never change it)."""
+        if kind == "date":
+            try:
+                # text (always, past the schema) is cached; anything else converts afresh
+                if type(raw) is str:
+                    return _dated_text(name, raw, *self.anchors)
+                return _date_fields(name, raw, self.request, self.service)
+            except DateError as error:
+                self.problems.add("bad_date", error.message, self.document.location(pointer))
+                return {}
+        if kind == "duration":
+            return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
+        if kind in ("level", "segment"):
+            levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
+            try:
+                return levelled(kind, name, raw)
+            except LevelError as error:
+                self.level_problem(error, pointer)
+                return {}
+        if kind == "measurement":
+            if isinstance(raw, str):
+                return {f"{name}_word": " ".join(raw.lower().split())}
+            # durable_rules cannot parse exponent notation; 4 decimals keeps every float plain.
+            return {name: raw if isinstance(raw, int) else round(float(raw), 4)}
+        return {name: raw}
+
+    def resolve(
+        self, fact: tuple[str, str], kind: str | None, given: Given
+    ) -> Mapping[str, FactValue]:
+        """Return the fields of one value, resolving ``{"statements": [...]}`` by source rank."""
+        name, raw, pointer = given
+        if not (_is_mapping(raw) and "statements" in raw):
+            return self.convert(kind, name, raw, pointer)
+        primary = primary_documents()
+        stated = [
+            (s, self.convert(kind, name, s["value"], f"{pointer}/statements/{i}/value"))
+            for i, s in enumerate(raw["statements"])
+        ]
+        # Primary records outrank summaries: only the best-ranked statements have a say.
+        best = max(s["source"]["document"] in primary for s, _ in stated)
+        kept = [(s, out) for s, out in stated if (s["source"]["document"] in primary) == best]
+        if all(out == kept[0][1] for _, out in kept):
+            # The evidence names the statements that decided the value, not the outranked ones.
+            self.deciding.extend(_src(statement["source"]) for statement, _ in kept)
+            return kept[0][1]
+        values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
+        self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer))
+        return {}
+
+    def emit(
+        self, fact_type: str, given: list[Given], source: Mapping[str, Any] | None = None
+    ) -> None:
+        """Add a fact of ``fact_type`` made from the given values and its source."""
+        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
+        fact_id = f"{fact_type}:{count}"
+        kinds = fact_kinds()[fact_type]
+        by_name = {g[0]: g for g in given}
+        if not by_name.keys() <= kinds.keys():  # a table out of step with the dictionary: a bug
+            raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - set(kinds))}")
+        fields: dict[str, FactValue] = {}
+        self.deciding = []
+        for name, kind in kinds.items():  # schema order, so facts read the same every time
+            value = by_name.get(name)
+            if value is None:
+                continue
+            if kind is None and type(value[1]) in _PLAIN:
+                fields[name] = value[1]  # what `resolve` gives a plain value, sooner
+            else:
+                fields.update(self.resolve((fact_type, fact_id), kind, value))
+        if "end_hi" in fields:
+            end, start = fields["end_hi"], fields.get("start_lo")
+            if isinstance(end, int) and isinstance(start, int) and end < start:
+                message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
+                self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
+        if _timed(fact_type)[0]:  # only a fact with a date can have one after the request
+            self.after_request(fact_type, fact_id, fields, by_name)
+        if self.deciding:
+            sources = [*self.deciding, *([_src(source)] if source is not None else [])]
+            fields["src"] = "; ".join(dict.fromkeys(sources))
+        elif source is not None:
+            fields["src"] = _src(source)
+        self.facts.append(Fact.owning(fact_type, fact_id, fields))
+
+    def after_request(
+        self,
+        fact_type: str,
+        fact_id: str,
+        fields: dict[str, FactValue],
+        by_name: Mapping[str, Given],
+    ) -> None:
+        """Leave out every date of the fact that is after the request date, with a conflict.
+
+        Nothing dated after the request can demonstrate what must precede it (a therapy course
+        "ending" in 2052 is a typo, not six years of therapy): the date, its distances to the
+        request and the fact's durations (which run to or from it) become undocumented, and the
+        reviewer sees why. A month-only date that only may be later keeps its interval: the
+        comparisons are then unknown where the bounds disagree.
+        """
+        if self.request is None or fact_type in ("request", "conflict"):
+            return
+        dates, durations = _timed(fact_type)
+        if not dates:
+            return
+        limit = self.request.hi.toordinal()
+        late = [name for name, low in dates if isinstance(v := fields.get(low), int) and v > limit]
+        if not late:
+            return
+        dropped = list(durations)
+        for name in late:
+            stated = (str(fields[name]), f"after the request date {self.request.text}")
+            self.conflicts.append(
+                Conflict(fact_type, fact_id, name, (stated,), by_name[name][2], "after_request")
+            )
+            dropped.append(name)
+        for name in dropped:
+            for key in [k for k in fields if k == name or _derived_from(k, name)]:
+                del fields[key]
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
+
+
+def _ongoing(therapy: Mapping[str, Any], request: PartialDate | None) -> bool:
+    """True for a course the record calls ongoing (one plain status) with a request date."""
+    return therapy.get("status") == "ongoing" and request is not None
+
+
+def _derived_from(key: str, name: str) -> bool:
+    """True when `key` is one of the fields a date or duration `name` becomes (facts.py)."""
+    if key in (f"{name}_lo", f"{name}_hi"):
+        return True
+    rest = key[len(name) + 1 :] if key.startswith(f"{name}_") else ""
+    return rest[:5] in ("mday_", "mend_") or "_before_request_" in key or "_before_service_" in key
