@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from operator import attrgetter
@@ -326,6 +326,8 @@ def _date_fields(
 
     Raises ``DateError`` for a date that is not one.
     """
+    # A plain dict typed read-only rather than a MappingProxyType: every caller copies it into
+    # a fact's fields with dict.update, which copies a dict in C and a proxy key by key.
     day = parse_date(text)
     lo, hi = day.lo.toordinal(), day.hi.toordinal()
     out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
@@ -345,7 +347,7 @@ def _date_fields(
             distance = between(day, to)
             out[f"{name}_{unit}_before_{anchor}_lo"] = distance.lo
             out[f"{name}_{unit}_before_{anchor}_hi"] = distance.hi
-    return MappingProxyType(out)
+    return out
 
 
 @lru_cache(maxsize=_CONVERSIONS)
@@ -353,7 +355,7 @@ def _level_fields(kind: str, name: str, text: str) -> Mapping[str, FactValue]:
     """Return the fields a level or segment becomes (shared: read only); raises LevelError."""
     parsed: Level | Segment = parse_level(text) if kind == "level" else parse_segment(text)
     index = parsed.index if isinstance(parsed, Level) else parsed.upper.index
-    return MappingProxyType({name: parsed.name, f"{name}_index": index})
+    return {name: parsed.name, f"{name}_index": index}  # a dict: see _date_fields
 
 
 @lru_cache(maxsize=_CONVERSIONS)
@@ -661,30 +663,43 @@ class _Builder:
     ) -> Mapping[str, FactValue]:
         """Return the fact fields one case value becomes, by the field's ``x-kind`` (the
         mapping may be shared with other facts: read it, never change it)."""
-        if kind == "date":
-            try:
-                # text (always, past the schema) is cached; anything else converts afresh
-                if type(raw) is str:
-                    return _dated_text(name, raw, *self.anchors)
-                return _date_fields(name, raw, self.request, self.service)
-            except DateError as error:
-                self.problems.add("bad_date", error.message, self.document.location(pointer))
-                return {}
-        if kind == "duration":
-            return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
-        if kind in ("level", "segment"):
-            levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
-            try:
-                return levelled(kind, name, raw)
-            except LevelError as error:
-                self.level_problem(error, pointer)
-                return {}
-        if kind == "measurement":
-            if isinstance(raw, str):
-                return {f"{name}_word": " ".join(raw.lower().split())}
-            # durable_rules cannot parse exponent notation; 4 decimals keeps every float plain.
-            return {name: raw if isinstance(raw, int) else round(float(raw), 4)}
-        return {name: raw}
+        convert = _CONVERTERS.get(kind)
+        return {name: raw} if convert is None else convert(self, name, raw, pointer)
+
+    # One converter per x-kind, chosen once per fact type (`_plan`) rather than per value.
+
+    def _date(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
+        try:
+            # text (always, past the schema) is cached; anything else converts afresh
+            if type(raw) is str:
+                return _dated_text(name, raw, *self.anchors)
+            return _date_fields(name, raw, self.request, self.service)
+        except DateError as error:
+            self.problems.add("bad_date", error.message, self.document.location(pointer))
+            return {}
+
+    def _duration(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
+        return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
+
+    def _level(self, kind: str, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
+        levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
+        try:
+            return levelled(kind, name, raw)
+        except LevelError as error:
+            self.level_problem(error, pointer)
+            return {}
+
+    def _one_level(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
+        return self._level("level", name, raw, pointer)
+
+    def _segment(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
+        return self._level("segment", name, raw, pointer)
+
+    def _measurement(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
+        if isinstance(raw, str):
+            return {f"{name}_word": " ".join(raw.lower().split())}
+        # durable_rules cannot parse exponent notation; 4 decimals keeps every float plain.
+        return {name: raw if isinstance(raw, int) else round(float(raw), 4)}
 
     def resolve(
         self, fact: tuple[str, str], kind: str | None, given: Given
@@ -715,18 +730,23 @@ class _Builder:
         """Add a fact of ``fact_type`` made from the given values and its source."""
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         fact_id = f"{fact_type}:{count}"
-        kinds = fact_kinds()[fact_type]
+        plan = _plan(fact_type)
         by_name = {g[0]: g for g in given}
-        if not by_name.keys() <= kinds.keys():  # a table out of step with the dictionary: a bug
-            raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - set(kinds))}")
+        if not by_name.keys() <= plan.names:  # a table out of step with the dictionary: a bug
+            raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - plan.names)}")
         fields: dict[str, FactValue] = {}
         self.deciding = []
-        for name, kind in kinds.items():  # schema order, so facts read the same every time
+        for name, kind, convert in plan.fields:  # schema order, so facts read the same always
             value = by_name.get(name)
             if value is None:
                 continue
-            if kind is None and type(value[1]) in _PLAIN:
-                fields[name] = value[1]  # what `resolve` gives a plain value, sooner
+            raw = value[1]
+            # What `resolve` gives, sooner: statements are the one value it does more for.
+            if type(raw) in _PLAIN or not (_is_mapping(raw) and "statements" in raw):
+                if convert is None:
+                    fields[name] = raw
+                else:
+                    fields.update(convert(self, name, raw, value[2]))
             else:
                 fields.update(self.resolve((fact_type, fact_id), kind, value))
         if "end_hi" in fields:
@@ -734,7 +754,7 @@ class _Builder:
             if isinstance(end, int) and isinstance(start, int) and end < start:
                 message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
                 self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
-        if _timed(fact_type)[0]:  # only a fact with a date can have one after the request
+        if plan.dated:  # only a fact with a date can have one after the request
             self.after_request(fact_type, fact_id, fields, by_name)
         if self.deciding:
             sources = [*self.deciding, *([_src(source)] if source is not None else [])]
@@ -777,6 +797,37 @@ class _Builder:
         for name in dropped:
             for key in [k for k in fields if k == name or _derived_from(k, name)]:
                 del fields[key]
+
+
+Converter = Callable[[_Builder, str, Any, str], Mapping[str, FactValue]]
+# The converter of each x-kind (facts.schema.json); a kind not here is taken as it is.
+_CONVERTERS: dict[str | None, Converter] = {
+    "date": _Builder._date,
+    "duration": _Builder._duration,
+    "level": _Builder._one_level,
+    "segment": _Builder._segment,
+    "measurement": _Builder._measurement,
+}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How a fact type's fields are made, decided once per type rather than once per value."""
+
+    # (field, x-kind, its converter or None for a value taken as it is), in schema order
+    fields: tuple[tuple[str, str | None, Converter | None], ...]
+    names: frozenset[str]
+    dated: bool  # has a date field (only such a fact can be dated after the request)
+
+
+@cache
+def _plan(fact_type: str) -> _Plan:
+    kinds = fact_kinds()[fact_type]
+    return _Plan(
+        tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
+        frozenset(kinds),
+        bool(_timed(fact_type)[0]),
+    )
 
 
 def _is_mapping(value: Any) -> bool:
