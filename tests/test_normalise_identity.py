@@ -126,7 +126,7 @@ DATES = [
 LEVELS = ["L6", "L5-L4", "L4-S1", "T12-S2", "L3-L5", "S1", "L4", "L4-L5", "l4-l5", "S1-S2"]
 WORDS = ["ongoing", "completed", "contraindicated", "current", "never", "former", "  Mild  X "]
 UNITS = ["mm", "cm", "%", "mmol/mol", "ng/mL", "furlong", "deg", "mg/dL"]
-DOCUMENTS = ["clinic_note", "lab_result", "surgeon_letter", "imaging_report", "referral"]
+DOCUMENTS = ["clinic_note", "lab_result", "surgeon_letter", "radiology_report", "request_form"]
 NUMBERS = [0, 1, 8.0, 7.99999, 12.345678, 1000.0, -1, 120, 2.5, 1e-05, True, False]
 
 
@@ -140,6 +140,12 @@ def leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for i, item in enumerate(value):
             found += leaves(item, (*path, i))
     return found
+
+
+def at(value: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        value = value[key]
+    return value
 
 
 def replacement(rng: random.Random, old: Any) -> Any:
@@ -165,17 +171,18 @@ def mutate(rng: random.Random) -> Document:
     """A valid case with one to four values replaced, stated by disagreeing sources, or cut."""
     base = copy.deepcopy(rng.choice(BASES).data)
     for _ in range(rng.randint(1, 4)):
-        path = rng.choice(leaves(base))
-        parent = base
-        for key in path[:-1]:
-            parent = parent[key]
-        old = parent[path[-1]]
         how = rng.choice(["replace", "statements", "delete"])
+        paths = leaves(base)
+        if how == "statements":  # the schema allows them for measurements and yes/no facts
+            paths = [p for p in paths if isinstance(at(base, p), int | float)] or paths
+        path = rng.choice(paths)
+        parent = at(base, path[:-1])
+        old = parent[path[-1]]
         if how == "delete" and isinstance(parent, dict):
             del parent[path[-1]]
         elif how == "statements" and not isinstance(old, dict | list):
             first = {"value": rng.choice([old, replacement(rng, old)])}
-            second = {"value": replacement(rng, old)}
+            second = {"value": rng.choice([first["value"], replacement(rng, old)])}
             first["source"] = {"document": rng.choice(DOCUMENTS)}
             second["source"] = {
                 "document": rng.choice(DOCUMENTS),
@@ -195,11 +202,14 @@ def test_mutated_documents_normalise_the_same(rng):
 
 
 def test_mutations_reach_the_normaliser_and_its_errors():
-    # The property above is only as good as the share of mutations the schema lets through.
-    reached = errors = 0
-    for document in (mutate(random.Random(seed)) for seed in range(300)):
+    # The property above is only as good as the share of mutations the schema lets through:
+    # on these 600 about 130 reach the normaliser, 25 with statements, 10 raise its errors.
+    reached = stated = errors = 0
+    for document in (mutate(random.Random(seed)) for seed in range(600)):
         if same(document):
             reached += 1
+            stated += "statements" in json.dumps(document.data)
             errors += outcome(facts, document)[0] == "error"
-    assert reached >= 60
+    assert reached >= 100
+    assert stated >= 15
     assert errors >= 5
