@@ -86,14 +86,14 @@ class Fact:
     type: str
     id: str
     fields: Mapping[str, FactValue]
-    # The fact as the engine sees it, built once: as_dict hands out copies.
-    _row: dict[str, FactValue] = field(init=False, repr=False, compare=False)
+    # The fields as a plain dict (`fields` is a read-only view of it): as_dict copies it.
+    _plain: dict[str, FactValue] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A read-only copy, so a fact handed on cannot be changed behind its id.
         plain = dict(self.fields)
         object.__setattr__(self, "fields", MappingProxyType(plain))
-        object.__setattr__(self, "_row", {"t": self.type, "id": self.id, **plain})
+        object.__setattr__(self, "_plain", plain)
 
     @classmethod
     def owning(cls, fact_type: str, fact_id: str, fields: dict[str, FactValue]) -> Fact:
@@ -101,12 +101,14 @@ class Fact:
         ``fields``, which the caller hands over and never touches again (the normaliser: a
         dozen facts a case, each copied twice otherwise)."""
         fact = object.__new__(cls)
-        # What __init__ and __post_init__ set, set directly: the class is frozen.
-        vars(fact).update(
-            type=fact_type,
-            id=fact_id,
-            fields=MappingProxyType(fields),
-            _row={"t": fact_type, "id": fact_id, **fields},
+        # What __init__ and __post_init__ set, set directly (the class is frozen), in one dict.
+        fact.__dict__.update(
+            {
+                "type": fact_type,
+                "id": fact_id,
+                "fields": MappingProxyType(fields),
+                "_plain": fields,
+            }
         )
         return fact
 
@@ -116,7 +118,7 @@ class Fact:
     def as_dict(self) -> dict[str, FactValue]:
         """Return the fact as the engine sees it: ``{"t": type, "id": id, **fields}`` (a new
         dict each time)."""
-        return self._row.copy()
+        return {"t": self.type, "id": self.id, **self._plain}
 
 
 @dataclass(frozen=True)
