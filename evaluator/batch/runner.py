@@ -375,22 +375,13 @@ Task = tuple[int, Item, int]  # (index, item, attempt)
 
 
 # A worker collects its youngest generation of objects after 5,000 more allocations than
-# frees (Python's default: 700). A chunk of cases in hand keeps thousands alive, and at 700
-# every chunk cost a collection walking them: 13 us a case of garbage collection, 0.9 us at
-# these thresholds (with `_settle`'s freeze), on the bench cases. The older generations are
-# collected every 2 (not 10) younger collections, so cyclic garbage never piles up there:
-# (5,000, 10, 10) let a worker grow from 51 to 69 MB over 10,000 cases; these keep it at 51.
+# frees (Python's default: 700), and the older ones every 2 (not 10) younger collections. A
+# chunk of cases in hand keeps thousands of objects alive, and at 700 nearly every chunk cost
+# a collection walking them: 13 us a case of garbage collection, 0.7 us at these thresholds
+# (bench cases, 16 a chunk). The older generations collected sooner keep the worker's peak
+# memory where it was (51 MB over 30,000 cases); gc.freeze() after the first chunk, measured
+# too, saved less (8.6 us a case) and with these thresholds let a worker grow to 141 MB.
 WORKER_GC_THRESHOLDS = (5_000, 2, 2)
-
-
-def _settle() -> None:
-    """Once a worker has reviewed its first chunk (the library loaded, the policies compiled
-    and registered, the engine's sessions open, all kept for the worker's life), take what it
-    holds out of the garbage collector's sight and collect less often. Only in a worker: this
-    is the worker's own process, never a caller's heap."""
-    gc.collect()  # what is garbage now is freed, not frozen
-    gc.freeze()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
 
 
 def _work(conn: Connection, root: str, policy: str | None, review: Review) -> None:
@@ -399,10 +390,11 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
     and the others handed out again, see `_Pool`)."""
     # Ctrl-C reaches the whole process group; the main process decides what stops, and when.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The worker's own process: tuning its collector never touches a caller's heap.
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
     try:
         library = Library(root)
         conn.send(("ready", None))
-        settled = False
         while (chunk := conn.recv()) is not None:
             if review is review_item:  # the cases of a chunk share engine sessions
                 done = review_chunk(chunk, policy, library)
@@ -412,9 +404,6 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
                 # Sent as the line the Writer writes: encoded here, in parallel, not in the
                 # main process, which only decodes it (json.loads is cheaper than dumps).
                 conn.send(("done", encode(record)))
-            if not settled:
-                _settle()
-                settled = True
     except (EOFError, BrokenPipeError):
         return  # the main process went away
     except Exception as error:  # reported to the main process, which stops

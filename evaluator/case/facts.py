@@ -734,14 +734,10 @@ class _Builder:
         fact_id = f"{fact_type}:{count}"
         plan = _plan(fact_type)
         by_name = {g[0]: g for g in given}
-        if not by_name.keys() <= plan.names:  # a table out of step with the dictionary: a bug
-            raise KeyError(f"{fact_type} has no fields {sorted(set(by_name) - plan.names)}")
         fields: dict[str, FactValue] = {}
         self.deciding = []
-        for name, kind, convert in plan.fields:  # schema order, so facts read the same always
-            value = by_name.get(name)
-            if value is None:
-                continue
+        for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
+            value = by_name[name]
             raw = value[1]
             # What `resolve` gives, sooner: statements are the one value it does more for.
             if type(raw) in _PLAIN or not (_is_mapping(raw) and "statements" in raw):
@@ -812,20 +808,44 @@ _CONVERTERS: dict[str | None, Converter] = {
 }
 
 
+# How many different sets of fields given for one fact type have their steps kept (a case
+# gives the same few again and again; bounded, so memory stays flat whatever cases come).
+_STEPS_KEPT = 256
+Step = tuple[str, str | None, Converter | None]
+
+
 @dataclass(frozen=True)
 class _Plan:
     """How a fact type's fields are made, decided once per type rather than once per value."""
 
+    fact_type: str
     # (field, x-kind, its converter or None for a value taken as it is), in schema order
-    fields: tuple[tuple[str, str | None, Converter | None], ...]
+    fields: tuple[Step, ...]
     names: frozenset[str]
     dated: bool  # has a date field (only such a fact can be dated after the request)
+    # the steps for the fields given, by the names given in the order given
+    _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
+
+    def steps(self, given: tuple[str, ...]) -> tuple[Step, ...]:
+        """Return the steps of the fields named in ``given``, in schema order; raises
+        ``KeyError`` for a name the fact type does not have (a table out of step with the
+        dictionary: a bug)."""
+        found = self._kept.get(given)
+        if found is None:
+            if not self.names.issuperset(given):
+                missing = sorted(set(given) - self.names)
+                raise KeyError(f"{self.fact_type} has no fields {missing}")
+            found = tuple(step for step in self.fields if step[0] in given)
+            if len(self._kept) < _STEPS_KEPT:
+                self._kept[given] = found
+        return found
 
 
 @cache
 def _plan(fact_type: str) -> _Plan:
     kinds = fact_kinds()[fact_type]
     return _Plan(
+        fact_type,
         tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
         frozenset(kinds),
         bool(_timed(fact_type)[0]),
