@@ -9,6 +9,7 @@ import json
 import math
 import multiprocessing
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,7 @@ def test_a_worker_process_collects_its_garbage_less_often(monkeypatch: pytest.Mo
     # change of the process (signals, the collector) and the library stood in for.
     calls: list[tuple[int, ...]] = []
     monkeypatch.setattr(gc, "set_threshold", lambda *a: calls.append(a))
-    monkeypatch.setattr(batch.signal, "signal", lambda *_: None)
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
     monkeypatch.setattr(batch, "Library", lambda root: root)
     ours, theirs = multiprocessing.Pipe()
     ours.send(None)  # no chunk: stop at once
