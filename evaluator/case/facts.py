@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -77,6 +77,9 @@ _CONVERSIONS = 4096
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _SCALARS = _PLAIN | {list}
 _INDEX = attrgetter("index")
+_NAME = itemgetter(0)
+# The fact types whose dates are never "after the request": the request's own, a conflict's.
+_NEVER_LATE = frozenset({"request", "conflict"})
 
 
 @dataclass(frozen=True)
@@ -423,6 +426,8 @@ class _Builder:
         # The planned date of service, when given: dates also get their distances to it.
         service = self.data["request"].get("service_date")
         self.service = _quiet_date(service) if service is not None else None
+        # The last day a date may be, as an ordinal: a fact dated later is `after_request`.
+        self.limit = None if self.request is None else self.request.hi.toordinal()
         # What the two stand for in the cache of converted dates.
         self.anchors = (
             None if self.request is None else self.request.text,
@@ -733,7 +738,7 @@ class _Builder:
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         fact_id = f"{fact_type}:{count}"
         plan = _plan(fact_type)
-        by_name = {g[0]: g for g in given}
+        by_name = dict(zip(map(_NAME, given), given, strict=True))  # the last of a name wins
         fields: dict[str, FactValue] = {}
         self.deciding = []
         for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
@@ -752,8 +757,13 @@ class _Builder:
             if isinstance(end, int) and isinstance(start, int) and end < start:
                 message = f'end "{fields["end"]}" is before start "{fields["start"]}"'
                 self.problems.add("bad_date", message, self.document.location(by_name["end"][2]))
-        if plan.dated:  # only a fact with a date can have one after the request
-            self.after_request(fact_type, fact_id, fields, by_name)
+        # Only a fact with a date can have one after the request (`after_request` says which).
+        limit = self.limit
+        if limit is not None:
+            for low in plan.first_days:
+                if isinstance(v := fields.get(low), int) and v > limit:
+                    self.after_request(fact_type, fact_id, fields, by_name)
+                    break
         if self.deciding:
             sources = [*self.deciding, *([_src(source)] if source is not None else [])]
             fields["src"] = "; ".join(dict.fromkeys(sources))
@@ -776,7 +786,7 @@ class _Builder:
         reviewer sees why. A month-only date that only may be later keeps its interval: the
         comparisons are then unknown where the bounds disagree.
         """
-        if self.request is None or fact_type in ("request", "conflict"):
+        if self.request is None or fact_type in _NEVER_LATE:
             return
         dates, durations = _timed(fact_type)
         if not dates:
@@ -822,7 +832,8 @@ class _Plan:
     # (field, x-kind, its converter or None for a value taken as it is), in schema order
     fields: tuple[Step, ...]
     names: frozenset[str]
-    dated: bool  # has a date field (only such a fact can be dated after the request)
+    # the field of each date's first possible day, but for facts never dated after the request
+    first_days: tuple[str, ...]
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -848,7 +859,7 @@ def _plan(fact_type: str) -> _Plan:
         fact_type,
         tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
         frozenset(kinds),
-        bool(_timed(fact_type)[0]),
+        () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
     )
 
 
