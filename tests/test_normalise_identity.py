@@ -9,6 +9,7 @@ import copy
 import json
 import random
 import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ def at(value: Any, path: tuple[Any, ...]) -> Any:
     return value
 
 
-def replacement(rng: random.Random, old: Any) -> Any:
+def replacement(rng: random.Random, old: Any, near: list[str]) -> Any:
     if isinstance(old, bool):
         return rng.choice([not old, *NUMBERS])
     if isinstance(old, int | float):
@@ -158,7 +159,7 @@ def replacement(rng: random.Random, old: Any) -> Any:
         if rng.random() < 0.2:
             return rng.choice([*DATES, *LEVELS, *WORDS, *UNITS, *DOCUMENTS])
         if re.fullmatch(r"\d{4}(-\d\d)*", old):
-            return rng.choice(DATES)
+            return rng.choice([*DATES, *near])
         if re.fullmatch(r"[CTLS]\d+(-[CTLS]\d+)?", old):
             return rng.choice(LEVELS)
         return rng.choice([f" {old.upper()}  ", *WORDS, *UNITS, *DOCUMENTS])
@@ -170,6 +171,9 @@ def replacement(rng: random.Random, old: Any) -> Any:
 def mutate(rng: random.Random) -> Document:
     """A valid case with one to four values replaced, stated by disagreeing sources, or cut."""
     base = copy.deepcopy(rng.choice(BASES).data)
+    # dates on either side of the request's: "after the request" is decided by a day
+    request = date.fromisoformat(base["request"]["date"])
+    near = [str(request + timedelta(days=d)) for d in (-1, 0, 1, 31)] + [str(request)[:7]]
     for _ in range(rng.randint(1, 4)):
         how = rng.choice(["replace", "statements", "delete"])
         paths = leaves(base)
@@ -181,8 +185,8 @@ def mutate(rng: random.Random) -> Document:
         if how == "delete" and isinstance(parent, dict):
             del parent[path[-1]]
         elif how == "statements" and not isinstance(old, dict | list):
-            first = {"value": rng.choice([old, replacement(rng, old)])}
-            second = {"value": rng.choice([first["value"], replacement(rng, old)])}
+            first = {"value": rng.choice([old, replacement(rng, old, near)])}
+            second = {"value": rng.choice([first["value"], replacement(rng, old, near)])}
             first["source"] = {"document": rng.choice(DOCUMENTS)}
             second["source"] = {
                 "document": rng.choice(DOCUMENTS),
@@ -191,7 +195,7 @@ def mutate(rng: random.Random) -> Document:
             }
             parent[path[-1]] = {"statements": [first, second]}
         else:
-            parent[path[-1]] = replacement(rng, old)
+            parent[path[-1]] = replacement(rng, old, near)
     return Document(base, "mutated.json", {})
 
 
