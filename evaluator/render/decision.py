@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from evaluator.decide.decision import (
@@ -54,6 +55,10 @@ STATUS_WORDS = {
     Status.NOT_APPLICABLE: "not applicable",
 }
 _JSON_TRUTH = {Truth.TRUE: "true", Truth.FALSE: "false", Truth.UNKNOWN: "unknown"}
+# Each member's value as a plain str, looked up (by the str's own hash) rather than read
+# through the enum's `value` property: a few of them in every decision rendered.
+_STATUS_VALUE = {status: status.value for status in Status}
+_DETERMINATION_VALUE = {d: d.value for d in Determination}
 
 
 def review_note(decision: Decision) -> str | None:
@@ -99,6 +104,13 @@ def _conflict_text(conflict: Mapping[str, str]) -> str:
 # ---- JSON -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
+def _one_line(text: str) -> str:
+    """Return ``text`` with each run of whitespace one space (a policy's citations: the same
+    few in every decision of the policy, so kept; bounded)."""
+    return " ".join(text.split())
+
+
 def _evidence_json(ev: Evidence) -> dict[str, Any]:
     facts = [
         {"type": f.type, "id": f.id, "values": dict(f.values), "source": f.source} for f in ev.facts
@@ -117,7 +129,7 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
         "section": c.section,
         "section_title": c.section_title,
         "title": c.title,
-        "status": c.status.value,
+        "status": _STATUS_VALUE[c.status],
         "evidence": [_evidence_json(e) for e in c.evidence],
         "citations": list(c.citations),
         "rationale": c.rationale,
@@ -129,7 +141,7 @@ def _clause_json(c: ClauseResult) -> dict[str, Any]:
 
 def _alternative_json(alt: AlternativeScope) -> dict[str, Any]:
     own = alt.decision
-    determination = own.determination.value if own else None
+    determination = _DETERMINATION_VALUE[own.determination] if own else None
     return {
         "summary": alt.summary,
         "determination": determination,
@@ -137,7 +149,7 @@ def _alternative_json(alt: AlternativeScope) -> dict[str, Any]:
         "failing_clauses": []
         if own is None
         else [
-            {"id": c.id, "status": c.status.value, "rationale": c.rationale}
+            {"id": c.id, "status": _STATUS_VALUE[c.status], "rationale": c.rationale}
             for c in own.by_status(Status.NOT_MET, Status.NOT_DOCUMENTED)
         ],
         "documentation_requests": []
@@ -170,7 +182,7 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
     alt = decision.alternative
     body = {
         "case_id": decision.case_id,
-        "determination": decision.determination.value,
+        "determination": _DETERMINATION_VALUE[decision.determination],
         "x12_action": decision.x12_action,
         "policy": {
             "id": decision.policy_id,
@@ -182,8 +194,13 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
         "alternative": None if alt is None else _alternative_json(alt),
         "documentation_requests": [_request_json(r) for r in decision.documentation_requests],
         "references": [
-            {"id": r.id, "citation": " ".join(r.citation.split()), "doi": r.doi, "url": r.url}
-            | {"note": r.note}
+            {
+                "id": r.id,
+                "citation": _one_line(r.citation),
+                "doi": r.doi,
+                "url": r.url,
+                "note": r.note,
+            }
             for r in decision.references
         ],
         "conflicts": [
