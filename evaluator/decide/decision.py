@@ -351,6 +351,16 @@ class _Outcome:
             waiver = values.get((self.waiver, ()))
             if waiver is not None and waiver.fact["v"] == Truth.TRUE:
                 return self.waiver
+            if self.decider is None:  # a clause only a waiver makes not applicable
+                if waiver is None:
+                    raise _no_value(self.waiver)
+                raise EngineError.single(
+                    "engine_failed", f"not applicable, but `{self.waiver}` did not hold"
+                )
+        elif self.decider is None and self.status is Status.NOT_APPLICABLE:
+            raise EngineError.single(
+                "engine_failed", "not applicable, but nothing could make it so"
+            )
         return self.decider
 
 

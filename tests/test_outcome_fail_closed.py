@@ -1,0 +1,139 @@
+"""Each clause's outcome plan (`_ClausePlan.outcome`, `_Outcome.deciding`) fails closed
+(issue 10 review): a status the engine did not derive, one it could not have said, or the
+deciding node of a clause not applicable taken away, and assembly and the verdict both refuse:
+never a status or a decision made up by default.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api
+from evaluator.case import cases
+from evaluator.compile.program import Program
+from evaluator.decide import decision
+from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.errors import EngineError
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Policy
+from evaluator.language.policies import Library
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
+
+Run = tuple[str, Policy, Program, list[dict[str, Any]], Trace]
+
+
+def _runs() -> Iterator[Run]:
+    library = Library()
+    for path in EXAMPLES:
+        case = cases.load_case(path)
+        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
+            effective = api.with_plan(case, policy)
+            program = api.program_for(effective)
+            seen = api.facts_for(case, effective)
+            chain = (effective.id,)
+            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
+            yield path.stem, effective, program, facts, Engine.get().run(program, facts)
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[Run]:
+    return list(_runs())
+
+
+def _with(trace: Trace, **changes: Any) -> Trace:
+    changed = copy.copy(trace)
+    for name, value in changes.items():
+        setattr(changed, name, value)
+    return changed
+
+
+def _refusals(run: Run, trace: Trace) -> list[Exception]:
+    """What assemble and verdict raise on the trace (failing the test if either gives one)."""
+    _, policy, program, facts, _ = run
+    calls: list[Callable[[], object]] = [
+        lambda: decision.assemble(policy, program, trace, "c", facts, []),
+        lambda: decision.verdict(policy, program, trace),
+    ]
+    raised = []
+    for call in calls:
+        with pytest.raises(Exception) as caught:  # noqa: PT011  (told apart by the caller)
+            call()
+        raised.append(caught.value)
+    return raised
+
+
+def test_a_clause_without_a_status_is_an_engine_error(runs: list[Run]) -> None:
+    for run in runs:
+        trace = run[-1]
+        for clause in trace.statuses:
+            rest = {k: v for k, v in trace.statuses.items() if k != clause}
+            for error in _refusals(run, _with(trace, statuses=rest)):
+                assert isinstance(error, EngineError), (run[0], clause)
+                assert f"no status was derived for `{clause}`" in str(error)
+
+
+def test_a_status_no_clause_can_have_is_refused(runs: list[Run]) -> None:
+    for run in runs[:5]:
+        trace = run[-1]
+        for clause, emitted in trace.statuses.items():
+            said = Emitted({**emitted.fact, "status": "maybe"}, emitted.rule, emitted.matched)
+            wrong = {**trace.statuses, clause: said}
+            for error in _refusals(run, _with(trace, statuses=wrong)):
+                assert "maybe" in str(error), (run[0], clause)
+
+
+def test_a_clause_not_applicable_without_its_deciding_value_is_an_engine_error(
+    runs: list[Run],
+) -> None:
+    """The applicability test decides a clause not applicable (unless a waiver held): with its
+    value taken away, both refuse, as for a requirement (tests/test_assembly_plan.py)."""
+    checked = 0
+    for run in runs:
+        _, policy, program, _, trace = run
+        for clause in policy.clauses:
+            if trace.statuses[clause.id].fact["status"] != "not_applicable":
+                continue
+            nodes = program.clauses[clause.id]
+            waiver = trace.values.get((nodes.waiver, ())) if nodes.waiver else None
+            if waiver is not None and waiver.fact["v"] == Truth.TRUE:
+                decider = nodes.waiver
+            else:
+                decider = nodes.applies
+            assert decider, (run[0], clause.id)  # not applicable: something decided it
+            rest = {k: v for k, v in trace.values.items() if k != (decider, ())}
+            for error in _refusals(run, _with(trace, values=rest)):
+                assert isinstance(error, EngineError), (run[0], clause.id)
+                assert f"no value was derived for `{decider}`" in str(error)
+            checked += 1
+    assert checked >= 3
+
+
+def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
+    runs: list[Run],
+) -> None:
+    """A clause with no applicability test is not applicable only by its waiver: said false or
+    unknown, it is an engine error, never a clause not applicable with no evidence."""
+    checked = 0
+    for run in runs:
+        _, policy, program, _, trace = run
+        for clause in policy.clauses:
+            nodes = program.clauses[clause.id]
+            status = trace.statuses[clause.id].fact["status"]
+            if status != "not_applicable" or nodes.applies or not nodes.waiver:
+                continue
+            held = trace.values[(nodes.waiver, ())]
+            for said in (Truth.FALSE, Truth.UNKNOWN):
+                other = Emitted({**held.fact, "v": said}, held.rule, held.matched)
+                broken = _with(trace, values={**trace.values, (nodes.waiver, ()): other})
+                for error in _refusals(run, broken):
+                    assert isinstance(error, EngineError), (run[0], clause.id)
+                    assert f"`{nodes.waiver}` did not hold" in str(error)
+            checked += 1
+    assert checked >= 3
