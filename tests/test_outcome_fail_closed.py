@@ -7,39 +7,21 @@ never a status or a decision made up by default.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from evaluator import api
-from evaluator.case import cases
+from evaluator.case.cases import Case
 from evaluator.compile.program import Program
 from evaluator.decide import decision
-from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.engine.durable import Emitted, Trace
 from evaluator.errors import EngineError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Policy
-from evaluator.language.policies import Library
+from tests.test_referenced_verdict import _runs
 
-ROOT = Path(__file__).parent.parent
-EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
-
-Run = tuple[str, Policy, Program, list[dict[str, Any]], Trace]
-
-
-def _runs() -> Iterator[Run]:
-    library = Library()
-    for path in EXAMPLES:
-        case = cases.load_case(path)
-        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
-            effective = api.with_plan(case, policy)
-            program = api.program_for(effective)
-            seen = api.facts_for(case, effective)
-            chain = (effective.id,)
-            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
-            yield path.stem, effective, program, facts, Engine.get().run(program, facts)
+Run = tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +38,7 @@ def _with(trace: Trace, **changes: Any) -> Trace:
 
 def _refusals(run: Run, trace: Trace) -> list[Exception]:
     """What assemble and verdict raise on the trace (failing the test if either gives one)."""
-    _, policy, program, facts, _ = run
+    _, _, policy, program, facts, _ = run
     calls: list[Callable[[], object]] = [
         lambda: decision.assemble(policy, program, trace, "c", facts, []),
         lambda: decision.verdict(policy, program, trace),
@@ -96,7 +78,7 @@ def test_a_clause_not_applicable_without_its_deciding_value_is_an_engine_error(
     value taken away, both refuse, as for a requirement (tests/test_assembly_plan.py)."""
     checked = 0
     for run in runs:
-        _, policy, program, _, trace = run
+        _, _, policy, program, _, trace = run
         for clause in policy.clauses:
             if trace.statuses[clause.id].fact["status"] != "not_applicable":
                 continue
@@ -122,7 +104,7 @@ def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
     unknown, it is an engine error, never a clause not applicable with no evidence."""
     checked = 0
     for run in runs:
-        _, policy, program, _, trace = run
+        _, _, policy, program, _, trace = run
         for clause in policy.clauses:
             nodes = program.clauses[clause.id]
             status = trace.statuses[clause.id].fact["status"]
