@@ -1,7 +1,7 @@
-"""Batches of cases (issue 10): `api.review_many` and a batch worker's chunk
-(`batch.review_chunk`) give each case the review it gets alone, its cases run one after another
-in each program's reused engine session (tests/test_rolling.py), and an engine error in one
-case stays that case's.
+"""Batches of cases (issue 10): `api.review_many` gives each case the review it gets alone, its
+cases run one after another in each program's reused engine session (tests/test_rolling.py),
+and an engine error in one case stays that case's. (A batch worker reviews its chunk item by
+item the same way: tests/test_batch*.py.)
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from evaluator import api
-from evaluator.batch import runner as batch
 from evaluator.case.cases import Case, load_case
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library
@@ -67,18 +66,3 @@ def _without_stamps(record: dict[str, Any]) -> dict[str, Any]:
     record = json.loads(json.dumps(record))
     record.get("result", {}).pop("evaluated_at", None)
     return record
-
-
-def test_a_chunk_gives_the_records_of_its_items_alone(tmp_path: Path) -> None:
-    """A worker's chunk: an unreadable case, then example cases; the same records as one item
-    at a time (timestamps aside), the bad case an `invalid_input` record."""
-    bad = tmp_path / "bad.json"
-    bad.write_text("{")
-    paths = [bad, *EXAMPLES[:6]]
-    items = [batch.Item(str(p), path=str(p)) for p in paths]
-    library = Library()
-    alone = [_without_stamps(batch.review_item(item, None, library)) for item in items]
-    chunk = [_without_stamps(r) for r in batch.review_chunk(items, None, library)]
-    assert chunk == alone
-    assert chunk[0]["error"] == "invalid_input"
-    assert all("determination" in r for r in chunk[1:])

@@ -229,12 +229,6 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
     return record
 
 
-def review_chunk(items: list[Item], policy: str | None, library: Library) -> list[Record]:
-    """Return `review_item`'s record of each item, in order: each case runs in the programs'
-    reused engine sessions (`Engine.run`), so its error is its own record only."""
-    return [review_item(item, policy, library) for item in items]
-
-
 def _failure(record: Record, item: Item, error: Exception) -> Record:
     if isinstance(error, InputError):
         return _failed(record, INVALID_INPUT, error)
@@ -396,10 +390,8 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
         library = Library(root)
         conn.send(("ready", None))
         while (chunk := conn.recv()) is not None:
-            if review is review_item:  # the cases of a chunk share engine sessions
-                done = review_chunk(chunk, policy, library)
-            else:
-                done = [review(item, policy, library) for item in chunk]
+            # one after another, in the programs' reused engine sessions (`Engine.run`)
+            done = [review(item, policy, library) for item in chunk]
             for record in done:
                 # Sent as the line the Writer writes: encoded here, in parallel, not in the
                 # main process, which only decodes it (json.loads is cheaper than dumps).
