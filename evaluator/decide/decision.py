@@ -380,14 +380,18 @@ class _ClausePlan:
 
     def outcome(self, statuses: Mapping[str, Emitted]) -> _Outcome:
         """Return the outcome of the status the engine derived for the clause, else the
-        EngineError (ValueError for a status no clause can have). The one check of a clause's
+        EngineError (none derived, or one no clause can have). The one check of a clause's
         status, for `assemble` and `verdict`."""
         emitted = statuses.get(self.id)
         if emitted is None:
             raise EngineError.single("engine_failed", f"no status was derived for `{self.id}`")
         said = emitted.fact["status"]
-        found = self.outcomes.get(said)
-        return self.outcomes[Status(said).value] if found is None else found
+        found = self.outcomes.get(said)  # a Status is a str: either finds its outcome
+        if found is None:
+            raise EngineError.single(
+                "engine_failed", f"the status derived for `{self.id}` is not one: {said!r}"
+            )
+        return found
 
 
 class _Plan:
