@@ -161,8 +161,7 @@ class Generator:
         rng = self.rng
         out: list[Fact] = []
         for fact in self.types:
-            # up to five of a type that occurs several times: a count up to 3 above and below N
-            for i in range(rng.randint(0, 5 if fact in MANY else 1)):
+            for i in range(rng.randint(0, 3 if fact in MANY else 1)):
                 made: Fact = {"t": fact, "id": f"{fact}:{i + 1}"}
                 for info in TYPES[fact]:
                     if rng.random() < 0.75:
