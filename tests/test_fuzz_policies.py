@@ -161,7 +161,8 @@ class Generator:
         rng = self.rng
         out: list[Fact] = []
         for fact in self.types:
-            for i in range(rng.randint(0, 3 if fact in MANY else 1)):
+            # up to five of a type that occurs several times: a count up to 3 above and below N
+            for i in range(rng.randint(0, 5 if fact in MANY else 1)):
                 made: Fact = {"t": fact, "id": f"{fact}:{i + 1}"}
                 for info in TYPES[fact]:
                     if rng.random() < 0.75:
