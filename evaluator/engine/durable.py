@@ -183,7 +183,7 @@ class Engine:
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
         """
-        if not trace:
+        if not trace and _reusable(program):
             reused = self._reused_for(program)
             if reused.lock.acquire(blocking=False):
                 try:
@@ -336,6 +336,17 @@ def _plans(program: Program) -> dict[str, _Plan]:
     # Program is frozen; a memo, not part of its value (as `projection` keeps its own).
     object.__setattr__(program, _PLANS, found)
     return found
+
+
+def _reusable(program: Program) -> bool:
+    """Whether consecutive runs of the program may reuse one emptied session: not with `count`
+    rules. durable_rules keeps a counted rule's batch of matches apart from the facts, and
+    retracting the facts of a case that filled part of one corrupts its memory: reusing such
+    a session crashed the process (a segfault or an abort inside `retract_facts` or the next
+    `assert_facts`) once generated count policies had run case after case
+    (tests/test_fuzz_policies.py beside tests/test_count_semantics.py). Such a program gets a
+    new session per case, as before sessions were reused."""
+    return all(rule.count is None for rule in program.rules)
 
 
 # The value types `_Session.admit` copies as they are (no float: it is normalised or refused).
