@@ -219,7 +219,7 @@ class Engine:
             if reused is not None and reused.handle == handle:
                 return reused
             if reused is not None:  # registered afresh (see `_left_in_place`)
-                self._drop(program.name, reused, safe=not reused.dirty)
+                self._retire(program.name, reused)
             reused = _Reused(handle, str(next(self._sessions)))
             self._reused[program.name] = reused
             return reused
@@ -268,6 +268,20 @@ class Engine:
         reused.last = None
         reused.dirty = False
         return True
+
+    def _retire(self, name: str, reused: _Reused) -> None:
+        """Stop reusing the session of a ruleset registered afresh. Another thread may hold
+        it (its case about to run or running): it is deleted only when none does, and marked
+        dirty so that a thread that fetched it before gives it up rather than use it."""
+        idle = reused.lock.acquire(blocking=False)
+        try:
+            safe = idle and not reused.dirty
+            if idle:
+                reused.dirty = True
+            self._drop(name, reused, safe=safe)
+        finally:
+            if idle:
+                reused.lock.release()
 
     def _drop(self, name: str, reused: _Reused, *, safe: bool) -> None:
         """Stop reusing a session: delete it when `safe` (every case it ran received every
