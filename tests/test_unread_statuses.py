@@ -135,6 +135,25 @@ def test_a_dropped_status_rule_is_an_engine_error_never_a_determination(tmp_path
     assert trace.verdict is Determination.MEDICALLY_NECESSARY
 
 
+def test_a_dropped_status_rule_is_an_engine_error_in_a_traced_run(tmp_path: Path) -> None:
+    """As above, in the traced run `evaluate --explain` uses (a session of its own): the
+    check of `Program.required` is the engine's, whichever way the case ran."""
+    program = compiled(tmp_path, [URGENT, WAIVED])
+    broken = with_rules(
+        program,
+        [
+            r
+            for r in program.rules
+            if not (isinstance(r.action, EmitStatus) and r.action.clause == "C-DIABETES")
+        ],
+    )
+    facts = [{"t": "diabetes", "id": "diabetes:1", "hba1c": 7.0}]
+    with pytest.raises(EngineError) as raised:
+        Engine.get().run(broken, facts, trace=True)
+    assert raised.value.code == "engine_incomplete"
+    assert "node `C-DIABETES:requires` got no value" in str(raised.value)
+
+
 def test_a_missing_status_fails_every_case_run_in_the_reused_session(tmp_path: Path) -> None:
     program = compiled(tmp_path, [URGENT, WAIVED])
     broken = with_rules(
