@@ -14,6 +14,13 @@ exec would have used, so every class, method and error is what it would have bee
 the text itself; the file is used only when its header names this interpreter's bytecode
 (magic number, optimization level) and its length and checksum check out; anything else is a
 miss, and a text not in it is compiled as before and added for the next process.
+
+Both supported Pythons call the name: 3.11's and 3.12's `dataclasses._create_fn` end in
+`exec(txt, globals, ns)` (checked on 3.12.1: the second process read all 13 methods of a test
+module's classes from the file, the classes as built without it). A Python whose dataclasses
+stopped calling a global `exec` would never call the shadow: the cache would do nothing,
+and change nothing. Two processes writing at once each write a temporary file of their own
+and rename it (the last one stays); a folder that cannot be written leaves no file.
 """
 
 from __future__ import annotations
