@@ -397,7 +397,6 @@ class _Session:
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
-        self.refused = False  # durable_rules itself raised (an error code such as 303)
         # Set once the case facts and every stage were asserted: only such a session may be
         # deleted (durable-rules.md trap 20).
         self.complete = False
@@ -435,7 +434,6 @@ class _Session:
         except EngineError:
             raise
         except Exception as error:
-            self.refused = True
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
     def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
@@ -561,7 +559,6 @@ class _Session:
             try:  # as `_call`, inline: once per firing
                 message = _dre.complete_and_start_action(handle, state)
             except Exception as error:
-                self.refused = True
                 raise EngineError.single(
                     "engine_failed", f"durable_rules failed: {error}"
                 ) from error
