@@ -420,3 +420,22 @@ def test_a_session_another_thread_holds_is_not_deleted_when_the_program_is_regis
         assert (old.sid, True) in closed
         assert old.dirty
     assert fresh_engine._reused[program.name] is not old
+
+
+def test_two_threads_reaching_the_left_sessions_limit_together_register_the_program_once_afresh(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_left_in_place` runs unlocked from any thread: the second of two threads that both
+    count the limit finds the handle already dropped by the first. That must not raise (a
+    KeyError from `run`'s `finally` would replace the case's own engine error)."""
+    program, facts = fusion
+    fresh_engine.run(program, facts)
+    monkeypatch.setattr(fresh_engine, "_handles", {})  # the first thread dropped it
+    monkeypatch.setattr(fresh_engine, "_left", {program.name: Engine.LEFT_SESSIONS_LIMIT - 1})
+    fresh_engine._left_in_place(program.name)  # the second thread, counting the same limit
+    assert fresh_engine._left[program.name] == 0
+    assert _derived(fresh_engine.run(program, facts)) == _derived(
+        fresh_engine.run(program, facts, trace=True)
+    )

@@ -295,7 +295,8 @@ class Engine:
         left = self._left.get(key, 0) + 1
         self._left[key] = left
         if left >= self.LEFT_SESSIONS_LIMIT:
-            del self._handles[key]
+            # unlocked: another thread counting the same limit may have dropped it already
+            self._handles.pop(key, None)
             self._left[key] = 0
 
 
