@@ -126,7 +126,9 @@ class _Codes:
         any failure leaves the file as it was."""
         if not self.added or self.file is None or sys.dont_write_bytecode:
             return
-        codes = self.codes
+        # a copy (one C call, so atomic): a thread still creating classes at exit adds to
+        # `self.codes` while this walks it
+        codes = dict(self.codes)
         if len(codes) > LIMIT:
             codes = {text: code for text, code in codes.items() if text in self.used}
         temporary = f"{self.file}.{os.getpid()}.tmp"
