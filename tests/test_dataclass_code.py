@@ -267,6 +267,30 @@ def test_past_the_limit_a_write_keeps_what_the_process_used(
     assert not set(stale) & set(kept)
 
 
+def test_a_text_added_by_another_thread_while_the_file_is_written_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write runs at exit, when a daemon thread may still create a class: a text added
+    while the kept texts are chosen must not raise (an atexit traceback), and the file is
+    written from what was there when the write began."""
+    file = str(tmp_path / "code.bin")
+    codes = dataclass_code._Codes(file)
+    _build(codes.exec)
+    late = "def late(): pass"
+
+    class Racing(set[str]):
+        def __contains__(self, text: object) -> bool:
+            # another thread's class, created while the write walks the texts
+            codes.codes.setdefault(late, compile(late, "<string>", "exec"))
+            return super().__contains__(text)
+
+    codes.used = Racing(codes.used)
+    monkeypatch.setattr(dataclass_code, "LIMIT", 0)
+    codes.write()
+    kept = dataclass_code._Codes(file).codes
+    assert set(kept) == set(codes.used)
+
+
 _SCRIPT = """
 import json, sys
 from evaluator.cli import dataclass_code

@@ -400,3 +400,62 @@ def test_a_session_interrupted_between_cases_is_never_used_again(
         fresh_engine.run(program, facts)
     assert _derived(fresh_engine.run(program, facts)) == expected
     assert sessions.sids[-1] != sessions.sids[-2]
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_a_session_another_thread_holds_is_not_deleted_when_the_program_is_registered_afresh(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    held: bool,
+) -> None:
+    """The service evaluates from threads: when one thread finds the program registered afresh
+    (`_left_in_place`), another may hold the old reused session (its lock taken, its case
+    about to run). Deleting it then would pull the session from under that case: it is left in
+    place. A session no thread holds is deleted, and marked dirty so that a thread that
+    fetched it before does not retract from or run in a deleted session."""
+    program, facts = fusion
+    expected = _derived(fresh_engine.run(program, facts, trace=True))
+    fresh_engine.run(program, facts)
+    old = fresh_engine._reused[program.name]
+    closed: list[tuple[str, bool]] = []
+    real_close = engine._close
+
+    def spy(handle: int, sid: str, *, safe: bool) -> bool:
+        closed.append((sid, safe))
+        return real_close(handle, sid, safe=safe)
+
+    monkeypatch.setattr(engine, "_close", spy)
+    monkeypatch.setattr(fresh_engine, "_handles", {})  # as after LEFT_SESSIONS_LIMIT
+    if held:
+        assert old.lock.acquire(blocking=False)  # another thread's case, about to run
+    try:
+        assert _derived(fresh_engine.run(program, facts)) == expected
+    finally:
+        if held:
+            old.lock.release()
+    if held:  # left in place: the holder's case runs in a session that still exists
+        assert (old.sid, True) not in closed
+    else:  # deleted, and a thread that fetched it before gives it up rather than use it
+        assert (old.sid, True) in closed
+        assert old.dirty
+    assert fresh_engine._reused[program.name] is not old
+
+
+def test_two_threads_reaching_the_left_sessions_limit_together_register_the_program_once_afresh(
+    fusion: tuple[Program, list[dict[str, Any]]],
+    fresh_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_left_in_place` runs unlocked from any thread: the second of two threads that both
+    count the limit finds the handle already dropped by the first. That must not raise (a
+    KeyError from `run`'s `finally` would replace the case's own engine error)."""
+    program, facts = fusion
+    fresh_engine.run(program, facts)
+    monkeypatch.setattr(fresh_engine, "_handles", {})  # the first thread dropped it
+    monkeypatch.setattr(fresh_engine, "_left", {program.name: Engine.LEFT_SESSIONS_LIMIT - 1})
+    fresh_engine._left_in_place(program.name)  # the second thread, counting the same limit
+    assert fresh_engine._left[program.name] == 0
+    assert _derived(fresh_engine.run(program, facts)) == _derived(
+        fresh_engine.run(program, facts, trace=True)
+    )

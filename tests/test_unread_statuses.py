@@ -1,5 +1,6 @@
 """Statuses no rule reads are not asserted back into the engine (`compiler._unread`), and a
-folded clause left without a status is an engine error once the case ran (`Program.required`).
+clause, folded or not, left without a status is an engine error once the case ran
+(`Program.required`).
 
 Each status a rule derives is a firing; asserting it back costs the engine a message that
 every status pattern tests. The compiler marks the statuses no pattern of the program can
@@ -18,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_compiler import Compiled, clause, document, run, write  # type: ignore[import-not-found]
+from test_compiler import (  # type: ignore[import-not-found]
+    BASE_FACTS,
+    Compiled,
+    clause,
+    document,
+    run,
+    write,
+)
 
 from evaluator import api
 from evaluator.case.cases import load_case
@@ -135,6 +143,25 @@ def test_a_dropped_status_rule_is_an_engine_error_never_a_determination(tmp_path
     assert trace.verdict is Determination.MEDICALLY_NECESSARY
 
 
+def test_a_dropped_status_rule_is_an_engine_error_in_a_traced_run(tmp_path: Path) -> None:
+    """As above, in the traced run `evaluate --explain` uses (a session of its own): the
+    check of `Program.required` is the engine's, whichever way the case ran."""
+    program = compiled(tmp_path, [URGENT, WAIVED])
+    broken = with_rules(
+        program,
+        [
+            r
+            for r in program.rules
+            if not (isinstance(r.action, EmitStatus) and r.action.clause == "C-DIABETES")
+        ],
+    )
+    facts = [{"t": "diabetes", "id": "diabetes:1", "hba1c": 7.0}]
+    with pytest.raises(EngineError) as raised:
+        Engine.get().run(broken, facts, trace=True)
+    assert raised.value.code == "engine_incomplete"
+    assert "node `C-DIABETES:requires` got no value" in str(raised.value)
+
+
 def test_a_missing_status_fails_every_case_run_in_the_reused_session(tmp_path: Path) -> None:
     program = compiled(tmp_path, [URGENT, WAIVED])
     broken = with_rules(
@@ -181,3 +208,26 @@ def test_a_shipped_policy_leaves_statuses_unasserted_and_decides_every_clause() 
     assert not all(asserted(program).values())  # it has statuses no rule reads
     decision = api.evaluate(case, policy)
     assert {c.id for c in decision.clauses} == set(program.clauses)
+
+
+def test_a_dropped_status_rule_of_an_unfolded_clause_is_an_engine_error(tmp_path: Path) -> None:
+    """The per-node lowering (a clause folding hands back, or `fold=False`) leaves statuses
+    unasserted too; without its status rules the determination rules alone call the case
+    medically necessary, so its clauses are in `Program.required` as well."""
+    program = compiled(tmp_path, [URGENT, WAIVED], fold=False)
+    assert not all(asserted(program).values())
+    assert set(program.required) == {"C-URGENT", "C-DIABETES"}
+    broken = with_rules(
+        program,
+        [
+            r
+            for r in program.rules
+            if not (isinstance(r.action, EmitStatus) and r.action.clause == "C-DIABETES")
+        ],
+    )
+    facts = [{"t": "diabetes", "id": "diabetes:1", "hba1c": 7.0}]
+    for trace in (False, True):
+        with pytest.raises(EngineError) as raised:
+            Engine.get().run(broken, [*BASE_FACTS, *facts], trace=trace)
+        assert raised.value.code == "engine_incomplete"
+        assert "node `C-DIABETES:requires` got no value" in str(raised.value)

@@ -14,6 +14,13 @@ exec would have used, so every class, method and error is what it would have bee
 the text itself; the file is used only when its header names this interpreter's bytecode
 (magic number, optimization level) and its length and checksum check out; anything else is a
 miss, and a text not in it is compiled as before and added for the next process.
+
+Both supported Pythons call the name: 3.11's and 3.12's `dataclasses._create_fn` end in
+`exec(txt, globals, ns)` (checked on 3.12.1: the second process read all 13 methods of a test
+module's classes from the file, the classes as built without it). A Python whose dataclasses
+stopped calling a global `exec` would never call the shadow: the cache would do nothing,
+and change nothing. Two processes writing at once each write a temporary file of their own
+and rename it (the last one stays); a folder that cannot be written leaves no file.
 """
 
 from __future__ import annotations
@@ -119,7 +126,9 @@ class _Codes:
         any failure leaves the file as it was."""
         if not self.added or self.file is None or sys.dont_write_bytecode:
             return
-        codes = self.codes
+        # a copy (one C call, so atomic): a thread still creating classes at exit adds to
+        # `self.codes` while this walks it
+        codes = dict(self.codes)
         if len(codes) > LIMIT:
             codes = {text: code for text, code in codes.items() if text in self.used}
         temporary = f"{self.file}.{os.getpid()}.tmp"

@@ -292,7 +292,8 @@ class _Compiler(Lowering):
                 {n: MappingProxyType(dict(d.fields)) for n, d in policy.derived.items()}
             ),
             references=tuple(sorted(self.references)),
-            required=MappingProxyType(dict(self.folder.required if self.folder else {})),
+            # every clause, folded or not: any of its statuses may be left unasserted (`_unread`)
+            required=MappingProxyType({c: n.requires for c, n in self.clause_nodes.items()}),
         )
 
 

@@ -168,8 +168,6 @@ class Folder:
         self.keep = keep
         # What was folded, by the origin its rules carry: a clause id or a node id.
         self.folded: list[str] = []
-        # Folded clauses -> the node an engine error names when one gets no status.
-        self.required: dict[str, str] = {}
 
     # -- the tree ----------------------------------------------------------------------------
 
@@ -331,7 +329,6 @@ class Folder:
         # Fail closed: no term matched (a leaf's fact passed none of its tests). The engine
         # reports the clause left without a status once the case ran (`Program.required`):
         # a rule looking for the missing status would need every status asserted.
-        self.required[clause.id] = requires
         return stage
 
     def subtree(self, cond: Condition, scope: Scope, node: str) -> int | None:

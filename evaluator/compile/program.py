@@ -232,9 +232,9 @@ class Program:
     derived_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Ids of the policies whose determinations this one reads; evaluated first by the API.
     references: tuple[str, ...] = ()
-    # Clause -> the node an engine error names when the clause got no status: the engine
-    # checks these once a case has run every stage (statuses no rule reads are not asserted,
-    # so no rule could look for a missing one; see `EmitStatus.asserted`).
+    # Every clause -> the node an engine error names when the clause got no status: the
+    # engine checks these once a case has run every stage (statuses no rule reads are not
+    # asserted, so no rule could look for a missing one; see `EmitStatus.asserted`).
     required: Mapping[str, str] = field(default_factory=dict)
 
     def rule(self, name: str) -> Rule:

@@ -219,7 +219,7 @@ class Engine:
             if reused is not None and reused.handle == handle:
                 return reused
             if reused is not None:  # registered afresh (see `_left_in_place`)
-                self._drop(program.name, reused, safe=not reused.dirty)
+                self._retire(program.name, reused)
             reused = _Reused(handle, str(next(self._sessions)))
             self._reused[program.name] = reused
             return reused
@@ -269,6 +269,20 @@ class Engine:
         reused.dirty = False
         return True
 
+    def _retire(self, name: str, reused: _Reused) -> None:
+        """Stop reusing the session of a ruleset registered afresh. Another thread may hold
+        it (its case about to run or running): it is deleted only when none does, and marked
+        dirty so that a thread that fetched it before gives it up rather than use it."""
+        idle = reused.lock.acquire(blocking=False)
+        try:
+            safe = idle and not reused.dirty
+            if idle:
+                reused.dirty = True
+            self._drop(name, reused, safe=safe)
+        finally:
+            if idle:
+                reused.lock.release()
+
     def _drop(self, name: str, reused: _Reused, *, safe: bool) -> None:
         """Stop reusing a session: delete it when `safe` (every case it ran received every
         stage and nothing failed in it) and some action ran in it, else leave it in place."""
@@ -281,7 +295,8 @@ class Engine:
         left = self._left.get(key, 0) + 1
         self._left[key] = left
         if left >= self.LEFT_SESSIONS_LIMIT:
-            del self._handles[key]
+            # unlocked: another thread counting the same limit may have dropped it already
+            self._handles.pop(key, None)
             self._left[key] = 0
 
 
@@ -394,7 +409,6 @@ class _Session:
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
-        self.refused = False  # durable_rules itself raised (an error code such as 303)
         # Set once the case facts and every stage were asserted: only such a session may be
         # deleted (durable-rules.md trap 20).
         self.complete = False
@@ -432,7 +446,6 @@ class _Session:
         except EngineError:
             raise
         except Exception as error:
-            self.refused = True
             raise EngineError.single("engine_failed", f"durable_rules failed: {error}") from error
 
     def _assert(self, facts: list[dict[str, Any]], what: str) -> None:
@@ -558,7 +571,6 @@ class _Session:
             try:  # as `_call`, inline: once per firing
                 message = _dre.complete_and_start_action(handle, state)
             except Exception as error:
-                self.refused = True
                 raise EngineError.single(
                     "engine_failed", f"durable_rules failed: {error}"
                 ) from error
