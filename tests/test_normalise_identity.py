@@ -313,17 +313,18 @@ def test_mutated_documents_normalise_the_same_every_time(rng):
 
 
 def test_seeded_mutations_normalise_as_recorded(update_golden):
-    # The record is only as good as the share of mutations the schema lets through:
-    # on these 600 about 130 reach the normaliser, 25 with statements, 10 raise its errors.
+    # The record is only as good as the share of mutations the schema lets through: on these
+    # 2000 about 420 reach the normaliser, 80 with statements, 30 raise its errors, and a few
+    # state a number with more decimals than the facts keep (rounding it to 3 changes 5).
     found = {}
     stated = errors = 0
-    for seed in range(600):
+    for seed in range(2000):
         document = mutate(random.Random(seed))
         if reaches(document):
-            found[f"mutation {seed:03d}"] = result = outcome(facts, document)
+            found[f"mutation {seed:04d}"] = result = outcome(facts, document)
             stated += "statements" in json.dumps(document.data)
             errors += result[0] == "error"
-    assert len(found) >= 100
-    assert stated >= 15
-    assert errors >= 5
+    assert len(found) >= 350
+    assert stated >= 50
+    assert errors >= 15
     check_recorded("normalise-mutations", found, update_golden)
