@@ -142,9 +142,7 @@ def _mutilated_outcomes(runs: list[Run]) -> tuple[dict[str, dict[str, Any]], dic
     return found, counts
 
 
-def test_every_example_assembles_as_recorded(
-    example_runs: list[Run], update_golden: bool
-) -> None:
+def test_every_example_assembles_as_recorded(example_runs: list[Run], update_golden: bool) -> None:
     assert len(example_runs) >= len(EXAMPLES)
     found = {}
     for run in example_runs:
@@ -176,7 +174,7 @@ def _check_mutilated(name: str, outputs: dict[str, dict[str, Any]], update: bool
                 if i >= len(before) or before[i] != short(what, outcome):
                     changed[f"{run} with {what}"] = outcome
     gone = sorted(want.keys() - got.keys())
-    assert not changed and not gone, differences(name, changed, gone)
+    assert not [*changed, *gone], differences(name, changed, gone)
 
 
 def test_generated_bench_cases_assemble_as_recorded(

@@ -24,7 +24,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -146,7 +145,7 @@ def check_recorded(name: str, outputs: Mapping[str, Any], update: bool) -> None:
     want = recorded(name, got, update)
     changed = {key: outputs[key] for key in sorted(got) if got[key] != want.get(key)}
     gone = sorted(want.keys() - got.keys())
-    assert not changed and not gone, differences(name, changed, gone)
+    assert not [*changed, *gone], differences(name, changed, gone)
 
 
 def valid_documents() -> list[Document]:
