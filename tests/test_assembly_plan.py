@@ -6,6 +6,10 @@ refusal); `decision.verdict` the same determination or error. The records were f
 by the assembly before the plan (a verbatim copy of it served as the oracle until they
 matched); `pytest --update-golden` rewrites them, and a mismatch prints each changed input's
 name and its new output in full, to be judged by hand before the new digests are committed.
+The mutilated traces' records were rewritten once since, for a stricter refusal (s18 review): a
+status no clause can have, or not applicable said of a clause nothing could make so (no
+applicability test, its waiver missing or not true), is an engine error where the old code
+raised a ValueError or assembled a decision; every other outcome was left as the old code's.
 
 Fail closed: a trace missing what assembly reads is an engine error, never a status; each
 mutation below must make at least one of them (counted), so the comparison cannot pass by never
