@@ -471,8 +471,8 @@ def review_many(
     """Return `review_case` of each case, or the exception it raises, so that one case's
     error is that case's alone.
 
-    The cases run one after another in each program's one reused engine session
-    (`Engine.run`); joining several cases on a case key in one session measured slower.
+    The cases run one after another, each in engine sessions of its own (`Engine.run`;
+    docs/architecture.md says why sessions are not shared).
     """
     results: list[CaseReview | NecessityError | Exception] = []
     for case in cases:

@@ -1,8 +1,8 @@
 """`count` against its reference semantics over every vector of child values up to six.
 
 docs/authoring.md: true when N children are true; false when N are documented but fewer than N
-are true or unknown; otherwise unknown. Each vector runs case after case in the program's reused
-session, so counted matches an earlier case left behind would show here as a wrong value.
+are true or unknown; otherwise unknown. Each vector runs case after case in one process, so
+counted matches an earlier case left behind would show here as a wrong value.
 """
 
 from __future__ import annotations

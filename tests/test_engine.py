@@ -554,30 +554,21 @@ def test_8_raw_engine_fails_on_the_1025th_live_session():
     assert "MemoryError after 1024" in done.stdout, done.stderr
 
 
-def test_8_five_thousand_cases_in_one_process(small, deleted, monkeypatch):
+def test_8_five_thousand_cases_in_one_process(small, deleted):
     # A light case keeps this fast; the limit is per ruleset and per live session, not per
-    # policy size (the founding case below runs past 1,024 too). Untraced runs reuse one
-    # session, emptied between cases; traced ones each have their own: both kinds go past
-    # 1,024 cases, and every session of its own is deleted once.
-    sids: list[str] = []
-    real = engine._Session.run
-
-    def spy(self: engine._Session, facts: Any) -> None:
-        sids.append(self.sid)
-        real(self, facts)
-
-    monkeypatch.setattr(engine._Session, "run", spy)
+    # policy size (the founding case below runs past 1,024 too). Every run, traced or not,
+    # has a session of its own: both kinds go past 1,024 sessions, and every session is
+    # deleted once.
     for n in range(5000):
         facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": n % 20}]
         trace = Engine.get().run(small, facts)
         assert status_of(trace, "E-COT") == ("met" if n % 20 <= 10 else "not_met")
-    assert len(set(sids)) == 1
-    assert deleted == []
+    assert len(deleted) == len(set(deleted)) == 5000
     for n in range(1100):
         facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": n % 20}]
         trace = Engine.get().run(small, facts, trace=True)
         assert status_of(trace, "E-COT") == ("met" if n % 20 <= 10 else "not_met")
-    assert len(deleted) == len(set(deleted)) == 1100
+    assert len(deleted) == len(set(deleted)) == 5000 + 1100
 
 
 def dates() -> Iterator[date]:
@@ -599,7 +590,7 @@ def test_8_the_founding_case_with_varied_request_dates(lumbar, deleted):
     assert len(durations) > 5  # the dates do vary what the policy sees
     assert sum(verdicts.values()) == 100
     assert None not in verdicts
-    assert deleted == []  # one session, reused: none was created to be deleted
+    assert len(deleted) == len(set(deleted)) == 100  # a session per case, each deleted
 
 
 # --- 9. threads ---------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def test_a_rule_on_any_text_matches_exactly_the_facts_with_that_text(
 
 
 @pytest.mark.parametrize("value", ["plain", "é✓ ≥ 3 mm", "\U0001f600 \u2028"])
-def test_cases_one_after_another_in_the_reused_session_match_the_same_text(value: str) -> None:
+def test_cases_one_after_another_match_the_same_text(value: str) -> None:
     program = _program(value)
     cases = [[{"t": "thing", "id": "thing:1", "v": text}] for text in (value, value + "x", value)]
     traces = [Engine.get().run(program, facts) for facts in cases]

@@ -1,5 +1,5 @@
 """Batches of cases (issue 10): `api.review_many` gives each case the review it gets alone, its
-cases run one after another in each program's reused engine session (tests/test_rolling.py),
+cases run one after another, each in an engine session of its own (tests/test_sessions.py),
 and an engine error in one case stays that case's. (A batch worker reviews its chunk item by
 item the same way: tests/test_batch*.py.)
 """

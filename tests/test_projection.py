@@ -210,7 +210,7 @@ def test_a_fact_cannot_name_its_own_session() -> None:
     assert "X" not in trace.statuses
 
 
-def test_a_rule_reading_a_one_letter_field_matches_in_every_run_of_a_reused_session() -> None:
+def test_a_rule_reading_a_one_letter_field_matches_in_every_run() -> None:
     # `c` once named a fact's case when cases were joined in one session; it is a field
     program = _hand(((_thing(Eq("c", "x")),), EmitStatus("X", Status.MET)))
     assert "c" in projection(program).fields

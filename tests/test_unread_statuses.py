@@ -162,7 +162,7 @@ def test_a_dropped_status_rule_is_an_engine_error_in_a_traced_run(tmp_path: Path
     assert "node `C-DIABETES:requires` got no value" in str(raised.value)
 
 
-def test_a_missing_status_fails_every_case_run_in_the_reused_session(tmp_path: Path) -> None:
+def test_a_missing_status_fails_every_case_run_after_another(tmp_path: Path) -> None:
     program = compiled(tmp_path, [URGENT, WAIVED])
     broken = with_rules(
         program,

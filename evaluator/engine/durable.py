@@ -4,10 +4,10 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- untraced `run`s of a program reuse one session, one case at a time, emptied in between
-  (the previous case's facts retracted, then the engine's report that nothing is left checked:
-  `_run_reused`); a traced run has a session of its own (cases joined on a case key in one
-  session measured slower, and are not done); a session is deleted once its case received
+- every `run` has a session of its own: reusing one session for consecutive cases (the
+  previous case's facts retracted) crashed the process inside durable_rules (a segfault or an
+  abort in `retract_facts` or a later `assert_facts`, in long test runs), and cases joined on
+  a case key in one session measured slower; a session is deleted once its case received
   every stage (trap 20: deleting an unfinished one crashes the process) and
   some action ran in it (else its action context is garbage, see `_close`), so few are ever
   live (trap 8); pending actions are drained first when something failed (trap 13);
@@ -137,9 +137,6 @@ class Engine:
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
-        # `run`'s reused sessions, by program name (see `_run_reused`)
-        self._reused: dict[str, _Reused] = {}
-        self._guard = threading.Lock()
         _tune_malloc()
 
     @classmethod
@@ -183,13 +180,6 @@ class Engine:
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
         """
-        if not trace and _reusable(program):
-            reused = self._reused_for(program)
-            if reused.lock.acquire(blocking=False):
-                try:
-                    return self._run_reused(reused, program, facts)
-                finally:
-                    reused.lock.release()
         handle = self._handle(program)
         session = _Session(handle, program, str(next(self._sessions)))
         if trace:
@@ -205,92 +195,6 @@ class Engine:
                 self._left_in_place(program.name)
         return session.trace
 
-    # -- one session reused by consecutive runs of a program -------------------------------
-
-    def _reused_for(self, program: Program) -> _Reused:
-        """Return the session `run` reuses for the program, opening one when there is none
-        (or when the program's ruleset was registered afresh since)."""
-        handle = self._handle(program)
-        reused = self._reused.get(program.name)
-        if reused is not None and reused.handle == handle:
-            return reused
-        with self._guard:  # two threads must not each open one for the same program
-            reused = self._reused.get(program.name)
-            if reused is not None and reused.handle == handle:
-                return reused
-            if reused is not None:  # registered afresh (see `_left_in_place`)
-                self._retire(program.name, reused)
-            reused = _Reused(handle, str(next(self._sessions)))
-            self._reused[program.name] = reused
-            return reused
-
-    def _run_reused(
-        self, reused: _Reused, program: Program, facts: Iterable[Mapping[str, Any]]
-    ) -> Trace:
-        """Run one case in the program's reused session (its own ruleset, one case at a time).
-
-        A session's fixed cost (creating its state for every rule, growing its pools as facts
-        arrive, deleting it) was most of durable_rules' work per case. Here a case runs in a
-        session that holds nothing: the previous case's facts (case facts, stage markers and
-        everything derived) are retracted first, and the session is used only once the engine
-        reports it holds no fact and has no action pending (`_emptied`); otherwise it is given
-        up and the case gets a new one. Retracting when the next case comes, rather than when
-        a case ends, costs a process that runs a program once nothing.
-        A case that fails gives up the session (left in place unless deleting it is safe).
-        """
-        last = reused.last
-        if reused.dirty or (last is not None and not self._empty(reused, last)):
-            # What the session holds is unknown, or the engine did not report it empty.
-            self._drop(program.name, reused, safe=False)
-            return self.run(program, facts)  # in the new session `_reused_for` opens
-        session = _Session(reused.handle, program, reused.sid)
-        reused.dirty = True  # until `last` can retract what the case leaves
-        try:
-            session.run(facts)
-        except BaseException:
-            session.abandon()
-            complete = session.complete and not session.poisoned
-            self._drop(program.name, reused, safe=complete)
-            raise
-        reused.fired = reused.fired or session.trace.firings > 0
-        reused.last = session.retraction()
-        reused.dirty = False
-        return session.trace
-
-    @staticmethod
-    def _empty(reused: _Reused, last: str) -> bool:
-        """Retract the previous case's facts (`last`); True when the session is then empty.
-        Should anything interrupt this (even a Ctrl-C), the session stays dirty and is given
-        up."""
-        reused.dirty = True
-        if not _emptied(reused.handle, reused.sid, last):
-            return False
-        reused.last = None
-        reused.dirty = False
-        return True
-
-    def _retire(self, name: str, reused: _Reused) -> None:
-        """Stop reusing the session of a ruleset registered afresh. Another thread may hold
-        it (its case about to run or running): it is deleted only when none does, and marked
-        dirty so that a thread that fetched it before gives it up rather than use it."""
-        idle = reused.lock.acquire(blocking=False)
-        try:
-            safe = idle and not reused.dirty
-            if idle:
-                reused.dirty = True
-            self._drop(name, reused, safe=safe)
-        finally:
-            if idle:
-                reused.lock.release()
-
-    def _drop(self, name: str, reused: _Reused, *, safe: bool) -> None:
-        """Stop reusing a session: delete it when `safe` (every case it ran received every
-        stage and nothing failed in it) and some action ran in it, else leave it in place."""
-        if self._reused.get(name) is reused:
-            del self._reused[name]
-        if not _close(reused.handle, reused.sid, safe=safe and reused.fired):
-            self._left_in_place(name)
-
     def _left_in_place(self, key: str) -> None:
         left = self._left.get(key, 0) + 1
         self._left[key] = left
@@ -298,22 +202,6 @@ class Engine:
             # unlocked: another thread counting the same limit may have dropped it already
             self._handles.pop(key, None)
             self._left[key] = 0
-
-
-@dataclass
-class _Reused:
-    """The session consecutive `Engine.run` calls of one program reuse, one case at a time."""
-
-    handle: int
-    sid: str
-    # the previous case's facts as durable_rules retracts them (`_Session.retraction`), or
-    # None when the session holds none
-    last: str | None = None
-    # a case ran in it, or its facts were being retracted, and did not get to the end: what
-    # the session holds is unknown, so it is never used again
-    dirty: bool = False
-    fired: bool = False  # some action ran in it (see `_close`)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 # What `apply` does for a rule, by its action's type (`_plans`).
@@ -351,17 +239,6 @@ def _plans(program: Program) -> dict[str, _Plan]:
     # Program is frozen; a memo, not part of its value (as `projection` keeps its own).
     object.__setattr__(program, _PLANS, found)
     return found
-
-
-def _reusable(program: Program) -> bool:
-    """Whether consecutive runs of the program may reuse one emptied session: not with `count`
-    rules. durable_rules keeps a counted rule's batch of matches apart from the facts, and
-    retracting the facts of a case that filled part of one corrupts its memory: reusing such
-    a session crashed the process (a segfault or an abort inside `retract_facts` or the next
-    `assert_facts`) once generated count policies had run case after case
-    (tests/test_fuzz_policies.py beside tests/test_count_semantics.py). Such a program gets a
-    new session per case, as before sessions were reused."""
-    return all(rule.count is None for rule in program.rules)
 
 
 # The value types `_Session.admit` copies as they are (no float: it is normalised or refused).
@@ -416,7 +293,6 @@ class _Session:
         self.stage = 0
         self.projection = projection(program)
         self.plans = _plans(program)
-        self.asserted: list[list[dict[str, Any]]] = []  # every batch the engine took
 
     def normalise(self, fact: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"sid": self.sid}
@@ -456,7 +332,6 @@ class _Session:
                 "engine_failed", f"{what} cannot be given to the engine: {error}"
             ) from error
         self._check(self._call(_dre.assert_facts, text), what)
-        self.asserted.append(facts)
 
     def run(self, facts: Iterable[Mapping[str, Any]]) -> None:
         """Give the engine the case's facts and every stage; run what fires."""
@@ -577,16 +452,6 @@ class _Session:
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
-
-    def retraction(self) -> str:
-        """Return the batch that retracts every fact this case gave the engine (by engine id),
-        the stage markers first: every rule waits for its stage's marker, so once they are
-        gone no retraction can complete a match (a negation whose fact goes away included)."""
-        sid = self.sid
-        gone = [{"sid": sid, "id": f"stage{s}"} for s in range(1, self.program.stages + 1)]
-        for batch in self.asserted:
-            gone += [{"sid": sid, "id": f["id"]} for f in batch if f["t"] != "stage"]
-        return engine_json(gone)
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
@@ -826,26 +691,6 @@ def _abandon(handle: int, state: int | None) -> None:
     with contextlib.suppress(Exception):
         while _dre.start_action_for_state(handle, state):
             _dre.abandon_action(handle, state)
-
-
-def _emptied(handle: int, sid: str, retraction: str) -> bool:
-    """Retract a finished case's facts from a session (`_Session.retraction`); return True
-    only when the engine then reports that the session holds no fact and has no action
-    pending, i.e. that it is as a new session would be for the next case (every partial
-    match durable_rules keeps names the facts it holds, and goes with them)."""
-    try:
-        result = _dre.retract_facts(handle, retraction)
-        if not isinstance(result, tuple) or result[0] != 0:
-            return False
-        if _dre.get_facts(handle, sid) != "[]":
-            return False
-        state = result[1]
-        if _dre.start_action_for_state(handle, state):
-            _dre.abandon_action(handle, state)
-            return False
-    except Exception:  # the extension raises its own bare error type
-        return False
-    return True
 
 
 def _close(handle: int, sid: str, *, safe: bool) -> bool:
