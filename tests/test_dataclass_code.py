@@ -337,3 +337,13 @@ def test_a_second_evaluate_compiles_no_dataclass_method(tmp_path: Path) -> None:
     assert added  # the first compiled them all (and more: it also fills the other caches)
     assert not added_again
     assert 100 < used_again <= used
+
+
+def test_no_class_is_made_from_data() -> None:
+    """The shadowed `exec` only ever sees what `dataclasses` writes for classes in the package's
+    own source: nothing in evaluator/ makes a dataclass at run time from a name or field list
+    that policy or case content could supply."""
+    package = Path(__file__).parent.parent / "evaluator"
+    for path in package.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "make_dataclass(" not in text, path

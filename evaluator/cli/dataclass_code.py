@@ -15,6 +15,11 @@ the text itself; the file is used only when its header names this interpreter's 
 (magic number, optimization level) and its length and checksum check out; anything else is a
 miss, and a text not in it is compiled as before and added for the next process.
 
+No policy or case content can reach it: the only texts are the ones `dataclasses` writes for
+classes defined in this package's source (nothing here makes a class from data:
+`make_dataclass` is not used), and `exec` is only ever handed such a text or the code compiled
+from it, exactly as `dataclasses` would exec it without this module.
+
 Both supported Pythons call the name: 3.11's and 3.12's `dataclasses._create_fn` end in
 `exec(txt, globals, ns)` (checked on 3.12.1: the second process read all 13 methods of a test
 module's classes from the file, the classes as built without it). A Python whose dataclasses
