@@ -739,6 +739,8 @@ class _Builder:
         fact_id = f"{fact_type}:{count}"
         plan = _plan(fact_type)
         by_name = dict(zip(map(_NAME, given), given, strict=True))  # the last of a name wins
+        if plan.as_of_source and self.limit is not None:
+            by_name = self.as_of_request(fact_type, fact_id, by_name, source)
         fields: dict[str, FactValue] = {}
         self.deciding = []
         for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
@@ -770,6 +772,62 @@ class _Builder:
         elif source is not None:
             fields["src"] = _src(source)
         self.facts.append(Fact.owning(fact_type, fact_id, fields))
+
+    def as_of_request(
+        self,
+        fact_type: str,
+        fact_id: str,
+        by_name: dict[str, Given],
+        source: Mapping[str, Any] | None,
+    ) -> dict[str, Given]:
+        """Return the given values of an ``x-as-of-source`` fact without those stated by a
+        document dated after the request, each left out with an ``after_request`` conflict.
+
+        Such a fact's values have no date of their own (a nicotine status, a cotinine level):
+        they hold as of the document that states them, and a document written after the
+        request cannot show what held before it. A month-only document date that may be after
+        the request is left out too: there is no interval to carry the doubt into the
+        comparisons, so only leaving the value undocumented fails closed.
+        """
+        late = None if source is None else self.late_source(source)
+        kept: dict[str, Given] = {}
+        for name, (_, raw, pointer) in by_name.items():
+            if _is_mapping(raw) and "statements" in raw:
+                # Each statement is judged by its own document; the others still have a say.
+                statements = []
+                for i, statement in enumerate(raw["statements"]):
+                    why = self.late_source(statement["source"])
+                    if why is None:
+                        statements.append(statement)
+                    else:
+                        at = f"{pointer}/statements/{i}/source/date"
+                        self.conflicts.append(
+                            Conflict(fact_type, fact_id, name, (why,), at, "after_request")
+                        )
+                if statements:
+                    kept[name] = (name, {**raw, "statements": statements}, pointer)
+            elif late is not None:
+                at = f"{pointer.rsplit('/', 1)[0]}/source/date"  # the fact's own source
+                self.conflicts.append(
+                    Conflict(fact_type, fact_id, name, (late,), at, "after_request")
+                )
+            else:
+                kept[name] = by_name[name]
+        return kept
+
+    def late_source(self, source: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Return (the document's date, why it is too late) for a source dated after the
+        request date or possibly after it (a month reaching past it), else None."""
+        if self.request is None or "date" not in source:
+            return None
+        dated = _quiet_date(source["date"])
+        if dated is None or dated.hi <= self.request.hi:
+            return None
+        when = "after" if dated.lo > self.request.hi else "possibly after"
+        return (
+            source["date"],
+            f"{source['document']}, {when} the request date {self.request.text}",
+        )
 
     def after_request(
         self,
@@ -834,6 +892,8 @@ class _Plan:
     names: frozenset[str]
     # the field of each date's first possible day, but for facts never dated after the request
     first_days: tuple[str, ...]
+    # x-as-of-source: its values hold as of the document stating them (`as_of_request`)
+    as_of_source: bool = False
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -860,7 +920,15 @@ def _plan(fact_type: str) -> _Plan:
         tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
         frozenset(kinds),
         () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
+        fact_type in _as_of_source(),
     )
+
+
+@cache
+def _as_of_source() -> frozenset[str]:
+    """Return the fact types annotated ``x-as-of-source`` in facts.schema.json."""
+    defs = schemas.load_schema("facts")["$defs"]
+    return frozenset(name for name, spec in defs.items() if spec.get("x-as-of-source") is True)
 
 
 def _is_mapping(value: Any) -> bool:

@@ -1,0 +1,167 @@
+"""Nothing dated after the request can demonstrate what must precede it: late documents.
+
+A nicotine status, a cotinine level or a quit date has no date of its own: it holds as of the
+document that states it. A clinic note written after the request saying "never smoked" (or a
+later lab's low cotinine outranking an earlier letter's high one) made the shared nicotine
+clause met and approved the line. A fact type annotated ``x-as-of-source`` in
+facts.schema.json now leaves out every value a document dated after the request states (or
+possibly after it: a month reaching past the request date), with an ``after_request`` conflict,
+as a date after the request is (test_late_dates.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.language.policies import Library
+from evaluator.read import schemas
+
+ROOT = Path(__file__).parent.parent
+CASES = ROOT / "examples" / "cases"
+# One approvable example per policy using the shared nicotine clause (or the same clause).
+APPROVABLE = {
+    "LF-NICOTINE": CASES / "l4-l5-approvable.json",
+    "SI-NICOTINE": CASES / "si-approvable-unilateral.json",
+}
+REQUEST = "2025-06-20"  # the request date of both
+
+
+@pytest.fixture(scope="module")
+def library() -> Library:
+    return Library()
+
+
+def _review(data: dict[str, Any], clause: str, library: Library) -> tuple[str, str, list[Any]]:
+    """Return (the line's determination, the clause's status, the decision's conflicts)."""
+    decision = api.review_case(case_from_data(data, "late.json"), library).lines[0].decision
+    assert decision is not None
+    status = next(c.status.value for c in decision.clauses if c.id == clause)
+    return decision.determination.value, status, [dict(c) for c in decision.conflicts]
+
+
+def _source(document: str, date: str) -> dict[str, str]:
+    return {"document": document, "date": date}
+
+
+def _never_dated(date: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        data["nicotine"]["source"]["date"] = date
+
+    return change
+
+
+def _late_primary_never(data: dict[str, Any]) -> None:
+    # A letter before the request says current; a clinic note after it says never. The primary
+    # record would outrank the letter, but it was written too late to show anything.
+    data["nicotine"] = {
+        "status": {
+            "statements": [
+                {"value": "current", "source": _source("surgeon_letter", "2025-05-01")},
+                {"value": "never", "source": _source("clinic_note", "2025-07-01")},
+            ]
+        }
+    }
+
+
+def _late_low_cotinine(data: dict[str, Any]) -> None:
+    data["nicotine"] = {
+        "status": "former",
+        "quit_date": "2025-01-01",
+        "cotinine_ng_ml": {
+            "statements": [
+                {"value": 40, "source": _source("surgeon_letter", "2025-05-01")},
+                {"value": 5, "source": _source("lab_result", "2025-07-01")},
+            ]
+        },
+    }
+
+
+def _late_former_with_quit_date(data: dict[str, Any]) -> None:
+    # Status, cotinine and quit date all from one note written after the request.
+    data["nicotine"] = {
+        "status": "former",
+        "quit_date": "2025-01-01",
+        "cotinine_ng_ml": 5,
+        "source": _source("clinic_note", "2025-06-21"),
+    }
+
+
+LATE = {
+    "never, from a note a day after the request": (_never_dated("2025-06-21"), "not_documented"),
+    "never, from a note in a month reaching past it": (_never_dated("2025-06"), "not_documented"),
+    "never, from a note a year later": (_never_dated("2026-06"), "not_documented"),
+    "a late primary never outranking an earlier letter": (_late_primary_never, "not_met"),
+    "a late lab's low cotinine outranking a letter": (_late_low_cotinine, "not_met"),
+    "former, quit and cotinine from a late note": (_late_former_with_quit_date, "not_documented"),
+}
+
+
+@pytest.mark.parametrize("clause", sorted(APPROVABLE))
+@pytest.mark.parametrize("name", sorted(LATE))
+def test_nicotine_stated_after_the_request_does_not_approve(
+    clause: str, name: str, library: Library
+) -> None:
+    data = json.loads(APPROVABLE[clause].read_text())
+    assert data["request"]["date"] == REQUEST
+    assert _review(data, clause, library)[:2] == ("medically_necessary", "met")
+    change, expected = LATE[name]
+    late = copy.deepcopy(data)
+    change(late)
+    determination, status, conflicts = _review(late, clause, library)
+    assert status == expected
+    assert determination != "medically_necessary"
+    flagged = [c for c in conflicts if c["fact"] == "nicotine" and c["reason"] == "after_request"]
+    assert flagged, conflicts
+    assert all(f"the request date {REQUEST}" in c["values"] for c in flagged)
+
+
+@pytest.mark.parametrize(
+    ("date", "kept"),
+    [("2025-06-20", True), ("2025-06-21", False), ("2025-05", True), ("2025-06", False)],
+)
+def test_the_request_day_is_kept_and_a_day_after_left_out(date: str, kept: bool) -> None:
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    _never_dated(date)(data)
+    case = case_from_data(data, "late.json")
+    (nicotine,) = [f for f in case.facts if f.type == "nicotine"]
+    assert ("status" in nicotine.fields) is kept
+    assert str(nicotine.fields["src"]).startswith(
+        f"clinic_note {date}"
+    )  # provenance kept either way
+    late = [c for c in case.conflicts if c.reason == "after_request"]
+    assert [(c.fact, c.field, c.pointer) for c in late] == (
+        [] if kept else [("nicotine", "status", "/nicotine/source/date")]
+    )
+
+
+def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(library: Library) -> None:
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    data["nicotine"] = {
+        "status": {
+            "statements": [
+                {"value": "never", "source": _source("clinic_note", "2025-01-15")},
+                {"value": "current", "source": _source("clinic_note", "2025-07-01")},
+            ]
+        }
+    }
+    # Two primary records disagreeing would pend; the late one has no say, so never stands.
+    determination, status, conflicts = _review(data, "LF-NICOTINE", library)
+    assert (determination, status) == ("medically_necessary", "met")
+    assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
+
+
+def test_the_rule_is_schema_data_not_code() -> None:
+    # The builder reads the annotation; nothing in evaluator/ names the fact type.
+    defs = schemas.load_schema("facts")["$defs"]
+    assert defs["nicotine"].get("x-as-of-source") is True
+    code = "\n".join(p.read_text() for p in (ROOT / "evaluator").rglob("*.py"))
+    assert '"nicotine"' not in code
+    assert "'nicotine'" not in code
