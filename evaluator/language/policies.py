@@ -368,6 +368,24 @@ class PolicyRef:
 
 D = TypeVar("D", bound=_Dated)
 
+# Each YAML file under a folder: (path, size, modification time in ns), sorted.
+FolderState = tuple[tuple[str, int, int], ...]
+
+
+def folder_state(root: Path) -> FolderState:
+    """Return every YAML file under `root` (policy versions, plans, tests, the shared modules
+    and value sets) with its size and modification time: two equal states mean no file a
+    Library read, or could read, was added, removed or rewritten in between. A stat per file,
+    no reading: cheap enough for a process to check every second."""
+    found = []
+    for path in sorted(root.rglob("*.yaml")) if root.is_dir() else []:
+        try:
+            stat = path.stat()
+        except OSError:  # removed while listed: the next look sees it gone
+            continue
+        found.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
 
 class Library:
     """The policies under a folder laid out as `<id>/<version>.yaml`, loaded on demand."""
@@ -387,12 +405,19 @@ class Library:
         """Return the process's Library of the folder (by default the bundled policies), so
         that a policy is read and built once however many parts of a process ask for it (a
         referenced policy, the policy of a line). For folders whose files do not change while
-        the process runs: a Library never reads a file twice."""
+        the process runs: a Library never reads a file twice (a long-running process compares
+        `folder_state` and calls `forget_shared` when they changed)."""
         folder = Path(root).resolve() if root is not None else resources.policies_dir()
         library = cls._SHARED.get(folder)
         if library is None:
             library = cls._SHARED[folder] = cls(folder)
         return library
+
+    @classmethod
+    def forget_shared(cls) -> None:
+        """Drop the process's Libraries, so that the next `shared` reads its folder afresh: a
+        long-running process (the service) calls it when the files under a folder changed."""
+        cls._SHARED.clear()
 
     def _listing(self) -> dict[str, list[Path]]:
         # Read the folder once: a batch asks which policies exist for every case, and

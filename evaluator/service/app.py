@@ -1,6 +1,8 @@
 """The HTTP service: a thin ASGI layer over `evaluator.api`, as the CLI is a thin Click layer.
 
-Each worker process loads and compiles the policy library once, at startup. durable_rules keeps
+Each worker process loads and compiles the policy library at startup, and reads it afresh when
+a policy file under its folders is edited, added or removed (checked before a request at most
+once a second, so an edited policy is served without a restart). durable_rules keeps
 process-global state and is not thread-safe, so every call into the library runs on one
 dedicated thread per worker: evaluations are serialised, and the event loop stays free to read
 requests, enforce the time limit and answer /health meanwhile.
@@ -13,6 +15,7 @@ import html
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -32,8 +35,9 @@ from evaluator import api
 from evaluator.authoring import show
 from evaluator.case.cases import case_from_document
 from evaluator.errors import Location, NecessityError, PolicyNotFoundError, SourceError
-from evaluator.language.policies import Library, PolicyRef
-from evaluator.read import source
+from evaluator.language.model import Policy
+from evaluator.language.policies import FolderState, Library, PolicyRef, folder_state
+from evaluator.read import resources, source
 from evaluator.render import decision as render
 from evaluator.render import notice
 from evaluator.render import review as render_review
@@ -89,16 +93,53 @@ class _TimeoutError(Exception):
     pass
 
 
+# How often, at most, a worker looks for edited policy files (seconds): a stat of each file,
+# so a busy worker pays it once a second, not once a request.
+RECHECK_SECONDS = 1.0
+
+
 class Worker:
     """One worker process's library and the single thread every engine call runs on."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.library = (
-            Library(settings.policies_dir) if settings.policies_dir is not None else Library()
-        )
+        self.library = self._library()
+        # The folders whose files decide what is served: the worker's own and the bundled one
+        # (a referenced policy is looked up in both, through `Library.shared`).
+        self.roots = tuple(dict.fromkeys((self.library.root.resolve(), resources.policies_dir())))
+        # taken before anything is read, so an edit made while the worker starts is seen
+        self.seen = self._state()
+        self.checked = time.monotonic()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="necessity-engine")
         self.policy_count = 0
+
+    def _library(self) -> Library:
+        folder = self.settings.policies_dir
+        return Library(folder) if folder is not None else Library()
+
+    def _state(self) -> tuple[FolderState, ...]:
+        return tuple(folder_state(root) for root in self.roots)
+
+    def refresh(self) -> bool:
+        """Start reading the policy files afresh when any under the worker's folders changed
+        since they were last looked at (at most once a second); True when they had. Runs on
+        the engine thread, between requests, so no request sees half of an old library."""
+        now = time.monotonic()
+        if now - self.checked < RECHECK_SECONDS:
+            return False
+        self.checked = now
+        state = self._state()
+        if state == self.seen:
+            return False
+        self.seen = state
+        self.library = self._library()
+        Library.forget_shared()
+        # Programs are kept by content hash: an edited policy compiles anew when first used,
+        # an unchanged one is not compiled again. A policy now broken fails the requests that
+        # need it, with its located error, not the others.
+        self.policy_count = sum(1 for _ in self.library.paths())
+        LOG.info("policy files changed: %d policy versions", self.policy_count)
+        return True
 
     def compile_all(self) -> None:
         # A policy that fails to load or compile stops the worker at startup, not a request.
@@ -109,7 +150,12 @@ class Worker:
 
     async def run(self, work: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, work)
+
+        def fresh() -> T:
+            self.refresh()
+            return work()
+
+        future = loop.run_in_executor(self.executor, fresh)
         try:
             return await asyncio.wait_for(future, self.settings.timeout_seconds)
         except TimeoutError:
@@ -237,7 +283,12 @@ async def openapi_json(request: Request) -> Response:
 
 async def list_policies(request: Request) -> Response:
     worker = _worker(request)
-    found = await worker.run(worker.library.all)
+
+    def listed() -> list[Policy]:
+        # `worker.library` as it is when the work runs (refreshed first), not as it was here
+        return worker.library.all()
+
+    found = await worker.run(listed)
     return _json_response(render.policies_json(found))
 
 
