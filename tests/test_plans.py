@@ -124,6 +124,29 @@ def test_a_plan_pinned_to_another_version_is_an_error(tmp_path: Path) -> None:
     assert raised.value.problems[0].location.pointer == "/base/version"
 
 
+def test_a_plan_for_another_version_says_so_before_its_keys(tmp_path: Path) -> None:
+    # Its keys were written for the version it names: checked against another they prove
+    # nothing, and the overlay cannot apply at all. Only the version is reported.
+    path = _plan(
+        tmp_path,
+        base={"policy": "lumbar-decompression", "version": "2024.1"},
+        settings={"conservative_care_minimun": {"value": 8, "unit": "weeks"}},
+    )
+    policy = Library(tmp_path / "policies").get("lumbar-decompression")
+    with pytest.raises(PolicyError) as raised:
+        with_plan(policy, load_plan(path))
+    assert [p.code for p in raised.value.problems] == ["plan_version_not_in_force"]
+    assert raised.value.problems[0].location.pointer == "/base/version"
+
+
+def test_a_plan_of_another_policy_says_so_before_its_version(tmp_path: Path) -> None:
+    path = _plan(tmp_path, base={"policy": "lumbar-fusion", "version": "2024.1"})
+    policy = Library(tmp_path / "policies").get("lumbar-decompression")
+    with pytest.raises(PolicyError) as raised:
+        with_plan(policy, load_plan(path))
+    assert [p.code for p in raised.value.problems] == ["unknown_plan_base"]
+
+
 def test_an_overlay_key_the_base_lacks_is_an_error_in_the_plan(tmp_path: Path) -> None:
     path = _plan(tmp_path, settings={"conservative_care_minimun": {"value": 8, "unit": "weeks"}})
     policy = Library(tmp_path / "policies").get("lumbar-decompression")

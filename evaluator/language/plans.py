@@ -71,12 +71,25 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def overlay_problems(plan: Plan, policy: Policy) -> Iterator[Problem]:
-    """Yield what does not fit between a plan and a base policy version, located in the plan."""
+    """Yield what does not fit between a plan and a base policy version, located in the plan:
+    another policy, else another version than the one pinned (each alone: the overlay cannot
+    apply at all), else every key the base lacks and every unit that differs."""
     if plan.base_policy != policy.id:
         yield Problem(
             "unknown_plan_base",
             f"plan `{plan.id}` is an overlay of `{plan.base_policy}`, not of `{policy.id}`",
             plan.locate("/base/policy"),
+        )
+        return
+    if plan.base_version is not None and plan.base_version != policy.version:
+        # The overlay cannot apply at all, and its keys were written for the version it names:
+        # checked against this one they would only add noise. The version alone is the problem.
+        yield Problem(
+            "plan_version_not_in_force",
+            f"plan `{plan.id}` is written for `{policy.id}@{plan.base_version}`, but"
+            f" `{policy.ref}` is the version that applies",
+            plan.locate("/base/version"),
+            "write the plan for the version in force, or `version: in force`",
         )
         return
     for name, value in plan.settings.items():
@@ -130,18 +143,6 @@ def missing_base(plan: Plan) -> Problem:
         f"plan `{plan.id}` is an overlay of `{wanted}`, which is not there",
         plan.locate("/base/version" if plan.base_version else "/base/policy"),
     )
-
-
-def check_version(plan: Plan, policy: Policy) -> None:
-    """Raise PolicyError when the plan is pinned to another version than the one chosen."""
-    if plan.base_version is not None and plan.base_version != policy.version:
-        raise PolicyError.single(
-            "plan_version_not_in_force",
-            f"plan `{plan.id}` is written for `{policy.id}@{plan.base_version}`, but"
-            f" `{policy.ref}` is the version that applies",
-            plan.locate("/base/version"),
-            "write the plan for the version in force, or `version: in force`",
-        )
 
 
 def overlay_data(plan: Plan, data: dict[str, Any]) -> None:

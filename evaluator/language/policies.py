@@ -74,7 +74,6 @@ def with_plan(policy: Policy, plan: plans.Plan) -> Policy:
     problems = list(plans.overlay_problems(plan, policy))
     if problems:
         raise PolicyError(problems)
-    plans.check_version(plan, policy)
     if policy.document is None:  # pragma: no cover - every loaded policy keeps its document
         raise PolicyError.single(
             "unknown_plan_base", "the base policy has no document", plan.locate("")
