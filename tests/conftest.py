@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from evaluator.case.cases import load_case
+from evaluator.language.policies import Library
+from tests.engine_runs import Run, runs
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
 # Parsed policies and rendered rulesets are cached on disk (evaluator/read/disk_cache.py): the tests
 # use a folder of their own, never the user's cache, and start from an empty one.
 os.environ["NECESSITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="necessity-test-cache-")
@@ -34,3 +39,11 @@ def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("NECESSITY_CACHE_DIR", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def example_runs() -> list[Run]:
+    """Every example case's engine runs (tests/engine_runs.py), made once for the session by
+    the first test that asks, and shared: a test changes a trace only through a copy."""
+    library = Library()
+    return list(runs((load_case(path), library) for path in EXAMPLES))

@@ -18,7 +18,6 @@ reaching an error.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,47 +25,22 @@ from typing import Any
 
 import pytest
 
-from evaluator import api
-from evaluator.case import cases
-from evaluator.case.cases import Case
-from evaluator.compile.program import Program
 from evaluator.decide import decision
-from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.engine.durable import Emitted, Trace
 from evaluator.language.conditions import Truth
-from evaluator.language.model import Policy
 from evaluator.language.policies import Library
+from tests.engine_runs import Run, changed, runs
 from tests.test_assembly import POLICIES, bench_cases
 from tests.test_normalise_identity import check_recorded, differences, recorded, sha256
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 
-Run = tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]
-
-
-def _runs(judged: list[tuple[Case, Library]]) -> Iterator[Run]:
-    """Each case's governing policies with the facts they see and the engine's trace."""
-    for case, library in judged:
-        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
-            effective = api.with_plan(case, policy)
-            program = api.program_for(effective)
-            seen = api.facts_for(case, effective)
-            chain = (effective.id,)
-            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
-            trace = Engine.get().run(program, facts)
-            yield f"{case.case_id}/{policy.id}", case, effective, program, facts, trace
-
-
-@pytest.fixture(scope="module")
-def example_runs() -> list[Run]:
-    library = Library()
-    return list(_runs([(cases.load_case(path), library) for path in EXAMPLES]))
-
 
 @pytest.fixture(scope="module")
 def bench_runs() -> list[Run]:
     library = Library(POLICIES)
-    return list(_runs([(case, library) for case in bench_cases(150, seed=20250620)]))
+    return list(runs((case, library) for case in bench_cases(150, seed=20250620)))
 
 
 def _outcome(call: Callable[[], Any]) -> Any:
@@ -91,42 +65,35 @@ def _verdict(run: Run, trace: Trace) -> Any:
     return _outcome(lambda: decision.verdict(policy, program, trace))
 
 
-def _with(trace: Trace, **changes: Any) -> Trace:
-    changed = copy.copy(trace)
-    for name, value in changes.items():
-        setattr(changed, name, value)
-    return changed
-
-
 def _said(emitted: Emitted, **fields: Any) -> Emitted:
     return Emitted({**emitted.fact, **fields}, emitted.rule, emitted.matched)
 
 
 def _mutilated(trace: Trace) -> Iterator[tuple[str, Trace]]:
     """The trace with one thing the engine derived taken away, or said wrongly."""
-    yield "no verdict", _with(trace, verdict=None)
+    yield "no verdict", changed(trace, verdict=None)
     for clause, emitted in trace.statuses.items():
         rest = {k: v for k, v in trace.statuses.items() if k != clause}
-        yield f"no status of {clause}", _with(trace, statuses=rest)
+        yield f"no status of {clause}", changed(trace, statuses=rest)
         wrong = {**trace.statuses, clause: _said(emitted, status="maybe")}
-        yield f"status `maybe` of {clause}", _with(trace, statuses=wrong)
+        yield f"status `maybe` of {clause}", changed(trace, statuses=wrong)
         for status in ("met", "not_met", "not_documented", "not_applicable"):
             other = {**trace.statuses, clause: _said(emitted, status=status)}
-            yield f"status {status} of {clause}", _with(trace, statuses=other)
+            yield f"status {status} of {clause}", changed(trace, statuses=other)
     for key, emitted in trace.values.items():
         rest_values = {k: v for k, v in trace.values.items() if k != key}
-        yield f"no value of {key}", _with(trace, values=rest_values)
+        yield f"no value of {key}", changed(trace, values=rest_values)
         for said in (0, 1, 2, 7):
             if said != emitted.fact["v"]:
                 other_values = {**trace.values, key: _said(emitted, v=said)}
-                yield f"value {said} of {key}", _with(trace, values=other_values)
+                yield f"value {said} of {key}", changed(trace, values=other_values)
     for i in range(len(trace.candidates)):
         yield (
             f"no candidate {i}",
-            _with(trace, candidates=trace.candidates[:i] + trace.candidates[i + 1 :]),
+            changed(trace, candidates=trace.candidates[:i] + trace.candidates[i + 1 :]),
         )
     if trace.derived:
-        yield "no derived facts", _with(trace, derived=[])
+        yield "no derived facts", changed(trace, derived=[])
 
 
 def _mutilated_outcomes(runs: list[Run]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
@@ -146,15 +113,21 @@ def _mutilated_outcomes(runs: list[Run]) -> tuple[dict[str, dict[str, Any]], dic
     return found, counts
 
 
-def test_every_example_assembles_as_recorded(example_runs: list[Run], update_golden: bool) -> None:
-    assert len(example_runs) >= len(EXAMPLES)
+def _check_assembled(name: str, judged: list[Run], update: bool) -> None:
+    """Each run's whole trace assembles, its verdict the same determination, as recorded in
+    `name`."""
     found = {}
-    for run in example_runs:
+    for run in judged:
         assembled = _assembled(run, run[-1])
         assert not isinstance(assembled, tuple), f"{run[0]}: {assembled}"
         assert _verdict(run, run[-1]) is assembled.determination, run[0]
         found[run[0]] = assembled
-    check_recorded("assembly-examples", found, update_golden)
+    check_recorded(name, found, update)
+
+
+def test_every_example_assembles_as_recorded(example_runs: list[Run], update_golden: bool) -> None:
+    assert len(example_runs) >= len(EXAMPLES)
+    _check_assembled("assembly-examples", example_runs, update_golden)
 
 
 def _check_mutilated(name: str, outputs: dict[str, dict[str, Any]], update: bool) -> None:
@@ -184,13 +157,7 @@ def _check_mutilated(name: str, outputs: dict[str, dict[str, Any]], update: bool
 def test_generated_bench_cases_assemble_as_recorded(
     bench_runs: list[Run], update_golden: bool
 ) -> None:
-    found = {}
-    for run in bench_runs:
-        assembled = _assembled(run, run[-1])
-        assert not isinstance(assembled, tuple), f"{run[0]}: {assembled}"
-        assert _verdict(run, run[-1]) is assembled.determination, run[0]
-        found[run[0]] = assembled
-    check_recorded("assembly-bench", found, update_golden)
+    _check_assembled("assembly-bench", bench_runs, update_golden)
 
 
 def test_every_example_trace_mutilated_is_refused_as_recorded(
@@ -226,7 +193,7 @@ def test_a_missing_deciding_value_is_an_engine_error_never_a_status(
                 if (node, ()) not in trace.values:
                     continue
                 rest = {k: v for k, v in trace.values.items() if k != (node, ())}
-                broken = _with(trace, values=rest)
+                broken = changed(trace, values=rest)
                 status = trace.statuses[clause.id].fact["status"]
                 new = _assembled(run, broken)
                 verdict = _verdict(run, broken)

@@ -6,34 +6,15 @@ never a status or a decision made up by default.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from evaluator.case.cases import Case
-from evaluator.compile.program import Program
 from evaluator.decide import decision
 from evaluator.engine.durable import Emitted, Trace
 from evaluator.errors import EngineError
 from evaluator.language.conditions import Truth
-from evaluator.language.model import Policy
-from tests.test_referenced_verdict import _runs
-
-Run = tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]
-
-
-@pytest.fixture(scope="module")
-def runs() -> list[Run]:
-    return list(_runs())
-
-
-def _with(trace: Trace, **changes: Any) -> Trace:
-    changed = copy.copy(trace)
-    for name, value in changes.items():
-        setattr(changed, name, value)
-    return changed
+from tests.engine_runs import Run, changed
 
 
 def _refusals(run: Run, trace: Trace) -> list[Exception]:
@@ -51,34 +32,34 @@ def _refusals(run: Run, trace: Trace) -> list[Exception]:
     return raised
 
 
-def test_a_clause_without_a_status_is_an_engine_error(runs: list[Run]) -> None:
-    for run in runs:
+def test_a_clause_without_a_status_is_an_engine_error(example_runs: list[Run]) -> None:
+    for run in example_runs:
         trace = run[-1]
         for clause in trace.statuses:
             rest = {k: v for k, v in trace.statuses.items() if k != clause}
-            for error in _refusals(run, _with(trace, statuses=rest)):
+            for error in _refusals(run, changed(trace, statuses=rest)):
                 assert isinstance(error, EngineError), (run[0], clause)
                 assert f"no status was derived for `{clause}`" in str(error)
 
 
-def test_a_status_no_clause_can_have_is_refused(runs: list[Run]) -> None:
-    for run in runs[:5]:
+def test_a_status_no_clause_can_have_is_refused(example_runs: list[Run]) -> None:
+    for run in example_runs[:5]:
         trace = run[-1]
         for clause, emitted in trace.statuses.items():
             said = Emitted({**emitted.fact, "status": "maybe"}, emitted.rule, emitted.matched)
             wrong = {**trace.statuses, clause: said}
-            for error in _refusals(run, _with(trace, statuses=wrong)):
+            for error in _refusals(run, changed(trace, statuses=wrong)):
                 assert isinstance(error, EngineError), (run[0], clause)
                 assert f"the status derived for `{clause}` is not one: 'maybe'" in str(error)
 
 
 def test_a_clause_not_applicable_without_its_deciding_value_is_an_engine_error(
-    runs: list[Run],
+    example_runs: list[Run],
 ) -> None:
     """The applicability test decides a clause not applicable (unless a waiver held): with its
     value taken away, both refuse, as for a requirement (tests/test_assembly_plan.py)."""
     checked = 0
-    for run in runs:
+    for run in example_runs:
         _, _, policy, program, _, trace = run
         for clause in policy.clauses:
             if trace.statuses[clause.id].fact["status"] != "not_applicable":
@@ -91,7 +72,7 @@ def test_a_clause_not_applicable_without_its_deciding_value_is_an_engine_error(
                 decider = nodes.applies
             assert decider, (run[0], clause.id)  # not applicable: something decided it
             rest = {k: v for k, v in trace.values.items() if k != (decider, ())}
-            for error in _refusals(run, _with(trace, values=rest)):
+            for error in _refusals(run, changed(trace, values=rest)):
                 assert isinstance(error, EngineError), (run[0], clause.id)
                 assert f"no value was derived for `{decider}`" in str(error)
             checked += 1
@@ -99,12 +80,12 @@ def test_a_clause_not_applicable_without_its_deciding_value_is_an_engine_error(
 
 
 def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
-    runs: list[Run],
+    example_runs: list[Run],
 ) -> None:
     """A clause with no applicability test is not applicable only by its waiver: said false or
     unknown, it is an engine error, never a clause not applicable with no evidence."""
     checked = 0
-    for run in runs:
+    for run in example_runs:
         _, _, policy, program, _, trace = run
         for clause in policy.clauses:
             nodes = program.clauses[clause.id]
@@ -114,7 +95,7 @@ def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
             held = trace.values[(nodes.waiver, ())]
             for said in (Truth.FALSE, Truth.UNKNOWN):
                 other = Emitted({**held.fact, "v": said}, held.rule, held.matched)
-                broken = _with(trace, values={**trace.values, (nodes.waiver, ()): other})
+                broken = changed(trace, values={**trace.values, (nodes.waiver, ()): other})
                 for error in _refusals(run, broken):
                     assert isinstance(error, EngineError), (run[0], clause.id)
                     assert f"`{nodes.waiver}` did not hold" in str(error)

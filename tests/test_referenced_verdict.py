@@ -20,38 +20,20 @@ import pytest
 
 from evaluator import api
 from evaluator.case import cases
-from evaluator.case.cases import Case
 from evaluator.compile.program import Program
 from evaluator.decide import decision
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
 from evaluator.language.model import Determination, Policy
 from evaluator.language.policies import Library
+from tests.engine_runs import Run
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
 
 
-def _runs() -> Iterator[tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]]:
-    """Every example's governing policies with the facts they see and the engine's trace."""
-    library = Library()
-    for path in EXAMPLES:
-        case = cases.load_case(path)
-        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
-            effective = api.with_plan(case, policy)
-            program = api.program_for(effective)
-            seen = api.facts_for(case, effective)
-            chain = (effective.id,)
-            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
-            trace = Engine.get().run(program, facts)
-            yield f"{path.stem}/{policy.id}", case, effective, program, facts, trace
-
-
-RUNS = list(_runs())
-
-
-def _assembled(run: tuple[Any, ...], trace: Trace) -> Determination:
+def _assembled(run: Run, trace: Trace) -> Determination:
     _, case, policy, program, facts, _ = run
     return decision.assemble(policy, program, trace, case.case_id, facts).determination
 
@@ -63,9 +45,9 @@ def _outcome(call: Any) -> str:
         return f"EngineError: {error}"
 
 
-def test_every_example_gives_the_assembled_determination() -> None:
-    assert len(RUNS) >= len(EXAMPLES)
-    for run in RUNS:
+def test_every_example_gives_the_assembled_determination(example_runs: list[Run]) -> None:
+    assert len(example_runs) >= len(EXAMPLES)
+    for run in example_runs:
         name, _, policy, program, _, trace = run
         assert decision.verdict(policy, program, trace) is _assembled(run, trace), name
 
@@ -88,9 +70,11 @@ def _mutilated(trace: Trace, policy: Policy, program: Program) -> Iterator[tuple
                 yield f"value of {node}", dropped
 
 
-def test_a_trace_missing_anything_is_refused_as_assembly_refuses_it() -> None:
+def test_a_trace_missing_anything_is_refused_as_assembly_refuses_it(
+    example_runs: list[Run],
+) -> None:
     refused = 0
-    for run in RUNS:
+    for run in example_runs:
         name, _, policy, program, _, trace = run
         for what, broken in _mutilated(trace, policy, program):
             want = _outcome(lambda r=run, b=broken: _assembled(r, b))
@@ -98,7 +82,7 @@ def test_a_trace_missing_anything_is_refused_as_assembly_refuses_it() -> None:
             assert got == want, f"{name} without the {what}"
             refused += want.startswith("EngineError")
     # every clause's status and the verdict, at least: the check has something to catch
-    assert refused >= sum(len(run[2].clauses) + 1 for run in RUNS)
+    assert refused >= sum(len(run[2].clauses) + 1 for run in example_runs)
 
 
 @pytest.mark.parametrize("drop", ["status", "value", "verdict"])
