@@ -3,10 +3,11 @@
 A nicotine status, a cotinine level or a quit date has no date of its own: it holds as of the
 document that states it. A clinic note written after the request saying "never smoked" (or a
 later lab's low cotinine outranking an earlier letter's high one) made the shared nicotine
-clause met and approved the line. A fact type annotated ``x-as-of-source`` in
-facts.schema.json now leaves out every value a document dated after the request states (or
-possibly after it: a month reaching past the request date), with an ``after_request`` conflict,
-as a date after the request is (test_late_dates.py).
+clause met and approved the line; a late note saying "not diabetic" waived the HbA1c clause the
+same way. A fact type annotated ``x-as-of-source`` in facts.schema.json (nicotine, diabetes)
+now leaves out every value a document dated after the request states (or possibly after it: a
+month reaching past the request date), with an ``after_request`` conflict, as a date after the
+request is (test_late_dates.py).
 """
 
 from __future__ import annotations
@@ -158,10 +159,35 @@ def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(library: L
     assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
 
 
+@pytest.mark.parametrize("late", ["statement", "document"])
+def test_a_late_note_saying_not_diabetic_does_not_approve(late: str, library: Library) -> None:
+    # The HbA1c clause applies to a diabetic: a note written after the request saying the
+    # patient is not diabetic (outranking an earlier letter, or alone) must not waive it.
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    if late == "statement":
+        data["diabetes"] = {
+            "diabetic": {
+                "statements": [
+                    {"value": True, "source": _source("surgeon_letter", "2025-05-01")},
+                    {"value": False, "source": _source("clinic_note", "2025-07-01")},
+                ]
+            }
+        }
+    else:
+        data["diabetes"]["source"]["date"] = "2025-07-01"
+    determination, status, conflicts = _review(data, "LF-DIABETES", library)
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+    assert [(c["fact"], c["reason"]) for c in conflicts] == [("diabetes", "after_request")]
+
+
 def test_the_rule_is_schema_data_not_code() -> None:
-    # The builder reads the annotation; nothing in evaluator/ names the fact type.
+    # The builder reads the annotation; nothing in evaluator/ names the fact types.
     defs = schemas.load_schema("facts")["$defs"]
-    assert defs["nicotine"].get("x-as-of-source") is True
+    assert {name for name, d in defs.items() if d.get("x-as-of-source")} == {
+        "nicotine",
+        "diabetes",
+    }
     code = "\n".join(p.read_text() for p in (ROOT / "evaluator").rglob("*.py"))
-    assert '"nicotine"' not in code
-    assert "'nicotine'" not in code
+    for name in ("nicotine", "diabetes"):
+        assert f'"{name}"' not in code
+        assert f"'{name}'" not in code
