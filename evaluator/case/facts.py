@@ -920,15 +920,8 @@ def _plan(fact_type: str) -> _Plan:
         tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
         frozenset(kinds),
         () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
-        fact_type in _as_of_source(),
+        schemas.load_schema("facts")["$defs"][fact_type].get("x-as-of-source") is True,
     )
-
-
-@cache
-def _as_of_source() -> frozenset[str]:
-    """Return the fact types annotated ``x-as-of-source`` in facts.schema.json."""
-    defs = schemas.load_schema("facts")["$defs"]
-    return frozenset(name for name, spec in defs.items() if spec.get("x-as-of-source") is True)
 
 
 def _is_mapping(value: Any) -> bool:
