@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
+from evaluator.cli.main import main
 from evaluator.language.policies import Library
 from evaluator.read import schemas
 
@@ -122,6 +124,21 @@ def test_nicotine_stated_after_the_request_does_not_approve(
     flagged = [c for c in conflicts if c["fact"] == "nicotine" and c["reason"] == "after_request"]
     assert flagged, conflicts
     assert all(f"the request date {REQUEST}" in c["values"] for c in flagged)
+
+
+def test_the_cli_pends_a_late_never_smoker_note_and_says_why(tmp_path: Path) -> None:
+    # (not a hostile case file: those are the bases of the recorded normaliser mutations)
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    _never_dated("2025-07-01")(data)
+    path = tmp_path / "late-never.json"
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["evaluate", str(path)])
+    assert result.exit_code == 3, result.output  # pended: not documented, never approved
+    text = " ".join(result.output.split())
+    assert (
+        "nicotine status: dated 2025-07-01 (clinic_note, after the request date 2025-06-20), so"
+        " it cannot show anything that must precede the request"
+    ) in text
 
 
 @pytest.mark.parametrize(
