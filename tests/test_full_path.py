@@ -8,6 +8,7 @@ the same with the caches as without them).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -72,6 +73,69 @@ def test_a_file_over_the_limit_is_refused_however_it_is_read(tmp_path: Path) -> 
 def test_a_folder_or_a_missing_file_has_no_hash(tmp_path: Path) -> None:
     assert batch._file_sha256(tmp_path) is None
     assert batch._file_sha256(tmp_path / "missing.json") is None
+    assert batch._file_content(tmp_path) == (None, None)
+    assert batch._file_content(tmp_path / "missing.json") == (None, None)
+
+
+@pytest.mark.parametrize("size", [0, 463, 64 * 1024, 64 * 1024 + 1, 300_000])
+def test_an_item_keeps_the_bytes_it_hashed(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    (tmp_path / "case.json").write_bytes(data[:size])
+    (item,) = batch.items([tmp_path / "case.json"])
+    assert item.content == data[:size]
+    assert item.sha256 == hashlib.sha256(data[:size]).hexdigest()
+
+
+def test_a_file_over_the_limit_is_hashed_but_left_to_the_loader(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * (source.LIMITS.max_bytes + 1))
+    (item,) = batch.items([path])
+    assert item.content is None
+    assert item.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    record = batch.review_item(item, None, Library())
+    assert [p["code"] for p in record["problems"]] == ["document_too_large"]
+
+
+def _without_stamp(record: dict[str, Any]) -> str:
+    if "result" in record:
+        record = {**record, "result": {**record["result"], "evaluated_at": None}}
+    return json.dumps(record, sort_keys=True)
+
+
+def test_a_case_reviewed_from_the_bytes_it_hashed_is_reviewed_as_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Example and hostile cases (every message of a bad file) and bench cases: the record made
+    # from the bytes in hand is the record made by reading the file.
+    hostile = Path(__file__).parent / "hostile" / "cases"
+    benchgen.write_files(benchgen.generate(50, seed=13), tmp_path)
+    library = Library()
+    bench = Library(Path(__file__).parent.parent / "benchmarks" / "policies")
+    real_read = source._read
+    for folder, policy, policies in (
+        (EXAMPLES[0].parent, None, library),
+        (hostile, None, library),
+        (tmp_path, "bench-fusion", bench),
+    ):
+        todo = list(batch.items(batch.sources([folder])))
+        assert any(item.content for item in todo)
+        cases_read: list[str] = []
+
+        def read(path: Any, folder: Path = folder, cases_read: list[str] = cases_read) -> Any:
+            if Path(path).parent == folder:
+                cases_read.append(str(path))
+            return real_read(path)
+
+        with monkeypatch.context() as patch:  # the bytes in hand: the file is not read again
+            patch.setattr(source, "_read", read)
+            kept = [batch.review_item(item, policy, policies) for item in todo if item.content]
+        again = [
+            batch.review_item(dataclasses.replace(item, content=None), policy, policies)
+            for item in todo
+            if item.content
+        ]
+        assert cases_read == []
+        assert list(map(_without_stamp, kept)) == list(map(_without_stamp, again))
 
 
 def test_the_bundled_schema_set_is_the_one_its_folder_names() -> None:
@@ -119,6 +183,57 @@ def test_a_text_plainly_within_the_limits_holds_nothing_the_walk_refuses(data: A
     for text in _texts(data):
         if source._plainly_within_limits(text):
             assert source._over_limits(json.loads(text)) is None
+
+
+def _parsed(text: str) -> Any:
+    """What the reader made of a JSON text before its decoders were made once (and before a
+    text plainly within the limits parsed its whole numbers without the limit's hook)."""
+    try:
+        data = json.loads(
+            text,
+            object_pairs_hook=source._no_duplicates,
+            parse_constant=source._no_constant,
+            parse_int=source._whole_number,
+        )
+    except source._ConstantError as error:
+        return ("constant", error.token)
+    except json.JSONDecodeError as error:
+        return ("malformed", error.msg, error.lineno, error.colno)
+    except (RecursionError, source._NotPlainJsonError):
+        return ("located",)
+    return repr(data)  # repr: 1 and 1.0 and True differ
+
+
+def _reads(text: str) -> Any:
+    try:
+        document = source._json_document(text, "case.json")
+    except NecessityError as error:
+        return [problem.as_dict() for problem in error.problems]
+    return repr(document.data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DOCUMENTS)
+def test_a_text_parses_to_what_json_loads_with_the_hooks_made(data: Any) -> None:
+    for text in [*_texts(data), "\ufeff" + json.dumps(data, ensure_ascii=True)]:
+        before = _parsed(text)
+        if isinstance(before, str) and data is not None:  # parsed: the same values, typed
+            reads = _reads(text)
+            assert reads == before or isinstance(reads, list)  # or refused over a limit
+            assert isinstance(reads, list) == (source._over_limits(json.loads(text)) is not None)
+        elif before[0] == "malformed":  # the BOM: json.loads's own message, located
+            (problem,) = _reads(text)
+            assert problem["message"] == f"malformed json: {source._lower_first(before[1])}"
+
+
+def test_whole_numbers_parse_as_int_with_or_without_the_hook() -> None:
+    text = '{"a": 12, "b": -9999999999999, "c": 1.0, "d": [0, -0, 2.5]}'
+    assert source._plainly_within_limits(text)
+    assert repr(source._json_document(text, "x.json").data) == _parsed(text)
+    long = '{"a": 1' + "0" * 5000 + "}"  # int() refuses past 4,300 digits
+    assert not source._plainly_within_limits(long)
+    (problem,) = _reads(long)
+    assert problem["code"] == "number_too_large"
 
 
 @pytest.mark.parametrize(

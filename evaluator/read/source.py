@@ -39,6 +39,7 @@ __all__ = [
     "Limits",
     "find_files",
     "load",
+    "load_bytes",
     "load_line",
     "loads",
     "loads_json",
@@ -217,6 +218,12 @@ def load(path: str | Path) -> Document:
     `loads`).
     """
     raw, name = _read(path)
+    return load_bytes(raw, name)
+
+
+def load_bytes(raw: bytes, name: str) -> Document:
+    """Parse the bytes of the file `name` as `load` reads them (already read: a batch hashes a
+    case file's bytes, then parses them). Raises SourceError as `load` does once it has them."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -389,6 +396,11 @@ def _whole_number(token: str) -> int | float:
 
 _MAX_DIGITS = len(str(int(LIMITS.max_number))) + 1
 _TOO_LARGE = 10**_MAX_DIGITS  # stands for any whole number with more digits than that
+# What json.loads(text, **options) makes, its decoder made once rather than for each text.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_int=_whole_number
+)
+_PLAIN_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
 
 
 def _json_document(text: str, name: str) -> Document:
@@ -401,13 +413,15 @@ def _json_document(text: str, name: str) -> Document:
     """
     if not text.strip():
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
+    # A text plainly within the limits has no number long enough for int() to refuse: its
+    # whole numbers are parsed by the standard library's own int (a call into Python for each
+    # number otherwise), to the same values.
+    plain = _plainly_within_limits(text)
     try:
-        data = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
-            parse_int=_whole_number,
-        )
+        if text.startswith("\ufeff"):  # json.loads refuses it, with its own message
+            data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        else:
+            data = (_PLAIN_DECODER if plain else _DECODER).decode(text)
     except _ConstantError as error:
         # JSON has no NaN or Infinity; YAML would read the bare word as a string instead.
         at = text.find(error.token)
@@ -432,7 +446,7 @@ def _json_document(text: str, name: str) -> Document:
         return loads(text, name, json_text=True)
     if data is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
-    over = None if _plainly_within_limits(text) else _over_limits(data)
+    over = None if plain else _over_limits(data)
     if over == "values":
         # too large to re-read for a line number: the message names the file
         raise SourceError([_too_large(name, "")])
