@@ -347,3 +347,83 @@ def test_a_named_policy_is_chosen_once_per_date_as_select_policy_chooses_it() ->
             assert batch._selected(case, name, library) is expected  # from the memo
     with pytest.raises(NecessityError, match="unknown policy"):
         batch._selected(founding, "no-such-policy", library)
+
+
+# --- finding the case files of a folder ------------------------------------------------------
+
+
+def _found_by_rglob(
+    paths: list[Path], suffixes: tuple[str, ...], skip: str | None = None
+) -> list[Path]:
+    """What source.find_files found before issue 10 walked folders with os.scandir."""
+
+    def is_dir(path: Path) -> bool:
+        try:
+            return path.is_dir()
+        except OSError:
+            return False
+
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        out.extend(
+            sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in suffixes
+                and not is_dir(p)
+                and (skip is None or skip not in p.relative_to(path).parts[:-1])
+            )
+        )
+    return out
+
+
+def test_a_folder_s_files_are_found_as_rglob_found_them(tmp_path: Path) -> None:
+    top = tmp_path / "cases"
+    for name in (
+        "a.json",
+        "a-b.json",  # sorts after a/b.json part by part, before it as text
+        "a/b.json",
+        "a/c.YAML",
+        "a/tests/d.yml",
+        "a/tests/e/f.json",
+        "tests/g.json",
+        ".hidden.json",
+        ".json",  # no suffix, as Path.suffix reads it
+        "h.json.",
+        "i.txt",
+        "j.jsonl",
+        "deep/er/est/k.yaml",
+    ):
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_text("{}")
+    (top / "folder.json").mkdir()  # a folder is never a case file
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.json").write_text("{}")
+    (top / "linked").symlink_to(elsewhere)  # not entered
+    (top / "linked.json").symlink_to(elsewhere)  # a link to a folder: no case file
+    (top / "file-link.json").symlink_to(top / "a.json")
+    (top / "broken.json").symlink_to(tmp_path / "missing")  # found: `load` says what it is
+    (top / "loop.json").symlink_to(top / "loop.json")  # found, likewise
+    for suffixes in (source.DATA_SUFFIXES, batch.CASE_SUFFIXES, (".json",)):
+        for skip in (None, "tests"):
+            paths = [top, top / "a.json", tmp_path / "nowhere.json"]
+            found = list(source.find_files(paths, suffixes, skip))
+            assert found == _found_by_rglob(paths, suffixes, skip)
+            assert [str(p) for p in found] == [
+                str(p) for p in _found_by_rglob(paths, suffixes, skip)
+            ]
+    assert top / "broken.json" in found
+    assert top / "loop.json" in found
+    assert not any("elsewhere" in str(p) or "linked" in str(p) for p in found)
+
+
+def test_the_bundled_folders_are_found_as_rglob_found_them() -> None:
+    root = Path(__file__).parent.parent
+    for folder in ("policies", "examples", "tests"):
+        assert list(source.find_files([root / folder])) == _found_by_rglob(
+            [root / folder], source.DATA_SUFFIXES
+        )

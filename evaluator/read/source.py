@@ -104,20 +104,49 @@ def find_files(
         if not path.is_dir():
             yield path
             continue
-        yield from sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix.lower() in suffixes
-            and not _is_dir(p)
-            and (skip is None or skip not in p.relative_to(path).parts[:-1])
-        )
+        # Sorted as the paths sort (part by part), each made once it is known to be wanted.
+        yield from (path.joinpath(*parts) for parts in sorted(_entries(path, suffixes, skip)))
 
 
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError:  # a symbolic link loop: not a folder, and `load` says what it is
-        return False
+def _entries(folder: Path, suffixes: tuple[str, ...], skip: str | None) -> list[tuple[str, ...]]:
+    """Return the parts (below `folder`) of every entry that is no folder with one of
+    `suffixes`, in no order: what `folder.rglob("*")` finds and its filter kept (the suffix as
+    `Path.suffix` reads it, anything but a folder, none under a sub-folder named `skip`).
+
+    Walked with os.scandir rather than rglob, which made a Path of every entry and asked the
+    file system again whether each was a folder (8.6 us a case file, 2.2 us here): the same
+    folders are entered (not through a symbolic link), a folder that cannot be listed is left
+    out, and what rglob raises this raises (tests/test_full_path.py compares the two).
+    """
+    found: list[tuple[str, ...]] = []
+    pending: list[tuple[str, tuple[str, ...]]] = [(str(folder), ())]
+    while pending:
+        parent, above = pending.pop()
+        try:
+            with os.scandir(parent) as listing:
+                entries = list(listing)
+        except PermissionError:
+            continue
+        for entry in entries:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()  # a symbolic link is followed, as Path.is_dir does
+            except OSError as error:  # a link loop, say: not a folder, and `load` says so
+                if error.errno not in _IGNORED_ERRNOS:
+                    raise
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink() and name != skip:
+                    pending.append((entry.path, (*above, name)))
+                continue
+            dot = name.rfind(".")  # Path.suffix: from the last dot, not a leading or final one
+            if 0 < dot < len(name) - 1 and name[dot:].lower() in suffixes:
+                found.append((*above, name))
+    return found
+
+
+# The errors pathlib's rglob takes as "not a folder" rather than raising.
+_IGNORED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
 # --- JSON pointers (RFC 6901) ------------------------------------------------------------------
