@@ -427,3 +427,43 @@ def test_the_bundled_folders_are_found_as_rglob_found_them() -> None:
         assert list(source.find_files([root / folder])) == _found_by_rglob(
             [root / folder], source.DATA_SUFFIXES
         )
+
+
+# --- format verdicts, kept per text ----------------------------------------------------------
+
+_DATE_TEXTS = st.one_of(
+    st.sampled_from(
+        [
+            "2025-06-20",
+            "2025-02-30",
+            "0025-06-20",
+            "2200-01-01",
+            "1900-01-01",
+            "2025-06",
+            "6/2025",
+            "13/2025",
+            "2025-13",
+            "20250620",
+            "2025-6-1",
+            "",
+            " 2025-06-20",
+            "2025-06-20\n",
+        ]
+    ),
+    st.text(st.sampled_from("0123456789-/ "), max_size=12),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_DATE_TEXTS)
+def test_a_kept_format_verdict_is_the_check_s_own(text: str) -> None:
+    for name, check in (("date", schemas._is_date), ("partial-date", schemas._is_partial_date)):
+        try:
+            expected = check(text)
+        except ValueError:
+            expected = False
+        verdict = schemas._COMPILED_FORMATS[name]
+        assert verdict(text) is expected
+        assert verdict(text) is expected  # kept
+    assert schemas._COMPILED_FORMATS["date"].cache_info().maxsize == schemas._VERDICTS_KEPT

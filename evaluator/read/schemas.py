@@ -79,7 +79,10 @@ def _is_partial_date(instance: object) -> bool:
 
 
 def _compiled_format(check: Callable[[object], bool]) -> Callable[[str], bool]:
-    # jsonschema-rs wants a plain verdict where FormatChecker takes ValueError for "invalid"
+    # jsonschema-rs wants a plain verdict where FormatChecker takes ValueError for "invalid".
+    # A verdict is a function of the text alone, and the same dates come case after case: each
+    # text's is kept (bounded), where it cost a regular expression and a date each time.
+    @functools.lru_cache(maxsize=_VERDICTS_KEPT)
     def verdict(instance: str) -> bool:
         try:
             return check(instance)
@@ -87,6 +90,9 @@ def _compiled_format(check: Callable[[object], bool]) -> Callable[[str], bool]:
             return False
 
     return verdict
+
+
+_VERDICTS_KEPT = 4096
 
 
 @functools.cache
