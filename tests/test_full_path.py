@@ -466,4 +466,5 @@ def test_a_kept_format_verdict_is_the_check_s_own(text: str) -> None:
         verdict = schemas._COMPILED_FORMATS[name]
         assert verdict(text) is expected
         assert verdict(text) is expected  # kept
-    assert schemas._COMPILED_FORMATS["date"].cache_info().maxsize == schemas._VERDICTS_KEPT
+    kept: Any = schemas._COMPILED_FORMATS["date"]
+    assert kept.cache_info().maxsize == schemas._VERDICTS_KEPT

@@ -143,8 +143,9 @@ def test_values_equal_as_keys_but_written_differently_are_kept_apart(
     base = next(d for d in example_decisions if d.explanation is None)
     for first, second in ((1, True), (True, 1.0), (0.0, -0.0), (1, 1.0)):
         for value in (first, second):
+            cited: tuple[Any, ...] = (value,)  # not an int: what the key must tell apart
             clauses = tuple(
-                dataclasses.replace(c, citations=(value,), documentation=()) for c in base.clauses
+                dataclasses.replace(c, citations=cited, documentation=()) for c in base.clauses
             )
             decision = dataclasses.replace(base, clauses=clauses)
             assert json_text.decision_json_text(decision, STAMP) == dumps(decision)
