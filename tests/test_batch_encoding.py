@@ -124,3 +124,40 @@ def test_a_worker_process_collects_its_garbage_less_often(monkeypatch: pytest.Mo
     assert young > 700
     assert middle <= 2
     assert old <= 2
+
+
+# --- the main process reading a worker's line ---------------------------------------------------
+
+
+def _read(decode: Any, line: bytes) -> Any:
+    try:
+        return repr(decode(line))  # repr: 1, 1.0 and True differ, and NaN reads as itself
+    except (ValueError, RecursionError) as error:
+        return type(error)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_a_worker_s_line_is_read_as_json_loads_read_it(value: Any) -> None:
+    try:
+        line = before({"case": "x", "value": value})
+    except (ValueError, TypeError):
+        return  # no line: nothing to read
+    assert _read(batch._decoded, line) == _read(json.loads, line)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 10**18, 10**19, 10**30],
+)
+def test_integers_past_64_bits_are_read_as_integers(number: int) -> None:
+    line = before({"case": "x", "n": number, "m": [number, -number]})
+    assert repr(batch._decoded(line)) == repr(json.loads(line))
+
+
+def test_bench_records_lines_are_read_as_json_loads_read_them(tmp_path: Path) -> None:
+    benchgen.write_files(benchgen.generate(100, seed=23), tmp_path)
+    library = Library(BENCH_POLICIES)
+    for item in batch.items(batch.sources([tmp_path])):
+        line = batch.encode(batch.review_item(item, "bench-fusion", library))
+        assert repr(batch._decoded(line)) == repr(json.loads(line))

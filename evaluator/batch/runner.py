@@ -28,6 +28,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from evaluator import api
 from evaluator.case import cases
 from evaluator.errors import EngineError, InputError, Location, NecessityError, Problem
@@ -405,6 +407,26 @@ def encode(record: Record) -> bytes:
     return (_ENCODER.encode(record) + "\n").encode("utf-8")
 
 
+def _decoded(line: bytes) -> Any:
+    """Return `json.loads(line)` for a record's line, read by orjson where it reads the same
+    values (in 11 us rather than 24 for a bench record, CPU the main process shares with its
+    workers): a line without a run of 19 digits holds no integer past orjson's 64 bits (which
+    it would read as a float); NaN and the infinities, which orjson refuses, and whatever else
+    it refuses are read by json.loads."""
+    if _LONG_DIGITS in line.translate(_DIGITS):
+        return json.loads(line)
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
+# Every digit a 0, anything else a space: a run of as many zeros as 2**63 has digits may be an
+# integer orjson cannot hold.
+_DIGITS = bytes(ord("0") if chr(byte) in "0123456789" else ord(" ") for byte in range(256))
+_LONG_DIGITS = b"0" * len(str(2**63))
+
+
 class _Encoded(dict[str, Any]):
     """A record that keeps its JSON line: one a worker sent, decoded (writing it then costs the
     main process nothing, which with 2 workers on 2 cores is CPU they need), or one
@@ -509,7 +531,7 @@ class _Worker:
                 if kind == "ready":
                     self.ready = True
                 elif kind == "done":
-                    record = _Encoded(json.loads(payload))
+                    record = _Encoded(_decoded(payload))
                     record.line = payload
                     done.append((self.tasks.popleft()[0], record))
                 else:
