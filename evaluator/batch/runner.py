@@ -37,7 +37,6 @@ from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 from evaluator.read import source
 from evaluator.render import decision as render
-from evaluator.render import json_text
 from evaluator.render import review as render_review
 
 STDIN = "-"
@@ -243,49 +242,10 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
     record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
     try:
         case = _loaded(item, record)
-        reviewed, result = _review(case, policy, library)
-        record.update(reviewed)
-        if result is not None:
-            return _with_line(record, result)
+        record.update(_review(case, policy, library))
     except Exception as error:  # any bug is this case's record, not the batch's end
         return _failure(record, item, error)
     return record
-
-
-def _with_line(record: Record, result: str) -> Record:
-    """Return the record with its JSON line, `result` being the text of its result: the line
-    `encode` makes, made of the text of each key's value in sorted order (`Writer.write` and a
-    worker send it as it is). A record whose keys are not the ones a result has, or whose text
-    does not encode (a lone surrogate in a file's name), is returned as it is, for `encode`."""
-    if record.keys() != _RESULT_KEYS:
-        return record
-    text = "".join(
-        (
-            '{"case": ',
-            json_text.json_value(record["case"]),
-            ', "case_id": ',
-            json_text.json_value(record["case_id"]),
-            ', "determination": ',
-            json_text.json_value(record["determination"]),
-            ', "result": ',
-            result,
-            ', "sha256": ',
-            json_text.json_value(record["sha256"]),
-            ', "x12_action": ',
-            json_text.json_value(record["x12_action"]),
-            "}\n",
-        )
-    )
-    try:
-        line = text.encode("utf-8")
-    except UnicodeEncodeError:
-        return record
-    encoded = _Encoded(record)
-    encoded.line = line
-    return encoded
-
-
-_RESULT_KEYS = frozenset({"case", "case_id", "determination", "result", "sha256", "x12_action"})
 
 
 def _failure(record: Record, item: Item, error: Exception) -> Record:
@@ -315,19 +275,16 @@ def _load(item: Item) -> cases.Case:
     return cases.load_case(item.path or item.name)
 
 
-def _review(case: cases.Case, policy: str | None, library: Library) -> tuple[Record, str | None]:
-    """Return the record's result and, for one policy's decision, the JSON text of the result
-    (a batch's line is made of it rather than by encoding the result)."""
+def _review(case: cases.Case, policy: str | None, library: Library) -> Record:
     if policy is None:
-        return _review_record(api.review_case(case, library)), None
+        return _review_record(api.review_case(case, library))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     decision = api.evaluate(case, _selected(case, policy, library))
-    reviewed = {
+    return {
         "determination": decision.determination.value,
         "x12_action": decision.x12_action,
         "result": render.decision_json(decision, stamp),
     }
-    return reviewed, json_text.decision_json_text(decision, stamp)
 
 
 # The policy a named policy gives a case depends only on the date that chooses the version in
@@ -402,8 +359,6 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=F
 
 def encode(record: Record) -> bytes:
     """Return the JSON line of a record as a batch writes it (keys sorted, UTF-8, newline)."""
-    if type(record) is _Encoded:
-        return record.line
     return (_ENCODER.encode(record) + "\n").encode("utf-8")
 
 
@@ -428,9 +383,8 @@ _LONG_DIGITS = b"0" * len(str(2**63))
 
 
 class _Encoded(dict[str, Any]):
-    """A record that keeps its JSON line: one a worker sent, decoded (writing it then costs the
-    main process nothing, which with 2 workers on 2 cores is CPU they need), or one
-    `review_item` made with its line. Never changed once made: the line is the record's."""
+    """A record a worker sent as its JSON line, decoded, that keeps the line: writing it then
+    costs the main process nothing, which with 2 workers on 2 cores is CPU they need."""
 
     __slots__ = ("line",)
     line: bytes
@@ -812,7 +766,7 @@ class Writer:
         self.failed = False
 
     def write(self, record: Record) -> None:
-        self.pending.append(encode(record))
+        self.pending.append(record.line if isinstance(record, _Encoded) else encode(record))
         if len(self.pending) >= self.every or time.monotonic() - self.last >= self.seconds:
             self._write(final=False)
 

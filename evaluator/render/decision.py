@@ -174,13 +174,6 @@ def _request_json(r: DocumentRequest) -> dict[str, Any]:
     return {"clause": r.clause, "clauses": list(r.clauses), "document": r.document}
 
 
-def _references_json(references: Iterable[Reference]) -> list[dict[str, Any]]:
-    return [
-        {"id": r.id, "citation": _one_line(r.citation), "doi": r.doi, "url": r.url, "note": r.note}
-        for r in references
-    ]
-
-
 def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[str, Any]:
     """Return the JSON contract (schemas/decision.schema.json); only `evaluated_at` varies.
 
@@ -200,7 +193,16 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
         "clauses": [_clause_json(c) for c in decision.clauses],
         "alternative": None if alt is None else _alternative_json(alt),
         "documentation_requests": [_request_json(r) for r in decision.documentation_requests],
-        "references": _references_json(decision.references),
+        "references": [
+            {
+                "id": r.id,
+                "citation": _one_line(r.citation),
+                "doi": r.doi,
+                "url": r.url,
+                "note": r.note,
+            }
+            for r in decision.references
+        ],
         "conflicts": [
             {k: c.get(k) for k in ("fact", "field", "values", "reason")} for c in decision.conflicts
         ],
