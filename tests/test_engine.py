@@ -260,22 +260,21 @@ def test_3_raw_host_swallows_an_exception_raised_in_an_action():
 def test_3_an_exception_in_an_action_surfaces_and_the_session_is_left_in_place(
     small, monkeypatch, deleted
 ):
-    real = engine._Session.apply
-    target = next(r.name for r in small.rules if r.origin.startswith("E-COT"))
+    target = next(r for r in small.rules if r.origin.startswith("E-COT"))
+    handlers = engine._plans(small).stages[target.stage]
+    real = handlers[target.name]
 
-    def failing(self: Any, rule: Rule, matched: Any) -> None:
-        if rule.name == target:
-            raise RuntimeError("action failed")
-        real(self, rule, matched)
+    def failing(*_: Any) -> None:
+        raise RuntimeError("action failed")
 
-    monkeypatch.setattr(engine._Session, "apply", failing)
+    monkeypatch.setitem(handlers, target.name, failing)
     facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": 5}]
     with pytest.raises(RuntimeError, match="action failed"):
         Engine.get().run(small, facts)
     # deleting a session that did not receive every stage can crash the process (trap 20);
     # tests/test_session_faults.py injects faults at each point in subprocesses
     assert deleted == []
-    monkeypatch.setattr(engine._Session, "apply", real)
+    handlers[target.name] = real
     assert status_of(Engine.get().run(small, facts), "E-COT") == "met"
 
 
@@ -284,7 +283,14 @@ def test_3_a_failure_is_never_a_determination(monkeypatch):
     def failing(*_: Any) -> None:
         raise EngineError.single("engine_failed", "injected")
 
-    monkeypatch.setattr(engine._Session, "apply", failing)
+    real = engine._plans
+
+    def plans(program: Program) -> Any:  # every firing of every program fails
+        found = real(program)
+        stages = {stage: dict.fromkeys(rules, failing) for stage, rules in found.stages.items()}
+        return engine._Plans(found.rules, stages)
+
+    monkeypatch.setattr(engine, "_plans", plans)
     with pytest.raises(EngineError, match="injected"):
         api.evaluate_path(FOUNDING)
 
@@ -353,17 +359,11 @@ def test_5_raw_join_fires_once_per_matching_combination():
     assert raw_assert(handle, *facts) == ["r", "r", "r"]
 
 
-def test_5_duplicate_firings_are_deduplicated(small, monkeypatch):
-    applied: Counter[str] = Counter()
-    real = engine._Session.apply
-
-    def counting(self: Any, rule: Rule, matched: Any) -> None:
-        applied[rule.name] += 1
-        real(self, rule, matched)
-
-    monkeypatch.setattr(engine._Session, "apply", counting)
+def test_5_duplicate_firings_are_deduplicated(small):
     findings = [{"t": "imaging_finding", "id": f"imaging_finding:{i}"} for i in range(3)]
-    trace = Engine.get().run(small, [*BASE_FACTS, *findings])
+    trace = Engine.get().run(small, [*BASE_FACTS, *findings], trace=True)
+    assert trace.log is not None
+    applied = Counter(firing.rule for firing in trace.log)
     node = "E-FINDING:requires"
     # The clause is folded (evaluator/compile/folding.py): its met rule matches each finding.
     (true_rule,) = [
@@ -453,7 +453,8 @@ def test_an_action_the_engine_does_not_know_is_an_engine_error_not_a_skip(delete
 
 def test_a_firing_of_a_rule_the_program_does_not_have_is_an_engine_error(deleted):
     program = hand_built(EmitStatus("X-ONE", Status.MET), EmitValue(VAL, "n", Truth.TRUE, ()))
-    del engine._plans(program)["r1"]  # the memo no longer knows a rule the engine fires
+    plans = engine._plans(program)  # the memo no longer knows a rule the engine fires
+    del plans.rules["r1"], plans.stages[1]["r1"]
     with pytest.raises(EngineError, match="fired an unknown rule `r1`"):
         Engine.get().run(program, BASE_FACTS)
     assert deleted == []  # unfinished: left in place (trap 20)

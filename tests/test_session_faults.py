@@ -51,6 +51,31 @@ _SCRIPT = textwrap.dedent(
         setattr(Session, name, patched)
         return lambda: setattr(Session, name, original)
 
+    def wrap_firings(when):
+        # every firing runs its rule's handler from the program's plans (engine `_plans`)
+        original = engine._plans
+        calls = [0]
+
+        def wrapped(handler):
+            def fire(session, matched):
+                calls[0] += 1
+                if when(calls[0]):
+                    fault()
+                handler(session, matched)
+
+            return fire
+
+        def plans(program):
+            found = original(program)
+            stages = {
+                stage: {name: wrapped(handler) for name, handler in handlers.items()}
+                for stage, handlers in found.stages.items()
+            }
+            return engine._Plans(found.rules, stages)
+
+        engine._plans = plans
+        return lambda: setattr(engine, "_plans", original)
+
     undo = {
         "none": lambda: (lambda: None),
         "before_facts": lambda: wrap("assert_batch", lambda n, a, before: n == 1 and before),
@@ -59,7 +84,7 @@ _SCRIPT = textwrap.dedent(
         "after_stage": lambda: wrap(
             "assert_stage", lambda n, a, before: a[0] == arg and not before
         ),
-        "action": lambda: wrap("apply", lambda n, a, before: n == arg and before),
+        "action": lambda: wrap_firings(lambda n: n == arg),
     }[point]()
     if kind == "cli":
         main(["evaluate", case])  # exits with the CLI's code

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import itertools
 import json
+import math
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn, cast
 
 import durable_rules_engine as _dre
 import orjson
@@ -43,6 +45,7 @@ from evaluator.compile.program import (
     CAND,
     KEY,
     PAIR,
+    STATUS,
     VAL,
     EmitFact,
     EmitMissing,
@@ -74,6 +77,14 @@ class Emitted(NamedTuple):
     fact: Mapping[str, Any]
     rule: str
     matched: Mapping[str, str]
+
+
+# Emitted's own `__new__` is a Python function (namedtuple's); `tuple.__new__` builds the same
+# object in C, once or twice per firing.
+_emitted = cast(
+    Callable[[tuple[Mapping[str, Any], str, Mapping[str, str]]], Emitted],
+    functools.partial(tuple.__new__, Emitted),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,38 +215,39 @@ class Engine:
             self._left[key] = 0
 
 
-# What `apply` does for a rule, by its action's type (`_plans`).
-_VALUE, _FACT, _PAIR, _STATUS, _MISSING, _VERDICT = range(6)
-_KINDS: dict[type, int] = {
-    EmitValue: _VALUE,
-    EmitFact: _FACT,
-    EmitPair: _PAIR,
-    EmitStatus: _STATUS,
-    EmitMissing: _MISSING,
-    EmitVerdict: _VERDICT,
-}
-# A rule's records as `_records` reads them: (node, value as the engine writes it, source
-# alias, candidate).
-_Records = tuple[tuple[str, int, str | None, bool], ...]
-_Plan = tuple[Rule, int, _Records]
+# A firing's handler: what one rule's action does, given the session and the facts the rule
+# matched (alias -> the fact as the engine sent it). `_plans` makes one per rule, once per
+# Program, from the factory its action's type picks (data, never generated code), with all a
+# firing needs worked out in advance (names, aliases, fact templates, records), so that a
+# firing only does what depends on the facts it matched.
+_Handler = Callable[["_Session", Mapping[str, Any]], None]
 _PLANS = "_engine_plans"
+_NO_RULES: Mapping[str, _Handler] = {}
 
 
-def _plans(program: Program) -> dict[str, _Plan]:
-    """Return, by rule name, the rule, what each of its firings does (its action's kind) and
-    the records it keeps: worked out once per Program rather than on every firing."""
-    found: dict[str, _Plan] | None = program.__dict__.get(_PLANS)
+@dataclass(frozen=True, slots=True)
+class _Plans:
+    """A program's firing handlers by stage, then by rule name; its rules by name.
+
+    A rule's handler is only in its own stage's table, so a firing looked up in the table of
+    the stage being run needs no stage check of its own: a name not there is a rule of
+    another stage (the strata are wrong) or one the program does not have, both engine errors
+    (`_Session.misfired`)."""
+
+    rules: dict[str, Rule]
+    stages: dict[int, dict[str, _Handler]]
+
+
+def _plans(program: Program) -> _Plans:
+    """Return the program's firing handlers: worked out once per Program, not per firing."""
+    found: _Plans | None = program.__dict__.get(_PLANS)
     if found is not None:
         return found
-    found = {}
+    stages: dict[int, dict[str, _Handler]] = {}
     for rule in program.rules:
-        action = rule.action
-        records: tuple[Record, ...] = getattr(action, "records", ())
-        found[rule.name] = (
-            rule,
-            _KINDS.get(type(action), -1),  # -1: `apply` refuses it
-            tuple((r.node, int(r.value), r.source, r.candidate) for r in records),
-        )
+        make = _HANDLERS.get(type(rule.action), _on_unknown)
+        stages.setdefault(rule.stage, {})[rule.name] = make(rule, rule.action)
+    found = _Plans({rule.name: rule for rule in program.rules}, stages)
     # Program is frozen; a memo, not part of its value (as `projection` keeps its own).
     object.__setattr__(program, _PLANS, found)
     return found
@@ -243,22 +255,6 @@ def _plans(program: Program) -> dict[str, _Plan]:
 
 # The value types `_Session.admit` copies as they are (no float: it is normalised or refused).
 _PLAIN_TYPES = frozenset({str, int, bool, type(None)})
-# A status's text by Status member: `.value` goes through the enum's descriptor each time.
-_STATUS_TEXT: dict[Any, str] = {}
-
-
-def _status_text(action: EmitStatus) -> str:
-    text = _STATUS_TEXT.get(action.status)
-    if text is None:
-        text = _STATUS_TEXT[action.status] = action.status.value
-    return text
-
-
-def _planned(plans: Mapping[str, _Plan], name: str) -> _Plan:
-    plan = plans.get(name)
-    if plan is None:
-        raise EngineError.single("engine_failed", f"durable_rules fired an unknown rule `{name}`")
-    return plan
 
 
 def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
@@ -412,7 +408,7 @@ class _Session:
 
         Only later stages read a stage's derived facts (the compiler stratifies), and every rule
         waits for its stage marker, which comes last in the batch: one call per stage instead
-        of two. A firing of any other stage's rule means the strata are wrong (see `apply`).
+        of two. A firing of any other stage's rule means the strata are wrong (see `_Plans`).
         """
         self.stage = stage
         ident = f"stage{stage}"  # as `normalise` writes it
@@ -436,19 +432,60 @@ class _Session:
         """Run every pending action; each may assert facts that queue further actions."""
         if self.state is None:
             return
-        plans, apply, handle, state = self.plans, self.apply, self.handle, self.state
+        handle, state, trace = self.handle, self.state, self.trace
+        # Only this stage's rules may fire now (see `_Plans`).
+        handlers = self.plans.stages.get(self.stage, _NO_RULES)
+        log = trace.log
         first = self._call(_dre.start_action_for_state, state)
         message = first[1] if first else None
-        while message:
-            for rule_name, matched in orjson.loads(message).items():
-                plan = plans.get(rule_name)
-                apply(_planned(plans, rule_name)[0] if plan is None else plan[0], matched)
-            try:  # as `_call`, inline: once per firing
-                message = _dre.complete_and_start_action(handle, state)
-            except Exception as error:
-                raise EngineError.single(
-                    "engine_failed", f"durable_rules failed: {error}"
-                ) from error
+        fired = 0
+        try:
+            while message:
+                for name, given in orjson.loads(message).items():
+                    handler = handlers.get(name)
+                    if handler is None:
+                        self.misfired(name)
+                    matched = given
+                    if isinstance(given, list):
+                        # A counted rule delivers its batch of matches; its action needs no
+                        # bound ids.
+                        matched = given[0] if given else {}
+                    fired += 1
+                    if log is None:
+                        handler(self, matched)
+                    else:
+                        self.traced(handler, name, matched, log)
+                try:  # as `_call`, inline: once per firing
+                    message = _dre.complete_and_start_action(handle, state)
+                except Exception as error:
+                    raise EngineError.single(
+                        "engine_failed", f"durable_rules failed: {error}"
+                    ) from error
+        finally:
+            # counted here rather than per firing; also when a firing failed
+            trace.firings += fired
+
+    def misfired(self, name: str) -> NoReturn:
+        """Fail on a firing that is not in the table of the stage being run (`_Plans`)."""
+        rule = self.plans.rules.get(name)
+        if rule is None:
+            raise EngineError.single(
+                "engine_failed", f"durable_rules fired an unknown rule `{name}`"
+            )
+        # A rule read a fact derived in its own or a later stage: the strata are wrong.
+        raise EngineError.single(
+            "engine_failed", f"rule `{name}` of stage {rule.stage} fired in stage {self.stage}"
+        )
+
+    def traced(
+        self, handler: _Handler, name: str, matched: Mapping[str, Any], log: list[Firing]
+    ) -> None:
+        """Run a firing and log it: tracing observes what its action just queued."""
+        before = len(self.pending)
+        handler(self, matched)
+        action = self.plans.rules[name].action
+        verdict = action.determination if isinstance(action, EmitVerdict) else None
+        log.append(Firing(name, _ids(matched), tuple(self.pending[before:]), verdict))
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
@@ -458,56 +495,7 @@ class _Session:
         fired = self.trace.firings > 0
         return _close(self.handle, self.sid, safe=self.complete and not self.poisoned and fired)
 
-    # -- actions ---------------------------------------------------------------------------
-
-    def apply(self, rule: Rule, matched: Any) -> None:
-        if isinstance(matched, list):
-            # A counted rule delivers its batch of matches; its action needs no bound ids.
-            matched = matched[0] if matched else {}
-        if rule.stage != self.stage:
-            # A rule read a fact derived in its own or a later stage: the strata are wrong.
-            raise EngineError.single(
-                "engine_failed",
-                f"rule `{rule.name}` of stage {rule.stage} fired in stage {self.stage}",
-            )
-        trace = self.trace
-        trace.firings += 1
-        ids = {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
-        plan = self.plans.get(rule.name)
-        _, kind, records = _planned(self.plans, rule.name) if plan is None else plan
-        action: Any = rule.action
-        before = len(self.pending)
-        if kind == _STATUS:
-            self._status(rule, action, ids, records)
-        elif kind == _VALUE:
-            self._value(rule, action, ids, records)
-        elif kind == _FACT:
-            self._fact(rule, action, matched, ids)
-        elif kind == _PAIR:
-            self._pair(action, matched, ids)
-        elif kind == _VERDICT:
-            if trace.verdict not in (None, action.determination):
-                raise EngineError.single("engine_failed", "two determinations were derived")
-            trace.verdict = action.determination
-        elif kind == _MISSING:
-            bound = ", ".join(
-                f"{alias}={ids[key]}"
-                for alias, key in zip(action.aliases, action.keys, strict=True)
-            )
-            fact = f" for fact `{ids[action.source]}`" if action.source else ""
-            raise EngineError.single(
-                "engine_incomplete",
-                f"node `{action.node}` got no value{fact}"
-                + (f" with {bound}" if bound else "")
-                + "; the rules did not decide it, so there is no determination",
-            )
-        else:  # an action this module does not know derives nothing: never a quiet skip
-            raise EngineError.single(
-                "engine_failed", f"rule `{rule.name}` has an action the engine cannot run"
-            )
-        if trace.log is not None:  # tracing observes: what this action just queued
-            verdict = action.determination if kind == _VERDICT else None
-            trace.log.append(Firing(rule.name, ids, tuple(self.pending[before:]), verdict))
+    # -- actions (run by the handlers below) -----------------------------------------------
 
     def _assert_derived(self, fact: dict[str, Any], derived: bool = False) -> None:
         """Queue a derived fact (a value, candidate, pair or status; with `derived`, an
@@ -529,159 +517,291 @@ class _Session:
         fact["id"] = ident = f"{fact['t']}{number}"
         self.pending.append({"sid": self.sid, **fact, KEY: ident})
 
-    def _value(
-        self, rule: Rule, action: EmitValue, ids: Mapping[str, str], records: _Records
-    ) -> None:
-        keys = tuple([ids[k] for k in action.keys])
-        if records:
-            # Every firing of a folded rule matched another candidate fact: record them all.
-            self._records(rule, records, ids, keys)
-        value = int(action.value)
-        fact: dict[str, Any] = {"t": action.kind, "n": action.node, "v": value}
+
+def _ids(matched: Mapping[str, Any]) -> dict[str, str]:
+    """The ids of the facts a firing matched, by alias (the stage marker is no evidence)."""
+    return {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
+
+
+def _node_fact(
+    kind: str, node: str, value: int, keys: tuple[str, ...], source: str | None
+) -> dict[str, Any]:
+    """A node's value (VAL) or one candidate's (CAND) for the bound facts `keys`, decided by
+    the fact `source`; the fields in the order the engine and decision assembly have them."""
+    fact: dict[str, Any] = {"t": kind, "n": node, "v": value}
+    if keys:  # most have none: no loop to set up
         for i, key in enumerate(keys, start=1):
             fact[f"k{i}"] = key
-        if action.source is not None:
-            fact["f"] = ids[action.source]
-        if action.kind == CAND:
-            seen = (f"cand {action.node} {fact.get('f')}", keys)
-            earlier = self.candidate_values.get(seen)
-            if earlier is not None:
-                if earlier != value:
-                    raise EngineError.single(
-                        "engine_failed",
-                        f"node `{action.node}` derived both {earlier} and {value} for fact "
-                        f"`{fact.get('f')}`",
-                    )
-                return
-            self.candidate_values[seen] = value
-            self._assert_plain(fact)
-            self.trace.candidates.append(Emitted(fact, rule.name, ids))
-            return
-        existing = self.trace.values.get((action.node, keys))
-        if existing is not None:
-            if existing.fact["v"] != value:
-                raise EngineError.single(
-                    "engine_failed",
-                    f"node `{action.node}` derived both {existing.fact['v']} and {value}"
-                    + (f" for the bound facts {', '.join(keys)}" if keys else ""),
-                )
-            return
-        self._assert_plain(fact)
-        self.trace.values[(action.node, keys)] = Emitted(fact, rule.name, ids)
+    if source is not None:
+        fact["f"] = source
+    return fact
 
-    def _fact(
-        self,
-        rule: Rule,
-        action: EmitFact,
-        matched: Mapping[str, Mapping[str, Any]],
-        ids: Mapping[str, str],
-    ) -> None:
-        fact: dict[str, Any] = {"t": action.fact}
-        for name, value in action.values.items():
-            if isinstance(value, FromField):
-                source = matched[f"b_{value.alias}"]
-                for physical in action.copy.get(name, (value.field,)):
-                    if physical in source:
-                        fact[name + physical[len(value.field) :]] = source[physical]
-            else:
-                fact[name] = value
-        # Derived facts are a set: the same content derived twice (by two rules, or from two
-        # case facts that say the same, e.g. one block listed twice) is one fact, so counting
-        # derived facts counts distinct things.
-        seen = (f"fact {json.dumps(fact, sort_keys=True)}", ())
-        if seen in self.seen_facts:
-            return
-        self.seen_facts.add(seen)
-        # Provenance: a fact whose values all come from one case fact keeps that fact's source.
-        aliases = {v.alias for v in action.values.values() if isinstance(v, FromField)}
-        if len(aliases) == 1:
-            src = matched[f"b_{aliases.pop()}"].get("src")
-            if src is not None:
-                fact["src"] = src
-        self._assert_derived(fact, derived=True)
-        self.trace.derived.append(Emitted(fact, rule.name, ids))
 
-    def _pair(
-        self, action: EmitPair, matched: Mapping[str, Mapping[str, Any]], ids: Mapping[str, str]
-    ) -> None:
-        """Copy two bound facts' fields into one pair fact; the engine compares them there."""
-        keys = tuple(ids[k] for k in action.keys)
-        seen = (f"pair {action.node}", keys)
-        if seen in self.seen_facts:
-            return
-        self.seen_facts.add(seen)
-        fact: dict[str, Any] = {"t": PAIR, "n": action.node}
-        for i, key in enumerate(keys, start=1):
-            fact[f"k{i}"] = key
-        for name, alias, physical in action.fields:
-            if physical in matched[alias]:
-                fact[name] = matched[alias][physical]
-        self._assert_derived(fact)
+# A rule's records (`Record`) as `_keep` reads them, worked out once per rule: the node values
+# it keeps, as (node, value as the engine writes it, source alias), and the candidates, as
+# (the text a candidate is seen under less its source's id, node, value, source alias).
+_Kept = tuple[tuple[str, int, str | None], ...]
+_Candidates = tuple[tuple[str, str, int, str | None], ...]
 
-    def _status(
-        self, rule: Rule, action: EmitStatus, ids: Mapping[str, str], records: _Records
-    ) -> None:
+
+def _kept(records: tuple[Record, ...]) -> _Kept:
+    return tuple((r.node, int(r.value), r.source) for r in records if not r.candidate)
+
+
+def _candidates(records: tuple[Record, ...]) -> _Candidates:
+    return tuple(
+        (f"cand {r.node} ", r.node, int(r.value), r.source) for r in records if r.candidate
+    )
+
+
+def _keep(
+    session: _Session,
+    rule: str,
+    kept: _Kept,
+    candidates: _Candidates,
+    ids: dict[str, str],
+    keys: tuple[str, ...],
+) -> None:
+    """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
+    for evidence; nothing is asserted, so they cost no round trip. Two firings that disagree
+    are an engine error. A value already kept is only compared: the fact is built the first
+    time."""
+    trace = session.trace
+    values = trace.values
+    for node, value, source in kept:
+        key = (node, keys)
+        existing = values.get(key)
+        if existing is None:
+            fact = _node_fact(VAL, node, value, keys, None if source is None else ids[source])
+            values[key] = _emitted((fact, rule, ids))
+        elif existing.fact["v"] != value:
+            raise EngineError.single(
+                "engine_failed", f"node `{node}` derived both {existing.fact['v']} and {value}"
+            )
+    for seen_as, node, value, source in candidates:
+        fact_id = None if source is None else ids[source]
+        seen = (f"{seen_as}{fact_id}", keys)
+        if seen not in session.seen_facts:
+            session.seen_facts.add(seen)
+            fact = _node_fact(CAND, node, value, keys, fact_id)
+            trace.candidates.append(_emitted((fact, rule, ids)))
+
+
+def _on_status(rule: Rule, action: EmitStatus) -> _Handler:
+    name, clause, asserted = rule.name, action.clause, action.asserted
+    status = action.status.value
+    records = bool(action.records)
+    kept, candidates = _kept(action.records), _candidates(action.records)
+
+    def fire(session: _Session, matched: Mapping[str, Any]) -> None:
+        ids = None
         if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
-            self._records(rule, records, ids, ())
-        status = _status_text(action)
-        existing = self.trace.statuses.get(action.clause)
+            ids = _ids(matched)
+            _keep(session, name, kept, candidates, ids, ())
+        statuses = session.trace.statuses
+        existing = statuses.get(clause)
         if existing is not None:
             if existing.fact["status"] != status:
                 raise EngineError.single(
                     "engine_failed",
-                    f"clause `{action.clause}` derived both {existing.fact['status']} and {status}",
+                    f"clause `{clause}` derived both {existing.fact['status']} and {status}",
                 )
             return
-        fact = {"t": "status", "clause": action.clause, "status": status}
-        if action.asserted:
-            self._assert_plain(fact)
+        fact = {"t": STATUS, "clause": clause, "status": status}
+        if asserted:
+            session._assert_plain(fact)
         else:  # no rule reads it (compiler `_unread`): numbered as if asserted, kept here
-            fact["id"] = f"status{self.counter}"
-            self.counter += 1
-        self.trace.statuses[action.clause] = Emitted(fact, rule.name, ids)
+            fact["id"] = f"status{session.counter}"
+            session.counter += 1
+        statuses[clause] = _emitted((fact, name, _ids(matched) if ids is None else ids))
 
-    def _records(
-        self, rule: Rule, records: _Records, ids: Mapping[str, str], keys: tuple[str, ...]
-    ) -> None:
-        """Keep the node values a folded rule's patterns establish for the bound facts `keys`,
-        for evidence; nothing is asserted, so they cost no round trip. Two firings that
-        disagree are an engine error. A value already kept is only compared: the fact is
-        built the first time."""
-        values = self.trace.values
-        for node, value, source, candidate in records:
-            if candidate:
-                seen = (f"cand {node} {ids[source] if source is not None else None}", keys)
-                if seen not in self.seen_facts:
-                    self.seen_facts.add(seen)
-                    fact = self._record(node, value, source, ids, keys)
-                    fact["t"] = CAND
-                    self.trace.candidates.append(Emitted(fact, rule.name, ids))
-                continue
-            existing = values.get((node, keys))
-            if existing is None:
-                fact = {"t": VAL, "n": node, "v": value}
-                for i, key in enumerate(keys, start=1):
-                    fact[f"k{i}"] = key
-                if source is not None:
-                    fact["f"] = ids[source]
-                values[(node, keys)] = Emitted(fact, rule.name, ids)
-            elif existing.fact["v"] != value:
+    return fire
+
+
+def _on_value(rule: Rule, action: EmitValue) -> _Handler:
+    name, kind, node, aliases, source = (
+        rule.name,
+        action.kind,
+        action.node,
+        action.keys,
+        action.source,
+    )
+    value = int(action.value)
+    records = bool(action.records)
+    kept, candidates = _kept(action.records), _candidates(action.records)
+    candidate = kind == CAND
+
+    def fire(session: _Session, matched: Mapping[str, Any]) -> None:
+        ids = _ids(matched)
+        keys = tuple([ids[k] for k in aliases])
+        if records:
+            # Every firing of a folded rule matched another candidate fact: record them all.
+            _keep(session, name, kept, candidates, ids, keys)
+        fact_id = ids[source] if source is not None else None
+        if candidate:
+            seen = (f"cand {node} {fact_id}", keys)
+            earlier = session.candidate_values.get(seen)
+            if earlier is not None:
+                if earlier != value:
+                    raise EngineError.single(
+                        "engine_failed",
+                        f"node `{node}` derived both {earlier} and {value} for fact `{fact_id}`",
+                    )
+                return
+            session.candidate_values[seen] = value
+            fact = _node_fact(kind, node, value, keys, fact_id)
+            session._assert_plain(fact)
+            session.trace.candidates.append(_emitted((fact, name, ids)))
+            return
+        values = session.trace.values
+        existing = values.get((node, keys))
+        if existing is not None:
+            if existing.fact["v"] != value:
                 raise EngineError.single(
                     "engine_failed",
-                    f"node `{node}` derived both {existing.fact['v']} and {value}",
+                    f"node `{node}` derived both {existing.fact['v']} and {value}"
+                    + (f" for the bound facts {', '.join(keys)}" if keys else ""),
                 )
+            return
+        fact = _node_fact(kind, node, value, keys, fact_id)
+        session._assert_plain(fact)
+        values[(node, keys)] = _emitted((fact, name, ids))
 
-    @staticmethod
-    def _record(
-        node: str, value: int, source: str | None, ids: Mapping[str, str], keys: tuple[str, ...]
-    ) -> dict[str, Any]:
-        fact: dict[str, Any] = {"t": VAL, "n": node, "v": value}
+    return fire
+
+
+def _on_fact(rule: Rule, action: EmitFact) -> _Handler:
+    name, fact_type = rule.name, action.fact
+    # Per field of the derived fact: its constant, or the matched alias it is copied from and
+    # (physical field of the matched fact, field of the derived fact) for each copied part.
+    steps: list[tuple[str, Any, str | None, tuple[tuple[str, str], ...]]] = []
+    for field_name, value in action.values.items():
+        if isinstance(value, FromField):
+            parts = tuple(
+                (physical, field_name + physical[len(value.field) :])
+                for physical in action.copy.get(field_name, (value.field,))
+            )
+            steps.append((field_name, None, f"b_{value.alias}", parts))
+        else:
+            steps.append((field_name, value, None, ()))
+    aliases = {v.alias for v in action.values.values() if isinstance(v, FromField)}
+    # orjson writes NaN and infinities as null; values copied from matched facts are never
+    # those (the engine's JSON has none), constants could be: such a rule keeps json's text.
+    exact = all(math.isfinite(v) for v in action.values.values() if isinstance(v, float))
+    # Provenance: a fact whose values all come from one case fact keeps that fact's source.
+    provenance = f"b_{next(iter(aliases))}" if len(aliases) == 1 else None
+
+    def fire(session: _Session, matched: Mapping[str, Any]) -> None:
+        fact: dict[str, Any] = {"t": fact_type}
+        for field_name, value, bound, parts in steps:
+            if bound is None:
+                fact[field_name] = value
+                continue
+            source = matched[bound]
+            for physical, out in parts:
+                if physical in source:
+                    fact[out] = source[physical]
+        # Derived facts are a set: the same content derived twice (by two rules, or from two
+        # case facts that say the same, e.g. one block listed twice) is one fact, so counting
+        # derived facts counts distinct things.
+        seen = (_content(fact, exact), ())
+        if seen in session.seen_facts:
+            return
+        session.seen_facts.add(seen)
+        if provenance is not None:
+            src = matched[provenance].get("src")
+            if src is not None:
+                fact["src"] = src
+        session._assert_derived(fact, derived=True)
+        session.trace.derived.append(_emitted((fact, name, _ids(matched))))
+
+    return fire
+
+
+def _content(fact: Mapping[str, Any], exact: bool) -> str:
+    """The text a derived fact is told apart by (derived facts are a set): its JSON with
+    sorted keys, written by orjson (about ten times faster than json.dumps) when `exact`;
+    by json.dumps, a text of another form that never equals one of orjson's, for what
+    orjson cannot write (an integer past 64 bits, a lone surrogate) or writes as another
+    value (NaN and infinities as null)."""
+    if exact:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return f"fact {orjson.dumps(fact, option=orjson.OPT_SORT_KEYS).decode()}"
+    return f"fact~ {json.dumps(fact, sort_keys=True)}"
+
+
+def _on_pair(_rule: Rule, action: EmitPair) -> _Handler:
+    """Copy two bound facts' fields into one pair fact; the engine compares them there."""
+    node, aliases, fields = action.node, action.keys, action.fields
+    kind = f"pair {node}"
+
+    def fire(session: _Session, matched: Mapping[str, Any]) -> None:
+        ids = _ids(matched)
+        keys = tuple([ids[k] for k in aliases])
+        seen = (kind, keys)
+        if seen in session.seen_facts:
+            return
+        session.seen_facts.add(seen)
+        fact: dict[str, Any] = {"t": PAIR, "n": node}
         for i, key in enumerate(keys, start=1):
             fact[f"k{i}"] = key
-        if source is not None:
-            fact["f"] = ids[source]
-        return fact
+        for field_name, alias, physical in fields:
+            if physical in matched[alias]:
+                fact[field_name] = matched[alias][physical]
+        session._assert_derived(fact)
+
+    return fire
+
+
+def _on_verdict(_rule: Rule, action: EmitVerdict) -> _Handler:
+    determination = action.determination
+
+    def fire(session: _Session, _matched: Mapping[str, Any]) -> None:
+        trace = session.trace
+        if trace.verdict not in (None, determination):
+            raise EngineError.single("engine_failed", "two determinations were derived")
+        trace.verdict = determination
+
+    return fire
+
+
+def _on_missing(_rule: Rule, action: EmitMissing) -> _Handler:
+    def fire(_session: _Session, matched: Mapping[str, Any]) -> None:
+        ids = _ids(matched)
+        bound = ", ".join(
+            f"{alias}={ids[key]}" for alias, key in zip(action.aliases, action.keys, strict=True)
+        )
+        fact = f" for fact `{ids[action.source]}`" if action.source else ""
+        raise EngineError.single(
+            "engine_incomplete",
+            f"node `{action.node}` got no value{fact}"
+            + (f" with {bound}" if bound else "")
+            + "; the rules did not decide it, so there is no determination",
+        )
+
+    return fire
+
+
+def _on_unknown(rule: Rule, _action: Any) -> _Handler:
+    def fire(_session: _Session, _matched: Mapping[str, Any]) -> None:
+        # an action this module does not know derives nothing: never a quiet skip
+        raise EngineError.single(
+            "engine_failed", f"rule `{rule.name}` has an action the engine cannot run"
+        )
+
+    return fire
+
+
+# The handler factory for each kind of action (`_plans`); any other kind gets `_on_unknown`.
+_HANDLERS: dict[type, Callable[[Rule, Any], _Handler]] = {
+    EmitValue: _on_value,
+    EmitFact: _on_fact,
+    EmitPair: _on_pair,
+    EmitStatus: _on_status,
+    EmitMissing: _on_missing,
+    EmitVerdict: _on_verdict,
+}
 
 
 def _abandon(handle: int, state: int | None) -> None:
