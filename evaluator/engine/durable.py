@@ -631,6 +631,7 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
     records = bool(action.records)
     kept, candidates = _kept(action.records), _candidates(action.records)
     candidate = kind == CAND
+    seen_as = f"cand {node} "  # as `_keep` sees a candidate, less its fact's id
 
     def fire(session: _Session, matched: Mapping[str, Any]) -> None:
         ids = _ids(matched)
@@ -640,7 +641,7 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
             _keep(session, name, kept, candidates, ids, keys)
         fact_id = ids[source] if source is not None else None
         if candidate:
-            seen = (f"cand {node} {fact_id}", keys)
+            seen = (f"{seen_as}{fact_id}", keys)
             earlier = session.candidate_values.get(seen)
             if earlier is not None:
                 if earlier != value:
@@ -655,7 +656,8 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
             session.trace.candidates.append(_emitted((fact, name, ids)))
             return
         values = session.trace.values
-        existing = values.get((node, keys))
+        at = (node, keys)
+        existing = values.get(at)
         if existing is not None:
             if existing.fact["v"] != value:
                 raise EngineError.single(
@@ -666,7 +668,7 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
             return
         fact = _node_fact(kind, node, value, keys, fact_id)
         session._assert_plain(fact)
-        values[(node, keys)] = _emitted((fact, name, ids))
+        values[at] = _emitted((fact, name, ids))
 
     return fire
 
