@@ -101,3 +101,64 @@ def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
                     assert f"`{nodes.waiver}` did not hold" in str(error)
             checked += 1
     assert checked >= 3
+
+
+def _kleene_damaged(trace: Trace, key: tuple[str, tuple[str, ...]], said: Any) -> Trace:
+    held = trace.values[key]
+    other = Emitted({**held.fact, "v": said}, held.rule, held.matched)
+    return _with(trace, values={**trace.values, key: other})
+
+
+def test_a_deciding_value_that_is_not_a_kleene_value_is_an_engine_error_naming_the_node(
+    runs: list[Run],
+) -> None:
+    """A damaged trace whose deciding node holds 7 (neither false, unknown nor true): both
+    refuse with an engine error naming the node, never an internal error (a KeyError, exit 4 as
+    a crash) and never a determination (the verdict used to read only that a value was there)."""
+    checked = 0
+    for run in runs:
+        _, _, policy, program, _, trace = run
+        for clause in policy.clauses:
+            nodes = program.clauses[clause.id]
+            status = trace.statuses[clause.id].fact["status"]
+            decider = nodes.applies if status == "not_applicable" else nodes.requires
+            waiver = trace.values.get((nodes.waiver, ())) if nodes.waiver else None
+            if status == "not_applicable" and waiver is not None and waiver.fact["v"] == 2:
+                decider = nodes.waiver
+            if decider is None or (decider, ()) not in trace.values:
+                continue
+            for said in (7, -1, "2", None):
+                broken = _kleene_damaged(trace, (decider, ()), said)
+                for error in _refusals(run, broken):
+                    assert isinstance(error, EngineError), (run[0], clause.id, said, error)
+                    assert f"`{decider}`" in str(error), (run[0], clause.id, str(error))
+                    assert "not false, unknown or true" in str(error), str(error)
+                checked += 1
+    assert checked >= 4 * len(runs)
+
+
+def test_any_value_or_candidate_that_is_not_a_kleene_value_is_an_engine_error(
+    runs: list[Run],
+) -> None:
+    """Every node value and candidate of the example traces in turn said as 7: assembly and the
+    verdict both refuse, naming the node, whether or not the evidence would read it (a child, a
+    bound value or a route read as 7 used to be skipped quietly, dropping evidence from a
+    decision, while the verdict accepted the trace)."""
+    checked = 0
+    for run in runs[:12]:
+        trace = run[-1]
+        for key in trace.values:
+            for error in _refusals(run, _kleene_damaged(trace, key, 7)):
+                assert isinstance(error, EngineError), (run[0], key, error)
+                assert f"value derived for `{key[0]}` is not false" in str(error), str(error)
+            checked += 1
+        for i, cand in enumerate(trace.candidates):
+            said = Emitted({**cand.fact, "v": [7]}, cand.rule, cand.matched)
+            broken = _with(
+                trace, candidates=[*trace.candidates[:i], said, *trace.candidates[i + 1 :]]
+            )
+            for error in _refusals(run, broken):
+                assert isinstance(error, EngineError), (run[0], i, error)
+                assert f"`{cand.fact['n']}` is not false" in str(error), str(error)
+            checked += 1
+    assert checked >= 100

@@ -7,6 +7,7 @@ result is an EngineError, never a determination.
 
 from __future__ import annotations
 
+import operator
 import re
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
@@ -171,6 +172,38 @@ class Decision:
 
 
 _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
+_KLEENE = frozenset(_TRUTHS)
+_FACT = operator.attrgetter("fact")
+_SAID = operator.methodcaller("get", "v")
+
+
+def _check_values(trace: Trace) -> None:
+    """Raise the EngineError naming the node when a value or candidate of the trace is not
+    false, unknown or true (a damaged trace: no rule action writes another). Once per trace,
+    before anything reads a value, so that `assemble` and `verdict` refuse the same traces and
+    no read can take a damaged value for another, skip it quietly or fail as an internal error.
+    """
+    values = trace.values.values()
+    try:  # in C: the values are gathered, then compared as one set
+        said = set(map(_SAID, map(_FACT, values)))
+        said.update(map(_SAID, map(_FACT, trace.candidates)))
+        if said <= _KLEENE:
+            return
+    except TypeError:  # an unhashable value: found below
+        pass
+    named: list[tuple[Any, Emitted]] = [(node, e) for (node, _), e in trace.values.items()]
+    named += [(e.fact.get("n"), e) for e in trace.candidates]
+    for node, emitted in named:
+        value = emitted.fact.get("v")
+        try:
+            kleene = value in _KLEENE
+        except TypeError:
+            kleene = False
+        if not kleene:
+            raise EngineError.single(
+                "engine_failed",
+                f"the value derived for `{node}` is not false, unknown or true: {value!r}",
+            )
 
 
 # Assembly makes some twenty of these a case. A frozen dataclass's __init__ sets each field with
@@ -1002,6 +1035,7 @@ def assemble(
     Raises EngineError when the engine left a clause without a status or gave no verdict.
     """
     determination = _determination(trace)
+    _check_values(trace)
     plan = _plan(policy, program)
     assembler = _Assembler(plan, trace, facts)
     clause = assembler.clause
@@ -1042,6 +1076,7 @@ def verdict(policy: Policy, program: Program, trace: Trace) -> Determination:
     values, the children and routes that have one), so these are all its checks.
     """
     determination = _determination(trace)
+    _check_values(trace)
     values = trace.values
     statuses = trace.statuses
     for planned in _plan(policy, program).clauses:
