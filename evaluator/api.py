@@ -103,6 +103,9 @@ def evaluate(
     """
     policy = with_plan(case, policy)
     facts = facts_for(case, policy, lines)
+    # The decision's provenance hashes the case's facts once per Case object: when the policy
+    # sees every fact, these are the dicts that hash would make (`records.case_digest`).
+    records.case_digest(case, facts)
     return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
 
 
@@ -208,7 +211,15 @@ def facts_for(
     judged.update(lines or ())
     read = set(policy.reads)
     keep = judged | {line.id for line in case.lines if line.procedure in read}
-    return [f.as_dict() for f in case.facts if "line" not in f.fields or f.fields["line"] in keep]
+    return [
+        f.as_dict()
+        for f in case.facts
+        if (line := f.fields.get("line", _NO_LINE)) is _NO_LINE or line in keep
+    ]
+
+
+# A fact of no line (a field is never None, but no value at all can be mistaken for this).
+_NO_LINE = object()
 
 
 def _libraries(policy: Policy) -> list[Library]:

@@ -117,3 +117,27 @@ def test_a_case_and_its_facts_cannot_change_under_the_hash() -> None:
     # a case made from another is another object with its own hash
     fewer = dataclasses.replace(case, facts=case.facts[1:])
     assert records.case_digest(fewer) == _fresh(fewer) != digest
+
+
+def test_a_case_first_hashed_from_the_facts_a_policy_sees_hashes_every_fact() -> None:
+    """`api.evaluate` hashes the case from the facts the policy sees when it sees every one
+    (`records.case_digest(case, facts)`); a policy that sees fewer (the founding case's
+    decompression and SI-joint policies leave other lines' facts out) must not give its facts
+    as the case's: each fresh case, evaluated first under such a policy, keeps the hash of all
+    its facts."""
+    library = Library()
+    seen_fewer = 0
+    for path in EXAMPLES:
+        for policy in {
+            p.ref: p for p in api._governing(cases.load_case(path), library).values() if p
+        }.values():
+            case = cases.load_case(path)  # fresh: nothing hashed yet
+            effective = api.with_plan(case, policy)
+            seen_fewer += len(api.facts_for(case, effective)) < len(case.facts)
+            decision = api.evaluate(case, policy)
+            assert decision.provenance["case_sha256"] == _fresh(case), (path.name, policy.id)
+            assert records.case_digest(case) == _fresh(case), (path.name, policy.id)
+    assert seen_fewer >= 3
+    # and given fewer dicts than facts directly, it hashes the case's own
+    case = cases.load_case(FOUNDING)
+    assert records.case_digest(case, case.fact_dicts()[1:]) == _fresh(case)

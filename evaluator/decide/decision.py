@@ -39,7 +39,6 @@ from evaluator.language.conditions import (
 from evaluator.language.describe import choice_text, leaf_text, words
 from evaluator.language.dictionary import FactType, with_derived
 from evaluator.language.model import Clause, Determination, Policy, Reference, Status
-from evaluator.vocab.levels import format_segments
 
 X12_ACTIONS = {
     Determination.MEDICALLY_NECESSARY: "A1",
@@ -173,8 +172,6 @@ class Decision:
 
 _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
 _KLEENE = frozenset(_TRUTHS)
-_FACT = operator.attrgetter("fact")
-_SAID = operator.methodcaller("get", "v")
 
 
 def _check_values(trace: Trace) -> None:
@@ -183,13 +180,13 @@ def _check_values(trace: Trace) -> None:
     before anything reads a value, so that `assemble` and `verdict` refuse the same traces and
     no read can take a damaged value for another, skip it quietly or fail as an internal error.
     """
-    values = trace.values.values()
-    try:  # in C: the values are gathered, then compared as one set
-        said = set(map(_SAID, map(_FACT, values)))
-        said.update(map(_SAID, map(_FACT, trace.candidates)))
+    try:  # the values gathered, then compared as one set (the loop below names the node)
+        said = {emitted.fact["v"] for emitted in trace.values.values()}
+        if trace.candidates:
+            said.update([emitted.fact["v"] for emitted in trace.candidates])
         if said <= _KLEENE:
             return
-    except TypeError:  # an unhashable value: found below
+    except (KeyError, TypeError):  # no value, or one that cannot be hashed: found below
         pass
     named: list[tuple[Any, Emitted]] = [(node, e) for (node, _), e in trace.values.items()]
     named += [(e.fact.get("n"), e) for e in trace.candidates]
@@ -211,6 +208,7 @@ def _check_values(trace: Trace) -> None:
 # slots directly, in field order (`_slots` refuses a class whose fields are other than named),
 # and give the object the constructor gives (tests/test_assembly_plan.py).
 _NEW = object.__new__
+_ID = operator.itemgetter("id")
 
 
 def _slots(cls: type, *names: str) -> tuple[Callable[[Any, Any], None], ...]:
@@ -270,7 +268,7 @@ _DECISION = _slots(
 
 
 def _decision(*values: Any) -> Decision:
-    """Return `Decision(*values)`, every field given (one a case: a loop is cheap enough)."""
+    """Return `Decision(*values)`, every field given."""
     decision: Decision = _NEW(Decision)
     for setter, value in zip(_DECISION, values, strict=True):
         setter(decision, value)
@@ -294,32 +292,6 @@ def _evidence(
     _EV_CLAUSE(evidence, clause)
     _EV_BOUND(evidence, bound)
     return evidence
-
-
-def _clause_result(
-    planned: _ClausePlan,
-    status: Status,
-    evidence: tuple[Evidence, ...],
-    rationale: str | None,
-    recommendation: str | None,
-    documentation: tuple[str, ...],
-    finding: str | None,
-) -> ClauseResult:
-    """Return the ClauseResult of a planned clause with what the case gave it."""
-    clause = planned.clause
-    result: ClauseResult = _NEW(ClauseResult)
-    _CR_ID(result, planned.id)
-    _CR_SECTION(result, clause.section)
-    _CR_SECTION_TITLE(result, planned.section_title)
-    _CR_TITLE(result, planned.title)
-    _CR_STATUS(result, status)
-    _CR_EVIDENCE(result, evidence)
-    _CR_CITATIONS(result, clause.cites)
-    _CR_RATIONALE(result, rationale)
-    _CR_RECOMMENDATION(result, recommendation)
-    _CR_DOCUMENTATION(result, documentation)
-    _CR_FINDING(result, finding)
-    return result
 
 
 # The child values that decide a node, indexed by the node's own value.
@@ -410,6 +382,9 @@ class _ClausePlan:
     documents: tuple[str, ...]
     # By the status the engine says (its value): what the clause shows for it.
     outcomes: Mapping[str, _Outcome]
+    # The clause's own, as its result shows them.
+    section: str = ""
+    cites: tuple[int, ...] = ()
 
     def outcome(self, statuses: Mapping[str, Emitted]) -> _Outcome:
         """Return the outcome of the status the engine derived for the clause, else the
@@ -522,6 +497,8 @@ class _Plan:
             self._fixed_all(documents),
             documents,
             outcomes,
+            clause.section,
+            clause.cites,
         )
 
     def _text(self, text: str) -> _Text:
@@ -671,11 +648,15 @@ class _Assembler:
     def __init__(self, plan: _Plan, trace: Trace, facts: Iterable[Mapping[str, Any]]) -> None:
         self.plan = plan
         self.node_plans = plan.node_plans
+        self.shown = plan.views
         self.policy = plan.policy
         self.trace = trace
         self.values = trace.values
         self.statuses = trace.statuses
-        self.facts = {str(f["id"]): f for f in facts}
+        listed = facts if isinstance(facts, list) else list(facts)
+        self.facts: dict[str, Mapping[str, Any]] = dict(
+            zip(map(str, map(_ID, listed)), listed, strict=True)
+        )
         self.derived_by_id = {str(e.fact["id"]): e.fact for e in trace.derived}
         # a leaf's other candidate facts, by node and keys (most traces have none)
         self.candidates: dict[tuple[str, tuple[str, ...]], list[Mapping[str, Any]]] = {}
@@ -726,7 +707,10 @@ class _Assembler:
 
     def fact_view(self, fact: Mapping[str, Any], fields: tuple[str, ...]) -> FactView:
         """Return the fact with the fields a reader needs (`_Plan.shown`)."""
-        shown = self.plan.shown(fields, tuple(fact))
+        names = tuple(fact)
+        shown = self.shown.get((fields, names))  # inline `_Plan.shown` when it has the entry
+        if shown is None:
+            shown = self.plan.shown(fields, names)
         view: FactView = _NEW(FactView)
         _FV_TYPE(view, str(fact["t"]))
         _FV_ID(view, str(fact["id"]))
@@ -753,11 +737,16 @@ class _Assembler:
         emitted = self.values.get((node_id, keys))
         if emitted is None:  # inline `_value`: this runs for every node of the evidence
             raise _no_value(node_id)
-        fact = emitted.fact
-        value = _TRUTHS[fact["v"]]
-        try:
-            node = self.node_plans[node_id]
-        except KeyError:
+        self.walk(node_id, keys, emitted.fact, out)
+
+    def walk(
+        self, node_id: str, keys: tuple[str, ...], fact: Mapping[str, Any], out: list[Evidence]
+    ) -> None:
+        """`evidence` of a node whose value fact the caller already looked up (a parent hands
+        each deciding child's on: one lookup a node)."""
+        value = _TRUTHS[fact["v"]]  # every value is one (`_check_values`)
+        node = self.node_plans.get(node_id)
+        if node is None:
             node = self.plan.node(node_id)
         if node.leaf:
             out.append(self.leaf(node_id, node, keys, value, fact))
@@ -771,10 +760,13 @@ class _Assembler:
                 self.evidence(child, bound, out)
             return
         values = self.values
+        walk = self.walk
         for child in node.children:
-            found_child = values.get((child, keys))
-            if found_child is not None and found_child.fact["v"] in wanted:
-                self.evidence(child, keys, out)
+            found = values.get((child, keys))
+            if found is not None:
+                child_fact = found.fact
+                if child_fact["v"] in wanted:
+                    walk(child, keys, child_fact, out)
 
     def derivation(
         self, routes: tuple[str, ...], keys: tuple[str, ...], value: Truth, out: list[Evidence]
@@ -785,7 +777,7 @@ class _Assembler:
             route = self.values.get((when, keys))
             if route is None or (value is Truth.TRUE and route.fact["v"] != Truth.TRUE):
                 continue
-            self.evidence(when, keys, out)
+            self.walk(when, keys, route.fact, out)
 
     def leaf(
         self,
@@ -799,27 +791,32 @@ class _Assembler:
         each candidate fact that gave the same value) and, for a time or side comparison, the
         other fact it read."""
         facts = self.facts
-        derived = self.derived_by_id if node.shows_derived else _NOTHING
-        sources: list[Mapping[str, Any]] = []
+        source = None
         matched = emitted.get("f")
         if matched is not None:
-            source = facts.get(matched) or derived.get(matched)
-            if source:
-                sources.append(source)
-        if self.candidates:
-            for cand in self.candidates.get((node_id, keys), ()):
+            source = facts.get(matched)
+            if not source and node.shows_derived:
+                source = self.derived_by_id.get(matched)
+        candidates = self.candidates.get((node_id, keys)) if self.candidates else None
+        if candidates:
+            derived = self.derived_by_id if node.shows_derived else _NOTHING
+            sources = [source] if source else []
+            for cand in candidates:
                 if cand["v"] == value and "f" in cand:
-                    source = facts.get(cand["f"]) or derived.get(cand["f"])
-                    if source:
-                        sources.append(source)
+                    other_source = facts.get(cand["f"]) or derived.get(cand["f"])
+                    if other_source:
+                        sources.append(other_source)
             if len(sources) > 1:
                 sources = _unique(sources)
+            views = tuple([self.fact_view(f, node.fields) for f in sources])
+        elif source:  # nearly always: the one fact the value's firing matched
+            views = (self.fact_view(source, node.fields),)
+        else:
+            views = ()
         if not keys:
-            if not sources:  # no other fact either: it is bound by an alias
+            if not views:  # no other fact either: it is bound by an alias
                 return node.bare[value]
-            views = self.views(sources, node.fields)
             return _evidence(node.text, value, (), views, node.clause, ())
-        views = self.views(sources, node.fields) if sources else ()
         if node.other is not None:
             at, field = node.other
             other = next((keys[i] for i in at if i < len(keys)), None)
@@ -833,15 +830,6 @@ class _Assembler:
         if views:
             return _evidence(node.text, value, (), views, node.clause, keys)
         return self.plan.bare(node_id, node, value, keys)
-
-    def views(
-        self, sources: list[Mapping[str, Any]], fields: tuple[str, ...]
-    ) -> tuple[FactView, ...]:
-        """Return `fact_view` of each fact (mostly one)."""
-        fact_view = self.fact_view
-        if len(sources) == 1:
-            return (fact_view(sources[0], fields),)
-        return tuple([fact_view(fact, fields) for fact in sources])
 
     def template(self, text: str, *, each: bool = False) -> str:
         """Fill `{type.field}` placeholders; segments as constructs ("L3-L4 and L5-S1") or,
@@ -864,13 +852,14 @@ class _Assembler:
                 if each:
                     named = sorted(values, key=self.segment_order)
                 else:
-                    named = format_segments(values).split(", ")
+                    named = findings.segment_ranges(values).split(", ")
                 out.append(choice_text(list(named), "and"))
             else:
                 out.append(", ".join(v.replace("_", " ") for v in values))
         return " ".join("".join(out).split())
 
     def clause(self, planned: _ClausePlan) -> ClauseResult:
+        """Return the ClauseResult of a planned clause with what the case gave it."""
         outcome = planned.outcome(self.statuses)
         decider = outcome.deciding(self.values)
         evidence: tuple[Evidence, ...] = ()
@@ -886,15 +875,23 @@ class _Assembler:
             )
         finding = outcome.finding
         rationale, recommendation = outcome.rationale, outcome.recommendation
-        return _clause_result(
-            planned,
-            outcome.status,
-            evidence,
-            self.fill(rationale) if isinstance(rationale, tuple) else rationale,
+        # The slots set here, in field order (`_slots`), rather than in a builder: six a case.
+        result: ClauseResult = _NEW(ClauseResult)
+        _CR_ID(result, planned.id)
+        _CR_SECTION(result, planned.section)
+        _CR_SECTION_TITLE(result, planned.section_title)
+        _CR_TITLE(result, planned.title)
+        _CR_STATUS(result, outcome.status)
+        _CR_EVIDENCE(result, evidence)
+        _CR_CITATIONS(result, planned.cites)
+        _CR_RATIONALE(result, self.fill(rationale) if isinstance(rationale, tuple) else rationale)
+        _CR_RECOMMENDATION(
+            result,
             self.fill(recommendation) if isinstance(recommendation, tuple) else recommendation,
-            documentation,
-            None if finding is None else self.finding(finding, evidence),
         )
+        _CR_DOCUMENTATION(result, documentation)
+        _CR_FINDING(result, None if finding is None else self.finding(finding, evidence))
+        return result
 
     def finding(self, text: str, evidence: tuple[Evidence, ...]) -> str:
         """Fill a finding template from the facts the deciding evidence matched or bound."""
@@ -946,7 +943,7 @@ class _Assembler:
             # a procedure the facts support nowhere is not part of the scope
             for line_id in sorted(by_line, key=lambda x: (rank.get(x, len(rank)), x)):
                 segments = sorted(by_line[line_id], key=order)
-                constructs = tuple(format_segments(segments).split(", "))
+                constructs = tuple(findings.segment_ranges(segments).split(", "))
                 lines.append(
                     AlternativeLine(
                         line_id,

@@ -49,6 +49,34 @@ _PLACEHOLDER = re.compile(
 _FILTER = re.compile(rf"\[({_NAME})=([A-Za-z0-9_.-]+)\]")
 _UNIT_TEXT = {"deg": " degrees", "%": "%", "grade": "/5", "count": ""}
 _DATE_IN_SOURCE = re.compile(r"^\d{4}(-\d{2}){0,2}$|^\d{2}/\d{4}$")
+# Texts worked out from a few words (segment ranges, a value in words, the documents of a set of
+# sources) are kept by what they are made of: the same segments and sources recur in every
+# finding and every policy of a case, and the same values across cases. Each memo is bounded
+# (hostile cases may vary them without end) and holds only strings, which never change.
+_MEMO_LIMIT = 4096
+_RANGES: dict[tuple[str, ...], str] = {}
+_WORDS: dict[str, str] = {}
+_DOCUMENTS: dict[tuple[str, ...], str] = {}
+
+
+def _kept(memo: dict[Any, str], key: Any, text: str) -> str:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = text
+    return text
+
+
+def segment_ranges(segments: Sequence[str]) -> str:
+    """Return `format_segments(segments)` (memoised): ranges of the segments, sorted. Raises
+    LevelError, as format_segments does, for a name that is not a motion segment (not kept)."""
+    key = tuple(segments)
+    found = _RANGES.get(key)
+    return _kept(_RANGES, key, format_segments(key)) if found is None else found
+
+
+def _words(value: str) -> str:
+    found = _WORDS.get(value)
+    return _kept(_WORDS, value, words(value)) if found is None else found
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +220,14 @@ class Pool:
         self._documents: str | None = None
 
     def documents(self) -> str:
-        """The documents the facts were taken from, in words (`_documents`)."""
+        """The documents the facts were taken from, in words (`_documents`): worked out once
+        per set of sources (the facts' distinct `src` strings, in order, are all it reads)."""
         if self._documents is None:
-            self._documents = _and(_documents(self.facts)) or NOT_RECORDED
+            sources = _sources(self.facts)
+            found = _DOCUMENTS.get(sources)
+            if found is None:
+                found = _kept(_DOCUMENTS, sources, _and(_of_sources(sources)) or NOT_RECORDED)
+            self._documents = found
         return self._documents
 
 
@@ -252,10 +285,13 @@ def _filled(
     """Return one placeholder's text: from the facts read when they hold its type, else from
     every fact of the type."""
     if parsed.fact in read_types:
-        pool: Iterable[Mapping[str, Any]] = (f for f in read if f.get("t") == parsed.fact)
+        pool: Iterable[Mapping[str, Any]] = [f for f in read if f.get("t") == parsed.fact]
     else:
         pool = everything.by_type.get(parsed.fact, ())
-    facts = _unique(f for f in pool if all(_filter_text(f.get(k)) == v for k, v in parsed.filters))
+    filters = parsed.filters
+    if filters:
+        pool = [f for f in pool if all(_filter_text(f.get(k)) == v for k, v in filters)]
+    facts = _unique(pool)
     if parsed.count:
         return str(len(facts))
     assert parsed.field is not None  # parse() guarantees a field unless counting
@@ -287,7 +323,7 @@ def _values(
     elif kind == "segment":
         segments = [str(f[field]) for f in facts if field in f]
         try:
-            return _and(format_segments(segments).split(", ")) if segments else ""
+            return _and(segment_ranges(segments).split(", ")) if segments else ""
         except LevelError:
             texts = segments
     elif kind == "duration":
@@ -305,7 +341,7 @@ def _value(fact: Mapping[str, Any], field: str, info: FieldInfo | None) -> str:
     if isinstance(value, str):
         if info is not None and info.kind in ("date", "level"):
             return value
-        return words(value)
+        return _words(value)
     unit = "" if info is None or info.unit is None or isinstance(value, bool) else info.unit
     return value_text(value) + _UNIT_TEXT.get(unit, f" {unit}" if unit else "")
 
@@ -361,13 +397,21 @@ def _before_request(fact: Mapping[str, Any], field: str) -> str:
     return f"{_span(months, 'month')} ({_span(days, 'day')})"
 
 
+def _sources(facts: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
+    """Return the facts' distinct sources, in order: all `_documents` reads of them."""
+    return tuple(dict.fromkeys(s for s in (f.get("src") for f in facts) if isinstance(s, str)))
+
+
 def _documents(facts: Iterable[Mapping[str, Any]]) -> list[str]:
     """Return the documents the facts were taken from, one entry per kind of document:
     `the clinic notes of 2025-01-15 and 2025-05-05`, `the request form`."""
+    return _of_sources(_sources(facts))
+
+
+def _of_sources(sources: tuple[str, ...]) -> list[str]:
     dates: dict[str, set[str]] = {}
     # one pass per distinct source: many facts come from the same page of the same document
-    sources = (fact.get("src") for fact in facts)
-    for source in dict.fromkeys(s for s in sources if isinstance(s, str)):
+    for source in sources:
         if not source.strip():
             continue
         document, _, rest = source.partition(" ")
@@ -393,5 +437,6 @@ __all__ = [
     "parse",
     "problems",
     "reads",
+    "segment_ranges",
     "setting_text",
 ]

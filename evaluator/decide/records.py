@@ -56,14 +56,21 @@ def _fact_id(fact: Mapping[str, Any]) -> str:
 _DIGESTS: dict[int, tuple[weakref.ref[Case], str]] = {}
 
 
-def case_digest(case: Case) -> str:
-    """Return `case_sha256` of the case's facts, worked out once per Case object."""
+def case_digest(case: Case, fact_dicts: list[dict[str, Any]] | None = None) -> str:
+    """Return `case_sha256` of the case's facts, worked out once per Case object.
+
+    `fact_dicts`: what `case.fact_dicts()` would return (every fact, in order), when the caller
+    made it already (`api.facts_for` keeping every fact): hashed as it is, not made again.
+    """
     key = id(case)
     entry = _DIGESTS.get(key)
     if entry is not None and entry[0]() is case:
         return entry[1]
-    # fact_dicts hands out copies already: no second copy (case_sha256 copies what it is given)
-    digest = canonical_sha256(sorted(case.fact_dicts(), key=_fact_id))
+    if fact_dicts is None or len(fact_dicts) != len(case.facts):
+        # fact_dicts hands out copies already: no second copy (case_sha256 copies what it is
+        # given)
+        fact_dicts = case.fact_dicts()
+    digest = canonical_sha256(sorted(fact_dicts, key=_fact_id))
 
     def forget(ref: weakref.ref[Case]) -> None:
         if _DIGESTS.get(key, (None, ""))[0] is ref:
