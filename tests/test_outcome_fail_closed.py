@@ -7,6 +7,7 @@ never a status or a decision made up by default.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -106,17 +107,17 @@ def test_a_clause_only_a_waiver_makes_not_applicable_needs_the_waiver_true(
 def _kleene_damaged(trace: Trace, key: tuple[str, tuple[str, ...]], said: Any) -> Trace:
     held = trace.values[key]
     other = Emitted({**held.fact, "v": said}, held.rule, held.matched)
-    return _with(trace, values={**trace.values, key: other})
+    return changed(trace, values={**trace.values, key: other})
 
 
 def test_a_deciding_value_that_is_not_a_kleene_value_is_an_engine_error_naming_the_node(
-    runs: list[Run],
+    example_runs: list[Run],
 ) -> None:
     """A damaged trace whose deciding node holds 7 (neither false, unknown nor true): both
     refuse with an engine error naming the node, never an internal error (a KeyError, exit 4 as
     a crash) and never a determination (the verdict used to read only that a value was there)."""
     checked = 0
-    for run in runs:
+    for run in example_runs:
         _, _, policy, program, _, trace = run
         for clause in policy.clauses:
             nodes = program.clauses[clause.id]
@@ -134,18 +135,18 @@ def test_a_deciding_value_that_is_not_a_kleene_value_is_an_engine_error_naming_t
                     assert f"`{decider}`" in str(error), (run[0], clause.id, str(error))
                     assert "not false, unknown or true" in str(error), str(error)
                 checked += 1
-    assert checked >= 4 * len(runs)
+    assert checked >= 4 * len(example_runs)
 
 
 def test_any_value_or_candidate_that_is_not_a_kleene_value_is_an_engine_error(
-    runs: list[Run],
+    example_runs: list[Run],
 ) -> None:
     """Every node value and candidate of the example traces in turn said as 7: assembly and the
     verdict both refuse, naming the node, whether or not the evidence would read it (a child, a
     bound value or a route read as 7 used to be skipped quietly, dropping evidence from a
     decision, while the verdict accepted the trace)."""
     checked = 0
-    for run in runs[:12]:
+    for run in example_runs[:12]:
         trace = run[-1]
         for key in trace.values:
             for error in _refusals(run, _kleene_damaged(trace, key, 7)):
@@ -154,7 +155,7 @@ def test_any_value_or_candidate_that_is_not_a_kleene_value_is_an_engine_error(
             checked += 1
         for i, cand in enumerate(trace.candidates):
             said = Emitted({**cand.fact, "v": [7]}, cand.rule, cand.matched)
-            broken = _with(
+            broken = changed(
                 trace, candidates=[*trace.candidates[:i], said, *trace.candidates[i + 1 :]]
             )
             for error in _refusals(run, broken):
