@@ -6,7 +6,7 @@ never a status or a decision made up by default.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -117,25 +117,28 @@ def test_a_deciding_value_that_is_not_a_kleene_value_is_an_engine_error_naming_t
     refuse with an engine error naming the node, never an internal error (a KeyError, exit 4 as
     a crash) and never a determination (the verdict used to read only that a value was there)."""
     checked = 0
-    for run in example_runs:
-        _, _, policy, program, _, trace = run
-        for clause in policy.clauses:
-            nodes = program.clauses[clause.id]
-            status = trace.statuses[clause.id].fact["status"]
+    for run, clause, decider in _deciders(example_runs):
+        for said in (7, -1, "2", None):
+            for error in _refusals(run, _kleene_damaged(run[-1], (decider, ()), said)):
+                assert isinstance(error, EngineError), (run[0], clause, said, error)
+                assert f"`{decider}`" in str(error), (run[0], clause, str(error))
+                assert "not false, unknown or true" in str(error), str(error)
+            checked += 1
+    assert checked >= 4 * len(example_runs)
+
+
+def _deciders(runs: list[Run]) -> Iterator[tuple[Run, str, str]]:
+    """Each run's clauses with the node whose value decided the status the engine derived."""
+    for run in runs:
+        trace = run[-1]
+        for clause, nodes in run[3].clauses.items():
+            status = trace.statuses[clause].fact["status"]
             decider = nodes.applies if status == "not_applicable" else nodes.requires
             waiver = trace.values.get((nodes.waiver, ())) if nodes.waiver else None
             if status == "not_applicable" and waiver is not None and waiver.fact["v"] == 2:
                 decider = nodes.waiver
-            if decider is None or (decider, ()) not in trace.values:
-                continue
-            for said in (7, -1, "2", None):
-                broken = _kleene_damaged(trace, (decider, ()), said)
-                for error in _refusals(run, broken):
-                    assert isinstance(error, EngineError), (run[0], clause.id, said, error)
-                    assert f"`{decider}`" in str(error), (run[0], clause.id, str(error))
-                    assert "not false, unknown or true" in str(error), str(error)
-                checked += 1
-    assert checked >= 4 * len(example_runs)
+            if decider and (decider, ()) in trace.values:
+                yield run, clause, decider
 
 
 def test_any_value_or_candidate_that_is_not_a_kleene_value_is_an_engine_error(
