@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from evaluator.case.facts import LINE_PARTS, LINE_SEGMENTS
-from evaluator.compile import folding, joins, ruleset
+from evaluator.compile import folding, joins, ruleset, shaping
 from evaluator.compile.folding import Folder
 from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from evaluator.compile.program import (
@@ -47,9 +47,15 @@ class _Compiler(Lowering):
     """Drives the lowering per clause and rule and assigns the strata."""
 
     def __init__(
-        self, policy: Policy, fold: bool = False, keep: frozenset[str] = frozenset()
+        self,
+        policy: Policy,
+        fold: bool = False,
+        keep: frozenset[str] = frozenset(),
+        *,
+        shaped: bool = True,
     ) -> None:
         super().__init__(policy)
+        self.shaped = shaped
         self.folder = Folder(self, keep) if fold else None
         if self.folder:
             self.fold = self.folder.subtree
@@ -275,6 +281,8 @@ class _Compiler(Lowering):
                         )
         self.verdict(last + 1)
         self.rules = _unread(self.rules)
+        # After `_unread`, which reads the statuses each pattern names before they are merged.
+        self.rules = shaping.shape(self.rules, self.policy.derived) if self.shaped else self.rules
         joins.check(self.policy, self.types, self.problems)  # a join on a field a case may omit
         self.problems.raise_if_any(PolicyError)
         policy = self.policy
@@ -282,7 +290,8 @@ class _Compiler(Lowering):
             # the engine keeps a ruleset per name: the content hash covers imported modules and
             # a plan overlay, which the file's bytes do not
             name=f"{policy.id}@{policy.version}#{policy.sha256[:12]}-{policy.content_sha256[:12]}"
-            + ("" if self.folder else "~unfolded"),
+            + ("" if self.folder else "~unfolded")
+            + ("" if self.shaped else "~unshaped"),
             stages=last + 1,
             rules=tuple(self.rules),
             nodes=MappingProxyType(dict(self.nodes)),
@@ -375,25 +384,28 @@ def _values(test: Test, name: str) -> frozenset[str] | None:
     return None
 
 
-def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
+def compile_policy(policy: Policy, *, fold: bool = True, shaped: bool = True) -> Program:
     """Return the Program for a policy; `fold=False` keeps every clause on the per-node
-    lowering (a reference for tests and measurements: same statuses, more firings).
+    lowering (a reference for tests and measurements: same statuses, more firings);
+    `shaped=False` keeps every negated pattern and stage marker as the lowering wrote them
+    (`shaping.py`; a reference for tests and measurements: the same firings, more beta nodes).
 
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    program = _folded(policy) if fold else _Compiler(policy).run()
+    program = _folded(policy, shaped) if fold else _Compiler(policy, shaped=shaped).run()
     # Render now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated; the engine registers the
     # same text, which the disk cache keeps for the next process.
     try:
-        ruleset.definition_text(program, ruleset.cache_key(policy, folded=fold))
+        key = ruleset.cache_key(policy, folded=fold) if shaped else None
+        ruleset.definition_text(program, key)
     except PolicyError:
         if not fold:
             raise
         # Folded rules test more per fact; past a limit the per-node lowering runs the policy
         # (or reports the limit it hits itself).
-        return compile_policy(policy, fold=False)
+        return compile_policy(policy, fold=False, shaped=shaped)
     return program
 
 
@@ -406,7 +418,7 @@ def compile_policy(policy: Policy, *, fold: bool = True) -> Program:
 FOLD_STACK_MARGIN = 20
 
 
-def _folded(policy: Policy) -> Program:
+def _folded(policy: Policy, shaped: bool = True) -> Program:
     """Return the folded program, with the folds that would fire per pair of service lines
     (`_products`) and those that make its alpha stack exceed the budget (`FOLD_STACK_MARGIN`
     below the engine's limit) left to the per-node lowering.
@@ -417,7 +429,7 @@ def _folded(policy: Policy) -> Program:
     """
     keep: frozenset[str] = frozenset()
     while True:
-        compiler = _Compiler(policy, fold=True, keep=keep)
+        compiler = _Compiler(policy, fold=True, keep=keep, shaped=shaped)
         program = compiler.run()
         folded = [o for o in (compiler.folder.folded if compiler.folder else []) if o not in keep]
         products = _products(program, frozenset(folded))

@@ -48,7 +48,7 @@ from evaluator.read.disk_cache import entry_path, read_bytes, write_bytes
 __all__ = ["FORMAT", "key", "load", "store"]
 
 # Bump when the entry layout changes (code changes are caught by the key).
-FORMAT = b"necessity-program-2"
+FORMAT = b"necessity-program-3"
 KIND = "programs"
 
 # Container tags in the table; classes have indexes >= 0.
