@@ -279,16 +279,20 @@ def ungate(rule: Rule, arrivals: _Arrivals) -> Rule:
     Redundant: some positive pattern matches only facts that arrive in the rule's own stage's
     batch, every other positive pattern only facts that arrive by then and every negated one
     only facts that arrive before. Counted rules and rules that would lead with a negated
-    pattern or an `any` keep it, and so do rules that may fire more than once in a case: the
-    marker, arriving last, starts their matches in the reverse order of the facts, and the
-    order of a rule's firings is the order of the evidence and of derived facts' ids, which
-    must not move (the golden files). A rule whose positive patterns each match one fact at
-    most (a clause's status, a value over no bound facts) fires once at most.
+    pattern or an `any` keep it, and so do rules with two positive patterns that may each
+    match several facts. The order of a rule's firings is the order of the evidence, of the
+    engine's trace and of derived facts' ids, which must not move (the golden files and
+    digests): durable_rules creates a rule's matches in the order of their last fact's
+    arrival, and the marker, arriving last, creates them all, walking the facts of the first
+    pattern in the order they came, then each later pattern's. When only one pattern may
+    match several facts (the others match one at most: a clause's status, a value over no
+    bound facts), either way its facts' arrival order is the matches' order (measured in
+    tests/test_shaping.py).
     """
     marker, *rest = rule.patterns
     if rule.count is not None or marker.alias != STAGE or not rest or not _leads(rest[0]):
         return rule
-    if not all(arrivals.singular(p) for p in rest if not p.negated):
+    if sum(1 for p in rest if not p.negated and not arrivals.singular(p)) > 1:
         return rule
     own = frozenset({rule.stage})
     gated = False
