@@ -17,6 +17,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from evaluator.compile.compiler import compile_policy
+from evaluator.compile.folding import parts
 from evaluator.compile.program import (
     CAND,
     PAIR,
@@ -32,6 +33,7 @@ from evaluator.compile.program import (
     EmitValue,
     EmitVerdict,
     Eq,
+    Pattern,
     Program,
     Test,
 )
@@ -539,10 +541,8 @@ def _eq_values(test: Test, field: str) -> set[object] | None:
     return None
 
 
-def stage_violations(program: Program) -> Iterator[str]:
-    """Every rule that reads something not complete before its stage."""
-    # what: (kind, name, value); a value fact is read by node and value (a count's own rules
-    # read whether its true value exists, which is final a stage before they run).
+def _produced(program: Program) -> dict[tuple[str, object, object], int]:
+    """What the rules derive, (kind, name, value), and the last stage deriving it."""
     produced: dict[tuple[str, object, object], int] = {}
     for rule in program.rules:
         action = rule.action
@@ -560,15 +560,31 @@ def stage_violations(program: Program) -> Iterator[str]:
             assert isinstance(action, EmitVerdict)
             key = ("verdict", None, None)
         produced[key] = max(produced.get(key, 0), rule.stage)
+    return produced
+
+
+def stage_violations(program: Program) -> Iterator[str]:
+    """Every rule that reads something not complete before its stage."""
+    # what: (kind, name, value); a value fact is read by node and value (a count's own rules
+    # read whether its true value exists, which is final a stage before they run).
+    produced = _produced(program)
     derived = {fact for kind, fact, _ in produced if kind == "fact"}
     clauses = {c for kind, c, _ in produced if kind == STATUS}
     for rule in program.rules:
         marker, *patterns = rule.patterns
-        if _eq_values(marker.test, "t") != {STAGE} or _eq_values(marker.test, "s") != {rule.stage}:
+        # A rule without its marker (compile/shaping.py `ungate`) must wait for its stage's
+        # batch all the same: a positive pattern reads only what the stage before derives (or,
+        # in stage 1, case facts), and whatever it negates is complete a batch earlier.
+        ungated = _eq_values(marker.test, "t") != {STAGE}
+        gate = False
+        if ungated:
+            patterns = list(rule.patterns)
+        elif _eq_values(marker.test, "s") != {rule.stage}:
             yield f"{rule.name}: first pattern is not the marker of stage {rule.stage}"
         if not 1 <= rule.stage <= program.stages:
             yield f"{rule.name}: stage {rule.stage} outside 1..{program.stages}"
-        for pattern in patterns:
+        flat = [Pattern(p.alias, AllOf(tuple(parts(p.test))), p.negated) for p in patterns]
+        for pattern in flat:
             kinds = _eq_values(pattern.test, "t") or set()
             reads: list[tuple[str, object, object]] = []
             for kind in kinds:
@@ -585,6 +601,12 @@ def stage_violations(program: Program) -> Iterator[str]:
                     reads += [(PAIR, n, None) for n in _eq_values(pattern.test, "n") or ()]
                 elif kind in derived:
                     reads.append(("fact", kind, None))
+            if ungated:
+                stages = {produced.get(read, 0) for read in reads} or {0}
+                if pattern.negated and max(stages) >= rule.stage - 1:
+                    yield f"{rule.name}: no marker, and negates what its own batch brings"
+                if not pattern.negated and stages == {rule.stage - 1}:
+                    gate = True
             for read in reads:
                 if read not in produced:
                     # a value no rule can derive (e.g. false for `demonstrated`'s unknown) is
@@ -596,6 +618,8 @@ def stage_violations(program: Program) -> Iterator[str]:
                         f"{rule.name} ({rule.origin}) at stage {rule.stage} reads {read}, "
                         f"complete only at stage {produced[read]}"
                     )
+        if ungated and not gate:
+            yield f"{rule.name}: no marker, and nothing it reads comes in its own batch"
 
 
 def shipped() -> list[Path]:

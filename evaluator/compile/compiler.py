@@ -393,7 +393,14 @@ def compile_policy(policy: Policy, *, fold: bool = True, shaped: bool = True) ->
     Raises PolicyError with every problem found (unknown facts, fields, settings, clauses,
     references; unit and value mismatches; cycles between rules).
     """
-    program = _folded(policy, shaped) if fold else _Compiler(policy, shaped=shaped).run()
+    if not fold:
+        program = _Compiler(policy, shaped=shaped).run()
+    else:
+        # The folds are chosen on the shaped program, the one the engine gets; unshaped, the
+        # same folds, so that the two differ only by shaping.
+        program, keep = _folded(policy)
+        if not shaped:
+            program = _Compiler(policy, fold=True, keep=keep, shaped=False).run()
     # Render now so that an engine limit is reported when the policy is compiled (by
     # `validate` and `lint` too), not on the first case evaluated; the engine registers the
     # same text, which the disk cache keeps for the next process.
@@ -418,7 +425,7 @@ def compile_policy(policy: Policy, *, fold: bool = True, shaped: bool = True) ->
 FOLD_STACK_MARGIN = 20
 
 
-def _folded(policy: Policy, shaped: bool = True) -> Program:
+def _folded(policy: Policy) -> tuple[Program, frozenset[str]]:
     """Return the folded program, with the folds that would fire per pair of service lines
     (`_products`) and those that make its alpha stack exceed the budget (`FOLD_STACK_MARGIN`
     below the engine's limit) left to the per-node lowering.
@@ -426,10 +433,11 @@ def _folded(policy: Policy, shaped: bool = True) -> Program:
     One at a time, the folded clause or subtree whose rules weigh most on the fact type that
     makes the bound goes back to the per-node lowering (measured: the bound without its rules),
     and the policy is compiled again; when no single fold lowers the bound, none is kept.
+    Also returns the folds left to the per-node lowering.
     """
     keep: frozenset[str] = frozenset()
     while True:
-        compiler = _Compiler(policy, fold=True, keep=keep, shaped=shaped)
+        compiler = _Compiler(policy, fold=True, keep=keep)
         program = compiler.run()
         folded = [o for o in (compiler.folder.folded if compiler.folder else []) if o not in keep]
         products = _products(program, frozenset(folded))
@@ -440,7 +448,7 @@ def _folded(policy: Policy, shaped: bool = True) -> Program:
         stacks = ruleset.alpha_stacks(definition)
         stack = max(stacks.values())
         if stack <= ruleset.MAX_ALPHA_STACK - FOLD_STACK_MARGIN or not folded:
-            return program
+            return program, keep
         worst = {kind for kind, need in stacks.items() if need == stack and kind is not None}
         origin = {rule.name: rule.origin for rule in program.rules}
         tested = {o: set[str]() for o in folded}
