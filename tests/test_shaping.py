@@ -124,8 +124,10 @@ def test_a_negated_any_blocks_as_the_negations_it_replaces():
         marker,
         {"g$not": {"$and": [{"t": "b"}, {"$or": [{"$gte": {"x": 6}}, {"$lt": {"y": 6}}]}]}},
     ]
+    b: dict[str, Any]
     for b in ({"x": 7, "y": 7}, {"x": 1, "y": 1}, {"x": 7, "y": 1}, {"x": 1, "y": 7}, {}):
-        facts = [{"t": "a", "id": "a1"}, {"t": "b", "id": "b1", **b}, MARKER_FACT]
+        facts: list[dict[str, Any]] = [{"t": "a", "id": "a1"}, {"t": "b", "id": "b1", **b}]
+        facts.append(MARKER_FACT)
         want = _fired({"r": {"all": split, "dist": 0}}, facts)
         assert _fired({"r": {"all": merged, "dist": 0}}, facts) == want, b
 
@@ -152,7 +154,7 @@ _UNSHAPED: dict[str, Program] = {}
 
 
 def _unshaped(policy: Policy) -> Program:
-    key = api.policy_key(policy)
+    key = f"{policy.id}@{policy.version}#{policy.content_sha256}"
     if key not in _UNSHAPED:
         _UNSHAPED[key] = compile_policy(policy, shaped=False)
     return _UNSHAPED[key]
