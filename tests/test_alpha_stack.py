@@ -138,10 +138,11 @@ def test_folds_past_the_budget_go_back_to_the_per_node_lowering(
     if limit == 40:
         # measured: LF-NICOTINE and LF-DEFORMITY-SIGNIFICANT no longer fit whole beside the
         # folded quantifiers, only parts of them do (LF-IMAGING-CORRELATION, folded, would
-        # fire per pair of lines: compiler._products)
+        # fire per pair of lines: compiler._products); since the folds are chosen on the
+        # shaped program (compile/shaping.py), LF-DIABETES goes back too under this budget
+        # (the real one folds all seven: shaping lowered the bound from 55 to 38)
         assert folded_clauses(program) >= {
             "LF-CONSERVATIVE-DURATION",
-            "LF-DIABETES",
             "LF-INSTABILITY",
             "LF-SI-FIXATION",
             "LF-URGENT",
