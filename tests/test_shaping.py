@@ -360,3 +360,16 @@ def test_the_status_a_freed_rule_would_have_read_is_asserted():
     )
     rule = Rule("r", 2, (_marker(2), status), STATUS_RULE, "t")
     assert shaping.shape([made, rule], derived=())[-1] == rule
+
+
+def test_negations_too_wide_to_merge_stay_apart():
+    # The engine refuses a pattern of more than 32 expressions (error 113): a merge past
+    # MAX_MERGED keeps the patterns as they were.
+    wide = tuple(Cmp(">", f"x{i}", i) for i in range(shaping.MAX_MERGED))
+    one = Pattern("x", AllOf((Eq("t", "b"), *wide)), negated=True)
+    two = Pattern("y", AllOf((Eq("t", "b"), Cmp("<", "y", 1))), negated=True)
+    rule = Rule("r", 1, (_marker(1), Pattern("a", Eq("t", "a")), one, two), STATUS_RULE, "t")
+    assert shaping.merge_negations(rule) == rule
+    narrow = Pattern("x", AllOf((Eq("t", "b"), *wide[:3])), negated=True)
+    fits = Rule("r", 1, (_marker(1), Pattern("a", Eq("t", "a")), narrow, two), STATUS_RULE, "t")
+    assert len(shaping.merge_negations(fits).patterns) == 3

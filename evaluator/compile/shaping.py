@@ -44,6 +44,7 @@ from evaluator.compile.program import (
     EmitValue,
     Eq,
     Join,
+    Ne,
     Pattern,
     Rule,
     Test,
@@ -177,9 +178,23 @@ def _mergeable(group: list[Pattern]) -> list[Pattern]:
             if _alternative([t for t in parts(p.test) if t not in common]) is not None
         ]
         if len(kept) == len(group):
-            return group
+            return group if _size(_merged(group).test) <= MAX_MERGED else []
         group = kept
     return []
+
+
+# The engine refuses a pattern of more than 32 expressions (error 113, counted its own way at
+# registration: ruleset.MAX_EXPRESSIONS), and a refused folded program would go back to the
+# per-node lowering: merged patterns stay below, with room for the lane test (the shipped
+# policies' largest merge has 17).
+MAX_MERGED = 24
+
+
+def _size(test: Test) -> int:
+    """The expressions a test renders to (ruleset.render_test: `Ne` is two)."""
+    if isinstance(test, AllOf | AnyTest):
+        return sum(_size(t) for t in test.tests)
+    return 2 if isinstance(test, Ne) else 1
 
 
 # -- stage markers ------------------------------------------------------------------------------
