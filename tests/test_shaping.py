@@ -275,14 +275,22 @@ def test_a_rule_with_two_patterns_over_several_facts_keeps_its_marker():
     assert _shaped(rule, keyed[0], _value("m2", 2)).patterns == patterns[1:]
 
 
-def test_a_rule_that_would_lead_with_a_negation_or_an_any_keeps_its_marker():
-    negated_first = Rule(
-        "r", 3, (_marker(3), _reads("m1", True, "w"), _reads("n2")), STATUS_RULE, "test"
-    )
-    assert _shaped(negated_first, _value("n2", 2), _value("m1", 1)) == negated_first
+def test_a_rule_no_positive_pattern_can_lead_keeps_its_marker():
+    # durable_rules starts a match from a positive pattern, and a fact passing two
+    # alternatives of an `any` in the first pattern would start two matches.
     either = Pattern("v", AllOf((Eq("t", VAL), Eq("n", "n2"), AnyTest((Eq("v", 1), Eq("v", 2))))))
     any_first = Rule("r", 3, (_marker(3), either), STATUS_RULE, "test")
     assert _shaped(any_first, _value("n2", 2)) == any_first
+    negated = _reads("m1", True, "w")
+    negated_first = Rule("r", 3, (_marker(3), negated, either), STATUS_RULE, "test")
+    assert _shaped(negated_first, _value("n2", 2), _value("m1", 1)) == negated_first
+    # another positive pattern without an `any` or a join leads instead
+    led = Rule("r", 3, (_marker(3), negated, either, _reads("n2", alias="u")), STATUS_RULE, "t")
+    shaped = _shaped(led, _value("n2", 2), _value("m1", 1))
+    assert shaped.patterns == (_reads("n2", alias="u"), negated, either)
+    joined = Pattern("u", AllOf((Eq("t", VAL), Eq("n", "n2"), Eq("v", 2), Join("k1", "v", "key"))))
+    tied = Rule("r", 3, (_marker(3), negated, either, joined), STATUS_RULE, "test")
+    assert _shaped(tied, _value("n2", 2), _value("m1", 1)) == tied
 
 
 def test_a_derived_fact_no_rule_derives_frees_nothing():

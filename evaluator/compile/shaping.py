@@ -4,8 +4,8 @@ durable_rules builds one beta node per pattern of every rule, and every session 
 allocates and zeroes state for each of them (state.c `createStateNode`: 8 KB of hash index
 and two frame pools per beta node), then frees them again (`deleteStateNode`). A case with no
 facts cost 858 us and 1,147 us of CPU per session on the two largest shipped policies (912
-and 1,091 patterns), most of it this. Two rewrites of a compiled rule remove patterns without changing
-which combinations of facts fire it:
+and 1,091 patterns), most of it this. Two rewrites of a compiled rule remove patterns without
+changing which combinations of facts fire it:
 
 - `merge_negations`: "no fact passing A and no fact passing B" is "no fact passing A or B":
   negated patterns of one rule on the same fact type, node or clause, and joins become one
@@ -287,14 +287,18 @@ def _leads(pattern: Pattern) -> bool:
     return not pattern.negated and not any(isinstance(t, AnyTest) for t in parts(pattern.test))
 
 
+def _joins(pattern: Pattern) -> bool:
+    return any(isinstance(t, Join) for t in parts(pattern.test))
+
+
 def ungate(rule: Rule, arrivals: _Arrivals) -> Rule:
     """Return the rule without its stage marker when the marker is redundant (see the
     module's docstring), else the rule as it is.
 
     Redundant: some positive pattern matches only facts that arrive in the rule's own stage's
     batch, every other positive pattern only facts that arrive by then and every negated one
-    only facts that arrive before. Counted rules and rules that would lead with a negated
-    pattern or an `any` keep it, and so do rules with two positive patterns that may each
+    only facts that arrive before. Counted rules and rules that no positive pattern without
+    an `any` or a join can lead keep it, and so do rules with two positive patterns that may each
     match several facts. The order of a rule's firings is the order of the evidence, of the
     engine's trace and of derived facts' ids, which must not move (the golden files and
     digests): durable_rules creates a rule's matches in the order of their last fact's
@@ -305,8 +309,16 @@ def ungate(rule: Rule, arrivals: _Arrivals) -> Rule:
     tests/test_shaping.py).
     """
     marker, *rest = rule.patterns
-    if rule.count is not None or marker.alias != STAGE or not rest or not _leads(rest[0]):
+    if rule.count is not None or marker.alias != STAGE or not rest:
         return rule
+    if not _leads(rest[0]):
+        # Another positive pattern can lead when it joins nothing (the later ones' joins name
+        # only earlier aliases, and still do); with one pattern over several facts at most, the
+        # order of the patterns does not change the order of the matches.
+        lead = next((p for p in rest if _leads(p) and not _joins(p)), None)
+        if lead is None:
+            return rule
+        rest = [lead, *(p for p in rest if p is not lead)]
     if sum(1 for p in rest if not p.negated and not arrivals.singular(p)) > 1:
         return rule
     own = frozenset({rule.stage})
