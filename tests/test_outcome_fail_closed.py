@@ -127,6 +127,23 @@ def test_a_deciding_value_that_is_not_a_kleene_value_is_an_engine_error_naming_t
     assert checked >= 4 * len(example_runs)
 
 
+def test_a_value_equal_to_a_kleene_value_but_not_an_int_is_an_engine_error(
+    example_runs: list[Run],
+) -> None:
+    """True, False and 2.0 hash and compare as 1, 0 and 2 (a set or dict lookup takes them
+    for a Kleene value): a damaged trace saying them is refused like 7, never read as true,
+    unknown or false."""
+    checked = 0
+    for run, _clause, decider in _deciders(example_runs):
+        for said in (True, False, 2.0, 0.0):
+            for error in _refusals(run, _kleene_damaged(run[-1], (decider, ()), said)):
+                assert isinstance(error, EngineError), (run[0], said, error)
+                assert f"`{decider}`" in str(error), str(error)
+                assert "not false, unknown or true" in str(error), str(error)
+            checked += 1
+    assert checked >= 4 * len(example_runs)
+
+
 def _deciders(runs: list[Run]) -> Iterator[tuple[Run, str, str]]:
     """Each run's clauses with the node whose value decided the status the engine derived."""
     for run in runs:

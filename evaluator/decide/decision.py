@@ -173,6 +173,11 @@ _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
 _KLEENE = frozenset(_TRUTHS)
 
 
+def _integral(kind: type) -> bool:
+    """Whether values of the type are integers (an int or a Truth), not a bool or a float."""
+    return issubclass(kind, int) and kind is not bool
+
+
 def _check_values(trace: Trace) -> None:
     """Raise the EngineError naming the node when a value or candidate of the trace is not
     false, unknown or true (a damaged trace: no rule action writes another). Once per trace,
@@ -183,7 +188,10 @@ def _check_values(trace: Trace) -> None:
         said = {emitted.fact["v"] for emitted in trace.values.values()}
         if trace.candidates:
             said.update([emitted.fact["v"] for emitted in trace.candidates])
-        if said <= _KLEENE:
+        # by type too: True and 2.0 equal 1 and 2 (and a set keeps whichever came first)
+        kinds = {type(emitted.fact["v"]) for emitted in trace.values.values()}
+        kinds.update([type(emitted.fact["v"]) for emitted in trace.candidates])
+        if said <= _KLEENE and all(map(_integral, kinds)):
             return
     except (KeyError, TypeError):  # no value, or one that cannot be hashed: found below
         pass
@@ -192,7 +200,7 @@ def _check_values(trace: Trace) -> None:
     for node, emitted in named:
         value = emitted.fact.get("v")
         try:
-            kleene = value in _KLEENE
+            kleene = _integral(type(value)) and value in _KLEENE
         except TypeError:
             kleene = False
         if not kleene:
