@@ -72,3 +72,18 @@ def test_each_memo_is_bounded() -> None:
         findings.Pool([{"t": "x", "id": "1", "src": f"note {i}"}]).documents()
     assert len(findings._WORDS) <= findings._MEMO_LIMIT
     assert len(findings._DOCUMENTS) <= findings._MEMO_LIMIT
+
+
+def test_no_memo_keeps_a_long_text() -> None:
+    """A memo is bounded in characters too: 4,096 entries of a case's longest strings (a case
+    file may hold 4 MiB) would keep gigabytes alive in a long-running service. Such texts are
+    worked out afresh, and read the same."""
+    long = "clinic_note 2025-01-15 " + "x" * 100_000
+    value = "a_" * 50_000
+    for _ in range(2):
+        assert findings.Pool([{"t": "x", "id": "1", "src": long}]).documents() == (
+            findings._and(findings._documents([{"src": long}]))
+        )
+        assert findings._words(value) == words(value)
+    assert long not in {s for key in findings._DOCUMENTS for s in key}
+    assert value not in findings._WORDS

@@ -59,7 +59,15 @@ _WORDS: dict[str, str] = {}
 _DOCUMENTS: dict[tuple[str, ...], str] = {}
 
 
-def _kept(memo: dict[Any, str], key: Any, text: str) -> str:
+# ... and in characters: a case may hold 4 MiB of text, and 4,096 of its longest strings kept
+# past the case would hold gigabytes in a long-running service; a longer key is not kept.
+_MEMO_KEY_LIMIT = 1024
+
+
+def _kept(memo: dict[Any, str], key: str | tuple[str, ...], text: str) -> str:
+    size = len(key) if isinstance(key, str) else sum(map(len, key))
+    if size > _MEMO_KEY_LIMIT:
+        return text
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
     memo[key] = text
