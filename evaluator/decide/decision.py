@@ -173,9 +173,8 @@ _TRUTHS: dict[int, Truth] = {int(t): t for t in Truth}
 _KLEENE = frozenset(_TRUTHS)
 
 
-def _integral(kind: type) -> bool:
-    """Whether values of the type are integers (an int or a Truth), not a bool or a float."""
-    return issubclass(kind, int) and kind is not bool
+# The types a node value may have: an int or a Truth, never a bool or a float equal to one.
+_INTEGRAL = frozenset({int, Truth})
 
 
 def _check_values(trace: Trace) -> None:
@@ -185,13 +184,12 @@ def _check_values(trace: Trace) -> None:
     no read can take a damaged value for another, skip it quietly or fail as an internal error.
     """
     try:  # the values gathered, then compared as one set (the loop below names the node)
-        said = {emitted.fact["v"] for emitted in trace.values.values()}
+        # By type too: True and 2.0 equal 1 and 2 (and a set keeps whichever came first). A
+        # value of any other type than int (a Truth too) is left to the loop below.
+        said = {v if type(v := e.fact["v"]) is int else None for e in trace.values.values()}
         if trace.candidates:
-            said.update([emitted.fact["v"] for emitted in trace.candidates])
-        # by type too: True and 2.0 equal 1 and 2 (and a set keeps whichever came first)
-        kinds = {type(emitted.fact["v"]) for emitted in trace.values.values()}
-        kinds.update([type(emitted.fact["v"]) for emitted in trace.candidates])
-        if said <= _KLEENE and all(map(_integral, kinds)):
+            said.update([v if type(v := e.fact["v"]) is int else None for e in trace.candidates])
+        if said <= _KLEENE:
             return
     except (KeyError, TypeError):  # no value, or one that cannot be hashed: found below
         pass
@@ -200,7 +198,7 @@ def _check_values(trace: Trace) -> None:
     for node, emitted in named:
         value = emitted.fact.get("v")
         try:
-            kleene = _integral(type(value)) and value in _KLEENE
+            kleene = type(value) in _INTEGRAL and value in _KLEENE
         except TypeError:
             kleene = False
         if not kleene:
