@@ -18,15 +18,21 @@ import pytest
 from evaluator.compile.program import (
     CASE,
     STAGE,
+    VAL,
     AllOf,
     EmitFact,
+    EmitStatus,
+    EmitValue,
     Eq,
     Pattern,
     Program,
+    Record,
     Rule,
 )
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Emitted, Engine, Trace
+from evaluator.language.conditions import Truth
+from evaluator.language.model import Status
 from tests.test_sessions import _judged
 
 
@@ -147,3 +153,24 @@ def test_the_text_a_derived_fact_is_told_apart_by():
     assert engine._content({"x": math.nan}, exact=False) != engine._content(
         {"x": None}, exact=False
     )
+
+
+def test_a_value_only_recorded_so_far_is_still_asserted_when_a_rule_derives_it():
+    # A folded rule keeps the node values its patterns establish without asserting them; a
+    # later firing that derives the same value for a rule to read must still give it to the
+    # engine: dropped as "already derived", the rules reading it would never see it.
+    marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
+    case = Pattern("case", Eq("t", CASE))
+    actions = (
+        EmitStatus("X-ONE", Status.MET, (Record("n", Truth.TRUE),)),
+        EmitValue(VAL, "n", Truth.TRUE, ()),
+    )
+    rules = tuple(
+        Rule(f"r{i}", 1, (marker, case), action, "hand") for i, action in enumerate(actions)
+    )
+    session = _fire_all(Program("recorded", 1, rules, {}, {}, None))
+    asserted = [f for f in session.pending if f["t"] == VAL]
+    assert [(f["n"], f["v"]) for f in asserted] == [("n", 2)]
+    kept = session.trace.values[("n", ())]
+    assert kept.rule == "r1"
+    assert kept.fact["id"] == asserted[0]["id"]

@@ -665,7 +665,10 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
                     f"node `{node}` derived both {existing.fact['v']} and {value}"
                     + (f" for the bound facts {', '.join(keys)}" if keys else ""),
                 )
-            return
+            if "id" in existing.fact:  # asserted already (a kept record has no id)
+                return
+            # Only kept by a folded rule's records, never given to the engine: the rules that
+            # read this value would wait for it in vain, so it is asserted now.
         fact = _node_fact(kind, node, value, keys, fact_id)
         session._assert_plain(fact)
         values[at] = _emitted((fact, name, ids))
