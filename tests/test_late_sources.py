@@ -4,7 +4,9 @@ A nicotine status, a cotinine level or a quit date has no date of its own: it ho
 document that states it. A clinic note written after the request saying "never smoked" (or a
 later lab's low cotinine outranking an earlier letter's high one) made the shared nicotine
 clause met and approved the line; a late note saying "not diabetic" waived the HbA1c clause the
-same way. A fact type annotated ``x-as-of-source`` in facts.schema.json (nicotine, diabetes)
+same way, and an SI examination written up after the request (pain localised, provocative
+tests positive) approved an SI-joint fusion. A fact type annotated ``x-as-of-source`` in
+facts.schema.json (nicotine, diabetes, si_pain, provocative_test)
 now leaves out every value a document dated after the request states (or possibly after it: a
 month reaching past the request date), with an ``after_request`` conflict, as a date after the
 request is (test_late_dates.py).
@@ -197,14 +199,60 @@ def test_a_late_note_saying_not_diabetic_does_not_approve(late: str, library: Li
     assert [(c["fact"], c["reason"]) for c in conflicts] == [("diabetes", "after_request")]
 
 
+def _late_si_exam(part: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        for item in data["si_joint"][part]:
+            item["source"]["date"] = "2025-07-15"
+
+    return change
+
+
+def _late_third_and_fourth_positive_tests(data: dict[str, Any]) -> None:
+    # Three positive tests are the minimum: two in a note before the request, the third and
+    # fourth (thigh thrust, FABER) and the two negatives in a note after it.
+    for item in data["si_joint"]["provocative_tests"][2:]:
+        item["source"]["date"] = "2025-07-15"
+
+
+LATE_SI = {
+    "pain located by a late note": ("SI-PAIN-LOCATION", _late_si_exam("pain")),
+    "provocative tests from a late note": (
+        "SI-PROVOCATIVE-TESTS",
+        _late_si_exam("provocative_tests"),
+    ),
+    "the third and fourth positive tests from a late note": (
+        "SI-PROVOCATIVE-TESTS",
+        _late_third_and_fourth_positive_tests,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATE_SI))
+def test_an_si_examination_after_the_request_does_not_approve(name: str, library: Library) -> None:
+    # The SI pain's location and the provocative tests have no date of their own either: an
+    # examination written up after the request approved the fusion before x-as-of-source.
+    data = json.loads(APPROVABLE["SI-NICOTINE"].read_text())
+    clause, change = LATE_SI[name]
+    assert _review(data, clause, library)[:2] == ("medically_necessary", "met")
+    change(data)
+    determination, status, conflicts = _review(data, clause, library)
+    assert status != "met"
+    assert determination != "medically_necessary"
+    flagged = [c for c in conflicts if c["reason"] == "after_request"]
+    assert flagged, conflicts
+    assert all(f"the request date {REQUEST}" in c["values"] for c in flagged)
+
+
 def test_the_rule_is_schema_data_not_code() -> None:
     # The builder reads the annotation; nothing in evaluator/ names the fact types.
     defs = schemas.load_schema("facts")["$defs"]
     assert {name for name, d in defs.items() if d.get("x-as-of-source")} == {
         "nicotine",
         "diabetes",
+        "si_pain",
+        "provocative_test",
     }
     code = "\n".join(p.read_text() for p in (ROOT / "evaluator").rglob("*.py"))
-    for name in ("nicotine", "diabetes"):
+    for name in ("nicotine", "diabetes", "si_pain", "provocative_test"):
         assert f'"{name}"' not in code
         assert f"'{name}'" not in code
