@@ -428,6 +428,44 @@ def test_disagreeing_smoking_statuses_are_a_conflict_not_the_last_one_read(tmp_p
     assert statuses(result)["LF-NICOTINE"] == "not_documented"
 
 
+@pytest.mark.parametrize("document", [True, False])
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"effectiveDateTime": "2025-07-01"},
+        {"effectiveDateTime": "2025-07-01T09:30:00Z"},
+        {"effectivePeriod": {"start": "2025-06-01", "end": "2025-07-01"}},
+    ],
+)
+def test_a_never_smoker_status_observed_after_the_request_does_not_document_nicotine(
+    tmp_path, when, document
+):
+    # A smoking status has no date of its own in the case; it was mapped without its
+    # Observation's effective time, so a status observed after the request (2025-06-20) made
+    # the nicotine clause met, with or without a DocumentReference behind it.
+    late = smoking("smoking", "266919005")
+    del late["effectiveDateTime"]
+    late.update(when)
+    if not document:
+        del late["derivedFrom"]
+    result = mapped(with_resources(late), tmp_path)
+    assert result.data["nicotine"]["source"]["date"] == "2025-07-01"
+    assert result.data["nicotine"]["source"]["document"] == ("clinic_note" if document else "other")
+    assert ("nicotine", "status", "after_request") in {
+        (c.fact, c.field, c.reason) for c in result.case.conflicts
+    }
+    assert statuses(result)["LF-NICOTINE"] == "not_documented"
+
+
+def test_a_late_never_smoker_status_has_no_say_beside_a_timely_current_one(tmp_path):
+    late = smoking("s2", "266919005")
+    late["effectiveDateTime"] = "2025-07-01"
+    result = mapped(with_resources(smoking("s1", "449868002"), late), tmp_path)
+    dates = [s["source"]["date"] for s in result.data["nicotine"]["status"]["statements"]]
+    assert dates == ["2025-05-05", "2025-07-01"]
+    assert statuses(result)["LF-NICOTINE"] == "not_met"
+
+
 def test_an_unknown_smoking_status_is_reported_and_leaves_nicotine_undocumented(tmp_path):
     result = mapped(with_resources(smoking("s1", "266927001")), tmp_path)
     assert "nicotine" not in result.data

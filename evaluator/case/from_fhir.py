@@ -22,6 +22,7 @@ from evaluator.case.cases import Case, case_from_data
 from evaluator.errors import Location, Problem, SchemaError
 from evaluator.read import schemas, source
 from evaluator.vocab import units
+from evaluator.vocab.dates import DateError, parse_date
 
 MAPPING_FILE = Path(__file__).with_name("fhir_mapping.yaml")
 
@@ -157,6 +158,16 @@ def _in_value_set(concept: Mapping[str, Any] | None, name: str) -> bool:
 def _date(value: Any) -> str | None:
     """Return a FHIR date or dateTime as the case writes a date (the day, or the month)."""
     return str(value)[:10] if value else None
+
+
+def _last_day(text: Any) -> str | None:
+    """Return the last day a date text may be (ISO, comparable as text), None if no date."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_date(text).hi.isoformat()
+    except DateError:
+        return None
 
 
 def _period(period: Mapping[str, Any] | None) -> dict[str, str] | None:
@@ -631,6 +642,8 @@ class _Builder:
                 self.member(ref, rule["members"], f"{where}.hasMember[{i}]", members)
                 for i, ref in enumerate(resource.get("hasMember", []))
             ]
+        if "as_of" in rule:
+            value["source"] = self.as_of(resource, rule, value.get("source"), where)
         for field in rule.get("stated", []):
             if field in value:
                 statements = self.stated.setdefault((rule["into"], field), [])
@@ -641,6 +654,25 @@ class _Builder:
             return
         if value:
             _put(case, rule["into"], value)
+
+    def as_of(
+        self,
+        resource: Mapping[str, Any],
+        rule: Mapping[str, Any],
+        found: Mapping[str, Any] | None,
+        where: str,
+    ) -> dict[str, Any]:
+        """Return the source of a value that has no date of its own (a smoking status): it
+        holds as of its resource's `as_of` element (the last day of a period), or as of its
+        document, whichever may be later, so that the case's ``x-as-of-source`` check leaves
+        out a status observed after the request. Without a DocumentReference the source is
+        `other`."""
+        out = dict(found or {"document": "other"})
+        end = self.element(resource, f"{rule['as_of']}.end", where, rule)
+        observed = _date(end) or self.element(resource, rule["as_of"], where, rule)
+        if observed and (_last_day(observed) or "") > (_last_day(out.get("date")) or ""):
+            out["date"] = observed
+        return out
 
     @staticmethod
     def is_latest(case: dict[str, Any], rule: Mapping[str, Any], value: dict[str, Any]) -> bool:
