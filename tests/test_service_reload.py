@@ -173,3 +173,70 @@ def test_a_folder_state_sees_edits_additions_and_removals(folder: Path) -> None:
     (folder / "lumbar-fusion" / "2099.1.yaml").unlink()
     assert folder_state(folder) == edited
     assert folder_state(folder / "missing") == ()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        ("sections:", "sections: [\n", "malformed_yaml"),  # no longer YAML
+        ("title: Lumbar spinal fusion", "titles: Lumbar spinal fusion", "schema_required"),
+    ],
+)
+def test_a_policy_broken_while_serving_is_the_servers_fault_not_the_requests(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str, code: str
+) -> None:
+    # A broken policy used to stop the worker at startup; edited while the service runs, its
+    # located error reached the client as 400 "Malformed request" (a YAML error) or 422
+    # "Invalid case" (a schema error): the client's fault, for a file on the server.
+    monkeypatch.setattr(service, "RECHECK_SECONDS", 0.0)
+    policy = folder / "lumbar-fusion" / "2025.1.yaml"
+    text = policy.read_text()
+
+    def breaks() -> tuple[str, str, bytes]:
+        _edit(policy, old, new)
+        return _evaluate()
+
+    def mends() -> tuple[str, str, bytes]:
+        policy.write_text(text)
+        return _evaluate()
+
+    bad_case = ("POST", "/evaluate", b'{"case_id": ')
+    answers = _session(folder, [_evaluate, breaks, _listed, lambda: bad_case, mends])
+    ok, broken, listed, malformed, mended = answers
+    assert _determination(ok) == "medically_necessary"
+    for answer in (broken, listed):
+        assert answer.status_code == 500, answer.text
+        body = answer.json()
+        assert (body["title"], body["code"]) == ("Policy error", code)
+        assert f"{policy}:" in body["detail"]  # located in the policy file
+        assert "Traceback" not in answer.text
+    # The service keeps serving: a bad request is still the client's, and the mended policy
+    # decides again.
+    assert (malformed.status_code, malformed.json()["title"]) == (400, "Malformed request")
+    assert _determination(mended) == "medically_necessary"
+
+
+def test_a_removed_policy_version_is_not_found_not_a_policy_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "RECHECK_SECONDS", 0.0)
+
+    def removes() -> tuple[str, str, None]:
+        (folder / "lumbar-fusion" / "2025.1.yaml").unlink()
+        return ("GET", "/policies/lumbar-fusion/2025.1", None)
+
+    pinned = ("POST", "/evaluate?policy=lumbar-fusion@2025.1", APPROVABLE.read_bytes())
+    got, gone, evaluated, unpinned = _session(
+        folder,
+        [
+            lambda: ("GET", "/policies/lumbar-fusion/2025.1", None),
+            removes,
+            lambda: pinned,
+            _evaluate,
+        ],
+    )
+    assert got.status_code == 200, got.text
+    assert (gone.status_code, gone.json()["code"]) == (404, "unknown_version")
+    assert (evaluated.status_code, evaluated.json()["code"]) == (400, "unknown_version")
+    # no version in force on the request date any more: pended for manual review, never approved
+    assert _determination(unpinned) == "no_policy"

@@ -141,6 +141,17 @@ class Worker:
         LOG.info("policy files changed: %d policy versions", self.policy_count)
         return True
 
+    def serves(self, error: NecessityError) -> bool:
+        """True when `error` is what is wrong with a file under the worker's policy folders
+        (not a policy or version that is not there: that is the request's)."""
+        if isinstance(error, PolicyNotFoundError):
+            return False
+        for found in error.problems:
+            if found.location.file is not None:
+                path = Path(found.location.file).resolve()
+                return any(path.is_relative_to(root) for root in self.roots)
+        return False
+
     def compile_all(self) -> None:
         # A policy that fails to load or compile stops the worker at startup, not a request.
         policies = self.library.all()
@@ -367,8 +378,13 @@ async def fhir_submit(request: Request) -> Response:
 # ---- errors -----------------------------------------------------------------------------------
 
 
-async def _on_product_error(_request: Request, exc: Exception) -> Response:
+async def _on_product_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NecessityError)
+    if _worker(request).serves(exc):
+        # A policy file edited while the service runs and now broken (not YAML, or against
+        # the policy schema) is the server's fault, not the request's: it would otherwise be
+        # answered as the request's (400 malformed, 422 invalid case).
+        return from_error(exc, 500, "Policy error")
     return from_error(exc)
 
 

@@ -67,14 +67,16 @@ def problem(
     )
 
 
-def from_error(error: NecessityError, status: int | None = None) -> Response:
+def from_error(
+    error: NecessityError, status: int | None = None, title: str | None = None
+) -> Response:
     """Return the problem response for `error`: the CLI's located messages, one per line in
     `detail` and one object per problem (code, message, file, line, column, pointer, hint)."""
-    default_status, title = status_of(error)
+    default_status, default_title = status_of(error)
     prefix = "engine error" if isinstance(error, EngineError) else "error"
     return problem(
         status or default_status,
-        title,
+        title or default_title,
         error.code,
         "\n".join(render.problem_lines(error, prefix)),
         [p.as_dict() for p in error.problems],
