@@ -5,8 +5,10 @@ document that states it. A clinic note written after the request saying "never s
 later lab's low cotinine outranking an earlier letter's high one) made the shared nicotine
 clause met and approved the line; a late note saying "not diabetic" waived the HbA1c clause the
 same way, and an SI examination written up after the request (pain localised, provocative
-tests positive) approved an SI-joint fusion. A fact type annotated ``x-as-of-source`` in
-facts.schema.json (nicotine, diabetes, si_pain, provocative_test)
+tests positive, competing conditions excluded on imaging) approved an SI-joint fusion, and a
+red flag first documented after the request waived an urgent fusion's clauses. A fact type
+annotated ``x-as-of-source`` in facts.schema.json (nicotine, diabetes, si_pain,
+provocative_test, imaging_exclusion, red_flag)
 now leaves out every value a document dated after the request states (or possibly after it: a
 month reaching past the request date), with an ``after_request`` conflict, as a date after the
 request is (test_late_dates.py).
@@ -243,6 +245,49 @@ def test_an_si_examination_after_the_request_does_not_approve(name: str, library
     assert all(f"the request date {REQUEST}" in c["values"] for c in flagged)
 
 
+def _late_exclusions(data: dict[str, Any]) -> None:
+    for item in data["si_joint"]["imaging_exclusions"]:
+        item["source"]["date"] = "2025-07-10"
+
+
+def _late_red_flag(data: dict[str, Any]) -> None:
+    (flag,) = data["red_flags"]
+    flag["source"]["date"] = "2025-07-02"
+
+
+# An imaging report read after the request (every competing condition excluded) approved an
+# SI-joint fusion; a cauda equina red flag first documented after the request waived the
+# conservative-care, therapy and nicotine clauses of an urgent fusion.
+LATE_OTHER = {
+    "imaging exclusions from a late report": (
+        CASES / "si-approvable-unilateral.json",
+        "SI-IMAGING-EXCLUSIONS",
+        _late_exclusions,
+        "imaging_exclusion",
+    ),
+    "a red flag first documented after the request": (
+        CASES / "urgent-cauda-equina.json",
+        "LF-URGENT",
+        _late_red_flag,
+        "red_flag",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATE_OTHER))
+def test_a_late_exclusion_or_red_flag_does_not_approve(name: str, library: Library) -> None:
+    path, clause, change, fact = LATE_OTHER[name]
+    data = json.loads(path.read_text())
+    assert data["request"]["date"] == REQUEST
+    assert _review(data, clause, library)[:2] == ("medically_necessary", "met")
+    change(data)
+    determination, status, conflicts = _review(data, clause, library)
+    assert status != "met"
+    assert determination != "medically_necessary"
+    flagged = [c for c in conflicts if c["fact"] == fact and c["reason"] == "after_request"]
+    assert flagged, conflicts
+
+
 def test_the_rule_is_schema_data_not_code() -> None:
     # The builder reads the annotation; nothing in evaluator/ names the fact types.
     defs = schemas.load_schema("facts")["$defs"]
@@ -251,8 +296,17 @@ def test_the_rule_is_schema_data_not_code() -> None:
         "diabetes",
         "si_pain",
         "provocative_test",
+        "imaging_exclusion",
+        "red_flag",
     }
     code = "\n".join(p.read_text() for p in (ROOT / "evaluator").rglob("*.py"))
-    for name in ("nicotine", "diabetes", "si_pain", "provocative_test"):
+    for name in (
+        "nicotine",
+        "diabetes",
+        "si_pain",
+        "provocative_test",
+        "imaging_exclusion",
+        "red_flag",
+    ):
         assert f'"{name}"' not in code
         assert f"'{name}'" not in code
