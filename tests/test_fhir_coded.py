@@ -410,6 +410,27 @@ def test_refuted_diabetes_is_not_diabetic_and_entered_in_error_states_nothing(tm
     assert "diabetic" not in withdrawn.data.get("diabetes", {})
 
 
+def test_diabetes_refuted_after_the_request_waives_nothing(tmp_path):
+    # Refuted diabetes makes the patient not diabetic, which leaves the HbA1c clause nothing to
+    # ask; refuted in a record made after the request (2025-06-20) it was read the same way.
+    late = condition("dm", "E11.9", "refuted")
+    late["recordedDate"] = "2025-07-01T10:00:00Z"
+    result = mapped(with_resources(late), tmp_path)
+    assert result.data["diabetes"] == {
+        "diabetic": False,
+        "source": {"document": "other", "date": "2025-07-01"},
+    }
+    assert ("diabetes", "diabetic", "after_request") in {
+        (c.fact, c.field, c.reason) for c in result.case.conflicts
+    }
+    assert statuses(result)["LF-DIABETES"] == "not_documented"
+    timely = condition("dm", "E11.9", "refuted")
+    timely["recordedDate"] = "2025-05-01"
+    kept = mapped(with_resources(timely), tmp_path)
+    assert kept.data["diabetes"]["diabetic"] is False
+    assert not kept.case.conflicts
+
+
 def test_a_never_smoker_status_documents_nicotine(tmp_path):
     result = mapped(with_resources(smoking("smoking", "266919005")), tmp_path)
     assert result.unmapped == ()

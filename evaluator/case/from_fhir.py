@@ -642,8 +642,8 @@ class _Builder:
                 self.member(ref, rule["members"], f"{where}.hasMember[{i}]", members)
                 for i, ref in enumerate(resource.get("hasMember", []))
             ]
-        if "as_of" in rule:
-            value["source"] = self.as_of(resource, rule, value.get("source"), where)
+        if "as_of" in rule and (dated := self.as_of(resource, rule, value.get("source"))):
+            value["source"] = dated
         for field in rule.get("stated", []):
             if field in value:
                 statements = self.stated.setdefault((rule["into"], field), [])
@@ -655,22 +655,27 @@ class _Builder:
         if value:
             _put(case, rule["into"], value)
 
+    @staticmethod
     def as_of(
-        self,
-        resource: Mapping[str, Any],
-        rule: Mapping[str, Any],
-        found: Mapping[str, Any] | None,
-        where: str,
-    ) -> dict[str, Any]:
-        """Return the source of a value that has no date of its own (a smoking status): it
-        holds as of its resource's `as_of` element (the last day of a period), or as of its
-        document, whichever may be later, so that the case's ``x-as-of-source`` check leaves
-        out a status observed after the request. Without a DocumentReference the source is
-        `other`."""
+        resource: Mapping[str, Any], rule: Mapping[str, Any], found: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Return the source of a value that has no date of its own (a smoking status, a
+        diabetes diagnosis): it holds as of the resource's `as_of` element (`effective`: the
+        dateTime or the period's last day; `recordedDate`), or as of its document, whichever
+        may be later, so that the case's ``x-as-of-source`` check leaves out a value stated
+        after the request. Without a DocumentReference the source is `other`."""
+        name = rule["as_of"]
+        period = resource.get(f"{name}Period") or {}
+        observed = _date(
+            period.get("end")
+            or resource.get(f"{name}DateTime")
+            or resource.get(name)
+            or period.get("start")
+        )
+        if observed is None:
+            return dict(found) if found else None
         out = dict(found or {"document": "other"})
-        end = self.element(resource, f"{rule['as_of']}.end", where, rule)
-        observed = _date(end) or self.element(resource, rule["as_of"], where, rule)
-        if observed and (_last_day(observed) or "") > (_last_day(out.get("date")) or ""):
+        if (_last_day(observed) or "") > (_last_day(out.get("date")) or ""):
             out["date"] = observed
         return out
 
