@@ -8,7 +8,7 @@ same way, and an SI examination written up after the request (pain localised, pr
 tests positive, competing conditions excluded on imaging) approved an SI-joint fusion, and a
 red flag first documented after the request waived an urgent fusion's clauses. A fact type
 annotated ``x-as-of-source`` in facts.schema.json (nicotine, diabetes, si_pain,
-provocative_test, imaging_exclusion, red_flag)
+provocative_test, imaging_exclusion, red_flag, condition)
 now leaves out every value a document dated after the request states (or possibly after it: a
 month reaching past the request date), with an ``after_request`` conflict, as a date after the
 request is (test_late_dates.py).
@@ -255,15 +255,28 @@ def _late_red_flag(data: dict[str, Any]) -> None:
     flag["source"]["date"] = "2025-07-02"
 
 
+def _late_activity_limitation(data: dict[str, Any]) -> None:
+    (limitation,) = data["conditions"]
+    limitation["source"]["date"] = "2025-07-10"  # its onset (2025-03) is no date of its status
+
+
 # An imaging report read after the request (every competing condition excluded) approved an
 # SI-joint fusion; a cauda equina red flag first documented after the request waived the
-# conservative-care, therapy and nicotine clauses of an urgent fusion.
+# conservative-care, therapy and nicotine clauses of an urgent fusion; a coded limitation of
+# activities (active, confirmed) in a note written after the request made the functional
+# impairment clause met.
 LATE_OTHER = {
     "imaging exclusions from a late report": (
         CASES / "si-approvable-unilateral.json",
         "SI-IMAGING-EXCLUSIONS",
         _late_exclusions,
         "imaging_exclusion",
+    ),
+    "an activity limitation coded in a late note": (
+        CASES / "activity-limitation-coded.json",
+        "LF-FUNCTIONAL-IMPAIRMENT",
+        _late_activity_limitation,
+        "condition",
     ),
     "a red flag first documented after the request": (
         CASES / "urgent-cauda-equina.json",
@@ -298,6 +311,7 @@ def test_the_rule_is_schema_data_not_code() -> None:
         "provocative_test",
         "imaging_exclusion",
         "red_flag",
+        "condition",
     }
     code = "\n".join(p.read_text() for p in (ROOT / "evaluator").rglob("*.py"))
     for name in (
