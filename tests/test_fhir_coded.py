@@ -431,6 +431,19 @@ def test_diabetes_refuted_after_the_request_waives_nothing(tmp_path):
     assert not kept.case.conflicts
 
 
+def test_an_activity_limitation_recorded_after_the_request_shows_no_impairment(tmp_path):
+    limitation = condition("limits", "Z73.6")
+    limitation["recordedDate"] = "2025-07-01"
+    result = mapped(with_resources(limitation), tmp_path)
+    (coded,) = result.data["conditions"]
+    assert coded["source"] == {"document": "other", "date": "2025-07-01"}
+    assert statuses(result)["LF-FUNCTIONAL-IMPAIRMENT"] != "met"
+    limitation["recordedDate"] = "2025-05-01"
+    assert statuses(mapped(with_resources(limitation), tmp_path))["LF-FUNCTIONAL-IMPAIRMENT"] == (
+        "met"
+    )
+
+
 def test_a_never_smoker_status_documents_nicotine(tmp_path):
     result = mapped(with_resources(smoking("smoking", "266919005")), tmp_path)
     assert result.unmapped == ()
