@@ -161,7 +161,7 @@ def test_a_value_only_recorded_so_far_is_still_asserted_when_a_rule_derives_it()
     # engine: dropped as "already derived", the rules reading it would never see it.
     marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
     case = Pattern("case", Eq("t", CASE))
-    actions = (
+    actions: tuple[EmitStatus | EmitValue, ...] = (
         EmitStatus("X-ONE", Status.MET, (Record("n", Truth.TRUE),)),
         EmitValue(VAL, "n", Truth.TRUE, ()),
     )
