@@ -20,9 +20,13 @@ from evaluator.language.policies import Library
 Run = tuple[str, Case, Policy, Program, list[dict[str, Any]], Trace]
 
 
-def runs(judged: Iterable[tuple[Case, Library]]) -> Iterator[Run]:
+# (case_id/policy id, case, effective policy, its program, the facts it sees)
+Governed = tuple[str, Case, Policy, Program, list[dict[str, Any]]]
+
+
+def governed(judged: Iterable[tuple[Case, Library]]) -> Iterator[Governed]:
     """Each case's governing policies (each version once) with the facts they see, the
-    referenced policies' results among them, and the engine's trace, as `api` runs them."""
+    referenced policies' results among them, as `api` gives them to the engine."""
     for case, library in judged:
         for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
             effective = api.with_plan(case, policy)
@@ -30,8 +34,13 @@ def runs(judged: Iterable[tuple[Case, Library]]) -> Iterator[Run]:
             seen = api.facts_for(case, effective)
             chain = (effective.id,)
             facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
-            trace = Engine.get().run(program, facts)
-            yield f"{case.case_id}/{policy.id}", case, effective, program, facts, trace
+            yield f"{case.case_id}/{policy.id}", case, effective, program, facts
+
+
+def runs(judged: Iterable[tuple[Case, Library]]) -> Iterator[Run]:
+    """`governed`, with the engine's trace of each."""
+    for label, case, effective, program, facts in governed(judged):
+        yield label, case, effective, program, facts, Engine.get().run(program, facts)
 
 
 def changed(trace: Trace, **changes: Any) -> Trace:

@@ -19,7 +19,6 @@ from typing import Any
 import durable_rules_engine as dre
 import pytest
 
-from evaluator import api
 from evaluator.case import cases
 from evaluator.case.cases import Case
 from evaluator.compile import shaping
@@ -46,6 +45,7 @@ from evaluator.errors import EngineError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Policy, Status
 from evaluator.language.policies import Library, load_policy
+from tests.engine_runs import governed
 from tests.test_assembly import POLICIES, bench_cases
 
 ROOT = Path(__file__).parent.parent
@@ -139,15 +139,8 @@ Run = tuple[str, Program, Program, list[dict[str, Any]]]
 
 def _runs(judged: list[tuple[Case, Library]]) -> Iterator[Run]:
     """Each case's governing policies: the shaped and unshaped programs and the facts."""
-    for case, library in judged:
-        for policy in {p.ref: p for p in api._governing(case, library).values() if p}.values():
-            effective = api.with_plan(case, policy)
-            program = api.program_for(effective)
-            seen = api.facts_for(case, effective)
-            chain = (effective.id,)
-            facts = [*seen, *api._policy_results(case, effective, program, seen, chain)]
-            unshaped = _unshaped(effective)
-            yield f"{case.case_id}/{policy.id}", program, unshaped, facts
+    for label, _, effective, program, facts in governed(judged):
+        yield label, program, _unshaped(effective), facts
 
 
 _UNSHAPED: dict[str, Program] = {}
