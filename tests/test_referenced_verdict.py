@@ -10,7 +10,6 @@ engine error for the referring policy, never a determination.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
 from evaluator.language.model import Determination, Policy
 from evaluator.language.policies import Library
-from tests.engine_runs import Run
+from tests.engine_runs import Run, changed
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
@@ -55,19 +54,15 @@ def test_every_example_gives_the_assembled_determination(example_runs: list[Run]
 def _mutilated(trace: Trace, policy: Policy, program: Program) -> Iterator[tuple[str, Trace]]:
     """The trace with one thing the engine derived taken away: the verdict, a clause status,
     or the value of the node that decided a clause."""
-    missing = copy.copy(trace)
-    missing.verdict = None
-    yield "verdict", missing
+    yield "verdict", changed(trace, verdict=None)
     for clause in policy.clauses:
-        without = copy.copy(trace)
-        without.statuses = {k: v for k, v in trace.statuses.items() if k != clause.id}
-        yield f"status of {clause.id}", without
+        statuses = {k: v for k, v in trace.statuses.items() if k != clause.id}
+        yield f"status of {clause.id}", changed(trace, statuses=statuses)
         nodes = program.clauses[clause.id]
         for node in {nodes.requires, nodes.applies, nodes.waiver} - {None}:
             if (node, ()) in trace.values:
-                dropped = copy.copy(trace)
-                dropped.values = {k: v for k, v in trace.values.items() if k != (node, ())}
-                yield f"value of {node}", dropped
+                values = {k: v for k, v in trace.values.items() if k != (node, ())}
+                yield f"value of {node}", changed(trace, values=values)
 
 
 def test_a_trace_missing_anything_is_refused_as_assembly_refuses_it(
