@@ -301,8 +301,9 @@ def test_a_late_exclusion_or_red_flag_does_not_approve(name: str, library: Libra
     assert flagged, conflicts
 
 
-# The fact types whose values hold as of their document; `condition` is also a word the
-# evaluator uses for other things, so only the others are looked for in its code.
+# The fact types whose values hold as of their document; `condition`, `observation` and
+# `diagnosis` are also words the evaluator uses for other things (a FHIR Claim's diagnosis, the
+# unit table's observation), so only the others are looked for in its code.
 AS_OF_SOURCE = (
     "nicotine",
     "diabetes",
@@ -310,8 +311,9 @@ AS_OF_SOURCE = (
     "provocative_test",
     "imaging_exclusion",
     "red_flag",
+    "symptom",
 )
-AS_OF_SOURCE_ALL = {*AS_OF_SOURCE, "condition"}
+AS_OF_SOURCE_ALL = {*AS_OF_SOURCE, "condition", "observation", "diagnosis"}
 
 
 def test_the_rule_is_schema_data_not_code() -> None:

@@ -781,53 +781,110 @@ class _Builder:
         source: Mapping[str, Any] | None,
     ) -> dict[str, Given]:
         """Return the given values of an ``x-as-of-source`` fact without those stated by a
-        document dated after the request, each left out with an ``after_request`` conflict.
+        document dated after the request, left out with ``after_request`` conflicts.
 
         Such a fact's values have no date of their own (a nicotine status, a cotinine level):
-        they hold as of the document that states them, and a document written after the
-        request cannot show what held before it. A month-only document date that may be after
-        the request is left out too: there is no interval to carry the doubt into the
-        comparisons, so only leaving the value undocumented fails closed.
+        they hold as of the document that states them (or as of the fact's own date where the
+        schema names one, `AsOf.dated_by`: an ODI's effective date), and a document written
+        after the request cannot show what held before it. A month-only date that may be
+        after the request is left out too: there is no interval to carry the doubt into the
+        comparisons, so only leaving the value undocumented fails closed. The values a late
+        document may still state (`AsOf.may_add`: a diagnosis named) can only make a case
+        worse, so they are kept, and one contradicting an earlier statement decides the value.
         """
-        late = None if source is None else self.late_source(source)
+        rule = _plan(fact_type).as_of_source
+        assert rule is not None  # only called for an x-as-of-source fact
+        late, at = self.late_values(rule, by_name, source)
         kept: dict[str, Given] = {}
-        for name, (_, raw, pointer) in by_name.items():
+        left_out: list[str] = []
+        for name, given in by_name.items():
+            raw, pointer = given[1], given[2]
             if _is_mapping(raw) and "statements" in raw:
-                # Each statement is judged by its own document; the others still have a say.
-                statements = []
-                for i, statement in enumerate(raw["statements"]):
-                    why = self.late_source(statement["source"])
-                    if why is None:
-                        statements.append(statement)
-                    else:
-                        at = f"{pointer}/statements/{i}/source/date"
-                        self.conflicts.append(
-                            Conflict(fact_type, fact_id, name, (why,), at, "after_request")
-                        )
+                statements = self.timely_statements(fact_type, fact_id, rule, name, raw, pointer)
                 if statements:
                     kept[name] = (name, {**raw, "statements": statements}, pointer)
-            elif late is not None:
-                at = f"{pointer.rsplit('/', 1)[0]}/source/date"  # the fact's own source
-                self.conflicts.append(
-                    Conflict(fact_type, fact_id, name, (late,), at, "after_request")
-                )
+                elif late is None and (default := _case_default(pointer)) is not _NO_DEFAULT:
+                    # A timely fact whose every statement of the field came too late says as
+                    # much as one that never stated it: the schema's default (a diagnosis
+                    # named without a status counts as stated).
+                    kept[name] = (name, default, pointer)
+            elif late is None or rule.adds(name, raw):
+                kept[name] = given
             else:
-                kept[name] = by_name[name]
+                left_out.append(name)
+        if late is not None and left_out:
+            # One conflict for all the values one late document (or date) states: the
+            # reviewer needs the document once, not once per field.
+            order = list(fact_kinds()[fact_type])
+            named = ", ".join(sorted(left_out, key=order.index))
+            self.conflicts.append(Conflict(fact_type, fact_id, named, (late,), at, "after_request"))
         return kept
+
+    def late_values(
+        self, rule: AsOf, by_name: Mapping[str, Given], source: Mapping[str, Any] | None
+    ) -> tuple[tuple[str, str] | None, str]:
+        """Return (the date and why it is too late, or None; its JSON pointer) for the values
+        of a fact: as of its own date when the schema names one it states, else its
+        document's."""
+        for name in rule.dated_by:
+            if name in by_name and type(raw := by_name[name][1]) is str:
+                return self.late_date(raw, name), by_name[name][2]
+        # the fact's own source: beside the least nested of its values
+        pointer = min((given[2] for given in by_name.values()), key=_depth, default="")
+        at = f"{pointer.rsplit('/', 1)[0]}/source/date"
+        return (None if source is None else self.late_source(source)), at
+
+    def timely_statements(
+        self,
+        fact_type: str,
+        fact_id: str,
+        rule: AsOf,
+        name: str,
+        raw: Mapping[str, Any],
+        pointer: str,
+    ) -> list[Any]:
+        """Return the statements of a field that have a say at the request, each left out
+        with an ``after_request`` conflict; a late one that adds (`AsOf.may_add`) and
+        contradicts the earlier ones is alone kept: it can only make the case worse, and
+        leaving the field absent would take the earlier statement's exclusion away."""
+        timely, adding, late = [], [], []
+        for i, statement in enumerate(raw["statements"]):
+            why = self.late_source(statement["source"])
+            if why is None:
+                timely.append(statement)
+                continue
+            at = f"{pointer}/statements/{i}/source/date"
+            late.append(Conflict(fact_type, fact_id, name, (why,), at, "after_request"))
+            if rule.adds(name, statement["value"]):
+                adding.append((statement, late.pop()))
+        values = {
+            json.dumps(s["value"], sort_keys=True) for s in (*timely, *(a for a, _ in adding))
+        }
+        if len(values) > 1 and adding:
+            # A late statement that adds contradicts the earlier ones: it alone decides (the
+            # case can only get worse), and the reviewer sees it was written too late.
+            self.conflicts.extend([*late, *(c for _, c in adding)])
+            return [a for a, _ in adding]
+        self.conflicts.extend(late)
+        return [*timely, *(a for a, _ in adding)]
 
     def late_source(self, source: Mapping[str, Any]) -> tuple[str, str] | None:
         """Return (the document's date, why it is too late) for a source dated after the
         request date or possibly after it (a month reaching past it), else None."""
-        if self.request is None or "date" not in source:
+        if "date" not in source:
             return None
-        dated = _quiet_date(source["date"])
+        return self.late_date(source["date"], source["document"])
+
+    def late_date(self, text: Any, what: str) -> tuple[str, str] | None:
+        """Return (the date, why it is too late) for a date after the request date or
+        possibly after it (a month reaching past it), else None; ``what`` names its holder."""
+        if self.request is None:
+            return None
+        dated = _quiet_date(text)
         if dated is None or dated.hi <= self.request.hi:
             return None
         when = "after" if dated.lo > self.request.hi else "possibly after"
-        return (
-            source["date"],
-            f"{source['document']}, {when} the request date {self.request.text}",
-        )
+        return (str(text), f"{what}, {when} the request date {self.request.text}")
 
     def after_request(
         self,
@@ -893,7 +950,7 @@ class _Plan:
     # the field of each date's first possible day, but for facts never dated after the request
     first_days: tuple[str, ...]
     # x-as-of-source: its values hold as of the document stating them (`as_of_request`)
-    as_of_source: bool = False
+    as_of_source: AsOf | None = None
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -920,8 +977,53 @@ def _plan(fact_type: str) -> _Plan:
         tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
         frozenset(kinds),
         () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
-        schemas.load_schema("facts")["$defs"][fact_type].get("x-as-of-source") is True,
+        AsOf.read(schemas.load_schema("facts")["$defs"][fact_type].get("x-as-of-source")),
     )
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """How late documents are judged for an ``x-as-of-source`` fact type (facts.schema.json):
+    ``true``, or an object with ``dated_by`` and ``may_add``."""
+
+    # date fields that, when the fact states one (the first found), date its values instead of
+    # the document (an observation's effective date)
+    dated_by: tuple[str, ...] = ()
+    # field -> the values a late document may still state, None for any: they can only make
+    # a case worse (a diagnosis named is an exclusion), never take away what held before
+    may_add: Mapping[str, frozenset[str] | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @classmethod
+    def read(cls, annotation: Any) -> AsOf | None:
+        """Return the rule an ``x-as-of-source`` annotation states (None without one)."""
+        if annotation is True:
+            return cls()
+        if not isinstance(annotation, Mapping):
+            return None
+        adds = {
+            name: None if values is True else frozenset(values)
+            for name, values in annotation.get("may_add", {}).items()
+        }
+        return cls(tuple(annotation.get("dated_by", ())), MappingProxyType(adds))
+
+    def adds(self, name: str, value: Any) -> bool:
+        """True when a late document stating ``value`` for field ``name`` only adds."""
+        if name not in self.may_add:
+            return False
+        allowed = self.may_add[name]
+        return allowed is None or value in allowed
+
+
+def _depth(pointer: str) -> int:
+    return pointer.count("/")
+
+
+def _case_default(pointer: str) -> Any:
+    """Return the case schema's default for the property at ``pointer``, or _NO_DEFAULT."""
+    parent, _, key = pointer.rpartition("/")
+    return case_defaults(_schema_path(parent)).get(key, _NO_DEFAULT)
 
 
 def _is_mapping(value: Any) -> bool:
