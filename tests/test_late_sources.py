@@ -324,3 +324,205 @@ def test_the_rule_is_schema_data_not_code() -> None:
     for name in AS_OF_SOURCE:
         assert f'"{name}"' not in code
         assert f"'{name}'" not in code
+
+
+# --- a diagnosis: a late document may add an exclusion, never take one away ------------------
+
+EXCLUDED = CASES / "si-ankylosing-spondylitis.json"  # ankylosing spondylitis, confirmed
+ARTHROPATHY = "SI-NO-INFLAMMATORY-ARTHROPATHY"
+
+
+def _spondylitis(*said: tuple[str, str, str]) -> Callable[[dict[str, Any]], None]:
+    """Make the ankylosing spondylitis diagnosis's status the statements (value, document,
+    date) given."""
+
+    def change(data: dict[str, Any]) -> None:
+        (diagnosis,) = [d for d in data["diagnoses"] if d["name"] == "ankylosing_spondylitis"]
+        statements = [{"value": v, "source": _source(doc, when)} for v, doc, when in said]
+        diagnosis["status"] = {"statements": statements}
+
+    return change
+
+
+def _late_spondylitis_note(data: dict[str, Any]) -> None:
+    # The whole diagnosis first named in a note written after the request.
+    (diagnosis,) = [d for d in data["diagnoses"] if d["name"] == "ankylosing_spondylitis"]
+    diagnosis["source"]["date"] = "2025-07-01"
+
+
+# Each was approved before the direction-aware rule (x-as-of-source `may_add` on diagnosis):
+# a primary note written after the request outranked an earlier letter, disagreed with an
+# earlier note (leaving the status absent, which `exists` reads as no such diagnosis), or was
+# the only status of a diagnosis an earlier record names.
+TAKEN_AWAY = {
+    "a letter names it before, a note rules it out after": _spondylitis(
+        ("stated", "surgeon_letter", "2025-02-03"), ("ruled_out", "clinic_note", "2025-07-01")
+    ),
+    "a note confirms it before, a note rules it out after": _spondylitis(
+        ("confirmed", "clinic_note", "2025-02-03"), ("ruled_out", "clinic_note", "2025-07-01")
+    ),
+    "ruled out only by a note in a month reaching past the request": _spondylitis(
+        ("ruled_out", "clinic_note", "2025-06"),
+    ),
+    "a note rules it out before, a note confirms it after": _spondylitis(
+        ("ruled_out", "clinic_note", "2025-02-03"), ("confirmed", "clinic_note", "2025-07-01")
+    ),
+    "a note names it before, a note confirms it after": _spondylitis(
+        ("stated", "clinic_note", "2025-02-03"), ("confirmed", "clinic_note", "2025-07-01")
+    ),
+    # (not approved before either: kept so that the late exclusion is never dropped)
+    "named only by a note after the request": _late_spondylitis_note,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAKEN_AWAY))
+def test_a_late_document_never_takes_an_exclusion_away(name: str, library: Library) -> None:
+    data = json.loads(EXCLUDED.read_text())
+    assert data["request"]["date"] == REQUEST
+    assert _review(data, ARTHROPATHY, library)[:2] == ("not_medically_necessary", "not_met")
+    TAKEN_AWAY[name](data)
+    determination, status, conflicts = _review(data, ARTHROPATHY, library)
+    assert (determination, status) == ("not_medically_necessary", "not_met")
+    late = [c for c in conflicts if c["reason"] == "after_request"]
+    if name != "named only by a note after the request":
+        # the reviewer is told which statement came too late, whichever way it went
+        assert [(c["fact"], c["field"]) for c in late] == [("diagnosis", "status")], conflicts
+
+
+def test_a_ruling_out_on_the_request_day_still_counts(library: Library) -> None:
+    data = json.loads(EXCLUDED.read_text())
+    # a primary note on the request day outranks the earlier letter: nothing was too late
+    _spondylitis(("stated", "surgeon_letter", "2025-02-03"), ("ruled_out", "clinic_note", REQUEST))(
+        data
+    )
+    determination, status, conflicts = _review(data, ARTHROPATHY, library)
+    assert (determination, status, conflicts) == ("medically_necessary", "met", [])
+
+
+def test_a_late_ruling_out_of_a_diagnosis_never_named_before_changes_nothing(
+    library: Library,
+) -> None:
+    # Nothing to take away: a late note ruling out a diagnosis no earlier record names leaves
+    # the case as it was (its status left out, the diagnosis named by nothing that counts).
+    data = json.loads(EXCLUDED.read_text())
+    data["diagnoses"] = [d for d in data["diagnoses"] if d["name"] != "ankylosing_spondylitis"]
+    assert _review(data, ARTHROPATHY, library)[:2] == ("medically_necessary", "met")
+    data["diagnoses"].append(
+        {
+            "name": "ankylosing_spondylitis",
+            "status": "ruled_out",
+            "source": _source("clinic_note", "2025-07-01"),
+        }
+    )
+    determination, status, conflicts = _review(data, ARTHROPATHY, library)
+    assert (determination, status) == ("medically_necessary", "met")
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("diagnosis", "status", "after_request")
+    ]
+
+
+def test_the_direction_is_schema_data() -> None:
+    # One place says which late values only add: the diagnosis type's annotation.
+    defs = schemas.load_schema("facts")["$defs"]
+    assert defs["diagnosis"]["x-as-of-source"] == {
+        "may_add": {"name": True, "status": ["confirmed", "stated"]}
+    }
+    # every value it names is one the field may take
+    assert set(defs["diagnosis"]["x-as-of-source"]["may_add"]["status"]) < set(
+        defs["diagnosis"]["properties"]["status"]["enum"]
+    )
+
+
+# --- a score with no date of its own, symptoms, noise --------------------------------------
+
+SCORED = CASES / "l4-l5-approvable.json"  # ODI 42 % on 2025-06-02
+IMPAIRMENT = "LF-FUNCTIONAL-IMPAIRMENT"
+
+
+def _odi(effective: str | None, document_date: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        (score,) = data["observations"]
+        score.pop("effective")
+        if effective is not None:
+            score["effective"] = effective
+        score["source"]["date"] = document_date
+
+    return change
+
+
+LATE_ODI = {
+    "no effective date, from a note after the request": _odi(None, "2025-07-01"),
+    "no effective date, from a note in a month reaching past it": _odi(None, "2025-06"),
+    "measured after the request": _odi("2025-07-01", "2025-07-01"),
+    "measured in a month reaching past the request": _odi("2025-06", "2025-07-01"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LATE_ODI))
+def test_a_score_measured_or_written_after_the_request_does_not_approve(
+    name: str, library: Library
+) -> None:
+    data = json.loads(SCORED.read_text())
+    assert _review(data, IMPAIRMENT, library)[:2] == ("medically_necessary", "met")
+    LATE_ODI[name](data)
+    determination, status, conflicts = _review(data, IMPAIRMENT, library)
+    assert status == "not_documented"
+    assert determination == "insufficient_documentation"
+    assert [(c["fact"], c["reason"]) for c in conflicts] == [("observation", "after_request")]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_odi(None, REQUEST), _odi(REQUEST, "2025-07-01"), _odi("2025-06-02", "2025-08-01")],
+    ids=["undated, written on the request day", "measured on the request day", "written later"],
+)
+def test_a_score_measured_by_the_request_day_still_counts(
+    change: Callable[[dict[str, Any]], None], library: Library
+) -> None:
+    # A score's own date, when it has one, says when it held: written up later it still counts.
+    data = json.loads(SCORED.read_text())
+    change(data)
+    assert _review(data, IMPAIRMENT, library) == ("medically_necessary", "met", [])
+
+
+SYMPTOMATIC = CASES / "ld-approvable-l4-l5.json"  # radicular pain since 2025-03, concordant
+
+
+@pytest.mark.parametrize(("date", "approved"), [("2025-07-10", False), (REQUEST, True)])
+def test_symptoms_from_a_note_after_the_request_do_not_approve(
+    date: str, approved: bool, library: Library
+) -> None:
+    # The note gives an onset months before the request, but it is the late note that says
+    # so: it cannot demonstrate symptoms (or their match with the imaging) before the request.
+    data = json.loads(SYMPTOMATIC.read_text())
+    assert data["request"]["date"] == REQUEST
+    (symptom,) = data["symptoms"]
+    assert symptom["onset"] < REQUEST
+    symptom["source"]["date"] = date
+    determination, status, conflicts = _review(data, "LD-SYMPTOMS", library)
+    if approved:
+        assert (determination, status, conflicts) == ("medically_necessary", "met", [])
+        return
+    assert status == "not_documented"
+    assert determination == "insufficient_documentation"
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("symptom", "kind, side, concordant, onset", "after_request")
+    ]
+
+
+def test_a_late_examination_lists_each_late_test_once(library: Library) -> None:
+    # Six provocative tests in one note written after the request listed 18 conflicts, one per
+    # field per test; each test's values are one line.
+    data = json.loads(APPROVABLE["SI-NICOTINE"].read_text())
+    _late_si_exam("provocative_tests")(data)
+    conflicts = _review(data, "SI-PROVOCATIVE-TESTS", library)[2]
+    late = [c for c in conflicts if c["reason"] == "after_request"]
+    assert len(data["si_joint"]["provocative_tests"]) == 6
+    assert [(c["fact"], c["field"]) for c in late] == [
+        ("provocative_test", "test, side, result")
+    ] * 6
+    case = case_from_data(data, "late.json")
+    assert [c.ref for c in case.conflicts] == [f"provocative_test:{i}" for i in range(1, 7)]
+    assert [c.pointer for c in case.conflicts] == [
+        f"/si_joint/provocative_tests/{i}/source/date" for i in range(6)
+    ]
