@@ -561,3 +561,99 @@ def test_a_bundle_the_fhir_models_reject_is_invalid(tmp_path):
     with pytest.raises(SchemaError) as raised:
         mapped(with_resources(bad), tmp_path)
     assert {p.code for p in raised.value.problems} == {"fhir_invalid"}
+
+
+# --- late documents: a score, symptoms and a diagnosis (facts.schema.json x-as-of-source) -----
+
+LATE_NOTE = {"reference": "DocumentReference/doc-late"}
+
+
+def late_note() -> dict[str, Any]:
+    """A progress note written after the founding request date (2025-06-20)."""
+    return {
+        "resourceType": "DocumentReference",
+        "id": "doc-late",
+        "status": "current",
+        "type": {"coding": [{"system": LOINC, "code": "11506-3", "display": "Progress note"}]},
+        "subject": {"reference": "Patient/patient-1"},
+        "date": "2025-07-01T09:00:00Z",
+        "description": "a note written after the request",
+        "content": [{"attachment": {"contentType": "text/plain", "title": "Progress note"}}],
+    }
+
+
+def undated_odi_in_the_late_note() -> dict[str, Any]:
+    score = odi("odi", 42, "2025-07-01")
+    del score["effectiveDateTime"]
+    score["derivedFrom"] = [LATE_NOTE]
+    return score
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [(odi("odi", 42, "2025-07-01"),), (undated_odi_in_the_late_note(), late_note())],
+    ids=["observed after the request", "undated, in a note after the request"],
+)
+def test_an_odi_of_after_the_request_shows_no_impairment(tmp_path, resources):
+    # An ODI's value held when it was observed, or (with no time of its own) when its note was
+    # written: either after the request (2025-06-20), it made the clause met.
+    result = mapped(with_resources(*resources), tmp_path)
+    assert [(c.fact, c.reason) for c in result.case.conflicts] == [("observation", "after_request")]
+    assert statuses(result)["LF-FUNCTIONAL-IMPAIRMENT"] == "not_documented"
+    timely = mapped(with_resources(odi("odi", 42, "2025-06-20"), late_note()), tmp_path)
+    assert statuses(timely)["LF-FUNCTIONAL-IMPAIRMENT"] == "met"
+
+
+def test_symptoms_in_a_note_after_the_request_are_not_documented(tmp_path):
+    bundle = with_resources(late_note())
+    (symptom,) = [
+        e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "symptom-radicular"
+    ]
+    symptom["derivedFrom"] = [LATE_NOTE]
+    symptom["effectiveDateTime"] = "2025-01-15"  # the onset the late note gives
+    result = mapped(bundle, tmp_path)
+    (said,) = result.data["symptoms"]
+    assert (said["onset"], said["source"]["date"]) == ("2025-01-15", "2025-07-01")
+    (fact,) = [f for f in result.case.facts if f.type == "symptom"]
+    assert set(fact.fields) == {"src"}  # kind, side and onset all left out
+    assert [(c.fact, c.field, c.reason) for c in result.case.conflicts] == [
+        ("symptom", "kind, onset", "after_request")
+    ]
+
+
+def spondylitis(rid: str, verification: str, recorded: str) -> dict[str, Any]:
+    found = condition(rid, "M45.9", verification)
+    found["recordedDate"] = recorded
+    return found
+
+
+def test_a_spondylitis_refuted_after_the_request_takes_nothing_away(tmp_path):
+    result = mapped(
+        with_resources(
+            spondylitis("as-1", "confirmed", "2025-02-03"),
+            spondylitis("as-2", "refuted", "2025-07-01"),
+        ),
+        tmp_path,
+    )
+    assert [(d["status"], d["source"]["date"]) for d in result.data["diagnoses"][-2:]] == [
+        ("confirmed", "2025-02-03"),
+        ("ruled_out", "2025-07-01"),
+    ]
+    named = [
+        dict(f.fields)
+        for f in result.case.facts
+        if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
+    ]
+    # the refutation recorded after the request is left out; the earlier confirmation stands
+    assert [d.get("status") for d in named[-2:]] == ["confirmed", None]
+    assert [(c.fact, c.field, c.reason) for c in result.case.conflicts] == [
+        ("diagnosis", "status", "after_request")
+    ]
+    # confirmed after the request, it adds an exclusion and counts
+    late = mapped(with_resources(spondylitis("as-3", "confirmed", "2025-07-01")), tmp_path)
+    assert [
+        f.fields.get("status")
+        for f in late.case.facts
+        if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
+    ][-1] == "confirmed"
+    assert not late.case.conflicts
