@@ -421,6 +421,30 @@ def test_a_late_ruling_out_of_a_diagnosis_never_named_before_changes_nothing(
     ]
 
 
+@pytest.mark.parametrize(
+    "said",
+    [
+        (("stated", "clinic_note", "2025-02-03"), ("confirmed", "radiology_report", "2025-05-01")),
+        (("confirmed", "clinic_note", "2025-02-03"), ("ruled_out", "clinic_note", "2025-05-01")),
+    ],
+    ids=["named and confirmed", "confirmed and ruled out"],
+)
+def test_records_that_disagree_before_the_request_never_lose_an_exclusion(
+    said: tuple[tuple[str, str, str], ...], library: Library
+) -> None:
+    # Not late, the same hole: primary records that disagree left the status absent, and
+    # `exists` read an absent status as no such diagnosis, approving a fusion the record
+    # excludes. A value that only adds (the same `may_add`) is never lost to a disagreement;
+    # the reviewer still sees the disagreement.
+    data = json.loads(EXCLUDED.read_text())
+    _spondylitis(*said)(data)
+    determination, status, conflicts = _review(data, ARTHROPATHY, library)
+    assert (determination, status) == ("not_medically_necessary", "not_met")
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("diagnosis", "status", "sources_disagree")
+    ]
+
+
 def test_the_direction_is_schema_data() -> None:
     # One place says which late values only add: the diagnosis type's annotation.
     defs = schemas.load_schema("facts")["$defs"]

@@ -729,7 +729,11 @@ class _Builder:
             return kept[0][1]
         values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
         self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer))
-        return {}
+        worst = _worst(fact[0], name, kept)
+        if worst is None:
+            return {}
+        self.deciding.append(_src(worst[0]["source"]))
+        return worst[1]
 
     def emit(
         self, fact_type: str, given: list[Given], source: Mapping[str, Any] | None = None
@@ -991,7 +995,7 @@ class AsOf:
     dated_by: tuple[str, ...] = ()
     # field -> the values a late document may still state, None for any: they can only make
     # a case worse (a diagnosis named is an exclusion), never take away what held before
-    may_add: Mapping[str, frozenset[str] | None] = field(
+    may_add: Mapping[str, tuple[str, ...] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
 
@@ -1003,7 +1007,7 @@ class AsOf:
         if not isinstance(annotation, Mapping):
             return None
         adds = {
-            name: None if values is True else frozenset(values)
+            name: None if values is True else tuple(values)
             for name, values in annotation.get("may_add", {}).items()
         }
         return cls(tuple(annotation.get("dated_by", ())), MappingProxyType(adds))
@@ -1014,6 +1018,24 @@ class AsOf:
             return False
         allowed = self.may_add[name]
         return allowed is None or value in allowed
+
+
+def _worst(
+    fact_type: str, name: str, stated: list[tuple[Mapping[str, Any], Mapping[str, FactValue]]]
+) -> tuple[Mapping[str, Any], Mapping[str, FactValue]] | None:
+    """Return the statement (with its fields), among sources that disagree, whose value can
+    only make a case worse (x-as-of-source ``may_add``: a diagnosis named, in the annotation's
+    order), else None: left absent, such a field reads as "no such diagnosis" to an
+    ``exists`` and would approve what the record excludes."""
+    rule = _plan(fact_type).as_of_source
+    allowed = None if rule is None else rule.may_add.get(name, ())
+    if allowed is None:  # any value adds: the disagreement cannot be settled that way
+        return None
+    for value in allowed:
+        for statement, out in stated:
+            if statement["value"] == value:
+                return statement, out
+    return None
 
 
 def _depth(pointer: str) -> int:
