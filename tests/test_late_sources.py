@@ -8,10 +8,12 @@ same way, and an SI examination written up after the request (pain localised, pr
 tests positive, competing conditions excluded on imaging) approved an SI-joint fusion, and a
 red flag first documented after the request waived an urgent fusion's clauses. A fact type
 annotated ``x-as-of-source`` in facts.schema.json (nicotine, diabetes, si_pain,
-provocative_test, imaging_exclusion, red_flag, condition)
+provocative_test, imaging_exclusion, red_flag, condition, symptom, observation, diagnosis)
 now leaves out every value a document dated after the request states (or possibly after it: a
-month reaching past the request date), with an ``after_request`` conflict, as a date after the
-request is (test_late_dates.py).
+month reaching past the request date), with one ``after_request`` conflict per late fact or
+statement, as a date after the request is (test_late_dates.py); an observation's values hold
+as of its effective date when it has one. A late document may add an exclusion (a diagnosis
+named: ``may_add``), never take one away.
 """
 
 from __future__ import annotations
