@@ -796,8 +796,7 @@ class _Builder:
         document may still state (`AsOf.may_add`: a diagnosis named) can only make a case
         worse, so they are kept, and one contradicting an earlier statement decides the value.
         """
-        rule = _plan(fact_type).as_of_source
-        assert rule is not None  # only called for an x-as-of-source fact
+        rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
         kept: dict[str, Given] = {}
         left_out: list[str] = []
@@ -1028,8 +1027,8 @@ def _worst(
     order), else None: left absent, such a field reads as "no such diagnosis" to an
     ``exists`` and would approve what the record excludes."""
     rule = _plan(fact_type).as_of_source
-    allowed = None if rule is None else rule.may_add.get(name, ())
-    if allowed is None:  # any value adds: the disagreement cannot be settled that way
+    allowed = () if rule is None else rule.may_add.get(name, ())
+    if allowed is None:  # any value adds, so none is worse than another
         return None
     for value in allowed:
         for statement, out in stated:
