@@ -552,3 +552,18 @@ def test_a_late_examination_lists_each_late_test_once(library: Library) -> None:
     assert [c.pointer for c in case.conflicts] == [
         f"/si_joint/provocative_tests/{i}/source/date" for i in range(6)
     ]
+
+
+def test_the_cli_shows_a_late_examination_once_per_test(tmp_path: Path) -> None:
+    data = json.loads(APPROVABLE["SI-NICOTINE"].read_text())
+    _late_si_exam("provocative_tests")(data)
+    path = tmp_path / "late-exam.json"
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(main, ["evaluate", str(path)])
+    assert result.exit_code in (1, 3), result.output  # never approved
+    text = " ".join(result.output.split())
+    line = (
+        "provocative test test, side, result: dated 2025-07-15 (clinic_note, after the request"
+        " date 2025-06-20)"
+    )
+    assert text.count(line) == 6
