@@ -832,10 +832,12 @@ class _Builder:
         for name in rule.dated_by:
             if name in by_name and type(raw := by_name[name][1]) is str:
                 return self.late_date(raw, name), by_name[name][2]
+        late = None if source is None else self.late_source(source)
+        if late is None:  # most facts: where it would be is never needed
+            return None, ""
         # the fact's own source: beside the least nested of its values
         pointer = min((given[2] for given in by_name.values()), key=_depth, default="")
-        at = f"{pointer.rsplit('/', 1)[0]}/source/date"
-        return (None if source is None else self.late_source(source)), at
+        return late, f"{pointer.rsplit('/', 1)[0]}/source/date"
 
     def timely_statements(
         self,
