@@ -173,7 +173,7 @@ def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(library: L
         "status": {
             "statements": [
                 {"value": "never", "source": _source("clinic_note", "2025-01-15")},
-                {"value": "current", "source": _source("clinic_note", "2025-07-01")},
+                {"value": "former", "source": _source("clinic_note", "2025-07-01")},
             ]
         }
     }
@@ -181,6 +181,37 @@ def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(library: L
     determination, status, conflicts = _review(data, "LF-NICOTINE", library)
     assert (determination, status) == ("medically_necessary", "met")
     assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
+
+
+@pytest.mark.parametrize("document", ["clinic_note", "surgeon_letter"])
+def test_a_late_current_smoker_note_still_has_a_say(document: str, library: Library) -> None:
+    # A note written after the request saying "current smoker" can only make the case worse
+    # (x-as-of-source `may_add` on nicotine): beside a timely "never" it was left out and the
+    # case approved; it counts as if timely, so two primary records disagree (pend), and a
+    # letter is outranked by the timely note as it would be on any date.
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    data["nicotine"] = {
+        "status": {
+            "statements": [
+                {"value": "never", "source": _source("clinic_note", "2025-01-15")},
+                {"value": "current", "source": _source(document, "2025-07-01")},
+            ]
+        }
+    }
+    determination, status, conflicts = _review(data, "LF-NICOTINE", library)
+    if document == "surgeon_letter":
+        # outranked, but the reviewer still sees what it said and when
+        assert (determination, status) == ("medically_necessary", "met")
+        assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
+        return
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+    assert [(c["field"], c["reason"]) for c in conflicts] == [
+        ("status", "after_request"),
+        ("status", "sources_disagree"),
+    ]
+    # and alone it shows a current smoker: not met
+    data["nicotine"] = {"status": "current", "source": _source("clinic_note", "2025-07-01")}
+    assert _review(data, "LF-NICOTINE", library)[:2] == ("not_medically_necessary", "not_met")
 
 
 @pytest.mark.parametrize("late", ["statement", "document"])
@@ -202,6 +233,27 @@ def test_a_late_note_saying_not_diabetic_does_not_approve(late: str, library: Li
     determination, status, conflicts = _review(data, "LF-DIABETES", library)
     assert (determination, status) == ("insufficient_documentation", "not_documented")
     assert [(c["fact"], c["reason"]) for c in conflicts] == [("diabetes", "after_request")]
+
+
+def test_a_late_note_saying_diabetic_still_has_a_say(library: Library) -> None:
+    # Diabetic can only make the case worse (the HbA1c clause then applies): beside a timely
+    # "not diabetic" the late note was left out and the clause not applicable (approved).
+    data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
+    assert _review(data, "LF-DIABETES", library)[:2] == ("medically_necessary", "not_applicable")
+    data["diabetes"] = {
+        "diabetic": {
+            "statements": [
+                {"value": False, "source": _source("clinic_note", "2025-05-01")},
+                {"value": True, "source": _source("clinic_note", "2025-07-01")},
+            ]
+        }
+    }
+    determination, status, conflicts = _review(data, "LF-DIABETES", library)
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+    assert [(c["fact"], c["reason"]) for c in conflicts] == [
+        ("diabetes", "after_request"),
+        ("diabetes", "sources_disagree"),
+    ]
 
 
 def _late_si_exam(part: str) -> Callable[[dict[str, Any]], None]:
@@ -452,12 +504,16 @@ def test_the_direction_is_schema_data() -> None:
     # One place says which late values only add: the diagnosis type's annotation.
     defs = schemas.load_schema("facts")["$defs"]
     assert defs["diagnosis"]["x-as-of-source"] == {
-        "may_add": {"name": True, "status": ["confirmed", "stated"]}
+        "may_add": {"name": True, "status": ["confirmed", "stated"]},
+        "keep_worse": True,
     }
+    assert defs["nicotine"]["x-as-of-source"] == {"may_add": {"status": ["current"]}}
+    assert defs["diabetes"]["x-as-of-source"] == {"may_add": {"diabetic": [True]}}
     # every value it names is one the field may take
-    assert set(defs["diagnosis"]["x-as-of-source"]["may_add"]["status"]) < set(
-        defs["diagnosis"]["properties"]["status"]["enum"]
-    )
+    for name in ("diagnosis", "nicotine", "diabetes"):
+        for field, values in defs[name]["x-as-of-source"]["may_add"].items():
+            spec = defs[name]["properties"][field]
+            assert values is True or set(values) < set(spec.get("enum", [True, False]))
 
 
 # --- a score with no date of its own, symptoms, noise --------------------------------------
@@ -598,21 +654,7 @@ def _overall(data: dict[str, Any], library: Library) -> int:
     )
 
 
-# A late note saying "current smoker" beside timely "never" statements has no say (stop 19), so
-# the case the disagreement pended is approved: the open question of nicotine's direction.
-_NICOTINE_DIRECTION = "conflicting-nicotine.json"
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="nicotine has no direction"))
-        if p.name == _NICOTINE_DIRECTION
-        else p
-        for p in sorted(CASES.glob("*.json"))
-    ],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("path", sorted(CASES.glob("*.json")), ids=lambda p: p.name)
 def test_no_document_dated_after_the_request_turns_a_case_into_an_approval(
     path: Path, library: Library
 ) -> None:

@@ -793,8 +793,8 @@ class _Builder:
         after the request cannot show what held before it. A month-only date that may be
         after the request is left out too: there is no interval to carry the doubt into the
         comparisons, so only leaving the value undocumented fails closed. The values a late
-        document may still state (`AsOf.may_add`: a diagnosis named) can only make a case
-        worse, so they are kept, and one contradicting an earlier statement decides the value.
+        document may still state (`AsOf.may_add`: a diagnosis named, a current smoker) can only
+        make a case worse, so they count as if timely.
         """
         rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
@@ -803,7 +803,7 @@ class _Builder:
         for name, given in by_name.items():
             raw, pointer = given[1], given[2]
             if _is_mapping(raw) and "statements" in raw:
-                statements = self.timely_statements(fact_type, fact_id, rule, name, raw, pointer)
+                statements = self.having_a_say(fact_type, fact_id, rule, name, raw, pointer)
                 if statements:
                     kept[name] = (name, {**raw, "statements": statements}, pointer)
                 elif late is None and (default := _case_default(pointer)) is not _NO_DEFAULT:
@@ -839,7 +839,7 @@ class _Builder:
         pointer = min((given[2] for given in by_name.values()), key=_depth, default="")
         return late, f"{pointer.rsplit('/', 1)[0]}/source/date"
 
-    def timely_statements(
+    def having_a_say(
         self,
         fact_type: str,
         fact_id: str,
@@ -848,30 +848,26 @@ class _Builder:
         raw: Mapping[str, Any],
         pointer: str,
     ) -> list[Any]:
-        """Return the statements of a field that have a say at the request, each left out
-        with an ``after_request`` conflict; a late one that adds (`AsOf.may_add`) and
-        contradicts the earlier ones is alone kept: it can only make the case worse, and
-        leaving the field absent would take the earlier statement's exclusion away."""
-        timely, adding, late = [], [], []
+        """Return the statements of a field that have a say at the request: the timely ones,
+        and the late ones that only add (`AsOf.may_add`: they count as if timely, as they can
+        only make the case worse); each other late one is left out with an ``after_request``
+        conflict, and a late one that adds is listed too where it contradicts the others."""
+        kept, adding = [], []
         for i, statement in enumerate(raw["statements"]):
             why = self.late_source(statement["source"])
             if why is None:
-                timely.append(statement)
+                kept.append(statement)
                 continue
             at = f"{pointer}/statements/{i}/source/date"
-            late.append(Conflict(fact_type, fact_id, name, (why,), at, "after_request"))
+            conflict = Conflict(fact_type, fact_id, name, (why,), at, "after_request")
             if rule.adds(name, statement["value"]):
-                adding.append((statement, late.pop()))
-        values = {
-            json.dumps(s["value"], sort_keys=True) for s in (*timely, *(a for a, _ in adding))
-        }
-        if len(values) > 1 and adding:
-            # A late statement that adds contradicts the earlier ones: it alone decides (the
-            # case can only get worse), and the reviewer sees it was written too late.
-            self.conflicts.extend([*late, *(c for _, c in adding)])
-            return [a for a, _ in adding]
-        self.conflicts.extend(late)
-        return [*timely, *(a for a, _ in adding)]
+                kept.append(statement)
+                adding.append(conflict)
+            else:
+                self.conflicts.append(conflict)
+        if adding and len({json.dumps(s["value"], sort_keys=True) for s in kept}) > 1:
+            self.conflicts.extend(adding)  # the reviewer sees the late document had a say
+        return kept
 
     def late_source(self, source: Mapping[str, Any]) -> tuple[str, str] | None:
         """Return (the document's date, why it is too late) for a source dated after the
@@ -999,6 +995,9 @@ class AsOf:
     may_add: Mapping[str, tuple[str, ...] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # where sources disagree, the value a late document may add decides (`_worst`) rather
+    # than the field being left absent, which an `exists` reads as "no such diagnosis"
+    keep_worse: bool = False
 
     @classmethod
     def read(cls, annotation: Any) -> AsOf | None:
@@ -1011,7 +1010,11 @@ class AsOf:
             name: None if values is True else tuple(values)
             for name, values in annotation.get("may_add", {}).items()
         }
-        return cls(tuple(annotation.get("dated_by", ())), MappingProxyType(adds))
+        return cls(
+            tuple(annotation.get("dated_by", ())),
+            MappingProxyType(adds),
+            annotation.get("keep_worse") is True,
+        )
 
     def adds(self, name: str, value: Any) -> bool:
         """True when a late document stating ``value`` for field ``name`` only adds."""
@@ -1025,11 +1028,11 @@ def _worst(
     fact_type: str, name: str, stated: list[tuple[Mapping[str, Any], Mapping[str, FactValue]]]
 ) -> tuple[Mapping[str, Any], Mapping[str, FactValue]] | None:
     """Return the statement (with its fields), among sources that disagree, whose value can
-    only make a case worse (x-as-of-source ``may_add``: a diagnosis named, in the annotation's
-    order), else None: left absent, such a field reads as "no such diagnosis" to an
-    ``exists`` and would approve what the record excludes."""
+    only make a case worse (x-as-of-source ``may_add``, in its order) for a type that says
+    ``keep_worse`` (a diagnosis), else None: left absent, a diagnosis's status reads as "no
+    such diagnosis" to an ``exists`` and would approve what the record excludes."""
     rule = _plan(fact_type).as_of_source
-    allowed = () if rule is None else rule.may_add.get(name, ())
+    allowed = rule.may_add.get(name, ()) if rule is not None and rule.keep_worse else ()
     if allowed is None:  # any value adds, so none is worse than another
         return None
     for value in allowed:
