@@ -657,3 +657,16 @@ def test_a_spondylitis_refuted_after_the_request_takes_nothing_away(tmp_path):
         if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
     ][-1] == "confirmed"
     assert not late.case.conflicts
+
+
+def test_a_current_smoker_status_observed_after_the_request_still_has_a_say(tmp_path):
+    # It can only make the case worse: beside a timely never-smoker status it was left out and
+    # the nicotine clause met; it counts as if timely, so the two disagree (pend).
+    late = smoking("s2", "449868002")
+    late["effectiveDateTime"] = "2025-07-01"
+    result = mapped(with_resources(smoking("s1", "266919005"), late), tmp_path)
+    assert [(c.field, c.reason) for c in result.case.conflicts] == [
+        ("status", "after_request"),
+        ("status", "sources_disagree"),
+    ]
+    assert statuses(result)["LF-NICOTINE"] == "not_documented"
