@@ -715,6 +715,13 @@ class _Builder:
         name, raw, pointer = given
         if not (_is_mapping(raw) and "statements" in raw):
             return self.convert(kind, name, raw, pointer)
+        if self.limit is not None and _plan(fact[0]).as_of_source is None:
+            # A statement holds as of its own document, whatever the fact's type: a therapy
+            # note after the request saying "completed" would outrank a timely letter.
+            statements = self.having_a_say(fact[0], fact[1], AsOf(), name, raw, pointer)
+            if not statements:
+                return {}
+            raw = {**raw, "statements": statements}
         primary = primary_documents()
         stated = [
             (s, self.convert(kind, name, s["value"], f"{pointer}/statements/{i}/value"))
@@ -745,6 +752,10 @@ class _Builder:
         by_name = dict(zip(map(_NAME, given), given, strict=True))  # the last of a name wins
         if plan.as_of_source and self.limit is not None:
             by_name = self.as_of_request(fact_type, fact_id, by_name, source)
+            if not by_name and given and _many(fact_type):
+                # Every value came too late: kept as an empty fact, it would enter a count's
+                # or an every's scope as one not documented and turn a denial into a pend.
+                return
         fields: dict[str, FactValue] = {}
         self.deciding = []
         for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
@@ -1040,6 +1051,12 @@ def _worst(
             if statement["value"] == value:
                 return statement, out
     return None
+
+
+@cache
+def _many(fact_type: str) -> bool:
+    """True for a fact type of which a case may have many facts (x-cardinality)."""
+    return schemas.load_schema("facts")["$defs"][fact_type].get("x-cardinality") == "many"
 
 
 def _depth(pointer: str) -> int:
