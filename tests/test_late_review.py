@@ -1,15 +1,15 @@
-"""An imaging finding stated by a document dated after the request (review of stop 20).
+"""Late documents found by the stop-20 review: each made a case better.
 
 Imaging findings, flexion-extension measurements and alignment hold as of their study's date,
 and a study dated after the request is left out (test_late_dates.py). A finding may carry its
-own `source`, though, and that source's date is never looked at: a clinic note written 25 days
-after the request that re-reads a timely MRI ("moderate stenosis at L3-4", where the radiology
-report said none) turns a denial into an approval. Marking the three fact types
-`x-as-of-source: true` closes the hole but also leaves out the founding case's month-only
-X-ray (2025-06, possibly after the request 2025-06-20), whose "very subtle" curvature denies
-its deformity clause: dropping it would turn that denial into insufficient documentation. A
-finding's own late source must be judged apart from the source it inherits from its study,
-which the study's date already judges; that is a design choice left to the lead.
+own `source`, though, whose date was never looked at: a clinic note written 25 days after the
+request that re-reads a timely MRI ("moderate stenosis at L3-4", where the radiology report
+said none) turned a denial into an approval. A part of a study with a late source of its own
+is now left out with an `after_request` conflict; what a part inherits from its study is still
+judged by the study's date (the founding case's month-only X-ray keeps its "very subtle"
+curvature). A late SI examination kept as an empty fact entered SI-PAIN-LOCATION's count as a
+pain not documented (deny -> pend), and a late therapy note's "completed" outranked a timely
+letter's "not done" (deny -> approve).
 """
 
 from __future__ import annotations
@@ -46,10 +46,6 @@ def _late_translation(data: dict[str, Any]) -> None:
     segments.append({"level": "L3-L4", "translation_mm": 3.0, "source": LATE})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a finding's own source dated after the request is not judged (see the docstring)",
-)
 @pytest.mark.parametrize(
     ("example", "change"),
     [
@@ -64,6 +60,12 @@ def test_a_finding_stated_after_the_request_does_not_approve(example: str, chang
     late = copy.deepcopy(data)
     change(late)
     assert _determination(late) == "not_medically_necessary"
+    case = case_from_data(late, "late-imaging.json")
+    (conflict,) = case.conflicts
+    assert (conflict.reason, conflict.text) == (
+        "after_request",
+        "2025-07-15 (clinic_note, after the request date 2025-06-20)",
+    )
 
 
 # --- a late fact that states nothing in time; a late statement of a dated fact ---------------

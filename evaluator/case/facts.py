@@ -547,22 +547,54 @@ class _Builder:
         modality = ("modality", study["modality"], f"{pointer}/modality")
         for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
             fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
-            self.emit("imaging_finding", fields, item.get("source", source))
+            if not self.restated_late("imaging_finding", fields, item, item_at):
+                self.emit("imaging_finding", fields, item.get("source", source))
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
-            segments = list(_items(views.get("segments"), f"{at}/segments"))
+            segments = [
+                (item, item_at, [own, *performed, *self.mapped(item, item_at, _DYNAMIC)])
+                for item, item_at in _items(views.get("segments"), f"{at}/segments")
+            ]
+            stated = [given for _, _, fields in segments for given in fields] or performed
+            if self.restated_late("dynamic_study", stated, views, at):
+                segments, performed = [], []
             if not segments and performed:
                 self.emit("dynamic_study", [own, *performed], said)
-            for item, item_at in segments:
-                fields = [own, *performed, *self.mapped(item, item_at, _DYNAMIC)]
-                self.emit("dynamic_study", fields, item.get("source", said))
+            for item, item_at, fields in segments:
+                if not self.restated_late("dynamic_study", fields, item, item_at):
+                    self.emit("dynamic_study", fields, item.get("source", said))
         if "alignment" in study:
             alignment, at = study["alignment"], f"{pointer}/alignment"
             # Whether the films were standing and full-length is a property of the study.
             inherited = self.mapped(study, pointer, _INHERITED)
             fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
-            self.emit("alignment", fields, alignment.get("source", source))
+            if not self.restated_late("alignment", fields, alignment, at):
+                self.emit("alignment", fields, alignment.get("source", source))
+
+    def restated_late(
+        self, fact_type: str, given: list[Given], part: Mapping[str, Any], pointer: str
+    ) -> bool:
+        """True, with an ``after_request`` conflict, for a part of an imaging study (a finding,
+        the flexion-extension views or a measurement of them, the alignment) whose own source
+        is dated after the request, or possibly after it: such a re-reading of the images was
+        written too late to show anything, and it is left out as if never stated. What a part
+        inherits from its study holds as of the study's date instead (`after_request`)."""
+        late = None if "source" not in part else self.late_source(part["source"])
+        if late is None or self.limit is None:
+            return False
+        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
+        order = list(fact_kinds()[fact_type])
+        # the fields the part itself states, not its study's nor the schema's defaults
+        prefix = f"{pointer}/"
+        stated = sorted(
+            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
+            key=order.index,
+        )
+        at = f"{pointer}/source/date"
+        ref, named = f"{fact_type}:{count}", ", ".join(stated)
+        self.conflicts.append(Conflict(fact_type, ref, named, (late,), at, "after_request"))
+        return True
 
     def coded(
         self,
@@ -1051,6 +1083,11 @@ def _worst(
             if statement["value"] == value:
                 return statement, out
     return None
+
+
+def _key(pointer: str, prefix: str) -> str:
+    """Return the first key of ``pointer`` past ``prefix``."""
+    return pointer[len(prefix) :].split("/", 1)[0]
 
 
 @cache
