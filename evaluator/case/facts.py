@@ -1093,7 +1093,8 @@ def _key(pointer: str, prefix: str) -> str:
 @cache
 def _many(fact_type: str) -> bool:
     """True for a fact type of which a case may have many facts (x-cardinality)."""
-    return schemas.load_schema("facts")["$defs"][fact_type].get("x-cardinality") == "many"
+    cardinality: str = schemas.load_schema("facts")["$defs"][fact_type]["x-cardinality"]
+    return cardinality == "many"
 
 
 def _depth(pointer: str) -> int:
