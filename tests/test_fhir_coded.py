@@ -667,7 +667,7 @@ def test_a_current_smoker_status_observed_after_the_request_still_has_a_say(tmp_
     late["effectiveDateTime"] = "2025-07-01"
     result = mapped(with_resources(smoking("s1", "266919005"), late), tmp_path)
     assert [(c.fact, c.field, c.reason) for c in result.case.conflicts] == [
-        ("nicotine", "status", "after_request"),
+        ("nicotine", "status", "late_counted"),
         ("nicotine", "status", "sources_disagree"),
         # its copy among the coded observations is as of its effective time: left out
         ("observation", "code, value_code, effective", "after_request"),

@@ -19,13 +19,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+from click.testing import CliRunner
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
+from evaluator.cli.main import main
 from evaluator.language.policies import Library
 
-CASES = Path(__file__).parent.parent / "examples" / "cases"
+ROOT = Path(__file__).parent.parent
+CASES = ROOT / "examples" / "cases"
+SCHEMA = json.loads((ROOT / "schemas" / "decision.schema.json").read_text(encoding="utf-8"))
 LATE = {"document": "clinic_note", "date": "2025-07-15"}  # the request date is 2025-06-20
 
 
@@ -105,3 +110,48 @@ def test_a_late_therapy_status_statement_has_no_say(document: str) -> None:
     assert before[0] != "medically_necessary"
     statements.append({"value": "completed", "source": {"document": "therapy_note", **LATE}})
     assert _statuses(data, "LF-PHYSICAL-THERAPY") == before
+
+
+# --- what the reviewer reads about a late value that counts ------------------------------------
+
+
+def _late_confirmation(tmp_path: Path) -> Path:
+    # A note before the request rules ankylosing spondylitis out; one after it confirms it. The
+    # confirmation counts (a late document may add an exclusion) and, the records disagreeing,
+    # the value that excludes decides: the fusion is not approved on it.
+    data = json.loads((CASES / "si-approvable-unilateral.json").read_text())
+    before = {"document": "clinic_note", "date": "2025-03-01"}
+    statements = [
+        {"value": "ruled_out", "source": before},
+        {"value": "confirmed", "source": {"document": "clinic_note", **LATE}},
+    ]
+    diagnosis = {"name": "ankylosing_spondylitis", "status": {"statements": statements}}
+    data.setdefault("diagnoses", []).append({**diagnosis, "source": before})
+    path = tmp_path / "late-confirmation.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_a_counted_late_value_is_never_described_as_not_documented(tmp_path: Path) -> None:
+    # Both conflicts said "treated as not documented" while the clause was decided on the late
+    # confirmation ("confirmed in the record"): the reviewer was told the opposite of what
+    # happened.
+    path = _late_confirmation(tmp_path)
+    result = CliRunner().invoke(main, ["evaluate", str(path)])
+    assert result.exit_code == 1, result.output  # not medically necessary
+    text = " ".join(result.output.split())
+    assert "treated as not documented" not in text
+    assert (
+        "diagnosis status: dated 2025-07-15 (clinic_note, after the request date 2025-06-20);"
+        " it has a say as if timely, as it can only make the case worse"
+    ) in text
+    assert "the value that makes the case worse decides" in text
+    data = json.loads(CliRunner().invoke(main, ["evaluate", str(path), "--format", "json"]).output)
+    conflicts = data["lines"][0]["conflicts"]
+    assert [(c["field"], c["reason"]) for c in conflicts] == [
+        ("status", "late_counted"),
+        ("status", "worse_kept"),
+    ]
+    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
+    notice = CliRunner().invoke(main, ["evaluate", str(path), "--format", "markdown"]).output
+    assert "has a say as if timely" in " ".join(notice.split())

@@ -202,11 +202,11 @@ def test_a_late_current_smoker_note_still_has_a_say(document: str, library: Libr
     if document == "surgeon_letter":
         # outranked, but the reviewer still sees what it said and when
         assert (determination, status) == ("medically_necessary", "met")
-        assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
+        assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "late_counted")]
         return
     assert (determination, status) == ("insufficient_documentation", "not_documented")
     assert [(c["field"], c["reason"]) for c in conflicts] == [
-        ("status", "after_request"),
+        ("status", "late_counted"),  # it has a say as if timely (test_late_review.py)
         ("status", "sources_disagree"),
     ]
     # and alone it shows a current smoker: not met
@@ -251,7 +251,7 @@ def test_a_late_note_saying_diabetic_still_has_a_say(library: Library) -> None:
     determination, status, conflicts = _review(data, "LF-DIABETES", library)
     assert (determination, status) == ("insufficient_documentation", "not_documented")
     assert [(c["fact"], c["reason"]) for c in conflicts] == [
-        ("diabetes", "after_request"),
+        ("diabetes", "late_counted"),
         ("diabetes", "sources_disagree"),
     ]
 
@@ -438,7 +438,7 @@ def test_a_late_document_never_takes_an_exclusion_away(name: str, library: Libra
     TAKEN_AWAY[name](data)
     determination, status, conflicts = _review(data, ARTHROPATHY, library)
     assert (determination, status) == ("not_medically_necessary", "not_met")
-    late = [c for c in conflicts if c["reason"] == "after_request"]
+    late = [c for c in conflicts if c["reason"] in ("after_request", "late_counted")]
     if name != "named only by a note after the request":
         # the reviewer is told which statement came too late, whichever way it went
         assert [(c["fact"], c["field"]) for c in late] == [("diagnosis", "status")], conflicts
@@ -496,7 +496,7 @@ def test_records_that_disagree_before_the_request_never_lose_an_exclusion(
     determination, status, conflicts = _review(data, ARTHROPATHY, library)
     assert (determination, status) == ("not_medically_necessary", "not_met")
     assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
-        ("diagnosis", "status", "sources_disagree")
+        ("diagnosis", "status", "worse_kept")  # the value that excludes decides
     ]
 
 

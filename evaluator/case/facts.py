@@ -133,7 +133,10 @@ class Conflict:
     field: str
     values: tuple[tuple[str, str], ...]  # (value as stated, document kind), each once
     pointer: str  # the field in the case, for locating the statements
-    # why the field is left absent: the sources disagree, or the date is after the request
+    # why: the sources disagree (the field is left absent) or disagree and the value that
+    # makes the case worse decides (`worse_kept`); a date or value stated after the request is
+    # left absent (`after_request`) or, as it can only make the case worse, counted
+    # (`late_counted`, listed where it contradicts the other statements)
     reason: str = "sources_disagree"
 
     @property
@@ -767,8 +770,9 @@ class _Builder:
             self.deciding.extend(_src(statement["source"]) for statement, _ in kept)
             return kept[0][1]
         values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
-        self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer))
         worst = _worst(fact[0], name, kept)
+        why = "sources_disagree" if worst is None else "worse_kept"
+        self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer, why))
         if worst is None:
             return {}
         self.deciding.append(_src(worst[0]["source"]))
@@ -902,12 +906,13 @@ class _Builder:
                 kept.append(statement)
                 continue
             at = f"{pointer}/statements/{i}/source/date"
-            conflict = Conflict(fact_type, fact_id, name, (why,), at, "after_request")
             if rule.adds(name, statement["value"]):
                 kept.append(statement)
-                adding.append(conflict)
+                adding.append(Conflict(fact_type, fact_id, name, (why,), at, "late_counted"))
             else:
-                self.conflicts.append(conflict)
+                self.conflicts.append(
+                    Conflict(fact_type, fact_id, name, (why,), at, "after_request")
+                )
         if adding and len({json.dumps(s["value"], sort_keys=True) for s in kept}) > 1:
             self.conflicts.extend(adding)  # the reviewer sees the late document had a say
         return kept
@@ -1090,9 +1095,9 @@ def _key(pointer: str, prefix: str) -> str:
     return pointer[len(prefix) :].split("/", 1)[0]
 
 
-@cache
 def _many(fact_type: str) -> bool:
-    """True for a fact type of which a case may have many facts (x-cardinality)."""
+    """True for a fact type of which a case may have many facts (x-cardinality): asked only
+    of a fact whose every value came too late, so never cached."""
     cardinality: str = schemas.load_schema("facts")["$defs"][fact_type]["x-cardinality"]
     return cardinality == "many"
 

@@ -93,12 +93,22 @@ def _citation(ref: Reference) -> str:
 
 def _conflict_text(conflict: Mapping[str, str]) -> str:
     what = f"{words(conflict.get('fact', ''))} {words(conflict.get('field', ''))}".strip()
-    if conflict.get("reason") == "after_request":
+    reason, values = conflict.get("reason"), conflict.get("values", "")
+    if reason == "after_request":
         return (
-            f"{what}: dated {conflict.get('values', '')}, so it cannot show anything that must "
+            f"{what}: dated {values}, so it cannot show anything that must "
             "precede the request (a typo?); treated as not documented"
         )
-    return f"{what}: the records disagree ({conflict.get('values', '')}); treated as not documented"
+    if reason == "late_counted":
+        # a late value that only makes the case worse counts: never "not documented"
+        return (
+            f"{what}: dated {values}; it has a say as if timely, as it can only make the case worse"
+        )
+    if reason == "worse_kept":
+        return (
+            f"{what}: the records disagree ({values}); the value that makes the case worse decides"
+        )
+    return f"{what}: the records disagree ({values}); treated as not documented"
 
 
 # ---- JSON -------------------------------------------------------------------------------------

@@ -347,6 +347,9 @@ def _alternative(decision: Decision) -> list[Block]:
     return out
 
 
+_COUNTED = frozenset({"late_counted", "worse_kept"})
+
+
 def _conflicts(conflicts: Sequence[Mapping[str, Any]]) -> list[Block]:
     if not conflicts:
         return []
@@ -355,6 +358,11 @@ def _conflicts(conflicts: Sequence[Mapping[str, Any]]) -> list[Block]:
         Para(
             "These records disagree, so the finding is treated as not documented until the "
             "physician clarifies it."
+            if not any(c.get("reason") in _COUNTED for c in conflicts)
+            # a late value that only makes the case worse, or the worse of two, was counted
+            else "These records disagree or were written after the request. A value that can "
+            "only make the case worse has a say as if timely; any other is treated as not "
+            "documented until the physician clarifies it."
         ),
     ]
     for conflict in conflicts:
