@@ -155,3 +155,23 @@ def test_a_counted_late_value_is_never_described_as_not_documented(tmp_path: Pat
     jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft202012Validator)
     notice = CliRunner().invoke(main, ["evaluate", str(path), "--format", "markdown"]).output
     assert "has a say as if timely" in " ".join(notice.split())
+
+
+# --- a month-only effective date in a document dated before the request -------------------------
+
+
+def test_a_score_in_a_timely_note_is_timely_whatever_its_month() -> None:
+    # ODI 24 % "2025-06" in a clinic note of 2025-06-02 (the request: 2025-06-20). The month
+    # reaches past the request, so the score was left out as possibly measured after it, and
+    # the earlier ODI 38 % alone met LF-FUNCTIONAL-IMPAIRMENT ("every ODI at least 30"): an
+    # approval. A note cannot state a score measured after it was written.
+    data = json.loads((CASES / "odi-below-30.json").read_text())
+    assert _statuses(data, "LF-FUNCTIONAL-IMPAIRMENT")[1] == "not_met"
+    data["observations"][1]["effective"] = "2025-06"
+    assert data["observations"][1]["source"]["date"] == "2025-06-02"
+    assert _statuses(data, "LF-FUNCTIONAL-IMPAIRMENT") == ("not_medically_necessary", "not_met")
+    assert case_from_data(data, "month.json").conflicts == ()
+    # dated after the request, the note still shows nothing (test_late_sources.py)
+    data["observations"][1]["source"]["date"] = "2025-07-01"
+    case = case_from_data(data, "month.json")
+    assert [(c.fact, c.reason) for c in case.conflicts] == [("observation", "after_request")]

@@ -878,13 +878,29 @@ class _Builder:
         document's."""
         for name in rule.dated_by:
             if name in by_name and type(raw := by_name[name][1]) is str:
-                return self.late_date(raw, name), by_name[name][2]
+                late = self.late_date(raw, name)
+                if late is not None and self.timely_document(raw, source):
+                    late = None
+                return late, by_name[name][2]
         late = None if source is None else self.late_source(source)
         if late is None:  # most facts: where it would be is never needed
             return None, ""
         # the fact's own source: beside the least nested of its values
         pointer = min((given[2] for given in by_name.values()), key=_depth, default="")
         return late, f"{pointer.rsplit('/', 1)[0]}/source/date"
+
+    def timely_document(self, text: str, source: Mapping[str, Any] | None) -> bool:
+        """True when a date that may reach past the request (a month) is stated by a document
+        dated by the request: nothing is measured after the document that states it."""
+        said = None if source is None or "date" not in source else _quiet_date(source["date"])
+        dated = _quiet_date(text)
+        return (
+            self.request is not None
+            and said is not None
+            and dated is not None
+            and said.hi <= self.request.hi
+            and dated.lo <= self.request.hi
+        )
 
     def having_a_say(
         self,
