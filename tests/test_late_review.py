@@ -175,3 +175,19 @@ def test_a_score_in_a_timely_note_is_timely_whatever_its_month() -> None:
     data["observations"][1]["source"]["date"] = "2025-07-01"
     case = case_from_data(data, "month.json")
     assert [(c.fact, c.reason) for c in case.conflicts] == [("observation", "after_request")]
+
+
+def test_a_part_stating_its_study_report_again_holds_as_of_the_study() -> None:
+    # The founding case's X-ray is dated 2025-06, a month reaching past the request: its
+    # alignment holds as of the study, whether it inherits the report or states it again.
+    data = json.loads((CASES / "t12-s2-fusion.json").read_text())
+    xray = data["imaging"][1]
+    assert xray["date"] == xray["source"]["date"] == "2025-06"
+    before = case_from_data(data, "founding.json")
+    xray["alignment"]["source"] = dict(xray["source"])
+    again = case_from_data(data, "founding.json")
+    assert again.conflicts == before.conflicts == ()
+    fields = [f.fields for f in again.facts if f.type == "alignment"]
+    assert fields == [f.fields for f in before.facts if f.type == "alignment"]
+    (alignment,) = fields
+    assert "cobb_word" in alignment

@@ -550,7 +550,7 @@ class _Builder:
         modality = ("modality", study["modality"], f"{pointer}/modality")
         for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
             fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
-            if not self.restated_late("imaging_finding", fields, item, item_at):
+            if not self.restated_late("imaging_finding", fields, item, item_at, study):
                 self.emit("imaging_finding", fields, item.get("source", source))
         if views is not None:
             said = views.get("source", source)
@@ -560,30 +560,42 @@ class _Builder:
                 for item, item_at in _items(views.get("segments"), f"{at}/segments")
             ]
             stated = [given for _, _, fields in segments for given in fields] or performed
-            if self.restated_late("dynamic_study", stated, views, at):
+            if self.restated_late("dynamic_study", stated, views, at, study):
                 segments, performed = [], []
             if not segments and performed:
                 self.emit("dynamic_study", [own, *performed], said)
             for item, item_at, fields in segments:
-                if not self.restated_late("dynamic_study", fields, item, item_at):
+                if not self.restated_late("dynamic_study", fields, item, item_at, study):
                     self.emit("dynamic_study", fields, item.get("source", said))
         if "alignment" in study:
             alignment, at = study["alignment"], f"{pointer}/alignment"
             # Whether the films were standing and full-length is a property of the study.
             inherited = self.mapped(study, pointer, _INHERITED)
             fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
-            if not self.restated_late("alignment", fields, alignment, at):
+            if not self.restated_late("alignment", fields, alignment, at, study):
                 self.emit("alignment", fields, alignment.get("source", source))
 
     def restated_late(
-        self, fact_type: str, given: list[Given], part: Mapping[str, Any], pointer: str
+        self,
+        fact_type: str,
+        given: list[Given],
+        part: Mapping[str, Any],
+        pointer: str,
+        study: Mapping[str, Any],
     ) -> bool:
         """True, with an ``after_request`` conflict, for a part of an imaging study (a finding,
         the flexion-extension views or a measurement of them, the alignment) whose own source
         is dated after the request, or possibly after it: such a re-reading of the images was
         written too late to show anything, and it is left out as if never stated. What a part
-        inherits from its study holds as of the study's date instead (`after_request`)."""
-        late = None if "source" not in part else self.late_source(part["source"])
+        inherits from its study holds as of the study's date instead (`after_request`), and so
+        does what a source dated as the study states (its own report, given again)."""
+        said = part.get("source")
+        if said is None or said.get("date") in (
+            study.get("date"),
+            study.get("source", {}).get("date"),
+        ):
+            return False
+        late = self.late_source(said)
         if late is None or self.limit is None:
             return False
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
