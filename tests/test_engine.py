@@ -46,6 +46,7 @@ from evaluator.compile.program import (
     Record,
     Rule,
 )
+from evaluator.compile.ruleset import shares
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
@@ -557,19 +558,23 @@ def test_8_raw_engine_fails_on_the_1025th_live_session():
 
 def test_8_five_thousand_cases_in_one_process(small, deleted):
     # A light case keeps this fast; the limit is per ruleset and per live session, not per
-    # policy size (the founding case below runs past 1,024 too). Every run, traced or not,
-    # has a session of its own: both kinds go past 1,024 sessions, and every session is
-    # deleted once.
+    # policy size (the founding case below runs past 1,024 too). Untraced runs share a
+    # session `CASES_PER_SESSION` at a time (`ruleset.shares`), a traced run has one of its
+    # own: both kinds go past 1,024 sessions' worth of cases, and every session is deleted once.
+    assert shares(small)
+    Engine.get().release()  # the sessions earlier tests left open
+    deleted.clear()
     for n in range(5000):
         facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": n % 20}]
         trace = Engine.get().run(small, facts)
         assert status_of(trace, "E-COT") == ("met" if n % 20 <= 10 else "not_met")
-    assert len(deleted) == len(set(deleted)) == 5000
+    shared = 5000 // Engine.CASES_PER_SESSION
+    assert len(deleted) == len(set(deleted)) == shared
     for n in range(1100):
         facts = [*BASE_FACTS, {"t": "nicotine", "id": "nicotine:1", "cotinine": n % 20}]
         trace = Engine.get().run(small, facts, trace=True)
         assert status_of(trace, "E-COT") == ("met" if n % 20 <= 10 else "not_met")
-    assert len(deleted) == len(set(deleted)) == 5000 + 1100
+    assert len(deleted) == len(set(deleted)) == shared + 1100
 
 
 def dates() -> Iterator[date]:

@@ -1,11 +1,13 @@
-"""Every `Engine.run` has a session of its own (issue 10, stop 18).
+"""Sessions and the cases in them (issue 10, stops 18 and 20).
 
 Stop 18 tried reusing one session per program for consecutive cases, the previous case's facts
 retracted in between: durable_rules then crashed the process (a segfault or an abort inside
-`retract_facts` or a later `assert_facts`) in long runs of generated and shipped programs, so
-`run` creates and deletes a session per case again. These tests pin that each case runs in a
-session of its own and gets the trace it gets alone, whatever ran before it, in any order and
-from several threads.
+`retract_facts` or a later `assert_facts`) in long runs of generated and shipped programs.
+Nothing is ever retracted now: a program that shares sessions (`ruleset.shares`, stop 20) runs
+its cases one after another in one session joined on a case key, any other program runs each
+case in a session of its own. These tests pin that each case gets the trace it gets alone,
+whatever ran before it, in any order and from several threads, and that only a program that
+shares sessions has cases sharing one (tests/test_shared_sessions.py has the rest).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from evaluator import api
 from evaluator.case.cases import load_case
 from evaluator.compile.program import Program
-from evaluator.compile.ruleset import projection
+from evaluator.compile.ruleset import projection, shares
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
 from evaluator.language.policies import Library
@@ -76,13 +78,21 @@ def _facts(text: str) -> list[dict[str, Any]]:
 
 
 class Sessions:
-    """The sid of every session `_Session.run` ran a case in, in order."""
+    """The sid of every session `_Session.run` ran a case in, in order, and whether the
+    program it ran shares sessions."""
 
     def __init__(self) -> None:
         self.sids: list[str] = []
+        self.sharing: list[bool] = []
 
     def reused(self) -> bool:
         return len(set(self.sids)) < len(self.sids)
+
+    def reused_unshared(self) -> bool:
+        """Whether a session ran a case of a program that does not share sessions and any
+        other case."""
+        alone = {sid for sid, shared in zip(self.sids, self.sharing, strict=True) if not shared}
+        return any(self.sids.count(sid) > 1 for sid in alone)
 
 
 @pytest.fixture
@@ -92,6 +102,7 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> Sessions:
 
     def spy(self: engine._Session, facts: Any) -> None:
         seen.sids.append(self.sid)
+        seen.sharing.append(shares(self.program))
         real(self, facts)
 
     monkeypatch.setattr(engine._Session, "run", spy)
@@ -109,13 +120,15 @@ def test_every_example_run_after_others_derives_what_it_derives_alone(
     engine_ = Engine.get()
     alone = [_derived(engine_.run(p, f, trace=True)) for p, f in judged]
     sessions.sids.clear()
+    sessions.sharing.clear()
     # three rounds, in a different order each, so that each case follows other cases
     for order in (judged, judged[::-1], judged[1::2] + judged[::2]):
         again = {id(f): _derived(engine_.run(p, f)) for p, f in order}
         assert [again[id(f)] for _, f in judged] == alone
-    # a session of its own for every run: none is ever reused (the crash above)
+    # sessions shared only by the cases of programs that share them (never retracted)
     assert len(sessions.sids) == 3 * len(judged)
-    assert not sessions.reused()
+    assert not sessions.reused_unshared()
+    assert sessions.reused() == any(shares(p) for p, _ in judged)
 
 
 def test_threads_running_one_program_each_get_their_own_cases(

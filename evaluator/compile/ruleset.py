@@ -65,6 +65,16 @@ MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never re
 # pending tests (events.c `handleAlpha`, MAX_STACK_SIZE); one more fails every assert of such
 # a fact with error 303 (ERR_MAX_STACK_SIZE), at run time only. `alpha_stack` bounds it.
 MAX_ALPHA_STACK = 64
+# The field naming a fact's case when several cases share one session, one after another
+# (`shares`): every pattern of a rule after the first joins the first on it.
+CASE_KEY = "c"
+# A session's set-up costs per beta node (durable_rules zeroes ~8 KB for each pattern after a
+# rule's first), the case join per fact and per pattern. Measured (CPU, stop 20): sharing
+# pays on small programs (the bench policy, 87 beta nodes: 270-283 -> 218-237 us per
+# `api.evaluate`; lumbar-decompression, 119: 293 -> 250-274 us per run) and costs on large
+# ones (SI-joint fusion, 668: 1,400 -> 1,560-1,960 us per run with the same firings; memory
+# grows with every case a session keeps). Past this many, a program runs one case per session.
+SHARE_MAX_BETA = 128
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
@@ -139,7 +149,7 @@ def _flatten(test: Test) -> list[Test]:
     return [test]
 
 
-def _with_lane(test: Test, lane: int) -> dict[str, Any]:
+def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
     The type test comes first, then the lane test (so it also splits the values tested next),
@@ -160,6 +170,11 @@ def _with_lane(test: Test, lane: int) -> dict[str, Any]:
     rest: list[Test] = [
         t for t in parts if t not in kind and t not in equal and not isinstance(t, Join)
     ]
+    if case_join is not None:
+        if all(isinstance(t, Cmp | Present | Absent) for t in rest):
+            rest.append(case_join)
+        else:
+            joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
@@ -240,9 +255,40 @@ def render(program: Program) -> dict[str, Any]:
     return fresh
 
 
+_SHARES = "_ruleset_shares"
+
+
+def shares(program: Program) -> bool:
+    """Whether cases of the program share engine sessions, one after another: then its
+    ruleset joins every pattern of a rule after the first to the first on `CASE_KEY`
+    (`render`), so no rule matches facts of two cases and a negation looks in its own case.
+
+    Not with `count` rules (durable_rules counts a rule's matches across the whole session),
+    nor when a rule reads a case fact's own field named like the case key, nor past
+    `SHARE_MAX_BETA` beta nodes (slower there), nor when the joins would take the program
+    past one of the engine's limits. Worked out once per Program.
+    """
+    found: bool | None = program.__dict__.get(_SHARES)
+    if found is not None:
+        return found
+    beta = sum(len(rule.patterns) - 1 for rule in program.rules)
+    found = (
+        beta <= SHARE_MAX_BETA
+        and all(rule.count is None for rule in program.rules)
+        and CASE_KEY not in projection(program).fields
+    )
+    if found:
+        problems = Collector()
+        joined = _build(program, problems, cases=True)
+        found = not problems and alpha_stack(joined) <= MAX_ALPHA_STACK
+    # Program is frozen; a memo, not part of its value (as `projection` keeps its own).
+    object.__setattr__(program, _SHARES, found)
+    return found
+
+
 def _definition(program: Program) -> dict[str, Any]:
     problems = Collector()
-    definition = _build(program, problems)
+    definition = _build(program, problems, cases=shares(program))
     stack = alpha_stack(definition)
     if stack > MAX_ALPHA_STACK:
         problems.add(
@@ -258,11 +304,12 @@ def _definition(program: Program) -> dict[str, Any]:
 
 def definition(program: Program) -> dict[str, Any]:
     """Return the ruleset definition as `render` builds it, its limits unchecked: for measuring
-    a program (`alpha_stacks`) that `render` might refuse. Never give it to the engine."""
-    return _build(program, Collector())
+    a program (`alpha_stacks`) that `render` might refuse. Never give it to the engine.
+    Without the case joins (`shares`): folding is chosen on it, and must not depend on them."""
+    return _build(program, Collector(), cases=False)
 
 
-def _build(program: Program, problems: Collector) -> dict[str, Any]:
+def _build(program: Program, problems: Collector, *, cases: bool) -> dict[str, Any]:
     where = Location(pointer=program.name)
     if len(program.rules) + 1 > MAX_RULES:
         problems.add(
@@ -281,8 +328,16 @@ def _build(program: Program, problems: Collector) -> dict[str, Any]:
             )
         patterns = []
         ordered = _lead_order(rule.patterns)
+        lead = ordered[0].alias
         for pattern in ordered:
-            expr = _with_lane(pattern.test, lane)
+            # Several cases share a session: every fact a rule matches is of one case.
+            joined = cases and pattern is not ordered[0]
+            case_join = Join(CASE_KEY, lead, CASE_KEY) if joined else None
+            expr = (
+                _with_lane(pattern.test, lane)
+                if case_join is None
+                else _with_lane(pattern.test, lane, case_join)
+            )
             if _count_expressions(expr) > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
@@ -545,7 +600,7 @@ def _renderer_changed() -> bool:
 
 
 # Bump when the entry layout changes (code changes are caught by _evaluator_fingerprint()).
-FORMAT = "necessity-ruleset-2"
+FORMAT = "necessity-ruleset-3"
 _MEMO = "_ruleset_text"
 
 

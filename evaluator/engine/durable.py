@@ -57,7 +57,14 @@ from evaluator.compile.program import (
     Record,
     Rule,
 )
-from evaluator.compile.ruleset import definition_text, engine_json, number, projection
+from evaluator.compile.ruleset import (
+    CASE_KEY,
+    definition_text,
+    engine_json,
+    number,
+    projection,
+    shares,
+)
 from evaluator.errors import EngineError, PolicyError
 from evaluator.language.conditions import Truth
 from evaluator.language.model import Determination, FromField
@@ -143,8 +150,15 @@ class Engine:
     # is registered afresh under a new name; the old ruleset keeps its dead sessions.
     LEFT_SESSIONS_LIMIT = 1000
 
+    # How many cases run one after another in one session (`_Open`) before it is deleted and
+    # replaced: the session's set-up (per beta node) is shared by them, while its alpha
+    # memories keep every case's facts (never retracted: that crashed durable_rules).
+    CASES_PER_SESSION = 40
+
     def __init__(self) -> None:
         self._handles: dict[str, int] = {}
+        self._open: dict[str, _Open] = {}
+        self._open_lock = threading.Lock()
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
@@ -192,7 +206,67 @@ class Engine:
         result is then not a determination.
         """
         handle = self._handle(program)
-        session = _Session(handle, program, str(next(self._sessions)))
+        if trace or not shares(program):
+            return self._run_alone(program, handle, facts, trace=trace)
+        key = program.name
+        with self._open_lock:
+            opened = self._open.get(key)
+            if opened is None or opened.handle != handle:
+                opened = _Open(handle, str(next(self._sessions)))
+                self._open[key] = opened
+            if not opened.lock.acquire(blocking=False):
+                opened = None  # another thread runs a case in it: this one goes alone
+        if opened is None:
+            return self._run_alone(program, handle, facts, trace=False)
+        try:
+            return self._run_shared(opened, program, facts)
+        finally:
+            opened.lock.release()
+
+    def _run_shared(
+        self, opened: _Open, program: Program, facts: Iterable[Mapping[str, Any]]
+    ) -> Trace:
+        """Run one case in the program's open session, after the cases already in it."""
+        listed = list(facts)  # read twice when the case is run again alone
+        session = _Session(opened.handle, program, opened.sid, str(opened.cases))
+        opened.cases += 1
+        try:
+            session.run(listed)
+        except BaseException as error:
+            session.abandon()
+            # No later case may meet this one's facts or pending actions: the session goes.
+            self._retire(program.name, opened, session)
+            if opened.cases > 1 and isinstance(error, Exception):
+                # Decided as if alone: e.g. two facts of different cases whose 32-bit hashes
+                # collide look identical to the engine (trap 4), which no case alone meets.
+                return self._run_alone(program, self._handle(program), listed, trace=False)
+            raise
+        opened.fired = opened.fired or session.trace.firings > 0
+        if opened.cases >= self.CASES_PER_SESSION:
+            self._retire(program.name, opened, session)
+        return session.trace
+
+    def _retire(self, key: str, opened: _Open, last: _Session) -> None:
+        """Stop giving cases to `opened` and delete it when that is safe (`_close`)."""
+        with self._open_lock:
+            if self._open.get(key) is opened:
+                del self._open[key]
+        fired = opened.fired or last.trace.firings > 0
+        safe = last.complete and not last.poisoned and fired
+        if not _close(opened.handle, opened.sid, safe=safe):
+            self._left_in_place(key)
+
+    def _run_alone(
+        self,
+        program: Program,
+        handle: int,
+        facts: Iterable[Mapping[str, Any]],
+        *,
+        trace: bool,
+    ) -> Trace:
+        # a program that shares sessions has only the joined ruleset: its facts carry a key
+        case = "0" if shares(program) else None
+        session = _Session(handle, program, str(next(self._sessions)), case)
         if trace:
             session.trace.log = []
         try:
@@ -206,6 +280,16 @@ class Engine:
                 self._left_in_place(program.name)
         return session.trace
 
+    def release(self) -> None:
+        """Delete every open session now (each case in it is done): a later case starts a
+        new one. For a caller that wants no session left between its batches (and tests)."""
+        with self._open_lock:
+            opened, self._open = list(self._open.items()), {}
+        for key, session in opened:
+            with session.lock:  # a case running in it finishes first
+                if session.cases and not _close(session.handle, session.sid, safe=session.fired):
+                    self._left_in_place(key)
+
     def _left_in_place(self, key: str) -> None:
         left = self._left.get(key, 0) + 1
         self._left[key] = left
@@ -213,6 +297,19 @@ class Engine:
             # unlocked: another thread counting the same limit may have dropped it already
             self._handles.pop(key, None)
             self._left[key] = 0
+
+
+@dataclass(eq=False)
+class _Open:
+    """A program's session that cases run in one after another (`Engine.run`): `cases` run so
+    far; `fired` once an action ran in it (only then may it be deleted, `_close`). One thread
+    at a time holds `lock`; another thread's case runs in a session of its own meanwhile."""
+
+    handle: int
+    sid: str
+    cases: int = 0
+    fired: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 # A firing's handler: what one rule's action does, given the session and the facts the rule
@@ -269,10 +366,15 @@ def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
 class _Session:
     """One case in one durable_rules session."""
 
-    def __init__(self, handle: int, program: Program, sid: str) -> None:
+    def __init__(self, handle: int, program: Program, sid: str, case: str | None = None) -> None:
         self.handle = handle
         self.program = program
         self.sid = sid
+        # The case's key when the program's cases share sessions (`ruleset.shares`): its
+        # facts carry it (every rule joins on it), and their engine ids are prefixed with it
+        # (the engine tells facts apart by id); `KEY` keeps the fact's own id for evidence.
+        self.case = case
+        self.prefix = "" if case is None else f"{case}|"
         self.trace = Trace()
         self.counter = 0
         # Derived facts (EmitFact) are numbered on their own: evidence shows them by id, which
@@ -296,8 +398,12 @@ class _Session:
             if value is None:
                 continue  # absent and null differ in the engine; absent means undocumented
             out[key] = number(value) if isinstance(value, int | float) else value
+        if self.case is not None:
+            out[CASE_KEY] = self.case
         if "id" in out:
-            out[KEY] = out["id"]
+            out[KEY] = ident = out["id"]
+            if self.case is not None:
+                out["id"] = self.prefix + str(ident)
         return out
 
     def _check(self, result: Any, what: str) -> None:
@@ -382,8 +488,13 @@ class _Session:
                         out[key] = engine_number
                 elif value is not None and key in fields:
                     out[key] = value
+        if self.case is not None:
+            # after the fact's own fields: no rule reads a case fact's own `c` (`shares`)
+            out[CASE_KEY] = self.case
         if "id" in out:
-            out[KEY] = out["id"]
+            out[KEY] = ident = out["id"]
+            if self.case is not None:
+                out["id"] = self.prefix + str(ident)
         return out
 
     def assert_batch(self, facts: Iterable[Mapping[str, Any]]) -> None:
@@ -412,7 +523,10 @@ class _Session:
         """
         self.stage = stage
         ident = f"stage{stage}"  # as `normalise` writes it
-        marker = {"sid": self.sid, "t": "stage", "id": ident, "s": stage, KEY: ident}
+        marker = {"sid": self.sid, "t": "stage", "id": self.prefix + ident, "s": stage}
+        if self.case is not None:
+            marker[CASE_KEY] = self.case
+        marker[KEY] = ident
         batch, self.pending = self.pending, []
         batch.append(marker)
         self._assert(batch, f"stage {stage}")
@@ -436,6 +550,7 @@ class _Session:
         # Only this stage's rules may fire now (see `_Plans`).
         handlers = self.plans.stages.get(self.stage, _NO_RULES)
         log = trace.log
+        case = self.case
         first = self._call(_dre.start_action_for_state, state)
         message = first[1] if first else None
         fired = 0
@@ -450,6 +565,11 @@ class _Session:
                         # A counted rule delivers its batch of matches; its action needs no
                         # bound ids.
                         matched = given[0] if given else {}
+                    if case is not None:
+                        for fact in matched.values():
+                            if fact.get(CASE_KEY) != case:
+                                # every rule joins its patterns on the case key (`render`)
+                                self.mixed(name)
                     fired += 1
                     if log is None:
                         handler(self, matched)
@@ -464,6 +584,10 @@ class _Session:
         finally:
             # counted here rather than per firing; also when a firing failed
             trace.firings += fired
+
+    def mixed(self, name: str) -> NoReturn:
+        """Fail on a firing that matched a fact of another case of the session."""
+        raise EngineError.single("engine_failed", f"rule `{name}` matched a fact of another case")
 
     def misfired(self, name: str) -> NoReturn:
         """Fail on a firing that is not in the table of the stage being run (`_Plans`)."""
@@ -515,7 +639,11 @@ class _Session:
         number = self.counter
         self.counter = number + 1
         fact["id"] = ident = f"{fact['t']}{number}"
-        self.pending.append({"sid": self.sid, **fact, KEY: ident})
+        out = {"sid": self.sid, **fact, KEY: ident}
+        if self.case is not None:
+            out[CASE_KEY] = self.case
+            out["id"] = self.prefix + ident
+        self.pending.append(out)
 
 
 def _ids(matched: Mapping[str, Any]) -> dict[str, str]:
