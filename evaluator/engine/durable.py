@@ -236,9 +236,10 @@ class Engine:
             session.abandon()
             # No later case may meet this one's facts or pending actions: the session goes.
             self._retire(program.name, opened, session)
-            if opened.cases > 1 and isinstance(error, Exception):
-                # Decided as if alone: e.g. two facts of different cases whose 32-bit hashes
-                # collide look identical to the engine (trap 4), which no case alone meets.
+            if session.poisoned and opened.cases > 1 and isinstance(error, Exception):
+                # Two facts whose 32-bit content hashes collide look identical to the engine
+                # (trap 4); the more facts a session holds, the likelier. A collision with
+                # another case's fact is no fault of this case: it is decided as if alone.
                 return self._run_alone(program, self._handle(program), listed, trace=False)
             raise
         opened.fired = opened.fired or session.trace.firings > 0
