@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import durable_rules_engine as dre
 import orjson
 import pytest
 
@@ -31,6 +32,7 @@ from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library, load_policy
+from tests.test_compiler import write
 
 ROOT = Path(__file__).parent.parent
 
@@ -182,7 +184,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> list[Run]:
         data = shaping_generated._policy(rng, f"gen-{seed}")
         # as there: the engine's matching is what is compared, not the authoring checks
         with mock.patch.object(joins, "check", return_value=None):
-            path = shaping_generated.write(root, json.dumps(data, indent=1), data["id"])
+            path = write(root, json.dumps(data, indent=1), data["id"])
             program = compile_policy(load_policy(path))
         out += [(program, shaping_generated._facts(rng)) for _ in range(6)]
     return out
@@ -244,7 +246,7 @@ def test_a_failed_case_takes_its_session_with_it(
 ) -> None:
     (program, first), (_, failing), (_, after) = bench[:3]
     Engine.get().run(program, first)
-    real = engine._dre.complete_and_start_action
+    real = dre.complete_and_start_action
     calls = {"n": 0}
 
     def broken(handle: int, state: int) -> Any:
@@ -253,10 +255,10 @@ def test_a_failed_case_takes_its_session_with_it(
             raise RuntimeError("injected")
         return real(handle, state)
 
-    monkeypatch.setattr(engine._dre, "complete_and_start_action", broken)
+    monkeypatch.setattr(dre, "complete_and_start_action", broken)
     with pytest.raises(EngineError, match="injected"):
         Engine.get().run(program, failing)
-    monkeypatch.setattr(engine._dre, "complete_and_start_action", real)
+    monkeypatch.setattr(dre, "complete_and_start_action", real)
     trace = Engine.get().run(program, after)
     first_sid, failed_sid, after_sid = sids.sids
     assert first_sid == failed_sid  # the failing case ran in the shared session
@@ -272,9 +274,9 @@ def test_a_hash_collision_with_another_case_runs_the_case_alone(
     if alone, and the session (unsafe to delete) is left."""
     (program, first), (_, second), (_, third) = bench[:3]
     Engine.get().run(program, first)
-    real = engine._dre.assert_facts
+    real = dre.assert_facts
     deleted: list[str] = []
-    real_delete = engine._dre.delete_state
+    real_delete = dre.delete_state
     calls = {"n": 0}
 
     def colliding(handle: int, text: str) -> Any:
@@ -285,8 +287,8 @@ def test_a_hash_collision_with_another_case_runs_the_case_alone(
         deleted.append(sid)
         return real_delete(handle, sid)
 
-    monkeypatch.setattr(engine._dre, "assert_facts", colliding)
-    monkeypatch.setattr(engine._dre, "delete_state", spy)
+    monkeypatch.setattr(dre, "assert_facts", colliding)
+    monkeypatch.setattr(dre, "delete_state", spy)
     trace = Engine.get().run(program, second)
     assert _derived(trace) == _alone(program, second)
     shared_sid, _, alone_sid = sids.sids[:3]
@@ -307,8 +309,8 @@ def test_a_firing_that_matched_another_cases_fact_is_an_engine_error(
     matched = {p.alias: {CASE_KEY: "3", "t": "x"} for p in rule.patterns}
     matched[rule.patterns[-1].alias][CASE_KEY] = "2"
     message = orjson.dumps({rule.name: matched}).decode()
-    monkeypatch.setattr(engine._dre, "start_action_for_state", lambda _h, _s: (None, message))
-    monkeypatch.setattr(engine._dre, "complete_and_start_action", lambda _h, _s: None)
+    monkeypatch.setattr(dre, "start_action_for_state", lambda _h, _s: (None, message))
+    monkeypatch.setattr(dre, "complete_and_start_action", lambda _h, _s: None)
     with pytest.raises(EngineError, match="another case"):
         session.drain()
     assert session.trace.statuses == {}
