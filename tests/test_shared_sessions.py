@@ -219,6 +219,29 @@ def test_every_shared_ruleset_joins_each_pattern_after_the_first_on_the_case_key
     assert checked >= 10
 
 
+def test_a_new_process_reads_the_share_decision_from_the_cached_text(generated: list[Run]) -> None:
+    """A process that reads a ruleset from the disk cache takes `shares` from its text (no
+    second rendering at cold start): the same answer as working it out."""
+    programs = [api.program_for(p) for p in Library().all()]
+    programs += [api.program_for(p) for p in Library(compare.POLICIES).all()]
+    programs += list({id(p): p for p, _ in generated}.values())
+    answers = set()
+    for program in programs:
+        text = definition_text(program)
+        memos = dict(program.__dict__)
+        try:
+            program.__dict__.pop("_ruleset_shares", None)
+            program.__dict__.pop("_ruleset_text", None)
+            worked_out = shares(program)
+            program.__dict__.pop("_ruleset_shares", None)
+            object.__setattr__(program, "_ruleset_text", text)
+            assert shares(program) == worked_out, program.name
+            answers.add(worked_out)
+        finally:
+            program.__dict__.update(memos)
+    assert answers == {True, False}
+
+
 def test_shared_and_alone_give_the_same_traces_in_any_order(
     bench: list[Run],
     examples: list[Run],
