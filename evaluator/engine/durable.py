@@ -4,13 +4,17 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
 - it is driven through the compiled module `durable_rules_engine` directly, never through
   `durable.engine.Host`, whose two timer threads never stop and run actions off-thread (trap 9);
   with no Python action closures, no exception can be swallowed inside an action (trap 3);
-- every `run` has a session of its own: reusing one session for consecutive cases (the
-  previous case's facts retracted) crashed the process inside durable_rules (a segfault or an
-  abort in `retract_facts` or a later `assert_facts`, in long test runs), and cases joined on
-  a case key in one session measured slower; a session is deleted once its case received
-  every stage (trap 20: deleting an unfinished one crashes the process) and
-  some action ran in it (else its action context is garbage, see `_close`), so few are ever
-  live (trap 8); pending actions are drained first when something failed (trap 13);
+- nothing is ever retracted: reusing one session for consecutive cases by retracting the
+  previous case's facts crashed the process inside durable_rules (a segfault or an abort in
+  `retract_facts` or a later `assert_facts`, in long test runs). A small program's cases
+  (`ruleset.shares`) run one after another in one open session, `CASES_PER_SESSION` of them,
+  each under its own case key that every rule joins on, so the session's set-up (zeroed state
+  per beta node) is paid once for them; a case that fails takes the session with it. Any other
+  program, and every traced run, has a session per case (joined, a large program measured
+  slower). A session is deleted once its last case received every stage (trap 20: deleting an
+  unfinished one crashes the process) and some action ran in it (else its action context is
+  garbage, see `_close`), so few are ever live (trap 8); pending actions are drained first
+  when something failed (trap 13);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
@@ -201,6 +205,10 @@ class Engine:
         self, program: Program, facts: Iterable[Mapping[str, Any]], *, trace: bool = False
     ) -> Trace:
         """Return what the engine derives from the facts; with `trace`, also every firing.
+
+        A program that shares sessions (`ruleset.shares`) runs the case in its open session
+        after the cases already there (one thread at a time; another runs alone meanwhile):
+        the trace is the one the case gets alone.
 
         Raises EngineError when durable_rules fails or the rules contradict themselves; the
         result is then not a determination.
