@@ -70,10 +70,10 @@ MAX_ALPHA_STACK = 64
 CASE_KEY = "c"
 # A session's set-up costs per beta node (durable_rules zeroes ~8 KB for each pattern after a
 # rule's first), the case join per fact and per pattern. Measured (CPU, stop 20): sharing
-# pays on small programs (the bench policy, 87 beta nodes: 270-283 -> 218-237 us per
-# `api.evaluate`; lumbar-decompression, 119: 293 -> 250-274 us per run) and costs on large
-# ones (SI-joint fusion, 668: 1,400 -> 1,560-1,960 us per run with the same firings; memory
-# grows with every case a session keeps). Past this many, a program runs one case per session.
+# pays on small programs (87 beta nodes: 278-293 -> 241-253 us per `api.evaluate`; 119:
+# 320 -> 248-265 us per run) and costs on large ones (668: 1,400 -> 1,560-1,960 us per run
+# with the same firings; memory grows with every case a session keeps; docs/architecture.md).
+# Past this many, a program runs one case per session.
 SHARE_MAX_BETA = 128
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 

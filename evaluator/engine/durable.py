@@ -618,7 +618,11 @@ class _Session:
         handler(self, matched)
         action = self.plans.rules[name].action
         verdict = action.determination if isinstance(action, EmitVerdict) else None
-        log.append(Firing(name, _ids(matched), tuple(self.pending[before:]), verdict))
+        asserted = self.pending[before:]
+        if self.case is not None:
+            # as a session of one case writes them: explanations find facts by their own ids
+            asserted = [_own(fact) for fact in asserted]
+        log.append(Firing(name, _ids(matched), tuple(asserted), verdict))
 
     def abandon(self) -> None:
         _abandon(self.handle, self.state)
@@ -653,6 +657,15 @@ class _Session:
             out[CASE_KEY] = self.case
             out["id"] = self.prefix + ident
         self.pending.append(out)
+
+
+def _own(fact: Mapping[str, Any]) -> dict[str, Any]:
+    """A fact queued in a shared session as a session of one case queues it: without the case
+    key, under its own id."""
+    out = {key: value for key, value in fact.items() if key != CASE_KEY}
+    if KEY in out:
+        out["id"] = out[KEY]
+    return out
 
 
 def _ids(matched: Mapping[str, Any]) -> dict[str, str]:
