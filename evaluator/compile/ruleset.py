@@ -70,8 +70,8 @@ MAX_ALPHA_STACK = 64
 CASE_KEY = "c"
 # A session's set-up costs per beta node (durable_rules zeroes ~8 KB for each pattern after a
 # rule's first), the case join per fact and per pattern. Measured (CPU, stop 20): sharing
-# pays on small programs (87 beta nodes: 278-293 -> 241-253 us per `api.evaluate`; 119:
-# 320 -> 248-265 us per run) and costs on large ones (668: 1,400 -> 1,560-1,960 us per run
+# pays on small programs (87 beta nodes: 261-279 -> 228-232 us per `api.evaluate`; 119:
+# 320 -> 248-267 us per run) and costs on large ones (668: 1,400 -> 1,560-1,960 us per run
 # with the same firings; memory grows with every case a session keeps; docs/architecture.md).
 # Past this many, a program runs one case per session.
 SHARE_MAX_BETA = 128
@@ -162,6 +162,12 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
     the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
     only the joins of the patterns on its own node.
 
+    `case_join` (a program whose cases share sessions, `shares`) joins the pattern to its
+    rule's first on the case key. Every fact has that key, so the join goes last when the
+    pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
+    reaches it only once it passed them. Otherwise it goes with the other joins, ahead of the
+    nested groups: the engine ignores a join behind one (`$or`, or the `$and` a not-equals
+    test renders).
     """
     parts = _hoist_type(_flatten(test))
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
