@@ -482,8 +482,8 @@ def review_many(
     """Return `review_case` of each case, or the exception it raises, so that one case's
     error is that case's alone.
 
-    The cases run one after another, each in engine sessions of its own (`Engine.run`;
-    docs/architecture.md says why sessions are not shared).
+    The cases run one after another (`Engine.run`: a small program's cases share its open
+    session, a case that fails takes it with it; docs/architecture.md).
     """
     results: list[CaseReview | NecessityError | Exception] = []
     for case in cases:

@@ -431,7 +431,7 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
         library = Library(root)
         conn.send(("ready", None))
         while (chunk := conn.recv()) is not None:
-            # one after another, each case in engine sessions of its own (`Engine.run`)
+            # one after another (`Engine.run`: a small program's cases share a session)
             done = [review(item, policy, library) for item in chunk]
             for record in done:
                 # Sent as the line the Writer writes: encoded here, in parallel, not in the
