@@ -70,11 +70,13 @@ MAX_ALPHA_STACK = 64
 CASE_KEY = "c"
 # A session's set-up costs per beta node (durable_rules zeroes ~8 KB for each pattern after a
 # rule's first), the case join per fact and per pattern. Measured (CPU, stop 20): sharing
-# pays on small programs (87 beta nodes: 261-279 -> 228-232 us per `api.evaluate`; 119:
-# 320 -> 248-267 us per run) and costs on large ones (668: 1,400 -> 1,560-1,960 us per run
-# with the same firings; memory grows with every case a session keeps; docs/architecture.md).
+# pays on a small program (87 beta nodes: 261-279 -> 228-232 us per `api.evaluate`) and costs
+# on large ones (668: 1,400 -> 1,560-1,960 us per run with the same firings; memory grows
+# with every case a session keeps). At 119 (a program run beside large ones in one review)
+# its runs were faster (375 -> 319 us) but the review slower (10.4-10.8 -> 10.6-11.1 ms): its
+# open session made the large programs' sessions costlier to set up. docs/architecture.md.
 # Past this many, a program runs one case per session.
-SHARE_MAX_BETA = 128
+SHARE_MAX_BETA = 100
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 
 
