@@ -34,21 +34,11 @@ from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library, load_policy
 from tests.test_compiler import write
+from tests.test_sessions import _derived
 
 ROOT = Path(__file__).parent.parent
 
 Run = tuple[Program, list[dict[str, Any]]]
-
-
-def _derived(trace: Trace) -> tuple[Any, ...]:
-    return (
-        trace.values,
-        trace.candidates,
-        trace.derived,
-        trace.statuses,
-        trace.verdict,
-        trace.firings,
-    )
 
 
 def _alone(program: Program, facts: list[dict[str, Any]]) -> tuple[Any, ...]:
