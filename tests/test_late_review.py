@@ -84,17 +84,35 @@ def _statuses(data: dict[str, Any], clause: str) -> tuple[str, str]:
     return decision.determination.value, status
 
 
-@pytest.mark.parametrize("date", ["2025-07-15", "2025-06"])
-def test_a_late_si_examination_never_turns_a_denial_into_a_pend(date: str) -> None:
-    # Pain recorded on the side not to be fused denies SI-PAIN-LOCATION. A later note (or one
-    # in the request's month) was kept as an si_pain fact with every value left out, which the
-    # count read as a pain of unknown side and location: not documented, deny -> pend.
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("2025-07-15", ("not_medically_necessary", "not_met")),
+        # Changed at stop 20 (possibly-late documents): a note dated only "2025-06" may have
+        # been written on any day up to the request (2025-06-20), and then its right-sided
+        # SI pain meets the clause (asserted below, dated the request day). Left out, the note
+        # was read as surely late; the fact is now kept with its values unknown, so the count
+        # is not documented and the reviewer is asked for the note's exact date. Deny -> pend
+        # here is real uncertainty, never an approval (test_possibly_late.py).
+        ("2025-06", ("insufficient_documentation", "not_documented")),
+    ],
+)
+def test_a_late_si_examination_never_turns_a_denial_into_a_pend(
+    date: str, expected: tuple[str, str]
+) -> None:
+    # Pain recorded on the side not to be fused denies SI-PAIN-LOCATION. A later note was kept
+    # as an si_pain fact with every value left out, which the count read as a pain of unknown
+    # side and location: not documented, deny -> pend.
     data = json.loads((CASES / "si-approvable-unilateral.json").read_text())
     data["si_joint"]["pain"][0]["side"] = "left"  # the request fuses the right side
     assert _statuses(data, "SI-PAIN-LOCATION") == ("not_medically_necessary", "not_met")
-    pain = {"side": "right", "location": "posterior_si_joint", "source": {**LATE, "date": date}}
-    data["si_joint"]["pain"].append(pain)
-    assert _statuses(data, "SI-PAIN-LOCATION") == ("not_medically_necessary", "not_met")
+    source = {**LATE, "date": date}
+    data["si_joint"]["pain"].append(
+        {"side": "right", "location": "posterior_si_joint", "source": source}
+    )
+    assert _statuses(data, "SI-PAIN-LOCATION") == expected
+    source["date"] = "2025-06-20"  # the request day: the clause is met
+    assert _statuses(data, "SI-PAIN-LOCATION")[1] == "met"
 
 
 @pytest.mark.parametrize("document", ["surgeon_letter", "clinic_note"])

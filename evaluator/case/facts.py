@@ -799,10 +799,12 @@ class _Builder:
         plan = _plan(fact_type)
         by_name = dict(zip(map(_NAME, given), given, strict=True))  # the last of a name wins
         if plan.as_of_source and self.limit is not None:
-            by_name = self.as_of_request(fact_type, fact_id, by_name, source)
-            if not by_name and given and _many(fact_type):
+            by_name, uncertain = self.as_of_request(fact_type, fact_id, by_name, source)
+            if not by_name and given and not uncertain and _many(fact_type):
                 # Every value came too late: kept as an empty fact, it would enter a count's
                 # or an every's scope as one not documented and turn a denial into a pend.
+                # One only possibly late is kept: it may have held at the request, and left
+                # out of an every's scope it would let the others approve.
                 return
         fields: dict[str, FactValue] = {}
         self.deciding = []
@@ -842,21 +844,26 @@ class _Builder:
         fact_id: str,
         by_name: dict[str, Given],
         source: Mapping[str, Any] | None,
-    ) -> dict[str, Given]:
+    ) -> tuple[dict[str, Given], bool]:
         """Return the given values of an ``x-as-of-source`` fact without those stated by a
-        document dated after the request, left out with ``after_request`` conflicts.
+        document dated after the request, left out with ``after_request`` conflicts, and
+        whether the date is only possibly after it (a month reaching past the request).
 
         Such a fact's values have no date of their own (a nicotine status, a cotinine level):
         they hold as of the document that states them (or as of the fact's own date where the
         schema names one, `AsOf.dated_by`: an ODI's effective date), and a document written
         after the request cannot show what held before it. A month-only date that may be
         after the request is left out too: there is no interval to carry the doubt into the
-        comparisons, so only leaving the value undocumented fails closed. The values a late
-        document may still state (`AsOf.may_add`: a diagnosis named, a current smoker) can only
-        make a case worse, so they count as if timely.
+        comparisons, so only leaving the value undocumented fails closed; the fact itself is
+        kept (`emit`), as it may have held at the request, with what says which fact it is
+        (`AsOf.identified_by`: an observation's code), so that an `every` over it is not
+        documented rather than decided by the others. The values a late document may still
+        state (`AsOf.may_add`: a diagnosis named, a current smoker) can only make a case
+        worse, so they count as if timely.
         """
         rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
+        uncertain = late is not None and self.possibly_late(late[0])
         kept: dict[str, Given] = {}
         left_out: list[str] = []
         for name, given in by_name.items():
@@ -870,7 +877,7 @@ class _Builder:
                     # much as one that never stated it: the schema's default (a diagnosis
                     # named without a status counts as stated).
                     kept[name] = (name, default, pointer)
-            elif late is None or rule.adds(name, raw):
+            elif late is None or rule.adds(name, raw) or (uncertain and name in rule.identified_by):
                 kept[name] = given
             else:
                 left_out.append(name)
@@ -880,7 +887,7 @@ class _Builder:
             order = list(fact_kinds()[fact_type])
             named = ", ".join(sorted(left_out, key=order.index))
             self.conflicts.append(Conflict(fact_type, fact_id, named, (late,), at, "after_request"))
-        return kept
+        return kept, uncertain
 
     def late_values(
         self, rule: AsOf, by_name: Mapping[str, Given], source: Mapping[str, Any] | None
@@ -962,6 +969,11 @@ class _Builder:
             return None
         when = "after" if dated.lo > self.request.hi else "possibly after"
         return (str(text), f"{what}, {when} the request date {self.request.text}")
+
+    def possibly_late(self, text: str) -> bool:
+        """True for a date (late_date's) whose first day is by the request: it may be timely."""
+        dated = _quiet_date(text)
+        return self.request is not None and dated is not None and dated.lo <= self.request.hi
 
     def after_request(
         self,
@@ -1074,6 +1086,10 @@ class AsOf:
     # where sources disagree, the value a late document may add decides (`_worst`) rather
     # than the field being left absent, which an `exists` reads as "no such diagnosis"
     keep_worse: bool = False
+    # fields that say which fact it is (an observation's code: what was measured, not what
+    # held), kept for a fact dated only possibly after the request so that it stays in the
+    # scopes it belongs to, its stated values unknown
+    identified_by: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, annotation: Any) -> AsOf | None:
@@ -1090,6 +1106,7 @@ class AsOf:
             tuple(annotation.get("dated_by", ())),
             MappingProxyType(adds),
             annotation.get("keep_worse") is True,
+            tuple(annotation.get("identified_by", ())),
         )
 
     def adds(self, name: str, value: Any) -> bool:
