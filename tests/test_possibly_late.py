@@ -34,6 +34,11 @@ APPROVED = "medically_necessary"
 DENIED = "not_medically_necessary"
 
 
+@pytest.fixture(scope="module")
+def library() -> Library:
+    return Library()
+
+
 def _odi_24(effective: str | None, document_date: str | None) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((CASES / "odi-below-30.json").read_text())
     odi = data["observations"][1]
@@ -121,14 +126,13 @@ def _determinations(data: dict[str, Any], library: Library) -> list[str]:
 
 @pytest.mark.parametrize("example", sorted(p.name for p in CASES.glob("*.json")))
 def test_a_month_reaching_past_the_request_never_approves_what_one_of_its_days_does_not(
-    example: str,
+    example: str, library: Library
 ) -> None:
     # A month-only date stands for each of its days. The month may approve a line only when
     # every reading of it does: its first day, the request day (the last timely one) and its
     # last day (clearly after the request, so the document's values are left out). The days
     # in between read as one of those (before or after the request); a duration that depends
     # on the exact day is an interval, compared at both ends.
-    library = Library()
     data = json.loads((CASES / example).read_text())
     request = data["request"]["date"]
     year, month, day = map(int, request.split("-"))
@@ -150,3 +154,44 @@ def test_a_month_reaching_past_the_request_never_approves_what_one_of_its_days_d
             else:
                 assert readings != [DENIED] * 3, f"{at} dated {request[:7]} pends line {i}"
     assert checked or all(d == DENIED for d in _determinations(data, library))
+
+
+# --- a statement in a month reaching past the request -----------------------------------------
+
+
+def _therapy(letter: str, note: str, note_date: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((CASES / "l4-l5-approvable.json").read_text())
+    statements = [
+        {"value": letter, "source": {"document": "surgeon_letter", "date": "2025-05-01"}},
+        {"value": note, "source": {"document": "therapy_note", "date": note_date}},
+    ]
+    data["conservative_care"]["physical_therapy"]["status"] = {"statements": statements}
+    return data
+
+
+def test_a_possibly_late_statement_that_would_outrank_the_timely_one_leaves_it_unknown(
+    library: Library,
+) -> None:
+    # A letter before the request says therapy was completed; a therapy note of "2025-06"
+    # says it was not done. Written by the request, the note (a primary record) outranks the
+    # letter and the fusion is denied; written after it, the letter alone approves. Left out
+    # as surely late, the note's month approved: the status is now unknown (pend).
+    for date, expected in [("2025-06-20", DENIED), ("2025-06-30", APPROVED)]:
+        assert _determinations(_therapy("completed", "not_done", date), library) == [expected]
+    data = _therapy("completed", "not_done", "2025-06")
+    assert _determinations(data, library) == ["insufficient_documentation"]
+    case = case_from_data(data, "therapy.json")
+    (therapy,) = [f for f in case.facts if f.type == "physical_therapy"]
+    assert "status" not in therapy.fields
+    assert [(c.field, c.reason) for c in case.conflicts] == [("status", "after_request")]
+
+
+@pytest.mark.parametrize("note", ["completed", "not_done"])
+def test_a_possibly_late_statement_changing_nothing_leaves_the_timely_one(
+    note: str, library: Library
+) -> None:
+    # The letter and the note agree: read either way, the status is the same, and the
+    # month decides as the note's timely day does.
+    data = _therapy(note, note, "2025-06")
+    timely = _determinations(_therapy(note, note, "2025-06-20"), library)
+    assert _determinations(data, library) == timely

@@ -872,6 +872,8 @@ class _Builder:
                 statements = self.having_a_say(fact_type, fact_id, rule, name, raw, pointer)
                 if statements:
                     kept[name] = (name, {**raw, "statements": statements}, pointer)
+                elif statements is None:  # unknown: no default either
+                    pass
                 elif late is None and (default := _case_default(pointer)) is not _NO_DEFAULT:
                     # A timely fact whose every statement of the field came too late says as
                     # much as one that never stated it: the schema's default (a diagnosis
@@ -929,12 +931,17 @@ class _Builder:
         name: str,
         raw: Mapping[str, Any],
         pointer: str,
-    ) -> list[Any]:
+    ) -> list[Any] | None:
         """Return the statements of a field that have a say at the request: the timely ones,
         and the late ones that only add (`AsOf.may_add`: they count as if timely, as they can
         only make the case worse); each other late one is left out with an ``after_request``
-        conflict, and a late one that adds is listed too where it contradicts the others."""
-        kept, adding = [], []
+        conflict, and a late one that adds is listed too where it contradicts the others.
+
+        None when the field is unknown: a statement only possibly after the request (a month
+        reaching past it) may have been timely, and read so it would change what the timely
+        statements decide (a therapy note outranking a letter), unless what they decide is a
+        value that only makes the case worse."""
+        kept, adding, doubtful = [], [], []
         for i, statement in enumerate(raw["statements"]):
             why = self.late_source(statement["source"])
             if why is None:
@@ -944,12 +951,18 @@ class _Builder:
             if rule.adds(name, statement["value"]):
                 kept.append(statement)
                 adding.append(Conflict(fact_type, fact_id, name, (why,), at, "late_counted"))
-            else:
-                self.conflicts.append(
-                    Conflict(fact_type, fact_id, name, (why,), at, "after_request")
-                )
+                continue
+            if self.possibly_late(why[0]):
+                doubtful.append(statement)
+            self.conflicts.append(Conflict(fact_type, fact_id, name, (why,), at, "after_request"))
         if adding and len({json.dumps(s["value"], sort_keys=True) for s in kept}) > 1:
             self.conflicts.extend(adding)  # the reviewer sees the late document had a say
+        if kept and doubtful:
+            decided = _reading(kept)
+            if decided != _reading([*kept, *doubtful]) and not (
+                len(decided) == 1 and rule.adds(name, json.loads(next(iter(decided))))
+            ):
+                return None
         return kept
 
     def late_source(self, source: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -1133,6 +1146,19 @@ def _worst(
             if statement["value"] == value:
                 return statement, out
     return None
+
+
+def _reading(statements: list[Any]) -> frozenset[str]:
+    """Return the values (as JSON) of the best-ranked statements, as `_Builder.resolve` ranks
+    them: one value decides, several disagree. Compared as stated, before conversion, so two
+    spellings of one value count as a disagreement (the field left unknown: fail closed)."""
+    primary = primary_documents()
+    best = max(s["source"]["document"] in primary for s in statements)
+    return frozenset(
+        json.dumps(s["value"], sort_keys=True)
+        for s in statements
+        if (s["source"]["document"] in primary) == best
+    )
 
 
 def _key(pointer: str, prefix: str) -> str:
