@@ -195,3 +195,27 @@ def test_a_possibly_late_statement_changing_nothing_leaves_the_timely_one(
     data = _therapy(note, note, "2025-06")
     timely = _determinations(_therapy(note, note, "2025-06-20"), library)
     assert _determinations(data, library) == timely
+
+
+def test_a_possibly_late_statement_never_takes_away_a_timely_value_that_makes_it_worse(
+    library: Library,
+) -> None:
+    # A timely note records a current smoker; a note of "2025-06" says never. Read as timely,
+    # the notes would disagree (the status unknown, a pend); but a value that only makes the
+    # case worse (`may_add`), stated in time, is never taken away by a document that may be
+    # later, as by one that is (the same denial as the note dated after the request).
+    def smoker(date: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((CASES / "l4-l5-approvable.json").read_text())
+        statements = [
+            {"value": "current", "source": {"document": "clinic_note", "date": "2025-01-15"}},
+            {"value": "never", "source": {"document": "clinic_note", "date": date}},
+        ]
+        data["nicotine"]["status"] = {"statements": statements}
+        return data
+
+    late = _determinations(smoker("2025-06-30"), library)
+    assert late == [DENIED]
+    assert _determinations(smoker("2025-06"), library) == late
+    case = case_from_data(smoker("2025-06"), "smoker.json")
+    (nicotine,) = [f for f in case.facts if f.type == "nicotine"]
+    assert nicotine.fields["status"] == "current"
