@@ -364,3 +364,55 @@ def test_threads_sharing_a_program_get_their_own_traces(bench: list[Run]) -> Non
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("fails", [True, False], ids=["failing", "sixteenth"])
+def test_release_while_a_case_runs_never_deletes_its_session_again_or_unfinished(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """`release` takes the open session while a case runs in it and waits for the case. That
+    case's own end retires the session (it failed, or it was the last one the session takes):
+    `release` must then leave it alone. Deleting it again, or deleting the failed case's
+    unfinished session (trap 20), crashes the process inside durable_rules."""
+    (program, first), (_, second) = bench[:2]
+    Engine.get().run(program, first)  # an action ran in the session: it may be deleted
+    monkeypatch.setattr(Engine, "CASES_PER_SESSION", 2)
+    deleted: list[str] = []
+    monkeypatch.setattr(dre, "delete_state", lambda _handle, sid: deleted.append(sid))
+    inside, go = threading.Event(), threading.Event()
+    real = dre.complete_and_start_action
+
+    def blocking(handle: int, state: int) -> Any:
+        if not inside.is_set():
+            inside.set()
+            assert go.wait(30)
+            if fails:
+                raise RuntimeError("injected")
+        return real(handle, state)
+
+    monkeypatch.setattr(dre, "complete_and_start_action", blocking)
+    errors: list[BaseException] = []
+
+    def case() -> None:
+        try:
+            Engine.get().run(program, second)
+        except BaseException as error:
+            errors.append(error)
+
+    running = threading.Thread(target=case)
+    running.start()
+    assert inside.wait(30)
+    releasing = threading.Thread(target=Engine.get().release)
+    releasing.start()
+    for _ in range(3000):  # until release took the session (then it waits for the case)
+        if not Engine.get()._open:
+            break
+        threading.Event().wait(0.01)
+    assert not Engine.get()._open
+    go.set()
+    running.join(30)
+    releasing.join(30)
+    assert sids.sids[0] == sids.sids[1]  # both cases ran in the shared session
+    assert [type(e) for e in errors] == ([EngineError] if fails else [])
+    # deleted once at the 2nd case's end, or (failed, unfinished) never
+    assert deleted == ([] if fails else [sids.sids[0]])

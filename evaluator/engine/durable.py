@@ -261,6 +261,7 @@ class Engine:
         with self._open_lock:
             if self._open.get(key) is opened:
                 del self._open[key]
+        opened.retired = True  # `release` may hold it already: it must not delete it again
         fired = opened.fired or last.trace.firings > 0
         safe = last.complete and not last.poisoned and fired
         if not _close(opened.handle, opened.sid, safe=safe):
@@ -297,7 +298,10 @@ class Engine:
             opened, self._open = list(self._open.items()), {}
         for key, session in opened:
             with session.lock:  # a case running in it finishes first
-                if session.cases and not _close(session.handle, session.sid, safe=session.fired):
+                if session.retired or not session.cases:
+                    continue  # that case's end took it (`_retire`): deleted or left already
+                session.retired = True
+                if not _close(session.handle, session.sid, safe=session.fired):
                     self._left_in_place(key)
 
     def _left_in_place(self, key: str) -> None:
@@ -319,6 +323,8 @@ class _Open:
     sid: str
     cases: int = 0
     fired: bool = False
+    # Set once deleted or left in place (`_retire`, `release`): never closed a second time.
+    retired: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
