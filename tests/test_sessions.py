@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,24 @@ def test_every_example_run_after_others_derives_what_it_derives_alone(
     assert sessions.reused() == any(shares(p) for p, _ in judged)
 
 
+def in_threads(work: Callable[[], None], count: int) -> list[BaseException]:
+    """Run `work` in `count` threads at once; return what any of them raised."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_threads_running_one_program_each_get_their_own_cases(
     judged: list[tuple[Program, list[dict[str, Any]]]],
     fusion: tuple[Program, list[dict[str, Any]]],
@@ -138,22 +157,13 @@ def test_threads_running_one_program_each_get_their_own_cases(
     program = fusion[0]
     cases = [f for p, f in judged if p.name == program.name]
     expected = [_derived(Engine.get().run(program, f, trace=True)) for f in cases]
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(10):
-                got = [_derived(Engine.get().run(program, f)) for f in cases]
-                assert got == expected
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(10):
+            got = [_derived(Engine.get().run(program, f)) for f in cases]
+            assert got == expected
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(work, 3) == []
 
 
 def test_two_threads_reaching_the_left_sessions_limit_together_register_the_program_once_afresh(

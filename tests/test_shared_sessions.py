@@ -34,7 +34,7 @@ from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
 from evaluator.language.policies import Library, load_policy
 from tests.test_compiler import write
-from tests.test_sessions import _derived
+from tests.test_sessions import _derived, in_threads
 
 ROOT = Path(__file__).parent.parent
 
@@ -349,21 +349,12 @@ def test_threads_sharing_a_program_get_their_own_traces(bench: list[Run]) -> Non
     program = bench[0][0]
     cases = [f for _, f in bench[:30]]
     expected = [_alone(program, f) for f in cases]
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(4):
-                assert [_derived(Engine.get().run(program, f)) for f in cases] == expected
-        except BaseException as error:
-            errors.append(error)
+        for _ in range(4):
+            assert [_derived(Engine.get().run(program, f)) for f in cases] == expected
 
-    threads = [threading.Thread(target=work) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(work, 3) == []
 
 
 @pytest.mark.parametrize("fails", [True, False], ids=["failing", "sixteenth"])
