@@ -407,3 +407,127 @@ def test_release_while_a_case_runs_never_deletes_its_session_again_or_unfinished
     assert [type(e) for e in errors] == ([EngineError] if fails else [])
     # deleted once at the 2nd case's end, or (failed, unfinished) never
     assert deleted == ([] if fails else [sids.sids[0]])
+
+
+def _deletions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sids `delete_state` is called with from now on (each still deleted)."""
+    deleted: list[str] = []
+    real = dre.delete_state
+
+    def spy(handle: int, sid: str) -> Any:
+        deleted.append(sid)
+        return real(handle, sid)
+
+    monkeypatch.setattr(dre, "delete_state", spy)
+    return deleted
+
+
+def _finishes(work: Any, seconds: float = 60) -> list[BaseException]:
+    """Run `work` in a daemon thread; fail if it is still running after `seconds` (a hang), and
+    return what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "the engine hung"
+    return raised
+
+
+@pytest.mark.parametrize("call", [1, 2, 3])
+def test_an_interrupt_right_after_an_assert_never_hangs(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch, call: int
+) -> None:
+    """A Ctrl-C (or any error) after `assert_facts` returned and before the first of its actions
+    started: the session has an action that never started. durable_rules' `abandon_action`
+    only frees an action's message, so `start_action_for_state` hands out the same action
+    again; a loop that abandons until none is left never ended (found at stop 21)."""
+    (program, first), (_, failing), *rest = bench[:6]
+    Engine.get().run(program, first)
+    real = dre.assert_facts
+    calls = {"n": 0}
+
+    def interrupted(handle: int, text: Any) -> Any:
+        result = real(handle, text)
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(dre, "assert_facts", interrupted)
+    raised = _finishes(lambda: Engine.get().run(program, failing))
+    assert [type(error) for error in raised] == [KeyboardInterrupt]
+    monkeypatch.setattr(dre, "assert_facts", real)
+    # the session went with the interrupted case; the next cases are decided as if alone
+    for _, facts in rest:
+        assert _derived(Engine.get().run(program, facts)) == _alone(program, facts)
+    assert sids.sids[1] == sids.sids[0] != sids.sids[2]
+
+
+def test_an_interrupt_after_an_assert_in_a_session_of_its_own_never_hangs(
+    bench: list[Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # traced runs (and programs that do not share) have a session per case: the same path
+    (program, facts), (_, after) = bench[:2]
+    real = dre.assert_facts
+    calls = {"n": 0}
+
+    def interrupted(handle: int, text: Any) -> Any:
+        result = real(handle, text)
+        calls["n"] += 1
+        if calls["n"] == 2:  # the session's state is known from the first call on
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(dre, "assert_facts", interrupted)
+    raised = _finishes(lambda: Engine.get().run(program, facts, trace=True))
+    assert [type(error) for error in raised] == [KeyboardInterrupt]
+    monkeypatch.setattr(dre, "assert_facts", real)
+    assert _derived(Engine.get().run(program, after)) == _alone(program, after)
+
+
+def test_a_case_refused_before_the_engine_keeps_the_open_session(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case whose facts the engine never got (two facts with one id, a number the engine
+    cannot take) leaves nothing in the open session: the session stays open for the next case
+    rather than being retired, and never deleted, at every such case."""
+    (program, first), (_, second), (_, third) = bench[:3]
+    deleted = _deletions(monkeypatch)
+    Engine.get().run(program, first)
+    duplicate = [*second, second[-1]]
+    with pytest.raises(EngineError, match="share an id"):
+        Engine.get().run(program, duplicate)
+    infinite = [*second, {"t": "case", "id": "odd:1", "x": float("inf")}]
+    with pytest.raises(EngineError, match="cannot be given to the engine"):
+        Engine.get().run(program, infinite)
+    decided = _derived(Engine.get().run(program, third))
+    shared = sids.sids[:]
+    assert decided == _alone(program, third)
+    assert len(shared) == 4
+    assert len(set(shared)) == 1  # one session for all of them
+    assert shared[0] not in deleted  # still open (the traced run alone deleted its own)
+    Engine.get().release()
+    assert deleted.count(shared[0]) == 1
+
+
+def test_a_program_registered_afresh_deletes_its_old_open_session(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once too many failed sessions are left in a ruleset, the program is registered afresh
+    (`Engine._left_in_place`); the old ruleset's open session was dropped undeleted."""
+    (program, first), (_, second) = bench[:2]
+    deleted = _deletions(monkeypatch)
+    Engine.get().run(program, first)
+    Engine.get()._handles.pop(program.name)  # as `_left_in_place` does at its limit
+    decided = _derived(Engine.get().run(program, second))
+    old, new = sids.sids[:2]
+    assert old != new
+    assert deleted == [old]
+    assert decided == _alone(program, second)

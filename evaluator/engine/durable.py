@@ -13,8 +13,9 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   program, and every traced run, has a session per case (joined, a large program measured
   slower). A session is deleted once its last case received every stage (trap 20: deleting an
   unfinished one crashes the process) and some action ran in it (else its action context is
-  garbage, see `_close`), so few are ever live (trap 8); pending actions are drained first
-  when something failed (trap 13);
+  garbage, see `_close`), so few are ever live (trap 8); a session that failed is left in
+  place with whatever actions it still had pending, never deleted (trap 13), and a case the
+  engine got nothing of leaves the shared session open;
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
@@ -218,13 +219,22 @@ class Engine:
         if trace or not shares(program):
             return self._run_alone(program, handle, facts, trace=trace)
         key = program.name
+        stale = None
         with self._open_lock:
             opened = self._open.get(key)
             if opened is None or opened.handle != handle:
+                # A program registered afresh (`_left_in_place`) starts a new session; the
+                # old ruleset's open one is deleted, now or at the end of its running case.
+                stale = opened
                 opened = _Open(handle, str(next(self._sessions)))
                 self._open[key] = opened
             if not opened.lock.acquire(blocking=False):
                 opened = None  # another thread runs a case in it: this one goes alone
+        if stale is not None and stale.lock.acquire(blocking=False):
+            try:
+                self._drop(key, stale)
+            finally:
+                stale.lock.release()
         if opened is None:
             return self._run_alone(program, handle, facts, trace=False)
         try:
@@ -242,7 +252,10 @@ class Engine:
         try:
             session.run(listed)
         except BaseException as error:
-            session.abandon()
+            if not session.touched:
+                # Refused before the engine got anything of it (a duplicate id, a number the
+                # engine cannot take): the session holds nothing of this case and stays open.
+                raise
             # No later case may meet this one's facts or pending actions: the session goes.
             self._retire(program.name, opened, session)
             if session.poisoned and opened.cases > 1 and isinstance(error, Exception):
@@ -252,7 +265,7 @@ class Engine:
                 return self._run_alone(program, self._handle(program), listed, trace=False)
             raise
         opened.fired = opened.fired or session.trace.firings > 0
-        if opened.cases >= self.CASES_PER_SESSION:
+        if opened.cases >= self.CASES_PER_SESSION or self._open.get(program.name) is not opened:
             self._retire(program.name, opened, session)
         return session.trace
 
@@ -282,9 +295,6 @@ class Engine:
             session.trace.log = []
         try:
             session.run(facts)
-        except BaseException:
-            session.abandon()
-            raise
         finally:
             # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
             if not session.close():
@@ -298,11 +308,15 @@ class Engine:
             opened, self._open = list(self._open.items()), {}
         for key, session in opened:
             with session.lock:  # a case running in it finishes first
-                if session.retired or not session.cases:
-                    continue  # that case's end took it (`_retire`): deleted or left already
-                session.retired = True
-                if not _close(session.handle, session.sid, safe=session.fired):
-                    self._left_in_place(key)
+                self._drop(key, session)
+
+    def _drop(self, key: str, session: _Open) -> None:
+        """Delete an open session no case runs in (its lock held by the caller)."""
+        if session.retired or not session.cases:
+            return  # that case's end took it (`_retire`): deleted or left already
+        session.retired = True
+        if not _close(session.handle, session.sid, safe=session.fired):
+            self._left_in_place(key)
 
     def _left_in_place(self, key: str) -> None:
         left = self._left.get(key, 0) + 1
@@ -400,6 +414,9 @@ class _Session:
         self.candidate_values: dict[tuple[str, tuple[str, ...]], int] = {}
         self.state: int | None = None
         self.poisoned = False
+        # Set once the engine was given anything of this case: until then a failure leaves
+        # the session as it was.
+        self.touched = False
         # Set once the case facts and every stage were asserted: only such a session may be
         # deleted (durable-rules.md trap 20).
         self.complete = False
@@ -449,6 +466,7 @@ class _Session:
             raise EngineError.single(
                 "engine_failed", f"{what} cannot be given to the engine: {error}"
             ) from error
+        self.touched = True
         self._check(self._call(_dre.assert_facts, text), what)
 
     def run(self, facts: Iterable[Mapping[str, Any]]) -> None:
@@ -630,9 +648,6 @@ class _Session:
             # as a session of one case writes them: explanations find facts by their own ids
             asserted = [_own(fact) for fact in asserted]
         log.append(Firing(name, _ids(matched), tuple(asserted), verdict))
-
-    def abandon(self) -> None:
-        _abandon(self.handle, self.state)
 
     def close(self) -> bool:
         """Delete the session when that is safe; return False when it is left in place."""
@@ -966,15 +981,6 @@ _HANDLERS: dict[type, Callable[[Rule, Any], _Handler]] = {
 }
 
 
-def _abandon(handle: int, state: int | None) -> None:
-    """Drop the actions still pending in a session (before it is left or deleted, trap 13)."""
-    if state is None:
-        return
-    with contextlib.suppress(Exception):
-        while _dre.start_action_for_state(handle, state):
-            _dre.abandon_action(handle, state)
-
-
 def _close(handle: int, sid: str, *, safe: bool) -> bool:
     """Delete a session when `safe`; return False when it is left in place."""
     # delete_state aborts or segfaults the process on a session that has not received its
@@ -987,6 +993,10 @@ def _close(handle: int, sid: str, *, safe: bool) -> bool:
     # pass `safe` only for a session where an action ran. A session left in place keeps one
     # of the ruleset's 1,024 sessions (trap 8), which only repeated engine errors in one
     # process can use up; each ends in an EngineError, never in a determination.
+    # A session deleted here ran every action it was given (complete), so none is pending
+    # (trap 13). A failed one's pending actions are not dropped first: `abandon_action` only
+    # frees an action's message, `start_action_for_state` then hands out the same action
+    # again, and a loop abandoning them until none was left never ended (stop 21).
     if not safe:
         return False
     with contextlib.suppress(Exception):
