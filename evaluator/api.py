@@ -541,7 +541,7 @@ def _kind(path: Path, document: source.Document) -> str:
         return "policy"
     if isinstance(document.data, dict) and "tests" in document.data:
         return "policy-test"
-    if isinstance(document.data, dict) and document.data.get("resourceType") == "Bundle":
+    if _is_bundle(document.data):
         return "fhir-bundle"
     return "case"
 
@@ -624,6 +624,12 @@ class Request:
     unmapped: tuple[tuple[str, str], ...] = ()
 
 
+def _is_bundle(data: object) -> bool:
+    """True for a document that is a FHIR Bundle (`resourceType: Bundle`); told here, not in
+    case/from_fhir, which needs the optional service extra."""
+    return isinstance(data, dict) and data.get("resourceType") == "Bundle"
+
+
 def request_from_document(document: source.Document) -> Request:
     """Return the case of a read document: a case file, or a FHIR Bundle (resourceType Bundle)
     mapped by evaluator.fhir, which needs the `service` extra.
@@ -631,7 +637,7 @@ def request_from_document(document: source.Document) -> Request:
     Raises the errors of `cases.case_from_document`, or SchemaError for an invalid Bundle.
     """
     data = document.data
-    if isinstance(data, dict) and data.get("resourceType") == "Bundle":
+    if _is_bundle(data):
         try:
             from evaluator.case.from_fhir import bundle_to_case  # noqa: PLC0415  (optional extra)
         except ImportError as error:

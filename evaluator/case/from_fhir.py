@@ -99,11 +99,6 @@ class Mapped:
     unmapped: tuple[Unmapped, ...]
 
 
-def is_bundle(data: Any) -> bool:
-    """True for a document that is a FHIR Bundle (`resourceType: Bundle`)."""
-    return isinstance(data, dict) and data.get("resourceType") == "Bundle"
-
-
 @functools.cache
 def mapping() -> dict[str, Any]:
     """Return the mapping file's data (read once)."""
