@@ -458,7 +458,9 @@ class Folder:
             # in one join node (error 113)
             rules, simpler = plain, outcomes
         tree.checked.update(_negating(tree, simpler))
-        return rules
+        if rules is None:
+            return None
+        return [_one_fact(tree, patterns, action) for patterns, action in rules]
 
     def _patterns(
         self, tree: _Tree, outcomes: list[tuple[_Term, Action]]
@@ -987,3 +989,75 @@ def _too_many_n_of(cond: NOf) -> bool:
 
 def _any_of(tests: list[Test]) -> Test:
     return tests[0] if len(tests) == 1 else AnyTest(tuple(tests))
+
+
+def _one_fact(
+    tree: _Tree, patterns: list[Pattern], action: Action
+) -> tuple[list[Pattern], Action]:
+    """A rule with the positive patterns of leaves over the one fact of a type that occurs
+    once (same type and `where`: `_presence_groups`) read as one pattern.
+
+    Each such leaf reads the same fact through a pattern of its own (durable_rules lets one
+    fact fill several patterns: `dist: 0`), which costs a beta node, a join and the fact's
+    JSON once more in every firing's message, and matches nothing more. Merged, the pattern
+    tests the type once; the records that named a merged pattern name the one kept (the same
+    fact, so evidence is unchanged). A merge wider than `_WIDEST` tests is not made (the
+    engine takes 32 expressions in one join node, error 113)."""
+    first: dict[Test, int] = {}
+    out: list[Pattern] = []
+    renames: dict[str, str] = {}
+    for pattern in patterns:
+        leaf = _leaf_of(tree, pattern)
+        if leaf is None or leaf.kind != "single" or pattern.negated:
+            out.append(pattern)
+            continue
+        at = first.get(leaf.base)
+        if at is None:
+            first[leaf.base] = len(out)
+            out.append(pattern)
+            continue
+        merged = _both(out[at], pattern)
+        if _size(merged.test) > _WIDEST:
+            out.append(pattern)
+            continue
+        out[at] = merged
+        renames[pattern.alias] = merged.alias
+    if not renames:
+        return patterns, action
+    records = tuple(
+        dataclasses.replace(r, source=renames[r.source]) if r.source in renames else r
+        for r in (action.records if isinstance(action, EmitStatus | EmitValue) else ())
+    )
+    return out, _with_records(action, records)
+
+
+def _leaf_of(tree: _Tree, pattern: Pattern) -> _Leaf | None:
+    """The leaf whose fact a positive pattern `f<i>` matches (`_alternatives`)."""
+    index = pattern.alias[1:]
+    if pattern.alias[:1] != "f" or not index.isdigit() or int(index) >= len(tree.leaves):
+        return None
+    return tree.leaves[int(index)]
+
+
+def _both(first: Pattern, other: Pattern) -> Pattern:
+    """One pattern passing the tests of two, its type tested once (`ruleset._hoist_type`
+    leads with it; an `any` whose every alternative tests the type again is stripped of it)."""
+    tests: list[Test] = []
+    for test in (*parts(first.test), *parts(other.test)):
+        if test not in tests:
+            tests.append(test)
+    kinds = {t for t in tests if isinstance(t, Eq) and t.field == "t"}
+    plain = [
+        AnyTest(tuple(_untyped(t, kinds) for t in test.tests)) if isinstance(test, AnyTest) else test
+        for test in tests
+        if test not in kinds
+    ]
+    return Pattern(first.alias, AllOf((*sorted(kinds, key=repr), *plain)))
+
+
+def _untyped(test: Test, kinds: set[Test]) -> Test:
+    """An alternative of an `any` without the type test its pattern makes already."""
+    rest = [t for t in parts(test) if t not in kinds]
+    if not rest:
+        return test
+    return rest[0] if len(rest) == 1 else AllOf(tuple(rest))
