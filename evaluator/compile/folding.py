@@ -991,9 +991,7 @@ def _any_of(tests: list[Test]) -> Test:
     return tests[0] if len(tests) == 1 else AnyTest(tuple(tests))
 
 
-def _one_fact(
-    tree: _Tree, patterns: list[Pattern], action: Action
-) -> tuple[list[Pattern], Action]:
+def _one_fact(tree: _Tree, patterns: list[Pattern], action: Action) -> tuple[list[Pattern], Action]:
     """A rule with the positive patterns of leaves over the one fact of a type that occurs
     once (same type and `where`: `_presence_groups`) read as one pattern.
 
@@ -1048,7 +1046,9 @@ def _both(first: Pattern, other: Pattern) -> Pattern:
             tests.append(test)
     kinds = {t for t in tests if isinstance(t, Eq) and t.field == "t"}
     plain = [
-        AnyTest(tuple(_untyped(t, kinds) for t in test.tests)) if isinstance(test, AnyTest) else test
+        AnyTest(tuple(_untyped(t, kinds) for t in test.tests))
+        if isinstance(test, AnyTest)
+        else test
         for test in tests
         if test not in kinds
     ]
