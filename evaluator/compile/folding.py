@@ -1044,7 +1044,7 @@ def _both(first: Pattern, other: Pattern) -> Pattern:
     for test in (*parts(first.test), *parts(other.test)):
         if test not in tests:
             tests.append(test)
-    kinds = {t for t in tests if isinstance(t, Eq) and t.field == "t"}
+    kinds: set[Test] = {t for t in tests if isinstance(t, Eq) and t.field == "t"}
     plain = [
         AnyTest(tuple(_untyped(t, kinds) for t in test.tests))
         if isinstance(test, AnyTest)
