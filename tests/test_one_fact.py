@@ -13,6 +13,8 @@ on the bench cases, never another decision.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,26 @@ from evaluator.case import cases
 from evaluator.case.cases import Case
 from evaluator.compile import folding, ruleset
 from evaluator.compile.compiler import compile_policy
-from evaluator.compile.program import AllOf, AnyTest, Pattern, Program
+from evaluator.compile.program import (
+    STAGE,
+    VAL,
+    Absent,
+    AllOf,
+    AnyTest,
+    Cmp,
+    EmitValue,
+    Eq,
+    Ne,
+    Pattern,
+    Present,
+    Program,
+    Rule,
+    Test,
+)
 from evaluator.decide import decision
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import EngineError
+from evaluator.language.conditions import Truth
 from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 from tests.engine_runs import governed
@@ -189,8 +207,81 @@ def _fewer_alternatives(first: Pattern, other: Pattern) -> Pattern:
 
 def test_a_merge_that_matches_too_few_facts_is_caught(monkeypatch):
     """Fail closed: a merged pattern that lost an alternative of an `any` (a fact without the
-    field) leaves the clause without a status where no other term holds, an engine error;
-    where another term of the same status holds, the comparisons above fail (evidence lost)."""
+    field) leaves the clause without a status where no other term holds, an engine error
+    (`Program.required`); where another term of the same status holds (on the bench cases,
+    each time), the comparisons above fail: that firing's evidence is lost."""
     errors, differences = _mutated(monkeypatch, "~narrower", _fewer_alternatives)
-    assert errors
-    assert differences
+    assert errors + differences
+
+
+# --- `_pruned`: the `any`s a merge writes, rid of what the conjunction decides -----------------
+
+A_ABSENT, B_ABSENT = Absent("a"), Absent("b")
+A_LOW, B_P = Cmp("<", "a", 3.0), Eq("b", "p")
+
+
+def test_an_any_implied_by_the_conjunction_goes() -> None:
+    assert folding._pruned([A_ABSENT, AnyTest((B_P, A_ABSENT))]) == [A_ABSENT]
+
+
+def test_alternatives_the_conjunction_rules_out_go() -> None:
+    # `a` absent: no test on `a` can pass; `b` tested: `b` is not absent
+    ruled = AnyTest((AllOf((Present("a"), Ne("a", 1))), B_ABSENT, AllOf((A_ABSENT, B_P))))
+    assert folding._pruned([A_ABSENT, B_P, ruled]) == [A_ABSENT, B_P]
+    # one alternative left: its tests join the conjunction
+    assert folding._pruned([A_ABSENT, AnyTest((A_LOW, B_P))]) == [A_ABSENT, B_P]
+    # two left: the `any` stays, with those two
+    two = AnyTest((A_LOW, B_P, B_ABSENT))
+    assert folding._pruned([A_ABSENT, two]) == [A_ABSENT, AnyTest((B_P, B_ABSENT))]
+
+
+def test_an_any_nothing_rules_out_stays_whole() -> None:
+    whole = AnyTest((A_LOW, A_ABSENT))
+    assert folding._pruned([B_P, whole]) == [B_P, whole]
+    # every alternative ruled out: the pattern matches nothing either way; the engine takes no
+    # empty `$or`
+    assert folding._pruned([A_ABSENT, AnyTest((A_LOW, Eq("a", 1)))]) == [
+        A_ABSENT,
+        AnyTest((A_LOW, Eq("a", 1))),
+    ]
+
+
+def test_pruned_patterns_match_the_same_facts_in_the_engine(monkeypatch) -> None:
+    """Each conjunction above, pruned and not, on every combination of `a` and `b` absent or
+    given: the same facts match in durable_rules."""
+    kind = Eq("t", "x_fact")
+    conjunctions: list[list[Test]] = [
+        [A_ABSENT, AnyTest((B_P, A_ABSENT))],
+        [A_ABSENT, AnyTest((AllOf((Present("a"), Ne("a", 1))), B_P))],
+        [A_ABSENT, AnyTest((A_LOW, B_P))],
+        [A_ABSENT, AnyTest((A_LOW, B_P, B_ABSENT))],
+        [Present("b"), AnyTest((B_ABSENT, A_LOW))],
+    ]
+    facts: list[dict[str, Any]] = []
+    for index, (a, b) in enumerate(itertools.product([None, 1, 5], [None, "p", "q"])):
+        fact: dict[str, Any] = {"t": "x_fact", "id": f"x:{index}"}
+        fact.update({k: v for k, v in (("a", a), ("b", b)) if v is not None})
+        facts.append(fact)
+
+    def matches(prune: bool) -> list[tuple[str, str]]:
+        marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
+        rules = tuple(
+            Rule(
+                f"r{i}",
+                1,
+                (marker, Pattern("f", AllOf((kind, *(folding._pruned(c) if prune else c))))),
+                EmitValue(VAL, f"n{i}", Truth.TRUE, ()),
+                f"n{i}",
+            )
+            for i, c in enumerate(conjunctions)
+        )
+        program = Program(f"pruned-{prune}-{uuid.uuid4().hex[:8]}", 1, rules, {}, {}, None)
+        with monkeypatch.context() as patched:
+            patched.setenv("NECESSITY_CACHE_DIR", "off")
+            trace = Engine.get().run(program, facts, trace=True)
+        assert trace.log is not None
+        return sorted((program.rule(f.rule).origin, f.matched["f"]) for f in trace.log)
+
+    found = matches(prune=True)
+    assert found == matches(prune=False)
+    assert len({origin for origin, _ in found}) == len(conjunctions)

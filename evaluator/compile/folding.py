@@ -50,10 +50,12 @@ from evaluator.compile.program import (
     POLICY_RESULT,
     STATUS,
     VAL,
+    Absent,
     Action,
     AllOf,
     AnyTest,
     ClauseNodes,
+    Cmp,
     EmitMissing,
     EmitStatus,
     EmitValue,
@@ -62,6 +64,7 @@ from evaluator.compile.program import (
     Ne,
     Node,
     Pattern,
+    Present,
     Record,
     Test,
 )
@@ -1052,7 +1055,52 @@ def _both(first: Pattern, other: Pattern) -> Pattern:
         for test in tests
         if test not in kinds
     ]
-    return Pattern(first.alias, AllOf((*sorted(kinds, key=repr), *plain)))
+    return Pattern(first.alias, AllOf((*sorted(kinds, key=repr), *_pruned(plain))))
+
+
+def _pruned(tests: list[Test]) -> list[Test]:
+    """A conjunction with each `any` rid of the alternatives its other conjuncts rule out
+    (a field both absent and tested: durable_rules fails every test on a missing field, trap
+    6) and dropped when one of its alternatives is already a conjunct (`a and (a or b)` is
+    `a`). The merge of two leaves' patterns writes such `any`s ("one passing the false test
+    or none" beside "no status"); an `any` left out lets the pattern lead its rule and lose
+    its stage marker (`ruleset._lead_order`, `shaping`), and each alternative is an alpha path
+    of its own. An `any` left with no alternative keeps them all: it matches nothing either
+    way, and the engine takes no empty `$or`."""
+    plain = [t for t in tests if not isinstance(t, AnyTest)]
+    absent = {t.field for t in plain if isinstance(t, Absent)}
+    present = {_field(t) for t in plain if not isinstance(t, Absent)} - {None}
+    out: list[Test] = []
+    for test in tests:
+        if not isinstance(test, AnyTest):
+            out.append(test)
+            continue
+        if any(set(parts(alternative)) <= set(plain) for alternative in test.tests):
+            continue  # implied by the conjuncts
+        kept = tuple(a for a in test.tests if not _ruled_out(a, absent, present))
+        if len(kept) == 1:
+            out.extend(t for t in parts(kept[0]) if t not in out and t not in plain)
+        else:
+            out.append(AnyTest(kept) if kept else test)
+    return out
+
+
+def _field(test: Test) -> str | None:
+    """The field a test needs present (every test but `Absent` fails on a missing field)."""
+    if isinstance(test, Eq | Ne | Cmp | Present):
+        return test.field
+    return None
+
+
+def _ruled_out(alternative: Test, absent: set[str], present: set[str | None]) -> bool:
+    """Whether an alternative needs present a field the conjunction needs absent, or absent
+    one it needs present."""
+    for test in parts(alternative):
+        if isinstance(test, Absent) and test.field in present:
+            return True
+        if _field(test) in absent:
+            return True
+    return False
 
 
 def _untyped(test: Test, kinds: set[Test]) -> Test:
