@@ -531,3 +531,34 @@ def test_a_program_registered_afresh_deletes_its_old_open_session(
     assert old != new
     assert deleted == [old]
     assert decided == _alone(program, second)
+
+
+def test_an_interrupt_while_the_old_open_session_is_deleted_leaves_the_new_one_free(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program registered afresh deletes the old ruleset's open session (above) after taking
+    the new one's lock. A Ctrl-C inside that deletion left the new session locked for good:
+    every later case of the program ran alone (a session each), and `release` waited for the
+    lock forever (found at stop 21, review of the engine)."""
+    (program, first), (_, second), (_, third), (_, fourth) = bench[:4]
+    Engine.get().run(program, first)
+    Engine.get()._handles.pop(program.name)  # as `_left_in_place` does at its limit
+    real = dre.delete_state
+
+    def interrupted(_handle: int, _sid: str) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dre, "delete_state", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Engine.get().run(program, second)
+    monkeypatch.setattr(dre, "delete_state", real)
+    opened = Engine.get()._open[program.name]
+    if opened.lock.locked():
+        Engine.get()._open.pop(program.name)  # else the next test's `release` waits forever
+    assert not opened.lock.locked()
+    # the next cases run in the new open session, one after another, as they would have
+    expected = [_alone(program, third), _alone(program, fourth)]
+    sids.sids.clear()
+    assert [_derived(Engine.get().run(program, f)) for f in (third, fourth)] == expected
+    assert sids.sids == [opened.sid, opened.sid]
+    assert _finishes(Engine.get().release, 30) == []

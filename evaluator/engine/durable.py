@@ -230,17 +230,20 @@ class Engine:
                 self._open[key] = opened
             if not opened.lock.acquire(blocking=False):
                 opened = None  # another thread runs a case in it: this one goes alone
-        if stale is not None and stale.lock.acquire(blocking=False):
-            try:
-                self._drop(key, stale)
-            finally:
-                stale.lock.release()
-        if opened is None:
-            return self._run_alone(program, handle, facts, trace=False)
         try:
+            # Under `opened.lock`'s `finally`: a Ctrl-C inside this deletion once left the new
+            # session locked for good (every later case alone, `release` waiting forever).
+            if stale is not None and stale.lock.acquire(blocking=False):
+                try:
+                    self._drop(key, stale)
+                finally:
+                    stale.lock.release()
+            if opened is None:
+                return self._run_alone(program, handle, facts, trace=False)
             return self._run_shared(opened, program, facts)
         finally:
-            opened.lock.release()
+            if opened is not None:
+                opened.lock.release()
 
     def _run_shared(
         self, opened: _Open, program: Program, facts: Iterable[Mapping[str, Any]]
