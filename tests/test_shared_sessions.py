@@ -10,6 +10,7 @@ session with it, and that every case gets the trace it gets alone, in any order.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -562,3 +563,45 @@ def test_an_interrupt_while_the_old_open_session_is_deleted_leaves_the_new_one_f
     assert [_derived(Engine.get().run(program, f)) for f in (third, fourth)] == expected
     assert sids.sids == [opened.sid, opened.sid]
     assert _finishes(Engine.get().release, 30) == []
+
+
+# Pairs of session ids with one 32-bit FNV-1a hash each: durable_rules finds a session by that
+# hash alone (state.c `getStateNode`), so the second names the first's session while it lives.
+COLLIDING_SIDS = {True: ("30937689", "31021600"), False: ("42052414", "76078819")}
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "alone"])
+def test_a_new_session_never_lands_in_a_live_one_whose_id_hashes_alike(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch, shared: bool
+) -> None:
+    """A failed session is left in place for good (trap 20). A later session whose id hashed
+    to the same 32 bits went to that session in the engine: its case met the failed case's
+    facts and stage markers ("saw stage 1 twice", an engine error for a sound case, or worse
+    had the failed case's markers not gone in). The engine now skips such an id."""
+    (program, failing), (_, after) = bench[:2]
+    expected = _alone(program, after)
+    sids.sids.clear()
+    engine_ = Engine.get()
+    colliding = COLLIDING_SIDS[shared]
+    tail = itertools.count((3 if shared else 4) * 10**9)
+    monkeypatch.setattr(engine_, "_sessions", itertools.chain(colliding, tail))
+    real = dre.complete_and_start_action
+    calls = {"n": 0}
+
+    def broken(handle: int, state: int) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected")
+        return real(handle, state)
+
+    monkeypatch.setattr(dre, "complete_and_start_action", broken)
+    with pytest.raises(EngineError, match="injected"):
+        engine_.run(program, failing, trace=not shared)
+    monkeypatch.setattr(dre, "complete_and_start_action", real)
+    assert sids.sids == [colliding[0]]  # left in place: it failed in its first stage
+    assert _derived(engine_.run(program, after, trace=not shared)) == expected
+    assert sids.sids[1] != colliding[1]
+    engine_.release()
+    live = engine_._live[engine_._handles[program.name]]
+    assert engine._sid_hash(colliding[0]) in live  # left in place for good
+    assert engine._sid_hash(sids.sids[1]) not in live  # deleted: its id's hash is free again

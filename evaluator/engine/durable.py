@@ -168,6 +168,10 @@ class Engine:
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
         self._sessions = itertools.count(1)
+        # Per ruleset (by handle), the `_sid_hash` of every session it still holds: a new
+        # session's id must hash apart from them (`_sid`). Under `_sid_lock`.
+        self._live: dict[int, set[int]] = {}
+        self._sid_lock = threading.Lock()
         _tune_malloc()
 
     @classmethod
@@ -199,6 +203,29 @@ class Engine:
             self._handles[key] = handle
         return handle
 
+    def _sid(self, handle: int) -> str:
+        """A new session id whose hash no session the ruleset holds has.
+
+        durable_rules finds a session by the 32-bit hash of its id alone (`_sid_hash`): a new
+        id hashing like a live session's (one left in place after a failure lives on for good)
+        named that session, and its case met the failed case's facts (stop 21)."""
+        with self._sid_lock:
+            live = self._live.setdefault(handle, set())
+            while True:
+                sid = str(next(self._sessions))
+                hashed = _sid_hash(sid)
+                if hashed not in live:
+                    live.add(hashed)
+                    return sid
+
+    def _closed(self, key: str, handle: int, sid: str, *, deleted: bool) -> None:
+        """Account for a session `_close` deleted (its id's hash is free again) or left."""
+        if not deleted:
+            self._left_in_place(key)
+            return
+        with self._sid_lock:
+            self._live.get(handle, set()).discard(_sid_hash(sid))
+
     def prepare(self, program: Program) -> None:
         """Register the program's ruleset now (otherwise on first use)."""
         self._handle(program)
@@ -226,7 +253,7 @@ class Engine:
                 # A program registered afresh (`_left_in_place`) starts a new session; the
                 # old ruleset's open one is deleted, now or at the end of its running case.
                 stale = opened
-                opened = _Open(handle, str(next(self._sessions)))
+                opened = _Open(handle, self._sid(handle))
                 self._open[key] = opened
             if not opened.lock.acquire(blocking=False):
                 opened = None  # another thread runs a case in it: this one goes alone
@@ -280,8 +307,8 @@ class Engine:
         opened.retired = True  # `release` may hold it already: it must not delete it again
         fired = opened.fired or last.trace.firings > 0
         safe = last.complete and not last.poisoned and fired
-        if not _close(opened.handle, opened.sid, safe=safe):
-            self._left_in_place(key)
+        deleted = _close(opened.handle, opened.sid, safe=safe)
+        self._closed(key, opened.handle, opened.sid, deleted=deleted)
 
     def _run_alone(
         self,
@@ -293,15 +320,14 @@ class Engine:
     ) -> Trace:
         # a program that shares sessions has only the joined ruleset: its facts carry a key
         case = "0" if shares(program) else None
-        session = _Session(handle, program, str(next(self._sessions)), case)
+        session = _Session(handle, program, self._sid(handle), case)
         if trace:
             session.trace.log = []
         try:
             session.run(facts)
         finally:
             # Also on KeyboardInterrupt: close() leaves an unfinished session in place.
-            if not session.close():
-                self._left_in_place(program.name)
+            self._closed(program.name, handle, session.sid, deleted=session.close())
         return session.trace
 
     def release(self) -> None:
@@ -318,8 +344,8 @@ class Engine:
         if session.retired or not session.cases:
             return  # that case's end took it (`_retire`): deleted or left already
         session.retired = True
-        if not _close(session.handle, session.sid, safe=session.fired):
-            self._left_in_place(key)
+        deleted = _close(session.handle, session.sid, safe=session.fired)
+        self._closed(key, session.handle, session.sid, deleted=deleted)
 
     def _left_in_place(self, key: str) -> None:
         left = self._left.get(key, 0) + 1
@@ -982,6 +1008,15 @@ _HANDLERS: dict[type, Callable[[Rule, Any], _Handler]] = {
     EmitMissing: _on_missing,
     EmitVerdict: _on_verdict,
 }
+
+
+def _sid_hash(sid: str) -> int:
+    """What durable_rules finds a session by: the 32-bit FNV-1a hash of its id, compared alone
+    (state.c `fnv1Hash32`, `getStateNode`)."""
+    hashed = 0x811C9DC5
+    for byte in sid.encode():
+        hashed = ((hashed ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return hashed
 
 
 def _close(handle: int, sid: str, *, safe: bool) -> bool:
