@@ -605,3 +605,29 @@ def test_a_new_session_never_lands_in_a_live_one_whose_id_hashes_alike(
     live = engine_._live[engine_._handles[program.name]]
     assert engine._sid_hash(colliding[0]) in live  # left in place for good
     assert engine._sid_hash(sids.sids[1]) not in live  # deleted: its id's hash is free again
+
+
+def test_a_real_id_hash_collision_with_another_cases_fact_runs_the_case_alone(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the mocked collision above, with a real one: durable_rules tells facts apart by the
+    32-bit FNV-1a hash of their engine id (state.c `getMessage`), and "1|nicotine:6045700998"
+    (the second case's fact, under its case key) hashes as "0|nicotine:1" (the first case's).
+    The engine takes part of the batch, reports "observed"; the case is decided as if alone,
+    the session is left (never deleted) and the next case starts a new one."""
+    assert engine._sid_hash("1|nicotine:6045700998") == engine._sid_hash("0|nicotine:1")
+    (program, first), (_, second), (_, third) = bench[:3]
+    assert any(f["id"] == "nicotine:1" for f in first)
+    renamed = [{**f, "id": "nicotine:6045700998"} if f["id"] == "nicotine:1" else f for f in second]
+    assert renamed != second
+    expected = [_alone(program, renamed), _alone(program, third)]
+    sids.sids.clear()
+    deleted = _deletions(monkeypatch)
+    Engine.get().run(program, first)
+    assert _derived(Engine.get().run(program, renamed)) == expected[0]
+    assert _derived(Engine.get().run(program, third)) == expected[1]
+    shared, _, alone, after = sids.sids
+    assert sids.sids[1] == shared != alone  # the shared try, then alone
+    assert after not in (shared, alone)
+    Engine.get().release()
+    assert shared not in deleted
