@@ -15,7 +15,8 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   unfinished one crashes the process) and some action ran in it (else its action context is
   garbage, see `_close`), so few are ever live (trap 8); a session that failed is left in
   place with whatever actions it still had pending, never deleted (trap 13), and a case the
-  engine got nothing of leaves the shared session open;
+  engine got nothing of leaves the shared session open; durable_rules finds a session by the
+  32-bit hash of its id alone, so a new id never hashes like a session still held (`_sid`);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
