@@ -584,7 +584,7 @@ def test_a_new_session_never_lands_in_a_live_one_whose_id_hashes_alike(
     engine_ = Engine.get()
     colliding = COLLIDING_SIDS[shared]
     tail = itertools.count((3 if shared else 4) * 10**9)
-    monkeypatch.setattr(engine_, "_sessions", itertools.chain(colliding, tail))
+    monkeypatch.setattr(engine_, "_sid_numbers", itertools.chain(colliding, tail))
     real = dre.complete_and_start_action
     calls = {"n": 0}
 

@@ -168,7 +168,9 @@ class Engine:
         self._open_lock = threading.Lock()
         self._left: dict[str, int] = {}
         self._generations: dict[str, int] = {}
-        self._sessions = itertools.count(1)
+        # What session ids are made of; only `_sid` takes from it: an id taken unchecked
+        # could name a session the ruleset still holds.
+        self._sid_numbers = itertools.count(1)
         # Per ruleset (by handle), the `_sid_hash` of every session it still holds: a new
         # session's id must hash apart from them (`_sid`). Under `_sid_lock`.
         self._live: dict[int, set[int]] = {}
@@ -213,7 +215,7 @@ class Engine:
         with self._sid_lock:
             live = self._live.setdefault(handle, set())
             while True:
-                sid = str(next(self._sessions))
+                sid = str(next(self._sid_numbers))
                 hashed = _sid_hash(sid)
                 if hashed not in live:
                     live.add(hashed)
