@@ -631,3 +631,42 @@ def test_a_real_id_hash_collision_with_another_cases_fact_runs_the_case_alone(
     assert after not in (shared, alone)
     Engine.get().release()
     assert shared not in deleted
+
+
+@pytest.mark.parametrize("release_first", [True, False], ids=["release", "next-case"])
+def test_a_case_cut_off_before_it_retired_its_session_leaves_it_unused_and_undeleted(
+    bench: list[Run], sids: Sids, monkeypatch: pytest.MonkeyPatch, release_first: bool
+) -> None:
+    """A failed case retires its session in an exception handler; a second Ctrl-C arriving as
+    that handler starts cuts it off, and the session stayed open with the failed case's facts
+    and pending actions: the next case met them (an engine error for a sound case), and
+    `release` deleted the unfinished session (trap 20: a crash inside durable_rules)."""
+    (program, first), (_, failing), (_, after) = bench[:3]
+    expected = _alone(program, after)
+    Engine.get().run(program, first)  # an action ran in the session: it may be deleted
+    sids.sids.clear()
+    deleted: list[str] = []  # recorded, not deleted: a wrong delete here would crash
+    monkeypatch.setattr(dre, "delete_state", lambda _handle, sid: deleted.append(sid))
+    real_action, real_retire = dre.complete_and_start_action, Engine._retire
+
+    def interrupted(_handle: int, _state: int) -> Any:
+        raise KeyboardInterrupt
+
+    def retire_cut_off(*_args: Any) -> None:
+        monkeypatch.setattr(Engine, "_retire", real_retire)
+        raise KeyboardInterrupt  # the second Ctrl-C
+
+    monkeypatch.setattr(dre, "complete_and_start_action", interrupted)
+    monkeypatch.setattr(Engine, "_retire", retire_cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        Engine.get().run(program, failing)
+    monkeypatch.setattr(dre, "complete_and_start_action", real_action)
+    (cut,) = sids.sids
+    if release_first:
+        Engine.get().release()
+    else:
+        assert _derived(Engine.get().run(program, after)) == expected
+        assert sids.sids[-1] != cut
+        Engine.get().release()
+    assert cut not in deleted
+    assert _derived(Engine.get().run(program, after)) == expected

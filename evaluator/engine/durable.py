@@ -280,8 +280,15 @@ class Engine:
     ) -> Trace:
         """Run one case in the program's open session, after the cases already in it."""
         listed = list(facts)  # read twice when the case is run again alone
+        last = opened.last
+        if last is not None and _cut_off(last):
+            # The case before was cut off before it could retire the session (a second
+            # Ctrl-C while the first was handled): its facts and pending actions are there.
+            self._retire(program.name, opened, last)
+            return self._run_alone(program, self._handle(program), listed, trace=False)
         session = _Session(opened.handle, program, opened.sid, str(opened.cases))
         opened.cases += 1
+        opened.last = session
         try:
             session.run(listed)
         except BaseException as error:
@@ -347,7 +354,9 @@ class Engine:
         if session.retired or not session.cases:
             return  # that case's end took it (`_retire`): deleted or left already
         session.retired = True
-        deleted = _close(session.handle, session.sid, safe=session.fired)
+        # a case cut off before it retired the session left it unfinished (trap 20)
+        safe = session.fired and (session.last is None or not _cut_off(session.last))
+        deleted = _close(session.handle, session.sid, safe=safe)
         self._closed(key, session.handle, session.sid, deleted=deleted)
 
     def _left_in_place(self, key: str) -> None:
@@ -372,6 +381,14 @@ class _Open:
     # Set once deleted or left in place (`_retire`, `release`): never closed a second time.
     retired: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # The case given it last, to tell whether it finished (`_cut_off`).
+    last: _Session | None = None
+
+
+def _cut_off(case: _Session) -> bool:
+    """Whether the engine got some of an open session's last case but not all of it, and the
+    session stayed open: only an interruption of the handler that retires it leaves that."""
+    return case.touched and not case.complete
 
 
 # A firing's handler: what one rule's action does, given the session and the facts the rule
