@@ -215,6 +215,58 @@ def test_a_worker_s_record_is_written_as_the_line_it_encoded(folder: Path, tmp_p
     assert [r.get("error") for r in got] == [None, "invalid_input", None]
 
 
+def test_without_results_a_worker_s_record_is_counted_and_written_whole(
+    folder: Path, tmp_path: Path
+) -> None:
+    # The main process then never decodes a worker's line: a record has every key but
+    # `result`, enough to count and name it, and the line written is the worker's whole line.
+    path = tmp_path / "out.jsonl"
+    got: list[dict[str, Any]] = []
+    with path.open("wb") as stream:
+        writer = batch.Writer(stream, str(path), sync=False)
+
+        def write(record: dict[str, Any]) -> None:
+            got.append(record)
+            writer.write(record)
+
+        summary = batch.run(
+            batch.items(batch.sources([folder])), None, Library(), write, jobs=2, results=False
+        )
+        writer.flush()
+    alone: list[str] = []
+    batch.run(
+        batch.items(batch.sources([folder])),
+        None,
+        Library(),
+        lambda r: alone.append(without_time(r)),
+    )
+    assert [without_time(json.loads(line)) for line in path.read_bytes().splitlines()] == alone
+    assert [dict(r) for r in got] == [
+        {k: v for k, v in json.loads(line).items() if k != "result"}
+        for line in path.read_bytes().splitlines()
+    ]
+    assert [r.get("determination") for r in got] == [
+        "medically_necessary",
+        None,
+        "not_medically_necessary",
+    ]
+    assert got[1]["error"] == "invalid_input" and got[1]["problems"]
+    assert (summary.total, summary.invalid) == (3, 1)
+
+
+def test_batch_jobs_2_writes_the_decision_log(folder: Path, tmp_path: Path) -> None:
+    # A decision log is the one reader of a record's result in the command: with workers the
+    # main process then decodes their lines (without a log it does not).
+    log, out = tmp_path / "log.jsonl", tmp_path / "out.jsonl"
+    args = ["batch", str(folder), "--jobs", "2", "--no-progress", "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "--decision-log", str(log)])
+    assert result.exit_code == 2, result.output  # the bad case: invalid input
+    logged = [json.loads(x) for x in log.read_text().splitlines()]
+    decided = [r["determination"] for r in lines_of(out) if "result" in r]
+    assert [x["determination"] for x in logged] == decided
+    assert len(logged) == 2
+
+
 def review_or_die(item: batch.Item, policy: str | None, library: Library) -> dict[str, Any]:
     """Test-only: the worker reviewing a case named `*die-always*` kills itself (SIGKILL), as
     does the first one reviewing `*die-once*`; everything else is reviewed as usual."""

@@ -26,18 +26,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from evaluator import api
-from evaluator.case import cases
 from evaluator.errors import EngineError, InputError, Location, NecessityError, Problem
 from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 from evaluator.read import source
-from evaluator.render import decision as render
-from evaluator.render import review as render_review
+
+# The evaluation stack (the case model, the engine, the decision, its rendering: 150 ms of
+# imports) is imported where a case is reviewed, not here: the main process of a batch with
+# worker processes never reviews one, and importing it there delayed their start and took CPU
+# they need (0.15 s a batch, 50 us a case of 3,000).
+if TYPE_CHECKING:
+    from evaluator import api
+    from evaluator.case import cases
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -267,6 +271,8 @@ def _loaded(item: Item, record: Record) -> cases.Case:
 
 
 def _load(item: Item) -> cases.Case:
+    from evaluator.case import cases  # noqa: PLC0415  (imported where reviewed: see above)
+
     if item.text is not None:
         document = source.load_line(item.text, item.stream or item.name, item.line)
         return cases.case_from_document(document)
@@ -276,6 +282,9 @@ def _load(item: Item) -> cases.Case:
 
 
 def _review(case: cases.Case, policy: str | None, library: Library) -> Record:
+    from evaluator import api  # noqa: PLC0415  (imported where reviewed: see above)
+    from evaluator.render import decision as render  # noqa: PLC0415
+
     if policy is None:
         return _review_record(api.review_case(case, library))
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
@@ -298,11 +307,15 @@ def _selected(case: cases.Case, policy: str, library: Library) -> Policy:
     chosen = _SELECTED.setdefault(library, {})
     key = (policy, case.in_force_date)
     if key not in chosen:
+        from evaluator import api  # noqa: PLC0415  (imported where reviewed: see above)
+
         chosen[key] = api.select_policy(case, policy, library)  # raises every time, if it does
     return chosen[key]
 
 
 def _review_record(review: api.CaseReview) -> Record:
+    from evaluator.render import review as render_review  # noqa: PLC0415  (see above)
+
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     return {
         "determination": review.overall.value,
@@ -433,14 +446,20 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
         while (chunk := conn.recv()) is not None:
             # one after another (`Engine.run`: a small program's cases share a session)
             done = [review(item, policy, library) for item in chunk]
-            for record in done:
-                # Sent as the line the Writer writes: encoded here, in parallel, not in the
-                # main process, which only decodes it (json.loads is cheaper than dumps).
-                conn.send(("done", encode(record)))
+            # Each record sent as the line the Writer writes: encoded here, in parallel, not in
+            # the main process; with its keys but `result`, which is all the main process reads
+            # of it unless asked for results (`_Worker.receive`). One message a chunk: one a
+            # record cost the main process a poll and two reads per case.
+            conn.send(("done", [_sent(record) for record in done]))
     except (EOFError, BrokenPipeError):
         return  # the main process went away
     except Exception as error:  # reported to the main process, which stops
         conn.send(("failed", f"{type(error).__name__}: {error}"))
+
+
+def _sent(record: Record) -> tuple[bytes, Record]:
+    """Return what a worker sends of a record: its JSON line, and its keys but `result`."""
+    return encode(record), {key: value for key, value in record.items() if key != "result"}
 
 
 class _Worker:
@@ -476,8 +495,9 @@ class _Worker:
         except OSError:
             self.broken = True  # it died before it could take them; retried elsewhere
 
-    def receive(self) -> list[tuple[int, Record]]:
-        """Return the records it finished since last asked, with their indexes."""
+    def receive(self, results: bool) -> list[tuple[int, Record]]:
+        """Return the records it finished since last asked, with their indexes; with `results`
+        each decoded from its line, else its keys but `result` (its line has it)."""
         done: list[tuple[int, Record]] = []
         try:
             while self.conn.poll():
@@ -485,9 +505,10 @@ class _Worker:
                 if kind == "ready":
                     self.ready = True
                 elif kind == "done":
-                    record = _Encoded(_decoded(payload))
-                    record.line = payload
-                    done.append((self.tasks.popleft()[0], record))
+                    for line, head in payload:
+                        record = _Encoded(_decoded(line) if results else head)
+                        record.line = line
+                        done.append((self.tasks.popleft()[0], record))
                 else:
                     raise BatchError(f"a worker process could not start: {payload}")
         except (EOFError, OSError):
@@ -525,12 +546,19 @@ class _Pool:
     """
 
     def __init__(
-        self, jobs: int, root: str, policy: str | None, review: Review, stop: Callable[[], bool]
+        self,
+        jobs: int,
+        root: str,
+        policy: str | None,
+        review: Review,
+        stop: Callable[[], bool],
+        results: bool = True,
     ) -> None:
         # Spawned, never forked: a fork would copy a process holding engine state.
         self.context = multiprocessing.get_context("spawn")
         self.args = (root, policy, review)
         self.stop = stop
+        self.results = results
         self.window = jobs * WINDOW_PER_JOB
         self.workers = [_Worker(self.context, *self.args) for _ in range(jobs)]
         self.done: dict[int, Record] = {}
@@ -589,7 +617,7 @@ class _Pool:
         for worker in busy:
             if not (worker.broken or worker.conn in ready or worker.process.sentinel in ready):
                 continue
-            self.done.update(worker.receive())
+            self.done.update(worker.receive(self.results))
             if worker.broken or not worker.process.is_alive():
                 self._replace(worker)
 
@@ -676,9 +704,15 @@ def records(
     stop: Callable[[], bool] = lambda: False,
     review: Review = review_item,
     dask: Any = None,
+    results: bool = True,
 ) -> Generator[Record, None, None]:
     """Yield one record per item, in the order given; with `jobs` > 1 from worker processes,
     with `dask` (a distributed Client) from that cluster's workers (batch/dask_cluster.py).
+
+    Without `results`, a record from a worker process has every key but `result`: what counts
+    it and names its case. It is written (`Writer`) as the whole line the worker encoded, and
+    the main process, sharing the cores with its workers, is spared decoding it (11 us a bench
+    case). Ask for results to read them (`result`).
 
     Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
     workers it must be a module-level function); the default is `review_item`.
@@ -694,7 +728,7 @@ def records(
                 return
             yield review(item, policy, library)
         return
-    yield from _Pool(jobs, str(library.root), policy, review, stop).records(todo)
+    yield from _Pool(jobs, str(library.root), policy, review, stop, results).records(todo)
 
 
 def run(
@@ -708,8 +742,10 @@ def run(
     summary: Summary | None = None,
     review: Review = review_item,
     dask: Any = None,
+    results: bool = True,
 ) -> Summary:
-    """Review every item, handing each record to `write` in input order as soon as it can.
+    """Review every item, handing each record to `write` in input order as soon as it can;
+    without `results`, a worker process's record without its `result` (see `records`).
 
     Returns the counts (also filled into `summary`, if given, as the run goes: a caller that is
     interrupted still has them).
@@ -718,7 +754,7 @@ def run(
     # Closed at once if `write` fails, so that the worker processes stop with the batch.
     try:
         with contextlib.closing(
-            records(todo, policy, library, jobs, stop, review, dask)
+            records(todo, policy, library, jobs, stop, review, dask, results)
         ) as reviewed:
             for record in reviewed:
                 write(record)

@@ -24,7 +24,6 @@ from evaluator.cli.commands import (
     policies_dir_option,
     progress_option,
 )
-from evaluator.decide import records
 from evaluator.language.policies import Library
 
 # Beyond the shared exit codes: the shell's numbers for a run stopped by a signal.
@@ -180,7 +179,7 @@ def _run(
     library: Library,
     jobs: int,
     writer: batch.Writer,
-    log: Callable[[dict[str, Any]], None],
+    log: Callable[[dict[str, Any]], None] | None,
     summary: batch.Summary,
     bar: Any,
     caught: _Caught,
@@ -190,7 +189,8 @@ def _run(
 
     def write(record: dict[str, Any]) -> None:
         writer.write(record)
-        log(record)
+        if log is not None:
+            log(record)
         if record.get("error") in (batch.INTERNAL_ERROR, batch.WORKER_DIED):
             problem = record["problems"][0]
             click.echo(
@@ -211,6 +211,9 @@ def _run(
             stop=caught.is_set,
             summary=summary,
             dask=client,
+            # Only a decision log reads a record's result: with workers, the main process
+            # writes the line a worker encoded and never decodes it.
+            results=log is not None,
         )
         writer.flush()
     except batch.OutputError as error:
@@ -230,11 +233,16 @@ def _run(
     return ExitCode.OK
 
 
-def _logger(path: Path | None, mask: bool) -> Callable[[dict[str, Any]], None]:
-    """Return what appends a record's decision to the decision log (if one was asked for)."""
+def _logger(path: Path | None, mask: bool) -> Callable[[dict[str, Any]], None] | None:
+    """Return what appends a record's decision to the decision log, if one was asked for."""
+    if path is None:
+        return None
+    # Imported only for a log: with worker processes, this process never decides a case and
+    # is spared the decision stack's imports (CPU its workers need as they start).
+    from evaluator.decide import records  # noqa: PLC0415
 
     def log(record: dict[str, Any]) -> None:
-        if path is None or "result" not in record:
+        if "result" not in record:
             return
         result = record["result"]
         try:
