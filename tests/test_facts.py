@@ -244,6 +244,7 @@ def test_finding_defaults_are_read_from_the_schema(monkeypatch):
         schemas, "load_schema", lambda name: edited if name == "case" else real(name)
     )
     facts.case_defaults.cache_clear()
+    facts._mapping.cache_clear()  # each mapping's defaults, read from the schema once
     try:
         doc = Document(
             minimal(imaging=[{"id": "m", "modality": "mri", "findings": [{"level": "L4-L5"}]}]),
@@ -253,6 +254,27 @@ def test_finding_defaults_are_read_from_the_schema(monkeypatch):
         assert one(normalise(doc), "imaging_finding")["stenosis"] == "mild"
     finally:
         facts.case_defaults.cache_clear()
+        facts._mapping.cache_clear()
+
+
+def test_coded_section_defaults_are_read_from_the_schema(monkeypatch):
+    # A coded section's defaults are read once per schema (`_walks`), not per item: still the
+    # schema's, whatever it says (a diagnosis named without a status counts as stated).
+    assert one(case_facts(diagnoses=[{"name": "other"}]), "diagnosis")["status"] == "stated"
+    edited = copy.deepcopy(schemas.load_schema("case"))
+    edited["$defs"]["diagnosis"]["properties"]["status"]["default"] = "confirmed"
+    real = schemas.load_schema
+    monkeypatch.setattr(
+        schemas, "load_schema", lambda name: edited if name == "case" else real(name)
+    )
+    facts.case_defaults.cache_clear()
+    facts._walks.cache_clear()
+    try:
+        found = normalise(Document(minimal(diagnoses=[{"name": "other"}]), "x", {}))
+        assert one(found, "diagnosis")["status"] == "confirmed"
+    finally:
+        facts.case_defaults.cache_clear()
+        facts._walks.cache_clear()
 
 
 def test_dates_exact_and_month():

@@ -79,6 +79,7 @@ _SCALARS = _PLAIN | {list}
 _INDEX = attrgetter("index")
 # The fact types whose dates are never "after the request": the request's own, a conflict's.
 _NEVER_LATE = frozenset({"request", "conflict"})
+_new = object.__new__
 
 
 @dataclass(frozen=True)
@@ -102,19 +103,15 @@ class Fact:
         """Return the fact ``Fact(fact_type, fact_id, fields)`` built without copying
         ``fields``, which the caller hands over and never touches again (the normaliser: a
         dozen facts a case, each copied twice otherwise)."""
-        fact = object.__new__(cls)
-        # What __init__ and __post_init__ set, set directly (the class is frozen), as the
-        # instance's own dict rather than copied into another.
-        object.__setattr__(
-            fact,
-            "__dict__",
-            {
-                "type": fact_type,
-                "id": fact_id,
-                "fields": MappingProxyType(fields),
-                "_plain": fields,
-            },
-        )
+        fact = _new(cls)
+        # What __init__ and __post_init__ set, set directly in the instance's dict (the class
+        # is frozen against setting attributes, not its dict): a fifth of the time of
+        # object.__setattr__ with a dict of its own.
+        own = fact.__dict__
+        own["type"] = fact_type
+        own["id"] = fact_id
+        own["fields"] = MappingProxyType(fields)
+        own["_plain"] = fields
         return fact
 
     def __hash__(self) -> int:
@@ -242,18 +239,25 @@ def coded_sections() -> tuple[CodedSection, ...]:
     return tuple(found)
 
 
+# A coded section's property as it converts: (property, fact field, shape or None, the schema's
+# default or _NO_DEFAULT), read from the schema once rather than for every item of every case.
+_Prop = tuple[str, str, str | None, Any]
+
+
 @cache
-def _walks() -> tuple[tuple[CodedSection, tuple[str, ...], tuple[str, ...]], ...]:
+def _walks() -> tuple[tuple[CodedSection, tuple[str, ...], tuple[_Prop, ...]], ...]:
     """Return each coded section with the keys leading to it and its properties in the order
     they convert (the code first: a quantity's analyte-specific unit depends on it)."""
-    return tuple(
-        (
-            section,
-            tuple(section.key.split("/")),
-            tuple(sorted(section.fields, key=lambda p: section.fields[p][0] != "code")),
-        )
-        for section in coded_sections()
-    )
+    found = []
+    for section in coded_sections():
+        defaults = case_defaults(section.key)
+        props: list[_Prop] = [
+            (prop, name, shape, defaults.get(prop, _NO_DEFAULT))
+            for prop, (name, shape) in section.fields.items()
+        ]
+        props.sort(key=lambda step: step[1] != "code")  # stable: schema order otherwise
+        found.append((section, tuple(section.key.split("/")), tuple(props)))
+    return tuple(found)
 
 
 @cache
@@ -310,6 +314,15 @@ def case_defaults(path: str) -> Mapping[str, Any]:
 def _pairs(spec: str) -> tuple[tuple[str, str], ...]:
     """Return ``(case key, fact field)`` for each word of a mapping spec such as ``a b=c``."""
     return tuple((word.partition("=")[0], word.partition("=")[2] or word) for word in spec.split())
+
+
+@cache
+def _mapping(spec: str, path: str) -> tuple[tuple[str, str, Any], ...]:
+    """Return ``(case key, fact field, the schema's default or _NO_DEFAULT)`` for each word of a
+    mapping spec (``_pairs``) of the case objects at schema path ``path``: read once, not per
+    object (a few specs, a few paths)."""
+    defaults = case_defaults(path)
+    return tuple((key, name, defaults.get(key, _NO_DEFAULT)) for key, name in _pairs(spec))
 
 
 @lru_cache(maxsize=_CONVERSIONS)
@@ -447,7 +460,7 @@ class _Builder:
         self.emit("request", self.mapped(request, "/request", _REQUEST), request.get("source"))
         for line, pointer in _items(request["lines"], "/request/lines"):
             self.line(line, pointer)
-        for section, keys, order in _walks():
+        for section, keys, props in _walks():
             if keys[0] not in self.data:  # most cases have a few of the sections
                 continue
             value: Any = self.data
@@ -456,7 +469,7 @@ class _Builder:
             if value is None:
                 continue
             for item, pointer in _items(value, "/" + section.key):
-                self.coded(section, order, item, pointer)
+                self.coded(section, props, item, pointer)
         care = self.data.get("conservative_care", {})
         if "physical_therapy" in care:
             self.physical_therapy(care["physical_therapy"], "/conservative_care/physical_therapy")
@@ -490,7 +503,10 @@ class _Builder:
 
     def line(self, line: Mapping[str, Any], pointer: str) -> None:
         source = line.get("source")
-        segments = {key: self.ranges(line.get(key), f"{pointer}/{key}") for key in _RANGES}
+        segments = {
+            key: self.ranges(line[key], f"{pointer}/{key}") if key in line else []
+            for key in _RANGES
+        }
         reached = [lv for segs in segments.values() for s in segs for lv in (s.upper, s.lower)]
         fields = self.mapped(line, pointer, _LINE)
         if line.get("cpt"):
@@ -616,20 +632,22 @@ class _Builder:
     def coded(
         self,
         section: CodedSection,
-        order: tuple[str, ...],
+        props: tuple[_Prop, ...],
         item: Mapping[str, Any],
         pointer: str,
     ) -> None:
         """Emit the fact of one coded item, each field by the shape its schema annotates;
-        `order` is the section's properties, the code first."""
+        `props` are the section's properties (`_walks`), the code first."""
         given: list[Given] = []
         code = ""
-        defaults = case_defaults(section.key)
-        for prop in order:
-            name, shape = section.fields[prop]
-            if prop not in item and prop not in defaults:
+        for prop, name, shape, default in props:
+            if prop in item:
+                value = item[prop]
+            elif default is _NO_DEFAULT:
                 continue
-            value, at = item.get(prop, defaults.get(prop)), f"{pointer}/{prop}"
+            else:
+                value = default
+            at = f"{pointer}/{prop}"
             if shape == "coding":
                 coded = f"{code_systems()[value['system']]}|{value['code'].strip()}"
                 given.append((name, coded, at))
@@ -685,12 +703,13 @@ class _Builder:
 
     def mapped(self, obj: Mapping[str, Any], pointer: str, spec: str) -> list[Given]:
         """Return the fields ``spec`` maps from ``obj``, filling in its schema's defaults."""
-        defaults = case_defaults(_schema_path(pointer))
-        return [
-            (name, obj[key] if key in obj else defaults[key], f"{pointer}/{key}")
-            for key, name in _pairs(spec)
-            if key in obj or key in defaults
-        ]
+        found: list[Given] = []  # a loop, not a comprehension: see `emit`
+        for key, name, default in _mapping(spec, _schema_path(pointer)):
+            if key in obj:
+                found.append((name, obj[key], f"{pointer}/{key}"))
+            elif default is not _NO_DEFAULT:
+                found.append((name, default, f"{pointer}/{key}"))
+        return found
 
     def ranges(self, value: Any, pointer: str) -> list[Segment]:
         """Return the motion segments of a range or list of ranges, sorted, each once."""
@@ -737,7 +756,9 @@ class _Builder:
     def _duration(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
         return {f"{name}_lo": raw.lo, f"{name}_hi": raw.hi}
 
-    def _level(self, kind: str, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
+    def _level(
+        self, name: str, raw: Any, pointer: str, kind: str = "level"
+    ) -> Mapping[str, FactValue]:
         levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
         try:
             return levelled(kind, name, raw)
@@ -745,11 +766,8 @@ class _Builder:
             self.level_problem(error, pointer)
             return {}
 
-    def _one_level(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
-        return self._level("level", name, raw, pointer)
-
     def _segment(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
-        return self._level("segment", name, raw, pointer)
+        return self._level(name, raw, pointer, "segment")
 
     def _measurement(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
         if isinstance(raw, str):
@@ -799,8 +817,11 @@ class _Builder:
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         fact_id = f"{fact_type}:{count}"
         plan = _plan(fact_type)
-        # The last of a name wins. (A comprehension: dict(zip(...)) costs twice the time.)
-        by_name = {value[0]: value for value in given}
+        # The last of a name wins. (A loop: a comprehension is a call of its own, 2.5 times the
+        # time of a loop over a fact's few values; dict(zip(...)) costs more still.)
+        by_name: dict[str, Given] = {}
+        for value in given:
+            by_name[value[0]] = value
         if plan.as_of_source and self.limit is not None:
             by_name, uncertain = self.as_of_request(fact_type, fact_id, by_name, source)
             if not by_name and given and not uncertain and _many(fact_type):
@@ -813,13 +834,13 @@ class _Builder:
         self.deciding = []
         for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
             value = by_name[name]
-            raw = value[1]
+            _, raw, at = value
             # What `resolve` gives, sooner: statements are the one value it does more for.
             if type(raw) in _PLAIN or not (_is_mapping(raw) and "statements" in raw):
                 if convert is None:
                     fields[name] = raw
                 else:
-                    fields.update(convert(self, name, raw, value[2]))
+                    fields.update(convert(self, name, raw, at))
             else:
                 fields.update(self.resolve((fact_type, fact_id), kind, value))
         if "end_hi" in fields:
@@ -1032,7 +1053,7 @@ Converter = Callable[[_Builder, str, Any, str], Mapping[str, FactValue]]
 _CONVERTERS: dict[str | None, Converter] = {
     "date": _Builder._date,
     "duration": _Builder._duration,
-    "level": _Builder._one_level,
+    "level": _Builder._level,  # a level is its default kind: one call less a value
     "segment": _Builder._segment,
     "measurement": _Builder._measurement,
 }
