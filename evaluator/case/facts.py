@@ -832,7 +832,10 @@ class _Builder:
                 return
         fields: dict[str, FactValue] = {}
         self.deciding = []
-        for name, kind, convert in plan.steps(tuple(by_name)):  # schema order, always
+        names = tuple(by_name)
+        # the steps kept for these names (`_Plan.steps`), without a call for the common case
+        steps = plan._kept.get(names) or plan.steps(names)
+        for name, kind, convert in steps:  # schema order, always
             value = by_name[name]
             _, raw, at = value
             # What `resolve` gives, sooner: statements are the one value it does more for.
