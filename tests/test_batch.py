@@ -250,7 +250,8 @@ def test_without_results_a_worker_s_record_is_counted_and_written_whole(
         None,
         "not_medically_necessary",
     ]
-    assert got[1]["error"] == "invalid_input" and got[1]["problems"]
+    assert got[1]["error"] == "invalid_input"
+    assert got[1]["problems"]
     assert (summary.total, summary.invalid) == (3, 1)
 
 
@@ -265,6 +266,20 @@ def test_batch_jobs_2_writes_the_decision_log(folder: Path, tmp_path: Path) -> N
     decided = [r["determination"] for r in lines_of(out) if "result" in r]
     assert [x["determination"] for x in logged] == decided
     assert len(logged) == 2
+
+
+def test_the_batch_command_imports_no_evaluation_stack_until_a_case_is_reviewed() -> None:
+    # With workers the main process never reviews a case: importing the engine, the decision
+    # and its rendering there (0.15 s) delayed the workers' start and took CPU they need.
+    code = (
+        "import sys; import evaluator.cli.commands.batch; "
+        "print(sorted(m for m in ('evaluator.api', 'evaluator.engine.durable', "
+        "'evaluator.decide.decision', 'evaluator.render.decision') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def review_or_die(item: batch.Item, policy: str | None, library: Library) -> dict[str, Any]:
