@@ -195,10 +195,11 @@ def test_worker_processes_give_the_same_records_in_the_same_order(folder: Path) 
     assert len(one) == 3
 
 
-def test_a_worker_s_record_is_written_as_the_line_it_encoded(folder: Path, tmp_path: Path) -> None:
-    # Workers send each record as its JSON line, so that the main process (which shares the
-    # cores with them) does not encode it again: the line written is that record's own line.
-    path = tmp_path / "out.jsonl"
+def written_by_2_workers(
+    folder: Path, path: Path, *, results: bool = True
+) -> tuple[list[dict[str, Any]], batch.Summary]:
+    """Run a batch of `folder` with 2 workers into `path`; return the records handed to the
+    writer, and the summary."""
     got: list[dict[str, Any]] = []
     with path.open("wb") as stream:
         writer = batch.Writer(stream, str(path), sync=False)
@@ -207,8 +208,17 @@ def test_a_worker_s_record_is_written_as_the_line_it_encoded(folder: Path, tmp_p
             got.append(record)
             writer.write(record)
 
-        batch.run(batch.items(batch.sources([folder])), None, Library(), write, jobs=2)
+        todo = batch.items(batch.sources([folder]))
+        summary = batch.run(todo, None, Library(), write, jobs=2, results=results)
         writer.flush()
+    return got, summary
+
+
+def test_a_worker_s_record_is_written_as_the_line_it_encoded(folder: Path, tmp_path: Path) -> None:
+    # Workers send each record as its JSON line, so that the main process (which shares the
+    # cores with them) does not encode it again: the line written is that record's own line.
+    path = tmp_path / "out.jsonl"
+    got, _ = written_by_2_workers(folder, path)
     written = path.read_bytes().splitlines(keepends=True)
     assert written == [batch.encode(dict(record)) for record in got]
     assert [json.loads(line) for line in written] == got
@@ -221,18 +231,7 @@ def test_without_results_a_worker_s_record_is_counted_and_written_whole(
     # The main process then never decodes a worker's line: a record has every key but
     # `result`, enough to count and name it, and the line written is the worker's whole line.
     path = tmp_path / "out.jsonl"
-    got: list[dict[str, Any]] = []
-    with path.open("wb") as stream:
-        writer = batch.Writer(stream, str(path), sync=False)
-
-        def write(record: dict[str, Any]) -> None:
-            got.append(record)
-            writer.write(record)
-
-        summary = batch.run(
-            batch.items(batch.sources([folder])), None, Library(), write, jobs=2, results=False
-        )
-        writer.flush()
+    got, summary = written_by_2_workers(folder, path, results=False)
     alone: list[str] = []
     batch.run(
         batch.items(batch.sources([folder])),

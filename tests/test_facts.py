@@ -236,13 +236,19 @@ def test_named_finding_defaults_to_absent():
     assert "listhesis" not in finding
 
 
-def test_finding_defaults_are_read_from_the_schema(monkeypatch):
+def with_case_default(monkeypatch, definition: str, prop: str, default: str) -> None:
+    """Make the case schema give `prop` of `definition` the default `default` (the caches of
+    what is read from it are cleared by the caller, before and after)."""
     edited = copy.deepcopy(schemas.load_schema("case"))
-    edited["$defs"]["finding"]["properties"]["stenosis"]["default"] = "mild"
+    edited["$defs"][definition]["properties"][prop]["default"] = default
     real = schemas.load_schema
     monkeypatch.setattr(
         schemas, "load_schema", lambda name: edited if name == "case" else real(name)
     )
+
+
+def test_finding_defaults_are_read_from_the_schema(monkeypatch):
+    with_case_default(monkeypatch, "finding", "stenosis", "mild")
     facts.case_defaults.cache_clear()
     facts._mapping.cache_clear()  # each mapping's defaults, read from the schema once
     try:
@@ -261,12 +267,7 @@ def test_coded_section_defaults_are_read_from_the_schema(monkeypatch):
     # A coded section's defaults are read once per schema (`_walks`), not per item: still the
     # schema's, whatever it says (a diagnosis named without a status counts as stated).
     assert one(case_facts(diagnoses=[{"name": "other"}]), "diagnosis")["status"] == "stated"
-    edited = copy.deepcopy(schemas.load_schema("case"))
-    edited["$defs"]["diagnosis"]["properties"]["status"]["default"] = "confirmed"
-    real = schemas.load_schema
-    monkeypatch.setattr(
-        schemas, "load_schema", lambda name: edited if name == "case" else real(name)
-    )
+    with_case_default(monkeypatch, "diagnosis", "status", "confirmed")
     facts.case_defaults.cache_clear()
     facts._walks.cache_clear()
     try:
