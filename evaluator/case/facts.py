@@ -442,6 +442,9 @@ class _Builder:
         self.counts: dict[str, int] = {}
         # The sources of the statements that decided the fields of the fact being emitted.
         self.deciding: list[str] = []
+        # The statements (by id) a late document makes that count as they only add
+        # (`AsOf.may_add`): where one disagrees with the others, the worse value decides.
+        self.late_adding: set[int] = set()
         # A bad request date is reported when the request fact converts it; distances are
         # then left out rather than measured to nothing.
         self.request = _quiet_date(self.data["request"]["date"])
@@ -806,11 +809,14 @@ class _Builder:
             self.deciding.extend(_src(statement["source"]) for statement, _ in kept)
             return kept[0][1]
         values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
-        worst = _worst(fact[0], name, kept)
+        # Timely records that disagree leave the field not documented (domain rule 9); only a
+        # late document's value that can only make the case worse still decides (keep_worse).
+        late = any(id(s) in self.late_adding for s, _ in kept)
+        worst = _worst(fact[0], name, kept) if late else None
         why = "sources_disagree" if worst is None else "worse_kept"
         self.conflicts.append(Conflict(fact[0], fact[1], name, tuple(values), pointer, why))
         if worst is None:
-            return {}
+            return _disputed(fact[0], name)
         self.deciding.append(_src(worst[0]["source"]))
         return worst[1]
 
@@ -903,8 +909,10 @@ class _Builder:
                 statements = self.having_a_say(fact_type, fact_id, rule, name, raw, pointer)
                 if statements:
                     kept[name] = (name, {**raw, "statements": statements}, pointer)
-                elif statements is None:  # unknown: no default either
-                    pass
+                elif statements is None:  # unknown: no default either, and said so
+                    marker = _plan(fact_type).markers.get(name)
+                    if marker is not None:
+                        kept[marker] = (marker, True, pointer)
                 elif late is None and (default := _case_default(pointer)) is not _NO_DEFAULT:
                     # A timely fact whose every statement of the field came too late says as
                     # much as one that never stated it: the schema's default (a diagnosis
@@ -981,6 +989,7 @@ class _Builder:
             at = f"{pointer}/statements/{i}/source/date"
             if rule.adds(name, statement["value"]):
                 kept.append(statement)
+                self.late_adding.add(id(statement))
                 adding.append(Conflict(fact_type, fact_id, name, (why,), at, "late_counted"))
                 continue
             if self.possibly_late(why[0]):
@@ -1084,6 +1093,8 @@ class _Plan:
     first_days: tuple[str, ...]
     # x-as-of-source: its values hold as of the document stating them (`as_of_request`)
     as_of_source: AsOf | None = None
+    # x-disputed: field -> the field that says it is disputed (its sources disagree)
+    markers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -1105,13 +1116,34 @@ class _Plan:
 @cache
 def _plan(fact_type: str) -> _Plan:
     kinds = fact_kinds()[fact_type]
+    definition = schemas.load_schema("facts")["$defs"][fact_type]
+    markers = {
+        name: spec["x-disputed"]
+        for name, spec in definition["properties"].items()
+        if "x-disputed" in spec
+    }
+    # A field's marker is made right after it: a plain value, never converted.
+    steps: list[Step] = []
+    for name, kind in kinds.items():
+        steps.append((name, kind, _CONVERTERS.get(kind)))
+        if name in markers:
+            steps.append((markers[name], None, None))
     return _Plan(
         fact_type,
-        tuple((name, kind, _CONVERTERS.get(kind)) for name, kind in kinds.items()),
-        frozenset(kinds),
+        tuple(steps),
+        frozenset(name for name, _, _ in steps),
         () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
-        AsOf.read(schemas.load_schema("facts")["$defs"][fact_type].get("x-as-of-source")),
+        AsOf.read(definition.get("x-as-of-source")),
+        MappingProxyType(markers),
     )
+
+
+def _disputed(fact_type: str, name: str) -> Mapping[str, FactValue]:
+    """Return the fields of a field whose sources disagree: none, but its marker where the
+    schema names one (x-disputed), so that a `where` on it reads unknown rather than "no
+    such fact" (a disputed diagnosis is not documented, never absent: domain rule 9)."""
+    marker = _plan(fact_type).markers.get(name)
+    return {} if marker is None else {marker: True}
 
 
 @dataclass(frozen=True)
@@ -1127,8 +1159,10 @@ class AsOf:
     may_add: Mapping[str, tuple[str, ...] | None] = field(
         default_factory=lambda: MappingProxyType({})
     )
-    # where sources disagree, the value a late document may add decides (`_worst`) rather
-    # than the field being left absent, which an `exists` reads as "no such diagnosis"
+    # where a late document's value that only adds disagrees with the others, the worse value
+    # decides (`_worst`): the late document may make the case worse, and it does. Timely
+    # records that disagree leave the field not documented instead (domain rule 9; marked
+    # where the schema says `x-disputed`, so that a `where` reads it as unknown)
     keep_worse: bool = False
     # fields that say which fact it is (an observation's code: what was measured, not what
     # held), kept for a fact dated only possibly after the request so that it stays in the
@@ -1164,10 +1198,10 @@ class AsOf:
 def _worst(
     fact_type: str, name: str, stated: list[tuple[Mapping[str, Any], Mapping[str, FactValue]]]
 ) -> tuple[Mapping[str, Any], Mapping[str, FactValue]] | None:
-    """Return the statement (with its fields), among sources that disagree, whose value can
-    only make a case worse (x-as-of-source ``may_add``, in its order) for a type that says
-    ``keep_worse`` (a diagnosis), else None: left absent, a diagnosis's status reads as "no
-    such diagnosis" to an ``exists`` and would approve what the record excludes."""
+    """Return the statement (with its fields), among sources that disagree (a late one that
+    only adds among them), whose value can only make a case worse (x-as-of-source
+    ``may_add``, in its order) for a type that says ``keep_worse`` (a diagnosis), else None:
+    a late confirmation after a timely ruling-out excludes, as it would alone."""
     rule = _plan(fact_type).as_of_source
     allowed = rule.may_add.get(name, ()) if rule is not None and rule.keep_worse else ()
     if allowed is None:  # any value adds, so none is worse than another

@@ -195,6 +195,9 @@ class Folder:
             if fact is None:
                 return False
             low.check_where(fact, cond.where, tree.scope, cond.pointer)
+            if low.disputed(fact, cond.where):
+                # three-valued on a disputed field: the lowering derives its value
+                return self._opaque(cond, node, tree)
             base = low.fact_test(fact.name, cond.where)
             stage = _fact_stage(low, fact.name, cond.pointer)
             tree.leaves.append(_Leaf(node, "exists", base, (("T", base),), F, stage))

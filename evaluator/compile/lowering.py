@@ -188,6 +188,28 @@ class Lowering:
         """The test a fact of type `fact` passing the `where` items passes."""
         return AllOf((Eq("t", fact), *self.where(items)))
 
+    def disputed(self, fact: FactType, items: tuple[WhereItem, ...]) -> dict[str, str]:
+        """Return, per field a `where` item tests by value, the field a fact carries when
+        that field's sources disagree (x-disputed): such a fact may or may not pass the item
+        (domain rule 9: conflicting documentation is not documented, never absent)."""
+        found: dict[str, str] = {}
+        for item in items:
+            info = fact.fields.get(item.field)
+            if isinstance(item, WhereEq | WhereOneOf) and info is not None and info.disputed:
+                found[item.field] = info.disputed
+        return found
+
+    def maybe_test(self, fact: str, items: tuple[WhereItem, ...], disputed: Mapping[str, str]) -> AllOf:
+        """The test a fact passes that may pass the `where` items: each item disputed
+        (`disputed`) or passed, and one at least disputed (else it passes them all)."""
+        tests: list[Test] = []
+        for item, test in zip(items, self.where(items), strict=True):
+            marker = disputed.get(item.field)
+            tests.append(test if marker is None else AnyTest((test, Eq(marker, True))))
+        markers = tuple(Eq(m, True) for m in dict.fromkeys(disputed.values()))
+        some = markers[0] if len(markers) == 1 else AnyTest(markers)
+        return AllOf((Eq("t", fact), *tests, some))
+
     def value_pattern(
         self,
         alias: str,
@@ -566,9 +588,31 @@ class Lowering:
             EmitValue(VAL, node_id, T, scope.keys, "f"),
             node_id,
         )
+        disputed = self.disputed(fact, cond.where)
+        if not disputed:
+            self.emit(
+                stage,
+                [*self.anchors(scope), Pattern("f", test, negated=True)],
+                EmitValue(VAL, node_id, F, scope.keys),
+                node_id,
+            )
+            return stage
+        # Three-valued on a disputed field: unknown when no fact passes and one may (its
+        # evidence), false only when no fact passes or may pass.
+        maybe = self.maybe_test(fact.name, cond.where, disputed)
         self.emit(
             stage,
-            [*self.anchors(scope), Pattern("f", test, negated=True)],
+            [*self.anchors(scope), Pattern("n", test, negated=True), Pattern("f", maybe)],
+            EmitValue(VAL, node_id, U, scope.keys, "f"),
+            node_id,
+        )
+        self.emit(
+            stage,
+            [
+                *self.anchors(scope),
+                Pattern("f", test, negated=True),
+                Pattern("m", maybe, negated=True),
+            ],
             EmitValue(VAL, node_id, F, scope.keys),
             node_id,
         )

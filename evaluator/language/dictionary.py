@@ -32,6 +32,10 @@ class FieldInfo:
     # A size word ("very subtle") may stand for this measurement (domain convention 8); on
     # other measurements (a strength grade, a relief percentage) a word decides nothing.
     qualitative: bool = False
+    # The field a fact carries (true) when this field's sources disagree and it is left
+    # absent (x-disputed): a `where` on the field reads such a fact as unknown, not as one
+    # without the value (domain rule 9: conflicting documentation is not documented).
+    disputed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ def _field(name: str, spec: Mapping[str, Any]) -> FieldInfo:
         unit,
         spec.get("description", ""),
         bool(spec.get("x-qualitative", False)),
+        spec.get("x-disputed"),
     )
 
 
