@@ -99,7 +99,9 @@ def test_the_disputed_status_is_marked_on_the_fact_and_left_absent() -> None:
     _spondylitis(*DISPUTED["confirmed and ruled out"])(data)
     case = case_from_data(data, "disputed.json")
     (fact,) = [
-        f for f in case.facts if f.type == "diagnosis" and f.fields["name"] == "ankylosing_spondylitis"
+        f
+        for f in case.facts
+        if f.type == "diagnosis" and f.fields["name"] == "ankylosing_spondylitis"
     ]
     assert "status" not in fact.fields
     assert fact.fields["status_disputed"] is True
@@ -192,8 +194,8 @@ def test_a_disputed_diagnosis_of_another_name_changes_nothing(library: Library) 
             "name": "lumbar_stenosis",
             "status": {
                 "statements": [
-                    {"value": "confirmed", "source": {"document": "clinic_note", "date": "2025-02-03"}},
-                    {"value": "ruled_out", "source": {"document": "clinic_note", "date": "2025-05-01"}},
+                    {"value": v, "source": {"document": "clinic_note", "date": when}}
+                    for v, when in (("confirmed", "2025-02-03"), ("ruled_out", "2025-05-01"))
                 ]
             },
         }

@@ -489,14 +489,15 @@ def test_records_that_disagree_before_the_request_never_lose_an_exclusion(
 ) -> None:
     # Not late, the same hole: primary records that disagree left the status absent, and
     # `exists` read an absent status as no such diagnosis, approving a fusion the record
-    # excludes. A value that only adds (the same `may_add`) is never lost to a disagreement;
-    # the reviewer still sees the disagreement.
+    # excludes. Stop 20 kept the excluding value (a denial); by domain rule 9 the status is
+    # not documented: the fact says it is disputed (x-disputed) and the exclusion reads it as
+    # unknown, so the case pends (tests/test_disputed.py), never approves.
     data = json.loads(EXCLUDED.read_text())
     _spondylitis(*said)(data)
     determination, status, conflicts = _review(data, ARTHROPATHY, library)
-    assert (determination, status) == ("not_medically_necessary", "not_met")
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
     assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
-        ("diagnosis", "status", "worse_kept")  # the value that excludes decides
+        ("diagnosis", "status", "sources_disagree")
     ]
 
 

@@ -199,7 +199,9 @@ class Lowering:
                 found[item.field] = info.disputed
         return found
 
-    def maybe_test(self, fact: str, items: tuple[WhereItem, ...], disputed: Mapping[str, str]) -> AllOf:
+    def maybe_test(
+        self, fact: str, items: tuple[WhereItem, ...], disputed: Mapping[str, str]
+    ) -> AllOf:
         """The test a fact passes that may pass the `where` items: each item disputed
         (`disputed`) or passed, and one at least disputed (else it passes them all)."""
         tests: list[Test] = []
