@@ -368,7 +368,9 @@ AS_OF_SOURCE = (
     "red_flag",
     "symptom",
 )
-AS_OF_SOURCE_ALL = {*AS_OF_SOURCE, "condition", "observation", "diagnosis"}
+# (and events reported only after the request: tests/test_late_events.py)
+EVENTS = {"conservative_care", "care_component", "physical_therapy", "diagnostic_block"}
+AS_OF_SOURCE_ALL = {*AS_OF_SOURCE, "condition", "observation", "diagnosis", *EVENTS}
 
 
 def test_the_rule_is_schema_data_not_code() -> None:

@@ -27,6 +27,7 @@ from evaluator.language.conditions import (
     PolicyIs,
     Some,
     Truth,
+    WhereSameAs,
 )
 from evaluator.language.model import Policy, Status
 
@@ -48,7 +49,8 @@ def reachable_statuses(policy: Policy) -> dict[str, frozenset[Status]]:
 
     - a comparison: the outcomes its lowering can produce (`documented` is never false), plus
       its `if_absent` value unless it tests a bound fact (which is always there);
-    - `exists`: true or false; `clause X is S`: true when X can end S, false when X can end
+    - `exists`: true or false, and unknown where it tests a field by value that may be
+      disputed (x-disputed: conflicting documentation); `clause X is S`: true when X can end S, false when X can end
       otherwise;
     - `not` swaps true and false; `demonstrated` is true or, from false or unknown, false;
     - `all`, `any` and `n_of`: Kleene combinations of their parts' values;
@@ -98,7 +100,17 @@ class _Reach:
         """Return the truth values `cond` can take; `scope` maps bound aliases to fact types."""
         if isinstance(cond, Compare):
             return self.compare(cond, scope)
-        if isinstance(cond, Exists | Distinct):
+        if isinstance(cond, Exists):
+            # unknown too where it tests a field whose sources may disagree (x-disputed)
+            fact = self.types.get(cond.fact)
+            disputed = fact is not None and any(
+                (info := fact.fields.get(item.field)) is not None
+                and info.disputed is not None
+                and not isinstance(item, WhereSameAs)
+                for item in cond.where
+            )
+            return frozenset({T, F, U} if disputed else {T, F})
+        if isinstance(cond, Distinct):
             return frozenset({T, F})
         if isinstance(cond, PolicyIs):
             return frozenset({T, F, U})

@@ -202,15 +202,14 @@ class Lowering:
     def maybe_test(
         self, fact: str, items: tuple[WhereItem, ...], disputed: Mapping[str, str]
     ) -> AllOf:
-        """The test a fact passes that may pass the `where` items: each item disputed
-        (`disputed`) or passed, and one at least disputed (else it passes them all)."""
+        """The test a fact passes that passes the `where` items or may pass them: each item
+        passed or, on a field in `disputed`, its marker set (a fact passing this test and not
+        the items themselves is one whose sources disagree)."""
         tests: list[Test] = []
         for item, test in zip(items, self.where(items), strict=True):
             marker = disputed.get(item.field)
             tests.append(test if marker is None else AnyTest((test, Eq(marker, True))))
-        markers = tuple(Eq(m, True) for m in dict.fromkeys(disputed.values()))
-        some = markers[0] if len(markers) == 1 else AnyTest(markers)
-        return AllOf((Eq("t", fact), *tests, some))
+        return AllOf((Eq("t", fact), *tests))
 
     def value_pattern(
         self,
@@ -600,7 +599,7 @@ class Lowering:
             )
             return stage
         # Three-valued on a disputed field: unknown when no fact passes and one may (its
-        # evidence), false only when no fact passes or may pass.
+        # evidence), false only when no fact passes or may pass (`maybe` admits both).
         maybe = self.maybe_test(fact.name, cond.where, disputed)
         self.emit(
             stage,
@@ -610,11 +609,7 @@ class Lowering:
         )
         self.emit(
             stage,
-            [
-                *self.anchors(scope),
-                Pattern("f", test, negated=True),
-                Pattern("m", maybe, negated=True),
-            ],
+            [*self.anchors(scope), Pattern("f", maybe, negated=True)],
             EmitValue(VAL, node_id, F, scope.keys),
             node_id,
         )
