@@ -628,36 +628,107 @@ def spondylitis(rid: str, verification: str, recorded: str) -> dict[str, Any]:
     return found
 
 
+def spondylitis_only(*resources: dict[str, Any]) -> dict[str, Any]:
+    """The founding Bundle without its own ankylosing spondylitis Condition, plus
+    `resources`: the Conditions of one diagnosis are one diagnosis (`stated: [status]`)."""
+    bundle = with_resources(*resources)
+    bundle["entry"] = [
+        e for e in bundle["entry"] if e["resource"].get("id") != "ankylosing-spondylitis"
+    ]
+    return bundle
+
+
+def _spondylitis_facts(result: Mapped) -> list[dict[str, Any]]:
+    return [
+        dict(f.fields)
+        for f in result.case.facts
+        if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
+    ]
+
+
 def test_a_spondylitis_refuted_after_the_request_takes_nothing_away(tmp_path):
     result = mapped(
-        with_resources(
+        spondylitis_only(
             spondylitis("as-1", "confirmed", "2025-02-03"),
             spondylitis("as-2", "refuted", "2025-07-01"),
         ),
         tmp_path,
     )
-    assert [(d["status"], d["source"]["date"]) for d in result.data["diagnoses"][-2:]] == [
+    # one diagnosis, its status as each record states it
+    (said,) = [d for d in result.data["diagnoses"] if d["name"] == "ankylosing_spondylitis"]
+    assert [(s["value"], s["source"]["date"]) for s in said["status"]["statements"]] == [
         ("confirmed", "2025-02-03"),
         ("ruled_out", "2025-07-01"),
     ]
-    named = [
-        dict(f.fields)
-        for f in result.case.facts
-        if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
-    ]
     # the refutation recorded after the request is left out; the earlier confirmation stands
-    assert [d.get("status") for d in named[-2:]] == ["confirmed", None]
+    assert [d.get("status") for d in _spondylitis_facts(result)] == ["confirmed"]
     assert [(c.fact, c.field, c.reason) for c in result.case.conflicts] == [
         ("diagnosis", "status", "after_request")
     ]
     # confirmed after the request, it adds an exclusion and counts
-    late = mapped(with_resources(spondylitis("as-3", "confirmed", "2025-07-01")), tmp_path)
-    assert [
-        f.fields.get("status")
-        for f in late.case.facts
-        if f.type == "diagnosis" and f.fields.get("name") == "ankylosing_spondylitis"
-    ][-1] == "confirmed"
+    late = mapped(spondylitis_only(spondylitis("as-3", "confirmed", "2025-07-01")), tmp_path)
+    assert [d.get("status") for d in _spondylitis_facts(late)] == ["confirmed"]
     assert not late.case.conflicts
+
+
+SI_POLICY = "si-joint-fusion@2025.1"
+ARTHROPATHY = "SI-NO-INFLAMMATORY-ARTHROPATHY"
+
+
+@pytest.mark.parametrize("other", ["refuted", "provisional"], ids=["refuted", "provisional"])
+def test_conditions_that_disagree_on_a_spondylitis_before_the_request_pend(tmp_path, other):
+    # Domain rule 9 through FHIR: two Conditions of one diagnosis recorded before the request,
+    # confirmed and refuted (or provisional: stated), were two diagnoses, and the confirmed
+    # one excluded the SI-joint fusion; they are one diagnosis whose records disagree, so the
+    # exclusion is not documented (pend), never decided by one of them.
+    result = mapped(
+        spondylitis_only(
+            spondylitis("as-1", "confirmed", "2025-02-03"),
+            spondylitis("as-2", other, "2025-05-01"),
+        ),
+        tmp_path,
+    )
+    (fact,) = _spondylitis_facts(result)
+    assert "status" not in fact
+    assert fact["status_disputed"] is True
+    assert [(c.fact, c.field, c.reason) for c in result.case.conflicts] == [
+        ("diagnosis", "status", "sources_disagree")
+    ]
+    assert statuses(result, SI_POLICY)[ARTHROPATHY] == "not_documented"
+
+
+def test_conditions_that_agree_on_a_spondylitis_still_exclude(tmp_path):
+    result = mapped(
+        spondylitis_only(
+            spondylitis("as-1", "confirmed", "2025-02-03"),
+            spondylitis("as-2", "confirmed", "2025-05-01"),
+        ),
+        tmp_path,
+    )
+    assert [d.get("status") for d in _spondylitis_facts(result)] == ["confirmed"]
+    assert not result.case.conflicts
+    assert statuses(result, SI_POLICY)[ARTHROPATHY] == "not_met"
+
+
+def test_a_single_refuted_spondylitis_does_not_exclude(tmp_path):
+    result = mapped(spondylitis_only(spondylitis("as-1", "refuted", "2025-05-01")), tmp_path)
+    assert [d.get("status") for d in _spondylitis_facts(result)] == ["ruled_out"]
+    assert statuses(result, SI_POLICY)[ARTHROPATHY] == "met"
+
+
+def test_a_spondylitis_confirmed_after_a_timely_refutation_still_excludes(tmp_path):
+    result = mapped(
+        spondylitis_only(
+            spondylitis("as-1", "refuted", "2025-02-03"),
+            spondylitis("as-2", "confirmed", "2025-07-01"),
+        ),
+        tmp_path,
+    )
+    assert [(c.field, c.reason) for c in result.case.conflicts] == [
+        ("status", "late_counted"),
+        ("status", "worse_kept"),
+    ]
+    assert statuses(result, SI_POLICY)[ARTHROPATHY] == "not_met"
 
 
 def test_a_current_smoker_status_observed_after_the_request_still_has_a_say(tmp_path):

@@ -50,8 +50,8 @@ def reachable_statuses(policy: Policy) -> dict[str, frozenset[Status]]:
     - a comparison: the outcomes its lowering can produce (`documented` is never false), plus
       its `if_absent` value unless it tests a bound fact (which is always there);
     - `exists`: true or false, and unknown where it tests a field by value that may be
-      disputed (x-disputed: conflicting documentation); `clause X is S`: true when X can end S, false when X can end
-      otherwise;
+      disputed (x-disputed: conflicting documentation); `clause X is S`: true when X can end
+      S, false when X can end otherwise;
     - `not` swaps true and false; `demonstrated` is true or, from false or unknown, false;
     - `all`, `any` and `n_of`: Kleene combinations of their parts' values;
     - `every`: true (vacuously, over no facts) plus its requirement's values; `some`: false plus

@@ -202,6 +202,11 @@ class _Builder:
         # case's `statements`, so a conflict is reported rather than one source overwriting
         # another.
         self.stated: dict[tuple[str, str], list[tuple[Any, dict[str, Any] | None]]] = {}
+        # The list items (`into: .../-`) whose stated fields several resources may state: one
+        # item per list and fixed fields (`set`: a diagnosis's name), so that two Conditions
+        # disagreeing on a diagnosis's status are one diagnosis whose records disagree
+        # (domain rule 9), not two diagnoses of which either decides.
+        self.items: dict[str, dict[str, Any]] = {}
         for index, entry in enumerate(bundle.get("entry", [])):
             resource = entry.get("resource")
             if not resource:
@@ -639,16 +644,23 @@ class _Builder:
             ]
         if "as_of" in rule and (dated := self.as_of(resource, rule, value.get("source"))):
             value["source"] = dated
+        into = rule["into"]
+        if rule.get("stated") and into.endswith("/-"):
+            into = f"{into}{json.dumps(rule.get('set', {}), sort_keys=True)}"
         for field in rule.get("stated", []):
             if field in value:
-                statements = self.stated.setdefault((rule["into"], field), [])
+                statements = self.stated.setdefault((into, field), [])
                 statements.append((value.pop(field), value.get("source")))
         if rule.get("stated"):
             value.pop("source", None)
         if "latest" in rule and not self.is_latest(case, rule, value):
             return
+        if into in self.items:
+            return  # the item is there already: this resource only states its fields
         if value:
             _put(case, rule["into"], value)
+            if into != rule["into"]:
+                self.items[into] = _get(case, rule["into"][:-2])[-1]
 
     @staticmethod
     def as_of(
@@ -694,14 +706,17 @@ class _Builder:
 
     def write_stated(self, case: dict[str, Any]) -> None:
         for (into, field), said in self.stated.items():
+            # a list item's fields are set on the item itself (`items`)
+            item = self.items.get(into)
+            target, at = (case, into) if item is None else (item, "")
             if len({json.dumps(v, sort_keys=True) for v, _ in said}) == 1:
                 value, found = said[0]
-                _put(case, f"{into}/{field}", value)
-                if found and "source" not in (_get(case, into) or {}):
-                    _put(case, f"{into}/source", found)
+                _put(target, f"{at}/{field}", value)
+                if found and "source" not in ((_get(target, at) if at else target) or {}):
+                    _put(target, f"{at}/source", found)
                 continue
             statements = [{"value": v, "source": s or {"document": "other"}} for v, s in said]
-            _put(case, f"{into}/{field}", {"statements": statements})
+            _put(target, f"{at}/{field}", {"statements": statements})
 
     def member(
         self, reference: Mapping[str, Any], rule: Mapping[str, Any], where: str, seen: set[int]
