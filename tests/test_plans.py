@@ -228,6 +228,8 @@ def test_the_fusion_plan_applies_to_every_version_in_force() -> None:
     data: dict[str, Any] = json.loads(FUSION_EXAMPLE.read_text(encoding="utf-8"))
     data["request"]["date"] = "2024-06-20"
     data["conservative_care"]["start"] = "2024-01-15"
+    # the episode's note moved with it: a note written after the request shows nothing
+    data["conservative_care"]["source"]["date"] = "2024-01-15"
     case = case_from_data(data, "c.json")
     decision = api.evaluate(case, Library().get("lumbar-fusion", case.in_force_date))
     assert decision.policy_version == "2024.1"
