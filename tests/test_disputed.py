@@ -59,7 +59,7 @@ def _spondylitis(*said: tuple[str, str, str]) -> Callable[[dict[str, Any]], None
 
 
 def _base() -> dict[str, Any]:
-    data = json.loads(EXCLUDED.read_text())
+    data: dict[str, Any] = json.loads(EXCLUDED.read_text())
     assert data["request"]["date"] == "2025-06-20"
     return data
 
