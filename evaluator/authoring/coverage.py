@@ -27,6 +27,7 @@ from evaluator.language.conditions import (
     PolicyIs,
     Some,
     Truth,
+    WhereItem,
     WhereSameAs,
 )
 from evaluator.language.model import Policy, Status
@@ -56,7 +57,8 @@ def reachable_statuses(policy: Policy) -> dict[str, frozenset[Status]]:
     - `all`, `any` and `n_of`: Kleene combinations of their parts' values;
     - `every`: true (vacuously, over no facts) plus its requirement's values; `some`: false plus
       its requirement's values; `count`: unknown (too few facts documented) plus true and false
-      when its requirement can be.
+      when its requirement can be; each with unknown among its requirement's values when its
+      `where` tests a field that may be disputed (x-disputed).
 
     Independence can over-estimate (parts that share facts) but never hides a reachable status.
     """
@@ -102,13 +104,7 @@ class _Reach:
             return self.compare(cond, scope)
         if isinstance(cond, Exists):
             # unknown too where it tests a field whose sources may disagree (x-disputed)
-            fact = self.types.get(cond.fact)
-            disputed = fact is not None and any(
-                (info := fact.fields.get(item.field)) is not None
-                and info.disputed is not None
-                and not isinstance(item, WhereSameAs)
-                for item in cond.where
-            )
+            disputed = self.disputed(cond.fact, cond.where)
             return frozenset({T, F, U} if disputed else {T, F})
         if isinstance(cond, Distinct):
             return frozenset({T, F})
@@ -144,8 +140,20 @@ class _Reach:
             found = {pick(a, b) for a in found for b in options}
         return frozenset(found)
 
+    def disputed(self, fact_type: str, where: tuple[WhereItem, ...]) -> bool:
+        """True when `where` tests by value a field whose sources may disagree (x-disputed)."""
+        fact = self.types.get(fact_type)
+        return fact is not None and any(
+            (info := fact.fields.get(item.field)) is not None
+            and info.disputed is not None
+            and not isinstance(item, WhereSameAs)
+            for item in where
+        )
+
     def quantifier(self, cond: Every | Some | Count, scope: Mapping[str, str]) -> frozenset[Truth]:
         inner = self.values(cond.require, {**scope, cond.binding.alias: cond.binding.fact})
+        if self.disputed(cond.binding.fact, cond.binding.where):
+            inner = inner | {U}  # a fact that may be in scope (`Lowering.gated`)
         if isinstance(cond, Every):
             return frozenset({cond.if_empty} | inner)  # no bound fact: `if_empty`
         if isinstance(cond, Some):

@@ -281,6 +281,10 @@ class Folder:
         lowering refuses stays with the lowering, which reports it."""
         if not self.low.check_quantifier(cond, tree.scope):
             return self._opaque(cond, node, tree)
+        fact = self.low.types.get(cond.binding.fact)
+        if fact is not None and self.low.disputed(fact, cond.binding.where):
+            # its scope widened and its requirement gated (`Lowering.gated`): the lowering's
+            return self._opaque(cond, node, tree)
         kind, empty = ("every", cond.if_empty) if isinstance(cond, Every) else ("some", None)
         # `absent`: the value over an empty range, which `Lowering.empty_range` derives
         tree.leaves.append(_Leaf(node, kind, AllOf(()), (), empty, lambda: 0))

@@ -124,6 +124,9 @@ class Lowering:
         }
         self.clause_stage: dict[str, int] = {}
         self.busy: list[str] = []
+        # Quantifier bindings whose `where` tests a disputed field by value (x-disputed): their
+        # scope takes the facts that may pass it too, each fact's requirement gated (`gated`).
+        self.widened: dict[Binding, Mapping[str, str]] = {}
         self.references: set[str] = set()
         # Derives a node's value by folded rules (`folding.py`) and returns its stage, or None
         # to lower it node by node.
@@ -167,7 +170,7 @@ class Lowering:
         patterns = []
         for binding in scope.bindings:
             alias = _alias(binding.alias)
-            tests: list[Test] = [Eq("t", binding.fact), *self.where(binding.where)]
+            tests: list[Test] = list(self.scope_test(binding).tests)
             if extra and alias in extra:
                 tests.append(extra[alias])
             patterns.append(Pattern(alias, AllOf(tuple(tests))))
@@ -183,6 +186,14 @@ class Lowering:
             elif isinstance(item, WhereSameAs):
                 tests.append(Join(item.field, _alias(item.alias), item.other))
         return tests
+
+    def scope_test(self, binding: Binding) -> AllOf:
+        """The test a fact in `binding`'s scope passes: its `where`, or, widened, that it may
+        pass it (`maybe_test`)."""
+        widened = self.widened.get(binding)
+        if widened is None:
+            return self.fact_test(binding.fact, binding.where)
+        return self.maybe_test(binding.fact, binding.where, widened)
 
     def fact_test(self, fact: str, items: tuple[WhereItem, ...]) -> AllOf:
         """The test a fact of type `fact` passing the `where` items passes."""
@@ -873,7 +884,7 @@ class Lowering:
             return 0
         inner = Scope((*scope.bindings, binding))
         child = f"{node_id}/0"
-        child_stage = self.node(cond.require, inner, child)
+        child_stage = self.node(self.gated(cond), inner, child)
         stage = max(child_stage, self.anchor_stage(inner)) + 1
         # Children carry one more key; joining on the outer keys only ranges over all of them.
         if isinstance(cond, Every):
@@ -886,6 +897,35 @@ class Lowering:
         else:
             return self.count(cond, node_id, child, stage, scope)
         return stage
+
+    def gated(self, cond: Every | Some | Count) -> Condition:
+        """Return what the quantifier requires of each fact in its scope. Where its `where`
+        tests a disputed field (x-disputed), the scope is widened to the facts that may pass
+        it (`widened`), and each fact's requirement is gated by the tests themselves, read on
+        the bound fact: true where it passes them, unknown where its field is disputed (absent):
+        such a fact may or may not be in scope. `some` and `count` take the gate and the
+        requirement (a disputed fact is at most unknown), `every` the requirement or the gate's
+        negation, and unknown either way for a disputed fact, which is never vacuously true."""
+        binding = cond.binding
+        fact = self.types.get(binding.fact)
+        disputed = {} if fact is None else self.disputed(fact, binding.where)
+        if not disputed:
+            return cond.require
+        self.widened[binding] = disputed
+        at = f"{binding.pointer}/where"
+        gates: list[Condition] = []
+        for item in binding.where:
+            if item.field not in disputed:
+                continue
+            if isinstance(item, WhereEq):
+                gates.append(Compare(binding.alias, item.field, Op.EQUALS, item.value, (), at))
+            elif isinstance(item, WhereOneOf):
+                gates.append(Compare(binding.alias, item.field, Op.ONE_OF, item.values, (), at))
+        gate = gates[0] if len(gates) == 1 else All(tuple(gates), at)
+        passed = All((gate, cond.require), cond.pointer)
+        if isinstance(cond, Every):
+            return AnyOf((passed, Not(gate, at)), cond.pointer)
+        return passed
 
     def quantified(self, cond: Every | Some, scope: Scope, node_id: str) -> int:
         """Lower what a folded rule reads of a quantifier (folding.py): its child's values per
@@ -916,7 +956,7 @@ class Lowering:
     def empty_range(self, cond: Every, scope: Scope, node_id: str, stage: int) -> None:
         """`every` over no facts takes its `if_empty` (by default unknown)."""
         binding = cond.binding
-        bound = self.fact_test(binding.fact, binding.where)
+        bound = self.scope_test(binding)
         self.emit(
             stage,
             [*self.anchors(scope), Pattern(_alias(binding.alias), bound, negated=True)],
