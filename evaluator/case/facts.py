@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from operator import attrgetter
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from evaluator.errors import CaseError, Collector
 from evaluator.read import schemas
@@ -277,6 +277,22 @@ def code_systems() -> Mapping[str, str]:
     return MappingProxyType(dict(schemas.load_schema("case")["$defs"]["coding"]["x-systems"]))
 
 
+class _Unsettled(NamedTuple):
+    """What `_Builder.settle` found about one item (fields by their fact names)."""
+
+    disputed: set[str]  # left absent: the best-ranked items describing the thing disagree
+    outranked: set[str]  # left out: a better-ranked item describing the thing says otherwise
+    disputes: list[tuple[str, tuple[Any, ...], str]]  # (field, values, pointer) to report
+
+
+@cache
+def one_per(fact_type: str) -> tuple[str, ...]:
+    """Return the fields (x-one-per) whose values name the one thing that several items of
+    a case of this fact type may describe, each a source on it; none for most types."""
+    definition = schemas.load_schema("facts")["$defs"][fact_type]
+    return tuple(definition.get("x-one-per", ()))
+
+
 @cache
 def primary_documents() -> frozenset[str]:
     """Return the document kinds the case schema marks as primary records."""
@@ -442,6 +458,10 @@ class _Builder:
         self.counts: dict[str, int] = {}
         # The sources of the statements that decided the fields of the fact being emitted.
         self.deciding: list[str] = []
+        # Per item (its pointer): the fields it states that other items describing the same
+        # thing disagree on, those they outrank (`settle`), and the conflicts to report with
+        # its fact.
+        self.unsettled: dict[str, _Unsettled] = {}
         # The statements (by id) a late document makes that count as they only add
         # (`AsOf.may_add`): where one disagrees with the others, the worse value decides.
         self.late_adding: set[int] = set()
@@ -475,7 +495,12 @@ class _Builder:
                 value = value.get(key) if _is_mapping(value) else None
             if value is None:
                 continue
-            for item, pointer in _items(value, "/" + section.key):
+            items: Any = _items(value, "/" + section.key)
+            # items that may describe one thing (x-one-per): two at least to disagree
+            if isinstance(value, list) and len(value) > 1 and one_per(section.fact):
+                items = list(items)
+                self.settle(section, items)
+            for item, pointer in items:
                 self.coded(section, props, item, pointer)
         care = self.data.get("conservative_care", {})
         if "physical_therapy" in care:
@@ -689,7 +714,99 @@ class _Builder:
                     given.append(("lower", segments[-1].lower.name, at))
             else:
                 given.append((name, value, at))
+        if self.unsettled and (unsettled := self.unsettled.pop(pointer, None)):
+            disputed, outranked, disputes = unsettled
+            given = [g for g in given if g[0] not in disputed and g[0] not in outranked]
+            # A disputed field's marker (x-disputed), so that an `exists` testing the field
+            # reads the fact as unknown rather than as one without the value; not on an item
+            # possibly after the request, whose values are all left out (`as_of_request`).
+            source = item.get("source")
+            if not isinstance(source, Mapping) or self.late_source(source) is None:
+                markers = _plan(section.fact).markers
+                given += [(markers[n], True, pointer) for n in sorted(disputed) if n in markers]
+            if not disputed and {g[0] for g in given} <= set(one_per(section.fact)):
+                # Outranked on all it said, it only names the thing: as one of the best-ranked
+                # items' statements it would be left out, and as a fact without the value it
+                # would make the comparisons over the thing unknown.
+                return
+            ref = f"{section.fact}:{self.counts.get(section.fact, 0) + 1}"  # the id emit gives
+            for name, values, at in disputes:
+                why = "sources_disagree"
+                self.conflicts.append(Conflict(section.fact, ref, name, values, at, why))
         self.emit(section.fact, given, item.get("source"))
+
+    def settle(self, section: CodedSection, items: list[tuple[Any, str]]) -> None:
+        """Leave out (`unsettled`) the fields that items describing one thing disagree on.
+
+        Items of a section whose fact type says `x-one-per` (facts.schema.json) and that state
+        the same values of those fields (or, alike, none) are several sources on one thing
+        (two reports on whether imaging excluded a tumour): each is still a fact of its own,
+        and a comparison over several facts is true when any one makes it true, so the
+        favourable one would silently win. As for statements that disagree (`resolve`),
+        primary records outrank summaries; where the best-ranked items disagree, the field
+        is left absent on every item that states it, with a `sources_disagree` conflict
+        (domain rule 9: conflicting documentation is not documented); an outranked item's
+        differing value is left out. An item whose source is clearly after the request
+        disputes nothing: its values are left out on their own (`as_of_request`) and never
+        take away a timely one.
+        """
+        identity = one_per(section.fact)
+        props = {name: prop for prop, (name, _) in section.fields.items()}
+        named = [props.get(name, name) for name in identity]
+        # The identifying fields are enumerated words (facts.schema.json), so hashable; one
+        # neither states (a side) is None in both keys: they may be the same, so they group.
+        keys = [
+            tuple([item.get(p) for p in named]) if _is_mapping(item) else () for item, _ in items
+        ]
+        if len(set(keys)) == len(keys):  # most: each item describes a thing of its own
+            return
+        groups: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], str]]] = {}
+        for key, (item, pointer) in zip(keys, items, strict=True):
+            if key:
+                groups.setdefault(key, []).append((item, pointer))
+        defaults = case_defaults(section.key)
+        primary = primary_documents()
+        for found in groups.values():
+            if len(found) == 1:  # most: nothing to settle
+                continue
+            group = [(item, at) for item, at in found if not self.clearly_late(item)]
+            if len(group) <= 1:
+                continue
+            for prop, (name, _) in section.fields.items():
+                if name in identity:
+                    continue
+                stating = [
+                    (item.get(prop, defaults.get(prop)), item.get("source") or {}, pointer)
+                    for item, pointer in group
+                    if prop in item or prop in defaults
+                ]
+                ranked = [(v, s, at, s.get("document") in primary) for v, s, at in stating]
+                if len({json.dumps(v, sort_keys=True) for v, _, _, _ in ranked}) <= 1:
+                    continue  # they agree, or at most one states it
+                best = max(r for _, _, _, r in ranked)
+                kept = [(v, s, at) for v, s, at, r in ranked if r == best]
+                said = {json.dumps(v, sort_keys=True) for v, _, _ in kept}
+                if len(said) == 1:  # the best-ranked agree: an outranked item's value is out
+                    for v, _, at, _ in ranked:
+                        if json.dumps(v, sort_keys=True) not in said:
+                            self.unsettled_at(at).outranked.add(name)
+                    continue
+                values = tuple(
+                    dict.fromkeys((_text(v), s.get("document", "other")) for v, s, _ in kept)
+                )
+                at = stating[0][2]
+                self.unsettled_at(at).disputes.append((name, values, f"{at}/{prop}"))
+                for _, _, at in stating:
+                    self.unsettled_at(at).disputed.add(name)
+
+    def clearly_late(self, item: Mapping[str, Any]) -> bool:
+        """True for an item whose source is dated after the request, not only possibly."""
+        source = item.get("source")
+        late = self.late_source(source) if isinstance(source, Mapping) else None
+        return late is not None and not self.possibly_late(late[0])
+
+    def unsettled_at(self, pointer: str) -> _Unsettled:
+        return self.unsettled.setdefault(pointer, _Unsettled(set(), set(), []))
 
     def quantity(
         self, fact_type: str, code: str, value: Mapping[str, Any], pointer: str
