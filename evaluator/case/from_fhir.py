@@ -202,6 +202,9 @@ class _Builder:
         # case's `statements`, so a conflict is reported rather than one source overwriting
         # another.
         self.stated: dict[tuple[str, str], list[tuple[Any, dict[str, Any] | None]]] = {}
+        # The source of the result a `latest` rule holds, per `into`: where a later result may
+        # or may not be the latest, both become statements of its value (`is_latest`).
+        self.held_sources: dict[str, Any] = {}
         # The list items (`into: .../-`) whose stated fields several resources may state: one
         # item per list and fixed fields (`set`: a diagnosis's name), so that two Conditions
         # disagreeing on a diagnosis's status are one diagnosis whose records disagree
@@ -686,23 +689,54 @@ class _Builder:
             out["date"] = observed
         return out
 
-    @staticmethod
-    def is_latest(case: dict[str, Any], rule: Mapping[str, Any], value: dict[str, Any]) -> bool:
+    def is_latest(
+        self, case: dict[str, Any], rule: Mapping[str, Any], value: dict[str, Any]
+    ) -> bool:
         """For a `latest: DATE` rule (one result per case, e.g. the HbA1c): True when `value`
         is to replace the result held, which it then clears. A result and its date travel
         together: one with no usable value replaces nothing (it is reported), an undated one
         never replaces a dated one, and an older one never a newer, whatever the Bundle's order.
+
+        Dates are days or months (intervals): where neither result is surely the later (a
+        month holding the other's day, the same day) and their values differ, either may be
+        the latest, so both are kept as statements of the value, which disagree (domain rules
+        5 and 9: not documented, with a conflict) rather than one chosen by how the dates sort
+        as text or by the Bundle's order.
         """
         latest, fields = rule["latest"], set(rule["elements"].values())
         if not (fields - {latest}) & value.keys():
             return False
         held = _get(case, rule["into"]) or {}
         if fields & held.keys():
-            if held.get(latest) and str(value.get(latest) or "") < str(held[latest]):
+            order = _later(value.get(latest), held.get(latest))
+            if order == 0 and self.both_stated(rule, held, value, fields - {latest}):
+                return False
+            if order < 0 or (order == 0 and str(value.get(latest)) < str(held.get(latest))):
                 return False
             for field in fields:
                 held.pop(field, None)
+        self.held_sources[rule["into"]] = value.get("source")
         return True
+
+    def both_stated(
+        self,
+        rule: Mapping[str, Any],
+        held: dict[str, Any],
+        value: Mapping[str, Any],
+        fields: set[str],
+    ) -> bool:
+        """Make each of `fields` on which the held result and `value` differ statements of
+        both (or add `value`'s to the held statements); True when any differed."""
+        differ = [f for f in sorted(fields) if f in held and f in value and held[f] != value[f]]
+        for field in differ:
+            said = held[field]
+            if not (isinstance(said, dict) and "statements" in said):
+                found = self.held_sources.get(rule["into"]) or {"document": "other"}
+                said = {"statements": [{"value": said, "source": found}]}
+            found = value.get("source") or {"document": "other"}
+            said["statements"].append({"value": value[field], "source": found})
+            held[field] = said
+        return bool(differ)
 
     def write_stated(self, case: dict[str, Any]) -> None:
         for (into, field), said in self.stated.items():
@@ -774,6 +808,21 @@ def _case_enum(definition: str, field: str) -> frozenset[str]:
     """The values case.schema.json allows for `field` of `definition`."""
     spec = schemas.load_schema("case")["$defs"][definition]["properties"][field]
     return frozenset(spec["enum"])
+
+
+def _later(new: Any, held: Any) -> int:
+    """1 when a result dated `new` is surely later than one dated `held`, -1 when surely
+    earlier, 0 when either may be (days or months overlapping; a date that does not parse).
+    An undated result is never later than a dated one; a dated one replaces an undated one."""
+    if not held:
+        return 0 if not new else 1
+    if not new:
+        return -1
+    try:
+        first, second = parse_date(str(new)), parse_date(str(held))
+    except DateError:
+        return 0
+    return 1 if first.lo > second.hi else -1 if first.hi < second.lo else 0
 
 
 def _get(target: Mapping[str, Any], pointer: str) -> Any:
