@@ -1,0 +1,55 @@
+"""Wrong approvals found by the stop-21 data review and left open (policy side, not the data's).
+
+Each is an expected failure that must fail (strict): the day it is fixed the test passes, and
+the marker comes off. The reproduction is the test itself; the report to the lead says why each
+was not fixed on the data side.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.language.policies import Library
+
+ROOT = Path(__file__).parent.parent
+
+
+def _determination(data: dict[str, Any]) -> str:
+    review = api.review_case(case_from_data(data, "open.json"), Library())
+    decision = review.lines[0].decision
+    assert decision is not None
+    return decision.determination.value
+
+
+def _old_study_shows_the_compression() -> dict[str, Any]:
+    """The approvable L4-L5 fusion (request 2025-06-20) whose recent MRI (2025-04-30) reads
+    L4-5 as mild stenosis without compression, beside a 2023 MRI reading it severe."""
+    data: dict[str, Any] = json.loads((ROOT / "examples/cases/l4-l5-approvable.json").read_text())
+    old = copy.deepcopy(data["imaging"][0])
+    old["id"], old["date"], old["source"]["date"] = "mri-2023", "2023-03-01", "2023-03-01"
+    data["imaging"][0]["findings"][1].update(stenosis="mild", neural_compression=False)
+    data["imaging"].append(old)
+    return data
+
+
+def test_the_recent_study_alone_does_not_approve() -> None:
+    data = _old_study_shows_the_compression()
+    data["imaging"].pop()
+    assert _determination(data) != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: LF-IMAGING-CORRELATION reads any study's finding and LF-IMAGING-RECENT any "
+    "study's date, so a 27-month-old MRI's compression and a recent MRI without it approve; "
+    "domain.md section 1: the MRI/CT relied on is dated within 12 months (a policy change)",
+)
+def test_compression_shown_only_by_a_study_older_than_the_recency_does_not_approve() -> None:
+    assert _determination(_old_study_shows_the_compression()) != "medically_necessary"
