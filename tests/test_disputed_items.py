@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from test_compiler import build, clause, document, run, truths  # type: ignore[import-not-found]
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
+from evaluator.cli.main import main
 from evaluator.language.conditions import Truth
 from evaluator.language.policies import Library
 
@@ -80,6 +82,15 @@ def test_two_timely_reports_that_disagree_on_an_exclusion_pend(library: Library)
             "sources_disagree",
         )
     ]
+
+
+def test_the_cli_pends_the_case_and_tells_the_reviewer(tmp_path: Path) -> None:
+    path = tmp_path / "reports-disagree.json"
+    path.write_text(json.dumps(_with_tumour("present", "radiology_report")))
+    result = CliRunner().invoke(main, ["evaluate", str(path)])
+    assert result.exit_code == 3, result.output  # insufficient documentation: pended
+    assert "CONFLICTING DOCUMENTATION" in result.output
+    assert "imaging exclusion status: the records disagree" in result.output
 
 
 def test_the_disputed_field_is_left_absent_on_each_item() -> None:
