@@ -363,3 +363,53 @@ def test_the_case_cannot_mark_a_field_disputed_itself() -> None:
     data["diagnoses"][0]["status_disputed"] = True
     with pytest.raises(Exception, match="status_disputed"):
         case_from_data(data, "items.json")
+
+
+ARTHROPATHY = "SI-NO-INFLAMMATORY-ARTHROPATHY"
+
+
+def _spondylitis(*statements: tuple[str, str]) -> dict[str, Any]:
+    """The approvable case with ankylosing spondylitis listed once per (status, date) note."""
+    data = _base()
+    data["diagnoses"] += [
+        {
+            "name": "ankylosing_spondylitis",
+            "status": status,
+            "source": {"document": "clinic_note", "date": date},
+        }
+        for status, date in statements
+    ]
+    return data
+
+
+@pytest.mark.parametrize("second", ["ruled_out", "stated"])
+def test_one_diagnosis_listed_twice_with_statuses_that_disagree_pends(
+    second: str, library: Library
+) -> None:
+    # Denied before (found at stop 21): each item was a diagnosis of its own, and the
+    # confirmed one excluded the fusion while the other note disputed it (rule 9).
+    determination, status, conflicts = _review(
+        _spondylitis(("confirmed", "2025-03-01"), (second, "2025-04-01")), library, ARTHROPATHY
+    )
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("diagnosis", "status", "sources_disagree")
+    ]
+
+
+def test_one_diagnosis_listed_twice_alike_still_excludes(library: Library) -> None:
+    determination, status, _ = _review(
+        _spondylitis(("confirmed", "2025-03-01"), ("confirmed", "2025-04-01")),
+        library,
+        ARTHROPATHY,
+    )
+    assert (determination, status) == ("not_medically_necessary", "not_met")
+
+
+def test_a_late_note_ruling_out_a_timely_diagnosis_disputes_nothing(library: Library) -> None:
+    determination, status, _ = _review(
+        _spondylitis(("confirmed", "2025-03-01"), ("ruled_out", "2025-07-01")),
+        library,
+        ARTHROPATHY,
+    )
+    assert (determination, status) == ("not_medically_necessary", "not_met")
