@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from evaluator.decide.decision import Decision, assemble, policy_key, verdict
 from evaluator.decide.explain import explain as explain_trace
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
+    EngineError,
     InputError,
     Location,
     NecessityError,
@@ -101,12 +102,20 @@ def evaluate(
     Raises PolicyError if the policy does not compile or its references form a cycle, and
     EngineError if the engine fails (for the referenced policy too).
     """
+    policy, facts = _seen(case, policy, lines)
+    return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
+
+
+def _seen(
+    case: Case, policy: Policy, lines: Iterable[str] | None
+) -> tuple[Policy, list[dict[str, FactValue]]]:
+    """Return the policy as the case's plan applies it and the case facts it sees."""
     policy = with_plan(case, policy)
     facts = facts_for(case, policy, lines)
     # The decision's provenance hashes the case's facts once per Case object: when the policy
     # sees every fact, these are the dicts that hash would make (`records.case_digest`).
     records.case_digest(case, facts)
-    return _evaluate(case, policy, facts, (), explain=explain, alternative=alternative)
+    return policy, facts
 
 
 _EFFECTIVE: dict[tuple[str, str, str], Policy] = {}
@@ -163,10 +172,18 @@ def _evaluate(
     explain: bool,
     alternative: bool,
 ) -> Decision:
-    program = program_for(policy)
-    facts = [*seen, *_policy_results(case, policy, program, seen, (*chain, policy.id))]
+    program, facts = _given(case, policy, seen, chain)
     trace = Engine.get().run(program, facts, trace=explain)
     return _decide(case, policy, program, facts, trace, explain=explain, alternative=alternative)
+
+
+def _given(
+    case: Case, policy: Policy, seen: list[dict[str, FactValue]], chain: tuple[str, ...]
+) -> tuple[Program, list[dict[str, FactValue]]]:
+    """Return the policy's program and the facts the engine gets: those it sees and the
+    determinations of the policies it refers to."""
+    program = program_for(policy)
+    return program, [*seen, *_policy_results(case, policy, program, seen, (*chain, policy.id))]
 
 
 def _decide(
@@ -482,16 +499,107 @@ def review_many(
     """Return `review_case` of each case, or the exception it raises, so that one case's
     error is that case's alone.
 
-    The cases run one after another (`Engine.run`: a small program's cases share its open
-    session, a case that fails takes it with it; docs/architecture.md).
+    Batch mode: each case's policies are chosen and their facts gathered first, then each
+    program's cases go to the engine together (`Engine.run_many`: a small program's cases
+    share sessions, each stage of several cases in one call), then each decision is
+    assembled. A case's error is the one `review_case` raises: the first one met going
+    through its policies in line order (choosing, gathering, running, assembling).
     """
+    engine = Engine.get()
     results: list[CaseReview | NecessityError | Exception] = []
-    for case in cases:
-        try:
-            results.append(review_case(case, library))
-        except Exception as error:  # the caller's to report for this case
-            results.append(error)
+    # A group at a time, as many as one engine session takes: a case's facts and trace are
+    # garbage soon after, as when the cases go one by one (more live objects, more GC).
+    size = engine.CASES_PER_BATCH
+    for start in range(0, len(cases), size):
+        steps = [_Review(case) for case in cases[start : start + size]]
+        for step in steps:
+            step.plan(library)
+        waiting: dict[str, tuple[Program, list[_Evaluation]]] = {}
+        for step in steps:
+            for evaluation in step.evaluations:
+                program = evaluation.program
+                waiting.setdefault(program.name, (program, []))[1].append(evaluation)
+        for program, evaluations in waiting.values():
+            try:
+                traces = engine.run_many(program, [e.facts for e in evaluations])
+            except Exception as error:  # the program cannot run: every case of it fails
+                traces = [error] * len(evaluations)
+            for evaluation, trace in zip(evaluations, traces, strict=True):
+                evaluation.trace = trace
+        results += [step.finish() for step in steps]
     return results
+
+
+@dataclass(eq=False)
+class _Evaluation:
+    """One policy's evaluation of one case in `review_many`: what the engine gets and gives."""
+
+    ref: str  # the governing policy's, as `review_case` keys its decisions
+    policy: Policy
+    program: Program
+    facts: list[dict[str, FactValue]]
+    trace: Trace | Exception | None = None
+
+
+@dataclass(eq=False)
+class _Review:
+    """One case of `review_many`, in the order `review_case` goes: its policies' evaluations
+    (in line order), and the error that stopped the gathering of the next one, if any."""
+
+    case: Case
+    chosen: dict[str, Policy | None] = field(default_factory=dict)
+    evaluations: list[_Evaluation] = field(default_factory=list)
+    error: Exception | None = None
+
+    def plan(self, library: Library) -> None:
+        case = self.case
+        try:
+            self.chosen = chosen = _governing(case, library)
+            refs: set[str] = set()
+            for line in case.lines:
+                policy = chosen[line.id]
+                if policy is None or policy.ref in refs:
+                    continue
+                refs.add(policy.ref)
+                governed = [i for i, p in chosen.items() if p is not None and p.ref == policy.ref]
+                effective, seen = _seen(case, policy, governed)
+                program, facts = _given(case, effective, seen, ())
+                self.evaluations.append(_Evaluation(policy.ref, effective, program, facts))
+        except Exception as error:  # the case's own to report, after its earlier policies'
+            self.error = error
+
+    def finish(self) -> CaseReview | Exception:
+        case = self.case
+        decisions: list[Decision] = []
+        try:
+            for evaluation in self.evaluations:
+                trace = evaluation.trace
+                if isinstance(trace, Exception):
+                    raise trace
+                if trace is None:  # never left unset by `review_many`: fail, never default
+                    raise EngineError.single("engine_failed", "the engine did not run the case")
+                decisions.append(
+                    _decide(
+                        case,
+                        evaluation.policy,
+                        evaluation.program,
+                        evaluation.facts,
+                        trace,
+                        explain=False,
+                        alternative=True,
+                    )
+                )
+            if self.error is not None:
+                raise self.error
+        except Exception as error:  # the case's own to report
+            return error
+        by_ref = dict(zip((e.ref for e in self.evaluations), decisions, strict=True))
+        results = []
+        for line in case.lines:
+            policy = self.chosen[line.id]
+            decision = None if policy is None else by_ref[policy.ref]
+            results.append(LineResult(line, policy, decision))
+        return CaseReview(case.case_id, case.request_date.text, tuple(results))
 
 
 def review_path(path: str | Path, library: Library | None = None) -> CaseReview:

@@ -40,7 +40,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn, cast
 
@@ -161,6 +161,9 @@ class Engine:
     # keep every case's facts (never retracted: that crashed durable_rules). Bench policy,
     # CPU per `api.evaluate`: 8 cases 240-250 us, 16: 232-238, 40: 238-250 (RSS +5 MB).
     CASES_PER_SESSION = 16
+
+    # How many cases `run_many` gives one session, each stage of them all in one call.
+    CASES_PER_BATCH = 16
 
     def __init__(self) -> None:
         self._handles: dict[str, int] = {}
@@ -308,6 +311,83 @@ class Engine:
         if opened.cases >= self.CASES_PER_SESSION or self._open.get(program.name) is not opened:
             self._retire(program.name, opened, session)
         return session.trace
+
+    def run_many(
+        self, program: Program, cases: Sequence[Iterable[Mapping[str, Any]]]
+    ) -> list[Trace | Exception]:
+        """Return, for each case's facts in order, the trace `run` gives them, or the Exception
+        it raises: one case's error is that case's alone.
+
+        A program that shares sessions (`ruleset.shares`) runs its cases `CASES_PER_BATCH` at
+        a time in a session of their own, each stage of them all in one `assert_facts` call
+        (`_Chunk`); any other program's cases go through `run` one by one. Raises PolicyError
+        when the program cannot be registered (no case could run).
+        """
+        handle = self._handle(program)
+        listed = [list(facts) for facts in cases]  # read again when a chunk runs alone
+        if not shares(program):
+            return [self._caught(program, facts) for facts in listed]
+        size = self.CASES_PER_BATCH
+        results: list[Trace | Exception] = []
+        for start in range(0, len(listed), size):
+            results += self._run_chunk(program, handle, listed[start : start + size])
+        return results
+
+    def _caught(self, program: Program, facts: Iterable[Mapping[str, Any]]) -> Trace | Exception:
+        try:
+            return self.run(program, facts)
+        except Exception as error:  # the case's own to report
+            return error
+
+    def _run_chunk(
+        self, program: Program, handle: int, chunk: list[list[Mapping[str, Any]]]
+    ) -> list[Trace | Exception]:
+        """Run a chunk of cases in one new session, each stage of them all in one call."""
+        sid = str(next(self._sessions))
+        results: list[Trace | Exception | None] = [None] * len(chunk)
+        live: list[_Session] = []
+        for index, facts in enumerate(chunk):
+            session = _Session(handle, program, sid, str(index))
+            try:
+                session.assert_batch(facts)  # refused before the engine sees any of it
+            except EngineError as error:
+                results[index] = error
+            else:
+                live.append(session)
+        together = _Chunk(handle, program, sid, live)
+        try:
+            together.run()
+        except BaseException as error:
+            together.abandon()
+            if not together.close():
+                self._left_in_place(program.name)
+            if not isinstance(error, Exception):
+                raise
+            # Whose fault it was is not known (a hash collision may even be no case's): every
+            # case of the chunk runs again alone, and is decided (or fails) as it does alone.
+            return [
+                self._alone_caught(program, handle, facts) if result is None else result
+                for facts, result in zip(chunk, results, strict=True)
+            ]
+        if not together.close():
+            self._left_in_place(program.name)
+        for session in live:
+            index = int(cast(str, session.case))
+            try:
+                session.check_required()
+            except EngineError as error:
+                results[index] = error
+            else:
+                results[index] = session.trace
+        return [cast("Trace | Exception", result) for result in results]
+
+    def _alone_caught(
+        self, program: Program, handle: int, facts: list[Mapping[str, Any]]
+    ) -> Trace | Exception:
+        try:
+            return self._run_alone(program, handle, facts, trace=False)
+        except Exception as error:  # the case's own to report
+            return error
 
     def _retire(self, key: str, opened: _Open, last: _Session) -> None:
         """Stop giving cases to `opened` and delete it when that is safe (`_close`)."""
@@ -605,15 +685,19 @@ class _Session:
         of two. A firing of any other stage's rule means the strata are wrong (see `_Plans`).
         """
         self.stage = stage
+        batch, self.pending = self.pending, []
+        batch.append(self.marker(stage))
+        self._assert(batch, f"stage {stage}")
+        self.drain()
+
+    def marker(self, stage: int) -> dict[str, Any]:
+        """The fact that starts a stage: every rule of the stage waits for it."""
         ident = f"stage{stage}"  # as `normalise` writes it
         marker = {"sid": self.sid, "t": "stage", "id": self.prefix + ident, "s": stage}
         if self.case is not None:
             marker[CASE_KEY] = self.case
         marker[KEY] = ident
-        batch, self.pending = self.pending, []
-        batch.append(marker)
-        self._assert(batch, f"stage {stage}")
-        self.drain()
+        return marker
 
     def flush(self) -> None:
         """Assert what the last stage derived: no rule reads it, but the engine still checks
@@ -728,6 +812,101 @@ class _Session:
             out[CASE_KEY] = self.case
             out["id"] = self.prefix + ident
         self.pending.append(out)
+
+
+# What a firing that matched no fact at all is taken from: of no case (`_Chunk.drain`).
+_NO_CASE: Mapping[str, Any] = {}
+
+
+class _Chunk:
+    """Several cases (`_Session`s under their own case keys) in one durable_rules session,
+    each stage of them all in one `assert_facts` call (`Engine.run_many`).
+
+    A stage's batch holds every case's facts of that stage and then every case's stage marker:
+    every rule waits for its own case's marker, so no rule fires before its case's facts are
+    in (trap 2), and each firing goes to the case of the facts it matched.
+    """
+
+    def __init__(self, handle: int, program: Program, sid: str, cases: list[_Session]) -> None:
+        self.handle = handle
+        self.program = program
+        self.sid = sid
+        self.cases = {cast(str, case.case): case for case in cases}
+        # Makes the chunk's calls and keeps the session's state: the cases' own calls would do
+        # the same; none of its counters or trace is used.
+        self.carrier = _Session(handle, program, sid)
+        self.plans = _plans(program)
+        self.complete = False
+        self.fired = False
+
+    def run(self) -> None:
+        cases = list(self.cases.values())
+        for stage in range(1, self.program.stages + 1):
+            batch: list[dict[str, Any]] = []
+            for case in cases:
+                batch += case.pending
+                case.pending = []
+            for case in cases:
+                case.stage = stage
+                batch.append(case.marker(stage))
+            self.carrier._assert(batch, f"stage {stage}")
+            self.drain(stage)
+        batch = []
+        for case in cases:
+            case.stage = self.program.stages + 1
+            batch += case.pending
+            case.pending = []
+        if batch:
+            self.carrier._assert(batch, "derived facts")
+            self.drain(self.program.stages + 1)
+        self.complete = True
+        for case in cases:
+            case.complete = True
+
+    def drain(self, stage: int) -> None:
+        """Run every pending action, each for the case whose facts it matched."""
+        state = self.carrier.state
+        if state is None:
+            return
+        handle, cases = self.handle, self.cases
+        handlers = self.plans.stages.get(stage, _NO_RULES)
+        first = self.carrier._call(_dre.start_action_for_state, state)
+        message = first[1] if first else None
+        while message:
+            for name, given in orjson.loads(message).items():
+                matched = given
+                if isinstance(given, list):  # a counted rule: never in a shared program
+                    matched = given[0] if given else {}
+                # The case whose facts the firing matched: every one of them is of that case
+                # (every rule joins its patterns on the case key, `render`).
+                facts = iter(matched.values())
+                key = next(facts, _NO_CASE).get(CASE_KEY)
+                for fact in facts:
+                    if fact.get(CASE_KEY) != key:
+                        self.carrier.mixed(name)
+                case = cases.get(str(key))
+                if case is None:
+                    self.carrier.mixed(name)
+                handler = handlers.get(name)
+                if handler is None:
+                    case.misfired(name)
+                case.trace.firings += 1
+                self.fired = True
+                handler(case, matched)
+            try:  # as `_call`, inline: once per firing
+                message = _dre.complete_and_start_action(handle, state)
+            except Exception as error:
+                raise EngineError.single(
+                    "engine_failed", f"durable_rules failed: {error}"
+                ) from error
+
+    def abandon(self) -> None:
+        self.carrier.abandon()
+
+    def close(self) -> bool:
+        """Delete the session when that is safe (`_close`); return False when it is left."""
+        safe = self.complete and not self.carrier.poisoned and self.fired
+        return _close(self.handle, self.sid, safe=safe)
 
 
 def _own(fact: Mapping[str, Any]) -> dict[str, Any]:
