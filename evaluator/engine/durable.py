@@ -9,9 +9,11 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   `retract_facts` or a later `assert_facts`, in long test runs). A small program's cases
   (`ruleset.shares`) run one after another in one open session, `CASES_PER_SESSION` of them,
   each under its own case key that every rule joins on, so the session's set-up (zeroed state
-  per beta node) is paid once for them; a case that fails takes the session with it. Any other
-  program, and every traced run, has a session per case (joined, a large program measured
-  slower). A session is deleted once its last case received every stage (trap 20: deleting an
+  per beta node) is paid once for them; a case that fails takes the session with it. In batch
+  mode (`Engine.run_many`) such a program's cases go `CASES_PER_BATCH` to a new session, each
+  stage of them all in one call (`_Chunk`); a chunk that fails is left in place and its cases
+  run again alone. Any other program, and every traced run, has a session per case (joined,
+  a large program measured slower). A session is deleted once its last case received every stage (trap 20: deleting an
   unfinished one crashes the process) and some action ran in it (else its action context is
   garbage, see `_close`), so few are ever live (trap 8); a session that failed is left in
   place with whatever actions it still had pending, never deleted (trap 13), and a case the
@@ -323,14 +325,14 @@ class Engine:
         (`_Chunk`); any other program's cases go through `run` one by one. Raises PolicyError
         when the program cannot be registered (no case could run).
         """
-        handle = self._handle(program)
+        self._handle(program)
         listed = [list(facts) for facts in cases]  # read again when a chunk runs alone
         if not shares(program):
             return [self._caught(program, facts) for facts in listed]
         size = self.CASES_PER_BATCH
         results: list[Trace | Exception] = []
         for start in range(0, len(listed), size):
-            results += self._run_chunk(program, handle, listed[start : start + size])
+            results += self._run_chunk(program, listed[start : start + size])
         return results
 
     def _caught(self, program: Program, facts: Iterable[Mapping[str, Any]]) -> Trace | Exception:
@@ -340,52 +342,54 @@ class Engine:
             return error
 
     def _run_chunk(
-        self, program: Program, handle: int, chunk: list[list[Mapping[str, Any]]]
+        self, program: Program, chunk: list[list[Mapping[str, Any]]]
     ) -> list[Trace | Exception]:
         """Run a chunk of cases in one new session, each stage of them all in one call."""
+        handle = self._handle(program)  # registered afresh once too many sessions were left
         sid = str(next(self._sessions))
         results: list[Trace | Exception | None] = [None] * len(chunk)
-        live: list[_Session] = []
+        live: dict[int, _Session] = {}
         for index, facts in enumerate(chunk):
             session = _Session(handle, program, sid, str(index))
             try:
-                session.assert_batch(facts)  # refused before the engine sees any of it
+                # Refused before the engine sees any of it (a duplicate id, a number the
+                # engine cannot take), as when alone: the chunk goes on without it.
+                session.assert_batch(facts)
             except EngineError as error:
                 results[index] = error
             else:
-                live.append(session)
-        together = _Chunk(handle, program, sid, live)
+                live[index] = session
+        if not live:
+            return cast("list[Trace | Exception]", results)
+        together = _Chunk(handle, program, sid, list(live.values()))
         try:
             together.run()
         except BaseException as error:
-            together.abandon()
+            # Left in place: a failed session is never deleted (`_close`, traps 13 and 20).
             if not together.close():
                 self._left_in_place(program.name)
             if not isinstance(error, Exception):
                 raise
-            # Whose fault it was is not known (a hash collision may even be no case's): every
-            # case of the chunk runs again alone, and is decided (or fails) as it does alone.
+            # Whose fault it was is not known (a hash collision may be no case's at all):
+            # every case of the chunk runs again alone, decided (or failing) as it is alone.
             return [
-                self._alone_caught(program, handle, facts) if result is None else result
+                self._alone_caught(program, facts) if result is None else result
                 for facts, result in zip(chunk, results, strict=True)
             ]
         if not together.close():
             self._left_in_place(program.name)
-        for session in live:
-            index = int(cast(str, session.case))
+        for index, session in live.items():
             try:
-                session.check_required()
+                session.check_required()  # fail closed, one case at a time
             except EngineError as error:
                 results[index] = error
             else:
                 results[index] = session.trace
-        return [cast("Trace | Exception", result) for result in results]
+        return cast("list[Trace | Exception]", results)
 
-    def _alone_caught(
-        self, program: Program, handle: int, facts: list[Mapping[str, Any]]
-    ) -> Trace | Exception:
+    def _alone_caught(self, program: Program, facts: list[Mapping[str, Any]]) -> Trace | Exception:
         try:
-            return self._run_alone(program, handle, facts, trace=False)
+            return self._run_alone(program, self._handle(program), facts, trace=False)
         except Exception as error:  # the case's own to report
             return error
 
@@ -874,9 +878,14 @@ class _Chunk:
         message = first[1] if first else None
         while message:
             for name, given in orjson.loads(message).items():
+                if not isinstance(given, dict):
+                    # A counted rule's batch of matches (`shares` keeps them out): durable_rules
+                    # counts across the session, so its matches could be of several cases.
+                    raise EngineError.single(
+                        "engine_failed",
+                        f"rule `{name}` gave a batch of matches in a shared session",
+                    )
                 matched = given
-                if isinstance(given, list):  # a counted rule: never in a shared program
-                    matched = given[0] if given else {}
                 # The case whose facts the firing matched: every one of them is of that case
                 # (every rule joins its patterns on the case key, `render`).
                 facts = iter(matched.values())
@@ -899,9 +908,6 @@ class _Chunk:
                 raise EngineError.single(
                     "engine_failed", f"durable_rules failed: {error}"
                 ) from error
-
-    def abandon(self) -> None:
-        self.carrier.abandon()
 
     def close(self) -> bool:
         """Delete the session when that is safe (`_close`); return False when it is left."""
