@@ -1,0 +1,118 @@
+"""A batch worker's chunk reviewed together (issue 10, stop 21): `runner.review_items` gives
+every item the record `review_item` gives it alone, error records included (an unreadable
+line, an invalid case, an engine error, a bug), and workers use it for the default review."""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import benchgen
+from evaluator import api
+from evaluator.batch import runner as batch
+from evaluator.case.cases import Case
+from evaluator.language.policies import Library
+
+ROOT = Path(__file__).parent.parent
+BENCH_POLICIES = ROOT / "benchmarks" / "policies"
+
+
+def _stampless(record: dict[str, Any]) -> dict[str, Any]:
+    record = json.loads(json.dumps(record))
+    record.get("result", {}).pop("evaluated_at", None)
+    return record
+
+
+@pytest.fixture
+def items(tmp_path: Path) -> list[batch.Item]:
+    """20 bench cases as JSON lines, with an unreadable line and an invalid case among them."""
+    lines = [json.dumps(doc) for doc in benchgen.generate(20)]
+    lines[4] = "{not json"
+    lines[9] = json.dumps({"case_id": 1})
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return list(batch.items(batch.sources([path])))
+
+
+def test_a_chunk_together_gets_the_records_its_items_get_alone(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = Library(BENCH_POLICIES)
+    failing = {"engine": "", "bug": ""}
+    failing["engine"] = json.loads(items[6].text or "")["case_id"]
+    failing["bug"] = json.loads(items[13].text or "")["case_id"]
+    original = api.facts_for
+
+    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
+        facts = original(case, *args)
+        if case.case_id == failing["engine"]:  # a number the engine cannot take
+            facts.append({"t": "nicotine", "id": "nicotine:x", "cotinine": float("inf")})
+        if case.case_id == failing["bug"]:
+            raise KeyError("injected")
+        return facts
+
+    monkeypatch.setattr(api, "facts_for", facts_for)
+    many = api.review_many
+    together: list[int] = []
+
+    def spy(cases: Any, library: Library) -> Any:
+        together.append(len(cases))
+        return many(cases, library)
+
+    monkeypatch.setattr(api, "review_many", spy)
+    alone = [_stampless(batch.review_item(item, None, library)) for item in items]
+    got = [_stampless(record) for record in batch.review_items(items, None, library)]
+    assert got == alone
+    errors = [r.get("error") for r in got]
+    assert errors[4] == errors[9] == "invalid_input"
+    assert errors[6] == "engine_error"
+    assert errors[13] == "internal_error"
+    assert "KeyError" in got[13]["problems"][0]["message"]
+    assert errors.count(None) == len(items) - 4
+    assert together == [len(items) - 2]  # every case read went in one call
+
+
+def test_a_named_policy_reviews_item_by_item(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = Library(BENCH_POLICIES)
+    monkeypatch.setattr(api, "review_many", lambda *_: pytest.fail("no batch mode here"))
+    got = [_stampless(r) for r in batch.review_items(items[:5], "bench-fusion", library)]
+    assert got == [_stampless(batch.review_item(i, "bench-fusion", library)) for i in items[:5]]
+
+
+def test_a_worker_reviews_its_chunk_together(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_work` (a worker process's whole life, run here in this process) hands the default
+    review's chunk to `review_items`; any other review still goes item by item."""
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
+    monkeypatch.setattr(gc, "set_threshold", lambda *_: None)
+    seen: list[int] = []
+    real = batch.review_items
+
+    def spy(chunk: Any, policy: str | None, library: Library) -> Any:
+        seen.append(len(chunk))
+        return real(chunk, policy, library)
+
+    monkeypatch.setattr(batch, "review_items", spy)
+    for review, expected in ((batch.review_item, [5]), (_item_by_item, [])):
+        seen.clear()
+        ours, theirs = multiprocessing.Pipe()
+        ours.send(items[:5])
+        ours.send(None)
+        batch._work(theirs, str(BENCH_POLICIES), None, review)
+        assert ours.recv() == ("ready", None)
+        sent = [ours.recv() for _ in range(5)]
+        assert [kind for kind, _ in sent] == ["done"] * 5
+        assert seen == expected
+
+
+def _item_by_item(item: batch.Item, policy: str | None, library: Library) -> dict[str, Any]:
+    return batch.review_item(item, policy, library)
