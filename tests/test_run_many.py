@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import durable_rules_engine as dre
@@ -23,18 +24,19 @@ import pytest
 
 from benchmarks import benchgen, compare
 from evaluator import api
-from evaluator.case.cases import Case
+from evaluator.case.cases import Case, load_case
 from evaluator.compile.program import KEY, EmitStatus, Program
 from evaluator.compile.ruleset import CASE_KEY, shares
 from evaluator.engine import durable as engine
 from evaluator.engine.durable import Engine, Trace
-from evaluator.errors import EngineError
+from evaluator.errors import EngineError, NecessityError, PolicyError
 from evaluator.language.policies import Library
 from tests import test_shared_sessions as shared
 from tests.test_many import _json
 from tests.test_sessions import _derived
 
 Run = tuple[Program, list[dict[str, Any]]]
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.json"))
 
 # The same module-scoped runs as tests/test_shared_sessions.py (made once per module).
 bench = shared.bench
@@ -408,3 +410,46 @@ def test_review_many_runs_a_sharing_programs_cases_together_as_alone(
     staged = [b for b in calls.batches if any(f["t"] == "stage" for f in b)]
     # the first 16 cases in one chunk, less the refused one
     assert max(sum(f["t"] == "stage" for f in b) for b in staged) == Engine.CASES_PER_BATCH - 1
+
+
+@pytest.mark.parametrize("first", ["engine", "policy"])
+def test_review_many_gives_a_case_the_first_error_review_case_meets(
+    monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """A case with two governing policies: one fails in the engine, the other cannot be
+    compiled. `review_case` goes policy by policy (gather, run, assemble) and raises the first
+    failure it meets; `review_many` gathers every case first, and must still give that one."""
+    library = Library()
+    case = next(c for c in map(load_case, EXAMPLES) if len(_policies(c, library)) >= 2)
+    one, two = _policies(case, library)[:2]
+    if first == "policy":
+        one, two = two, one
+    original_facts, original_program = api.facts_for, api.program_for
+
+    def facts_for(case: Case, policy: Any, *args: Any) -> list[dict[str, Any]]:
+        facts = original_facts(case, policy, *args)
+        if policy.id == one.id:  # a number the engine cannot take
+            facts.append({"t": "nicotine", "id": "nicotine:x", "cotinine": float("inf")})
+        return facts
+
+    def program_for(policy: Any) -> Program:
+        if policy.id == two.id:
+            raise PolicyError.single("injected", "cannot compile")
+        return original_program(policy)
+
+    monkeypatch.setattr(api, "facts_for", facts_for)
+    monkeypatch.setattr(api, "program_for", program_for)
+    with pytest.raises(NecessityError) as alone:
+        api.review_case(case, library)
+    together = api.review_many([case], library)[0]
+    assert type(together) is type(alone.value)
+    assert str(together) == str(alone.value)
+    order = [p.id for p in _policies(case, library)]
+    expected = EngineError if order.index(one.id) < order.index(two.id) else PolicyError
+    assert isinstance(together, expected)
+
+
+def _policies(case: Case, library: Library) -> list[Any]:
+    """The case's governing policies in the order `review_case` evaluates them."""
+    chosen = api._governing(case, library)
+    return list({p.ref: p for line in case.lines if (p := chosen[line.id])}.values())
