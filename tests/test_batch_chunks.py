@@ -18,6 +18,7 @@ from evaluator import api
 from evaluator.batch import runner as batch
 from evaluator.case.cases import Case
 from evaluator.language.policies import Library
+from tests.test_run_many import break_in_the_engine
 
 ROOT = Path(__file__).parent.parent
 BENCH_POLICIES = ROOT / "benchmarks" / "policies"
@@ -44,18 +45,14 @@ def test_a_chunk_together_gets_the_records_its_items_get_alone(
     items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     library = Library(BENCH_POLICIES)
-    failing = {"engine": "", "bug": ""}
-    failing["engine"] = json.loads(items[6].text or "")["case_id"]
-    failing["bug"] = json.loads(items[13].text or "")["case_id"]
+    break_in_the_engine(monkeypatch, json.loads(items[6].text or "")["case_id"])
+    bug = json.loads(items[13].text or "")["case_id"]
     original = api.facts_for
 
     def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
-        facts = original(case, *args)
-        if case.case_id == failing["engine"]:  # a number the engine cannot take
-            facts.append({"t": "nicotine", "id": "nicotine:x", "cotinine": float("inf")})
-        if case.case_id == failing["bug"]:
+        if case.case_id == bug:
             raise KeyError("injected")
-        return facts
+        return original(case, *args)
 
     monkeypatch.setattr(api, "facts_for", facts_for)
     many = api.review_many

@@ -387,16 +387,7 @@ def test_review_many_runs_a_sharing_programs_cases_together_as_alone(
     engine got several cases per call."""
     library = Library(compare.POLICIES)
     _, parsed = compare.parse(benchgen.generate(30))
-    broken = parsed[7].case_id
-    original = api.facts_for
-
-    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
-        facts = original(case, *args)
-        if case.case_id == broken:
-            facts.append({"t": "nicotine", "id": "nicotine:broken", "cotinine": float("inf")})
-        return facts
-
-    monkeypatch.setattr(api, "facts_for", facts_for)
+    break_in_the_engine(monkeypatch, parsed[7].case_id)
     alone: list[Any] = []
     for case in parsed:
         try:
@@ -453,3 +444,16 @@ def _policies(case: Case, library: Library) -> list[Any]:
     """The case's governing policies in the order `review_case` evaluates them."""
     chosen = api._governing(case, library)
     return list({p.ref: p for line in case.lines if (p := chosen[line.id])}.values())
+
+
+def break_in_the_engine(monkeypatch: pytest.MonkeyPatch, case_id: str) -> None:
+    """The case's facts get a number the engine cannot take: an engine error, alone or not."""
+    original = api.facts_for
+
+    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
+        facts = original(case, *args)
+        if case.case_id == case_id:
+            facts.append({"t": "nicotine", "id": "nicotine:broken", "cotinine": float("inf")})
+        return facts
+
+    monkeypatch.setattr(api, "facts_for", facts_for)
