@@ -13,12 +13,13 @@ durable_rules is frozen at 2.0.28 and its quirks are contained here (durable-rul
   mode (`Engine.run_many`) such a program's cases go `CASES_PER_BATCH` to a new session, each
   stage of them all in one call (`_Chunk`); a chunk that fails is left in place and its cases
   run again alone. Any other program, and every traced run, has a session per case (joined,
-  a large program measured slower). A session is deleted once its last case received every stage (trap 20: deleting an
-  unfinished one crashes the process) and some action ran in it (else its action context is
-  garbage, see `_close`), so few are ever live (trap 8); a session that failed is left in
-  place with whatever actions it still had pending, never deleted (trap 13), and a case the
-  engine got nothing of leaves the shared session open; durable_rules finds a session by the
-  32-bit hash of its id alone, so a new id never hashes like a session still held (`_sid`);
+  a large program measured slower). A session is deleted once its last case received every
+  stage (trap 20: deleting an unfinished one crashes the process) and some action ran in it
+  (else its action context is garbage, see `_close`), so few are ever live (trap 8); a session
+  that failed is left in place with whatever actions it still had pending, never deleted
+  (trap 13), and a case the engine got nothing of leaves the shared session open;
+  durable_rules finds a session by the 32-bit hash of its id alone, so a new id never hashes
+  like a session still held (`_sid`);
 - the case facts go in one batch with the first stage's marker, then each later stage marker
   in one batch with what the previous stage derived, so a rule with a negation only runs once
   every fact it negates is final (trap 2; the compiler stratifies, and a firing outside its
@@ -346,7 +347,7 @@ class Engine:
     ) -> list[Trace | Exception]:
         """Run a chunk of cases in one new session, each stage of them all in one call."""
         handle = self._handle(program)  # registered afresh once too many sessions were left
-        sid = str(next(self._sessions))
+        sid = self._sid(handle)
         results: list[Trace | Exception | None] = [None] * len(chunk)
         live: dict[int, _Session] = {}
         for index, facts in enumerate(chunk):
@@ -360,14 +361,15 @@ class Engine:
             else:
                 live[index] = session
         if not live:
+            # The engine never saw this session: its id's hash is free again.
+            self._closed(program.name, handle, sid, deleted=True)
             return cast("list[Trace | Exception]", results)
         together = _Chunk(handle, program, sid, list(live.values()))
         try:
             together.run()
         except BaseException as error:
             # Left in place: a failed session is never deleted (`_close`, traps 13 and 20).
-            if not together.close():
-                self._left_in_place(program.name)
+            self._closed(program.name, handle, sid, deleted=together.close())
             if not isinstance(error, Exception):
                 raise
             # Whose fault it was is not known (a hash collision may be no case's at all):
@@ -376,8 +378,7 @@ class Engine:
                 self._alone_caught(program, facts) if result is None else result
                 for facts, result in zip(chunk, results, strict=True)
             ]
-        if not together.close():
-            self._left_in_place(program.name)
+        self._closed(program.name, handle, sid, deleted=together.close())
         for index, session in live.items():
             try:
                 session.check_required()  # fail closed, one case at a time
