@@ -13,6 +13,8 @@ that a chunk's session is deleted only when that is safe (traps 13 and 20).
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -457,3 +459,22 @@ def break_in_the_engine(monkeypatch: pytest.MonkeyPatch, case_id: str) -> None:
         return facts
 
     monkeypatch.setattr(api, "facts_for", facts_for)
+
+
+def test_random_faults_in_batch_mode_never_change_another_case() -> None:
+    """tests/fault_sweep_many.py: a seeded quarter of `run_many` calls get a Ctrl-C, an error or
+    a reported collision in one durable_rules call or firing (chunks of 1-40 cases, 7 to a
+    session, registered afresh often); every case is decided as alone or fails (only when the
+    fault fired), a Ctrl-C stops the call, and nothing hangs or crashes. Deterministic."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fault_sweep_many", "21", "1000"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert done.stdout.strip().endswith("problems 0")
+    assert "call raised KeyboardInterrupt" in done.stdout
+    assert "decided (collide)" in done.stdout
