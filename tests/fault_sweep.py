@@ -24,6 +24,7 @@ import faulthandler
 import random
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import durable_rules_engine as dre
@@ -174,6 +175,11 @@ def main(argv: list[str]) -> int:
         problems += [
             f"a thread raised {e!r}" for e in in_threads(lambda: sweep(next(numbers)), threads)
         ]
+    return report(engine_, seen, problems)
+
+
+def report(engine_: Engine, seen: Mapping[str, int], problems: list[str]) -> int:
+    """Release the engine's sessions, print what happened, and return the exit code."""
     engine_.release()
     for line, number in sorted(seen.items()):
         print(f"{number:6d} {line}")

@@ -66,14 +66,7 @@ def main(argv: list[str]) -> int:
                 seen[f"failed {type(result).__name__} ({label})"] += 1
                 if fault is None or not fault.fired:
                     problems.append(f"case {index} failed with no fault: {result!r}")
-    engine.release()
-    for line, number in sorted(seen.items()):
-        print(f"{number:6d} {line}")
-    print("registered", dict(engine._generations))
-    for problem in problems[:20]:
-        print(problem)
-    print(f"problems {len(problems)}")
-    return 1 if problems else 0
+    return fault_sweep.report(engine, seen, problems)
 
 
 if __name__ == "__main__":
