@@ -413,3 +413,35 @@ def test_a_late_note_ruling_out_a_timely_diagnosis_disputes_nothing(library: Lib
         ARTHROPATHY,
     )
     assert (determination, status) == ("not_medically_necessary", "not_met")
+
+
+def test_a_report_after_the_request_showing_a_tumour_still_denies(library: Library) -> None:
+    # Approved before (found by the stop-21 data review): a report dated after the request was
+    # left out whatever it said. A tumour shown can only make the case worse, so a late report
+    # may still add it (x-as-of-source may_add, with the condition that names it:
+    # identified_by), as a late note may add a diagnosis, and the timely report excluding it
+    # is outweighed (worse_kept), not disputed.
+    determination, status, conflicts = _review(
+        _with_tumour("present", "radiology_report", "2025-07-01"), library, EXCLUSIONS
+    )
+    assert (determination, status) == ("not_medically_necessary", "not_met")
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("imaging_exclusion", "status", "worse_kept")
+    ]
+
+
+def test_a_report_after_the_request_excluding_a_tumour_adds_nothing(library: Library) -> None:
+    # A late report may add what makes the case worse, nothing else: a late "excluded" alone
+    # is left out whole (no fact naming the condition without its status).
+    data = _base()
+    data["si_joint"]["imaging_exclusions"] = [
+        {
+            "condition": "tumour",
+            "status": "excluded",
+            "source": {"document": "radiology_report", "date": "2025-07-01"},
+        }
+    ]
+    determination, status, conflicts = _review(data, library, EXCLUSIONS)
+    assert determination != "medically_necessary"
+    assert status != "met"
+    assert [c["reason"] for c in conflicts] == ["after_request"]

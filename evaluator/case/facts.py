@@ -282,7 +282,7 @@ class _Unsettled(NamedTuple):
 
     disputed: set[str]  # left absent: the best-ranked items describing the thing disagree
     outranked: set[str]  # left out: a better-ranked item describing the thing says otherwise
-    disputes: list[tuple[str, tuple[Any, ...], str]]  # (field, values, pointer) to report
+    disputes: list[tuple[str, tuple[Any, ...], str, str]]  # (field, values, pointer, why)
 
 
 @cache
@@ -730,8 +730,7 @@ class _Builder:
                 # would make the comparisons over the thing unknown.
                 return
             ref = f"{section.fact}:{self.counts.get(section.fact, 0) + 1}"  # the id emit gives
-            for name, values, at in disputes:
-                why = "sources_disagree"
+            for name, values, at, why in disputes:
                 self.conflicts.append(Conflict(section.fact, ref, name, values, at, why))
         self.emit(section.fact, given, item.get("source"))
 
@@ -748,9 +747,12 @@ class _Builder:
         (domain rule 9: conflicting documentation is not documented); an outranked item's
         differing value is left out. An item whose source is clearly after the request
         disputes nothing: its values are left out on their own (`as_of_request`) and never
-        take away a timely one.
+        take away a timely one; but a value it may still add because it only makes the case
+        worse (x-as-of-source may_add: a tumour shown) outweighs the timely items' other
+        values, which are left out (`worse_kept`), as a late statement's would be.
         """
         identity = one_per(section.fact)
+        adds = _plan(section.fact).as_of_source
         props = {name: prop for prop, (name, _) in section.fields.items()}
         named = [props.get(name, name) for name in identity]
         # The identifying fields are enumerated words (facts.schema.json), so hashable; one
@@ -769,8 +771,9 @@ class _Builder:
         for found in groups.values():
             if len(found) == 1:  # most: nothing to settle
                 continue
+            late = [(item, at) for item, at in found if self.clearly_late(item)]
             group = [(item, at) for item, at in found if not self.clearly_late(item)]
-            if len(group) <= 1:
+            if len(group) <= 1 and not (group and late and adds is not None):
                 continue
             for prop, (name, _) in section.fields.items():
                 if name in identity:
@@ -780,6 +783,36 @@ class _Builder:
                     for item, pointer in group
                     if prop in item or prop in defaults
                 ]
+                worse = {
+                    json.dumps(item[prop], sort_keys=True): (item, at)
+                    for item, at in late
+                    if adds is not None and prop in item and adds.adds(name, item[prop])
+                }
+                if worse:
+                    outweighed = [
+                        (v, s, at)
+                        for v, s, at in stating
+                        if json.dumps(v, sort_keys=True) not in worse
+                    ]
+                    for _, _, at in outweighed:
+                        self.unsettled_at(at).outranked.add(name)
+                    if outweighed:
+                        # told on the late item, the one emitted: an outweighed item that
+                        # only names the thing is not (`coded`)
+                        item, at = next(iter(worse.values()))
+                        late_said = (_text(item[prop]), (item.get("source") or {}).get("document"))
+                        values = tuple(
+                            dict.fromkeys(
+                                [(_text(v), s.get("document", "other")) for v, s, _ in outweighed]
+                                + [(late_said[0], late_said[1] or "other")]
+                            )
+                        )
+                        self.unsettled_at(at).disputes.append(
+                            (name, values, f"{at}/{prop}", "worse_kept")
+                        )
+                    continue
+                if len(stating) <= 1:
+                    continue
                 ranked = [(v, s, at, s.get("document") in primary) for v, s, at in stating]
                 if len({json.dumps(v, sort_keys=True) for v, _, _, _ in ranked}) <= 1:
                     continue  # they agree, or at most one states it
@@ -795,7 +828,9 @@ class _Builder:
                     dict.fromkeys((_text(v), s.get("document", "other")) for v, s, _ in kept)
                 )
                 at = stating[0][2]
-                self.unsettled_at(at).disputes.append((name, values, f"{at}/{prop}"))
+                self.unsettled_at(at).disputes.append(
+                    (name, values, f"{at}/{prop}", "sources_disagree")
+                )
                 for _, _, at in stating:
                     self.unsettled_at(at).disputed.add(name)
 
@@ -1018,6 +1053,13 @@ class _Builder:
         rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
         uncertain = late is not None and self.possibly_late(late[0])
+        # A late fact that still adds a value (a tumour shown) keeps what says which fact it
+        # is (`identified_by`: the condition shown), or the value would name nothing.
+        identify = uncertain or (
+            late is not None
+            and bool(rule.identified_by)
+            and any(rule.adds(name, given[1]) for name, given in by_name.items())
+        )
         kept: dict[str, Given] = {}
         left_out: list[str] = []
         for name, given in by_name.items():
@@ -1035,7 +1077,7 @@ class _Builder:
                     # much as one that never stated it: the schema's default (a diagnosis
                     # named without a status counts as stated).
                     kept[name] = (name, default, pointer)
-            elif late is None or rule.adds(name, raw) or (uncertain and name in rule.identified_by):
+            elif late is None or rule.adds(name, raw) or (identify and name in rule.identified_by):
                 kept[name] = given
             else:
                 left_out.append(name)
