@@ -397,20 +397,19 @@ def test_one_diagnosis_listed_twice_with_statuses_that_disagree_pends(
     ]
 
 
-def test_one_diagnosis_listed_twice_alike_still_excludes(library: Library) -> None:
+@pytest.mark.parametrize(
+    "second",
+    [
+        ("confirmed", "2025-04-01"),  # listed twice alike: still excludes
+        ("ruled_out", "2025-07-01"),  # a late note ruling it out disputes nothing
+    ],
+    ids=["alike", "late-ruling-out"],
+)
+def test_one_diagnosis_listed_again_without_a_timely_dispute_still_excludes(
+    second: tuple[str, str], library: Library
+) -> None:
     determination, status, _ = _review(
-        _spondylitis(("confirmed", "2025-03-01"), ("confirmed", "2025-04-01")),
-        library,
-        ARTHROPATHY,
-    )
-    assert (determination, status) == ("not_medically_necessary", "not_met")
-
-
-def test_a_late_note_ruling_out_a_timely_diagnosis_disputes_nothing(library: Library) -> None:
-    determination, status, _ = _review(
-        _spondylitis(("confirmed", "2025-03-01"), ("ruled_out", "2025-07-01")),
-        library,
-        ARTHROPATHY,
+        _spondylitis(("confirmed", "2025-03-01"), second), library, ARTHROPATHY
     )
     assert (determination, status) == ("not_medically_necessary", "not_met")
 

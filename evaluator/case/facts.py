@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from operator import attrgetter
@@ -275,6 +275,11 @@ def _timed(fact_type: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]
 def code_systems() -> Mapping[str, str]:
     """Return the short name (LOINC, SNOMEDCT, ...) of each code system URI a case may use."""
     return MappingProxyType(dict(schemas.load_schema("case")["$defs"]["coding"]["x-systems"]))
+
+
+def _said(stated: Iterable[tuple[Any, Mapping[str, Any], str]]) -> tuple[tuple[str, str], ...]:
+    """The values and the documents stating them, as a conflict lists them (once each)."""
+    return tuple(dict.fromkeys((_text(v), s.get("document", "other")) for v, s, _ in stated))
 
 
 class _Unsettled(NamedTuple):
@@ -771,8 +776,10 @@ class _Builder:
         for found in groups.values():
             if len(found) == 1:  # most: nothing to settle
                 continue
-            late = [(item, at) for item, at in found if self.clearly_late(item)]
-            group = [(item, at) for item, at in found if not self.clearly_late(item)]
+            late: list[tuple[Mapping[str, Any], str]] = []
+            group: list[tuple[Mapping[str, Any], str]] = []
+            for item, at in found:
+                (late if self.clearly_late(item) else group).append((item, at))
             if len(group) <= 1 and not (group and late and adds is not None):
                 continue
             for prop, (name, _) in section.fields.items():
@@ -783,35 +790,13 @@ class _Builder:
                     for item, pointer in group
                     if prop in item or prop in defaults
                 ]
-                worse = {
-                    json.dumps(item[prop], sort_keys=True): (item, at)
+                worse = [
+                    (item[prop], item.get("source") or {}, at)
                     for item, at in late
                     if adds is not None and prop in item and adds.adds(name, item[prop])
-                }
+                ]
                 if worse:
-                    outweighed = [
-                        (v, s, at)
-                        for v, s, at in stating
-                        if json.dumps(v, sort_keys=True) not in worse
-                    ]
-                    for _, _, at in outweighed:
-                        self.unsettled_at(at).outranked.add(name)
-                    if outweighed:
-                        # told on the late item, the one emitted: an outweighed item that
-                        # only names the thing is not (`coded`)
-                        item, at = next(iter(worse.values()))
-                        late_said = (_text(item[prop]), (item.get("source") or {}).get("document"))
-                        values = tuple(
-                            dict.fromkeys(
-                                [(_text(v), s.get("document", "other")) for v, s, _ in outweighed]
-                                + [(late_said[0], late_said[1] or "other")]
-                            )
-                        )
-                        self.unsettled_at(at).disputes.append(
-                            (name, values, f"{at}/{prop}", "worse_kept")
-                        )
-                    continue
-                if len(stating) <= 1:
+                    self.outweigh(name, prop, stating, worse)
                     continue
                 ranked = [(v, s, at, s.get("document") in primary) for v, s, at in stating]
                 if len({json.dumps(v, sort_keys=True) for v, _, _, _ in ranked}) <= 1:
@@ -824,15 +809,34 @@ class _Builder:
                         if json.dumps(v, sort_keys=True) not in said:
                             self.unsettled_at(at).outranked.add(name)
                     continue
-                values = tuple(
-                    dict.fromkeys((_text(v), s.get("document", "other")) for v, s, _ in kept)
-                )
+                values = _said(kept)
                 at = stating[0][2]
                 self.unsettled_at(at).disputes.append(
                     (name, values, f"{at}/{prop}", "sources_disagree")
                 )
                 for _, _, at in stating:
                     self.unsettled_at(at).disputed.add(name)
+
+    def outweigh(
+        self,
+        name: str,
+        prop: str,
+        stating: list[tuple[Any, Mapping[str, Any], str]],
+        worse: list[tuple[Any, Mapping[str, Any], str]],
+    ) -> None:
+        """Leave out the timely items' values that a late item's worse value (x-as-of-source
+        may_add) outweighs, with one `worse_kept` conflict, told on the late item: it is the
+        one emitted, while an outweighed item that only names the thing is not (`coded`)."""
+        added = {json.dumps(v, sort_keys=True) for v, _, _ in worse}
+        outweighed = [
+            (v, s, at) for v, s, at in stating if json.dumps(v, sort_keys=True) not in added
+        ]
+        for _, _, at in outweighed:
+            self.unsettled_at(at).outranked.add(name)
+        if outweighed:
+            at = worse[0][2]
+            values = _said([*outweighed, worse[0]])
+            self.unsettled_at(at).disputes.append((name, values, f"{at}/{prop}", "worse_kept"))
 
     def clearly_late(self, item: Mapping[str, Any]) -> bool:
         """True for an item whose source is dated after the request, not only possibly."""
