@@ -4,13 +4,15 @@ measured by `make bench`, never here."""
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from benchmarks import benchgen, peers, reference
+from benchmarks import benchgen, compare, peers, reference
 from evaluator import api
 from evaluator.case import cases
 from evaluator.language.policies import Library
@@ -88,3 +90,26 @@ def test_each_peer_gives_the_reference_s_statuses(
     engine = peers.DurableRules() if peer == "durable_rules" else peers.Clips()
     got = engine.evaluate([reference.flatten(d) for d in documents])
     assert got == [{k: v for k, v in e.items() if k != "determination"} for e in expected]
+
+
+def test_the_phase_breakdown_times_every_phase_and_leaves_the_collector_on(
+    tmp_path: Path,
+) -> None:
+    # compare.py's phase rows freeze the kept inputs out of the collector while timing; a
+    # phase that failed or returned early must not leave it frozen for the rest of the run.
+    benchgen.write_files(benchgen.generate(12), tmp_path)
+    phases = compare.measure_phases(tmp_path)
+    assert [name.strip() for name, _ in phases] == [
+        "list the files, hash their bytes",
+        "read and parse (file -> document)",
+        "validate (case.schema.json)",
+        "normalise (facts, the case)",
+        "api.facts_for",
+        "records.provenance (the case hash)",
+        "api.evaluate (engine, assembly and the two above)",
+        "render the decision (JSON)",
+        "encode the JSON line",
+        "the full path (`batch --jobs 1`, to /dev/null)",
+    ]
+    assert all(math.isfinite(us) for _, us in phases)  # each one was timed
+    assert gc.get_freeze_count() == 0
