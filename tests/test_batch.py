@@ -3,6 +3,7 @@ does (bad input, a bug, a dead worker process), no full disk and no Ctrl-C loses
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -318,16 +319,30 @@ def test_a_killed_worker_s_case_is_retried_once_then_recorded(tmp_path: Path) ->
 
 
 def children(pid: int) -> list[int]:
-    """The worker processes of `pid` (spawned children running multiprocessing's spawn_main)."""
+    """The worker processes of `pid`: forked by the fork server it started (a child running
+    multiprocessing's forkserver), or spawned children running multiprocessing's spawn_main."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in command:
-                found.append(int(child))
+    for child in _child_pids(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in command:
+            found.append(child)
+        elif b"multiprocessing.forkserver" in command:
+            found.extend(_child_pids(child))
+    return found
+
+
+def _child_pids(pid: int) -> list[int]:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            found.extend(int(child) for child in (task / "children").read_text().split())
     return found
 
 
