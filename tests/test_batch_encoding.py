@@ -112,7 +112,7 @@ def test_a_worker_process_collects_its_garbage_less_often(monkeypatch: pytest.Mo
     calls: list[tuple[int, ...]] = []
     monkeypatch.setattr(gc, "set_threshold", lambda *a: calls.append(a))
     monkeypatch.setattr(signal, "signal", lambda *_: None)
-    monkeypatch.setattr(batch, "Library", lambda root: root)
+    monkeypatch.setattr(batch, "_library", lambda root: root)
     ours, theirs = multiprocessing.Pipe()
     ours.send(None)  # no chunk: stop at once
     batch._work(theirs, "policies", None, batch.review_item)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import collections
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluator.batch import runner as batch
 from evaluator.errors import Location, NecessityError, Problem, SourceError
-from evaluator.language.policies import Library
+
+if TYPE_CHECKING:  # imported where reviewed, not in a batch's main process (see runner)
+    from evaluator.language.policies import Library
 
 __all__ = ["CHUNK", "client_for", "records"]
 
@@ -39,6 +41,8 @@ def review_chunk(
     """Run on a Dask worker: the records of a chunk of cases, in order."""
     library = _LIBRARIES.get(root)
     if library is None:
+        from evaluator.language.policies import Library  # noqa: PLC0415  (see the imports)
+
         library = _LIBRARIES[root] = Library(root)
     return [review(item, policy, library) for item in items]
 

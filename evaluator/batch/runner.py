@@ -31,17 +31,19 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from evaluator.errors import EngineError, InputError, Location, NecessityError, Problem
-from evaluator.language.model import Policy
-from evaluator.language.policies import Library
 from evaluator.read import source
 
 # The evaluation stack (the case model, the engine, the decision, its rendering: 150 ms of
 # imports) is imported where a case is reviewed, not here: the main process of a batch with
 # worker processes never reviews one, and importing it there delayed their start and took CPU
-# they need (0.15 s a batch, 50 us a case of 3,000).
+# they need (0.15 s a batch, 50 us a case of 3,000). So is the policy language (the model and
+# the library, another 50 ms): such a main process is given the policies' folder, not a
+# Library (`records`).
 if TYPE_CHECKING:
     from evaluator import api
     from evaluator.case import cases
+    from evaluator.language.model import Policy
+    from evaluator.language.policies import Library
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -85,6 +87,8 @@ class Item:
 
     `name` is what its record calls it (the path, or `<stream>:<line>`); `sha256` is the hash of
     its bytes (None when they could not be read); `problem` says why it could not be read.
+    A `deferred` case file is not read yet: `read` gives it its hash, bytes and problem where
+    it is reviewed (a worker process), and a record is only ever made of an item read.
     """
 
     name: str
@@ -98,6 +102,7 @@ class Item:
     # (6 system calls a case); None when they were not kept (unreadable or over the size
     # limit), and the loader then reads the file itself and says what is wrong with it.
     content: bytes | None = field(default=None, repr=False, compare=False)
+    deferred: bool = False
 
 
 def case_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -115,10 +120,15 @@ def is_stream(path: Path) -> bool:
     return str(path) == STDIN or path.suffix.lower() == LINES_SUFFIX
 
 
-def items(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Item]:
+def items(
+    paths: Iterable[Path], stdin: IO[bytes] | None = None, *, read: bool = True
+) -> Iterator[Item]:
     """Yield the cases of `paths` (as `sources` returns them) lazily, one Item each.
 
     `-` reads JSON Lines from `stdin`: one case document per line, blank lines skipped.
+    Without `read`, a case file's item is `deferred`: read and hashed where it is reviewed
+    (`records` with worker processes reads it there: the main process, which shares the cores
+    with them, is spared 30 us a case), so its `sha256` is not known here.
     """
     for path in paths:
         if str(path) == STDIN:
@@ -126,10 +136,22 @@ def items(paths: Iterable[Path], stdin: IO[bytes] | None = None) -> Iterator[Ite
                 yield from _lines(stdin, STDIN_NAME)
         elif path.suffix.lower() == LINES_SUFFIX:
             yield from _lines_of_file(path)
+        elif read:
+            yield _file_item(path)
         else:
-            problem = _special(path)
-            sha256, content = (None, None) if problem else _file_content(path)
-            yield Item(str(path), path=str(path), sha256=sha256, problem=problem, content=content)
+            yield Item(str(path), path=str(path), deferred=True)
+
+
+def read(item: Item) -> Item:
+    """Return a `deferred` item read (its hash, bytes and any problem, as `items` gives them
+    when it reads); any other item as it is."""
+    return _file_item(Path(item.path or item.name)) if item.deferred else item
+
+
+def _file_item(path: Path) -> Item:
+    problem = _special(path)
+    sha256, content = (None, None) if problem else _file_content(path)
+    return Item(str(path), path=str(path), sha256=sha256, problem=problem, content=content)
 
 
 def is_special(path: Path) -> bool:
@@ -243,6 +265,7 @@ def review_item(item: Item, policy: str | None, library: Library) -> Record:
     necessity becomes an error record (`invalid_input`, `engine_error`, `internal_error`) and
     the batch goes on.
     """
+    item = read(item)
     record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
     try:
         case = _loaded(item, record)
@@ -261,16 +284,16 @@ def review_items(items: Sequence[Item], policy: str | None, library: Library) ->
     from evaluator import api  # noqa: PLC0415  (imported where reviewed: see above)
 
     records: list[Record] = []
-    read: list[tuple[Record, Item, cases.Case]] = []
-    for item in items:
+    loaded: list[tuple[Record, Item, cases.Case]] = []
+    for item in map(read, items):
         record: Record = {"case": item.name, "case_id": None, "sha256": item.sha256}
         try:
-            read.append((record, item, _loaded(item, record)))
+            loaded.append((record, item, _loaded(item, record)))
         except Exception as error:  # any bug is this case's record, not the batch's end
             record = _failure(record, item, error)
         records.append(record)
-    reviews = api.review_many([case for _, _, case in read], library)
-    for (record, item, _), review in zip(read, reviews, strict=True):
+    reviews = api.review_many([case for _, _, case in loaded], library)
+    for (record, item, _), review in zip(loaded, reviews, strict=True):
         try:
             if isinstance(review, Exception):
                 raise review
@@ -431,7 +454,7 @@ class _Encoded(dict[str, Any]):
     line: bytes
 
 
-Review = Callable[[Item, str | None, Library], Record]
+Review = Callable[[Item, "str | None", "Library"], Record]
 
 # Records wait for the slowest case before them; this many per worker may be in hand at once,
 # which keeps memory flat however long one case takes (a record is a few kB), and lets one
@@ -490,6 +513,22 @@ def _context() -> Any:
     return context
 
 
+def start_workers() -> None:
+    """Start what worker processes are forked from (`_context`), so that it imports what they
+    need (0.2 s) while this process lists the cases to review rather than after; a batch with
+    `jobs` > 1 then forks its workers from it at once. Calling it again costs nothing."""
+    from multiprocessing import forkserver  # noqa: PLC0415  (only with workers)
+
+    _context()
+    # Started with SIGINT blocked, as a worker is (see `_Worker`): what is forked from it
+    # starts with Ctrl-C blocked until it ignores it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 def _work(conn: Connection, root: str, policy: str | None, review: Review) -> None:
     """A worker process: review the chunks of items sent, until told to stop; the records of a
     chunk are sent once it is done (a death loses the chunk, whose first item is retried alone
@@ -499,9 +538,10 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
     # The worker's own process: tuning its collector never touches a caller's heap.
     gc.set_threshold(*WORKER_GC_THRESHOLDS)
     try:
-        library = Library(root)
+        library = _library(Path(root))
         conn.send(("ready", None))
-        while (chunk := conn.recv()) is not None:
+        while (sent := conn.recv()) is not None:
+            chunk = [_received(part) for part in sent]  # the main process left the files to us
             if review is review_item:  # the chunk together (batch mode): the same records
                 done = review_items(chunk, policy, library)
             else:
@@ -515,6 +555,17 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
         return  # the main process went away
     except Exception as error:  # reported to the main process, which stops
         conn.send(("failed", f"{type(error).__name__}: {error}"))
+
+
+def _sending(item: Item) -> Item | str:
+    """Return what the main process sends of an item: a deferred case file's path alone (a
+    string pickles in a tenth of the time an Item takes, CPU the workers need), else the item."""
+    return item.path if item.deferred and item.path is not None else item
+
+
+def _received(part: Item | str) -> Item:
+    """Return the item a worker was sent (`_sending`), read."""
+    return _file_item(Path(part)) if isinstance(part, str) else read(part)
 
 
 def _sent(record: Record) -> tuple[bytes, Record]:
@@ -551,7 +602,7 @@ class _Worker:
     def send(self, tasks: list[Task]) -> None:
         self.tasks.extend(tasks)
         try:
-            self.conn.send([item for _, item, _ in tasks])
+            self.conn.send([_sending(item) for _, item, _ in tasks])
         except OSError:
             self.broken = True  # it died before it could take them; retried elsewhere
 
@@ -701,7 +752,8 @@ class _Pool:
         if attempt == 1:
             fresh.send([(index, item, 2)])  # alone in a fresh worker: a second death is its own
         else:
-            self.done[index] = _worker_died(item, how)
+            # its record names its bytes' hash, as any other: read here if the worker had it
+            self.done[index] = _worker_died(read(item), how)
 
 
 # --- the batch ----------------------------------------------------------------------------------
@@ -755,10 +807,16 @@ class Summary:
         return text
 
 
+def _library(root: Path) -> Library:
+    from evaluator.language.policies import Library  # noqa: PLC0415  (see the imports)
+
+    return Library(root)
+
+
 def records(
     todo: Iterable[Item],
     policy: str | None,
-    library: Library,
+    library: Library | Path,
     jobs: int = 1,
     stop: Callable[[], bool] = lambda: False,
     review: Review = review_item,
@@ -775,25 +833,31 @@ def records(
 
     Stops early, between cases, once `stop()` is true. `review` reviews one item (in the
     workers it must be a module-level function); the default is `review_item`.
+
+    `library` is a Library, or the folder of one (made here when the cases are reviewed in
+    this process): a batch's main process with workers never loads a policy, and is spared
+    importing the policy language.
     """
+    root = library if isinstance(library, Path) else library.root
     if dask is not None:
         from evaluator.batch import dask_cluster as dask_batch  # noqa: PLC0415  (the optional `dask` extra)
 
-        yield from dask_batch.records(todo, policy, str(library.root), dask, stop, review)
+        yield from dask_batch.records(todo, policy, str(root), dask, stop, review)
         return
     if jobs <= 1:
+        here = _library(library) if isinstance(library, Path) else library
         for item in todo:
             if stop():
                 return
-            yield review(item, policy, library)
+            yield review(read(item), policy, here)
         return
-    yield from _Pool(jobs, str(library.root), policy, review, stop, results).records(todo)
+    yield from _Pool(jobs, str(root), policy, review, stop, results).records(todo)
 
 
 def run(
     todo: Iterable[Item],
     policy: str | None,
-    library: Library,
+    library: Library | Path,
     write: Callable[[Record], None],
     *,
     jobs: int = 1,
@@ -945,9 +1009,11 @@ def unrecorded(todo: Iterable[Item], done: Counter[str], summary: Summary) -> It
     """Yield the items with no record yet (by content hash), counting the others as skipped.
 
     Two cases with the same bytes are the same case (same case id, same result): each record
-    there accounts for one of them.
+    there accounts for one of them. A `deferred` item is read here when there are records to
+    match it against: a case is never reviewed again for want of its hash.
     """
-    for item in todo:
+    for listed in todo:
+        item = read(listed) if listed.deferred and done else listed
         if item.sha256 is not None and done[item.sha256] > 0:
             done[item.sha256] -= 1
             summary.skipped += 1

@@ -24,7 +24,7 @@ from evaluator.cli.commands import (
     policies_dir_option,
     progress_option,
 )
-from evaluator.language.policies import Library
+from evaluator.read import resources
 
 # Beyond the shared exit codes: the shell's numbers for a run stopped by a signal.
 INTERRUPTED = 130  # 128 + SIGINT
@@ -127,8 +127,10 @@ def command(
         )
     if dask is not None and jobs > 1:
         raise click.UsageError("--dask and --jobs: the cluster's workers do the work")
-    library = Library(policies_dir) if policies_dir is not None else Library()
-    client = dask_batch.client_for(dask) if dask is not None else None
+    # The folder, not a Library: the runner makes one where cases are reviewed (with workers,
+    # this process never loads a policy and is spared importing the policy language).
+    library = policies_dir if policies_dir is not None else resources.policies_dir()
+    client = _cluster(dask, jobs)
     inputs = batch.sources(paths)
     done = _resume(output) if resume and output is not None else batch.Recorded()
     stream, name = _open(output, resume)
@@ -137,11 +139,13 @@ def command(
     sync = _is_file(stream)
     writer = batch.Writer(stream, name, sync=sync, every=64 if sync else 1)
     summary = batch.Summary()
-    todo = batch.unrecorded(batch.items(inputs, _stdin(inputs)), done.hashes, summary)
     show = sys.stderr.isatty() if progress is None else progress
     count = _count(inputs)
     if count is not None:
         jobs = max(1, min(jobs, count))  # no idle workers to start
+    # With worker processes, they read the case files: this process only lists them.
+    cases = batch.items(inputs, _stdin(inputs), read=jobs <= 1 or client is not None)
+    todo = batch.unrecorded(cases, done.hashes, summary)
     try:
         with _bar(show, count) as bar, _signals() as caught:
             log = _logger(decision_log, mask)
@@ -173,10 +177,20 @@ def command(
     raise click.exceptions.Exit(code)
 
 
+def _cluster(dask: str | None, jobs: int) -> Any:
+    """Return the Dask client, if one was asked for; with worker processes instead, start what
+    they are forked from, so that they get ready while this process lists the cases."""
+    if dask is not None:
+        return dask_batch.client_for(dask)
+    if jobs > 1:
+        batch.start_workers()
+    return None
+
+
 def _run(
     todo: Iterator[batch.Item],
     policy: str | None,
-    library: Library,
+    library: Path,
     jobs: int,
     writer: batch.Writer,
     log: Callable[[dict[str, Any]], None] | None,
