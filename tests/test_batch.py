@@ -4,6 +4,7 @@ does (bad input, a bug, a dead worker process), no full disk and no Ctrl-C loses
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -295,7 +296,8 @@ def review_or_die(item: batch.Item, policy: str | None, library: Library) -> dic
     return batch.review_item(item, policy, library)
 
 
-def test_a_killed_worker_s_case_is_retried_once_then_recorded(tmp_path: Path) -> None:
+@pytest.mark.parametrize("read", [True, False], ids=["read-here", "read-by-workers"])
+def test_a_killed_worker_s_case_is_retried_once_then_recorded(tmp_path: Path, read: bool) -> None:
     cases = tmp_path / "cases"
     cases.mkdir()
     examples = sorted(EXAMPLES.glob("*.json"))[:6]
@@ -305,13 +307,15 @@ def test_a_killed_worker_s_case_is_retried_once_then_recorded(tmp_path: Path) ->
     files = batch.sources([cases])
     records: list[dict[str, Any]] = []
     summary = batch.run(
-        batch.items(files), None, Library(), records.append, jobs=2, review=review_or_die
+        batch.items(files, read=read), None, Library(), records.append, jobs=2, review=review_or_die
     )
     assert [r["case"] for r in records] == [str(p) for p in files]  # in order, none lost
     died = records[1]
     assert died["error"] == "worker_died"
     assert "died twice (killed by SIGKILL)" in died["problems"][0]["message"]
     assert died["problems"][0]["file"] == str(files[1])
+    # its bytes' hash, as any record (when the workers read the files, the main process reads it)
+    assert died["sha256"] == hashlib.sha256(files[1].read_bytes()).hexdigest()
     assert "determination" not in died
     assert "determination" in records[3]  # its retry, in a fresh worker, reviewed it
     assert all("determination" in r for r in (records[0], records[2], records[4], records[5]))
@@ -321,7 +325,7 @@ def test_a_killed_worker_s_case_is_retried_once_then_recorded(tmp_path: Path) ->
 def children(pid: int) -> list[int]:
     """The worker processes of `pid`: forked by the fork server it started (a child running
     multiprocessing's forkserver), or spawned children running multiprocessing's spawn_main."""
-    found = []
+    found: list[int] = []
     for child in _child_pids(pid):
         try:
             command = Path(f"/proc/{child}/cmdline").read_bytes()
@@ -339,7 +343,7 @@ def _child_pids(pid: int) -> list[int]:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
-    found = []
+    found: list[int] = []
     for task in tasks:
         with contextlib.suppress(OSError):
             found.extend(int(child) for child in (task / "children").read_text().split())
