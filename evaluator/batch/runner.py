@@ -145,13 +145,14 @@ def items(
 def read(item: Item) -> Item:
     """Return a `deferred` item read (its hash, bytes and any problem, as `items` gives them
     when it reads); any other item as it is."""
-    return _file_item(Path(item.path or item.name)) if item.deferred else item
+    return _file_item(Path(item.path or item.name), item.name) if item.deferred else item
 
 
-def _file_item(path: Path) -> Item:
+def _file_item(path: Path, name: str | None = None) -> Item:
     problem = _special(path)
     sha256, content = (None, None) if problem else _file_content(path)
-    return Item(str(path), path=str(path), sha256=sha256, problem=problem, content=content)
+    named = str(path) if name is None else name
+    return Item(named, path=str(path), sha256=sha256, problem=problem, content=content)
 
 
 def is_special(path: Path) -> bool:
@@ -560,7 +561,7 @@ def _work(conn: Connection, root: str, policy: str | None, review: Review) -> No
 def _sending(item: Item) -> Item | str:
     """Return what the main process sends of an item: a deferred case file's path alone (a
     string pickles in a tenth of the time an Item takes, CPU the workers need), else the item."""
-    return item.path if item.deferred and item.path is not None else item
+    return item.path if item.deferred and item.path == item.name else item
 
 
 def _received(part: Item | str) -> Item:
