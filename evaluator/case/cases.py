@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from evaluator.case.facts import Conflict, Fact, FactValue, build, parsed_date
 from evaluator.errors import CaseError, Location
@@ -116,21 +116,43 @@ def case_from_document(document: Document) -> Case:
     schemas.validate(document, CASE_SCHEMA)
     normalised = build(document)
     data = document.data
+    request = data["request"]
     lines = tuple(
-        ServiceLine(
-            line["id"], line["procedure"], tuple(line.get("cpt", ())), line.get("description")
+        _made(
+            ServiceLine,
+            {
+                "id": line["id"],
+                "procedure": line["procedure"],
+                "cpts": tuple(line.get("cpt", ())),
+                "description": line.get("description"),
+            },
         )
-        for line in data["request"]["lines"]
+        for line in request["lines"]
     )
-    return Case(
-        case_id=data["case_id"],
-        path=document.path,
-        # Already parsed without error by build(), which raises on a bad request date.
-        request_date=parsed_date(data["request"]["date"]),
-        lines=lines,
-        facts=normalised.facts,
-        conflicts=normalised.conflicts,
-        service_date=_service_date(document),
-        _document=document,
-        plan=data["request"].get("plan"),
+    return _made(
+        Case,
+        {
+            "case_id": data["case_id"],
+            "path": document.path,
+            # Already parsed without error by build(), which raises on a bad request date.
+            "request_date": parsed_date(request["date"]),
+            "lines": lines,
+            "facts": normalised.facts,
+            "conflicts": normalised.conflicts,
+            "service_date": _service_date(document),
+            "_document": document,
+            "plan": request.get("plan"),
+        },
     )
+
+
+_Made = TypeVar("_Made", Case, ServiceLine)
+
+
+def _made(cls: type[_Made], fields: dict[str, Any]) -> _Made:
+    """Return ``cls(**fields)`` with ``fields`` naming every field: set in the instance's
+    dict, as the frozen dataclass's __init__ would set them one call at a time (a quarter of
+    the time; tests/test_cases.py checks it against the constructor)."""
+    made = object.__new__(cls)
+    made.__dict__.update(fields)
+    return made

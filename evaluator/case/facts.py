@@ -1056,6 +1056,15 @@ class _Builder:
         """
         rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
+        if late is None:
+            for given in by_name.values():
+                raw = given[1]
+                if type(raw) not in _PLAIN and _is_mapping(raw) and "statements" in raw:
+                    break
+            else:
+                # Most facts: nothing late and no statements to judge one by one, so every
+                # value holds as given (what the loop below keeps, in the same order).
+                return by_name, False
         uncertain = late is not None and self.possibly_late(late[0])
         # A late fact that still adds a value (a tumour shown) keeps what says which fact it
         # is (`identified_by`: the condition shown), or the value would name nothing.
