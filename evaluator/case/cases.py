@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from evaluator.case.facts import Conflict, Fact, FactValue, build, parsed_date
 from evaluator.errors import CaseError, Location
 from evaluator.read import schemas
+from evaluator.read.frozen import made
 from evaluator.read.source import Document, load
 from evaluator.vocab.dates import PartialDate
 
@@ -118,7 +119,7 @@ def case_from_document(document: Document) -> Case:
     data = document.data
     request = data["request"]
     lines = tuple(
-        _made(
+        made(
             ServiceLine,
             {
                 "id": line["id"],
@@ -129,7 +130,7 @@ def case_from_document(document: Document) -> Case:
         )
         for line in request["lines"]
     )
-    return _made(
+    return made(
         Case,
         {
             "case_id": data["case_id"],
@@ -145,14 +146,3 @@ def case_from_document(document: Document) -> Case:
         },
     )
 
-
-_Made = TypeVar("_Made", Case, ServiceLine)
-
-
-def _made(cls: type[_Made], fields: dict[str, Any]) -> _Made:
-    """Return ``cls(**fields)`` with ``fields`` naming every field: set in the instance's
-    dict, as the frozen dataclass's __init__ would set them one call at a time (a quarter of
-    the time; tests/test_cases.py checks it against the constructor)."""
-    made = object.__new__(cls)
-    made.__dict__.update(fields)
-    return made
