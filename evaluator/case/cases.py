@@ -145,4 +145,3 @@ def case_from_document(document: Document) -> Case:
             "plan": request.get("plan"),
         },
     )
-
