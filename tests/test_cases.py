@@ -105,10 +105,10 @@ def test_case_is_frozen_and_locates_pointers():
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_a_case_is_made_as_its_constructor_makes_it(path):
-    """case_from_document sets a Case's and its lines' fields in their dicts (cases._made):
+    """case_from_document sets a Case's and its lines' fields in their dicts (read/frozen.py):
     every field, each as the constructor would, and nothing else."""
     case = load_case(path)
-    made = [case, *case.lines]
+    made: list[Case | ServiceLine] = [case, *case.lines]
     for obj in made:
         names = [f.name for f in dataclasses.fields(obj)]
         assert list(vars(obj)) == names  # every field, in the constructor's order
