@@ -6,6 +6,7 @@ import copy
 import json
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from evaluator.vocab.levels import LEVELS
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 FOUNDING = ROOT / "examples" / "cases" / "t12-s2-fusion.json"
+EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 FIXTURES = HERE / "fixtures" / "cases"
 
 
@@ -498,19 +500,24 @@ def test_a_cached_range_cannot_be_changed_through_a_case():
     assert [f.as_dict() for f in again] == [f.as_dict() for f in first]
 
 
-def test_a_fact_built_owning_its_fields_is_the_fact_built_from_them():
-    fields: dict[str, Any] = {"kind": "infection", "src": "clinic_note"}
-    owned = Fact.owning("red_flag", "red_flag:1", fields)
-    built = Fact("red_flag", "red_flag:1", dict(fields))
-    assert owned == built
-    assert hash(owned) == hash(built)
-    assert repr(owned) == repr(built)
-    assert owned.as_dict() == built.as_dict() == {"t": "red_flag", "id": "red_flag:1", **fields}
-    assert owned.as_dict() is not owned.as_dict()  # a copy each time
-    with pytest.raises(TypeError):
-        owned.fields["kind"] = "tumour"  # type: ignore[index]
-    with pytest.raises(AttributeError):
-        owned.id = "red_flag:2"  # type: ignore[misc]
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_a_fact_the_builder_makes_is_the_fact_built_from_its_fields(path: Path) -> None:
+    """The builder sets a fact's attributes in its dict, handing it its fields without a
+    copy (`_Builder.emit`): each fact is the one the constructor makes of them, read-only."""
+    for made in load_case(path).facts:
+        fields = dict(made.fields)
+        built = Fact(made.type, made.id, fields)
+        assert list(vars(made)) == list(vars(built))  # every attribute, in the same order
+        assert made == built
+        assert hash(made) == hash(built)
+        assert repr(made) == repr(built)
+        assert made.as_dict() == built.as_dict() == {"t": made.type, "id": made.id, **fields}
+        assert made.as_dict() is not made.as_dict()  # a copy each time
+        assert type(made.fields) is MappingProxyType
+        with pytest.raises(TypeError):
+            made.fields["id"] = "x"  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            made.id = "other:2"  # type: ignore[misc]
 
 
 def test_end_before_start():

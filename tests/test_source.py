@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -21,6 +22,7 @@ from evaluator.read.source import (
     Document,
     _json_suffix,
     load,
+    load_bytes,
     loads,
     make_pointer,
     split_pointer,
@@ -236,6 +238,32 @@ def test_empty_document(text: str) -> None:
     error = error_of(text)
     assert error.code == "empty_document"
     assert error.location.file == "case.yaml"
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t \r\n", "\u2003\n", "\ufeff \n"], ids=repr)
+def test_an_empty_json_file_is_refused(text: str) -> None:
+    """Blank text, by Python's whitespace (an em space too), holds no data."""
+    with pytest.raises(SourceError) as caught:
+        load_bytes(text.encode("utf-8"), "case.json")
+    problem = caught.value.problems[0]
+    assert (problem.code, problem.location.file) == ("empty_document", "case.json")
+
+
+def test_a_json_document_is_made_as_its_constructor_makes_it(tmp_path: Path) -> None:
+    """The JSON reader sets a Document's fields in its dict (read/frozen.py): every field,
+    each as the constructor would, positions read on first use."""
+    path = tmp_path / "case.json"
+    path.write_text('{\n  "a": [1, {"b": "x"}]\n}\n', encoding="utf-8")
+    document = load(path)
+    names = [f.name for f in dataclasses.fields(Document)]
+    assert list(vars(document)) == names
+    again = Document(**{name: getattr(document, name) for name in names})
+    assert (again, repr(again)) == (document, repr(document))
+    assert document.data == {"a": [1, {"b": "x"}]}
+    assert (document.path, document.tree) == (str(path), None)
+    assert document.location("/a/1/b") == Location(str(path), 2, 13, "/a/1/b")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        document.path = "other"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e400"])

@@ -98,22 +98,6 @@ class Fact:
         object.__setattr__(self, "fields", MappingProxyType(plain))
         object.__setattr__(self, "_plain", plain)
 
-    @classmethod
-    def owning(cls, fact_type: str, fact_id: str, fields: dict[str, FactValue]) -> Fact:
-        """Return the fact ``Fact(fact_type, fact_id, fields)`` built without copying
-        ``fields``, which the caller hands over and never touches again (the normaliser: a
-        dozen facts a case, each copied twice otherwise)."""
-        fact = _new(cls)
-        # What __init__ and __post_init__ set, set directly in the instance's dict (the class
-        # is frozen against setting attributes, not its dict): a fifth less time than
-        # object.__setattr__ with a dict of its own.
-        own = fact.__dict__
-        own["type"] = fact_type
-        own["id"] = fact_id
-        own["fields"] = MappingProxyType(fields)
-        own["_plain"] = fields
-        return fact
-
     def __hash__(self) -> int:
         return hash((self.type, self.id, tuple(sorted(self.fields.items()))))
 
@@ -930,7 +914,13 @@ class _Builder:
             return {}
 
     def _segment(self, name: str, raw: Any, pointer: str) -> Mapping[str, FactValue]:
-        return self._level(name, raw, pointer, "segment")
+        # `_level`'s body for a segment: a call less for each segment of a case
+        levelled = _level_fields if type(raw) is str else _level_fields.__wrapped__
+        try:
+            return levelled("segment", name, raw)
+        except LevelError as error:
+            self.level_problem(error, pointer)
+            return {}
 
     def _measurement(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
         if isinstance(raw, str):
@@ -997,7 +987,8 @@ class _Builder:
                 # out of an every's scope it would let the others approve.
                 return
         fields: dict[str, FactValue] = {}
-        self.deciding = []
+        if self.deciding:  # the last fact's; most facts have none (a list less a fact)
+            self.deciding = []
         names = tuple(by_name)
         # the steps kept for these names (`_Plan.steps`), without a call for the common case
         steps = plan._kept.get(names) or plan.steps(names)
@@ -1029,7 +1020,18 @@ class _Builder:
             fields["src"] = "; ".join(dict.fromkeys(sources))
         elif source is not None:
             fields["src"] = _src(source)
-        self.facts.append(Fact.owning(fact_type, fact_id, fields))
+        # Fact(fact_type, fact_id, fields) without copying `fields`, which no one else holds
+        # (each fact would be copied twice otherwise): what __init__ and __post_init__ set,
+        # set directly in the instance's dict (the class is frozen against setting attributes,
+        # not its dict), here rather than in a method, which costs a call a fact.
+        # tests/test_facts.py checks such facts against the constructor's.
+        fact = _new(Fact)
+        own = fact.__dict__
+        own["type"] = fact_type
+        own["id"] = fact_id
+        own["fields"] = MappingProxyType(fields)
+        own["_plain"] = fields
+        self.facts.append(fact)
 
     def as_of_request(
         self,
@@ -1056,6 +1058,15 @@ class _Builder:
         """
         rule = _plan(fact_type).as_of_source or AsOf()
         late, at = self.late_values(rule, by_name, source)
+        if late is None:
+            for given in by_name.values():
+                raw = given[1]
+                if type(raw) not in _PLAIN and _is_mapping(raw) and "statements" in raw:
+                    break
+            else:
+                # Most facts: nothing late and no statements to judge one by one, so every
+                # value holds as given (what the loop below keeps, in the same order).
+                return by_name, False
         uncertain = late is not None and self.possibly_late(late[0])
         # A late fact that still adds a value (a tumour shown) keeps what says which fact it
         # is (`identified_by`: the condition shown), or the value would name nothing.

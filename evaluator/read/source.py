@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from evaluator.errors import Location, Problem, SourceError
+from evaluator.read.frozen import made
 
 # ruamel.yaml is imported when YAML is parsed (`loads`): a process that reads only JSON and
 # cached policies (a cold `necessity evaluate`) does without its import, about 8 ms.
@@ -322,7 +323,8 @@ def _read(path: str | Path) -> tuple[bytes, str]:
     except OSError as exc:
         raise _open_error(exc, name) from None
     try:
-        mode = os.fstat(descriptor).st_mode
+        status = os.fstat(descriptor)  # one call for the type and the size
+        mode = status.st_mode
         if stat.S_ISDIR(mode):
             raise SourceError.single(
                 "unreadable_file", "is a directory, not a file", Location(name)
@@ -335,7 +337,7 @@ def _read(path: str | Path) -> tuple[bytes, str]:
                 Location(name),
                 "give the path of a policy or case file",
             )
-        size = os.fstat(descriptor).st_size
+        size = status.st_size
         _check_size(size, name)
         raw = _read_descriptor(descriptor, size)
     except OSError as exc:
@@ -440,7 +442,7 @@ def _json_document(text: str, name: str) -> Document:
     is reported with the line and column the standard library gives; a duplicate key, or a
     value over the limits, is located by the round-trip parser. Raises SourceError.
     """
-    if not text.strip():
+    if not text or text.isspace():  # `not text.strip()` without copying the text
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
     # A text plainly within the limits has no number long enough for int() to refuse: its
     # whole numbers are parsed by the standard library's own int (a call into Python for each
@@ -482,7 +484,8 @@ def _json_document(text: str, name: str) -> Document:
     if over is not None:
         loads(text, name, json_text=True)  # the same checks, with lines: raises it located
         raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
-    return Document(data, name, _LazyPositions(text, name))
+    fields = {"data": data, "path": name, "positions": _LazyPositions(text, name), "tree": None}
+    return made(Document, fields)  # one a case: tests/test_source.py checks it
 
 
 # The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of as
