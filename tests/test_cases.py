@@ -103,28 +103,6 @@ def test_case_is_frozen_and_locates_pointers():
     assert '"cobb_deg"' in text[location.line - 1]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_a_case_is_made_as_its_constructor_makes_it(path):
-    """case_from_document sets a Case's and its lines' fields in their dicts (read/frozen.py):
-    every field, each as the constructor would, and nothing else."""
-    case = load_case(path)
-    made: list[Case | ServiceLine] = [case, *case.lines]
-    for obj in made:
-        names = [f.name for f in dataclasses.fields(obj)]
-        assert list(vars(obj)) == names  # every field, in the constructor's order
-        again = type(obj)(**{name: getattr(obj, name) for name in names})
-        assert (again, repr(again), hash(again)) == (obj, repr(obj), hash(obj))
-    data = load(path).data
-    request = data["request"]
-    assert (case.case_id, case.plan) == (data["case_id"], request.get("plan"))
-    assert case.lines == tuple(
-        ServiceLine(x["id"], x["procedure"], tuple(x.get("cpt", ())), x.get("description"))
-        for x in request["lines"]
-    )
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        case.lines[0].id = "x"  # type: ignore[misc]
-
-
 def test_inline_case_matches_file_case():
     document = load(FOUNDING)
     inline = case_from_data(document.data, "embedded")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -247,23 +246,6 @@ def test_an_empty_json_file_is_refused(text: str) -> None:
         load_bytes(text.encode("utf-8"), "case.json")
     problem = caught.value.problems[0]
     assert (problem.code, problem.location.file) == ("empty_document", "case.json")
-
-
-def test_a_json_document_is_made_as_its_constructor_makes_it(tmp_path: Path) -> None:
-    """The JSON reader sets a Document's fields in its dict (read/frozen.py): every field,
-    each as the constructor would, positions read on first use."""
-    path = tmp_path / "case.json"
-    path.write_text('{\n  "a": [1, {"b": "x"}]\n}\n', encoding="utf-8")
-    document = load(path)
-    names = [f.name for f in dataclasses.fields(Document)]
-    assert list(vars(document)) == names
-    again = Document(**{name: getattr(document, name) for name in names})
-    assert (again, repr(again)) == (document, repr(document))
-    assert document.data == {"a": [1, {"b": "x"}]}
-    assert (document.path, document.tree) == (str(path), None)
-    assert document.location("/a/1/b") == Location(str(path), 2, 13, "/a/1/b")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        document.path = "other"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1e400"])

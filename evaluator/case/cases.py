@@ -13,7 +13,6 @@ from typing import Any
 from evaluator.case.facts import Conflict, Fact, FactValue, build, parsed_date
 from evaluator.errors import CaseError, Location
 from evaluator.read import schemas
-from evaluator.read.frozen import made
 from evaluator.read.source import Document, load
 from evaluator.vocab.dates import PartialDate
 
@@ -119,29 +118,20 @@ def case_from_document(document: Document) -> Case:
     data = document.data
     request = data["request"]
     lines = tuple(
-        made(
-            ServiceLine,
-            {
-                "id": line["id"],
-                "procedure": line["procedure"],
-                "cpts": tuple(line.get("cpt", ())),
-                "description": line.get("description"),
-            },
+        ServiceLine(
+            line["id"], line["procedure"], tuple(line.get("cpt", ())), line.get("description")
         )
         for line in request["lines"]
     )
-    return made(
-        Case,
-        {
-            "case_id": data["case_id"],
-            "path": document.path,
-            # Already parsed without error by build(), which raises on a bad request date.
-            "request_date": parsed_date(request["date"]),
-            "lines": lines,
-            "facts": normalised.facts,
-            "conflicts": normalised.conflicts,
-            "service_date": _service_date(document),
-            "_document": document,
-            "plan": request.get("plan"),
-        },
+    return Case(
+        case_id=data["case_id"],
+        path=document.path,
+        # Already parsed without error by build(), which raises on a bad request date.
+        request_date=parsed_date(request["date"]),
+        lines=lines,
+        facts=normalised.facts,
+        conflicts=normalised.conflicts,
+        service_date=_service_date(document),
+        _document=document,
+        plan=request.get("plan"),
     )

@@ -20,7 +20,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from evaluator.errors import Location, Problem, SourceError
-from evaluator.read.frozen import made
 
 # ruamel.yaml is imported when YAML is parsed (`loads`): a process that reads only JSON and
 # cached policies (a cold `necessity evaluate`) does without its import, about 8 ms.
@@ -484,8 +483,7 @@ def _json_document(text: str, name: str) -> Document:
     if over is not None:
         loads(text, name, json_text=True)  # the same checks, with lines: raises it located
         raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
-    fields = {"data": data, "path": name, "positions": _LazyPositions(text, name), "tree": None}
-    return made(Document, fields)  # one a case: tests/test_source.py checks it
+    return Document(data, name, _LazyPositions(text, name))
 
 
 # The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of as
