@@ -174,3 +174,45 @@ def test_a_value_only_recorded_so_far_is_still_asserted_when_a_rule_derives_it()
     kept = session.trace.values[("n", ())]
     assert kept.rule == "r1"
     assert kept.fact["id"] == asserted[0]["id"]
+
+
+def _kept_by_status_rule() -> tuple[Program, engine._Handler]:
+    marker = Pattern("stage", AllOf((Eq("t", STAGE), Eq("s", 1))))
+    records = (Record("n", Truth.TRUE, "f0"), Record("m", Truth.FALSE))
+    rule = Rule(
+        "r0",
+        1,
+        (marker, Pattern("f0", Eq("t", "nicotine"))),
+        EmitStatus("X-ONE", Status.MET, records),
+        "hand",
+    )
+    program = Program("kept", 1, (rule,), {}, {}, None)
+    return program, engine._plans(program).stages[1]["r0"]
+
+
+def test_a_status_rule_keeps_its_node_values_naming_the_fact_that_decided_them():
+    # A status firing keeps its records inline (not through `_keep`): the same facts, in the
+    # same field order, as `_keep` builds for a value rule.
+    program, fire = _kept_by_status_rule()
+    session = engine._Session(0, program, "7")
+    stage = {"t": STAGE, "key": "stage1"}
+    fire(session, {"f0": {"t": "nicotine", "key": "nicotine:1"}, "stage": stage})
+    n, m = session.trace.values[("n", ())], session.trace.values[("m", ())]
+    assert list(n.fact.items()) == [("t", VAL), ("n", "n"), ("v", 2), ("f", "nicotine:1")]
+    assert list(m.fact.items()) == [("t", VAL), ("n", "m"), ("v", 0)]
+    assert n.rule == m.rule == "r0"
+    assert n.matched == m.matched == {"f0": "nicotine:1"}
+    # a second firing (another candidate fact) keeps the first one's values
+    fire(session, {"f0": {"t": "nicotine", "key": "nicotine:2"}, "stage": stage})
+    assert session.trace.values[("n", ())] is n
+
+
+def test_a_status_rule_whose_firing_lacks_the_deciding_fact_keeps_nothing():
+    # Fail closed: a record whose source fact the engine did not send is never kept without
+    # it (nor with a made-up id); the firing fails and no status is derived.
+    program, fire = _kept_by_status_rule()
+    session = engine._Session(0, program, "7")
+    with pytest.raises(KeyError):
+        fire(session, {"stage": {"t": STAGE, "key": "stage1"}})
+    assert session.trace.values == {}
+    assert session.trace.statuses == {}

@@ -729,14 +729,17 @@ class _Session:
         first = self._call(_dre.start_action_for_state, state)
         message = first[1] if first else None
         fired = 0
+        # Looked up once per drain rather than once per firing (a patched `_dre` function is
+        # still the one called: it is read here, after any patch).
+        loads, complete = orjson.loads, _dre.complete_and_start_action
         try:
             while message:
-                for name, given in orjson.loads(message).items():
+                for name, given in loads(message).items():
                     handler = handlers.get(name)
                     if handler is None:
                         self.misfired(name)
                     matched = given
-                    if isinstance(given, list):
+                    if given.__class__ is list:  # orjson makes no subclass
                         # A counted rule delivers its batch of matches; its action needs no
                         # bound ids.
                         matched = given[0] if given else {}
@@ -751,7 +754,7 @@ class _Session:
                     else:
                         self.traced(handler, name, matched, log)
                 try:  # as `_call`, inline: once per firing
-                    message = _dre.complete_and_start_action(handle, state)
+                    message = complete(handle, state)
                 except Exception as error:
                     raise EngineError.single(
                         "engine_failed", f"durable_rules failed: {error}"
@@ -1003,13 +1006,32 @@ def _on_status(rule: Rule, action: EmitStatus) -> _Handler:
     records = bool(action.records)
     kept, candidates = _kept(action.records), _candidates(action.records)
 
+    # `_keep`'s node values for a status rule (no bound keys), each with the key it is kept
+    # under made once here: inlined below, as most firings of the bench are status firings.
+    kept_at = tuple(((node, ()), node, value, source) for node, value, source in kept)
+
     def fire(session: _Session, matched: Mapping[str, Any]) -> None:
         ids = None
+        trace = session.trace
         if records:
             # Every firing of a folded rule matched another candidate fact: record them all.
             ids = _ids(matched)
-            _keep(session, name, kept, candidates, ids, ())
-        statuses = session.trace.statuses
+            values = trace.values
+            for at, node, value, source in kept_at:  # as `_keep` does, for keys ()
+                existing = values.get(at)
+                if existing is None:
+                    kept_fact: dict[str, Any] = {"t": VAL, "n": node, "v": value}
+                    if source is not None:
+                        kept_fact["f"] = ids[source]
+                    values[at] = _emitted((kept_fact, name, ids))
+                elif existing.fact["v"] != value:
+                    raise EngineError.single(
+                        "engine_failed",
+                        f"node `{node}` derived both {existing.fact['v']} and {value}",
+                    )
+            if candidates:
+                _keep(session, name, (), candidates, ids, ())
+        statuses = trace.statuses
         existing = statuses.get(clause)
         if existing is not None:
             if existing.fact["status"] != status:
