@@ -471,9 +471,12 @@ def _json_document(text: str, name: str) -> Document:
             f"malformed json: {message}",
             Location(name, error.lineno, error.colno),
         ) from None
-    except (RecursionError, _NotPlainJsonError):
-        # reports the nesting or the duplicate key with its line
-        return loads(text, name, json_text=True)
+    except RecursionError:
+        # Deeper than the standard library recurses, and so deeper than the round-trip parser
+        # does: that parser would only fail too, after seconds of CPU on a few kB of brackets.
+        raise _too_deep(name, "", _too_deep_at(text)) from None
+    except _NotPlainJsonError:
+        return loads(text, name, json_text=True)  # reports the duplicate key with its line
     if data is None:
         raise SourceError.single("empty_document", "the file holds no data", Location(name))
     over = None if plain else _over_limits(data)
@@ -484,6 +487,26 @@ def _json_document(text: str, name: str) -> Document:
         loads(text, name, json_text=True)  # the same checks, with lines: raises it located
         raise AssertionError(f"the round-trip reader missed a value over the limits ({over})")
     return Document(data, name, _LazyPositions(text, name))
+
+
+# A JSON string, or one bracket: what the nesting depth of a JSON text changes with.
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep_at(text: str) -> Position | None:
+    """Return the line and column of the bracket that opens level `LIMITS.max_depth` + 1 of a
+    JSON text (brackets inside strings do not count), or None if none does."""
+    depth = 0
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > LIMITS.max_depth:
+                at = match.start()
+                return text.count("\n", 0, at) + 1, at - (text.rfind("\n", 0, at) + 1) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
 
 
 # The text's shape for numbers: every digit 0, an exponent's e, the rest a space. A run of as
