@@ -177,23 +177,18 @@ def test_a_late_study_date_with_a_report_dated_by_the_request_still_counts(
 # --- open: policy side (policies/_shared, owned by s22-policy this session) ---------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): the shared red-flag waiver reads a progressive_motor_deficit "
-    "by its strength only, so a deficit of 3/5 documented as NOT progressive waives nicotine, "
-    "conservative care and therapy (a current smoker approved); domain.md: a PROGRESSIVE motor "
-    "deficit <= 3/5. Fix in policies/_shared/red-flags: the some's require also "
-    "{fact: flag, field: progressive, not_equals: false} (absent: unknown, and the waiver is "
-    "`demonstrated`, so a deficit not stated progressive would waive nothing: check the "
-    "examples' red flags state it)",
-)
 def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: Library) -> None:
     data = _fusion()
     data["nicotine"]["status"] = "current"
     assert _review(data, library)[0] == "not_medically_necessary"
-    data["red_flags"].append({"kind": "progressive_motor_deficit", "strength": 3})
+    data["red_flags"].append(
+        {"kind": "progressive_motor_deficit", "strength": 3, "progressive": True}
+    )
     assert _review(data, library)[0] == "medically_necessary"  # waived, as it should be
     data["red_flags"][0]["progressive"] = False
+    assert _review(data, library)[0] != "medically_necessary"
+    # a deficit not stated to progress demonstrates no red flag either: the waiver must be shown
+    del data["red_flags"][0]["progressive"]
     assert _review(data, library)[0] != "medically_necessary"
 
 
@@ -245,14 +240,6 @@ def test_an_old_low_odi_does_not_deny_a_current_high_one(library: Library) -> No
     assert _review(data, library)[0] == "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): lumbar-decompression approves a 'lumbar_decompression' line at "
-    "C5-C6 (cervical: the policy's own CPT codes are lumbar laminectomies); nothing checks that "
-    "the levels are lumbar. Fix in policies/lumbar-decompression: LD-IMAGING-CORRELATION (or a "
-    "clause of its own) requires every decompressed segment's lower level at or below L1 "
-    "(`decompressed_segment.lower` at_least/below on the level index), not met otherwise",
-)
 def test_a_lumbar_decompression_at_a_cervical_level_is_not_approved(library: Library) -> None:
     data = _decompression()
     data["request"]["lines"][0]["decompression"] = "C5-C6"
