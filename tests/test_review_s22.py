@@ -192,18 +192,17 @@ def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: L
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): nicotine-free's first route is status never alone, so a "
-    "never-user with a cotinine of 150 ng/mL (active exposure: a conflicting record) is met; "
-    "domain.md section 1: a never-user WITH NO CONFLICTING RECORD. Fix in "
-    "policies/_shared/nicotine: the never route also needs the cotinine not above the limit "
-    "when measured (a high cotinine: not documented, rule 9, with the cotinine request)",
-)
 def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> None:
     data = _fusion()
     data["nicotine"]["cotinine_ng_ml"] = 150
     assert _review(data, library)[0] != "medically_necessary"
+    # a conflicting record (domain.md section 3 item 9): pended with the cotinine request
+    determination, statuses, _ = _review(data, library)
+    assert determination == "insufficient_documentation"
+    assert statuses["LF-NICOTINE"] == "not_documented"
+    # the edge: a cotinine at the limit contradicts nothing
+    data["nicotine"]["cotinine_ng_ml"] = 10
+    assert _review(data, library)[1]["LF-NICOTINE"] == "met"
 
 
 def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) -> None:
