@@ -196,10 +196,11 @@ def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> 
     data = _fusion()
     data["nicotine"]["cotinine_ng_ml"] = 150
     assert _review(data, library)[0] != "medically_necessary"
-    # a conflicting record (domain.md section 3 item 9): pended with the cotinine request
+    # the cotinine settles the conflicting record against "never" (a lab result outranks a
+    # stated history, domain.md section 3 item 9) and fails the abstinence route: not met
     determination, statuses, _ = _review(data, library)
-    assert determination == "insufficient_documentation"
-    assert statuses["LF-NICOTINE"] == "not_documented"
+    assert determination == "not_medically_necessary"
+    assert statuses["LF-NICOTINE"] == "not_met"
     # the edge: a cotinine at the limit contradicts nothing
     data["nicotine"]["cotinine_ng_ml"] = 10
     assert _review(data, library)[1]["LF-NICOTINE"] == "met"
