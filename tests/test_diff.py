@@ -115,8 +115,10 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
     # place), on both conditions the shared template writes
     urgent = by_key["clause", "LF-URGENT"].details
     progressive = "-> all of: flag: strength is at most 3/5; flag: progressive is yes"
-    assert urgent[0].startswith("applies when:") and urgent[0].endswith(progressive)
-    assert urgent[1].startswith("requires:") and urgent[1].endswith(progressive)
+    assert urgent[0].startswith("applies when:")
+    assert urgent[0].endswith(progressive)
+    assert urgent[1].startswith("requires:")
+    assert urgent[1].endswith(progressive)
     assert "origin: (none) -> red-flags@2025.1 red-flag-waiver" in urgent
     assert (
         "origin: (none) -> nicotine@2025.1 nicotine-free" in by_key["clause", "LF-NICOTINE"].details
