@@ -52,12 +52,14 @@ INTENDED = {
     ("reference", "9", "added", False),
     ("rule", "unstable-motion", "changed", None),
     ("rule", "unstable-deformity-construct", "changed", None),
-    ("clause", "LF-URGENT", "changed", False),
-    # 2025.1 imports the red-flag waiver and the nicotine clause from shared modules: the same
-    # logic, a new origin (decision-neutral)
+    # 2025.1 imports the red-flag waiver and the nicotine clause from shared modules (a new
+    # origin), both amended in place at stop 22 (wrong approvals): the waiver needs a motor
+    # deficit documented as progressive (the search finds no witness: None), and a never-user
+    # whose cotinine is above 10 ng/mL does not meet the nicotine clause
+    ("clause", "LF-URGENT", "changed", None),
     ("import", "red-flags", "added", False),
     ("import", "nicotine", "added", False),
-    ("clause", "LF-NICOTINE", "changed", False),
+    ("clause", "LF-NICOTINE", "changed", True),
     ("clause", "LF-DEFORMITY-SIGNIFICANT", "changed", False),
     ("clause", "LF-INSTABILITY", "changed", True),
     ("clause", "LF-IMAGING-CORRELATION", "changed", True),
@@ -66,9 +68,8 @@ INTENDED = {
     ("clause", "LF-PHYSICAL-THERAPY", "added", True),
     ("clause", "LF-DEFORMITY-MEASURED", "added", True),
     # wording only: 2025.1 words findings for these clauses (issue 12); nothing they decide
-    # (LF-DIABETES also changed what it decides, above)
+    # (LF-DIABETES and LF-NICOTINE also changed what they decide, above)
     ("clause", "LF-CONSERVATIVE-DURATION", "changed", False),
-    ("clause", "LF-NICOTINE", "changed", False),
     # Issue 11 point 7, amended in place: functional impairment (with its setting and reference)
     # and imaging recency are new.
     ("setting", "odi_minimum", "added", None),
@@ -110,8 +111,15 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
         "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met; policy "
         "si-joint-fusion finds it medically necessary"
     )
-    neutral = by_key["clause", "LF-URGENT"]
-    assert all(d.startswith(("description:", "origin:")) for d in neutral.details)
+    # the waiver's motor-deficit route needs progression since stop 22 (red-flags amended in
+    # place), on both conditions the shared template writes
+    urgent = by_key["clause", "LF-URGENT"].details
+    progressive = "-> all of: flag: strength is at most 3/5; flag: progressive is yes"
+    assert urgent[0].startswith("applies when:")
+    assert urgent[0].endswith(progressive)
+    assert urgent[1].startswith("requires:")
+    assert urgent[1].endswith(progressive)
+    assert "origin: (none) -> red-flags@2025.1 red-flag-waiver" in urgent
     assert (
         "origin: (none) -> nicotine@2025.1 nicotine-free" in by_key["clause", "LF-NICOTINE"].details
     )
@@ -120,7 +128,8 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
 def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
-    assert len(shown) == 8  # the five of issue 8, LF-DIABETES and the two new clauses (issue 11)
+    # the five of issue 8, LF-DIABETES and the two new clauses (issue 11), LF-NICOTINE (stop 22)
+    assert len(shown) == 9
     for change in shown:
         w = change.witness
         assert w is not None
@@ -147,7 +156,7 @@ def test_witnesses_are_shrunk(fusion_diff: diff.Diff) -> None:
 def test_text_json_and_markdown(fusion_diff: diff.Diff) -> None:
     text = render_diff.diff_text(fusion_diff)
     assert "LF-PHYSICAL-THERAPY (added): can change a decision" in text
-    assert "LF-URGENT (changed): decision-neutral" in text
+    assert "LF-CONSERVATIVE-DURATION (changed): decision-neutral" in text
     data = render_diff.diff_json(fusion_diff)
     assert data["identical"] is False
     assert {c["decision"] for c in data["changes"]} == {"can_change", "neutral", "no_witness_found"}

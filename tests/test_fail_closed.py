@@ -179,9 +179,12 @@ def test_the_mutations_reach_the_folded_rules(library: Library) -> None:
 def test_the_error_names_the_bound_facts(monkeypatch: pytest.MonkeyPatch, library: Library) -> None:
     _mutate(monkeypatch, "not-equal")
     # A pain over a broader region: its location is false only through `!=`, which the mutation
-    # breaks; with no nicotine record, no unbound `!=` leaf fails first.
+    # breaks; with no nicotine record, no unbound `!=` leaf fails first. A bilateral request:
+    # the line's side is then one of the sides every clause's part per joint asks for (no
+    # `!=` there), so the first leaf to fail is one bound to the pain.
     data = json.loads((ROOT / "examples" / "cases" / "si-approvable-unilateral.json").read_text())
     del data["nicotine"]
+    data["request"]["lines"][0].update(side="bilateral", same_day=False)
     data["si_joint"]["pain"] = [{"side": "right", "location": "broader_region"}]
     case = case_from_data(data, "broader.json")
     with pytest.raises(EngineError, match=r"got no value with pain=si_pain:\d+"):

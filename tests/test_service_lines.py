@@ -61,6 +61,7 @@ CLAUSES = {
         "LD-SYMPTOMS": "met",
         "LD-CONSERVATIVE-CARE": "met",
         "LD-IMAGING-CORRELATION": "met",
+        "LD-LUMBAR-LEVELS": "met",  # every segment from L1-L2 to L5-S1 (stop 22)
     },
     ("t12-s2-fusion", "decompression"): {
         # Care since 12/2024: 6 weeks from either end of the month; L1-L2 to L5-S1 are all
@@ -70,6 +71,7 @@ CLAUSES = {
         "LD-SYMPTOMS": "not_documented",
         "LD-CONSERVATIVE-CARE": "met",
         "LD-IMAGING-CORRELATION": "met",
+        "LD-LUMBAR-LEVELS": "met",  # every segment from L1-L2 to L5-S1 (stop 22)
     },
     ("t12-s2-fusion", "si-fusion"): {
         # 12/2024 is 5 or 6 months (unknown), PT mentioned only, no SI injection: unknown. No SI

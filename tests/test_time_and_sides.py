@@ -417,6 +417,10 @@ def _scale_case(blocks: int, lines: int) -> dict[str, Any]:
     data["request"]["lines"] = [
         {**template, "id": f"si-{i}", "side": sides[i % 3], "same_day": False} for i in range(lines)
     ]
+    # The lines fuse both joints, and each joint needs its own pain and tests (stop 22): the
+    # example's right-sided records are recorded on both sides here.
+    for record in (*data["si_joint"]["pain"], *data["si_joint"]["provocative_tests"]):
+        record["side"] = "bilateral"
     return data
 
 

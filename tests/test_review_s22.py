@@ -1,0 +1,360 @@
+"""Wrong decisions found by the stop-22 data review (domain.md; the shipped approvable examples
+with one fact changed).
+
+Fixed here (each test failed before its fix):
+- the findings of a study documented as not performed counted beside a study that was performed
+  (the request approved on images nobody took);
+- a study taken after the request, its report written after it too, supplied the compression
+  and the slip that approved a request made before it existed.
+
+Left open as strict expected failures (policy side, owned elsewhere this session; the report to
+the lead gives each proposed fix): see the reasons on the markers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_fhir_coded import (  # type: ignore[import-not-found]
+    BUNDLE,
+    mapped,
+    odi,
+    smoking,
+    statuses,
+    with_resources,
+)
+
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.language.policies import Library
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples" / "cases"
+
+
+@pytest.fixture(scope="module")
+def library() -> Library:
+    return Library()
+
+
+def _example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    assert data["request"]["date"] == "2025-06-20"
+    return data
+
+
+def _decompression() -> dict[str, Any]:
+    """L4-L5 decompression, moderate stenosis at L4-L5 on a 2025-05-28 MRI: approved."""
+    return _example("ld-approvable-l4-l5")
+
+
+def _fusion() -> dict[str, Any]:
+    """L4-L5 fusion, severe stenosis and a slip at L4-L5 on a 2025-04-30 MRI: approved."""
+    return _example("l4-l5-approvable")
+
+
+def _review(data: dict[str, Any], library: Library) -> tuple[str, dict[str, str], list[Any]]:
+    """Return (the line's determination, each clause's status, the decision's conflicts)."""
+    decision = api.review_case(case_from_data(data, "review.json"), library).lines[0].decision
+    assert decision is not None
+    statuses = {c.id: c.status.value for c in decision.clauses}
+    return decision.determination.value, statuses, [dict(c) for c in decision.conflicts]
+
+
+def test_the_baselines_approve(library: Library) -> None:
+    # Each mutation below is one change from an approved case: the baseline must approve.
+    assert _review(_decompression(), library)[0] == "medically_necessary"
+    assert _review(_fusion(), library)[0] == "medically_necessary"
+
+
+def _ct_without_findings(data: dict[str, Any]) -> None:
+    data["imaging"].append(
+        {
+            "id": "ct-2025-06-10",
+            "modality": "ct",
+            "date": "2025-06-10",
+            "source": {"document": "radiology_report", "date": "2025-06-10"},
+            "findings": [],
+        }
+    )
+
+
+@pytest.mark.parametrize("base", [_decompression, _fusion], ids=["decompression", "fusion"])
+def test_findings_of_a_study_not_performed_show_nothing_beside_one_performed(
+    base: Any, library: Library
+) -> None:
+    # domain.md section 3 item 1: a study documented as not performed demonstrates nothing.
+    # With a CT performed (no level reported), the MRI's findings approved the request.
+    data = base()
+    data["imaging"][0]["performed"] = False
+    _ct_without_findings(data)
+    determination, statuses, conflicts = _review(data, library)
+    assert determination != "medically_necessary"
+    correlation = "LD-IMAGING-CORRELATION" if "LD-URGENT" in statuses else "LF-IMAGING-CORRELATION"
+    # the MRI names the levels, but nothing it states counts: not documented, never met
+    assert statuses[correlation] == "not_documented"
+    left_out = [c for c in conflicts if c["fact"] == "imaging_finding"]
+    # the reviewer is told which findings were not counted and why, one conflict each
+    assert len(left_out) == len(data["imaging"][0]["findings"])
+    assert {(c["values"], c["reason"]) for c in left_out} == {
+        ("not performed (radiology_report)", "sources_disagree")
+    }
+
+
+def test_a_study_not_performed_alone_still_denies(library: Library) -> None:
+    # Leaving its findings out must not turn "no MRI or CT performed" (not met) into a pend.
+    data = _decompression()
+    data["imaging"][0]["performed"] = False
+    assert _review(data, library)[1]["LD-IMAGING-CORRELATION"] == "not_met"
+
+
+def _late(study: dict[str, Any], day: str = "2025-07-01") -> None:
+    study["id"], study["date"] = f"mri-{day}", day
+    study["source"] = {**study["source"], "date": day}
+
+
+def test_a_study_taken_after_the_request_does_not_approve_a_decompression(
+    library: Library,
+) -> None:
+    # The only MRI was taken (and reported) after the request: nothing dated after the request
+    # can demonstrate what must precede it. Decompression has no imaging-recency clause, so its
+    # findings alone approved.
+    data = _decompression()
+    _late(data["imaging"][0])
+    determination, statuses, conflicts = _review(data, library)
+    assert determination == "insufficient_documentation"
+    assert statuses["LD-IMAGING-CORRELATION"] == "not_documented"
+    assert {c["reason"] for c in conflicts if c["fact"] == "imaging_finding"} == {"after_request"}
+
+
+def test_a_study_the_day_after_the_request_shows_nothing_and_the_request_day_does(
+    library: Library,
+) -> None:
+    # the edge: a study on the request date itself is timely, the next day is not (the report
+    # is written later in both, as is routine: only the study's own date decides)
+    data = _decompression()
+    for day, approved in [("2025-06-20", True), ("2025-06-21", False)]:
+        _late(data["imaging"][0], day)
+        data["imaging"][0]["source"]["date"] = "2025-06-23"
+        assert (_review(data, library)[0] == "medically_necessary") is approved, day
+
+
+def test_a_late_study_does_not_supply_what_the_timely_study_lacks(library: Library) -> None:
+    # The timely MRI reads L4-L5 as mild without compression; an MRI after the request reads it
+    # severe with a slip. LF-IMAGING-RECENT was met by the timely study, and the late study's
+    # findings met imaging correlation and instability: approved.
+    data = _fusion()
+    late = copy.deepcopy(data["imaging"][0])
+    data["imaging"][0]["findings"][1].update(
+        stenosis="mild", neural_compression=False, spondylolisthesis=False
+    )
+    data["imaging"][0]["findings"][1].pop("listhesis_grade")
+    data["imaging"][0]["findings"][1].pop("listhesis_mm")
+    _late(late)
+    data["imaging"].append(late)
+    determination, statuses, _ = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LF-IMAGING-CORRELATION"] == "not_met"
+    assert statuses["LF-INSTABILITY"] == "not_met"
+
+
+def test_a_late_study_date_with_a_report_dated_by_the_request_still_counts(
+    library: Library,
+) -> None:
+    # The report (dated before the request) vouches that the images existed then; the study's
+    # date contradicts it and alone is left out (not documented where a clause needs it).
+    data = _decompression()
+    data["imaging"][0]["date"] = "2025-07-01"
+    determination, _, conflicts = _review(data, library)
+    assert determination == "medically_necessary"
+    assert [c["fact"] for c in conflicts] == ["imaging_study"]
+
+
+# --- open: policy side (policies/_shared, owned by s22-policy this session) ---------------
+
+
+def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: Library) -> None:
+    data = _fusion()
+    data["nicotine"]["status"] = "current"
+    assert _review(data, library)[0] == "not_medically_necessary"
+    data["red_flags"].append(
+        {"kind": "progressive_motor_deficit", "strength": 3, "progressive": True}
+    )
+    assert _review(data, library)[0] == "medically_necessary"  # waived, as it should be
+    data["red_flags"][0]["progressive"] = False
+    assert _review(data, library)[0] != "medically_necessary"
+    # a deficit not stated to progress demonstrates no red flag either: the waiver must be shown
+    del data["red_flags"][0]["progressive"]
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> None:
+    data = _fusion()
+    data["nicotine"]["cotinine_ng_ml"] = 150
+    assert _review(data, library)[0] != "medically_necessary"
+    # the cotinine settles the conflicting record against "never" (a lab result outranks a
+    # stated history, domain.md section 3 item 9) and fails the abstinence route: not met
+    determination, statuses, _ = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LF-NICOTINE"] == "not_met"
+    # the edge: a cotinine at the limit contradicts nothing
+    data["nicotine"]["cotinine_ng_ml"] = 10
+    assert _review(data, library)[1]["LF-NICOTINE"] == "met"
+
+
+def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) -> None:
+    data = _example("si-approvable-unilateral")  # right-sided pain, tests and blocks
+    data["request"]["lines"][0].update(side="bilateral", same_day=False)
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review), a wrong DENIAL: LF-FUNCTIONAL-IMPAIRMENT requires EVERY ODI "
+    "on record >= 30 %, so a year-old ODI of 20 % beside a current 42 % denies (not met) what "
+    "the current score shows (domain.md section 1: significant impairment documented, ODI >= "
+    "30 %). The policy's every-rule guards against an old high score beside a later low one; "
+    "fix in policies/lumbar-fusion: the latest ODI by effective date decides (a tie or an "
+    "undated one: not documented)",
+)
+def test_an_old_low_odi_does_not_deny_a_current_high_one(library: Library) -> None:
+    data = _fusion()  # ODI 42 % on 2025-06-02
+    old = copy.deepcopy(data["observations"][0])
+    old.update(effective="2024-06-01", value_quantity={"value": 20, "unit": "%"})
+    old["source"] = {"document": "clinic_note", "date": "2024-06-01"}
+    data["observations"].append(old)
+    assert _review(data, library)[0] == "medically_necessary"
+
+
+def test_a_lumbar_decompression_at_a_cervical_level_is_not_approved(library: Library) -> None:
+    data = _decompression()
+    data["request"]["lines"][0]["decompression"] = "C5-C6"
+    data["imaging"][0]["findings"].append({"level": "C5-C6", "stenosis": "moderate"})
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): one report naming a segment twice (moderate, and 'L4-5' with "
+    "no stenosis) makes two imaging_finding facts, and the comparison takes the favourable one "
+    "(met); domain.md rule 9: conflicting documentation is not documented. Fix: the findings "
+    "of one study are items on one thing per segment (x-one-per study+segment, settled like "
+    "the coded sections' items in facts.py `_Builder.settle`), or a located CaseError for a "
+    "segment named twice in one report",
+)
+def test_one_report_grading_a_segment_twice_does_not_approve(library: Library) -> None:
+    data = _decompression()
+    data["imaging"][0]["findings"].append({"level": "L4-5", "stenosis": "none"})
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review; the decompression twin of the fusion case in "
+    "tests/test_open_wrong_approvals.py): LD-IMAGING-CORRELATION takes any MRI's finding, so "
+    "an older MRI's moderate stenosis approves beside a newer MRI reading the same segment as "
+    "mild. Fix in policies/lumbar-decompression with the fusion fix: the latest MRI/CT naming "
+    "the segment decides",
+)
+def test_a_newer_mri_without_the_stenosis_outweighs_an_older_one(library: Library) -> None:
+    data = _decompression()
+    newer = copy.deepcopy(data["imaging"][0])
+    newer.update(id="mri-2025-06-10", date="2025-06-10")
+    newer["source"] = {"document": "radiology_report", "date": "2025-06-10"}
+    newer["findings"][1]["stenosis"] = "mild"
+    data["imaging"].append(newer)
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+def test_flexion_extension_views_taken_after_the_request_show_no_instability(
+    library: Library,
+) -> None:
+    # The fusion limited to L4-L5, unstable by 3.0 mm on flexion-extension films: approved.
+    # Taken (and reported) after the request, the same films demonstrate nothing.
+    data = _example("dynamic-instability")
+    data["request"]["lines"][0]["fusion"] = "L4-L5"
+    assert _review(data, library)[0] == "medically_necessary"
+    _late(data["imaging"][1])
+    determination, statuses, conflicts = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LF-INSTABILITY"] == "not_met"
+    # each measured segment left out is named to the reviewer, none silently
+    left_out = [c for c in conflicts if c["fact"] == "dynamic_study"]
+    assert [(c["field"], c["reason"]) for c in left_out] == [
+        ("segment, translation, angulation", "after_request")
+    ] * 2
+
+
+# --- FHIR in: a resource's status ------------------------------------------------------------
+
+
+def _fhir(tmp_path: Path, *resources: dict[str, Any], status: str) -> Any:
+    """The founding Bundle plus `resources`, each with `status`, mapped to a case."""
+    for resource in resources:
+        resource["status"] = status
+    return mapped(with_resources(*resources), tmp_path)
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
+def test_an_observation_entered_in_error_or_cancelled_states_nothing(
+    tmp_path: Path, status: str
+) -> None:
+    # FHIR: an entered-in-error record should never have existed; a cancelled observation was
+    # never made. Read like a final one, an ODI of 42 % met functional impairment and a
+    # never-smoker status met the nicotine clause.
+    result = _fhir(
+        tmp_path, odi("odi-1", 42, "2025-06-02"), smoking("smk-1", "266919005"), status=status
+    )
+    found = statuses(result)
+    assert (found["LF-FUNCTIONAL-IMPAIRMENT"], found["LF-NICOTINE"]) == ("not_documented",) * 2
+    # not silently: each is reported as not mapped, naming its status
+    assert [u.message for u in result.unmapped] == [
+        f"Observation with status `{status}` states nothing: not mapped"
+    ] * 2
+    final = statuses(
+        _fhir(
+            tmp_path, odi("odi-1", 42, "2025-06-02"), smoking("smk-1", "266919005"), status="final"
+        )
+    )
+    assert (final["LF-FUNCTIONAL-IMPAIRMENT"], final["LF-NICOTINE"]) == ("met", "met")
+
+
+def test_an_imaging_finding_entered_in_error_is_not_a_finding(tmp_path: Path) -> None:
+    bundle = copy.deepcopy(BUNDLE)
+    for entry in bundle["entry"]:
+        if entry["resource"].get("id") == "mri-finding-L4-L5":
+            entry["resource"]["status"] = "entered-in-error"
+    result = mapped(bundle, tmp_path)
+    levels = [f["level"] for study in result.data["imaging"] for f in study.get("findings", [])]
+    assert "L4-L5" not in levels
+    assert "L3-L4" in levels
+    assert any("entered-in-error" in u.message for u in result.unmapped)
+
+
+def test_a_procedure_not_done_is_no_course_of_therapy(tmp_path: Path) -> None:
+    bundle = copy.deepcopy(BUNDLE)
+    for entry in bundle["entry"]:
+        if entry["resource"].get("id") == "physical-therapy":
+            entry["resource"]["status"] = "not-done"
+            entry["resource"]["performedPeriod"] = {"start": "2025-01-06", "end": "2025-03-28"}
+    assert "physical_therapy" not in mapped(bundle, tmp_path).data["conservative_care"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review), contradictory input: lumbar-fusion 2026.1's "
+    "unstable-spondylolisthesis reads listhesis_grade alone, so a finding stating NO "
+    "spondylolisthesis with a grade of 2 demonstrates instability and approves. Fix in "
+    "policies/lumbar-fusion/2026.1: the rule's where also tests spondylolisthesis: true (or "
+    "the case reader refuses a grade on a finding without a slip)",
+)
+def test_a_grade_on_a_finding_without_a_slip_shows_no_instability(library: Library) -> None:
+    data = _fusion()
+    data["imaging"][0]["findings"][1].update(spondylolisthesis=False, listhesis_grade=2)
+    case = case_from_data(data, "review.json")
+    decision = api.evaluate(case, api.select_policy(case, "lumbar-fusion@2026.1", library))
+    assert decision.determination.value != "medically_necessary"
