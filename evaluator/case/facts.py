@@ -587,10 +587,15 @@ class _Builder:
         self.emit("imaging_study", fields, source)
         own = ("study", study["id"], f"{pointer}/id")
         modality = ("modality", study["modality"], f"{pointer}/modality")
+        unseen = self.unseen(study, pointer)
         for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
             fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
-            if not self.restated_late("imaging_finding", fields, item, item_at, study):
+            if unseen is not None:
+                self.left_out("imaging_finding", fields, item, item_at, unseen)
+            elif not self.restated_late("imaging_finding", fields, item, item_at, study):
                 self.emit("imaging_finding", fields, item.get("source", source))
+        if unseen is not None and unseen[1] == "after_request":
+            return  # views and measurements taken after the request show nothing either
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
@@ -613,6 +618,54 @@ class _Builder:
             fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
             if not self.restated_late("alignment", fields, alignment, at, study):
                 self.emit("alignment", fields, alignment.get("source", source))
+
+    def unseen(
+        self, study: Mapping[str, Any], pointer: str
+    ) -> tuple[tuple[str, str], str, str] | None:
+        """Return (the statement, the reason, where it is stated) when what a study's report
+        lists shows nothing, else None.
+
+        A study documented as not performed demonstrates nothing (domain.md section 3 item 1):
+        its findings were read off no images, and kept they showed compression beside another
+        study that was performed (approved). A study taken after the request cannot
+        demonstrate what must precede it: its date was left out, but its findings, views and
+        measurements approved a request made before it was taken, unless its report is dated
+        by the request. (A report signed after its study is routine, so a late report alone
+        leaves out nothing.)"""
+        if study.get("performed", True) is False:
+            document = study.get("source", {}).get("document", "record")
+            return ("not performed", document), "sources_disagree", f"{pointer}/performed"
+        dated = _quiet_date(study.get("date"))
+        if dated is None or self.request is None or dated.lo <= self.request.hi:
+            return None
+        # A report dated by the request vouches that the images existed then (the two dates
+        # contradict each other; the study's own date is left out all the same).
+        report = _quiet_date(study.get("source", {}).get("date"))
+        if report is not None and report.hi <= self.request.hi:
+            return None
+        late = (str(study["date"]), f"study, after the request date {self.request.text}")
+        return late, "after_request", f"{pointer}/date"
+
+    def left_out(
+        self,
+        fact_type: str,
+        given: list[Given],
+        part: Mapping[str, Any],
+        pointer: str,
+        unseen: tuple[tuple[str, str], str, str],
+    ) -> None:
+        """Leave out a part of a study (``unseen``), with a conflict naming the fields the
+        part states so that the reviewer sees what was not counted and why."""
+        stated, reason, at = unseen
+        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
+        order = list(fact_kinds()[fact_type])
+        prefix = f"{pointer}/"
+        named = sorted(
+            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
+            key=order.index,
+        )
+        ref = f"{fact_type}:{count}"
+        self.conflicts.append(Conflict(fact_type, ref, ", ".join(named), (stated,), at, reason))
 
     def restated_late(
         self,
