@@ -201,3 +201,19 @@ def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> 
     data = _fusion()
     data["nicotine"]["cotinine_ng_ml"] = 150
     assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): si-joint-fusion 2025.1 reads a bilateral request as covered by "
+    "pain, tests and blocks on EITHER side (same_side_as: bilateral shares a side with left and "
+    "with right), so a staged bilateral fusion whose work-up is all on the right (no block, test "
+    "or pain on the left) is approved; domain.md section 2: blocks on the side to be fused "
+    "(bilateral: each side), and section 4: where only one side qualifies, that side is the A6 "
+    "candidate. Fix in policies/si-joint-fusion: derive the fused sides of each line (bilateral: "
+    "left and right) and require pain, 3 positive tests and 2 blocks for every fused side",
+)
+def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) -> None:
+    data = _example("si-approvable-unilateral")  # right-sided pain, tests and blocks
+    data["request"]["lines"][0].update(side="bilateral", same_day=False)
+    assert _review(data, library)[0] != "medically_necessary"
