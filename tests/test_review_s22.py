@@ -217,3 +217,69 @@ def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) 
     data = _example("si-approvable-unilateral")  # right-sided pain, tests and blocks
     data["request"]["lines"][0].update(side="bilateral", same_day=False)
     assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review), a wrong DENIAL: LF-FUNCTIONAL-IMPAIRMENT requires EVERY ODI "
+    "on record >= 30 %, so a year-old ODI of 20 % beside a current 42 % denies (not met) what "
+    "the current score shows (domain.md section 1: significant impairment documented, ODI >= "
+    "30 %). The policy's every-rule guards against an old high score beside a later low one; "
+    "fix in policies/lumbar-fusion: the latest ODI by effective date decides (a tie or an "
+    "undated one: not documented)",
+)
+def test_an_old_low_odi_does_not_deny_a_current_high_one(library: Library) -> None:
+    data = _fusion()  # ODI 42 % on 2025-06-02
+    old = copy.deepcopy(data["observations"][0])
+    old.update(effective="2024-06-01", value_quantity={"value": 20, "unit": "%"})
+    old["source"] = {"document": "clinic_note", "date": "2024-06-01"}
+    data["observations"].append(old)
+    assert _review(data, library)[0] == "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): lumbar-decompression approves a 'lumbar_decompression' line at "
+    "C5-C6 (cervical: the policy's own CPT codes are lumbar laminectomies); nothing checks that "
+    "the levels are lumbar. Fix in policies/lumbar-decompression: LD-IMAGING-CORRELATION (or a "
+    "clause of its own) requires every decompressed segment's lower level at or below L1 "
+    "(`decompressed_segment.lower` at_least/below on the level index), not met otherwise",
+)
+def test_a_lumbar_decompression_at_a_cervical_level_is_not_approved(library: Library) -> None:
+    data = _decompression()
+    data["request"]["lines"][0]["decompression"] = "C5-C6"
+    data["imaging"][0]["findings"].append({"level": "C5-C6", "stenosis": "moderate"})
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): one report naming a segment twice (moderate, and 'L4-5' with "
+    "no stenosis) makes two imaging_finding facts, and the comparison takes the favourable one "
+    "(met); domain.md rule 9: conflicting documentation is not documented. Fix: the findings "
+    "of one study are items on one thing per segment (x-one-per study+segment, settled like "
+    "the coded sections' items in facts.py `_Builder.settle`), or a located CaseError for a "
+    "segment named twice in one report",
+)
+def test_one_report_grading_a_segment_twice_does_not_approve(library: Library) -> None:
+    data = _decompression()
+    data["imaging"][0]["findings"].append({"level": "L4-5", "stenosis": "none"})
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review; the decompression twin of the fusion case in "
+    "tests/test_open_wrong_approvals.py): LD-IMAGING-CORRELATION takes any MRI's finding, so "
+    "an older MRI's moderate stenosis approves beside a newer MRI reading the same segment as "
+    "mild. Fix in policies/lumbar-decompression with the fusion fix: the latest MRI/CT naming "
+    "the segment decides",
+)
+def test_a_newer_mri_without_the_stenosis_outweighs_an_older_one(library: Library) -> None:
+    data = _decompression()
+    newer = copy.deepcopy(data["imaging"][0])
+    newer.update(id="mri-2025-06-10", date="2025-06-10")
+    newer["source"] = {"document": "radiology_report", "date": "2025-06-10"}
+    newer["findings"][1]["stenosis"] = "mild"
+    data["imaging"].append(newer)
+    assert _review(data, library)[0] != "medically_necessary"
