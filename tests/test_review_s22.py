@@ -283,3 +283,22 @@ def test_a_newer_mri_without_the_stenosis_outweighs_an_older_one(library: Librar
     newer["findings"][1]["stenosis"] = "mild"
     data["imaging"].append(newer)
     assert _review(data, library)[0] != "medically_necessary"
+
+
+def test_flexion_extension_views_taken_after_the_request_show_no_instability(
+    library: Library,
+) -> None:
+    # The fusion limited to L4-L5, unstable by 3.0 mm on flexion-extension films: approved.
+    # Taken (and reported) after the request, the same films demonstrate nothing.
+    data = _example("dynamic-instability")
+    data["request"]["lines"][0]["fusion"] = "L4-L5"
+    assert _review(data, library)[0] == "medically_necessary"
+    _late(data["imaging"][1])
+    determination, statuses, conflicts = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LF-INSTABILITY"] == "not_met"
+    # each measured segment left out is named to the reviewer, none silently
+    left_out = [c for c in conflicts if c["fact"] == "dynamic_study"]
+    assert [(c["field"], c["reason"]) for c in left_out] == [
+        ("segment, translation, angulation", "after_request")
+    ] * 2

@@ -595,7 +595,19 @@ class _Builder:
             elif not self.restated_late("imaging_finding", fields, item, item_at, study):
                 self.emit("imaging_finding", fields, item.get("source", source))
         if unseen is not None and unseen[1] == "after_request":
-            return  # views and measurements taken after the request show nothing either
+            # views and measurements taken after the request show nothing either
+            parts = [
+                (item, item_at, _DYNAMIC, "dynamic_study")
+                for item, item_at in _items(
+                    views.get("segments") if views is not None else None, f"{at}/segments"
+                )
+            ]
+            if "alignment" in study:
+                parts.append((study["alignment"], f"{pointer}/alignment", _ALIGNMENT, "alignment"))
+            for part, part_at, spec, fact_type in parts:
+                given = [own, *self.mapped(part, part_at, spec)]
+                self.left_out(fact_type, given, part, part_at, unseen)
+            return
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
