@@ -19,6 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_fhir_coded import (  # type: ignore[import-not-found]
+    BUNDLE,
+    mapped,
+    odi,
+    smoking,
+    statuses,
+    with_resources,
+)
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
@@ -302,3 +310,58 @@ def test_flexion_extension_views_taken_after_the_request_show_no_instability(
     assert [(c["field"], c["reason"]) for c in left_out] == [
         ("segment, translation, angulation", "after_request")
     ] * 2
+
+
+# --- FHIR in: a resource's status ------------------------------------------------------------
+
+
+def _fhir(tmp_path: Path, *resources: dict[str, Any], status: str) -> Any:
+    """The founding Bundle plus `resources`, each with `status`, mapped to a case."""
+    for resource in resources:
+        resource["status"] = status
+    return mapped(with_resources(*resources), tmp_path)
+
+
+@pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
+def test_an_observation_entered_in_error_or_cancelled_states_nothing(
+    tmp_path: Path, status: str
+) -> None:
+    # FHIR: an entered-in-error record should never have existed; a cancelled observation was
+    # never made. Read like a final one, an ODI of 42 % met functional impairment and a
+    # never-smoker status met the nicotine clause.
+    result = _fhir(
+        tmp_path, odi("odi-1", 42, "2025-06-02"), smoking("smk-1", "266919005"), status=status
+    )
+    found = statuses(result)
+    assert (found["LF-FUNCTIONAL-IMPAIRMENT"], found["LF-NICOTINE"]) == ("not_documented",) * 2
+    # not silently: each is reported as not mapped, naming its status
+    assert [u.message for u in result.unmapped] == [
+        f"Observation with status `{status}` states nothing: not mapped"
+    ] * 2
+    final = statuses(
+        _fhir(
+            tmp_path, odi("odi-1", 42, "2025-06-02"), smoking("smk-1", "266919005"), status="final"
+        )
+    )
+    assert (final["LF-FUNCTIONAL-IMPAIRMENT"], final["LF-NICOTINE"]) == ("met", "met")
+
+
+def test_an_imaging_finding_entered_in_error_is_not_a_finding(tmp_path: Path) -> None:
+    bundle = copy.deepcopy(BUNDLE)
+    for entry in bundle["entry"]:
+        if entry["resource"].get("id") == "mri-finding-L4-L5":
+            entry["resource"]["status"] = "entered-in-error"
+    result = mapped(bundle, tmp_path)
+    levels = [f["level"] for study in result.data["imaging"] for f in study.get("findings", [])]
+    assert "L4-L5" not in levels
+    assert "L3-L4" in levels
+    assert any("entered-in-error" in u.message for u in result.unmapped)
+
+
+def test_a_procedure_not_done_is_no_course_of_therapy(tmp_path: Path) -> None:
+    bundle = copy.deepcopy(BUNDLE)
+    for entry in bundle["entry"]:
+        if entry["resource"].get("id") == "physical-therapy":
+            entry["resource"]["status"] = "not-done"
+            entry["resource"]["performedPeriod"] = {"start": "2025-01-06", "end": "2025-03-28"}
+    assert "physical_therapy" not in mapped(bundle, tmp_path).data["conservative_care"]

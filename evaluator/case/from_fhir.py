@@ -75,7 +75,13 @@ ADMINISTRATIVE = frozenset(
 _READ = frozenset(
     {"extension", "derivedFrom", "report", "evidence", "code", "hasMember", "contained"}
 )
-# FHIR statuses of a Condition that withdraw it: it states nothing.
+# FHIR statuses under which a resource states nothing: entered in error (the record should
+# never have existed), an observation cancelled (never made), a procedure not done. Read as
+# any other status, an ODI or a never-smoker status entered in error met its clause.
+_WITHDRAWN = {
+    "Observation": frozenset({"entered-in-error", "cancelled"}),
+    "Procedure": frozenset({"entered-in-error", "not-done"}),
+}
 _UCUM = "http://unitsofmeasure.org"
 # What `coded_element` returns for a name that is not one of its elements.
 _NOT_CODED = object()
@@ -612,6 +618,8 @@ class _Builder:
             kind = resource.get("resourceType")
             if kind in CONTEXT_RESOURCES or kind == "Claim" or id(resource) in members:
                 continue
+            if self.withdrawn(resource, where):
+                continue
             rules = [r for r in mapping()["resources"] if _matches(r, resource)]
             if not rules:
                 self.report(
@@ -631,6 +639,15 @@ class _Builder:
                 self.apply(case, resource, rule, where, members)
         self.write_stated(case)
 
+    def withdrawn(self, resource: Mapping[str, Any], where: str) -> bool:
+        """True, reported, for a resource whose status says it states nothing (`_WITHDRAWN`;
+        `entered-in-error` whatever its type)."""
+        status, kind = resource.get("status"), resource.get("resourceType", "")
+        if status != "entered-in-error" and status not in _WITHDRAWN.get(kind, ()):
+            return False
+        self.report(f"{where}.status", f"{kind} with status `{status}` states nothing: not mapped")
+        return True
+
     def apply(
         self,
         case: dict[str, Any],
@@ -641,10 +658,11 @@ class _Builder:
     ) -> None:
         value = self.fill(resource, rule, where, reported=True)
         if "members" in rule:
-            value[rule["members"]["into"]] = [
+            found = [
                 self.member(ref, rule["members"], f"{where}.hasMember[{i}]", members)
                 for i, ref in enumerate(resource.get("hasMember", []))
             ]
+            value[rule["members"]["into"]] = [member for member in found if member is not None]
         if "as_of" in rule and (dated := self.as_of(resource, rule, value.get("source"))):
             value["source"] = dated
         into = rule["into"]
@@ -754,12 +772,15 @@ class _Builder:
 
     def member(
         self, reference: Mapping[str, Any], rule: Mapping[str, Any], where: str, seen: set[int]
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
+        """Return the case value of a member (a study's finding); None for one withdrawn."""
         resource = self.resolve(reference)
         if resource is None:
             self.report(where, f"member {reference.get('reference')!r} is not in the Bundle")
             return {}
         seen.add(id(resource))
+        if self.withdrawn(resource, where):
+            return None
         if rule["code"] not in _codes(resource.get("code")):
             self.report(where, f"member with code {_shown(resource.get('code'))} is not mapped")
         return self.fill(resource, rule, where)
