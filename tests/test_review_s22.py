@@ -200,14 +200,23 @@ def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: L
 @pytest.mark.xfail(
     strict=True,
     reason="open (stop-22 review): nicotine-free's first route is status never alone, so a "
-    "never-user with a cotinine of 150 ng/mL (active exposure: a conflicting record) is met; "
+    "never-user with a cotinine of 150 ng/mL (active exposure) or a quit date 19 days before "
+    "the request (recent use), each a conflicting record, is met; "
     "domain.md section 1: a never-user WITH NO CONFLICTING RECORD. Fix in "
     "policies/_shared/nicotine: the never route also needs the cotinine not above the limit "
-    "when measured (a high cotinine: not documented, rule 9, with the cotinine request)",
+    "when measured, and no quit date (either: not documented, rule 9, with the cotinine "
+    "request)",
 )
-def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> None:
+@pytest.mark.parametrize(
+    "conflicting",
+    [{"cotinine_ng_ml": 150}, {"quit_date": "2025-06-01"}],
+    ids=["cotinine-150", "quit-19-days-ago"],
+)
+def test_a_never_user_with_a_conflicting_record_is_not_approved(
+    conflicting: dict[str, Any], library: Library
+) -> None:
     data = _fusion()
-    data["nicotine"]["cotinine_ng_ml"] = 150
+    data["nicotine"].update(conflicting)
     assert _review(data, library)[0] != "medically_necessary"
 
 
