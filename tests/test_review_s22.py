@@ -410,3 +410,28 @@ def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
     data["symptoms"][0]["kind"] = "axial_back_pain"
     data["red_flags"].append({"kind": kind})
     assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): SI-STAGED-BILATERAL applies only to a line whose side is "
+    "bilateral, so the same-day bilateral fusion of si-bilateral-same-day (not medically "
+    "necessary) requested as a right line and a left line, both same_day, approves both "
+    "(A1). domain.md section 2 (bilateral procedures are staged) and section 3 item 1 (the "
+    "lines of one case describe one operation). Fix in policies/si-joint-fusion: the clause "
+    "also applies when SI lines cover both sides (a line on each side), and requires them "
+    "staged (same_day false; absent: not documented)",
+)
+def test_a_same_day_bilateral_si_fusion_split_into_two_lines_is_not_approved(
+    library: Library,
+) -> None:
+    data = _example("si-bilateral-same-day")
+    line = data["request"]["lines"][0]
+    assert (line["side"], line["same_day"]) == ("bilateral", True)
+    data["request"]["lines"] = [
+        {**line, "id": "si-right", "side": "right"},
+        {**line, "id": "si-left", "side": "left"},
+    ]
+    review = api.review_case(case_from_data(data, "review.json"), library)
+    determinations = {r.decision.determination.value for r in review.lines if r.decision}
+    assert determinations != {"medically_necessary"}
