@@ -435,3 +435,28 @@ def test_a_same_day_bilateral_si_fusion_split_into_two_lines_is_not_approved(
     review = api.review_case(case_from_data(data, "review.json"), library)
     determinations = {r.decision.determination.value for r in review.lines if r.decision}
     assert determinations != {"medically_necessary"}
+
+
+@pytest.mark.parametrize(
+    ("name", "study", "fusion", "clause"),
+    [
+        ("dynamic-instability", 1, "L4-L5", "LF-INSTABILITY"),
+        ("deformity-construct", 1, None, "LF-DEFORMITY-MEASURED"),
+    ],
+    ids=["flexion-extension", "full-length-films"],
+)
+def test_measurements_of_a_study_not_performed_show_nothing(
+    name: str, study: int, fusion: str | None, clause: str, library: Library
+) -> None:
+    # Flexion-extension views measuring 3.0 mm at L4-L5, or standing full-length films
+    # measuring the deformity, on a study the record says was not performed: their numbers
+    # demonstrated instability or deformity and approved (domain.md section 3 item 1).
+    data = _example(name)
+    if fusion is not None:
+        data["request"]["lines"][0]["fusion"] = fusion
+    assert _review(data, library)[0] == "medically_necessary"
+    data["imaging"][study]["performed"] = False
+    determination, statuses, conflicts = _review(data, library)
+    assert determination != "medically_necessary"
+    assert statuses[clause] != "met"
+    assert any(c["values"].startswith("not performed") for c in conflicts)
