@@ -460,3 +460,40 @@ def test_measurements_of_a_study_not_performed_show_nothing(
     assert determination != "medically_necessary"
     assert statuses[clause] != "met"
     assert any(c["values"].startswith("not performed") for c in conflicts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): LF-DIABETES applies only when diabetes.diabetic is true, so "
+    "'no diabetes' in a clinic note beside a confirmed, active coded type 2 diabetes (ICD-10 "
+    "E11.9) in the record's conditions, or beside an HbA1c of 9.5 %, is not applicable and "
+    "approves with no HbA1c check; domain.md rule 9: conflicting documentation on a deciding "
+    "fact is not documented. Fix in policies/lumbar-fusion (2025.1, 2026.1): applies_when also "
+    "on a confirmed, active condition in the diabetes_mellitus value set (the FHIR mapping's), "
+    "and the HbA1c read from the coded observations too",
+)
+@pytest.mark.parametrize("record", ["condition", "hba1c"])
+def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
+    record: str, library: Library
+) -> None:
+    data = _fusion()
+    assert data["diabetes"]["diabetic"] is False
+    if record == "condition":
+        data["conditions"] = [
+            {
+                "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"},
+                "clinical_status": "active",
+                "verification_status": "confirmed",
+                "source": {"document": "clinic_note", "date": "2025-05-05"},
+            }
+        ]
+    else:
+        data["observations"].append(
+            {
+                "code": {"system": "http://loinc.org", "code": "4548-4"},
+                "value_quantity": {"value": 9.5, "unit": "%"},
+                "effective": "2025-05-01",
+                "source": {"document": "lab_result", "date": "2025-05-01"},
+            }
+        )
+    assert _review(data, library)[0] != "medically_necessary"
