@@ -200,23 +200,50 @@ def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: L
 @pytest.mark.xfail(
     strict=True,
     reason="open (stop-22 review): nicotine-free's first route is status never alone, so a "
-    "never-user with a cotinine of 150 ng/mL (active exposure) or a quit date 19 days before "
-    "the request (recent use), each a conflicting record, is met; "
+    "never-user with a cotinine of 150 ng/mL (active exposure), a quit date 19 days before "
+    "the request (recent use), a coded 'current every day smoker' status or an active "
+    "nicotine patch in the record, each a conflicting record, is met; "
     "domain.md section 1: a never-user WITH NO CONFLICTING RECORD. Fix in "
     "policies/_shared/nicotine: the never route also needs the cotinine not above the limit "
-    "when measured, and no quit date (either: not documented, rule 9, with the cotinine "
-    "request)",
+    "when measured, no quit date, and no coded smoking status or nicotine product saying "
+    "otherwise (any: not documented, rule 9, with the cotinine request)",
 )
 @pytest.mark.parametrize(
     "conflicting",
-    [{"cotinine_ng_ml": 150}, {"quit_date": "2025-06-01"}],
-    ids=["cotinine-150", "quit-19-days-ago"],
+    [
+        {"cotinine_ng_ml": 150},
+        {"quit_date": "2025-06-01"},
+        {
+            "observations": {
+                "code": {"system": "http://loinc.org", "code": "72166-2"},
+                "value_code": {"system": "http://snomed.info/sct", "code": "449868002"},
+                "effective": "2025-05-01",
+                "source": {"document": "clinic_note", "date": "2025-05-01"},
+            }
+        },
+        {
+            "medications": {
+                "code": {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "311975",
+                    "display": "nicotine 21 MG/24HR transdermal patch",
+                },
+                "status": "active",
+                "source": {"document": "clinic_note", "date": "2025-05-01"},
+            }
+        },
+    ],
+    ids=["cotinine-150", "quit-19-days-ago", "coded-current-smoker", "active-nicotine-patch"],
 )
 def test_a_never_user_with_a_conflicting_record_is_not_approved(
     conflicting: dict[str, Any], library: Library
 ) -> None:
     data = _fusion()
-    data["nicotine"].update(conflicting)
+    for section, item in conflicting.items():
+        if section in ("observations", "medications"):
+            data.setdefault(section, []).append(item)
+        else:
+            data["nicotine"][section] = item
     assert _review(data, library)[0] != "medically_necessary"
 
 
