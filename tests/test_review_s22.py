@@ -524,3 +524,26 @@ def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
             }
         )
     assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): SI-NO-INFLAMMATORY-ARTHROPATHY reads only the named "
+    "`diagnoses`, so a confirmed, active coded ankylosing spondylitis (ICD-10 M45.9) or "
+    "rheumatoid arthritis (M06.9) in the record's `conditions` (where a FHIR Condition other "
+    "than M45.9 lands) excludes nothing and the SI fusion approves; domain.md section 2: they "
+    "exclude the procedure. Fix in policies/si-joint-fusion: also not met on a confirmed, "
+    "active condition in an inflammatory-arthropathy value set (M45.*, M05.*, M06.*, ...)",
+)
+@pytest.mark.parametrize("code", ["M45.9", "M06.9"], ids=["spondylitis", "rheumatoid"])
+def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library: Library) -> None:
+    data = _example("si-approvable-unilateral")
+    data["conditions"] = [
+        {
+            "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code},
+            "clinical_status": "active",
+            "verification_status": "confirmed",
+            "source": {"document": "clinic_note", "date": "2025-05-05"},
+        }
+    ]
+    assert _review(data, library)[0] != "medically_necessary"
