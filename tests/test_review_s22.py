@@ -101,7 +101,7 @@ def test_findings_of_a_study_not_performed_show_nothing_beside_one_performed(
     # the reviewer is told which findings were not counted and why, one conflict each
     assert len(left_out) == len(data["imaging"][0]["findings"])
     assert {(c["values"], c["reason"]) for c in left_out} == {
-        ("not performed (radiology_report)", "sources_disagree")
+        ("study not performed (radiology_report)", "sources_disagree")
     }
 
 
@@ -486,7 +486,7 @@ def test_measurements_of_a_study_not_performed_show_nothing(
     determination, statuses, conflicts = _review(data, library)
     assert determination != "medically_necessary"
     assert statuses[clause] != "met"
-    assert any(c["values"].startswith("not performed") for c in conflicts)
+    assert any(c["values"].startswith("study not performed") for c in conflicts)
 
 
 @pytest.mark.xfail(

@@ -669,7 +669,7 @@ class _Builder:
         leaves out nothing.)"""
         if study.get("performed", True) is False:
             document = study.get("source", {}).get("document", "record")
-            return ("not performed", document), "sources_disagree", f"{pointer}/performed"
+            return ("study not performed", document), "sources_disagree", f"{pointer}/performed"
         dated = _quiet_date(study.get("date"))
         if dated is None or self.request is None or dated.lo <= self.request.hi:
             return None
