@@ -57,6 +57,16 @@ def _fusion() -> dict[str, Any]:
     return _example("l4-l5-approvable")
 
 
+def _coded_condition(icd10: str) -> dict[str, Any]:
+    """A confirmed, active ICD-10 condition in the record's coded `conditions`."""
+    return {
+        "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": icd10},
+        "clinical_status": "active",
+        "verification_status": "confirmed",
+        "source": {"document": "clinic_note", "date": "2025-05-05"},
+    }
+
+
 def _review(data: dict[str, Any], library: Library) -> tuple[str, dict[str, str], list[Any]]:
     """Return (the line's determination, each clause's status, the decision's conflicts)."""
     decision = api.review_case(case_from_data(data, "review.json"), library).lines[0].decision
@@ -506,14 +516,7 @@ def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
     data = _fusion()
     assert data["diabetes"]["diabetic"] is False
     if record == "condition":
-        data["conditions"] = [
-            {
-                "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9"},
-                "clinical_status": "active",
-                "verification_status": "confirmed",
-                "source": {"document": "clinic_note", "date": "2025-05-05"},
-            }
-        ]
+        data["conditions"] = [_coded_condition("E11.9")]
     else:
         data["observations"].append(
             {
@@ -538,14 +541,7 @@ def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
 @pytest.mark.parametrize("code", ["M45.9", "M06.9"], ids=["spondylitis", "rheumatoid"])
 def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library: Library) -> None:
     data = _example("si-approvable-unilateral")
-    data["conditions"] = [
-        {
-            "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code},
-            "clinical_status": "active",
-            "verification_status": "confirmed",
-            "source": {"document": "clinic_note", "date": "2025-05-05"},
-        }
-    ]
+    data["conditions"] = [_coded_condition(code)]
     assert _review(data, library)[0] != "medically_necessary"
 
 

@@ -694,9 +694,10 @@ class _Builder:
         stated, reason, at = unseen
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         order = list(fact_kinds()[fact_type])
+        # the fields the part itself states, not its study's nor the schema's defaults
         prefix = f"{pointer}/"
         named = sorted(
-            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
+            {name for name, _, w in given if w.startswith(prefix) and _key(w, prefix) in part},
             key=order.index,
         )
         ref = f"{fact_type}:{count}"
@@ -725,17 +726,9 @@ class _Builder:
         late = self.late_source(said)
         if late is None or self.limit is None:
             return False
-        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
-        order = list(fact_kinds()[fact_type])
-        # the fields the part itself states, not its study's nor the schema's defaults
-        prefix = f"{pointer}/"
-        stated = sorted(
-            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
-            key=order.index,
+        self.left_out(
+            fact_type, given, part, pointer, (late, "after_request", f"{pointer}/source/date")
         )
-        at = f"{pointer}/source/date"
-        ref, named = f"{fact_type}:{count}", ", ".join(stated)
-        self.conflicts.append(Conflict(fact_type, ref, named, (late,), at, "after_request"))
         return True
 
     def coded(
