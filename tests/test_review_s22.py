@@ -57,6 +57,16 @@ def _fusion() -> dict[str, Any]:
     return _example("l4-l5-approvable")
 
 
+def _coded_condition(icd10: str) -> dict[str, Any]:
+    """A confirmed, active ICD-10 condition in the record's coded `conditions`."""
+    return {
+        "code": {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": icd10},
+        "clinical_status": "active",
+        "verification_status": "confirmed",
+        "source": {"document": "clinic_note", "date": "2025-05-05"},
+    }
+
+
 def _review(data: dict[str, Any], library: Library) -> tuple[str, dict[str, str], list[Any]]:
     """Return (the line's determination, each clause's status, the decision's conflicts)."""
     decision = api.review_case(case_from_data(data, "review.json"), library).lines[0].decision
@@ -101,7 +111,7 @@ def test_findings_of_a_study_not_performed_show_nothing_beside_one_performed(
     # the reviewer is told which findings were not counted and why, one conflict each
     assert len(left_out) == len(data["imaging"][0]["findings"])
     assert {(c["values"], c["reason"]) for c in left_out} == {
-        ("not performed (radiology_report)", "sources_disagree")
+        ("study not performed (radiology_report)", "sources_disagree")
     }
 
 
@@ -189,6 +199,64 @@ def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: L
     assert _review(data, library)[0] != "medically_necessary"
     # a deficit not stated to progress demonstrates no red flag either: the waiver must be shown
     del data["red_flags"][0]["progressive"]
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+OPEN_NEVER_USER = pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): nicotine-free's first route is status never alone, so a "
+    "never-user with a quit date 19 days before "
+    "the request (recent use), a coded 'current every day smoker' status or an active "
+    "nicotine patch in the record, each a conflicting record, is met; "
+    "domain.md section 1: a never-user WITH NO CONFLICTING RECORD. Fix in "
+    "policies/_shared/nicotine: the never route (which since needs the cotinine not above "
+    "the limit when measured) also needs no quit date, and no coded smoking status or "
+    "nicotine product saying otherwise (any: not documented, rule 9, with the cotinine request)",
+)
+
+
+@pytest.mark.parametrize(
+    "conflicting",
+    [
+        {"cotinine_ng_ml": 150},
+        pytest.param({"quit_date": "2025-06-01"}, marks=OPEN_NEVER_USER),
+        pytest.param(
+            {
+                "observations": {
+                    "code": {"system": "http://loinc.org", "code": "72166-2"},
+                    "value_code": {"system": "http://snomed.info/sct", "code": "449868002"},
+                    "effective": "2025-05-01",
+                    "source": {"document": "clinic_note", "date": "2025-05-01"},
+                }
+            },
+            marks=OPEN_NEVER_USER,
+        ),
+        pytest.param(
+            {
+                "medications": {
+                    "code": {
+                        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                        "code": "311975",
+                        "display": "nicotine 21 MG/24HR transdermal patch",
+                    },
+                    "status": "active",
+                    "source": {"document": "clinic_note", "date": "2025-05-01"},
+                }
+            },
+            marks=OPEN_NEVER_USER,
+        ),
+    ],
+    ids=["cotinine-150", "quit-19-days-ago", "coded-current-smoker", "active-nicotine-patch"],
+)
+def test_a_never_user_with_a_conflicting_record_is_not_approved(
+    conflicting: dict[str, Any], library: Library
+) -> None:
+    data = _fusion()
+    for section, item in conflicting.items():
+        if section in ("observations", "medications"):
+            data.setdefault(section, []).append(item)
+        else:
+            data["nicotine"][section] = item
     assert _review(data, library)[0] != "medically_necessary"
 
 
@@ -358,3 +426,136 @@ def test_a_grade_on_a_finding_without_a_slip_shows_no_instability(library: Libra
     case = case_from_data(data, "review.json")
     decision = api.evaluate(case, api.select_policy(case, "lumbar-fusion@2026.1", library))
     assert decision.determination.value != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): lumbar-decompression imports the shared red-flag waiver, so "
+    "a tumour, an infection or an unstable fracture waives its symptom and conservative-care "
+    "clauses: axial back pain alone after 5 days of care is approved beside a tumour flag. "
+    "domain.md section 1, decompression red flags: cauda equina syndrome or a progressive motor "
+    "deficit <= 3/5 (only). Fix in policies/_shared/red-flags (a decompression waiver clause "
+    "with the two) and policies/lumbar-decompression (use it)",
+)
+@pytest.mark.parametrize("kind", ["tumour", "infection", "unstable_fracture"])
+def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
+    kind: str, library: Library
+) -> None:
+    data = _decompression()
+    data["conservative_care"]["start"] = "2025-06-15"
+    data["symptoms"][0]["kind"] = "axial_back_pain"
+    data["red_flags"].append({"kind": kind})
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): SI-STAGED-BILATERAL applies only to a line whose side is "
+    "bilateral, so the same-day bilateral fusion of si-bilateral-same-day (not medically "
+    "necessary) requested as a right line and a left line, both same_day, approves both "
+    "(A1). domain.md section 2 (bilateral procedures are staged) and section 3 item 1 (the "
+    "lines of one case describe one operation). Fix in policies/si-joint-fusion: the clause "
+    "also applies when SI lines cover both sides (a line on each side), and requires them "
+    "staged (same_day false; absent: not documented)",
+)
+def test_a_same_day_bilateral_si_fusion_split_into_two_lines_is_not_approved(
+    library: Library,
+) -> None:
+    data = _example("si-bilateral-same-day")
+    line = data["request"]["lines"][0]
+    assert (line["side"], line["same_day"]) == ("bilateral", True)
+    data["request"]["lines"] = [
+        {**line, "id": "si-right", "side": "right"},
+        {**line, "id": "si-left", "side": "left"},
+    ]
+    review = api.review_case(case_from_data(data, "review.json"), library)
+    determinations = {r.decision.determination.value for r in review.lines if r.decision}
+    assert determinations != {"medically_necessary"}
+
+
+@pytest.mark.parametrize(
+    ("name", "study", "fusion", "clause"),
+    [
+        ("dynamic-instability", 1, "L4-L5", "LF-INSTABILITY"),
+        ("deformity-construct", 1, None, "LF-DEFORMITY-MEASURED"),
+    ],
+    ids=["flexion-extension", "full-length-films"],
+)
+def test_measurements_of_a_study_not_performed_show_nothing(
+    name: str, study: int, fusion: str | None, clause: str, library: Library
+) -> None:
+    # Flexion-extension views measuring 3.0 mm at L4-L5, or standing full-length films
+    # measuring the deformity, on a study the record says was not performed: their numbers
+    # demonstrated instability or deformity and approved (domain.md section 3 item 1).
+    data = _example(name)
+    if fusion is not None:
+        data["request"]["lines"][0]["fusion"] = fusion
+    assert _review(data, library)[0] == "medically_necessary"
+    data["imaging"][study]["performed"] = False
+    determination, statuses, conflicts = _review(data, library)
+    assert determination != "medically_necessary"
+    assert statuses[clause] != "met"
+    assert any(c["values"].startswith("study not performed") for c in conflicts)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): LF-DIABETES applies only when diabetes.diabetic is true, so "
+    "'no diabetes' in a clinic note beside a confirmed, active coded type 2 diabetes (ICD-10 "
+    "E11.9) in the record's conditions, or beside an HbA1c of 9.5 %, is not applicable and "
+    "approves with no HbA1c check; domain.md rule 9: conflicting documentation on a deciding "
+    "fact is not documented. Fix in policies/lumbar-fusion (2025.1, 2026.1): applies_when also "
+    "on a confirmed, active condition in the diabetes_mellitus value set (the FHIR mapping's), "
+    "and the HbA1c read from the coded observations too",
+)
+@pytest.mark.parametrize("record", ["condition", "hba1c"])
+def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
+    record: str, library: Library
+) -> None:
+    data = _fusion()
+    assert data["diabetes"]["diabetic"] is False
+    if record == "condition":
+        data["conditions"] = [_coded_condition("E11.9")]
+    else:
+        data["observations"].append(
+            {
+                "code": {"system": "http://loinc.org", "code": "4548-4"},
+                "value_quantity": {"value": 9.5, "unit": "%"},
+                "effective": "2025-05-01",
+                "source": {"document": "lab_result", "date": "2025-05-01"},
+            }
+        )
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review): SI-NO-INFLAMMATORY-ARTHROPATHY reads only the named "
+    "`diagnoses`, so a confirmed, active coded ankylosing spondylitis (ICD-10 M45.9) or "
+    "rheumatoid arthritis (M06.9) in the record's `conditions` (where a FHIR Condition other "
+    "than M45.9 lands) excludes nothing and the SI fusion approves; domain.md section 2: they "
+    "exclude the procedure. Fix in policies/si-joint-fusion: also not met on a confirmed, "
+    "active condition in an inflammatory-arthropathy value set (M45.*, M05.*, M06.*, ...)",
+)
+@pytest.mark.parametrize("code", ["M45.9", "M06.9"], ids=["spondylitis", "rheumatoid"])
+def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library: Library) -> None:
+    data = _example("si-approvable-unilateral")
+    data["conditions"] = [_coded_condition(code)]
+    assert _review(data, library)[0] != "medically_necessary"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-22 review, FHIR in): every MedicationStatement becomes a conservative-care "
+    "medication component whatever its status, so one with status `not-taken` (the patient did "
+    "not take it) counts toward SI-CONSERVATIVE's medication; entered-in-error is handled "
+    "(nothing mapped). Fix in evaluator/case/fhir_mapping.yaml + from_fhir.py: a rule may name "
+    "statuses it skips (the component rule: not-taken), the coded `medications` keeping it",
+)
+def test_a_medication_not_taken_is_no_conservative_care(tmp_path: Path) -> None:
+    bundle = copy.deepcopy(BUNDLE)
+    for entry in bundle["entry"]:
+        if entry["resource"].get("id") == "med-1":
+            entry["resource"]["status"] = "not-taken"
+    components = mapped(bundle, tmp_path).data["conservative_care"]["components"]
+    assert "prednisone" not in [c.get("detail") for c in components]

@@ -594,20 +594,10 @@ class _Builder:
                 self.left_out("imaging_finding", fields, item, item_at, unseen)
             elif not self.restated_late("imaging_finding", fields, item, item_at, study):
                 self.emit("imaging_finding", fields, item.get("source", source))
-        if unseen is not None and unseen[1] == "after_request":
-            # views and measurements taken after the request show nothing either
-            parts = [
-                (item, item_at, _DYNAMIC, "dynamic_study")
-                for item, item_at in _items(
-                    views.get("segments") if views is not None else None, f"{at}/segments"
-                )
-            ]
-            if "alignment" in study:
-                parts.append((study["alignment"], f"{pointer}/alignment", _ALIGNMENT, "alignment"))
-            for part, part_at, spec, fact_type in parts:
-                given = [own, *self.mapped(part, part_at, spec)]
-                self.left_out(fact_type, given, part, part_at, unseen)
-            return
+        if unseen is not None:
+            views, study = self.leave_out_measured(study, pointer, views, own, unseen)
+            if unseen[1] == "after_request":
+                return  # nothing a study taken after the request reports shows anything
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
@@ -631,6 +621,39 @@ class _Builder:
             if not self.restated_late("alignment", fields, alignment, at, study):
                 self.emit("alignment", fields, alignment.get("source", source))
 
+    def leave_out_measured(
+        self,
+        study: Mapping[str, Any],
+        pointer: str,
+        views: Mapping[str, Any] | None,
+        own: Given,
+        unseen: tuple[tuple[str, str], str, str],
+    ) -> tuple[Mapping[str, Any] | None, Mapping[str, Any]]:
+        """Leave out, with a conflict each, what an unseen study measured: the flexion-extension
+        views' segments and an alignment with a measurement (kept, its views' 3.0 mm
+        translation or its films' Cobb angle approved). Return the views without their
+        segments and the study without such an alignment. A study taken after the request
+        loses its whole alignment; one not performed keeps an alignment that only says the
+        films were not taken (what makes a clause needing them not met, not undocumented)."""
+        at = f"{pointer}/flexion_extension"
+        segments = views.get("segments") if views is not None else None
+        parts = [
+            (item, item_at, _DYNAMIC, "dynamic_study")
+            for item, item_at in _items(segments, f"{at}/segments")
+        ]
+        alignment: Mapping[str, Any] | None = study.get("alignment")
+        late = unseen[1] == "after_request"
+        if alignment is not None and (late or set(alignment) - {"films_taken", "source"}):
+            parts.append((alignment, f"{pointer}/alignment", _ALIGNMENT, "alignment"))
+            study = {key: value for key, value in study.items() if key != "alignment"}
+        for part, part_at, spec, fact_type in parts:
+            self.left_out(
+                fact_type, [own, *self.mapped(part, part_at, spec)], part, part_at, unseen
+            )
+        if views is not None:
+            views = {key: value for key, value in views.items() if key != "segments"}
+        return views, study
+
     def unseen(
         self, study: Mapping[str, Any], pointer: str
     ) -> tuple[tuple[str, str], str, str] | None:
@@ -646,7 +669,7 @@ class _Builder:
         leaves out nothing.)"""
         if study.get("performed", True) is False:
             document = study.get("source", {}).get("document", "record")
-            return ("not performed", document), "sources_disagree", f"{pointer}/performed"
+            return ("study not performed", document), "sources_disagree", f"{pointer}/performed"
         dated = _quiet_date(study.get("date"))
         if dated is None or self.request is None or dated.lo <= self.request.hi:
             return None
@@ -671,9 +694,10 @@ class _Builder:
         stated, reason, at = unseen
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         order = list(fact_kinds()[fact_type])
+        # the fields the part itself states, not its study's nor the schema's defaults
         prefix = f"{pointer}/"
         named = sorted(
-            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
+            {name for name, _, w in given if w.startswith(prefix) and _key(w, prefix) in part},
             key=order.index,
         )
         ref = f"{fact_type}:{count}"
@@ -702,17 +726,9 @@ class _Builder:
         late = self.late_source(said)
         if late is None or self.limit is None:
             return False
-        count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
-        order = list(fact_kinds()[fact_type])
-        # the fields the part itself states, not its study's nor the schema's defaults
-        prefix = f"{pointer}/"
-        stated = sorted(
-            {name for name, _, at in given if at.startswith(prefix) and _key(at, prefix) in part},
-            key=order.index,
+        self.left_out(
+            fact_type, given, part, pointer, (late, "after_request", f"{pointer}/source/date")
         )
-        at = f"{pointer}/source/date"
-        ref, named = f"{fact_type}:{count}", ", ".join(stated)
-        self.conflicts.append(Conflict(fact_type, ref, named, (late,), at, "after_request"))
         return True
 
     def coded(
