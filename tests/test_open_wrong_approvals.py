@@ -45,11 +45,5 @@ def test_the_recent_study_alone_does_not_approve() -> None:
     assert _determination(data) != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: LF-IMAGING-CORRELATION reads any study's finding and LF-IMAGING-RECENT any "
-    "study's date, so a 27-month-old MRI's compression and a recent MRI without it approve; "
-    "domain.md section 1: the MRI/CT relied on is dated within 12 months (a policy change)",
-)
 def test_compression_shown_only_by_a_study_older_than_the_recency_does_not_approve() -> None:
     assert _determination(_old_study_shows_the_compression()) != "medically_necessary"
