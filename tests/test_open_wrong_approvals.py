@@ -1,8 +1,7 @@
-"""Wrong approvals found by the stop-21 data review and left open (policy side, not the data's).
+"""Wrong approvals found by the stop-21 data review on the policy side, fixed at stop 22.
 
-Each is an expected failure that must fail (strict): the day it is fixed the test passes, and
-the marker comes off. The reproduction is the test itself; the report to the lead says why each
-was not fixed on the data side.
+Each approved before its fix (lumbar-fusion 2025.1, amended in place): the suites in
+policies/lumbar-fusion/tests/edges.yaml hold the same cases at the clauses' level.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
