@@ -91,6 +91,11 @@ INTENDED = {
         )
         for category, decides in (("setting", None), ("setting note", False))
     ),
+    # Stop 22, amended in place (a wrong approval): the rules reading imaging findings take them
+    # only from a study not shown to be older than imaging_recency; LF-IMAGING-CORRELATION reads
+    # them through the alternative-decompression rule's condition (already changed above).
+    ("rule", "unstable-spondylolisthesis", "changed", None),
+    ("rule", "alternative-decompression", "changed", None),
 }
 
 

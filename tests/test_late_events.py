@@ -178,9 +178,44 @@ def test_a_late_therapy_note_leaves_the_course_not_documented(library: Library) 
     ]
 
 
+@pytest.mark.parametrize("example", [LF, SI])
+def test_a_therapy_not_done_reported_only_after_the_request_is_not_done(
+    example: Path, library: Library
+) -> None:
+    # Stop 22 (point 4): the course is reported only by a note written after the request,
+    # saying therapy was not done. Not done by then, it was not done by the request: "not
+    # done" can only make the case worse, so it counts (may_add) and the lumbar fusion is
+    # denied (the therapy clause not met) where stop 21 pended; SI-CONSERVATIVE, where active
+    # exercise may stand in for therapy, is not met or not documented, never met.
+    data = json.loads(example.read_text())
+    data["conservative_care"]["physical_therapy"] = {
+        "status": "not_done",
+        "source": {"document": "therapy_note", "date": LATE, "quote": "Therapy not done."},
+    }
+    determination, statuses, _ = _review(data, library)
+    if example == LF:
+        assert (determination, statuses["LF-PHYSICAL-THERAPY"]) == (
+            "not_medically_necessary",
+            "not_met",
+        )
+    else:
+        assert determination != "medically_necessary"
+        assert statuses["SI-CONSERVATIVE"] != "met"
+
+
+def test_a_late_report_of_a_completed_course_still_adds_nothing(library: Library) -> None:
+    # The other side of may_add: "completed" from a late note never demonstrates the course.
+    data = json.loads(LF.read_text())
+    _therapy_late(data)
+    assert _review(data, library)[1]["LF-PHYSICAL-THERAPY"] == "not_documented"
+
+
 def test_the_rule_is_schema_data_and_imaging_is_left_alone() -> None:
     defs = schemas.load_schema("facts")["$defs"]
     for event in EVENTS:
-        assert defs[event]["x-as-of-source"] is True, event
+        # a therapy course's "not done" may still come from a late note (it only makes the
+        # case worse, stop 22); nothing else an event's late report states counts
+        may_add = {"physical_therapy": {"may_add": {"status": ["not_done"]}}}.get(event, True)
+        assert defs[event]["x-as-of-source"] == may_add, event
     # a radiology report signed after its study is routine: studies are dated by the study
     assert "x-as-of-source" not in defs["imaging_study"]

@@ -1,8 +1,7 @@
-"""Wrong approvals found by the stop-21 data review and left open (policy side, not the data's).
+"""Wrong approvals found by the stop-21 data review on the policy side, fixed at stop 22.
 
-Each is an expected failure that must fail (strict): the day it is fixed the test passes, and
-the marker comes off. The reproduction is the test itself; the report to the lead says why each
-was not fixed on the data side.
+Each approved before its fix (lumbar-fusion 2025.1, amended in place): the suites in
+policies/lumbar-fusion/tests/edges.yaml hold the same cases at the clauses' level.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
@@ -45,11 +42,5 @@ def test_the_recent_study_alone_does_not_approve() -> None:
     assert _determination(data) != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: LF-IMAGING-CORRELATION reads any study's finding and LF-IMAGING-RECENT any "
-    "study's date, so a 27-month-old MRI's compression and a recent MRI without it approve; "
-    "domain.md section 1: the MRI/CT relied on is dated within 12 months (a policy change)",
-)
 def test_compression_shown_only_by_a_study_older_than_the_recency_does_not_approve() -> None:
     assert _determination(_old_study_shows_the_compression()) != "medically_necessary"

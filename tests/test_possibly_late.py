@@ -169,21 +169,23 @@ def _therapy(letter: str, note: str, note_date: str) -> dict[str, Any]:
     return data
 
 
-def test_a_possibly_late_statement_that_would_outrank_the_timely_one_leaves_it_unknown(
+def test_a_late_or_possibly_late_not_done_note_outranks_the_timely_letter(
     library: Library,
 ) -> None:
-    # A letter before the request says therapy was completed; a therapy note of "2025-06"
-    # says it was not done. Written by the request, the note (a primary record) outranks the
-    # letter and the fusion is denied; written after it, the letter alone approves. Left out
-    # as surely late, the note's month approved: the status is now unknown (pend).
-    for date, expected in [("2025-06-20", DENIED), ("2025-06-30", APPROVED)]:
-        assert _determinations(_therapy("completed", "not_done", date), library) == [expected]
-    data = _therapy("completed", "not_done", "2025-06")
-    assert _determinations(data, library) == ["insufficient_documentation"]
-    case = case_from_data(data, "therapy.json")
-    (therapy,) = [f for f in case.facts if f.type == "physical_therapy"]
-    assert "status" not in therapy.fields
-    assert [(c.field, c.reason) for c in case.conflicts] == [("status", "after_request")]
+    # A letter before the request says therapy was completed; a therapy note says it was not
+    # done. Written by the request, the note (a primary record) outranks the letter and the
+    # fusion is denied. Written after it, the note still counts (stop 22): therapy not done by
+    # a later date was not done by the request, so "not done" can only make the case worse
+    # (facts.schema.json physical_therapy x-as-of-source may_add). At stop 21 the late note
+    # was left out and the letter alone approved; the note's month then pended.
+    for date in ("2025-06-20", "2025-06-30", "2025-06", "2025-07-15"):
+        data = _therapy("completed", "not_done", date)
+        assert _determinations(data, library) == [DENIED], date
+        case = case_from_data(data, "therapy.json")
+        (therapy,) = [f for f in case.facts if f.type == "physical_therapy"]
+        assert therapy.fields["status"] == "not_done"
+        late = [c.reason for c in case.conflicts]
+        assert late == ([] if date == "2025-06-20" else ["late_counted"]), date
 
 
 @pytest.mark.parametrize("note", ["completed", "not_done"])

@@ -18,6 +18,7 @@ from evaluator.language.conditions import (
     Compare,
     Condition,
     Count,
+    Demonstrated,
     Distinct,
     Every,
     Exists,
@@ -625,6 +626,59 @@ def vacuous_every(ctx: Context) -> Iterator[Hit]:
                 f"remove `if_empty` (an empty set is then not documented), or add `applies_when: "
                 f"{{exists: {{fact: {node.binding.fact}}}}}`",
             )
+
+
+def _negated_demonstrations(cond: Condition, negated: bool = False) -> Iterator[Demonstrated]:
+    """Yield each `demonstrated` under an odd number of `not`s."""
+    if isinstance(cond, Demonstrated) and negated:
+        yield cond
+    inner = not negated if isinstance(cond, Not) else negated
+    for child in children(cond):
+        yield from _negated_demonstrations(child, inner)
+
+
+def _fact_types_read(cond: Condition, scope: Scope) -> Iterator[str]:
+    """Yield the fact type of every comparison, `exists` and quantifier under `cond`."""
+    for node, inner in scoped(cond, scope):
+        if isinstance(node, Compare):
+            yield inner.get(node.fact, node.fact)
+        elif isinstance(node, Exists):
+            yield node.fact
+        elif isinstance(node, Every | Some | Count):
+            yield node.binding.fact
+
+
+@policy_rule(
+    "negated_demonstrated",
+    # A warning, not an error: the shared nicotine module's never-user route needs this shape
+    # (a cotinine never measured must not fail it) until the language can tell a value never
+    # documented from one a late document left out (tests/test_review_s22.py, strict xfail).
+    Severity.WARNING,
+    "a `not: demonstrated:` over facts whose values a document dated after the request, or "
+    "possibly after it, leaves out (x-as-of-source): the left-out value reads as not "
+    "documented, `demonstrated` makes it false and `not` true, so the clause passes on what "
+    "the record may contradict (domain rule 5 wants it not documented)",
+)
+def negated_demonstrated(ctx: Context) -> Iterator[Hit]:
+    # Found at stop 21: a 50 % SI block reported in the request's month approved through
+    # `not demonstrated some(block below 75 %)`; without `demonstrated` it pends.
+    for root, scope, _ in _roots(ctx.policy):
+        for node in _negated_demonstrations(root):
+            late = sorted(
+                {
+                    name
+                    for name in _fact_types_read(node.part, scope)
+                    if (t := ctx.types.get(name)) is not None and t.as_of_source
+                }
+            )
+            if late:
+                yield Hit(
+                    f"{node.pointer}/demonstrated",
+                    f"`not: demonstrated:` reads {', '.join(f'`{n}`' for n in late)}, whose "
+                    "values a late or possibly late document leaves out: the condition is "
+                    "true on what the record may contradict",
+                    "drop `demonstrated` so that a left-out value leaves the clause not documented",
+                )
 
 
 @policy_rule(

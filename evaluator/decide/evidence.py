@@ -106,7 +106,9 @@ class EvidenceLine:
         """`T12-L3 and S1-S2`: the elements each bound name stood for (the condition text
         already says what they are, e.g. "the fused segment")."""
         aliases = list(self.bindings[0]) if self.bindings else []
-        return "; ".join(_and(_bound([b[a] for b in self.bindings])) for a in aliases)
+        # Names bound to the same elements (a segment and the finding at it) read once.
+        texts = (_and(_bound([b[a] for b in self.bindings])) for a in aliases)
+        return "; ".join(dict.fromkeys(texts))
 
     @property
     def sentence(self) -> str:

@@ -45,6 +45,9 @@ class FactType:
     fields: Mapping[str, FieldInfo]
     description: str = ""
     derived: bool = False
+    # x-as-of-source: values a document dated (possibly) after the request states are left
+    # out, so they read as not documented (lint `negated_demonstrated` relies on it).
+    as_of_source: bool = False
 
 
 def _field(name: str, spec: Mapping[str, Any]) -> FieldInfo:
@@ -77,6 +80,7 @@ def case_fact_types() -> Mapping[str, FactType]:
             spec.get("x-cardinality", "many") == "many",
             MappingProxyType(fields),
             spec.get("description", ""),
+            as_of_source=bool(spec.get("x-as-of-source")),
         )
     return MappingProxyType(types)
 
