@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from evaluator.audit import diff, render_diff, witness
 from evaluator.case import cases
 from evaluator.cli.main import main
+from evaluator.language.conditions import children
 from evaluator.language.policies import load_policy
 from evaluator.read import source
 
@@ -112,14 +113,15 @@ def test_changed_leaves_are_in_words(fusion_diff: diff.Diff) -> None:
     assert "there is a dynamic study (not performed)" in motion.split(" -> ")[1]
     assert by_key["setting", "fe_translation"].details == ("2 mm -> 3 mm",)
     assert by_key["clause", "LF-SI-FIXATION"].details[0] == (
-        "requires: clause LF-DEFORMITY-SIGNIFICANT is met -> any of: clause "
-        "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met; policy "
-        "si-joint-fusion finds it medically necessary"
+        # flattened, this read "any of: measured; significant; SI fusion": not what it says
+        "requires: clause LF-DEFORMITY-SIGNIFICANT is met -> any of (all of (clause "
+        "LF-DEFORMITY-MEASURED is met; clause LF-DEFORMITY-SIGNIFICANT is met); policy "
+        "si-joint-fusion finds it medically necessary)"
     )
     # the waiver's motor-deficit route needs progression since stop 22 (red-flags amended in
     # place), on both conditions the shared template writes
     urgent = by_key["clause", "LF-URGENT"].details
-    progressive = "-> all of: flag: strength is at most 3/5; flag: progressive is yes"
+    progressive = "-> all of (flag: strength is at most 3/5; flag: progressive is yes)"
     assert urgent[0].startswith("applies when:")
     assert urgent[0].endswith(progressive)
     assert urgent[1].startswith("requires:")
@@ -374,3 +376,22 @@ def test_diff_mirrors_and_every_witness_flips(a: dict[str, Any], b: dict[str, An
                 )
         if a == b:
             assert forward.identical
+
+
+def test_a_replaced_condition_keeps_its_structure_in_one_line() -> None:
+    # Found at stop 22: a condition replaced by one of another shape printed as its leaves
+    # joined by `;` under the outer head, so `any of (none of (line is left), pain on the
+    # left)` read as "all of: line is left; pain on the left; line is right; ..." to an auditor.
+    policies = {p.id: p for p in (load_policy(f) for f in _bundled("si-joint-fusion"))}
+    clause = next(c for c in policies["si-joint-fusion"].clauses if c.id == "SI-PAIN-LOCATION")
+    # any of (none of (the request fuses the left joint), pain on the left)
+    left = next(iter(children(clause.requires)))
+    (line,) = diff.condition_changes(clause.requires, list(children(left))[1])
+    before = line.split(" -> ")[0]
+    assert before.startswith("all of (any of (none of (line (procedure: SI joint fusion): side is")
+    assert "; at least 1 SI pain" in before
+    assert before.count("(") == before.count(")")
+
+
+def _bundled(policy: str) -> list[Path]:
+    return sorted((Path(__file__).parent.parent / "policies" / policy).glob("*.yaml"))

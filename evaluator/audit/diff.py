@@ -151,9 +151,12 @@ def condition_changes(old: Condition | None, new: Condition | None) -> list[str]
 
 
 def _line(condition: Condition) -> str:
-    parts = [leaf_text(n) for n in walk(condition) if not children(n)]
-    head = head_text(condition)
-    return head if not children(condition) else f"{head} {'; '.join(parts)}"
+    """The condition in one line, each compound's parts in brackets after its head: flattened
+    to its leaves it would read `any of (none of (A), B)` as `A; B`."""
+    parts = children(condition)
+    if not parts:
+        return leaf_text(condition)
+    return f"{head_text(condition).removesuffix(':')} ({'; '.join(_line(p) for p in parts)})"
 
 
 def _shell(condition: Condition) -> Any:
