@@ -448,16 +448,6 @@ def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): SI-STAGED-BILATERAL applies only to a line whose side is "
-    "bilateral, so the same-day bilateral fusion of si-bilateral-same-day (not medically "
-    "necessary) requested as a right line and a left line, both same_day, approves both "
-    "(A1). domain.md section 2 (bilateral procedures are staged) and section 3 item 1 (the "
-    "lines of one case describe one operation). Fix in policies/si-joint-fusion: the clause "
-    "also applies when SI lines cover both sides (a line on each side), and requires them "
-    "staged (same_day false; absent: not documented)",
-)
 def test_a_same_day_bilateral_si_fusion_split_into_two_lines_is_not_approved(
     library: Library,
 ) -> None:
@@ -528,15 +518,6 @@ def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): SI-NO-INFLAMMATORY-ARTHROPATHY reads only the named "
-    "`diagnoses`, so a confirmed, active coded ankylosing spondylitis (ICD-10 M45.9) or "
-    "rheumatoid arthritis (M06.9) in the record's `conditions` (where a FHIR Condition other "
-    "than M45.9 lands) excludes nothing and the SI fusion approves; domain.md section 2: they "
-    "exclude the procedure. Fix in policies/si-joint-fusion: also not met on a confirmed, "
-    "active condition in an inflammatory-arthropathy value set (M45.*, M05.*, M06.*, ...)",
-)
 @pytest.mark.parametrize("code", ["M45.9", "M06.9"], ids=["spondylitis", "rheumatoid"])
 def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library: Library) -> None:
     data = _example("si-approvable-unilateral")
