@@ -488,16 +488,6 @@ def test_measurements_of_a_study_not_performed_show_nothing(
     assert any(c["values"].startswith("study not performed") for c in conflicts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): LF-DIABETES applies only when diabetes.diabetic is true, so "
-    "'no diabetes' in a clinic note beside a confirmed, active coded type 2 diabetes (ICD-10 "
-    "E11.9) in the record's conditions, or beside an HbA1c of 9.5 %, is not applicable and "
-    "approves with no HbA1c check; domain.md rule 9: conflicting documentation on a deciding "
-    "fact is not documented. Fix in policies/lumbar-fusion (2025.1, 2026.1): applies_when also "
-    "on a confirmed, active condition in the diabetes_mellitus value set (the FHIR mapping's), "
-    "and the HbA1c read from the coded observations too",
-)
 @pytest.mark.parametrize("record", ["condition", "hba1c"])
 def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
     record: str, library: Library
