@@ -412,14 +412,6 @@ def test_a_procedure_not_done_is_no_course_of_therapy(tmp_path: Path) -> None:
     assert "physical_therapy" not in mapped(bundle, tmp_path).data["conservative_care"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review), contradictory input: lumbar-fusion 2026.1's "
-    "unstable-spondylolisthesis reads listhesis_grade alone, so a finding stating NO "
-    "spondylolisthesis with a grade of 2 demonstrates instability and approves. Fix in "
-    "policies/lumbar-fusion/2026.1: the rule's where also tests spondylolisthesis: true (or "
-    "the case reader refuses a grade on a finding without a slip)",
-)
 def test_a_grade_on_a_finding_without_a_slip_shows_no_instability(library: Library) -> None:
     data = _fusion()
     data["imaging"][0]["findings"][1].update(spondylolisthesis=False, listhesis_grade=2)
