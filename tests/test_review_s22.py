@@ -6,6 +6,11 @@ Fixed here (each test failed before its fix):
   (the request approved on images nobody took);
 - a study taken after the request, its report written after it too, supplied the compression
   and the slip that approved a request made before it existed.
+- (policies, amended in place) a same-day bilateral SI-joint fusion requested as a right and a
+  left line was approved on each; a coded ankylosing spondylitis or rheumatoid arthritis in the
+  record's conditions excluded nothing; 'no diabetes' beside a coded diabetes or an HbA1c of
+  9.5 % waived the HbA1c check; lumbar-fusion 2026.1 read a grade 2 on a finding stating no
+  slip as instability.
 
 Left open as strict expected failures (policy side, owned elsewhere this session; the report to
 the lead gives each proposed fix): see the reasons on the markers.
