@@ -107,7 +107,7 @@ def test_clause_parts(markdown: str) -> None:
 def test_waiver_and_applicability(markdown: str) -> None:
     part = markdown[markdown.index("#### LF-NICOTINE") : markdown.index("#### LF-DIABETES")]
     assert "**Waived (not applicable) when:**\n\n- clause LF-URGENT is met" in part
-    assert "**Applies when:**\n\n- diabetes: diabetic is yes" in markdown
+    assert "**Applies when:**\n\n- any of:\n  - diabetes: diabetic is yes" in markdown
 
 
 def test_derived_facts_and_their_rules(markdown: str) -> None:
