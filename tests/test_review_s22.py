@@ -428,15 +428,6 @@ def test_a_grade_on_a_finding_without_a_slip_shows_no_instability(library: Libra
     assert decision.determination.value != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): lumbar-decompression imports the shared red-flag waiver, so "
-    "a tumour, an infection or an unstable fracture waives its symptom and conservative-care "
-    "clauses: axial back pain alone after 5 days of care is approved beside a tumour flag. "
-    "domain.md section 1, decompression red flags: cauda equina syndrome or a progressive motor "
-    "deficit <= 3/5 (only). Fix in policies/_shared/red-flags (a decompression waiver clause "
-    "with the two) and policies/lumbar-decompression (use it)",
-)
 @pytest.mark.parametrize("kind", ["tumour", "infection", "unstable_fracture"])
 def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
     kind: str, library: Library
@@ -445,7 +436,17 @@ def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
     data["conservative_care"]["start"] = "2025-06-15"
     data["symptoms"][0]["kind"] = "axial_back_pain"
     data["red_flags"].append({"kind": kind})
-    assert _review(data, library)[0] != "medically_necessary"
+    # domain.md section 1: for decompression only cauda equina syndrome or a progressive motor
+    # deficit <= 3/5 waive the symptom and conservative-care clauses (the shared waiver let a
+    # tumour, infection or unstable fracture waive them: approved)
+    determination, statuses, _ = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LD-URGENT"] == "not_applicable"
+    assert statuses["LD-SYMPTOMS"] == "not_documented"  # no claudication or radicular pain
+    assert statuses["LD-CONSERVATIVE-CARE"] == "not_met"
+    # the same case with decompression's red flag is waived (the waiver still works)
+    data["red_flags"][-1] = {"kind": "cauda_equina_syndrome"}
+    assert _review(data, library)[0] == "medically_necessary"
 
 
 @pytest.mark.xfail(
