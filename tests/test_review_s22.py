@@ -202,24 +202,11 @@ def test_a_motor_deficit_documented_as_not_progressive_waives_nothing(library: L
     assert _review(data, library)[0] != "medically_necessary"
 
 
-OPEN_NEVER_USER = pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): nicotine-free's first route is status never alone, so a "
-    "never-user with a quit date 19 days before "
-    "the request (recent use), a coded 'current every day smoker' status or an active "
-    "nicotine patch in the record, each a conflicting record, is met; "
-    "domain.md section 1: a never-user WITH NO CONFLICTING RECORD. Fix in "
-    "policies/_shared/nicotine: the never route (which since needs the cotinine not above "
-    "the limit when measured) also needs no quit date, and no coded smoking status or "
-    "nicotine product saying otherwise (any: not documented, rule 9, with the cotinine request)",
-)
-
-
 @pytest.mark.parametrize(
     "conflicting",
     [
         {"cotinine_ng_ml": 150},
-        pytest.param({"quit_date": "2025-06-01"}, marks=OPEN_NEVER_USER),
+        pytest.param({"quit_date": "2025-06-01"}),
         pytest.param(
             {
                 "observations": {
@@ -229,7 +216,6 @@ OPEN_NEVER_USER = pytest.mark.xfail(
                     "source": {"document": "clinic_note", "date": "2025-05-01"},
                 }
             },
-            marks=OPEN_NEVER_USER,
         ),
         pytest.param(
             {
@@ -243,7 +229,6 @@ OPEN_NEVER_USER = pytest.mark.xfail(
                     "source": {"document": "clinic_note", "date": "2025-05-01"},
                 }
             },
-            marks=OPEN_NEVER_USER,
         ),
     ],
     ids=["cotinine-150", "quit-19-days-ago", "coded-current-smoker", "active-nicotine-patch"],
@@ -257,7 +242,37 @@ def test_a_never_user_with_a_conflicting_record_is_not_approved(
             data.setdefault(section, []).append(item)
         else:
             data["nicotine"][section] = item
-    assert _review(data, library)[0] != "medically_necessary"
+    determination, statuses, _ = _review(data, library)
+    assert determination != "medically_necessary"
+    # domain.md: a never-user WITH NO CONFLICTING RECORD. Each record below conflicts with
+    # "never", so the never route fails and the abstinence route decides: a coded status or a
+    # nicotine product leaves it to a cotinine (not documented, rule 9: pend with the request);
+    # a cotinine above the limit, or a stated quit date under 6 weeks before the request, fails
+    # it on the record (a cotinine cannot show the 6 weeks the quit date denies)
+    expected = "not_documented" if set(conflicting) & {"observations", "medications"} else "not_met"
+    assert statuses["LF-NICOTINE"] == expected
+
+
+def test_a_never_user_s_coded_never_status_or_old_quit_date_conflicts_as_it_should(
+    library: Library,
+) -> None:
+    # the edges of the conflict checks: a coded "never smoked" agrees with "never" (met); a
+    # quit date a year back is a conflict the abstinence route settles with a cotinine at the
+    # limit (met) and pends without one
+    data = _fusion()
+    data.setdefault("observations", []).append(
+        {
+            "code": {"system": "http://loinc.org", "code": "72166-2"},
+            "value_code": {"system": "http://snomed.info/sct", "code": "266919005"},
+            "effective": "2025-05-01",
+            "source": {"document": "clinic_note", "date": "2025-05-01"},
+        }
+    )
+    assert _review(data, library)[1]["LF-NICOTINE"] == "met"
+    data["nicotine"]["quit_date"] = "2024-06-01"
+    assert _review(data, library)[1]["LF-NICOTINE"] == "not_documented"
+    data["nicotine"]["cotinine_ng_ml"] = 10
+    assert _review(data, library)[1]["LF-NICOTINE"] == "met"
 
 
 def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> None:
