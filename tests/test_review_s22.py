@@ -335,14 +335,6 @@ def test_one_report_grading_a_segment_twice_does_not_approve(library: Library) -
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review; the decompression twin of the fusion case in "
-    "tests/test_open_wrong_approvals.py): LD-IMAGING-CORRELATION takes any MRI's finding, so "
-    "an older MRI's moderate stenosis approves beside a newer MRI reading the same segment as "
-    "mild. Fix in policies/lumbar-decompression with the fusion fix: the latest MRI/CT naming "
-    "the segment decides",
-)
 def test_a_newer_mri_without_the_stenosis_outweighs_an_older_one(library: Library) -> None:
     data = _decompression()
     newer = copy.deepcopy(data["imaging"][0])
@@ -350,7 +342,15 @@ def test_a_newer_mri_without_the_stenosis_outweighs_an_older_one(library: Librar
     newer["source"] = {"document": "radiology_report", "date": "2025-06-10"}
     newer["findings"][1]["stenosis"] = "mild"
     data["imaging"].append(newer)
-    assert _review(data, library)[0] != "medically_necessary"
+    # the latest MRI or CT naming the segment decides: the older MRI's moderate stenosis
+    # approved beside the newer one reading L4-L5 mild
+    determination, statuses, _ = _review(data, library)
+    assert determination == "not_medically_necessary"
+    assert statuses["LD-IMAGING-CORRELATION"] == "not_met"
+    # the other way round, the newer MRI's stenosis decides (met)
+    newer["findings"][1]["stenosis"] = "moderate"
+    data["imaging"][0]["findings"][1]["stenosis"] = "mild"
+    assert _review(data, library)[0] == "medically_necessary"
 
 
 def test_flexion_extension_views_taken_after_the_request_show_no_instability(
