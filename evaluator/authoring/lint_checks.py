@@ -651,8 +651,9 @@ def _fact_types_read(cond: Condition, scope: Scope) -> Iterator[str]:
 @policy_rule(
     "negated_demonstrated",
     # A warning, not an error: the shared nicotine module's never-user route needs this shape
-    # (a cotinine never measured must not fail it) until the language can tell a value never
-    # documented from one a late document left out (tests/test_review_s22.py, strict xfail).
+    # (a cotinine never measured, or a quit date a never-user does not have, must not fail it)
+    # until the language can tell a value never documented from one a late document left out
+    # (tests/test_review_s22.py, strict xfail).
     Severity.WARNING,
     "a `not: demonstrated:` over facts whose values a document dated after the request, or "
     "possibly after it, leaves out (x-as-of-source): the left-out value reads as not "
