@@ -149,25 +149,26 @@ def test_one_process_reviews_a_few_cases_at_a_time(
     assert seen == []
 
 
-def test_a_chunk_reads_every_case_before_reviewing_any(
+def test_a_chunk_reads_every_case_then_evaluates_every_case_then_renders(
     items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     library = Library(BENCH_POLICIES)
     steps: list[str] = []
-    load, review = batch._load, batch._review
 
-    def loading(item: batch.Item) -> Case:
-        steps.append("read")
-        return load(item)
+    def spied(name: str, real: Any) -> Any:
+        def step(*args: Any) -> Any:
+            steps.append(name)
+            return real(*args)
 
-    def reviewing(case: Case, policy: str | None, library: Library) -> dict[str, Any]:
-        steps.append("review")
-        return review(case, policy, library)
+        return step
 
-    monkeypatch.setattr(batch, "_load", loading)
-    monkeypatch.setattr(batch, "_review", reviewing)
-    batch.review_items(items[:6], "bench-fusion", library)
-    assert steps == ["read"] * 6 + ["review"] * 5  # the fifth line is no JSON: never reviewed
+    monkeypatch.setattr(batch, "_load", spied("read", batch._load))
+    monkeypatch.setattr(api, "evaluate", spied("evaluate", api.evaluate))
+    monkeypatch.setattr(batch, "_decision_record", spied("render", batch._decision_record))
+    records = batch.review_items(items[:6], "bench-fusion", library)
+    # the fifth line is no JSON: read, never evaluated
+    assert steps == ["read"] * 6 + ["evaluate"] * 5 + ["render"] * 5
+    assert len({r["result"]["evaluated_at"] for r in records if "result" in r}) == 1
 
 
 def test_a_stop_in_one_process_ends_the_batch_after_the_chunk_in_hand(
