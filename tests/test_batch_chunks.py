@@ -189,3 +189,31 @@ def test_a_stop_in_one_process_ends_the_batch_after_the_chunk_in_hand(
     got = list(batch.records(listed(), "bench-fusion", library, stop=lambda: bool(seen)))
     assert [r["case"] for r in got] == [item.name for item in items[:8]]
     assert len(taken) == 8
+
+
+def test_one_process_collects_garbage_as_a_worker_only_while_it_reviews_a_chunk(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk in hand made Python's default thresholds collect far more often (46 us a bench
+    case); the caller's thresholds are back whenever its code runs (a record handed out)."""
+    library = Library(BENCH_POLICIES)
+    seen: list[tuple[int, ...]] = []
+    real = batch.review_items
+
+    def spy(chunk: Any, policy: str | None, library: Library) -> Any:
+        seen.append(gc.get_threshold())
+        return real(chunk, policy, library)
+
+    monkeypatch.setattr(batch, "review_items", spy)
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        handed = [
+            gc.get_threshold() for _ in batch.records(iter(items[:3]), "bench-fusion", library)
+        ]
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [batch.WORKER_GC_THRESHOLDS]
+    assert handed == [(700, 10, 10)] * 3
+    assert after == (700, 10, 10)
