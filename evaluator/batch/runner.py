@@ -498,8 +498,9 @@ WINDOW_PER_JOB = 128
 # 64 saved nothing more). The window holds two chunks per worker and as many finished.
 CHUNK = 32
 # Cases reviewed a step at a time in one process (`records` with one job, `review_items`):
-# as many as a worker's chunk. Fewer gave less (8: within the noise of one at a time); the
-# records of a chunk wait for its last case (20 ms), and a stop waits for them.
+# as many as a worker's chunk. 8 gave less (within the noise of one at a time), 16 to 128
+# about the same; the records of a chunk wait for its last case (20 ms of bench cases, 0.5 s
+# of founding cases), as a stop does.
 IN_PROCESS_CHUNK = CHUNK
 # A worker that dies before it is ready (the policies cannot be loaded, say) is replaced at
 # most this many times in a row before the batch stops.
