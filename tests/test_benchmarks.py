@@ -16,6 +16,7 @@ import pytest
 
 from benchmarks import benchgen, compare, peers, reference
 from evaluator import api
+from evaluator.batch import runner as batch
 from evaluator.case import cases
 from evaluator.language.policies import Library
 from evaluator.read import source
@@ -132,7 +133,7 @@ def test_the_batch_rate_counts_the_work_done_before_the_first_record(
         for item in handed:
             write({"case": item.name})
 
-    monkeypatch.setattr(compare.batch, "run", run)
+    monkeypatch.setattr(batch, "run", run)
     steady = compare.steady_batch(tmp_path / "cases", 2, tmp_path / "out.jsonl")
     assert steady.rate <= 4 / pause
 
@@ -150,7 +151,7 @@ def test_the_evaluate_phase_never_reviews_a_case_object_twice(
         seen.append(case)
         return evaluate(case, *args, **kwargs)
 
-    monkeypatch.setattr(compare.api, "evaluate", spy)
+    monkeypatch.setattr(api, "evaluate", spy)
     compare.measure_phases(tmp_path)
     assert len(seen) > 6
     assert len({id(case) for case in seen}) == len(seen)
