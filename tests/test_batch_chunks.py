@@ -114,3 +114,106 @@ def test_a_worker_reviews_its_chunk_together(
 
 def _item_by_item(item: batch.Item, policy: str | None, library: Library) -> dict[str, Any]:
     return batch.review_item(item, policy, library)
+
+
+def _spied_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    seen: list[int] = []
+    real = batch.review_items
+
+    def spy(chunk: Any, policy: str | None, library: Library) -> Any:
+        seen.append(len(chunk))
+        return real(chunk, policy, library)
+
+    monkeypatch.setattr(batch, "review_items", spy)
+    return seen
+
+
+@pytest.mark.parametrize("policy", [None, "bench-fusion"], ids=["every-line", "named"])
+def test_one_process_reviews_a_few_cases_at_a_time(
+    items: list[batch.Item], policy: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10, stop 23: `batch --jobs 1` reviews its cases a chunk at a time, as a worker
+    does (each step over the chunk's cases in turn: 14 % less CPU a bench case), with the
+    records it gave one case at a time; any other review still goes item by item."""
+    library = Library(BENCH_POLICIES)
+    alone = [_stampless(batch.review_item(item, policy, library)) for item in items]
+    monkeypatch.setattr(batch, "IN_PROCESS_CHUNK", 8)
+    seen = _spied_chunks(monkeypatch)
+    got = [_stampless(r) for r in batch.records(iter(items), policy, library)]
+    assert seen == [8, 8, 4]
+    assert got == alone
+    seen.clear()
+    assert [
+        _stampless(r) for r in batch.records(iter(items), policy, library, review=_item_by_item)
+    ] == alone
+    assert seen == []
+
+
+def test_a_chunk_reads_every_case_then_evaluates_every_case_then_renders(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = Library(BENCH_POLICIES)
+    steps: list[str] = []
+
+    def spied(name: str, real: Any) -> Any:
+        def step(*args: Any) -> Any:
+            steps.append(name)
+            return real(*args)
+
+        return step
+
+    monkeypatch.setattr(batch, "_load", spied("read", batch._load))
+    monkeypatch.setattr(api, "evaluate", spied("evaluate", api.evaluate))
+    monkeypatch.setattr(batch, "_decision_record", spied("render", batch._decision_record))
+    records = batch.review_items(items[:6], "bench-fusion", library)
+    # the fifth line is no JSON: read, never evaluated
+    assert steps == ["read"] * 6 + ["evaluate"] * 5 + ["render"] * 5
+    assert len({r["result"]["evaluated_at"] for r in records if "result" in r}) == 1
+
+
+def test_a_stop_in_one_process_ends_the_batch_after_the_chunk_in_hand(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop (Ctrl-C) asked while a chunk is reviewed: its records come out, whole, and no
+    further case is read."""
+    library = Library(BENCH_POLICIES)
+    monkeypatch.setattr(batch, "IN_PROCESS_CHUNK", 8)
+    seen = _spied_chunks(monkeypatch)
+    taken: list[batch.Item] = []
+
+    def listed() -> Any:
+        for item in items:
+            taken.append(item)
+            yield item
+
+    got = list(batch.records(listed(), "bench-fusion", library, stop=lambda: bool(seen)))
+    assert [r["case"] for r in got] == [item.name for item in items[:8]]
+    assert len(taken) == 8
+
+
+def test_one_process_collects_garbage_as_a_worker_only_while_it_reviews_a_chunk(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk in hand made Python's default thresholds collect far more often (46 us a bench
+    case); the caller's thresholds are back whenever its code runs (a record handed out)."""
+    library = Library(BENCH_POLICIES)
+    seen: list[tuple[int, ...]] = []
+    real = batch.review_items
+
+    def spy(chunk: Any, policy: str | None, library: Library) -> Any:
+        seen.append(gc.get_threshold())
+        return real(chunk, policy, library)
+
+    monkeypatch.setattr(batch, "review_items", spy)
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    try:
+        handed = [
+            gc.get_threshold() for _ in batch.records(iter(items[:3]), "bench-fusion", library)
+        ]
+        after = gc.get_threshold()
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [batch.WORKER_GC_THRESHOLDS]
+    assert handed == [(700, 10, 10)] * 3
+    assert after == (700, 10, 10)
