@@ -1,15 +1,16 @@
-"""Still two-valued on a disputed field (x-disputed, stop 21): a comparison leaf's own `where`
-and a derivation rule's `for_each` (left for the lead at stop 22, reproduced here).
+"""A comparison leaf's own `where` and a derivation rule's `for_each` on a disputed field
+(x-disputed, stop 21; left for the lead at stop 22, reproduced here). The leaf is three-valued
+since stop 23 (`Lowering.maybe_compared`); the derivation is still two-valued.
 
 `exists`, `some`, `count` and `every` read a fact whose filtered field is disputed (its sources
 disagree: `status_disputed`) as one that may or may not pass the filter (tests/
-test_disputed_quantifiers.py). A comparison leaf's `where` and a rule's `for_each` still read it
-as one that does not pass: a policy that asks "no confirmed ankylosing spondylitis" through
-either is met when the records dispute whether it was confirmed, and approves what the record
-may exclude (domain rule 9 wants not documented). No shipped policy decides through either
-shape today (lumbar-fusion's `stated-diagnosis` rule feeds a rationale only); each test is a
-strict expected failure, so the day the lowering reads them three-valued it passes and its
-marker comes off.
+test_disputed_quantifiers.py), and so does a comparison leaf's `where`. A rule's `for_each`
+still reads it as one that does not pass: a policy that asks "no confirmed ankylosing
+spondylitis" through it is met when the records dispute whether it was confirmed, and approves
+what the record may exclude (domain rule 9 wants not documented). No shipped policy decides
+through either shape today (lumbar-fusion's `stated-diagnosis` rule feeds a rationale only);
+the derivation's test is a strict expected failure, so the day the lowering reads it
+three-valued it passes and its marker comes off.
 """
 
 from __future__ import annotations
@@ -80,14 +81,51 @@ def test_undisputed_diagnoses_decide_both_shapes(name: str, compiled: Any) -> No
     assert truths(run(compiled, facts)) == want
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a comparison leaf's own `where` is two-valued on a disputed field, so a "
-    "disputed AS beside a confirmed RA reads as 'no confirmed AS' (met: a wrong approval)",
-)
 def test_a_leaf_whose_where_reads_a_disputed_status_is_not_met_on_it(compiled: Any) -> None:
+    # fixed at stop 23 (compile/lowering.py `maybe_compared`): it was met, a wrong approval
     facts = [_dx(1, RA, "confirmed"), _dx(2, AS, "disputed")]
     assert truths(run(compiled, facts))["Q-LEAF"] == U
+
+
+# The leaf itself, and with `if_absent: false`, over facts some of which may or may not pass
+# its `where`: a disputed fact that would make it true makes it unknown, never true; one that
+# would make it false adds nothing beside a fact that passes, and alone it is false only where
+# the leaf over no fact is false too.
+LEAVES = {"Q-L": LEAF, "Q-IF-ABSENT-FALSE": {**LEAF, "if_absent": "false"}}
+MAYBE = {
+    "nothing": ([], {"Q-L": U, "Q-IF-ABSENT-FALSE": F}),
+    "AS ruled out": ([_dx(1, AS, "ruled_out")], {"Q-L": U, "Q-IF-ABSENT-FALSE": F}),
+    "AS disputed": ([_dx(1, AS, "disputed")], {"Q-L": U, "Q-IF-ABSENT-FALSE": U}),
+    "RA disputed": ([_dx(1, RA, "disputed")], {"Q-L": U, "Q-IF-ABSENT-FALSE": F}),
+    "RA confirmed, RA disputed": (
+        [_dx(1, RA, "confirmed"), _dx(2, RA, "disputed")],
+        {"Q-L": F, "Q-IF-ABSENT-FALSE": F},
+    ),
+    "AS confirmed, AS disputed": (
+        [_dx(1, AS, "confirmed"), _dx(2, AS, "disputed")],
+        {"Q-L": T, "Q-IF-ABSENT-FALSE": T},
+    ),
+    "RA confirmed, AS disputed": (
+        [_dx(1, RA, "confirmed"), _dx(2, AS, "disputed")],
+        {"Q-L": U, "Q-IF-ABSENT-FALSE": U},
+    ),
+    "AS disputed, RA disputed": (
+        [_dx(1, AS, "disputed"), _dx(2, RA, "disputed")],
+        {"Q-L": U, "Q-IF-ABSENT-FALSE": U},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def leaves(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root: Path = tmp_path_factory.mktemp("disputed-leaf-values")
+    return build(root, document([clause(cid, cond) for cid, cond in LEAVES.items()]))
+
+
+@pytest.mark.parametrize("name", sorted(MAYBE))
+def test_a_fact_that_may_pass_a_leaf_s_where_is_at_most_unknown(name: str, leaves: Any) -> None:
+    facts, want = MAYBE[name]
+    assert truths(run(leaves, facts)) == want
 
 
 @pytest.mark.xfail(
