@@ -135,3 +135,73 @@ def test_a_fact_that_may_pass_a_leaf_s_where_is_at_most_unknown(name: str, leave
 )
 def test_a_derivation_over_a_disputed_status_is_not_met_on_it(compiled: Any) -> None:
     assert truths(run(compiled, [_dx(1, AS, "disputed")]))["Q-FOR-EACH"] == U
+
+
+# A leaf inside a quantifier, its `where` joined to the bound fact and testing a finding's
+# stenosis grade, which one report may dispute (facts.schema.json: imaging_finding x-one-per):
+# the rules that read a fact that may pass (`maybe_compared`) take the anchors and the join as
+# the others do. "Some segment to be decompressed has a moderate or severe stenosis with a
+# compressed nerve root named there" (absent: false).
+JOINED = {
+    "some": {
+        "fact": "decompressed_segment",
+        "as": "seg",
+        "require": {
+            "fact": "imaging_finding",
+            "where": {
+                "segment": {"same_as": "seg.segment"},
+                "stenosis": {"one_of": ["moderate", "severe"]},
+            },
+            "field": "neural_compression",
+            "equals": True,
+            "if_absent": "false",
+        },
+    }
+}
+SEGMENT = {"t": "decompressed_segment", "id": "decompressed_segment:1", "line": "l1"}
+SEGMENT.update(segment="L4-L5", upper="L4", lower="L5")
+
+
+def _finding(i: int, stenosis: str, compressed: bool, segment: str = "L4-L5") -> dict[str, Any]:
+    fact: dict[str, Any] = {"t": "imaging_finding", "id": f"imaging_finding:{i}", "study": "mri"}
+    fact.update(modality="mri", segment=segment, neural_compression=compressed)
+    if stenosis == "disputed":
+        fact["stenosis_disputed"] = True  # one report grading the segment twice
+    else:
+        fact["stenosis"] = stenosis
+    return fact
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    root: Path = tmp_path_factory.mktemp("disputed-joined-leaf")
+    return build(root, document([clause("Q-JOINED", JOINED)]))
+
+
+@pytest.mark.parametrize(
+    ("findings", "want"),
+    [
+        ([_finding(1, "moderate", True)], T),
+        ([_finding(1, "mild", True)], F),
+        ([_finding(1, "disputed", True)], U),
+        ([_finding(1, "disputed", False)], F),
+        ([_finding(1, "mild", True), _finding(2, "disputed", True)], U),
+        ([_finding(1, "moderate", False), _finding(2, "disputed", True)], U),
+        ([_finding(1, "moderate", True), _finding(2, "disputed", False)], T),
+        ([_finding(1, "disputed", True, segment="L3-L4")], F),
+    ],
+    ids=[
+        "moderate",
+        "mild",
+        "disputed",
+        "disputed, no compression",
+        "mild beside disputed",
+        "no compression beside disputed",
+        "compression beside disputed",
+        "disputed at another segment",
+    ],
+)
+def test_a_joined_leaf_over_a_fact_that_may_pass_is_unknown(
+    findings: list[dict[str, Any]], want: Truth, joined: Any
+) -> None:
+    assert truths(run(joined, [SEGMENT, *findings]))["Q-JOINED"] == want
