@@ -8,6 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_fhir_coded import BUNDLE, mapped, with_resources  # type: ignore[import-not-found]
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -31,13 +32,17 @@ def _details(data: dict[str, Any]) -> list[Any]:
     return [c.get("detail") for c in data["conservative_care"]["components"]]
 
 
-def test_an_uncoded_medication_not_taken_is_reported_not_mapped(tmp_path: Path) -> None:
-    result = mapped(with_resources(_statement("not-taken", coded=False)), tmp_path)
+@pytest.mark.parametrize("status", ["not-taken", "intended", "unknown"])
+def test_an_uncoded_medication_not_taken_is_reported_not_mapped(
+    status: str, tmp_path: Path
+) -> None:
+    # `intended`: planned, not yet taken; `unknown`: whether it was taken is not known
+    result = mapped(with_resources(_statement(status, coded=False)), tmp_path)
     assert "gabapentin" not in _details(result.data)
     assert [(u.expression, u.message) for u in result.unmapped] == [
         (
             f"Bundle.entry[{len(BUNDLE['entry'])}].resource.status",
-            "MedicationStatement with status `not-taken` states no "
+            f"MedicationStatement with status `{status}` states no "
             "/conservative_care/components/-: not mapped",
         )
     ]
