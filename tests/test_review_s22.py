@@ -325,15 +325,6 @@ def test_a_lumbar_decompression_at_a_cervical_level_is_not_approved(library: Lib
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review): one report naming a segment twice (moderate, and 'L4-5' with "
-    "no stenosis) makes two imaging_finding facts, and the comparison takes the favourable one "
-    "(met); domain.md rule 9: conflicting documentation is not documented. Fix: the findings "
-    "of one study are items on one thing per segment (x-one-per study+segment, settled like "
-    "the coded sections' items in facts.py `_Builder.settle`), or a located CaseError for a "
-    "segment named twice in one report",
-)
 def test_one_report_grading_a_segment_twice_does_not_approve(library: Library) -> None:
     data = _decompression()
     data["imaging"][0]["findings"].append({"level": "L4-5", "stenosis": "none"})
@@ -528,14 +519,6 @@ def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library:
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review, FHIR in): every MedicationStatement becomes a conservative-care "
-    "medication component whatever its status, so one with status `not-taken` (the patient did "
-    "not take it) counts toward SI-CONSERVATIVE's medication; entered-in-error is handled "
-    "(nothing mapped). Fix in evaluator/case/fhir_mapping.yaml + from_fhir.py: a rule may name "
-    "statuses it skips (the component rule: not-taken), the coded `medications` keeping it",
-)
 def test_a_medication_not_taken_is_no_conservative_care(tmp_path: Path) -> None:
     bundle = copy.deepcopy(BUNDLE)
     for entry in bundle["entry"]:

@@ -272,6 +272,8 @@ class _Unsettled(NamedTuple):
     disputed: set[str]  # left absent: the best-ranked items describing the thing disagree
     outranked: set[str]  # left out: a better-ranked item describing the thing says otherwise
     disputes: list[tuple[str, tuple[Any, ...], str, str]]  # (field, values, pointer, why)
+    # field -> the value the better-ranked items agree on, for an outranked field
+    overruled: dict[str, Any]
 
 
 @cache
@@ -390,6 +392,29 @@ def _level_fields(kind: str, name: str, text: str) -> Mapping[str, FactValue]:
 def _range_segments(text: str) -> tuple[Segment, ...]:
     """Return the motion segments of one range, sorted, each once; raises LevelError."""
     return tuple(sorted(set(expand_range(text))))
+
+
+def _grouped(
+    keys: list[tuple[Any, ...]], items: list[tuple[Any, str]]
+) -> list[list[tuple[Any, str]]]:
+    """Return the items that share a key, two or more a group, in order (an empty key, an
+    item that names nothing, shares it with no other)."""
+    groups: dict[tuple[Any, ...], list[tuple[Any, str]]] = {}
+    for key, item in zip(keys, items, strict=True):
+        if key:
+            groups.setdefault(key, []).append(item)
+    return [found for found in groups.values() if len(found) > 1]
+
+
+def _identity_value(kind: str | None, raw: Any) -> Any:
+    """Return a value that names a thing as its vocabulary spells it (L4-5 is L4-L5), or as
+    stated when it is none of the vocabulary's (the fact's conversion reports it)."""
+    if kind in ("level", "segment") and type(raw) is str:
+        try:
+            return _level_fields(kind, kind, raw)[kind]
+        except LevelError:
+            return raw
+    return raw
 
 
 def _items(value: Any, pointer: str) -> Iterator[tuple[Any, str]]:
@@ -588,11 +613,25 @@ class _Builder:
         own = ("study", study["id"], f"{pointer}/id")
         modality = ("modality", study["modality"], f"{pointer}/modality")
         unseen = self.unseen(study, pointer)
+        findings: list[tuple[Mapping[str, Any], str, list[Given]]] = []
         for item, item_at in _items(study.get("findings"), f"{pointer}/findings"):
             fields = [own, modality, *self.mapped(item, item_at, _FINDING)]
             if unseen is not None:
                 self.left_out("imaging_finding", fields, item, item_at, unseen)
             elif not self.restated_late("imaging_finding", fields, item, item_at, study):
+                findings.append((item, item_at, fields))
+        if len(findings) > 1:
+            self.settle_findings(findings, source or {}, f"{pointer}/findings")
+        for item, item_at, fields in findings:
+            if self.unsettled and (unsettled := self.unsettled.pop(item_at, None)):
+                # An outranked value gives way to the better-ranked items' (as a fact without
+                # it, its comparisons would be unknown); a disputed one is left absent.
+                overruled = unsettled.overruled
+                given = [(g[0], overruled[g[0]], g[2]) if g[0] in overruled else g for g in fields]
+                given = self.settled("imaging_finding", given, unsettled, item_at, True)
+                self.disputes("imaging_finding", unsettled)
+                self.emit("imaging_finding", given, item.get("source", source))
+            else:
                 self.emit("imaging_finding", fields, item.get("source", source))
         if unseen is not None:
             views, study = self.leave_out_measured(study, pointer, views, own, unseen)
@@ -785,24 +824,39 @@ class _Builder:
             else:
                 given.append((name, value, at))
         if self.unsettled and (unsettled := self.unsettled.pop(pointer, None)):
-            disputed, outranked, disputes = unsettled
-            given = [g for g in given if g[0] not in disputed and g[0] not in outranked]
-            # A disputed field's marker (x-disputed), so that an `exists` testing the field
-            # reads the fact as unknown rather than as one without the value; not on an item
-            # possibly after the request, whose values are all left out (`as_of_request`).
+            disputed, outranked, _, _ = unsettled
+            given = [g for g in given if g[0] not in outranked]
+            # A disputed field's marker: not on an item possibly after the request, whose
+            # values are all left out (`as_of_request`).
             source = item.get("source")
-            if not isinstance(source, Mapping) or self.late_source(source) is None:
-                markers = _plan(section.fact).markers
-                given += [(markers[n], True, pointer) for n in sorted(disputed) if n in markers]
+            mark = not isinstance(source, Mapping) or self.late_source(source) is None
+            given = self.settled(section.fact, given, unsettled, pointer, mark)
             if not disputed and {g[0] for g in given} <= set(one_per(section.fact)):
                 # Outranked on all it said, it only names the thing: as one of the best-ranked
                 # items' statements it would be left out, and as a fact without the value it
                 # would make the comparisons over the thing unknown.
                 return
-            ref = f"{section.fact}:{self.counts.get(section.fact, 0) + 1}"  # the id emit gives
-            for name, values, at, why in disputes:
-                self.conflicts.append(Conflict(section.fact, ref, name, values, at, why))
+            self.disputes(section.fact, unsettled)
         self.emit(section.fact, given, item.get("source"))
+
+    def settled(
+        self, fact_type: str, given: list[Given], unsettled: _Unsettled, pointer: str, mark: bool
+    ) -> list[Given]:
+        """Return ``given`` without the fields that items describing one thing dispute
+        (`settle`), with each one's marker (x-disputed) where ``mark``: an `exists` testing
+        the field then reads the fact as unknown rather than as one without the value."""
+        disputed = unsettled.disputed
+        given = [g for g in given if g[0] not in disputed]
+        if mark:
+            markers = _plan(fact_type).markers
+            given += [(markers[n], True, pointer) for n in sorted(disputed) if n in markers]
+        return given
+
+    def disputes(self, fact_type: str, unsettled: _Unsettled) -> None:
+        """Report the conflicts `settle` found on an item, with the fact emitted next."""
+        ref = f"{fact_type}:{self.counts.get(fact_type, 0) + 1}"  # the id emit gives
+        for name, values, at, why in unsettled.disputes:
+            self.conflicts.append(Conflict(fact_type, ref, name, values, at, why))
 
     def settle(self, section: CodedSection, items: list[tuple[Any, str]]) -> None:
         """Leave out (`unsettled`) the fields that items describing one thing disagree on.
@@ -832,55 +886,90 @@ class _Builder:
         ]
         if len(set(keys)) == len(keys):  # most: each item describes a thing of its own
             return
-        groups: dict[tuple[Any, ...], list[tuple[Mapping[str, Any], str]]] = {}
-        for key, (item, pointer) in zip(keys, items, strict=True):
-            if key:
-                groups.setdefault(key, []).append((item, pointer))
+        fields = {prop: name for prop, (name, _) in section.fields.items() if name not in identity}
         defaults = case_defaults(section.key)
-        primary = primary_documents()
-        for found in groups.values():
-            if len(found) == 1:  # most: nothing to settle
-                continue
+        for found in _grouped(keys, items):
             late: list[tuple[Mapping[str, Any], str]] = []
-            group: list[tuple[Mapping[str, Any], str]] = []
+            group: list[tuple[Mapping[str, Any], Mapping[str, Any], str]] = []
             for item, at in found:
-                (late if self.clearly_late(item) else group).append((item, at))
+                if self.clearly_late(item):
+                    late.append((item, at))
+                else:
+                    group.append((item, item.get("source") or {}, at))
             if len(group) <= 1 and not (group and late and adds is not None):
                 continue
-            for prop, (name, _) in section.fields.items():
-                if name in identity:
-                    continue
-                stating = [
-                    (item.get(prop, defaults.get(prop)), item.get("source") or {}, pointer)
-                    for item, pointer in group
-                    if prop in item or prop in defaults
-                ]
-                worse = [
-                    (item[prop], item.get("source") or {}, at)
-                    for item, at in late
-                    if adds is not None and prop in item and adds.adds(name, item[prop])
-                ]
-                if worse:
-                    self.outweigh(name, prop, stating, worse)
-                    continue
-                ranked = [(v, s, at, s.get("document") in primary) for v, s, at in stating]
-                if len({json.dumps(v, sort_keys=True) for v, _, _, _ in ranked}) <= 1:
-                    continue  # they agree, or at most one states it
-                best = max(r for _, _, _, r in ranked)
-                kept = [(v, s, at) for v, s, at, r in ranked if r == best]
-                said = {json.dumps(v, sort_keys=True) for v, _, _ in kept}
-                if len(said) == 1:  # the best-ranked agree: an outranked item's value is out
-                    for v, _, at, _ in ranked:
-                        if json.dumps(v, sort_keys=True) not in said:
-                            self.unsettled_at(at).outranked.add(name)
-                    continue
-                values = _said(kept)
-                at = stating[0][2]
-                self.unsettled_at(at).disputes.append(
-                    (name, values, f"{at}/{prop}", "sources_disagree")
-                )
-                for _, _, at in stating:
-                    self.unsettled_at(at).disputed.add(name)
+            self.settle_fields(fields, defaults, group, late, adds)
+
+    def settle_fields(
+        self,
+        fields: Mapping[str, str],
+        defaults: Mapping[str, Any],
+        group: list[tuple[Mapping[str, Any], Mapping[str, Any], str]],
+        late: list[tuple[Mapping[str, Any], str]],
+        adds: AsOf | None,
+    ) -> None:
+        """Settle the fields (case property -> fact field) that the timely items of one thing,
+        each with the source it speaks by, state (`settle`); ``late`` are the items clearly
+        after the request, whose values only count where they only add (``adds``)."""
+        primary = primary_documents()
+        for prop, name in fields.items():
+            stating = [
+                (item.get(prop, defaults.get(prop)), source, pointer)
+                for item, source, pointer in group
+                if prop in item or prop in defaults
+            ]
+            worse = [
+                (item[prop], item.get("source") or {}, at)
+                for item, at in late
+                if adds is not None and prop in item and adds.adds(name, item[prop])
+            ]
+            if worse:
+                self.outweigh(name, prop, stating, worse)
+                continue
+            ranked = [(v, s, at, s.get("document") in primary) for v, s, at in stating]
+            if len({json.dumps(v, sort_keys=True) for v, _, _, _ in ranked}) <= 1:
+                continue  # they agree, or at most one states it
+            best = max(r for _, _, _, r in ranked)
+            kept = [(v, s, at) for v, s, at, r in ranked if r == best]
+            said = {json.dumps(v, sort_keys=True) for v, _, _ in kept}
+            if len(said) == 1:  # the best-ranked agree: an outranked item's value is out
+                for v, _, at, _ in ranked:
+                    if json.dumps(v, sort_keys=True) not in said:
+                        self.unsettled_at(at).outranked.add(name)
+                        self.unsettled_at(at).overruled[name] = kept[0][0]
+                continue
+            values = _said(kept)
+            at = stating[0][2]
+            self.unsettled_at(at).disputes.append(
+                (name, values, f"{at}/{prop}", "sources_disagree")
+            )
+            for _, _, at in stating:
+                self.unsettled_at(at).disputed.add(name)
+
+    def settle_findings(
+        self,
+        findings: list[tuple[Mapping[str, Any], str, list[Given]]],
+        source: Mapping[str, Any],
+        pointer: str,
+    ) -> None:
+        """Settle the findings of one study that name one segment (x-one-per: study and
+        segment): one report grading a segment twice ("moderate stenosis at L4-L5", and
+        "L4-5: no stenosis") is two sources on one thing, and as two facts the favourable one
+        would win. The timely findings only (a re-reading dated after the request was left
+        out), each speaking by its own source or else the study's report."""
+        identity = set(one_per("imaging_finding"))
+        kinds = fact_kinds()["imaging_finding"]
+        keys = [
+            tuple(_identity_value(kinds[g[0]], g[1]) for g in fields if g[0] in identity)
+            for _, _, fields in findings
+        ]
+        if len(set(keys)) == len(keys):  # most: each finding names a segment of its own
+            return
+        names = {key: name for key, name in _pairs(_FINDING) if name not in identity}
+        defaults = case_defaults(_schema_path(pointer))
+        for found in _grouped(keys, [(item, at) for item, at, _ in findings]):
+            group = [(item, item.get("source") or source, at) for item, at in found]
+            self.settle_fields(names, defaults, group, [], None)
 
     def outweigh(
         self,
@@ -910,7 +999,7 @@ class _Builder:
         return late is not None and not self.possibly_late(late[0])
 
     def unsettled_at(self, pointer: str) -> _Unsettled:
-        return self.unsettled.setdefault(pointer, _Unsettled(set(), set(), []))
+        return self.unsettled.setdefault(pointer, _Unsettled(set(), set(), [], {}))
 
     def quantity(
         self, fact_type: str, code: str, value: Mapping[str, Any], pointer: str

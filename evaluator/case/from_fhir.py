@@ -621,6 +621,17 @@ class _Builder:
             if self.withdrawn(resource, where):
                 continue
             rules = [r for r in mapping()["resources"] if _matches(r, resource)]
+            status = resource.get("status")
+            # A rule that names the resource's status among those it skips does not match it (a
+            # medication not taken is no conservative care), while a later rule still may.
+            skipped = [r for r in rules if status in r.get("skip_status", ())]
+            rules = [r for r in rules if r not in skipped]
+            if skipped and not rules:
+                self.report(
+                    f"{where}.status",
+                    f"{kind} with status `{status}` states no {skipped[0]['into']}: not mapped",
+                )
+                continue
             if not rules:
                 self.report(
                     where,

@@ -263,6 +263,9 @@ class Folder:
             tree.leaves.append(leaf)
             tree.children[node] = ()
             return True
+        if low.disputed(fact, cond.where):
+            # three-valued on a disputed field: the lowering derives its value
+            return self._opaque(cond, node, tree)
         base = low.fact_test(fact.name, cond.where)
         tests = tuple(
             (name, AllOf((base, test)))

@@ -451,7 +451,9 @@ class Lowering:
             return stage
         stage = max(self.anchor_stage(scope), self.stage_of_fact(fact.name, leaf.pointer)) + 1
         base: list[Test] = [Eq("t", fact.name), *self.where(leaf.where)]
-        kind = CAND if fact.many else VAL
+        disputed = self.disputed(fact, leaf.where)
+        many = fact.many or bool(disputed)
+        kind = CAND if many else VAL
         for value, test, extra in variants:
             pattern = Pattern("f", AllOf((*base, test)))
             self.emit(
@@ -460,14 +462,20 @@ class Lowering:
                 EmitValue(kind, node_id, value, scope.keys, "f"),
                 node_id,
             )
-        absent = Pattern("f", AllOf(tuple(base)), negated=True)
+        scoped = AllOf(tuple(base))
+        if disputed:
+            maybe = self.maybe_test(fact.name, leaf.where, disputed)
+            unsure = AnyTest(tuple(Eq(marker, True) for marker in disputed.values()))
+            self.maybe_compared(leaf, node_id, scope, stage, variants, scoped, (maybe, unsure))
+            scoped = maybe
+        absent = Pattern("f", scoped, negated=True)
         self.emit(
             stage,
             [*self.anchors(scope), absent],
             EmitValue(VAL, node_id, leaf.if_absent, scope.keys),
             node_id,
         )
-        if not fact.many:
+        if not many:
             return stage
         # Several facts can match: the leaf is true if any is, else unknown if any is (Kleene OR).
         self.or_rules(node_id, (node_id,), scope, stage + 1, CAND)
@@ -486,6 +494,34 @@ class Lowering:
             node_id,
         )
         return stage + 1
+
+    def maybe_compared(
+        self,
+        leaf: Compare,
+        node_id: str,
+        scope: Scope,
+        stage: int,
+        variants: list[tuple[Truth, Test, dict[str, Test]]],
+        base: AllOf,
+        maybe: tuple[AllOf, Test],
+    ) -> None:
+        """The candidates of the facts that may pass the leaf's `where` (a field it tests is
+        disputed, x-disputed): such a fact may or may not be compared, so where it would make
+        the leaf true it makes it unknown (never true). Where it would make it false it adds
+        nothing beside a fact that passes, and beside none the leaf is false compared or
+        `if_absent` not: false only when both are. ``maybe``: the test a fact that passes the
+        `where` or may pass it passes, and the test that it only may (a marker set)."""
+        alone = Pattern("n", base, negated=True)
+        for compared, test, extra in variants:
+            if _is_never(test):
+                continue
+            patterns = [*self.anchors(scope, extra)]
+            value = U
+            if compared is F:
+                patterns.append(alone)
+                value = F if leaf.if_absent is F else U
+            patterns.append(Pattern("f", AllOf((*maybe, test))))
+            self.emit(stage, patterns, EmitValue(CAND, node_id, value, scope.keys, "f"), node_id)
 
     def side_variants(
         self, leaf: Compare, outcomes: Outcomes, scope: Scope
