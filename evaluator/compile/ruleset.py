@@ -370,7 +370,7 @@ def _build(program: Program, problems: Collector, *, cases: bool) -> dict[str, A
         # Every setting is written, with the engine's own default (priority 0, count 1, no
         # cap), and before the patterns: registering reads each setting by scanning the rule's
         # keys up to it, so a setting left out, or written after `all`, cost a scan of every
-        # pattern (a sixth of registering a ruleset, which is a quarter of a cold `evaluate`).
+        # pattern (a seventh of registering a ruleset: benchmarks/README.md, stop 23).
         definition[rule.name] = {
             "pri": 0,
             "count": 1 if rule.count is None else rule.count,
