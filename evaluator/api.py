@@ -16,7 +16,6 @@ from evaluator.compile import program_cache
 from evaluator.compile.program import POLICY_RESULT, Program
 from evaluator.decide import alternatives, records
 from evaluator.decide.decision import Decision, assemble, policy_key, verdict
-from evaluator.decide.explain import explain as explain_trace
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
     EngineError,
@@ -204,6 +203,9 @@ def _decide(
     provenance = records.provenance(policy, case)
     decision = assemble(policy, program, trace, case.case_id, facts, conflicts, provenance)
     if explain:
+        # only a process asked to explain imports the explainer (a cold `evaluate` does not)
+        from evaluator.decide.explain import explain as explain_trace  # noqa: PLC0415
+
         summary = decision.alternative.summary if decision.alternative else None
         explanation = explain_trace(policy, program, trace, facts, summary)
         decision = replace(decision, explanation=explanation)

@@ -67,7 +67,8 @@ _DEFERRED = (
 
 # The evaluator's own modules a cold `evaluate` of a valid case with the caches filled must not
 # import: other commands' (authoring, audit, batch, the service, FHIR), the other formats'
-# renderers, and the compiler (its programs come from the cache: compile/program_cache.py).
+# renderers, the compiler (its programs come from the cache: compile/program_cache.py) and
+# the explainer.
 _NOT_ON_THE_EVALUATE_PATH = (
     "evaluator.authoring",
     "evaluator.audit",
@@ -80,6 +81,8 @@ _NOT_ON_THE_EVALUATE_PATH = (
     "evaluator.compile.folding",
     "evaluator.compile.comparisons",
     "evaluator.compile.joins",
+    # only with --explain
+    "evaluator.decide.explain",
 )
 
 _SCRIPT = """

@@ -291,6 +291,25 @@ def test_render_returns_a_fresh_definition():
     assert "catch_all" in first
 
 
+def test_each_rule_spells_out_its_settings_before_its_patterns():
+    # Registering reads a setting by scanning the rule's keys up to it: one left out or
+    # written after `all` cost a scan of every pattern (ruleset._build). The values are the
+    # engine's own defaults, so the network registered is the one the shorter text gave.
+    counted = Rule(
+        "r1", 1, (marker(), case_pattern()), EmitValue(VAL, "n1", Truth.TRUE, ()), "X", 3
+    )
+    definition = render(program([rule(0, case_pattern()), counted]))
+    assert list(definition["r0"]) == ["pri", "count", "cap", "dist", "all"]
+    assert {k: definition["r0"][k] for k in ("pri", "count", "cap", "dist")} == {
+        "pri": 0,
+        "count": 1,
+        "cap": 0,
+        "dist": 0,
+    }
+    assert list(definition["r1"]) == ["pri", "count", "cap", "dist", "all"]
+    assert definition["r1"]["count"] == 3
+
+
 def numbers_in(value: Any) -> list[float]:
     if isinstance(value, dict):
         return [n for v in value.values() for n in numbers_in(v)]

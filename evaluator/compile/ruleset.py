@@ -367,9 +367,17 @@ def _build(program: Program, problems: Collector, *, cases: bool) -> dict[str, A
         # dist 0: one fact may fill several patterns of the rule. durable_rules' default keeps
         # them distinct, so nested quantifiers over one fact type silently missed the
         # combinations where the inner and outer binding are the same fact (trap 19).
-        definition[rule.name] = {"all": patterns, "dist": 0}
-        if rule.count is not None:
-            definition[rule.name]["count"] = rule.count
+        # Every setting is written, with the engine's own default (priority 0, count 1, no
+        # cap), and before the patterns: registering reads each setting by scanning the rule's
+        # keys up to it, so a setting left out, or written after `all`, cost a scan of every
+        # pattern (a seventh of registering a ruleset: benchmarks/README.md, stop 23).
+        definition[rule.name] = {
+            "pri": 0,
+            "count": 1 if rule.count is None else rule.count,
+            "cap": 0,
+            "dist": 0,
+            "all": patterns,
+        }
     for (_, field), values in sorted(distinct.items()):
         if len(values) > MAX_DISTINCT_VALUES:
             problems.add(

@@ -11,11 +11,10 @@ import re
 import weakref
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluator.compile.program import Node, Program
 from evaluator.decide import findings
-from evaluator.decide.explain import Explanation
 from evaluator.engine.durable import Emitted, Trace
 from evaluator.errors import EngineError, NecessityError
 from evaluator.language.conditions import (
@@ -38,6 +37,10 @@ from evaluator.language.conditions import (
 from evaluator.language.describe import choice_text, leaf_text, words
 from evaluator.language.dictionary import FactType, with_derived
 from evaluator.language.model import Clause, Determination, Policy, Reference, Status
+
+if TYPE_CHECKING:
+    # only a decision evaluated with `explain` holds one (the module is imported then)
+    from evaluator.decide.explain import Explanation
 
 X12_ACTIONS = {
     Determination.MEDICALLY_NECESSARY: "A1",

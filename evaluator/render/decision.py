@@ -22,7 +22,6 @@ from evaluator.decide.evidence import (
     fact_text,
     sources,
 )
-from evaluator.decide.explain import explanation_json
 from evaluator.errors import MAX_PROBLEMS, NecessityError
 from evaluator.language.conditions import Truth
 from evaluator.language.describe import words
@@ -221,6 +220,8 @@ def decision_json(decision: Decision, evaluated_at: str | None = None) -> dict[s
         "evaluated_at": evaluated_at,
     }
     if decision.explanation is not None:
+        from evaluator.decide.explain import explanation_json  # noqa: PLC0415  (see api._decide)
+
         body["explanation"] = explanation_json(decision.explanation)
     return body
 

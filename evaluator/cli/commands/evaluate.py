@@ -23,7 +23,6 @@ from evaluator.cli.commands import (
 )
 from evaluator.decide import records
 from evaluator.decide.decision import Decision
-from evaluator.decide.explain import explanation_text
 from evaluator.language.policies import Library
 from evaluator.render import decision as render
 from evaluator.render import review as render_review
@@ -179,6 +178,8 @@ def _explained(parts: Iterable[tuple[str, Decision | None]]) -> str:
     out = ""
     for name, decision in parts:
         if decision is not None and decision.explanation is not None:
+            from evaluator.decide.explain import explanation_text  # noqa: PLC0415  (api._decide)
+
             banner = f"EXPLANATION: {name}"
             out += f"\n{'=' * 92}\n{banner}\n{'=' * 92}\n\n"
             out += explanation_text(decision.explanation)
