@@ -63,7 +63,7 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # diabetes or HbA1c; lumbar-decompression's segment_reading, one derived fact per MRI/CT
 # finding, and its latest-study check; the nicotine module's three conflict checks). The bound
 # fails when folding is silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 4350
+MAX_EXAMPLE_FIRINGS = 4680
 # The decompression policy folds three of its four clauses: its cases fired at most 20 rules;
 # since stop 22 rule segment-reading derives one fact per MRI or CT finding and the latest-study
 # check, per node, reads them: 21 to 30 (ld-level-without-stenosis, three segments).

@@ -84,6 +84,7 @@ from evaluator.language.conditions import (
     Some,
     Truth,
 )
+from evaluator.language.dictionary import unsettled_reads
 from evaluator.language.model import Clause, Status
 
 F, U, T = Truth.FALSE, Truth.UNKNOWN, Truth.TRUE
@@ -187,6 +188,10 @@ class Folder:
                 return self._opaque(cond, node, tree)
             parts = cond.parts
         elif isinstance(cond, Not | Demonstrated):
+            outside = {b.alias: b.fact for b in tree.scope.bindings}
+            if isinstance(cond, Demonstrated) and unsettled_reads(cond.part, low.types, outside):
+                # reads a value the record may leave unsettled: the lowering derives its value
+                return self._opaque(cond, node, tree)
             parts = (cond.part,)
         elif isinstance(cond, Compare):
             return self._compare(cond, node, tree)
