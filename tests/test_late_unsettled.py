@@ -22,6 +22,10 @@ import pytest
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
+from evaluator.compile.compiler import compile_policy
+from evaluator.compile.program import Program
+from evaluator.engine.durable import Engine
+from evaluator.language.model import Policy
 from evaluator.language.policies import Library
 
 CASES = Path(__file__).parent.parent / "examples" / "cases"
@@ -36,6 +40,23 @@ APPROVABLE = {
 @pytest.fixture(scope="module")
 def library() -> Library:
     return Library()
+
+
+_PROGRAMS: dict[tuple[Any, bool], Program] = {}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["folded", "per-node"])
+def fold(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs on the folded programs and on the per-node ones: both read the marker."""
+
+    def program_for(policy: Policy) -> Program:
+        key = (policy.ref, request.param)
+        if key not in _PROGRAMS:
+            _PROGRAMS[key] = compile_policy(policy, fold=request.param)
+            Engine.get().prepare(_PROGRAMS[key])
+        return _PROGRAMS[key]
+
+    monkeypatch.setattr(api, "program_for", program_for)
 
 
 def _case(clause: str, nicotine: dict[str, Any]) -> dict[str, Any]:
