@@ -61,9 +61,12 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # stop-22 second round (wrong approvals: SI-STAGED-BILATERAL also reading a left and a right
 # line, SI-NO-INFLAMMATORY-ARTHROPATHY the coded conditions, LF-DIABETES's applicability a coded
 # diabetes or HbA1c; lumbar-decompression's segment_reading, one derived fact per MRI/CT
-# finding, and its latest-study check; the nicotine module's three conflict checks). The bound
-# fails when folding is silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 4350
+# finding, and its latest-study check; the nicotine module's three conflict checks); 4,500 at
+# stop 23 (the nicotine module's `not: demonstrated:` reading the cotinine's and quit date's
+# x-disputed markers: its clause exceeds MAX_RULES_PER_CLAUSE and folds by subtree, +9 firings
+# per lumbar-fusion case, +4 per SI-joint one). The bound fails when folding is silently
+# disabled or loses a clause or subtree.
+MAX_EXAMPLE_FIRINGS = 4560
 # The decompression policy folds three of its four clauses: its cases fired at most 20 rules;
 # since stop 22 rule segment-reading derives one fact per MRI or CT finding and the latest-study
 # check, per node, reads them: 21 to 30 (ld-level-without-stenosis, three segments).
@@ -152,7 +155,10 @@ def test_the_shipped_policies_fold_the_clauses_they_can(library: Library) -> Non
     assert folded_clauses(decompression) == {"LD-URGENT", "LD-SYMPTOMS", "LD-CONSERVATIVE-CARE"}
     for ref, program in programs.items():
         if ref.startswith("lumbar-fusion@2025"):
-            assert folded_clauses(program) >= {"LF-NICOTINE", "LF-PHYSICAL-THERAPY", "LF-URGENT"}
+            # LF-NICOTINE folds by subtree since stop 23: its never-user route's unknown (a
+            # cotinine or quit date stated but unsettled) takes it past MAX_RULES_PER_CLAUSE.
+            assert folded_clauses(program) >= {"LF-PHYSICAL-THERAPY", "LF-URGENT"}
+            assert "LF-NICOTINE:requires/0" in folded_subtrees(program)
         # every shipped policy folds (the SI-joint one too: derived facts are numbered on
         # their own, so folding does not renumber those evidence shows)
         assert folded_clauses(program), ref

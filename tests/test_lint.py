@@ -622,3 +622,42 @@ def test_unstated_edge_reads_a_setting_placeholder_as_its_value(
     """
     codes = codes_for(tmp_path, clause, middle=SETTINGS)
     assert codes == (["unstated_edge"] if flagged else [])
+
+
+NEGATED_DEMONSTRATIONS = {
+    # a field with an x-disputed marker: a value left out as possibly late stays unknown
+    "marked-cotinine": (
+        "{fact: nicotine, field: cotinine, more_than: {value: 10, unit: ng/mL}}",
+        [],
+    ),
+    "marked-quit-date": ("{fact: nicotine, field: quit_date, documented: true}", []),
+    # the marker read through a bound name, and by a `where` (each compiles, too)
+    "marked-bound": (
+        "{some: {fact: symptom, as: s, require: {fact: s, field: concordant, equals: true}}}",
+        [],
+    ),
+    "marked-where": ("{exists: {fact: symptom, where: {concordant: true}}}", []),
+    # x-as-of-source without a marker: a left-out value would read as never stated
+    "unmarked-hba1c": (
+        f"{{fact: diabetes, field: hba1c, at_least: {pct(8)}}}",
+        ["negated_demonstrated"],
+    ),
+    "unmarked-where": (
+        "{exists: {fact: diagnostic_block, where: {image_guided: true}}}",
+        ["negated_demonstrated"],
+    ),
+    # not x-as-of-source: nothing is left out as late
+    "not-as-of-source": ("{fact: alignment, field: cobb, at_least: {value: 30, unit: deg}}", []),
+}
+
+
+@pytest.mark.parametrize(
+    ("condition", "codes"), list(NEGATED_DEMONSTRATIONS.values()), ids=list(NEGATED_DEMONSTRATIONS)
+)
+def test_negated_demonstrated_is_an_error_only_where_a_late_value_reads_as_never_stated(
+    tmp_path: Path, condition: str, codes: list[str]
+) -> None:
+    clause = f"requires:\n  not:\n    demonstrated: {condition}\n"
+    findings = lint_paths([write_policy(tmp_path, clause)]).findings
+    assert [f.code for f in findings] == codes
+    assert all(f.severity is Severity.ERROR for f in findings)

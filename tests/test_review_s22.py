@@ -528,14 +528,6 @@ def test_a_medication_not_taken_is_no_conservative_care(tmp_path: Path) -> None:
     assert "prednisone" not in [c.get("detail") for c in components]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop 22, the lead): nicotine-free's never-user route reads `not demonstrated` "
-    "cotinine above 10 ng/mL (a cotinine never measured must not fail it), so a cotinine of "
-    "150 reported only in a lab result dated by the request's month is left out (possibly "
-    "late) and the route passes; rule 5 wants a pend. Needs the language to tell a value never "
-    "documented from one a late document left out (lint negated_demonstrated warns on it)",
-)
 def test_a_high_cotinine_reported_in_the_request_s_month_does_not_approve(
     library: Library,
 ) -> None:

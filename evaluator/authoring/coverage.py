@@ -53,7 +53,9 @@ def reachable_statuses(policy: Policy) -> dict[str, frozenset[Status]]:
     - `exists`: true or false, and unknown where it tests a field by value that may be
       disputed (x-disputed: conflicting documentation); `clause X is S`: true when X can end
       S, false when X can end otherwise;
-    - `not` swaps true and false; `demonstrated` is true or, from false or unknown, false;
+    - `not` swaps true and false; `demonstrated` is true or, from false or unknown, false,
+      and unknown too where it reads a field whose value may be stated but unsettled
+      (x-disputed);
     - `all`, `any` and `n_of`: Kleene combinations of their parts' values;
     - `every`: true (vacuously, over no facts) plus its requirement's values; `some`: false plus
       its requirement's values; `count`: unknown (too few facts documented) plus true and false
@@ -120,7 +122,10 @@ class _Reach:
             return frozenset(Truth(2 - v) for v in self.values(cond.part, scope))
         if isinstance(cond, Demonstrated):
             inner = self.values(cond.part, scope)
-            return frozenset(({T} if T in inner else set()) | ({F} if inner - {T} else set()))
+            found = ({T} if T in inner else set()) | ({F} if inner - {T} else set())
+            if U in inner and dictionary.unsettled_reads(cond.part, self.types, scope):
+                found.add(U)  # a value stated but unsettled keeps its unknown (x-disputed)
+            return frozenset(found)
         if isinstance(cond, All | AnyOf | NOf):
             return self.combination(cond, scope)
         return self.quantifier(cond, scope)

@@ -27,6 +27,8 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
+    WhereItem,
+    WhereSameAs,
     children,
     walk,
 )
@@ -637,48 +639,61 @@ def _negated_demonstrations(cond: Condition, negated: bool = False) -> Iterator[
         yield from _negated_demonstrations(child, inner)
 
 
-def _fact_types_read(cond: Condition, scope: Scope) -> Iterator[str]:
-    """Yield the fact type of every comparison, `exists` and quantifier under `cond`."""
+def _fields_read(cond: Condition, scope: Scope) -> Iterator[tuple[str, str]]:
+    """Yield (fact type, field) for every field a condition compares or tests by value in a
+    `where`, the names bound around it resolved through `scope`."""
     for node, inner in scoped(cond, scope):
+        where: tuple[WhereItem, ...] = ()
         if isinstance(node, Compare):
-            yield inner.get(node.fact, node.fact)
+            fact, where = inner.get(node.fact, node.fact), node.where
+            yield from ((fact, name) for name in (node.field, node.minus) if name)
+            other, _, field = (node.of or "").partition(".")
+            if other in inner and field:
+                yield inner[other], field
         elif isinstance(node, Exists):
-            yield node.fact
+            fact, where = node.fact, node.where
         elif isinstance(node, Every | Some | Count):
-            yield node.binding.fact
+            fact, where = node.binding.fact, node.binding.where
+        for item in where:
+            if not isinstance(item, WhereSameAs):
+                yield fact, item.field
 
 
 @policy_rule(
     "negated_demonstrated",
-    # A warning, not an error: the shared nicotine module's never-user route needs this shape
-    # (a cotinine never measured, or a quit date a never-user does not have, must not fail it)
-    # until the language can tell a value never documented from one a late document left out
-    # (tests/test_review_s22.py, strict xfail).
-    Severity.WARNING,
-    "a `not: demonstrated:` over facts whose values a document dated after the request, or "
-    "possibly after it, leaves out (x-as-of-source): the left-out value reads as not "
-    "documented, `demonstrated` makes it false and `not` true, so the clause passes on what "
-    "the record may contradict (domain rule 5 wants it not documented)",
+    Severity.ERROR,
+    "a `not: demonstrated:` over a field of a fact type whose values a document dated possibly "
+    "after the request leaves out (x-as-of-source) when the field has no x-disputed marker: the "
+    "left-out value reads as never documented, `demonstrated` makes it false and `not` true, "
+    "so the clause passes on what the record may contradict (domain rules 5 and 9 want it not "
+    "documented); with the marker, `demonstrated` keeps such a value unknown",
 )
 def negated_demonstrated(ctx: Context) -> Iterator[Hit]:
     # Found at stop 21: a 50 % SI block reported in the request's month approved through
-    # `not demonstrated some(block below 75 %)`; without `demonstrated` it pends.
+    # `not demonstrated some(block below 75 %)`; without `demonstrated` it pends. Since stop
+    # 23 a field with an x-disputed marker is safe by construction (the nicotine module's
+    # cotinine and quit date), so what remains is an error.
     for root, scope, _ in _roots(ctx.policy):
         for node in _negated_demonstrations(root):
-            late = sorted(
+            unsafe = sorted(
                 {
-                    name
-                    for name in _fact_types_read(node.part, scope)
-                    if (t := ctx.types.get(name)) is not None and t.as_of_source
+                    f"{fact}.{name}"
+                    for fact, name in _fields_read(node.part, scope)
+                    if (t := ctx.types.get(fact)) is not None
+                    and t.as_of_source
+                    and (info := t.fields.get(name)) is not None
+                    and info.disputed is None
                 }
             )
-            if late:
+            if unsafe:
                 yield Hit(
                     f"{node.pointer}/demonstrated",
-                    f"`not: demonstrated:` reads {', '.join(f'`{n}`' for n in late)}, whose "
-                    "values a late or possibly late document leaves out: the condition is "
-                    "true on what the record may contradict",
-                    "drop `demonstrated` so that a left-out value leaves the clause not documented",
+                    f"`not: demonstrated:` reads {', '.join(f'`{n}`' for n in unsafe)}, whose "
+                    "values a document dated possibly after the request leaves out as if never "
+                    "stated: the condition is true on what the record may contradict",
+                    "drop `demonstrated` so that a left-out value leaves the clause not "
+                    "documented, or give the field an x-disputed marker in "
+                    "schemas/facts.schema.json",
                 )
 
 

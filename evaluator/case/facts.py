@@ -1109,6 +1109,8 @@ class _Builder:
             # A statement holds as of its own document, whatever the fact's type: a therapy
             # note after the request saying "completed" would outrank a timely letter.
             statements = self.having_a_say(fact[0], fact[1], AsOf(), name, raw, pointer)
+            if statements is None:
+                return _disputed(fact[0], name)
             if not statements:
                 return {}
             raw = {**raw, "statements": statements}
@@ -1266,6 +1268,9 @@ class _Builder:
                 kept[name] = given
             else:
                 left_out.append(name)
+                if uncertain and (marker := _plan(fact_type).markers.get(name)) is not None:
+                    # possibly timely: unknown, not a value no source states
+                    kept[marker] = (marker, True, given[2])
         if late is not None and left_out:
             # One conflict for all the values one late document (or date) states: the
             # reviewer needs the document once, not once per field.
@@ -1341,6 +1346,17 @@ class _Builder:
             self.conflicts.append(Conflict(fact_type, fact_id, name, (why,), at, "after_request"))
         if adding and len({json.dumps(s["value"], sort_keys=True) for s in kept}) > 1:
             self.conflicts.extend(adding)  # the reviewer sees the late document had a say
+        if (
+            doubtful
+            and not kept
+            and name in _plan(fact_type).markers
+            and _case_default(pointer) is _NO_DEFAULT
+        ):
+            # Stated only where it may post-date the request: it may have held at the request,
+            # so the field is unknown, not one no source states (rule 5: not documented). A
+            # field with a default keeps it: a diagnosis named counts as stated, and a ruling
+            # out possibly too late does not take the exclusion away.
+            return None
         if kept and doubtful:
             decided = _reading(kept)
             if decided != _reading([*kept, *doubtful]) and not (

@@ -156,6 +156,9 @@ class _Tree:
     # Leaves whose folded patterns read "no fact passing this test" (`_negating`): a fact
     # passing none of their tests needs its own rule to fail the evaluation.
     checked: set[int] = field(default_factory=set)
+    # A `demonstrated` reading a field with an x-disputed marker -> the leaf saying whether
+    # a fact it reads carries the marker (`Lowering.unsettled_test`), which keeps its unknown.
+    unsettled: dict[str, str] = field(default_factory=dict)
 
 
 class Folder:
@@ -187,6 +190,8 @@ class Folder:
                 return self._opaque(cond, node, tree)
             parts = cond.parts
         elif isinstance(cond, Not | Demonstrated):
+            if isinstance(cond, Demonstrated):
+                self._unsettled(cond, node, tree)
             parts = (cond.part,)
         elif isinstance(cond, Compare):
             return self._compare(cond, node, tree)
@@ -235,6 +240,22 @@ class Folder:
         kids = tuple(f"{node}/{i}" for i in range(len(parts)))
         tree.children[node] = kids
         return all(self._walk(p, k, tree) for p, k in zip(parts, kids, strict=True))
+
+    def _unsettled(self, cond: Demonstrated, node: str, tree: _Tree) -> None:
+        """Add the leaf saying whether a fact `cond` reads carries a field's x-disputed
+        marker, when it reads such a field: an existence test without evidence of its own."""
+        found = self.low.unsettled_test(cond, tree.scope)
+        if found is None:
+            return
+        marked, facts = found
+        low = self.low
+
+        def stage() -> int:
+            return max(low.stage_of_fact(f, cond.pointer) for f in facts)
+
+        leaf = f"{node}/unsettled"
+        tree.unsettled[node] = leaf
+        tree.leaves.append(_Leaf(leaf, "exists", marked, (("T", marked),), F, stage, False))
 
     def _compare(self, cond: Compare, node: str, tree: _Tree) -> bool:
         low = self.low
@@ -391,7 +412,7 @@ class Folder:
                 stages.append(low.quantified(quantifier, scope, leaf.node))
             else:
                 stages.append(leaf.stage_of())
-            if isinstance(cond := tree.conditions[leaf.node], PolicyIs):
+            if isinstance(cond := tree.conditions.get(leaf.node), PolicyIs):
                 low.references.add(cond.policy)
         stage = max(stages) + 1
         aliases = tuple(b.alias for b in scope.bindings)
@@ -715,8 +736,16 @@ class _Terms:
         if isinstance(cond, Not):
             return _noted(self.terms(kids[0], Truth(2 - value)), record)
         if isinstance(cond, Demonstrated):
-            inner = [T] if value is T else [F, U] if value is F else []
-            return _noted([t for v in inner for t in self.terms(kids[0], v)], record)
+            if value is T:
+                return _noted(self.terms(kids[0], T), record)
+            marked = self._marked(node)
+            if marked is None:
+                inner = [F, U] if value is F else []
+                return _noted([t for v in inner for t in self.terms(kids[0], v)], record)
+            # unknown stays unknown where a fact it reads carries a marker (x-disputed)
+            unknown = _conj(self.terms(kids[0], U), [marked[value is U]])
+            found = [*self.terms(kids[0], F), *unknown] if value is F else unknown
+            return _noted(_bounded(found), record)
         if isinstance(cond, All | AnyOf):
             # For `all` false is decided by any false child and true needs every child; `any`
             # the other way round. Unknown: an unknown child and no deciding one.
@@ -747,6 +776,15 @@ class _Terms:
             out = [t for k in kids for t in _conj(self.terms(k, U), undecided)]
         return _noted(_bounded(out), record)
 
+    def _marked(self, node: str) -> tuple[_Term, _Term] | None:
+        """For a `demonstrated` with an unsettled leaf: (no fact read carries a marker, one
+        does), terms without records; else None."""
+        leaf = self.tree.unsettled.get(node)
+        if leaf is None:
+            return None
+        i = self.index[leaf]
+        return _Term({i: frozenset({_ABSENT})}, ()), _Term({i: frozenset({"T"})}, ())
+
     def cover(self, node: str, values: frozenset[Truth]) -> list[_Term]:
         if values >= {T, F, U}:
             return [_Term({}, ())]
@@ -762,8 +800,16 @@ class _Terms:
         if isinstance(cond, Not):
             return self.cover(kids[0], frozenset(Truth(2 - v) for v in values))
         if isinstance(cond, Demonstrated):
-            inner = ({T} if T in values else set()) | ({F, U} if F in values else set())
-            return self.cover(kids[0], frozenset(inner))
+            marked = self._marked(node)
+            if marked is None:
+                inner = ({T} if T in values else set()) | ({F, U} if F in values else set())
+                return self.cover(kids[0], frozenset(inner))
+            found = self.cover(kids[0], frozenset(values - {U}))
+            if {F, U} <= values:  # the child's unknown, marked or not
+                found += self.cover(kids[0], frozenset({U}))
+            elif F in values or U in values:  # the child's unknown, as the marker says
+                found += _conj(self.cover(kids[0], frozenset({U})), [marked[U in values]])
+            return _bounded(found)
         if isinstance(cond, All | AnyOf):
             decides = F if isinstance(cond, All) else T
             other = T if decides is F else F

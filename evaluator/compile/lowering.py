@@ -904,6 +904,23 @@ class Lowering:
     ) -> int:
         stage = max(child_stage, self.anchor_stage(scope)) + 1
         mapping = {T: F, U: U, F: T} if isinstance(cond, Not) else {T: T, U: F, F: F}
+        unsettled = self.unsettled(cond, node_id, scope)
+        if unsettled is not None:
+            # Unknown stays unknown where a value the child reads is stated but unsettled.
+            withheld, settled_stage = unsettled
+            stage = max(stage, settled_stage + 1)
+            del mapping[U]
+            for value, after in ((T, U), (F, F)):
+                self.emit(
+                    stage,
+                    [
+                        *self.anchors(scope),
+                        self.value_pattern("c", (child,), (U,), scope),
+                        self.value_pattern("w", (withheld,), (value,), scope),
+                    ],
+                    EmitValue(VAL, node_id, after, scope.keys),
+                    node_id,
+                )
         for before, after in mapping.items():
             self.emit(
                 stage,
@@ -912,6 +929,51 @@ class Lowering:
                 node_id,
             )
         return stage
+
+    def unsettled(
+        self, cond: Not | Demonstrated, node_id: str, scope: Scope
+    ) -> tuple[str, int] | None:
+        """For a `demonstrated` whose condition reads a field the record may state without
+        settling it, emit the rules deriving whether a fact it reads carries the field's
+        marker (`unsettled_test`), a two-valued node, and return (that node, its stage);
+        else None."""
+        found = self.unsettled_test(cond, scope) if isinstance(cond, Demonstrated) else None
+        if found is None:
+            return None
+        marked, facts = found
+        node_id = f"{node_id}/unsettled"
+        stage = max(self.anchor_stage(scope), *(self.stage_of_fact(f, cond.pointer) for f in facts))
+        stage += 1
+        for pattern, value in ((Pattern("f", marked), T), (Pattern("f", marked, negated=True), F)):
+            self.emit(
+                stage,
+                [*self.anchors(scope), pattern],
+                EmitValue(VAL, node_id, value, scope.keys, "f" if value is T else None),
+                node_id,
+            )
+        return node_id, stage
+
+    def unsettled_test(
+        self, cond: Demonstrated, scope: Scope
+    ) -> tuple[Test, tuple[str, ...]] | None:
+        """Return the test a fact passes that carries the marker of a field `cond` reads
+        (x-disputed: its sources disagree, or its document is dated only possibly after the
+        request), with the fact types read; None when it reads no such field.
+
+        `demonstrated` turns a value never documented into false; one the record states but
+        leaves unsettled may contradict what is to be shown absent (`not: demonstrated:`), so
+        there the condition's unknown stands (domain rule 9; a month reaching past the request
+        is not documented, rule 5)."""
+        outside = {b.alias: b.fact for b in scope.bindings}
+        reads = dictionary.unsettled_reads(cond.part, self.types, outside)
+        if not reads:
+            return None
+        tests = tuple(
+            AllOf((Eq("t", read.fact), *self.where(read.where), Eq(read.marker, True)))
+            for read in reads
+        )
+        marked = tests[0] if len(tests) == 1 else AnyTest(tests)
+        return marked, tuple(dict.fromkeys(read.fact for read in reads))
 
     def quantifier(self, cond: Condition, scope: Scope, node_id: str) -> int:
         assert isinstance(cond, Every | Some | Count)

@@ -12,6 +12,18 @@ from functools import cache
 from types import MappingProxyType
 from typing import Any
 
+from evaluator.language.conditions import (
+    Binding,
+    Compare,
+    Condition,
+    Count,
+    Every,
+    Exists,
+    Some,
+    WhereItem,
+    WhereSameAs,
+    children,
+)
 from evaluator.language.model import DerivedType
 from evaluator.read import schemas
 
@@ -119,3 +131,75 @@ def physical_fields(info: FieldInfo) -> tuple[str, ...]:
     if info.kind == "measurement":
         return (n, f"{n}_word")
     return (n,)
+
+
+@dataclass(frozen=True, slots=True)
+class UnsettledRead:
+    """A field a condition reads whose value the record may state without settling it: its
+    sources disagree, or the one stating it is dated only possibly after the request. The
+    fact then carries the field's x-disputed marker instead of the value."""
+
+    fact: str
+    field: str
+    marker: str
+    # The reading's other `where` items that still narrow the facts: joins only to names bound
+    # outside the condition, no test on an unsettled field (a fact carrying the marker has no
+    # value there). Dropping one widens the reading, which only keeps more conditions unknown.
+    where: tuple[WhereItem, ...]
+
+
+def unsettled_reads(
+    cond: Condition, types: Mapping[str, FactType], outside: Mapping[str, str]
+) -> tuple[UnsettledRead, ...]:
+    """Return the reads of fields with an x-disputed marker under `cond`; `outside` maps the
+    names bound around `cond` to their fact types."""
+    found: dict[UnsettledRead, None] = {}
+
+    def marker(fact: str, name: str | None) -> str | None:
+        info = types[fact].fields.get(name or "") if fact in types else None
+        return None if info is None else info.disputed
+
+    def narrowing(fact: str, where: tuple[WhereItem, ...]) -> tuple[WhereItem, ...]:
+        kept: list[WhereItem] = []
+        for item in where:
+            if isinstance(item, WhereSameAs):
+                if item.alias in outside:
+                    kept.append(item)
+            elif not marker(fact, item.field):
+                kept.append(item)
+        return tuple(kept)
+
+    def tested(fact: str, where: tuple[WhereItem, ...]) -> None:
+        for item in where:
+            if not isinstance(item, WhereSameAs) and (m := marker(fact, item.field)):
+                found[UnsettledRead(fact, item.field, m, narrowing(fact, where))] = None
+
+    def visit(node: Condition, bound: Mapping[str, Binding | str]) -> None:
+        if isinstance(node, Compare):
+            binding = bound.get(node.fact)
+            if binding is None:
+                fact, where = node.fact, node.where
+                tested(fact, where)
+            elif isinstance(binding, Binding):  # bound inside: its scope's facts
+                fact, where = binding.fact, binding.where
+            else:  # bound outside: any fact of its type (wider, never narrower)
+                fact, where = binding, ()
+            other = (node.of or "").partition(".")
+            fields = [(fact, node.field), (fact, node.minus)]
+            if isinstance(ob := bound.get(other[0]), Binding | str):
+                fields.append((ob if isinstance(ob, str) else ob.fact, other[2]))
+            for name, field_name in fields:
+                if (m := marker(name, field_name)) and field_name:
+                    narrow = narrowing(name, where) if name == fact else ()
+                    found[UnsettledRead(name, field_name, m, narrow)] = None
+        elif isinstance(node, Exists):
+            tested(node.fact, node.where)
+        elif isinstance(node, Every | Some | Count):
+            tested(node.binding.fact, node.binding.where)
+            visit(node.require, {**bound, node.binding.alias: node.binding})
+        else:
+            for child in children(node):
+                visit(child, bound)
+
+    visit(cond, dict(outside))
+    return tuple(found)
