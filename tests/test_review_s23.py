@@ -7,6 +7,8 @@ Fixed here (lumbar-fusion 2025.1 and 2026.1, amended in place; each test failed 
   deformity route then made every segment of a T10-to-pelvis construct "unstable";
 - LF-DIABETES read only the diabetes history's HbA1c: 7.0 % there beside a lab result of 9.5 %
   ten days before the request approved.
+- LF-DIABETES applied only on a confirmed, active coded diabetes: 'no diabetes' beside a type 2
+  diabetes coded provisional, unconfirmed, in remission or with no status approved unchecked.
 - (si-joint-fusion 2025.1, amended in place) SI-NO-INFLAMMATORY-ARTHROPATHY excluded only a
   confirmed, active coded arthropathy: an ankylosing spondylitis or rheumatoid arthritis coded
   provisional, unconfirmed, without a verification or clinical status, or in remission approved,
@@ -178,6 +180,33 @@ def test_the_edges_of_a_lab_hba1c_beside_the_history(
     _hba1c(data, value, effective)
     for policy in VERSIONS:
         assert _decide(data, library, policy)[1]["LF-DIABETES"] == expected, policy
+
+
+@pytest.mark.parametrize("policy", VERSIONS)
+@pytest.mark.parametrize(
+    "statuses",
+    [
+        {"verification_status": "provisional", "clinical_status": "active"},
+        {"verification_status": "unconfirmed", "clinical_status": "active"},
+        {"verification_status": "confirmed", "clinical_status": "remission"},
+        {"clinical_status": "active"},
+        {"verification_status": "confirmed"},
+    ],
+)
+def test_no_diabetes_beside_a_coded_diabetes_short_of_confirmed_and_active_is_checked(
+    statuses: dict[str, str], policy: str, library: Library
+) -> None:
+    # domain.md section 3 item 1: an unknown applicability condition is not documented, never
+    # not applicable; the stricter clause applies in doubt. The note's 'no diabetes' beside
+    # each of these coded diabetes made LF-DIABETES not applicable: approved with no HbA1c.
+    data = _example("l4-l5-approvable")
+    assert data["diabetes"]["diabetic"] is False
+    data["conditions"] = [_coded_condition("E11.9", **statuses)]
+    assert _decide(data, library, policy)[1]["LF-DIABETES"] == "not_documented"
+    # refuted or resolved, the coded diabetes does not contradict the note
+    for status in ({"verification_status": "refuted"}, {"clinical_status": "resolved"}):
+        data["conditions"] = [_coded_condition("E11.9", **{**statuses, **status})]
+        assert _decide(data, library, policy)[1]["LF-DIABETES"] == "not_applicable", status
 
 
 # --- SI-joint fusion: a coded inflammatory arthropathy short of confirmed and active --------
