@@ -128,6 +128,30 @@ def test_films_disagreeing_on_the_deformity_do_not_approve(date: str, library: L
     assert _decide(data, library, VERSIONS[0])[0] != "medically_necessary"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-23 review): flexion-extension films of 2025-05-20 measure 3.0 mm at L4-L5 "
+    "and films of 2025-06-10 measure 1.0 mm there; the unstable-motion rule's comparison takes "
+    "the favourable study, LF-INSTABILITY is met and the fusion approved. The same class as the "
+    "disagreeing full-length films above: the latest study decides (the stop-22 precedent for "
+    "MRI), a same-day or undated disagreement is not documented (domain.md section 3 item 9). "
+    "Fix in policies/lumbar-fusion: a derived dynamic reading per segment dated by its study, "
+    "read latest-first as lumbar-decompression's segment_reading",
+)
+def test_newer_flexion_extension_films_without_the_motion_outweigh_older_ones(
+    library: Library,
+) -> None:
+    data = _example("dynamic-instability")
+    data["request"]["lines"][0]["fusion"] = "L4-L5"
+    assert _decide(data, library, VERSIONS[0])[0] == "medically_necessary"
+    newer = copy.deepcopy(data["imaging"][1])
+    newer.update(id="flex-ext-2025-06-10", date="2025-06-10")
+    newer["source"]["date"] = "2025-06-10"
+    newer["flexion_extension"]["segments"] = [{"level": "L4-L5", "translation_mm": 1.0}]
+    data["imaging"].append(newer)
+    assert _decide(data, library, VERSIONS[0])[0] != "medically_necessary"
+
+
 # --- diabetes: a lab result beside the history's HbA1c ----------------------------------------
 
 
