@@ -22,8 +22,10 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
+    # dashboard_address=None still starts the scheduler's HTTP server on 8787, and a warning
+    # (an error here) when another process holds that port; ":0" takes any free port.
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
