@@ -1045,11 +1045,12 @@ class _Builder:
         bounds = units.value_range(fact_type, code, found.field)
         if bounds is not None and not bounds[0] <= converted <= bounds[1]:
             # A value the analyte cannot take is a data error, never a threshold met.
-            low, high = (f"{b:g}" for b in bounds)
+            # the range in the unit the case states it in, as the reader wrote the value
+            low, high = (f"{round(b / found.factor, 4):g}" for b in bounds)
             self.problems.add(
                 "out_of_range",
                 f"{value['value']:g} {value['unit']} is impossible for {code} ({low} to {high} "
-                f"{found.unit})",
+                f"{value['unit']})",
                 self.document.location(f"{pointer}/value"),
             )
             return []
