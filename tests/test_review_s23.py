@@ -323,6 +323,22 @@ def test_a_stated_duration_the_exact_dates_cannot_hold_does_not_approve(
     assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
 
 
+def test_a_stated_duration_an_ongoing_course_cannot_yet_hold_does_not_approve(
+    library: Library,
+) -> None:
+    # an ongoing course runs to the request date, never past it: begun on 15 May, it cannot
+    # have lasted '6 weeks' by the request of 20 June
+    data = _example("l4-l5-approvable")
+    therapy = data["conservative_care"]["physical_therapy"]
+    del therapy["end"]
+    therapy.update(status="ongoing", start="2025-05-15", duration="6 weeks")
+    determination, statuses = _decide(data, library, VERSIONS[0])
+    assert determination != "medically_necessary"
+    assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
+    therapy["start"] = "2025-05-01"  # 51 days by the request: the written 6 weeks holds
+    assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
+
+
 def test_a_stated_duration_with_month_only_dates_is_used_as_written(library: Library) -> None:
     # the other side of the open case above: dates of month precision are imprecise, and the
     # written duration decides (domain.md section 3 item 6)
