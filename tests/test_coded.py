@@ -74,6 +74,40 @@ def test_an_unknown_unit_is_a_located_case_error():
     assert "kg/m2" in problem.message
 
 
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "message"),
+    [
+        ("97909-6", 420, "%", "420 % is impossible for LOINC|97909-6 (0 to 100 %)"),
+        ("97909-6", -1, "{score}", "-1 {score} is impossible for LOINC|97909-6 (0 to 100 {score})"),
+        ("4548-4", -3, "%", "-3 % is impossible for LOINC|4548-4 (2 to 25 %)"),
+        ("39156-5", 0.3, "kg/m2", "0.3 kg/m2 is impossible for LOINC|39156-5 (5 to 250 kg/m2)"),
+    ],
+)
+def test_a_value_outside_its_analytes_range_is_a_located_case_error(
+    code: str, value: float, unit: str, message: str
+) -> None:
+    # an ODI of 420 % was 'at least 30 %' and approved a fusion: the range is data (x-analytes)
+    with pytest.raises(CaseError) as caught:
+        facts_of(observations=[observation(code, value, unit)])
+    (problem,) = caught.value.problems
+    assert (problem.code, problem.message) == ("out_of_range", message)
+    assert problem.location.pointer == "/observations/0/value_quantity/value"
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit"),
+    [
+        ("97909-6", 0, "%"),
+        ("97909-6", 100, "{score}"),
+        ("4548-4", 25, "%"),
+        ("39156-5", 5, "kg/m2"),
+    ],
+)
+def test_a_value_at_its_analytes_bounds_is_taken(code: str, value: float, unit: str) -> None:
+    (fact,) = facts_of(observations=[observation(code, value, unit)])
+    assert value in fact.fields.values()
+
+
 def test_an_unknown_code_system_is_a_schema_error():
     bad = observation("39156-5", 41, "kg/m2")
     bad["code"]["system"] = "http://example.org/codes"

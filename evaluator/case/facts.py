@@ -582,7 +582,17 @@ class _Builder:
         ongoing = "end" not in therapy and _ongoing(therapy, self.request)
         if ongoing:
             fields.append(("end", self.data["request"]["date"], f"{pointer}/status"))
+        between: Interval | None = None
+        if "start" in therapy and ("end" in therapy or ongoing):
+            # Bad dates are reported once, when the start and end fields themselves convert.
+            start = _quiet_date(therapy["start"])
+            end = _quiet_date(therapy["end"]) if "end" in therapy else self.request
+            if start is not None and end is not None and end.hi >= start.lo:
+                between = days_between(start, end)
         # A documented duration is used as written: it beats what imprecise dates would give.
+        # Dates that cannot hold it however read (end - start + 1, the last day counted)
+        # contradict it: neither is taken, and the reviewer sees both (domain.md section 3,
+        # items 6 and 9), else a '6 weeks' beside 36 exact days would meet a 6-week minimum.
         if "duration" in therapy:
             try:
                 days = parse_duration(therapy["duration"])
@@ -590,16 +600,33 @@ class _Builder:
                 where = self.document.location(f"{pointer}/duration")
                 self.problems.add("bad_date", error.message, where)
             else:
-                fields.append(("duration", Interval(days, days), f"{pointer}/duration"))
-        elif "start" in therapy and ("end" in therapy or ongoing):
-            # Bad dates are reported once, when the start and end fields themselves convert.
-            start = _quiet_date(therapy["start"])
-            end = _quiet_date(therapy["end"]) if "end" in therapy else self.request
-            if start is not None and end is not None and end.hi >= start.lo:
-                between = days_between(start, end)
-                # Days cannot be negative; the lower bound across two month-only dates can be.
-                fields.append(("duration", Interval(max(0, between.lo), between.hi), pointer))
+                if between is not None and days > between.hi + 1:
+                    self.duration_beyond_dates(therapy, days, between.hi + 1, pointer)
+                else:
+                    fields.append(("duration", Interval(days, days), f"{pointer}/duration"))
+        elif between is not None:
+            # Days cannot be negative; the lower bound across two month-only dates can be.
+            fields.append(("duration", Interval(max(0, between.lo), between.hi), pointer))
         self.emit("physical_therapy", fields, therapy.get("source"))
+
+    def duration_beyond_dates(
+        self, therapy: Mapping[str, Any], days: int, most: int, pointer: str
+    ) -> None:
+        """Report a stated duration of ``days`` that the therapy's dates, at ``most`` days
+        long, cannot hold: a conflict on the fact ``emit`` makes next."""
+        ref = f"physical_therapy:{self.counts.get('physical_therapy', 0) + 1}"
+        end = (
+            str(therapy["end"])
+            if "end" in therapy
+            else f"the request ({self.data['request']['date']})"
+        )
+        values = (
+            (str(therapy["duration"]), f"{days} days as written"),
+            (f"{therapy['start']} to {end}", f"at most {most} days by its dates"),
+        )
+        self.conflicts.append(
+            Conflict("physical_therapy", ref, "duration", values, f"{pointer}/duration")
+        )
 
     def study(self, study: Mapping[str, Any], pointer: str) -> None:
         source = study.get("source")
@@ -1014,7 +1041,20 @@ class _Builder:
                 self.document.location(f"{pointer}/unit"),
             )
             return []
-        return [(found.field, found.convert(value["value"]), f"{pointer}/value")]
+        converted = found.convert(value["value"])
+        bounds = units.value_range(fact_type, code, found.field)
+        if bounds is not None and not bounds[0] <= converted <= bounds[1]:
+            # A value the analyte cannot take is a data error, never a threshold met.
+            # the range in the unit the case states it in, as the reader wrote the value
+            low, high = (f"{round(b / found.factor, 4):g}" for b in bounds)
+            self.problems.add(
+                "out_of_range",
+                f"{value['value']:g} {value['unit']} is impossible for {code} ({low} to {high} "
+                f"{value['unit']})",
+                self.document.location(f"{pointer}/value"),
+            )
+            return []
+        return [(found.field, converted, f"{pointer}/value")]
 
     # -- values -------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Units of coded quantities: which fact field a UCUM unit lands in and by what factor.
 
 The table is data: ``x-units`` (unit -> field, factor) and ``x-analytes`` (per code, the units
-that convert only for that analyte, such as mmol/L of glucose to mg/dL) on the fact types of
+that convert only for that analyte, such as mmol/L of glucose to mg/dL, and the range of values
+the analyte can take in each field, such as an ODI's 0 to 100 %) on the fact types of
 schemas/facts.schema.json that carry quantities (``x-quantity``). A case's quantity and a
 policy's threshold go through the same table, so they always meet in the same field and unit.
 """
@@ -49,7 +50,7 @@ def quantity_field(fact_type: str) -> str | None:
 def known_units(fact_type: str) -> tuple[str, ...]:
     """Return every unit the fact type's quantities may be stated in, sorted."""
     spec = _tables()[fact_type]
-    extra = {u for analyte in spec.get("x-analytes", {}).values() for u in analyte["units"]}
+    extra = {u for analyte in spec.get("x-analytes", {}).values() for u in analyte.get("units", {})}
     return tuple(sorted(set(spec["x-units"]) | extra))
 
 
@@ -71,3 +72,11 @@ def target(fact_type: str, codes: Iterable[str], unit: str) -> Target | None:
     else:
         return None
     return Target(field, props[field]["x-unit"], float(factor))
+
+
+def value_range(fact_type: str, code: str, field: str) -> tuple[float, float] | None:
+    """Return the lowest and highest value ``code`` can take in ``field`` (its analyte's
+    ``range``), or None where the table gives none."""
+    analyte = _tables()[fact_type].get("x-analytes", {}).get(code, {})
+    bounds = analyte.get("range", {}).get(field)
+    return None if bounds is None else (float(bounds[0]), float(bounds[1]))
