@@ -48,15 +48,15 @@ def test_the_engine_fails_closed_on_a_fusion_line_without_segments():
     decision = api.evaluate(empty, policy)
     assert decision.determination is not Determination.MEDICALLY_NECESSARY
     instability = next(c for c in decision.clauses if c.id == "LF-INSTABILITY")
-    # unknown over no segments; this clause maps undocumented to not met
+    # no segments: this clause's `every` says `if_empty: "false"` (not met)
     assert instability.status is Status.NOT_MET
 
 
 def test_every_if_empty_in_the_schema_and_the_language(tmp_path):
     """`if_empty` is a key of `every` only; a wrong value is a located schema error."""
     policy = (ROOT / "policies" / "lumbar-fusion" / "2025.1.yaml").read_text()
-    before = "            as: seg\n            require:\n              exists"
-    after = before.replace("require:", "if_empty: maybe\n            require:")
+    before = '            if_empty: "false"\n'
+    after = "            if_empty: maybe\n"
     bad = policy.replace(before, after, 1)
     assert bad != policy
     path = tmp_path / "lumbar-fusion" / "2025.1.yaml"

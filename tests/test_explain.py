@@ -84,7 +84,8 @@ def test_instability_chain_reaches_the_fused_segments_and_their_document(explain
     nodes = walk(chains["LF-INSTABILITY"].root)
     assert nodes[0].fact.text == "clause LF-INSTABILITY is not met"
     leaves = [n.fact for n in nodes if n.step is None]
-    segments = sorted(f.text.split(", segment ")[1].split(",")[0] for f in leaves)
+    # a segment no finding names is reached twice: no route, and no slip read there
+    segments = sorted({f.text.split(", segment ")[1].split(",")[0] for f in leaves})
     assert segments == ["L1-L2", "L2-L3", "S1-S2", "T12-L1"]
     assert all(f.source and f.source.startswith("surgeon_letter") for f in leaves)
 

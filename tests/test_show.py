@@ -94,8 +94,11 @@ def test_header_names_version_status_dates_and_codes(lumbar: Policy, markdown: s
 
 def test_clause_parts(markdown: str) -> None:
     part = markdown[markdown.index("#### LF-INSTABILITY") : markdown.index("### Deformity")]
-    assert "**Requires:**\n\n- for every fused segment:\n  - there is an unstable segment" in part
-    assert "**If the records cannot decide it:** not met, because this criterion must" in part
+    assert (
+        "**Requires:**\n\n- for every fused segment (counts as no when there is none):\n"
+        "  - any of:\n    - there is an unstable segment"
+    ) in part
+    assert "**If the records cannot decide it:** not documented; the request is pended" in part
     assert (
         "**Documents requested when a missing document could change the status:**\n\n"
         "- Flexion-extension radiographs at \\[unsupported fused segments\\]"
