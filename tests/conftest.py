@@ -41,6 +41,12 @@ def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def library() -> Library:
+    """The shipped policy library (policies/), one for each test module that asks."""
+    return Library()
+
+
 @pytest.fixture(scope="session")
 def example_runs() -> list[Run]:
     """Every example case's engine runs (tests/engine_runs.py), made once for the session by

@@ -30,11 +30,6 @@ EXCLUDED = ROOT / "examples" / "cases" / "si-ankylosing-spondylitis.json"  # con
 ARTHROPATHY = "SI-NO-INFLAMMATORY-ARTHROPATHY"
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _review(data: dict[str, Any], library: Library) -> tuple[str, str, list[Any]]:
     """Return (the line's determination, the arthropathy clause's status, the conflicts)."""
     decision = api.review_case(case_from_data(data, "disputed.json"), library).lines[0].decision

@@ -39,11 +39,6 @@ TESTS = "SI-PROVOCATIVE-TESTS"
 BLOCKS = "SI-DIAGNOSTIC-BLOCKS"
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _base() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(APPROVED.read_text())
     assert data["request"]["date"] == "2025-06-20"

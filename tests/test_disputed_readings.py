@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from test_review_s22 import _decompression, _fusion  # type: ignore[import-not-found]
 
 from evaluator import api
 from evaluator.case.cases import case_from_data
 from evaluator.language.policies import Library
-
-
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
 
 
 def _clause(data: dict[str, Any], library: Library, clause: str) -> tuple[str, str, str | None]:

@@ -57,11 +57,6 @@ Outcome = tuple[str, tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]] |
 
 
 @pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
-@pytest.fixture(scope="module")
 def example_cases() -> list[Case]:
     return [load_case(path) for path in EXAMPLES]
 

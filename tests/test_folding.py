@@ -88,11 +88,6 @@ def folded_subtrees(program: Program) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
-@pytest.fixture(scope="module")
 def examples() -> list[Case]:
     return [load_case(path) for path in EXAMPLES]
 

@@ -33,11 +33,6 @@ LATE = "2025-07-01"
 EVENTS = ("conservative_care", "care_component", "physical_therapy", "diagnostic_block")
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _review(data: dict[str, Any], library: Library) -> tuple[str, dict[str, str], list[Any]]:
     """Return (the line's determination, each clause's status, the conflicts)."""
     decision = api.review_case(case_from_data(data, "late.json"), library).lines[0].decision

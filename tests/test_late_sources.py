@@ -44,11 +44,6 @@ APPROVABLE = {
 REQUEST = "2025-06-20"  # the request date of both
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _review(data: dict[str, Any], clause: str, library: Library) -> tuple[str, str, list[Any]]:
     """Return (the line's determination, the clause's status, the decision's conflicts)."""
     decision = api.review_case(case_from_data(data, "late.json"), library).lines[0].decision

@@ -37,11 +37,6 @@ APPROVABLE = {
 }
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 _PROGRAMS: dict[tuple[Any, bool], Program] = {}
 
 

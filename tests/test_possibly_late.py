@@ -34,11 +34,6 @@ APPROVED = "medically_necessary"
 DENIED = "not_medically_necessary"
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _odi_24(effective: str | None, document_date: str | None) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((CASES / "odi-below-30.json").read_text())
     odi = data["observations"][1]

@@ -41,11 +41,6 @@ ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples" / "cases"
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _example(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
     assert data["request"]["date"] == "2025-06-20"

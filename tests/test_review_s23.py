@@ -43,11 +43,6 @@ EXAMPLES = ROOT / "examples" / "cases"
 VERSIONS = ["lumbar-fusion@2025.1", "lumbar-fusion@2026.1"]
 
 
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
-
-
 def _example(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
     assert data["request"]["date"] == "2025-06-20"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
 from test_review_s22 import (  # type: ignore[import-not-found]
     _decompression,
     _fusion,
@@ -18,11 +17,6 @@ from test_review_s22 import (  # type: ignore[import-not-found]
 
 from evaluator.case.cases import case_from_data
 from evaluator.language.policies import Library
-
-
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return Library()
 
 
 def _findings(data: dict[str, Any], segment: str) -> list[dict[str, Any]]:
