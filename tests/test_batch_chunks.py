@@ -91,14 +91,7 @@ def test_a_worker_reviews_its_chunk_together(
     review's chunk to `review_items`; any other review still goes item by item."""
     monkeypatch.setattr(signal, "signal", lambda *_: None)
     monkeypatch.setattr(gc, "set_threshold", lambda *_: None)
-    seen: list[int] = []
-    real = batch.review_items
-
-    def spy(chunk: Any, policy: str | None, library: Library) -> Any:
-        seen.append(len(chunk))
-        return real(chunk, policy, library)
-
-    monkeypatch.setattr(batch, "review_items", spy)
+    seen = _spied_chunks(monkeypatch)
     for review, expected in ((batch.review_item, [5]), (_item_by_item, [])):
         seen.clear()
         ours, theirs = multiprocessing.Pipe()
