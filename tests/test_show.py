@@ -224,6 +224,24 @@ def test_a_value_that_starts_with_not_is_quoted() -> None:
     assert describe.leaf_text(leaf) == 'physical therapy: status is not "not done"'
 
 
+def test_demonstrated_does_not_claim_every_unknown_counts_as_no() -> None:
+    """A value the records state but leave unsettled (x-disputed) stays not documented under
+    `demonstrated` (docs/authoring.md), so the rendering must not say "not documented counts as
+    no": only a value no record states does."""
+    shown = describe.outline(
+        cond(
+            {
+                "demonstrated": {
+                    "fact": "nicotine",
+                    "field": "cotinine_ng_ml",
+                    "more_than": {"value": 10, "unit": "ng/mL"},
+                }
+            }
+        )
+    )
+    assert shown[0] == "- demonstrated in the records (a value no record states counts as no):"
+
+
 # --- the published document and the command ------------------------------------------------------
 
 

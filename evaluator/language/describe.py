@@ -332,7 +332,9 @@ def head_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
     if isinstance(condition, Not):
         return "none of:"
     if isinstance(condition, Demonstrated):
-        return "demonstrated in the records (not documented counts as no):"
+        # Not "not documented counts as no": since stop 23 a value the records state but leave
+        # unsettled (conflicting sources, a possibly late one: x-disputed) keeps its unknown.
+        return "demonstrated in the records (a value no record states counts as no):"
     if isinstance(condition, Every):
         b = condition.binding
         text = f"for every {_binding_text(b.fact, b.where, b.alias, aliases)}"
