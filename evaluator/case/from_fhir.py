@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from evaluator.case import facts
 from evaluator.case.cases import Case, case_from_data
-from evaluator.errors import Location, Problem, SchemaError
+from evaluator.errors import InputError, Location, Problem, SchemaError
 from evaluator.read import schemas, source
 from evaluator.vocab import units
 from evaluator.vocab.dates import DateError, parse_date
@@ -216,6 +216,10 @@ class _Builder:
         # disagreeing on a diagnosis's status are one diagnosis whose records disagree
         # (domain rule 9), not two diagnoses of which either decides.
         self.items: dict[str, dict[str, Any]] = {}
+        # Where in the Bundle each case object and field came from (FHIRPath), so that an
+        # error in the mapped case is reported at the Bundle's line, not at a pointer into a
+        # document the user never wrote. Keyed by id(); the object is kept to keep the id.
+        self.origins: dict[int, tuple[dict[str, Any], str, dict[str, str]]] = {}
         for index, entry in enumerate(bundle.get("entry", [])):
             resource = entry.get("resource")
             if not resource:
@@ -491,10 +495,14 @@ class _Builder:
         out: dict[str, Any] = dict(rule.get("set", {}))
         if not reported:
             self.unread(resource, [rule], where)
+        fields: dict[str, str] = {}
+        self.origins[id(out)] = (out, where, fields)
         for element, field in rule.get("elements", {}).items():
             value = self.element(resource, element, where, rule)
             if value is not None:
                 _put(out, "/" + field, value)
+                if element in resource:  # an element of the resource, not one built from several
+                    fields["/" + field] = f"{where}.{element}"
         self.fields(resource, out, where)
         documents = [
             (f"{where}.{key}[0]", r)
@@ -571,6 +579,8 @@ class _Builder:
             None,
         )
         line: dict[str, Any] = {"id": _line_id(item), "procedure": "other", "cpt": cpts}
+        fields: dict[str, str] = {}
+        self.origins[id(line)] = (line, where, fields)
         if rule is None:
             self.report(
                 f"{where}.productOrService",
@@ -587,6 +597,7 @@ class _Builder:
                 self.report(f"{where}.bodySite", "levels on a procedure that takes none")
             else:
                 line[rule["levels"]] = level
+                fields["/" + rule["levels"]] = f"{where}.bodySite"
         for site in item.get("subSite", []):
             for key in _codes(site):
                 if key in mapping()["laterality"]:
@@ -922,6 +933,65 @@ def bundle_to_case(document: source.Document) -> Mapped:
     case_id = identifiers[0].get("value") if identifiers else claim.get("id")
     case: dict[str, Any] = {"case_id": str(case_id or "fhir-claim")}
     case["request"] = builder.claim(claim, where)
+    builder.origins[id(case["request"])] = (case["request"], where, {})
     builder.resources(case, claims[0])
-    mapped = case_from_data(case, document.path)
+    try:
+        mapped = case_from_data(case, document.path)
+    except InputError as error:
+        raise type(error)(_in_bundle(error.problems, case, builder, document)) from None
     return Mapped(mapped, claim, case, tuple(builder.unmapped))
+
+
+def _in_bundle(
+    problems: tuple[Problem, ...],
+    case: dict[str, Any],
+    builder: _Builder,
+    document: source.Document,
+) -> list[Problem]:
+    """Place each problem of the mapped case at the Bundle element it came from (its line and
+    JSON pointer), naming the case field in the message; a problem with no known origin keeps
+    the case's pointer, said to be in the mapped case."""
+    origins: dict[str, str] = {}
+
+    def walk(node: Any, pointer: str) -> None:
+        if isinstance(node, dict):
+            found = builder.origins.get(id(node))
+            if found is not None and found[0] is node:
+                origins[pointer] = found[1]
+                origins.update({pointer + sub: path for sub, path in found[2].items()})
+            for key, value in node.items():
+                walk(value, pointer + source.make_pointer([key]))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{pointer}/{index}")
+
+    walk(case, "")
+    longest_first = sorted(origins, key=len, reverse=True)
+    out = []
+    for problem in problems:
+        at = problem.location.pointer or ""
+        # the longest mapped prefix, on token boundaries
+        prefix = next(
+            (p for p in longest_first if at == p or at.startswith(p + "/")),
+            None,
+        )
+        if prefix is None:
+            message = f"{problem.message} (in the case mapped from the Bundle, at {at or '/'})"
+            unplaced = Location(document.path, None, None, at)
+            out.append(Problem(problem.code, message, unplaced, problem.hint))
+            continue
+        message = f"{problem.message} (mapped to the case's {at})"
+        located = document.location(_fhirpath_pointer(origins[prefix]))
+        out.append(Problem(problem.code, message, located, problem.hint))
+    return out
+
+
+def _fhirpath_pointer(path: str) -> str:
+    """`Bundle.entry[3].resource.valueQuantity` -> `/entry/3/resource/valueQuantity`."""
+    tokens = []
+    for part in path.removeprefix("Bundle").strip(".").split("."):
+        name, _, index = part.partition("[")
+        tokens.append(name)
+        if index:
+            tokens.append(index.rstrip("]"))
+    return source.make_pointer(tokens)
