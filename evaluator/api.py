@@ -27,7 +27,7 @@ from evaluator.errors import (
     Problem,
     SourceError,
 )
-from evaluator.language import modules, plans, policies
+from evaluator.language import modules, policies
 from evaluator.language.model import Determination, Policy
 from evaluator.language.policies import Library, PolicyRef
 from evaluator.read import resources, schemas, source
@@ -127,6 +127,8 @@ def planned_policy(library: Library, ref: PolicyRef, plan_id: str) -> Policy:
     Raises PolicyNotFoundError for an unknown policy, version or plan, and PolicyError for an
     overlay that does not fit.
     """
+    from evaluator.language import plans  # noqa: PLC0415  (only a case or command with a plan)
+
     base = library.get(ref)
     path = plans.find(base, plan_id)
     if path is None:
@@ -150,6 +152,10 @@ def with_plan(case: Case, policy: Policy) -> Policy:
     """
     if case.plan is None or policy.plan is not None:
         return policy
+    # a cold `evaluate` of a case without a plan does not import plans (its Plan class costs
+    # the import a millisecond)
+    from evaluator.language import plans  # noqa: PLC0415
+
     path = plans.find(policy, case.plan)
     if path is None:
         if not plans.known(policy, case.plan):
@@ -628,6 +634,8 @@ class Checked:
 
 
 def _check_plan(path: Path) -> None:
+    from evaluator.language import plans  # noqa: PLC0415  (see with_plan)
+
     # the base versions from the plan's own library (policies/<id>/plans/<plan>.yaml)
     plan = plans.load_plan(path)
     library = Library.shared(path.resolve().parents[2])
