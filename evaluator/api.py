@@ -624,7 +624,9 @@ def evaluate_path(
     return evaluate(case, select_policy(case, policy, library))
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Checked:
     """One file `validate` looked at: its kind and whether it passed."""
 
@@ -733,7 +735,9 @@ def list_policies(library: Library | None = None) -> list[Policy]:
     return (library or Library()).all()
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Request:
     """A case as submitted: from a case file, or mapped from a FHIR request Bundle, with what
     the mapping could not place (FHIRPath and message; empty for a case file)."""

@@ -322,7 +322,9 @@ class _Dated(Protocol):
     def in_force(self, on: date) -> bool: ...
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class _Window:
     """A policy version's file, read and checked as `load_policy` does (parsed, valid against
     the schema, in its place), but not built: its lifecycle and effective window, which are

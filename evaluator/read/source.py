@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Limits:
     """What any file the product reads (policy, case, test suite; YAML or JSON) may hold.
 
@@ -172,7 +174,9 @@ def _parent(pointer: str) -> str:
 # --- the document ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Document:
     """A loaded file: plain data, the name it was read from, and where each value starts.
 
