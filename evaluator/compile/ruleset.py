@@ -692,8 +692,9 @@ def _evaluator_fingerprint() -> str | None:
     package = Path(__file__).resolve().parent.parent  # evaluator/, not compile/
     digest = hashlib.sha256()
     try:
-        # os.walk and names sorted as strings: Path.rglob and sorting Paths took a cold start
-        # 2 ms more (every process works this out); a folder it cannot list is an OSError
+        # os.walk and names sorted as strings: Path.rglob and sorting Paths cost every
+        # process several times more. A folder it cannot list is an OSError (nothing is
+        # cached), never skipped: the fingerprint would miss the code in it
         sources = sorted(
             os.path.join(folder, name)
             for folder, _, names in os.walk(package, onerror=_raise)

@@ -174,9 +174,7 @@ def _parent(pointer: str) -> str:
 # --- the document ------------------------------------------------------------------------------
 
 
-# eq=False, repr=False: never compared, hashed or printed; every generated method is
-# compiled at import, by every process (benchmarks/cold_start.py)
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True)
 class Document:
     """A loaded file: plain data, the name it was read from, and where each value starts.
 
