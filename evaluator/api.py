@@ -27,7 +27,7 @@ from evaluator.errors import (
     Problem,
     SourceError,
 )
-from evaluator.language import modules, plans, policies
+from evaluator.language import modules, policies
 from evaluator.language.model import Determination, Policy
 from evaluator.language.policies import Library, PolicyRef
 from evaluator.read import resources, schemas, source
@@ -127,6 +127,8 @@ def planned_policy(library: Library, ref: PolicyRef, plan_id: str) -> Policy:
     Raises PolicyNotFoundError for an unknown policy, version or plan, and PolicyError for an
     overlay that does not fit.
     """
+    from evaluator.language import plans  # noqa: PLC0415  (only a case or command with a plan)
+
     base = library.get(ref)
     path = plans.find(base, plan_id)
     if path is None:
@@ -150,6 +152,10 @@ def with_plan(case: Case, policy: Policy) -> Policy:
     """
     if case.plan is None or policy.plan is not None:
         return policy
+    # a cold `evaluate` of a case without a plan does not import plans (its Plan class costs
+    # the import a millisecond)
+    from evaluator.language import plans  # noqa: PLC0415
+
     path = plans.find(policy, case.plan)
     if path is None:
         if not plans.known(policy, case.plan):
@@ -618,7 +624,9 @@ def evaluate_path(
     return evaluate(case, select_policy(case, policy, library))
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Checked:
     """One file `validate` looked at: its kind and whether it passed."""
 
@@ -628,6 +636,8 @@ class Checked:
 
 
 def _check_plan(path: Path) -> None:
+    from evaluator.language import plans  # noqa: PLC0415  (see with_plan)
+
     # the base versions from the plan's own library (policies/<id>/plans/<plan>.yaml)
     plan = plans.load_plan(path)
     library = Library.shared(path.resolve().parents[2])
@@ -725,7 +735,9 @@ def list_policies(library: Library | None = None) -> list[Policy]:
     return (library or Library()).all()
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Request:
     """A case as submitted: from a case file, or mapped from a FHIR request Bundle, with what
     the mapping could not place (FHIRPath and message; empty for a case file)."""

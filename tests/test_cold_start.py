@@ -83,6 +83,8 @@ _NOT_ON_THE_EVALUATE_PATH = (
     "evaluator.compile.joins",
     # only with --explain
     "evaluator.decide.explain",
+    # only for a case (or a command) with a plan overlay
+    "evaluator.language.plans",
 )
 
 _SCRIPT = """

@@ -29,7 +29,9 @@ class ServiceLine:
     description: str | None = None
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Case:
     """A validated case: the request, its service lines, its facts and any source conflicts."""
 

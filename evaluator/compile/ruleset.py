@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Mapping
@@ -691,12 +692,25 @@ def _evaluator_fingerprint() -> str | None:
     package = Path(__file__).resolve().parent.parent  # evaluator/, not compile/
     digest = hashlib.sha256()
     try:
-        for path in [*sorted(package.rglob("*.py")), *sorted(resources.schemas_dir().glob("*"))]:
+        # os.walk and names sorted as strings: Path.rglob and sorting Paths cost every
+        # process several times more. A folder it cannot list is an OSError (nothing is
+        # cached), never skipped: the fingerprint would miss the code in it
+        sources = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(package, onerror=_raise)
+            for name in names
+            if name.endswith(".py")
+        )
+        for path in [*map(Path, sources), *sorted(resources.schemas_dir().glob("*"))]:
             if path.is_file():
                 digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def _raise(error: OSError) -> None:
+    raise error
 
 
 def _read_entry(entry: Path, key: str) -> str | None:

@@ -34,7 +34,9 @@ DEFAULT_UNIT = "count"
 COMMON_FIELDS = ("id", "src")
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class FieldInfo:
     name: str
     kind: str  # string, boolean, integer, number, date, duration, level, segment, measurement
@@ -50,7 +52,9 @@ class FieldInfo:
     disputed: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class FactType:
     name: str
     many: bool

@@ -29,7 +29,9 @@ RESERVED = ("valuesets",)
 _KEYED = ("settings", "value_sets", "facts")
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Module:
     """One module version as read: its data and where it came from."""
 
@@ -45,7 +47,9 @@ class Module:
         return f"{self.name}@{self.version}"
 
 
-@dataclass
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(eq=False, repr=False)
 class Resolution:
     """The policy's data with its imports merged, the modules read (dependencies first), and
     for each imported clause id and rule id the module it came from (`name@version`)."""

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from evaluator.errors import Location, PolicyError, PolicyNotFoundError, Problem
-from evaluator.language import modules, plans, valuesets
+from evaluator.language import modules, valuesets
 from evaluator.language.conditions import (
     Condition,
     PolicyIs,
@@ -40,6 +40,11 @@ from evaluator.language.model import (
     Status,
 )
 from evaluator.read import digest, parse_cache, resources, schemas, source
+
+if TYPE_CHECKING:
+    # a Plan comes from plans.load_plan, whose caller has imported plans: a case without a
+    # plan never needs it (a cold `evaluate` does not import it)
+    from evaluator.language import plans
 
 POLICY_SCHEMA = "policy"
 
@@ -71,6 +76,8 @@ def with_plan(policy: Policy, plan: plans.Plan) -> Policy:
     Raises PolicyError, located in the plan, for a key the base lacks, a unit that differs or
     a plan pinned to another version.
     """
+    from evaluator.language import plans  # noqa: PLC0415  (see TYPE_CHECKING above)
+
     problems = list(plans.overlay_problems(plan, policy))
     if problems:
         raise PolicyError(problems)
@@ -91,6 +98,8 @@ def build_policy(document: source.Document, plan: plans.Plan | None = None) -> P
     resolution = modules.resolve(document)
     base_settings = dict(resolution.data.get("settings", {}))
     if plan is not None:
+        from evaluator.language import plans  # noqa: PLC0415
+
         plans.overlay_data(plan, resolution.data)
     expansion = valuesets.expand(document, resolution.data, resolution.value_sets)
     data: Mapping[str, Any] = expansion.data
@@ -313,7 +322,9 @@ class _Dated(Protocol):
     def in_force(self, on: date) -> bool: ...
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class _Window:
     """A policy version's file, read and checked as `load_policy` does (parsed, valid against
     the schema, in its place), but not built: its lifecycle and effective window, which are

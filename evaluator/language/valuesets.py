@@ -42,7 +42,9 @@ def _value_set(
     )
 
 
-@dataclass
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(eq=False, repr=False)
 class Expansion:
     """The policy's data with value sets expanded, and the value sets it uses."""
 

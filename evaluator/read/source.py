@@ -48,7 +48,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed; every generated method is
+# compiled at import, by every process (benchmarks/cold_start.py)
+@dataclass(frozen=True, eq=False, repr=False)
 class Limits:
     """What any file the product reads (policy, case, test suite; YAML or JSON) may hold.
 
