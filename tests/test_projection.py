@@ -33,7 +33,9 @@ from evaluator.compile.program import (
     Rule,
 )
 from evaluator.compile.ruleset import definition, projection
+from evaluator.engine import durable
 from evaluator.engine.durable import Engine, Trace
+from evaluator.errors import EngineError
 from evaluator.language.model import FromField, Status
 from evaluator.language.policies import Library
 
@@ -219,3 +221,76 @@ def test_a_rule_reading_a_one_letter_field_matches_in_every_run() -> None:
         assert _status(trace, "X") == "met"
     runs = [Engine.get().run(program, facts) for _ in range(2)]
     assert [_status(t, "X") for t in runs] == ["met", "met"]
+
+
+# -- the fields kept per shape of fact (`_Plans.kept`, `_Session.admit`) -------------------------
+
+
+def _sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every fact given to the engine from now on, as it was given."""
+    sent: list[dict[str, Any]] = []
+    real = dre.assert_facts
+
+    def spy(handle: int, text: str) -> Any:
+        sent.extend(json.loads(text))
+        return real(handle, text)
+
+    monkeypatch.setattr(dre, "assert_facts", spy)
+    return sent
+
+
+def test_facts_of_one_shape_each_give_the_engine_their_own_values() -> None:
+    # the kept fields are worked out once per shape; the values are each fact's own, and a
+    # null is left out (absent: undocumented) though the shape's first fact had a value there
+    program = _hand(
+        ((_thing(Present("note")),), EmitStatus("X", Status.MET)),
+        ((_thing(Absent("note")),), EmitStatus("X", Status.NOT_DOCUMENTED)),
+    )
+    seen = [{"t": "thing", "id": "thing:1", "note": "seen", "unused": 3}]
+    null = [{"t": "thing", "id": "thing:1", "note": None, "unused": 3}]
+    for facts, status in ((seen, "met"), (null, "not_documented"), (seen, "met")):
+        for trace in _runs(program, facts):
+            assert _status(trace, "X") == status
+
+
+def test_a_fact_keeps_its_own_field_order_and_a_marker_has_no_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the engine walks a fact's fields in its order, which decides the order of firings
+    program = _hand(((_thing(Present("b")), _thing(Present("a"))), EmitStatus("X", Status.MET)))
+    sent = _sent(monkeypatch)
+    fact = {"t": "thing", "b": 1, "unused": 2, "id": "thing:1", "a": 3}
+    for _ in range(2):  # the shape worked out, then taken from the memo
+        trace = Engine.get().run(program, [dict(fact)])
+        assert _status(trace, "X") == "met"
+    things = [f for f in sent if f["t"] == "thing"]
+    assert len(things) == 2
+    for thing in things:
+        assert list(thing) == ["sid", "t", "b", "id", "a", "c", "key"]
+    markers = [f for f in sent if f["t"] == STAGE]
+    assert markers
+    assert all("key" not in m for m in markers)
+
+
+def test_a_number_the_engine_cannot_take_fails_in_a_fact_of_a_known_shape() -> None:
+    program = _hand(((_thing(Present("note")),), EmitStatus("X", Status.MET)))
+    fine = [{"t": "thing", "id": "thing:1", "note": "seen", "unused": 3}]
+    assert _status(Engine.get().run(program, fine), "X") == "met"
+    # the same shape, with a number out of the engine's range in a field no rule reads
+    broken = [{"t": "thing", "id": "thing:1", "note": "seen", "unused": float("inf")}]
+    with pytest.raises(EngineError, match="cannot be given to the engine"):
+        Engine.get().run(program, broken)
+
+
+def test_facts_of_more_shapes_than_the_memo_holds_still_give_every_read_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(durable, "_SHAPES", 2)
+    program = _hand(
+        ((_thing(Present("note")),), EmitStatus("X", Status.MET)),
+        ((_thing(Absent("note")),), EmitStatus("X", Status.NOT_DOCUMENTED)),
+    )
+    for extra in ("a", "b", "c", "d"):
+        facts = [{"t": "thing", "id": "thing:1", extra: 1, "note": "seen"}]
+        assert _status(Engine.get().run(program, facts), "X") == "met"
+    assert len(durable._plans(program).kept) == 2

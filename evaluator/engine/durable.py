@@ -500,6 +500,20 @@ class _Plans:
 
     rules: dict[str, Rule]
     stages: dict[int, dict[str, _Handler]]
+    # Per shape of a case fact (its field names in order), the fields of it some rule reads
+    # (`_Session.admit`); filled as shapes are met, at most `_SHAPES` of them.
+    kept: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+
+    def keep(self, shape: tuple[str, ...], fields: frozenset[str]) -> tuple[str, ...]:
+        kept = tuple(name for name in shape if name in fields)
+        if len(self.kept) < _SHAPES:
+            self.kept[shape] = kept
+        return kept
+
+
+# Case facts come in few shapes (the schema's fields, some left out); a caller giving facts
+# of ever new shapes gets no more cached than this.
+_SHAPES = 4096
 
 
 def _plans(program: Program) -> _Plans:
@@ -637,8 +651,8 @@ class _Session:
         """
         kind = fact.get("t")
         types = self.projection.types
-        # Values that need no normalising (nearly all of them) are copied by a comprehension;
-        # any other value (a float, to be normalised or refused) takes the loop below.
+        # Values that need no normalising (nearly all of them) are copied as they are; any
+        # other value (a float, to be normalised or refused) takes the loop below.
         plain = _PLAIN_TYPES.issuperset(map(type, fact.values()))
         if types is not None and kind not in types and kind is not None:
             if not plain:
@@ -646,11 +660,20 @@ class _Session:
                     if isinstance(value, float):
                         number(value)  # as below
             return None
-        fields = self.projection.fields
         out: dict[str, Any] = {"sid": self.sid}
         if plain:  # absent and null differ; absent means undocumented
-            out.update({k: v for k, v in fact.items() if v is not None and k in fields})
+            # Only the fields some rule reads, in the fact's own order: a case fact has a
+            # few of its many fields read, and facts of one shape keep the same ones.
+            shape = tuple(fact)
+            kept = self.plans.kept.get(shape)
+            if kept is None:
+                kept = self.plans.keep(shape, self.projection.fields)
+            for key in kept:
+                value = fact[key]
+                if value is not None:
+                    out[key] = value
         else:
+            fields = self.projection.fields
             for key, value in fact.items():
                 if isinstance(value, float):
                     # a number the engine could not take fails, whether a rule reads it or not
@@ -699,12 +722,13 @@ class _Session:
         self.drain()
 
     def marker(self, stage: int) -> dict[str, Any]:
-        """The fact that starts a stage: every rule of the stage waits for it."""
-        ident = f"stage{stage}"  # as `normalise` writes it
-        marker = {"sid": self.sid, "t": "stage", "id": self.prefix + ident, "s": stage}
+        """The fact that starts a stage: every rule of the stage waits for it.
+
+        Without `KEY`: no rule joins a marker on it (rules join it only on the case key) and it
+        is no evidence (`_ids`), and the engine sends it back in most firings."""
+        marker = {"sid": self.sid, "t": "stage", "id": f"{self.prefix}stage{stage}", "s": stage}
         if self.case is not None:
             marker[CASE_KEY] = self.case
-        marker[KEY] = ident
         return marker
 
     def flush(self) -> None:
