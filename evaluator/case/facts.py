@@ -1135,7 +1135,8 @@ class _Builder:
     def _measurement(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
         if isinstance(raw, str):
             return {f"{name}_word": " ".join(raw.lower().split())}
-        # durable_rules cannot parse exponent notation: `plain` rounds only a float written so
+        # durable_rules cannot parse exponent notation: `plain` rounds only a float Python would
+        # write with one (rounded, 7.99999 became 8.0)
         return {name: raw if isinstance(raw, int) else units.plain(float(raw))}
 
     def resolve(

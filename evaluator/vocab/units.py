@@ -28,10 +28,10 @@ _PLAIN_FROM = 1e-4
 
 def plain(value: float) -> float:
     """Return ``value`` as the engine can take it: unchanged when Python writes it without an
-    exponent (the engine compares it exactly), else rounded to DECIMALS places (0 or 0.0001).
+    exponent (the engine compares it exactly), else rounded to DECIMALS places.
 
-    A value is never rounded across a threshold that has DECIMALS places or fewer, except one
-    so small that it meets only a threshold at exactly 0.
+    Only a value below 1e-4 in magnitude is rounded (to 0 or 0.0001, signed): it may cross a
+    threshold of exactly 0 or 0.0001, never one a clinical criterion states.
     """
     if value == 0 or abs(value) >= _PLAIN_FROM:
         return value
