@@ -221,7 +221,8 @@ def test_measurements_int_float_and_word():
     alignment = one(found, "alignment")
     assert alignment["cobb"] == 32
     assert isinstance(alignment["cobb"], int)
-    assert alignment["sva"] == 51.1235
+    # kept as stated: rounded to 4 decimals, 7.99999 % became 8.0 and failed "below 8.0 %"
+    assert alignment["sva"] == 51.123456
     assert alignment["pelvic_tilt"] == 0.0
     assert "e" not in repr(alignment["pelvic_tilt"])
     assert alignment["pelvic_incidence_word"] == "markedly increased"

@@ -1135,8 +1135,9 @@ class _Builder:
     def _measurement(self, name: str, raw: Any, _pointer: str) -> Mapping[str, FactValue]:
         if isinstance(raw, str):
             return {f"{name}_word": " ".join(raw.lower().split())}
-        # durable_rules cannot parse exponent notation; 4 decimals keeps every float plain.
-        return {name: raw if isinstance(raw, int) else round(float(raw), 4)}
+        # durable_rules cannot parse exponent notation: `plain` rounds only a float Python would
+        # write with one (rounded, 7.99999 became 8.0)
+        return {name: raw if isinstance(raw, int) else units.plain(float(raw))}
 
     def resolve(
         self, fact: tuple[str, str], kind: str | None, given: Given

@@ -54,6 +54,7 @@ from evaluator.errors import Collector, Location, PolicyError
 from evaluator.language.model import FromField, Policy
 from evaluator.read import resources
 from evaluator.read.disk_cache import entry_path, read_text, write_text
+from evaluator.vocab import units
 
 MAX_RULES = 4096  # error 106
 MAX_PATTERNS = 16  # facts joined in one rule, error 304
@@ -95,8 +96,9 @@ def number(value: float) -> float:
         return value
     if not math.isfinite(value) or abs(value) >= _LARGEST:
         raise ValueError(f"number out of range: {value!r}")
-    rounded = round(value, 4)
-    return int(rounded) if rounded.is_integer() else rounded
+    # Exact where Python writes it plainly: rounded, 7.99999 would meet "at least 8".
+    kept = units.plain(value)
+    return int(kept) if kept.is_integer() else kept
 
 
 def engine_json(value: Any) -> str:

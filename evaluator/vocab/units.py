@@ -16,10 +16,26 @@ from typing import Any
 
 from evaluator.read import schemas
 
-# Facts keep 4 decimals (durable_rules cannot parse exponent notation); thresholds are
-# converted to the same precision, so a value stated exactly at a threshold in the same unit
-# stays exactly at it after conversion (100 [lb_av] is 45.3592 kg on both sides).
+# A converted quantity keeps 4 decimals; thresholds are converted to the same precision, so a
+# value stated exactly at a threshold in the same unit stays exactly at it after conversion
+# (100 [lb_av] is 45.3592 kg on both sides). A value that needs no conversion is kept as
+# stated (`plain`): rounded, 7.99999 % became 8.0 and failed "below 8.0 %".
 DECIMALS = 4
+# Python writes a float with an exponent below this magnitude (1e-05), which durable_rules
+# cannot parse; from it up to 1e16 it writes the float plainly.
+_PLAIN_FROM = 1e-4
+
+
+def plain(value: float) -> float:
+    """Return ``value`` as the engine can take it: unchanged when Python writes it without an
+    exponent (the engine compares it exactly), else rounded to DECIMALS places.
+
+    Only a value below 1e-4 in magnitude is rounded (to 0 or 0.0001, signed): it may cross a
+    threshold of exactly 0 or 0.0001, never one a clinical criterion states.
+    """
+    if value == 0 or abs(value) >= _PLAIN_FROM:
+        return value
+    return round(value, DECIMALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +48,10 @@ class Target:
 
     def convert(self, value: float) -> float:
         """Return ``value`` in this target's unit, at the precision facts keep."""
-        return round(value * self.factor, DECIMALS)
+        converted = value * self.factor  # a float, even at a factor of 1
+        if self.factor == 1:  # the unit the fact keeps: nothing converted, nothing rounded
+            return plain(converted)
+        return round(converted, DECIMALS)
 
 
 @cache

@@ -1,0 +1,395 @@
+"""Findings of the stop-23 review left without tests, decided here against domain.md (the
+shipped examples with one fact changed). Earlier reviews: tests/test_review_s22.py,
+tests/test_review_s23.py.
+
+Fixed here (each test failed before its fix):
+- (lumbar-fusion 2025.1 and 2026.1, amended in place) supervised therapy "mentioned only" with
+  dates making 8 weeks met LF-PHYSICAL-THERAPY: a mention is not a documented course;
+- (the shared nicotine module, amended in place) a never-user's cotinine of 150 ng/mL reported
+  the day after the request was left out and read as never measured, so "never" met the clause;
+- (the case schema) a pelvic incidence of -40 degrees made a PI-LL mismatch with a negative
+  lordosis and approved a deformity construct: now a located input error;
+- (number handling, a wrong denial) facts and rules kept 4 decimals, so an HbA1c of 7.99999 %
+  became 8.0 and failed "below 8.0 %": a float Python writes without an exponent is now kept
+  as stated.
+
+Left open (strict expected failures; the reasons say where the fix belongs): one segment
+requested on two service lines is certified on each; found in this stop's fresh pass, a cotinine
+from before the quit date, or a positive one after the request, beside a former smoker's
+abstinence.
+
+Decided as no defect, and pinned: two bilateral diagnostic blocks are two blocks on each side
+(a bilateral block injects both joints; one bilateral block is one per side, never two); two
+fusion lines where only L4-L5 is unstable are both "modified" (A6) with the narrower fusion of
+L4-L5 on its own line as the alternative, which is medically necessary.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator import api
+from evaluator.case.cases import case_from_data
+from evaluator.compile.ruleset import number
+from evaluator.errors import InputError
+from evaluator.language.policies import Library
+from evaluator.vocab import units
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples" / "cases"
+VERSIONS = ["lumbar-fusion@2025.1", "lumbar-fusion@2026.1"]
+
+
+def _example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    assert data["request"]["date"] == "2025-06-20"
+    return data
+
+
+def _decide(data: dict[str, Any], library: Library, policy: str) -> tuple[str, dict[str, str]]:
+    """Return (the determination under `policy`, each clause's status)."""
+    case = case_from_data(data, "review.json")
+    decision = api.evaluate(case, api.select_policy(case, policy, library))
+    return decision.determination.value, {c.id: c.status.value for c in decision.clauses}
+
+
+def _review(data: dict[str, Any], library: Library) -> api.CaseReview:
+    return api.review_case(case_from_data(data, "review.json"), library)
+
+
+# --- 1. physical therapy only mentioned ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", VERSIONS)
+def test_therapy_only_mentioned_with_dates_is_not_documented(policy: str, library: Library) -> None:
+    # domain.md section 3 item 1: PT "mentioned only" is a fact the submission is silent on.
+    # The course route read the status only as "not not_done", so supervised therapy
+    # mentioned with dates making 8 weeks met LF-PHYSICAL-THERAPY and approved (2025.1).
+    data = _example("l4-l5-approvable")
+    therapy = data["conservative_care"]["physical_therapy"]
+    assert _decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "met"
+    therapy["status"] = "mentioned_only"
+    determination, statuses = _decide(data, library, policy)
+    assert determination != "medically_necessary"
+    assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
+    # without dates, as before: not documented
+    for key in ("start", "end", "visits"):
+        del therapy[key]
+    assert _decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "not_documented"
+
+
+@pytest.mark.parametrize("status", ["ongoing", "completed"])
+def test_a_documented_course_still_meets_the_therapy_clause(status: str, library: Library) -> None:
+    data = _example("l4-l5-approvable")
+    therapy = data["conservative_care"]["physical_therapy"]
+    therapy["status"] = status
+    assert _decide(data, library, VERSIONS[0]) == (
+        "medically_necessary",
+        _decide(_example("l4-l5-approvable"), library, VERSIONS[0])[1],
+    )
+
+
+# --- 2. bilateral diagnostic blocks ------------------------------------------------------------
+
+
+def _bilateral_blocks(*dates: str) -> dict[str, Any]:
+    """The bilateral SI-joint fusion example, staged, its blocks replaced by bilateral blocks
+    (each injecting both joints, 80 % relief) on `dates`."""
+    data = _example("si-bilateral-same-day")
+    data["request"]["lines"][0]["same_day"] = False
+    block = data["si_joint"]["diagnostic_blocks"][0]
+    data["si_joint"]["diagnostic_blocks"] = [
+        {**copy.deepcopy(block), "side": "bilateral", "date": date} for date in dates
+    ]
+    return data
+
+
+def _si(data: dict[str, Any], library: Library) -> tuple[str, str]:
+    decision = _review(data, library).lines[0].decision
+    assert decision is not None
+    statuses = {c.id: c.status.value for c in decision.clauses}
+    return decision.determination.value, statuses["SI-DIAGNOSTIC-BLOCKS"]
+
+
+def test_two_bilateral_blocks_are_two_blocks_on_each_side(library: Library) -> None:
+    # domain.md section 2: two blocks on separate dates on the side to be fused, bilateral:
+    # each side. A bilateral block injects both joints, so it is one block on each side: two
+    # on separate dates confirm each joint, and the staged bilateral request is approved.
+    assert _si(_bilateral_blocks("2025-03-11", "2025-03-25"), library) == (
+        "medically_necessary",
+        "met",
+    )
+
+
+@pytest.mark.parametrize(
+    "dates", [("2025-03-11",), ("2025-03-11", "2025-03-11")], ids=["one", "two-the-same-day"]
+)
+def test_one_bilateral_block_is_never_counted_as_two(
+    dates: tuple[str, ...], library: Library
+) -> None:
+    # one block (or one session listed twice) on each side: one short of two on either side
+    determination, status = _si(_bilateral_blocks(*dates), library)
+    assert determination != "medically_necessary"
+    assert status != "met"
+
+
+def test_a_bilateral_block_and_a_right_block_leave_the_left_joint_short(library: Library) -> None:
+    data = _bilateral_blocks("2025-03-11")
+    right = {**data["si_joint"]["diagnostic_blocks"][0], "side": "right", "date": "2025-04-15"}
+    data["si_joint"]["diagnostic_blocks"].append(right)
+    assert _si(data, library) == ("not_medically_necessary", "not_met")
+
+
+# --- 3. one segment on two service lines -------------------------------------------------------
+
+
+def _second_line(data: dict[str, Any], **line: Any) -> None:
+    lines = data["request"]["lines"]
+    lines.append({**copy.deepcopy(lines[0]), "id": "second", **line})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-24 review), a wrong APPROVAL: the same segment (or SI joint) requested on "
+    "two service lines is certified on each (A1 twice for one L4-L5 fusion). Each line is "
+    "certified on its own (domain.md section 4) and the lines of a case are one operation "
+    "(section 3 item 1), so which line is meant only the requester can say: a located input "
+    "error (exit 2, `duplicate_segment` at the second line's key). The check itself is a few "
+    "lines in evaluator/case/facts.py (`_Builder.line`, per line key and per paired joint of a "
+    "procedure) and was written and reverted this stop: tests/test_line_cost.py, "
+    "tests/test_time_and_sides.py (many SI lines), benchmarks/lines.py and "
+    "tests/hostile/cases/service-lines-50.json build their many-line cases by repeating the "
+    "same lines, and must first be re-based on distinct segments",
+)
+@pytest.mark.parametrize(
+    ("example", "line", "pointer"),
+    [
+        ("l4-l5-approvable", {}, "/request/lines/1/fusion"),
+        ("l4-l5-approvable", {"fusion": "L4-S1"}, "/request/lines/1/fusion"),
+        ("si-approvable-unilateral", {}, "/request/lines/1/side"),
+        ("si-approvable-unilateral", {"side": "bilateral"}, "/request/lines/1/side"),
+    ],
+    ids=["same-line-twice", "overlapping-fusion", "same-joint", "bilateral"],
+)
+def test_one_segment_requested_on_two_lines_is_an_input_error(
+    example: str, line: dict[str, Any], pointer: str, library: Library
+) -> None:
+    data = _example(example)
+    _second_line(data, **line)
+    with pytest.raises(InputError) as raised:
+        _review(data, library)
+    assert pointer in str(raised.value)
+
+
+# --- 4. pelvic incidence -----------------------------------------------------------------------
+
+
+def _deformity(**alignment: Any) -> dict[str, Any]:
+    """The T10-to-pelvis construct whose standing full-length films measure Cobb 10 and SVA
+    20 mm (no significant deformity by either), with `alignment` for PI and LL."""
+    data = _example("deformity-construct")
+    data["imaging"][1]["alignment"].update(cobb_deg=10, sva_mm=20, **alignment)
+    return data
+
+
+@pytest.mark.parametrize("value", [-40, 0, 180])
+def test_a_pelvic_incidence_no_pelvis_has_is_an_input_error(value: int, library: Library) -> None:
+    # Pelvic incidence is an anatomical angle, always positive (about 35 to 85 degrees); -40
+    # beside a lordosis of -70 made a PI-LL mismatch of 30 degrees and approved the construct
+    # (tests/hostile/cases/pelvic-incidence-minus-40.json for the CLI).
+    data = _deformity(pelvic_incidence_deg=value, lumbar_lordosis_deg=-70)
+    with pytest.raises(InputError) as raised:
+        _decide(data, library, VERSIONS[0])
+    assert "/imaging/1/alignment/pelvic_incidence_deg" in str(raised.value)
+
+
+def test_a_pelvic_incidence_in_range_still_decides(library: Library) -> None:
+    # PI 95 beside LL 70: a mismatch of 25 degrees, significant; PI 85: 15, not significant
+    significant = _decide(
+        _deformity(pelvic_incidence_deg=95, lumbar_lordosis_deg=70), library, VERSIONS[0]
+    )
+    assert significant[1]["LF-DEFORMITY-SIGNIFICANT"] == "met"
+    small = _decide(
+        _deformity(pelvic_incidence_deg=85, lumbar_lordosis_deg=70), library, VERSIONS[0]
+    )
+    assert small[1]["LF-DEFORMITY-SIGNIFICANT"] == "not_met"
+
+
+# --- 5. a cotinine reported after the request --------------------------------------------------
+
+
+def _cotinine(data: dict[str, Any], value: float, date: str) -> dict[str, Any]:
+    data["nicotine"]["cotinine_ng_ml"] = {
+        "statements": [{"value": value, "source": {"document": "lab_result", "date": date}}]
+    }
+    return data
+
+
+@pytest.mark.parametrize("policy", VERSIONS)
+@pytest.mark.parametrize("date", ["2025-06-21", "2025-09-01"])
+def test_a_positive_cotinine_after_the_request_contradicts_never(
+    date: str, policy: str, library: Library
+) -> None:
+    # domain.md section 3 item 9: conflicting documentation on a deciding fact is not
+    # documented. The late result cannot show what held before the request, so it was left
+    # out and "never" alone met the clause: approved beside a cotinine of 150 ng/mL.
+    data = _cotinine(_example("l4-l5-approvable"), 150, date)
+    determination, statuses = _decide(data, library, policy)
+    assert determination != "medically_necessary"
+    assert statuses["LF-NICOTINE"] == "not_documented"
+
+
+def test_a_late_cotinine_in_the_si_joint_policy(library: Library) -> None:
+    data = _cotinine(_example("si-approvable-unilateral"), 150, "2025-06-21")
+    decision = _review(data, library).lines[0].decision
+    assert decision is not None
+    assert decision.determination.value == "insufficient_documentation"
+    assert {c.id: c.status.value for c in decision.clauses}["SI-NICOTINE"] == "not_documented"
+
+
+@pytest.mark.parametrize(
+    ("nicotine", "value", "date", "expected"),
+    [
+        ({"status": "never"}, 150, "2025-06-19", "not_met"),  # timely: the lab result decides
+        ({"status": "never"}, 150, "2025-06-20", "not_met"),  # the request's day is timely
+        ({"status": "never"}, 5, "2025-06-19", "met"),
+        # a late low cotinine cannot show abstinence before the request either
+        ({"status": "former", "quit_date": "2024-11-01"}, 5, "2025-06-21", "not_documented"),
+        ({"status": "former", "quit_date": "2024-11-01"}, 5, "2025-06-19", "met"),
+    ],
+)
+def test_the_edges_of_a_cotinine_beside_the_request(
+    nicotine: dict[str, str], value: float, date: str, expected: str, library: Library
+) -> None:
+    data = _example("l4-l5-approvable")
+    data["nicotine"].update(nicotine)
+    _cotinine(data, value, date)
+    for policy in VERSIONS:
+        assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
+
+
+# --- 6. numbers kept as stated -----------------------------------------------------------------
+
+
+def _lab_hba1c(data: dict[str, Any], value: float) -> None:
+    data.setdefault("observations", []).append(
+        {
+            "code": {"system": "http://loinc.org", "code": "4548-4"},
+            "value_quantity": {"value": value, "unit": "%"},
+            "effective": "2025-06-10",
+            "source": {"document": "lab_result", "date": "2025-06-10"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(7.99999, "met"), (7.999999999999, "met"), (8.0, "not_met"), (8.000000000001, "not_met")],
+)
+@pytest.mark.parametrize("where", ["history", "lab"])
+def test_an_hba1c_just_below_the_limit_is_below_it(
+    value: float, expected: str, where: str, library: Library
+) -> None:
+    # domain.md section 1: HbA1c < 8.0 %. Facts and rule values were rounded to 4 decimals (to
+    # keep exponent notation from the engine), so 7.99999 became 8.0: a wrong denial.
+    data = _example("diabetic-hba1c-8")
+    if where == "history":
+        data["diabetes"]["hba1c_pct"] = value
+    else:
+        data["diabetes"]["hba1c_pct"] = 7.0
+        _lab_hba1c(data, value)
+    assert _decide(data, library, VERSIONS[0])[1]["LF-DIABETES"] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        (7.99999, 7.99999),
+        (0.0001, 0.0001),
+        (123456.123456789, 123456.123456789),
+        (8.0, 8),  # a whole number goes to the engine as an integer
+        (0.00004, 0),  # written 4e-05, which the engine cannot parse
+        (-0.00006, -0.0001),
+    ],
+)
+def test_the_engine_gets_a_float_as_stated_unless_python_writes_an_exponent(
+    value: float, kept: float
+) -> None:
+    assert number(value) == kept
+    assert "e" not in json.dumps(number(value))
+    assert units.plain(value) == kept
+
+
+# --- 7. two fusion lines, one unstable segment -------------------------------------------------
+
+
+def test_two_fusion_lines_with_one_unstable_segment_offer_that_line(library: Library) -> None:
+    # The policy judges the lines it governs as one operation (domain.md section 3 item 1):
+    # LF-INSTABILITY fails at L3-L4, so neither line is approvable as asked, and the narrower
+    # alternative, L4-L5 on its own line with the other line dropped, is medically necessary:
+    # each line is a candidate for A6 (modified, for the physician reviewer), not denied.
+    data = _example("l4-l5-approvable")
+    _second_line(data, id="fusion-l3", fusion="L3-L4")
+    del data["request"]["lines"][1]["decompression"]
+    review = _review(data, library)
+    assert [line.x12_action for line in review.lines] == ["A6", "A6"]
+    decision = review.lines[0].decision
+    assert decision is not None
+    assert decision.alternative is not None
+    assert decision.alternative.approvable
+    fused = [
+        (x.line, x.segments) for x in decision.alternative.lines if x.procedure == "lumbar_fusion"
+    ]
+    assert fused == [("fusion", ("L4-L5",))]
+
+
+# --- the fresh pass: left open ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-24 review), a wrong APPROVAL: a former smoker who quit on 2025-04-01 "
+    "meets nicotine-free's abstinence route with a cotinine of 5 ng/mL reported in 2023, "
+    "before she quit: a result older than the quit date cannot verify abstinence since it "
+    "(domain.md section 1: cotinine <= 10 ng/mL WITH abstinence >= 6 weeks). The nicotine fact "
+    "carries no date for its cotinine (only its document's, used to leave out a late one). Fix: "
+    "a cotinine date in case.schema.json and facts.schema.json (x-kind date, from the lab "
+    "result's date), and in policies/_shared/nicotine an abstinence route that needs the "
+    "cotinine dated on or after the quit date (an undated one: not documented)",
+)
+def test_a_cotinine_from_before_the_quit_date_does_not_show_abstinence(library: Library) -> None:
+    data = _example("l4-l5-approvable")
+    data["nicotine"] = {"status": "former", "quit_date": "2025-04-01"}
+    _cotinine(data, 5, "2025-06-01")
+    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
+    _cotinine(data, 5, "2023-01-10")
+    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] != "met"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (stop-24 review), a wrong APPROVAL: a former smoker (quit 2025-03-01) with a "
+    "cotinine of 5 ng/mL on 2025-06-01 and one of 150 ng/mL five days after the request meets "
+    "the abstinence route: the late result is left out, although nicotine use after the request "
+    "contradicts abstinence before surgery (domain.md section 1) and conflicting documentation "
+    "is not documented (section 3 item 9). The never-user route already fails beside a late "
+    "cotinine (this stop); the abstinence route cannot, because the policy sees only an "
+    "after_request conflict, not its value, and a late low cotinine must not deny. Fix: keep "
+    "a late cotinine's value in a field of its own (x-as-of-source: 'late_cotinine', say) so "
+    "that policies/_shared/nicotine can make the route unknown beside a late cotinine above "
+    "the limit",
+)
+def test_a_positive_cotinine_after_the_request_contradicts_abstinence(library: Library) -> None:
+    data = _example("l4-l5-approvable")
+    data["nicotine"] = {"status": "former", "quit_date": "2025-03-01"}
+    timely = {"value": 5, "source": {"document": "lab_result", "date": "2025-06-01"}}
+    late = {"value": 150, "source": {"document": "lab_result", "date": "2025-06-25"}}
+    data["nicotine"]["cotinine_ng_ml"] = {"statements": [timely]}
+    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
+    data["nicotine"]["cotinine_ng_ml"] = {"statements": [timely, late]}
+    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "not_documented"
