@@ -108,7 +108,7 @@ def test_the_phase_breakdown_times_every_phase_and_leaves_the_collector_on(
         "validate (case.schema.json)",
         "normalise (facts, the case)",
         "api.facts_for",
-        "records.provenance (the case hash)",
+        "records.case_digest (the case hash)",
         "api.evaluate (engine, assembly and the two above)",
         "render the decision (JSON)",
         "encode the JSON line",

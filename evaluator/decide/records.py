@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import operator
 import os
 import uuid
 import weakref
@@ -48,6 +49,9 @@ def _fact_id(fact: Mapping[str, Any]) -> str:
     return str(fact["id"])
 
 
+_BY_ID = operator.itemgetter("id")
+
+
 # id(case) -> (the case, weakly; its case_sha256). A Case is frozen and so is each of its facts
 # (fields a read-only mapping of str, int, float or bool), so a case's hash never changes: it
 # is worked out once per Case object, for every policy that judges the case. The entry goes
@@ -70,7 +74,8 @@ def case_digest(case: Case, fact_dicts: list[dict[str, Any]] | None = None) -> s
         # fact_dicts hands out copies already: no second copy (case_sha256 copies what it is
         # given)
         fact_dicts = case.fact_dicts()
-    digest = canonical_sha256(sorted(fact_dicts, key=_fact_id))
+    # A case's fact ids are text (`facts.Fact`): sorted by them as they are, with no call a fact
+    digest = canonical_sha256(sorted(fact_dicts, key=_BY_ID))
 
     def forget(ref: weakref.ref[Case]) -> None:
         if _DIGESTS.get(key, (None, ""))[0] is ref:

@@ -9,7 +9,8 @@ the standard library (tests/test_jsontext.py compares the two on arbitrary docum
 - floats below 1e-4 or from 1e16 in magnitude, which `repr` writes with an exponent and orjson
   sometimes otherwise (`1e-05` and `0.00001`, `1.5e-07` and `1.5e-7`). Every such float shows in
   orjson's text as a digit before `e+` or `e-`, or as `0.0000` (tests/test_jsontext.py checks
-  the boundaries and random floats); a text with either, even inside a string, is written again.
+  the boundaries and random floats); a text with a digit before an `e` or `E` (whatever
+  follows), or with a digit, a point and four digits, even inside a string, is written again.
 - what orjson refuses: integers beyond 64 bits, lone surrogates, keys that are not strings,
   nesting deeper than 255, and any subclass of a JSON type (passed through to `_refuse`), whose
   text the standard library decides, or refuses with its own error.
@@ -30,14 +31,16 @@ import orjson
 __all__ = ["canonical_json"]
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
-# The shape of a number: every digit 0, e and E an e, signs and points kept, the rest a space.
+# The shape of a number: every digit 0, e and E an e, points kept, the rest a space. Signs are
+# spaces too: a digit before an e is enough to write a text again (whatever follows it), so
+# two searches do what three did (a bench case's facts: 77,000 instructions, not 82,000).
 _NUMBER_SHAPE = bytes(
     ord("0")
     if chr(byte) in "0123456789"
     else ord("e")
     if chr(byte) in "eE"
     else byte
-    if chr(byte) in "+-."
+    if chr(byte) == "."
     else ord(" ")
     for byte in range(256)
 )
@@ -53,7 +56,7 @@ def canonical_json(data: Any) -> bytes:
     if b"null" in text:  # perhaps a NaN or an infinity, which orjson writes as null
         return _standard(data)
     shape = text.translate(_NUMBER_SHAPE)
-    if b"0e+" in shape or b"0e-" in shape or b"0.0000" in shape:
+    if b"0e" in shape or b"0.0000" in shape:
         return _standard(data)
     return text
 
