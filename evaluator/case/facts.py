@@ -64,7 +64,8 @@ LINE_PARTS = {
     "pelvic_fixation": "pelvic_fixation",
     "planned_resection": "resections",
 }
-_INHERITED = "standing full_length"  # alignment fields that belong to the study
+_INHERITED = "date standing full_length"  # alignment fields that belong to the study
+_DATED = "date"  # the study's date on each of its flexion-extension measurements
 _QUOTE_CHARS = 80
 _MAX_DEPTH = 8  # case sections nest two or three levels; deeper means a $ref cycle
 _NO_DEFAULT = object()
@@ -667,8 +668,9 @@ class _Builder:
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
+            dated = self.mapped(study, pointer, _DATED)
             segments = [
-                (item, item_at, [own, *performed, *self.mapped(item, item_at, _DYNAMIC)])
+                (item, item_at, [own, *dated, *performed, *self.mapped(item, item_at, _DYNAMIC)])
                 for item, item_at in _items(views.get("segments"), f"{at}/segments")
             ]
             stated = [given for _, _, fields in segments for given in fields] or performed

@@ -61,6 +61,7 @@ from evaluator.language.conditions import (
     Distinct,
     Every,
     Exists,
+    Latest,
     NOf,
     Not,
     Op,
@@ -68,6 +69,7 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
+    Undecided,
     WhereEq,
     WhereItem,
     WhereOneOf,
@@ -330,6 +332,11 @@ class Lowering:
             children = (f"{node_id}/0",)
             child_stage = self.node(cond.part, scope, children[0])
             stage = self.unary(cond, node_id, children[0], child_stage, scope)
+        elif isinstance(cond, Latest):
+            children = (f"{node_id}/0",)
+            stage = self.latest(cond, scope, node_id)
+        elif isinstance(cond, Undecided):
+            stage = self.undecided(scope, node_id)
         else:
             stage = self.quantifier(cond, scope, node_id)
             children = (f"{node_id}/0",)
@@ -928,6 +935,34 @@ class Lowering:
                 EmitValue(VAL, node_id, after, scope.keys),
                 node_id,
             )
+        return stage
+
+    def latest(self, cond: Latest, scope: Scope, node_id: str) -> int:
+        """`latest` takes its expansion's value (conditions.latest_expansion), so that the
+        node a rendering or the evidence reads is the author's `latest`."""
+        child = f"{node_id}/0"
+        # Node by node: folded, the requirement's tests on the bound fact (a measurement with
+        # its qualitative words, three times over) passed the engine's 32 tests on one fact,
+        # and the whole policy fell back to the per-node lowering.
+        fold, self.fold = self.fold, None
+        try:
+            expansion = self.node(cond.expansion, scope, child)
+        finally:
+            self.fold = fold
+        stage = max(expansion, self.anchor_stage(scope)) + 1
+        for value in (F, U, T):
+            self.emit(
+                stage,
+                [*self.anchors(scope), self.value_pattern("c", (child,), (value,), scope)],
+                EmitValue(VAL, node_id, value, scope.keys),
+                node_id,
+            )
+        return stage
+
+    def undecided(self, scope: Scope, node_id: str) -> int:
+        """Unknown for every combination of the bound facts (`Undecided`)."""
+        stage = self.anchor_stage(scope) + 1
+        self.emit(stage, self.anchors(scope), EmitValue(VAL, node_id, U, scope.keys), node_id)
         return stage
 
     def unsettled(
