@@ -149,3 +149,25 @@ def test_a_by_that_is_no_date_field_is_refused_at_by(by: str, code: str, tmp_pat
     problems = {(p.code, p.location.line) for p in raised.value.problems}
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if '"by"' in text)
     assert (code, line) in problems
+
+
+def test_a_scope_on_a_field_the_records_may_dispute_is_refused(tmp_path: Path) -> None:
+    # Such a scope takes the facts that may pass its `where`, each unknown (`Lowering.gated`):
+    # `latest` leaves it out rather than fail open on a disputed fact, and says where.
+    disputed = {
+        "latest": {
+            "fact": "symptom",
+            "as": "pain",
+            "where": {"concordant": True},
+            "by": "onset",
+            "require": {"fact": "pain", "field": "kind", "equals": "radicular_pain"},
+        }
+    }
+    path = tmp_path / "policies" / "p" / "1.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(document([clause("Q-LATEST", disputed)]), indent=1))
+    with pytest.raises(PolicyError) as raised:
+        compile_policy(load_policy(path))
+    (problem,) = raised.value.problems
+    assert problem.code == "disputed_latest"
+    assert problem.location.pointer == "/sections/0/clauses/0/requires/latest/where"
