@@ -22,6 +22,7 @@ from evaluator.errors import Collector, Location
 from evaluator.language import describe
 from evaluator.language.conditions import (
     CONDITION_KEYS,
+    INTERNAL,
     LEVEL_OPS,
     OP_SYMBOLS,
     THRESHOLD_OPS,
@@ -124,6 +125,14 @@ KEY_SAMPLES: dict[str, dict[str, Any]] = {
             "require": {"fact": "seg", "field": "upper", "above": "L1"},
         }
     },
+    "latest": {
+        "latest": {
+            "fact": "alignment",
+            "as": "films",
+            "by": "date",
+            "require": {"fact": "films", "field": "cobb", "at_least": {"value": 30, "unit": "deg"}},
+        }
+    },
     "exists": {"exists": {"fact": "red_flag", "where": {"kind": "tumour"}}},
     "clause": {"clause": "LF-URGENT", "is": "met"},
     "policy": {"policy": "si-joint-fusion", "is": "medically_necessary"},
@@ -221,7 +230,9 @@ def test_samples_are_schema_valid(data):
 
 def test_samples_cover_every_condition_class():
     produced = {type(parse(d)) for d in [*OP_SAMPLES.values(), *KEY_SAMPLES.values()]}
-    assert produced == set(typing.get_args(Condition))
+    # an internal node is made only inside another's expansion, never parsed on its own
+    assert produced == set(typing.get_args(Condition)) - set(INTERNAL)
+    assert {type(n) for d in KEY_SAMPLES.values() for n in walk(parse(d))} >= set(INTERNAL)
 
 
 @pytest.mark.parametrize("op", list(Op), ids=[op.value for op in Op])

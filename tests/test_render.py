@@ -86,6 +86,17 @@ def test_text_report_evidence_reads_as_words(founding: Any, report: str) -> None
         assert raw not in report
 
 
+def test_a_clause_with_no_evidence_says_so_rather_than_an_empty_heading(report: str) -> None:
+    """LF-FUNCTIONAL-IMPAIRMENT has no ODI and no limitation on record: no evidence lines, no
+    source. The report printed a bare "Evidence:" heading with nothing under it."""
+    lines = report.splitlines()
+    for at, line in enumerate(lines):
+        if line.strip() == "Evidence:":
+            assert lines[at + 1].lstrip().startswith(("- [", "- source:")), lines[at : at + 2]
+    clause = report[position(report, "LF-FUNCTIONAL-IMPAIRMENT:") :]
+    assert clause.index("Evidence: none in the records reviewed.") < clause.index("References:")
+
+
 def test_text_report_cites_only_references_it_shows(founding: Any) -> None:
     inapplicable = next(c for c in founding.clauses if c.status is Status.NOT_APPLICABLE)
     decision = dataclasses.replace(

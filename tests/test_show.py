@@ -62,9 +62,9 @@ def test_every_clause_appears_with_its_title(policy: Policy) -> None:
         "physical therapy: duration is at least 6 weeks (setting physical_therapy_minimum)",
         "physical therapy: end is at most 12 months (setting physical_therapy_recency) before"
         " the request",
-        "alignment (standing: yes; full length: yes): sagittal vertical axis (SVA) is more than"
-        " 50 mm",
-        "alignment (standing: yes; full length: yes): Cobb angle is at least 30 degrees",
+        "the latest alignments (standing: yes; full length: yes) by date",
+        "the alignment: sagittal vertical axis (SVA) is more than 50 mm",
+        "the alignment: Cobb angle is at least 30 degrees",
         "pelvic incidence (PI) minus lumbar lordosis (LL) is more than 20 degrees",
         "nicotine: cotinine is at most 10 ng/mL",
         "diabetes: HbA1c is less than 8 % (setting hba1c_limit)",

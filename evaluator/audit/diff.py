@@ -31,10 +31,11 @@ from evaluator.language.conditions import (
     Count,
     Every,
     Exists,
+    Latest,
     Some,
     Threshold,
-    children,
     walk,
+    written,
 )
 from evaluator.language.describe import (
     field_label,
@@ -91,7 +92,7 @@ def canon(value: Any) -> Any:
                 if f.name in _SETS
                 else canon(getattr(value, f.name))
                 for f in dataclasses.fields(value)
-                if f.name not in ("pointer", "section", "setting")
+                if f.name not in ("pointer", "section", "setting", "expansion")
             ),
         )
     if isinstance(value, Mapping):
@@ -135,7 +136,7 @@ def condition_changes(old: Condition | None, new: Condition | None) -> list[str]
     if isinstance(old, Compare) and isinstance(new, Compare):
         return _compare_changes(old, new)
     if type(old) is type(new):
-        a, b = list(children(old)), list(children(new))
+        a, b = list(written(old)), list(written(new))
         if not a and not b:
             return [f"{leaf_text(old)} -> {leaf_text(new)}"]
         here = [] if same(_shell(old), _shell(new)) else [f"{head_text(old)} -> {head_text(new)}"]
@@ -153,7 +154,7 @@ def condition_changes(old: Condition | None, new: Condition | None) -> list[str]
 def _line(condition: Condition) -> str:
     """The condition in one line, each compound's parts in brackets after its head: flattened
     to its leaves it would read `any of (none of (A), B)` as `A; B`."""
-    parts = children(condition)
+    parts = written(condition)
     if not parts:
         return leaf_text(condition)
     return f"{head_text(condition).removesuffix(':')} ({'; '.join(_line(p) for p in parts)})"
@@ -165,7 +166,9 @@ def _shell(condition: Condition) -> Any:
         return type(condition).__name__
     fields = [f.name for f in dataclasses.fields(condition)]
     return tuple(
-        canon(getattr(condition, n)) for n in fields if n not in ("parts", "part", "require")
+        canon(getattr(condition, n))
+        for n in fields
+        if n not in ("parts", "part", "require", "expansion")
     )
 
 
@@ -437,7 +440,7 @@ def _reads(condition: Condition | None) -> tuple[set[str], set[str]]:
     for node in walk(condition) if condition is not None else []:
         if isinstance(node, Compare | Exists):
             facts.add(node.fact)
-        elif isinstance(node, Every | Some | Count):
+        elif isinstance(node, Every | Some | Count | Latest):
             facts.add(node.binding.fact)
         elif isinstance(node, ClauseIs):
             clauses.add(node.clause)

@@ -22,11 +22,13 @@ from evaluator.language.conditions import (
     Distinct,
     Every,
     Exists,
+    Latest,
     NOf,
     Not,
     PolicyIs,
     Some,
     Truth,
+    Undecided,
     WhereItem,
     WhereSameAs,
 )
@@ -128,6 +130,13 @@ class _Reach:
             return frozenset(found)
         if isinstance(cond, All | AnyOf | NOf):
             return self.combination(cond, scope)
+        if isinstance(cond, Undecided):
+            return frozenset({U})
+        if isinstance(cond, Latest):
+            # true or false as the latest facts' requirement can be; unknown always (none, a
+            # disagreement on one day, an order not documented)
+            inner = self.values(cond.require, {**scope, cond.binding.alias: cond.binding.fact})
+            return frozenset({U} | (inner & {T, F}))
         return self.quantifier(cond, scope)
 
     def combination(self, cond: All | AnyOf | NOf, scope: Mapping[str, str]) -> frozenset[Truth]:

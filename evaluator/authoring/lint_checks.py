@@ -196,6 +196,7 @@ for _code, _text in (
     ("not_a_side", "a `same_side_as` on a field whose values are not left, right, bilateral"),
     ("unbound_time", "the time between two facts where the compared fact is not bound"),
     ("optional_join", "a `same_as` reads a field its bound fact need not carry (compile/joins.py)"),
+    ("disputed_latest", "a `latest` whose `where` tests a field the records may dispute"),
 ):
     _register(_code, Severity.ERROR, _text, Origin.COMPILER)
 

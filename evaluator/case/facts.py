@@ -65,6 +65,7 @@ LINE_PARTS = {
     "planned_resection": "resections",
 }
 _INHERITED = "standing full_length"  # alignment fields that belong to the study
+_DATED = "date"  # the study's date on its alignment and each flexion-extension measurement
 _QUOTE_CHARS = 80
 _MAX_DEPTH = 8  # case sections nest two or three levels; deeper means a $ref cycle
 _NO_DEFAULT = object()
@@ -664,11 +665,16 @@ class _Builder:
             views, study = self.leave_out_measured(study, pointer, views, own, unseen)
             if unseen[1] == "after_request":
                 return  # nothing a study taken after the request reports shows anything
+        # The study's date orders its measurements against other studies' (`latest`); one
+        # (possibly) after the request is left out of the study with a conflict of its own, and
+        # its measurements are undated rather than flagged a second time.
+        late = self.late_date(study.get("date"), "study") is not None
+        dated = [] if late else self.mapped(study, pointer, _DATED)
         if views is not None:
             said = views.get("source", source)
             performed = self.mapped(views, at, "performed")
             segments = [
-                (item, item_at, [own, *performed, *self.mapped(item, item_at, _DYNAMIC)])
+                (item, item_at, [own, *dated, *performed, *self.mapped(item, item_at, _DYNAMIC)])
                 for item, item_at in _items(views.get("segments"), f"{at}/segments")
             ]
             stated = [given for _, _, fields in segments for given in fields] or performed
@@ -683,7 +689,7 @@ class _Builder:
             alignment, at = study["alignment"], f"{pointer}/alignment"
             # Whether the films were standing and full-length is a property of the study.
             inherited = self.mapped(study, pointer, _INHERITED)
-            fields = [own, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
+            fields = [own, *dated, *inherited, *self.mapped(alignment, at, _ALIGNMENT)]
             if not self.restated_late("alignment", fields, alignment, at, study):
                 self.emit("alignment", fields, alignment.get("source", source))
 

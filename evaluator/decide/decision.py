@@ -33,6 +33,7 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
+    Undecided,
 )
 from evaluator.language.describe import choice_text, leaf_text, words
 from evaluator.language.dictionary import FactType, with_derived
@@ -525,7 +526,7 @@ class _Plan:
     def _node(self, node_id: str) -> _NodePlan:
         node = self.nodes[node_id]
         cond: Condition = node.condition
-        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct):
+        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct | Undecided):
             return self._leaf(node, cond)
         if isinstance(cond, Every | Some | Count):
             # A count is decided by its true children (true) or all the rest (otherwise).
@@ -539,7 +540,7 @@ class _Plan:
         return _NodePlan(False, False, node.children, deciding)
 
     def _leaf(
-        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct
+        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct | Undecided
     ) -> _NodePlan:
         fields: tuple[str, ...] = ()
         other: tuple[tuple[int, ...], str] | None = None

@@ -247,6 +247,34 @@ class Count:
     note: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The facts of the latest date decide: true when every fact that may be the latest (by
+    its date field `by`) meets `require`, false when every one fails it, otherwise unknown
+    (domain rule 9: two of one day that disagree, or an undated one that may be the latest,
+    are conflicting documentation; none at all is not documented).
+
+    `expansion` is the same condition in the other operators (`latest_expansion`), which the
+    compiler lowers and the walkers descend into; renderings read the fields above.
+    """
+
+    binding: Binding
+    by: str
+    require: Condition
+    pointer: str
+    expansion: Condition
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Undecided:
+    """Unknown, always: what `latest` adds where the facts of its latest date disagree. Never
+    written by an author (no schema entry); only `latest_expansion` makes one."""
+
+    pointer: str
+    note: str | None = None
+
+
 Condition: TypeAlias = (
     Compare
     | Exists
@@ -261,7 +289,11 @@ Condition: TypeAlias = (
     | Every
     | Some
     | Count
+    | Latest
+    | Undecided
 )
+# Nodes only the parser makes, never a policy's own key.
+INTERNAL = (Undecided,)
 
 # The operator keys a condition object may have, in the order parse_condition tries them.
 CONDITION_KEYS = (
@@ -273,6 +305,7 @@ CONDITION_KEYS = (
     "every",
     "some",
     "count",
+    "latest",
     "exists",
     "clause",
     "policy",
@@ -348,6 +381,12 @@ def parse_condition(
         binding = parse_binding(body, f"{pointer}/count")
         require = parse_condition(body["require"], f"{pointer}/count/require", settings)
         return Count(binding, require, body["at_least"], pointer, note)
+    if "latest" in data:
+        body = data["latest"]
+        binding = parse_binding(body, f"{pointer}/latest")
+        require = parse_condition(body["require"], f"{pointer}/latest/require", settings)
+        expansion = latest_expansion(binding, body["by"], require, f"{pointer}/latest")
+        return Latest(binding, body["by"], require, pointer, expansion, note)
     if "exists" in data:
         body = data["exists"]
         return Exists(body["fact"], parse_where(body.get("where")), pointer, note)
@@ -383,15 +422,63 @@ def parse_condition(
     )
 
 
+def latest_expansion(binding: Binding, by: str, require: Condition, pointer: str) -> Condition:
+    """Return `latest` in the other operators, Kleene throughout:
+
+        every fact: (a later-dated fact of the scope exists) or require        (E)
+        or: (some fact: no later-dated fact and require) and undecided         (S and U)
+
+    E is true when every fact that may be the latest meets `require`; where it is not, S says
+    whether one of them does, so that a day whose facts disagree is unknown, never the
+    favourable one, and where none does the value is false. A rival's or the fact's own date
+    that is not documented, or a month that may fall either side, leaves "later" unknown, so
+    an undated fact that disagrees leaves the whole unknown, and one that agrees changes
+    nothing. The rival is bound as `<as>__later` (an author's own name for it is reported as
+    `alias_reused`)."""
+    alias = binding.alias
+    rival = Binding(binding.fact, f"{alias}__later", binding.where, binding.pointer)
+    later = Some(
+        rival,
+        All(
+            (
+                Distinct((alias, rival.alias), pointer),
+                Compare(
+                    rival.alias,
+                    by,
+                    Op.AFTER,
+                    Threshold(1, "days"),
+                    (),
+                    f"{pointer}/by",
+                    of=f"{alias}.{by}",
+                ),
+            ),
+            pointer,
+        ),
+        pointer,
+    )
+    every = Every(binding, AnyOf((later, require), pointer), pointer)
+    some = Some(binding, All((Not(later, pointer), require), pointer), pointer)
+    return AnyOf((every, All((some, Undecided(pointer)), pointer)), pointer)
+
+
 def children(condition: Condition) -> tuple[Condition, ...]:
-    """Return the direct sub-conditions of a node (none for leaves)."""
+    """Return the direct sub-conditions of a node (none for leaves); a `latest` node's one
+    child is its expansion."""
     if isinstance(condition, All | AnyOf | NOf):
         return condition.parts
     if isinstance(condition, Not | Demonstrated):
         return (condition.part,)
     if isinstance(condition, Every | Some | Count):
         return (condition.require,)
+    if isinstance(condition, Latest):
+        return (condition.expansion,)
     return ()
+
+
+def written(condition: Condition) -> tuple[Condition, ...]:
+    """Return the sub-conditions as the author wrote them: a `latest` node's `require` rather
+    than its expansion (for renderings and diffs)."""
+    return (condition.require,) if isinstance(condition, Latest) else children(condition)
 
 
 def walk(condition: Condition) -> list[Condition]:

@@ -17,6 +17,7 @@ from evaluator.language.conditions import (
     Distinct,
     Every,
     Exists,
+    Latest,
     NOf,
     Not,
     Op,
@@ -24,11 +25,12 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
+    Undecided,
     WhereEq,
     WhereItem,
     WhereOneOf,
     WhereSameAs,
-    children,
+    written,
 )
 from evaluator.read import schemas
 
@@ -302,6 +304,8 @@ def leaf_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
         if len(kinds) == 1 and "" not in kinds:
             return f"{listed} are different {fact_label(kinds.pop())}s"
         return f"{listed} are different facts"
+    if isinstance(condition, Undecided):
+        return "the latest ones disagree, or their order is not documented (not documented)"
     return head_text(condition, aliases=aliases)
 
 
@@ -349,6 +353,13 @@ def head_text(condition: Condition, *, aliases: Aliases | None = None) -> str:
         b = condition.binding
         noun = _binding_text(b.fact, b.where, b.alias, aliases, plural=condition.at_least != 1)
         return f"at least {condition.at_least} {noun} such that:"
+    if isinstance(condition, Latest):
+        b = condition.binding
+        noun = _binding_text(b.fact, b.where, b.alias, aliases, plural=True)
+        return (
+            f"the latest {noun} by {field_label(condition.by)} (a later one supersedes an "
+            "earlier one; ones of the same day that disagree are not documented):"
+        )
     return leaf_text(condition, aliases=aliases)
 
 
@@ -361,9 +372,9 @@ def outline(condition: Condition, indent: int = 0, *, aliases: Aliases | None = 
 
     With `aliases` (possibly empty), bound facts are named by their type ("the fused segment").
     """
-    if aliases is not None and isinstance(condition, Every | Some | Count):
+    if aliases is not None and isinstance(condition, Every | Some | Count | Latest):
         aliases = {**aliases, condition.binding.alias: condition.binding.fact}
     lines = ["  " * indent + "- " + head_text(condition, aliases=aliases) + _note(condition)]
-    for child in children(condition):
+    for child in written(condition):
         lines.extend(outline(child, indent + 1, aliases=aliases))
     return lines

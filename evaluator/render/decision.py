@@ -255,7 +255,12 @@ def _failed(clause: ClauseResult) -> Iterable[Node]:
     if clause.finding or clause.rationale:
         yield Node("p", clause.finding or clause.rationale or "", 3)
     lines = evidence_lines(clause)
-    yield Node("p", "Evidence:", 3)
+    found = sources(clause)[:3]
+    if not lines and not found:
+        # a heading with nothing under it reads as a fault in the report, not as the finding
+        yield Node("p", "Evidence: none in the records reviewed.", 3)
+    else:
+        yield Node("p", "Evidence:", 3)
     for line in lines[:MAX_EVIDENCE_LINES]:
         bound = f"for {line.binding}: " if line.binding else ""
         yield Node("li", f"{TAG}{line.answer}{ENDTAG} {bound}{line.condition}", 4)
@@ -265,7 +270,7 @@ def _failed(clause: ClauseResult) -> Iterable[Node]:
         hidden = len(lines) - MAX_EVIDENCE_LINES
         more = "finding is" if hidden == 1 else "findings are"
         yield Node("li", f"{hidden} further {more} listed in the notice (--format html)", 4)
-    for src in sources(clause)[:3]:
+    for src in found:
         document, _, rest = src.partition(" ")  # `clinic_note 2025-05 "quote"`
         yield Node("li", f"source: {words(document)} {rest}".rstrip(), 4)
     if clause.citations:
