@@ -5,7 +5,10 @@
 A case holds at most 50 lines (case.schema.json), so the larger cases are built as facts: the
 founding case's line facts and the facts attached to its lines (segments, pelvic fixation) are
 repeated under new line ids, and each shipped policy's program runs on all of them in the engine
-(no schema validation, no decision assembly: the engine's own cost). It reports CPU seconds
+(no schema validation, no decision assembly: the engine's own cost). A case cannot repeat a
+segment on two lines of one kind (`duplicate_segment`); here every line's segments stay on the
+documented disease, so each does the whole of the founding line's work (tests/test_line_cost.py
+counts firings on lines of distinct segments, as a case gives them). It reports CPU seconds
 (process time: the machine may be shared), rule firings and milliseconds per line, and exits 1
 when the cost per line at the largest size is more than `TARGET` times the cost per line at
 the cap (docs/robustness.md, "Cost in service lines").

@@ -561,6 +561,118 @@ def test_duplicate_ids():
     ]
 
 
+def _lines(*lines: dict[str, Any]) -> dict[str, Any]:
+    data = minimal()
+    data["request"]["lines"] = [{"id": f"l{i}", **line} for i, line in enumerate(lines)]
+    return data
+
+
+FUSION, DECOMPRESSION = "lumbar_fusion", "lumbar_decompression"
+SI, OTHER = "si_joint_fusion", "other"
+
+
+@pytest.mark.parametrize(
+    ("lines", "pointer"),
+    [
+        # a decompression the fusion line names, repeated by a second fusion line's
+        (
+            [
+                {"procedure": FUSION, "fusion": "L4-L5", "decompression": "L3-L5"},
+                {"procedure": FUSION, "fusion": "L2-L3", "decompression": "L2-L4"},
+            ],
+            "/request/lines/1/decompression",
+        ),
+        # a list of ranges reaching an earlier line's segment
+        (
+            [
+                {"procedure": DECOMPRESSION, "decompression": "L4-L5"},
+                {"procedure": DECOMPRESSION, "decompression": ["L1-L2", "L4-S1"]},
+            ],
+            "/request/lines/1/decompression",
+        ),
+        # a line without a side takes both sides of its segment
+        (
+            [
+                {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "left"},
+                {"procedure": DECOMPRESSION, "decompression": "L4-L5"},
+            ],
+            "/request/lines/1/decompression",
+        ),
+        (
+            [{"procedure": SI, "side": "bilateral"}, {"procedure": SI, "side": "left"}],
+            "/request/lines/1/side",
+        ),
+        ([{"procedure": SI}, {"procedure": SI, "side": "right"}], "/request/lines/1/side"),
+        ([{"procedure": SI, "side": "left"}, {"procedure": SI}], "/request/lines/1"),
+        # a line of kind `other` is routed, so certified, by its CPT codes
+        (
+            [
+                {"procedure": OTHER, "cpt": ["22612"], "fusion": "L4-L5"},
+                {"procedure": OTHER, "cpt": ["22612", "22840"], "fusion": "L4-L5"},
+            ],
+            "/request/lines/1/fusion",
+        ),
+    ],
+)
+def test_a_segment_or_joint_requested_twice_for_one_kind(
+    lines: list[dict[str, Any]], pointer: str
+) -> None:
+    error = case_error(_lines(*lines))
+    [(code, at, message)] = [(p.code, p.location.pointer, p.message) for p in error.problems]
+    assert (code, at) == ("duplicate_segment", pointer)
+    assert 'as line "l0" (/request/lines/0)' in message
+
+
+def test_each_line_repeating_a_segment_is_reported() -> None:
+    # the second line repeats L4-L5 of the first; the third, L5-S1 of the second
+    error = case_error(
+        _lines(
+            {"procedure": FUSION, "fusion": "L4-L5"},
+            {"procedure": FUSION, "fusion": "L4-S1"},
+            {"procedure": FUSION, "fusion": "L5-S1"},
+            {"procedure": FUSION, "fusion": "L5-L4"},
+            {"procedure": FUSION, "fusion": "L5-L4"},  # unreadable levels: no segment repeated
+        )
+    )
+    assert [(p.code, p.location.pointer) for p in error.problems] == [
+        ("duplicate_segment", "/request/lines/1/fusion"),
+        ("duplicate_segment", "/request/lines/2/fusion"),
+        ("bad_range", "/request/lines/3/fusion"),
+        ("bad_range", "/request/lines/4/fusion"),
+    ]
+    assert 'line "l1" (/request/lines/1)' in error.problems[1].message
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # different kinds on one segment: the founding case and the two-line examples
+        [
+            {"procedure": DECOMPRESSION, "decompression": "L4-L5"},
+            {"procedure": FUSION, "fusion": "L4-L5", "decompression": "L4-L5"},
+        ],
+        [{"procedure": FUSION, "fusion": "L4-L5"}, {"procedure": FUSION, "fusion": "L5-S1"}],
+        [
+            {"procedure": FUSION, "fusion": "L4-L5"},
+            {"procedure": FUSION, "decompression": "L4-L5", "fusion": "L5-S1"},
+        ],
+        [{"procedure": SI, "side": "left"}, {"procedure": SI, "side": "right"}],
+        [
+            {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "left"},
+            {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "right"},
+        ],
+        [
+            {"procedure": OTHER, "cpt": ["63650"], "decompression": "L4-L5"},
+            {"procedure": OTHER, "cpt": ["22612"], "decompression": "L4-L5"},
+        ],
+        [{"procedure": OTHER}, {"procedure": OTHER}],
+    ],
+)
+def test_lines_that_share_no_segment_of_one_kind(lines: list[dict[str, Any]]) -> None:
+    found = case_from_data(_lines(*lines), "inline.json").facts
+    assert len(of_type(found, "line")) == len(lines)
+
+
 # --- determinism -------------------------------------------------------------------------------
 
 _levels = st.sampled_from(LEVELS[17:26])  # T11 .. S3

@@ -153,19 +153,6 @@ def _second_line(data: dict[str, Any], **line: Any) -> None:
     lines.append({**copy.deepcopy(lines[0]), "id": "second", **line})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-24 review), a wrong APPROVAL: the same segment (or SI joint) requested on "
-    "two service lines is certified on each (A1 twice for one L4-L5 fusion). Each line is "
-    "certified on its own (domain.md section 4) and the lines of a case are one operation "
-    "(section 3 item 1), so which line is meant only the requester can say: a located input "
-    "error (exit 2, `duplicate_segment` at the second line's key). The check itself is a few "
-    "lines in evaluator/case/facts.py (`_Builder.line`, per line key and per paired joint of a "
-    "procedure) and was written and reverted this stop: tests/test_line_cost.py, "
-    "tests/test_time_and_sides.py (many SI lines), benchmarks/lines.py and "
-    "tests/hostile/cases/service-lines-50.json build their many-line cases by repeating the "
-    "same lines, and must first be re-based on distinct segments",
-)
 @pytest.mark.parametrize(
     ("example", "line", "pointer"),
     [

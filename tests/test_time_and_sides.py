@@ -414,8 +414,9 @@ def _scale_case(blocks: int, lines: int) -> dict[str, Any]:
         for i in range(blocks)
     ]
     template = data["request"]["lines"][0]
+    # A case requests each joint once (`duplicate_segment`): at most a line per side.
     data["request"]["lines"] = [
-        {**template, "id": f"si-{i}", "side": sides[i % 3], "same_day": False} for i in range(lines)
+        {**template, "id": f"si-{side}", "side": side, "same_day": False} for side in sides[:lines]
     ]
     # The lines fuse both joints, and each joint needs its own pain and tests (stop 22): the
     # example's right-sided records are recorded on both sides here.
@@ -424,7 +425,7 @@ def _scale_case(blocks: int, lines: int) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("blocks", "lines"), [(60, 1), (40, 12)])
+@pytest.mark.parametrize(("blocks", "lines"), [(60, 1), (40, 2)])
 def test_many_blocks_and_lines_do_not_crash_the_engine(blocks, lines):
     result = subprocess.run(
         [sys.executable, "-c", SCALE],

@@ -64,6 +64,8 @@ LINE_PARTS = {
     "pelvic_fixation": "pelvic_fixation",
     "planned_resection": "resections",
 }
+# The joints of a paired structure a line's side names (case.schema.json `side`).
+_JOINTS = {"left": ("left",), "right": ("right",), "bilateral": ("left", "right")}
 _INHERITED = "standing full_length"  # alignment fields that belong to the study
 _DATED = "date"  # the study's date on its alignment and each flexion-extension measurement
 _QUOTE_CHARS = 80
@@ -148,7 +150,8 @@ def build(document: Document) -> Normalised:
     Raises ``CaseError`` with every problem the schema cannot catch, each located in the
     document: ``unknown_level`` (e.g. L6), ``bad_range`` (a range or segment written caudal
     first, or a segment whose levels are not adjacent), ``bad_date`` (an impossible date, an end
-    before its start, an unusable duration), ``duplicate_id`` (two lines or studies, one id).
+    before its start, an unusable duration), ``duplicate_id`` (two lines or studies, one id),
+    ``duplicate_segment`` (a motion segment or joint on two lines of one procedure kind).
     """
     return _Builder(document).run()
 
@@ -493,6 +496,8 @@ class _Builder:
             None if self.request is None else self.request.text,
             None if self.service is None else self.service.text,
         )
+        # What each earlier line requested (`requested`): the line's id and pointer per claim.
+        self.claimed: dict[tuple[Any, ...], tuple[str, str]] = {}
 
     def run(self) -> Normalised:
         request = self.data["request"]
@@ -563,6 +568,7 @@ class _Builder:
             fields += [("upper", top.name, pointer), ("lower", bottom.name, pointer)]
         fields.append(("pelvic_fixation", "pelvic_fixation" in line, pointer))
         self.emit("line", fields, source)
+        self.requested(line, pointer, segments)
         own = ("line", line["id"], f"{pointer}/id")
         for key, fact_type in _RANGES.items():
             for s in segments[key]:
@@ -576,6 +582,44 @@ class _Builder:
         for item, at in _items(line.get("resections"), f"{pointer}/resections"):
             fields = [own, *self.mapped(item, at, _RESECTION)]
             self.emit("planned_resection", fields, item.get("source", source))
+
+    def requested(
+        self, line: Mapping[str, Any], pointer: str, segments: Mapping[str, list[Segment]]
+    ) -> None:
+        """Add a ``duplicate_segment`` problem when the line requests a motion segment or joint
+        that an earlier line of its procedure kind requested (one problem per line)."""
+        # Each line is certified on its own and the lines are one operation, so one segment
+        # on two lines would be certified twice, and which line is meant only the requester
+        # can say. Lines of different kinds (a decompression beside a fusion) share segments.
+        kind: tuple[Any, ...] = (line["procedure"],)
+        if line["procedure"] == "other":  # routed by CPT code (api.governs): the code is the kind
+            if not line.get("cpt"):
+                return  # no policy governs it, and two may be any two procedures
+            kind += (line["cpt"][0],)
+        # A side names the joints of a paired structure; a line without one takes them all.
+        joints = _JOINTS.get(line.get("side", "bilateral"), ())
+        side_at = f"{pointer}/side" if "side" in line else pointer
+        claims = [
+            ((*kind, key, s.name, joint), f"{pointer}/{key}", f"{s.name} ({key})")
+            for key in _RANGES
+            for s in segments[key]
+            for joint in joints
+        ]
+        if not any(key in line for key in _RANGES):  # bad levels are their own problem
+            claims = [((*kind, "side", j), side_at, f"the {j} joint") for j in joints]
+        repeated = next((c for c in claims if c[0] in self.claimed), None)
+        if repeated is not None:
+            claim, at, what = repeated
+            first, first_at = self.claimed[claim]
+            message = (
+                f'service line "{line["id"]}" requests {what} for {line["procedure"]}, '
+                f'as line "{first}" ({first_at}) does: request each segment or joint once'
+            )
+            self.problems.add("duplicate_segment", message, self.document.location(at))
+        # A repeating line's other segments are claimed too: a third line repeating one of
+        # them is reported now, not after the second is corrected.
+        for claim, _, _ in claims:
+            self.claimed.setdefault(claim, (str(line["id"]), pointer))
 
     def physical_therapy(self, therapy: Mapping[str, Any], pointer: str) -> None:
         fields = self.mapped(therapy, pointer, _PHYSICAL_THERAPY)
