@@ -590,13 +590,20 @@ SI, OTHER = "si_joint_fusion", "other"
             ],
             "/request/lines/1/decompression",
         ),
-        # a line without a side takes both sides of its segment
+        # a motion segment is one thing, whatever side each line names
         (
             [
                 {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "left"},
                 {"procedure": DECOMPRESSION, "decompression": "L4-L5"},
             ],
             "/request/lines/1/decompression",
+        ),
+        (
+            [
+                {"procedure": FUSION, "fusion": "L4-L5", "side": "left"},
+                {"procedure": FUSION, "fusion": "L4-L5", "side": "right"},
+            ],
+            "/request/lines/1/fusion",
         ),
         (
             [{"procedure": SI, "side": "bilateral"}, {"procedure": SI, "side": "left"}],
@@ -657,10 +664,6 @@ def test_each_line_repeating_a_segment_is_reported() -> None:
             {"procedure": FUSION, "decompression": "L4-L5", "fusion": "L5-S1"},
         ],
         [{"procedure": SI, "side": "left"}, {"procedure": SI, "side": "right"}],
-        [
-            {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "left"},
-            {"procedure": DECOMPRESSION, "decompression": "L4-L5", "side": "right"},
-        ],
         [
             {"procedure": OTHER, "cpt": ["63650"], "decompression": "L4-L5"},
             {"procedure": OTHER, "cpt": ["22612"], "decompression": "L4-L5"},

@@ -596,16 +596,17 @@ class _Builder:
             if not line.get("cpt"):
                 return  # no policy governs it, and two may be any two procedures
             kind += (line["cpt"][0],)
-        # A side names the joints of a paired structure; a line without one takes them all.
-        joints = _JOINTS.get(line.get("side", "bilateral"), ())
-        side_at = f"{pointer}/side" if "side" in line else pointer
+        # A motion segment is one thing whatever side a line names: a left and a right line
+        # over one segment would each be certified for it. Bad levels are their own problem.
         claims = [
-            ((*kind, key, s.name, joint), f"{pointer}/{key}", f"{s.name} ({key})")
+            ((*kind, key, s.name), f"{pointer}/{key}", f"{s.name} ({key})")
             for key in _RANGES
             for s in segments[key]
-            for joint in joints
         ]
-        if not any(key in line for key in _RANGES):  # bad levels are their own problem
+        if not any(key in line for key in _RANGES):
+            # A side names the joints of a paired structure; a line without one takes both.
+            joints = _JOINTS[line.get("side", "bilateral")]
+            side_at = f"{pointer}/side" if "side" in line else pointer
             claims = [((*kind, "side", j), side_at, f"the {j} joint") for j in joints]
         repeated = next((c for c in claims if c[0] in self.claimed), None)
         if repeated is not None:
