@@ -98,6 +98,10 @@ INTENDED = {
     # them through the alternative-decompression rule's condition (already changed above).
     ("rule", "unstable-spondylolisthesis", "changed", None),
     ("rule", "alternative-decompression", "changed", None),
+    # Stop 24, the nicotine module amended in place (a wrong approval): its abstinence route
+    # counts the derived verifying_cotinine (LF-NICOTINE, already changed above).
+    ("rule", "verifying-cotinine", "added", None),
+    ("metadata", "derived", "changed", None),
 }
 
 

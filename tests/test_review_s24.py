@@ -11,12 +11,17 @@ Fixed here (each test failed before its fix):
   lordosis and approved a deformity construct: now a located input error;
 - (number handling, a wrong denial) facts and rules kept 4 decimals, so an HbA1c of 7.99999 %
   became 8.0 and failed "below 8.0 %": a float Python writes without an exponent is now kept
-  as stated.
+  as stated;
+- (the shared nicotine module, amended in place twice; found in this stop's fresh pass) a
+  cotinine from before the quit date met the abstinence route: the cotinine now has its own
+  date (cotinine_date, else its document's, x-source-date-of) and the route needs it on or
+  after the quit date (undated: not documented); a positive cotinine after the request beside
+  a timely low one met it: the late value is kept apart (late_cotinine, x-late-of) and above
+  10 ng/mL leaves the route not documented. A comparison of two dates of one fact with one
+  absent derived both false and unknown (an engine error): now unknown.
 
 Left open (strict expected failures; the reasons say where the fix belongs): one segment
-requested on two service lines is certified on each; found in this stop's fresh pass, a cotinine
-from before the quit date, or a positive one after the request, beside a former smoker's
-abstinence.
+requested on two service lines is certified on each.
 
 Decided as no defect, and pinned: two bilateral diagnostic blocks are two blocks on each side
 (a bilateral block injects both joints; one bilateral block is one per side, never two); two
@@ -338,17 +343,6 @@ def test_two_fusion_lines_with_one_unstable_segment_offer_that_line(library: Lib
 # --- the fresh pass: left open ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-24 review), a wrong APPROVAL: a former smoker who quit on 2025-04-01 "
-    "meets nicotine-free's abstinence route with a cotinine of 5 ng/mL reported in 2023, "
-    "before she quit: a result older than the quit date cannot verify abstinence since it "
-    "(domain.md section 1: cotinine <= 10 ng/mL WITH abstinence >= 6 weeks). The nicotine fact "
-    "carries no date for its cotinine (only its document's, used to leave out a late one). Fix: "
-    "a cotinine date in case.schema.json and facts.schema.json (x-kind date, from the lab "
-    "result's date), and in policies/_shared/nicotine an abstinence route that needs the "
-    "cotinine dated on or after the quit date (an undated one: not documented)",
-)
 def test_a_cotinine_from_before_the_quit_date_does_not_show_abstinence(library: Library) -> None:
     data = _example("l4-l5-approvable")
     data["nicotine"] = {"status": "former", "quit_date": "2025-04-01"}
@@ -358,19 +352,6 @@ def test_a_cotinine_from_before_the_quit_date_does_not_show_abstinence(library: 
     assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] != "met"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-24 review), a wrong APPROVAL: a former smoker (quit 2025-03-01) with a "
-    "cotinine of 5 ng/mL on 2025-06-01 and one of 150 ng/mL five days after the request meets "
-    "the abstinence route: the late result is left out, although nicotine use after the request "
-    "contradicts abstinence before surgery (domain.md section 1) and conflicting documentation "
-    "is not documented (section 3 item 9). The never-user route already fails beside a late "
-    "cotinine (this stop); the abstinence route cannot, because the policy sees only an "
-    "after_request conflict, not its value, and a late low cotinine must not deny. Fix: keep "
-    "a late cotinine's value in a field of its own (x-as-of-source: 'late_cotinine', say) so "
-    "that policies/_shared/nicotine can make the route unknown beside a late cotinine above "
-    "the limit",
-)
 def test_a_positive_cotinine_after_the_request_contradicts_abstinence(library: Library) -> None:
     data = _example("l4-l5-approvable")
     data["nicotine"] = {"status": "former", "quit_date": "2025-03-01"}
@@ -380,3 +361,70 @@ def test_a_positive_cotinine_after_the_request_contradicts_abstinence(library: L
     assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
     data["nicotine"]["cotinine_ng_ml"] = {"statements": [timely, late]}
     assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "not_documented"
+
+
+QUIT = {"status": "former", "quit_date": "2025-04-01"}
+LETTER = {"document": "surgeon_letter", "date": "2025-06-10"}
+
+
+@pytest.mark.parametrize(
+    ("cotinine", "expected"),
+    [
+        # undated: nothing shows it followed the quit date (the compiled comparison of two
+        # dates of one fact also derived both false and unknown without one: an engine error)
+        ({"cotinine_ng_ml": 5}, "not_documented"),
+        ({"cotinine_ng_ml": 5, "cotinine_date": "2025-04-01"}, "met"),  # the quit day counts
+        ({"cotinine_ng_ml": 5, "cotinine_date": "2025-03-31"}, "not_documented"),
+        ({"cotinine_ng_ml": 11, "cotinine_date": "2025-04-02"}, "not_met"),
+        # its document's date when it states none; its own date over the document's
+        ({"cotinine_ng_ml": 5, "source": LETTER}, "met"),
+        ({"cotinine_ng_ml": 5, "cotinine_date": "2024-12-01", "source": LETTER}, "not_documented"),
+        # a month that may precede the quit date (2025-04-15) does not show it followed it
+        (
+            {"cotinine_ng_ml": 5, "cotinine_date": "2025-04", "quit_date": "2025-04-15"},
+            "not_documented",
+        ),
+        ({"cotinine_ng_ml": 5, "cotinine_date": "2025-05", "quit_date": "2025-04-15"}, "met"),
+    ],
+)
+@pytest.mark.parametrize("policy", VERSIONS)
+def test_the_cotinine_is_dated_on_or_after_the_quit_date(
+    cotinine: dict[str, Any], expected: str, policy: str, library: Library
+) -> None:
+    data = _example("l4-l5-approvable")
+    data["nicotine"] = {**QUIT, **cotinine}
+    assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected
+
+
+@pytest.mark.parametrize(
+    ("timely", "late", "expected"),
+    [
+        (5, [8], "met"),  # a late low cotinine changes nothing
+        (5, [10], "met"),
+        (5, [11], "not_documented"),
+        (150, [5], "not_met"),  # nor takes away what held at the request
+        (None, [150], "not_documented"),
+        (5, [5, 150], "not_documented"),
+        (5, [3, 7], "not_documented"),  # late reports that disagree: unknown
+    ],
+)
+def test_a_late_cotinine_beside_a_timely_one(
+    timely: float | None, late: list[float], expected: str, library: Library
+) -> None:
+    data = _example("l4-l5-approvable")
+    data["nicotine"] = {"status": "former", "quit_date": "2025-03-01"}
+    statements = [
+        {"value": v, "source": {"document": "lab_result", "date": "2025-06-25"}} for v in late
+    ]
+    if timely is not None:
+        statements.insert(
+            0, {"value": timely, "source": {"document": "lab_result", "date": "2025-06-01"}}
+        )
+    data["nicotine"]["cotinine_ng_ml"] = {"statements": statements}
+    for policy in VERSIONS:
+        assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
+    si = _example("si-approvable-unilateral")
+    si["nicotine"] = data["nicotine"]
+    decision = _review(si, library).lines[0].decision
+    assert decision is not None
+    assert {c.id: c.status.value for c in decision.clauses}["SI-NICOTINE"] == expected

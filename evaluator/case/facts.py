@@ -476,6 +476,12 @@ class _Builder:
         self.counts: dict[str, int] = {}
         # The sources of the statements that decided the fields of the fact being emitted.
         self.deciding: list[str] = []
+        # The same per field, as the sources themselves: a date field the schema dates by the
+        # document stating a value (x-source-date-of) takes their date.
+        self.decided: dict[str, list[Mapping[str, Any]]] = {}
+        # Per field of the fact being emitted that the schema keeps late values of (x-late-of):
+        # the values (with where they are) documents after the request state, left out of it.
+        self.late_kept: dict[str, list[tuple[Any, str]]] = {}
         # Per item (its pointer): the fields it states that other items describing the same
         # thing disagree on, those they outrank (`settle`), and the conflicts to report with
         # its fact.
@@ -1217,6 +1223,7 @@ class _Builder:
         if all(out == kept[0][1] for _, out in kept):
             # The evidence names the statements that decided the value, not the outranked ones.
             self.deciding.extend(_src(statement["source"]) for statement, _ in kept)
+            self.decided[name] = [statement["source"] for statement, _ in kept]
             return kept[0][1]
         values = dict.fromkeys((_text(s["value"]), s["source"]["document"]) for s, _ in kept)
         # Timely records that disagree leave the field not documented (domain rule 9); only a
@@ -1228,6 +1235,7 @@ class _Builder:
         if worst is None:
             return _disputed(fact[0], name)
         self.deciding.append(_src(worst[0]["source"]))
+        self.decided[name] = [worst[0]["source"]]
         return worst[1]
 
     def emit(
@@ -1237,6 +1245,8 @@ class _Builder:
         count = self.counts[fact_type] = self.counts.get(fact_type, 0) + 1
         fact_id = f"{fact_type}:{count}"
         plan = _plan(fact_type)
+        if plan.late_fields or self.late_kept or self.decided:  # most facts: neither
+            self.forget(plan)
         # The last of a name wins. (A loop: a comprehension is a call of its own, 2.5 times the
         # time of a loop over a fact's few values; dict(zip(...)) costs more still.)
         by_name: dict[str, Given] = {}
@@ -1279,6 +1289,8 @@ class _Builder:
                 if isinstance(v := fields.get(low), int) and v > limit:
                     self.after_request(fact_type, fact_id, fields, by_name)
                     break
+        if plan.late_fields or plan.source_dates:
+            self.kept_apart(plan, fields, by_name, source)
         if self.deciding:
             sources = [*self.deciding, *([_src(source)] if source is not None else [])]
             fields["src"] = "; ".join(dict.fromkeys(sources))
@@ -1296,6 +1308,59 @@ class _Builder:
         own["fields"] = MappingProxyType(fields)
         own["_plain"] = fields
         self.facts.append(fact)
+
+    def forget(self, plan: _Plan) -> None:
+        """Forget what the last fact's statements decided and left out, keeping a place for
+        the late values of the fields the fact keeps apart (x-late-of)."""
+        self.decided = {}
+        self.late_kept = {of: [] for _, of in plan.late_fields}
+
+    def kept_apart(
+        self,
+        plan: _Plan,
+        fields: dict[str, FactValue],
+        by_name: Mapping[str, Given],
+        source: Mapping[str, Any] | None,
+    ) -> None:
+        """Add the fields made from others' statements rather than stated: late values kept
+        apart (x-late-of) and dates taken from the documents stating a value (x-source-date-of).
+        After `after_request`: the date of a document that has a say is never late."""
+        for kept_as, of in plan.late_fields:
+            fields.update(self.late_field(plan.fact_type, kept_as, self.late_kept[of]))
+        for dated, of in plan.source_dates:
+            if dated not in by_name and of in fields:
+                stating = self.decided.get(of) or ([source] if source is not None else [])
+                fields.update(self.source_date(dated, stating, by_name[of][2]))
+
+    def late_field(
+        self, fact_type: str, name: str, late: list[tuple[Any, str]]
+    ) -> Mapping[str, FactValue]:
+        """Return the fields of ``name``, which keeps the values of another field that documents
+        after the request state (x-late-of): a policy may weigh what they contradict (a
+        positive cotinine after the request against abstinence before it) without their
+        deciding the field itself. Late documents that disagree leave it unknown (rule 9)."""
+        if not late:
+            return {}
+        if len({json.dumps(value, sort_keys=True) for value, _ in late}) > 1:
+            return _disputed(fact_type, name)
+        value, pointer = late[0]
+        return self.convert(fact_kinds()[fact_type][name], name, value, pointer)
+
+    def source_date(
+        self, name: str, sources: list[Mapping[str, Any]], pointer: str
+    ) -> Mapping[str, FactValue]:
+        """Return the fields of date field ``name`` dated by the documents stating a value (the
+        latest of those that agree on it, which shows the value held then); none when no such
+        document states its date, so that what needs the date is not documented."""
+        dates = [
+            (dated, source["date"])
+            for source in sources
+            if "date" in source and (dated := _quiet_date(source["date"])) is not None
+        ]
+        if not dates:
+            return {}
+        latest = max(dates, key=lambda pair: (pair[0].lo, pair[0].hi))[1]
+        return self._date(name, latest, f"{pointer}/source/date")
 
     def as_of_request(
         self,
@@ -1360,6 +1425,8 @@ class _Builder:
                 kept[name] = given
             else:
                 left_out.append(name)
+                if not uncertain and name in self.late_kept:
+                    self.late_kept[name].append((raw, pointer))
                 if uncertain and (marker := _plan(fact_type).markers.get(name)) is not None:
                     # possibly timely: unknown, not a value no source states
                     kept[marker] = (marker, True, given[2])
@@ -1435,6 +1502,8 @@ class _Builder:
                 continue
             if self.possibly_late(why[0]):
                 doubtful.append(statement)
+            elif name in self.late_kept:
+                self.late_kept[name].append((statement["value"], at))
             self.conflicts.append(Conflict(fact_type, fact_id, name, (why,), at, "after_request"))
         if adding and len({json.dumps(s["value"], sort_keys=True) for s in kept}) > 1:
             self.conflicts.extend(adding)  # the reviewer sees the late document had a say
@@ -1547,6 +1616,11 @@ class _Plan:
     as_of_source: AsOf | None = None
     # x-disputed: field -> the field that says it is disputed (its sources disagree)
     markers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # x-source-date-of: (date field, the field whose stating documents date it when the case
+    # states no date of its own), e.g. a cotinine's date from its lab result
+    source_dates: tuple[tuple[str, str], ...] = ()
+    # x-late-of: (field, the field whose values stated after the request it keeps)
+    late_fields: tuple[tuple[str, str], ...] = ()
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -1587,6 +1661,16 @@ def _plan(fact_type: str) -> _Plan:
         () if fact_type in _NEVER_LATE else tuple(low for _, low in _timed(fact_type)[0]),
         AsOf.read(definition.get("x-as-of-source")),
         MappingProxyType(markers),
+        tuple(
+            (name, spec["x-source-date-of"])
+            for name, spec in definition["properties"].items()
+            if "x-source-date-of" in spec
+        ),
+        tuple(
+            (name, spec["x-late-of"])
+            for name, spec in definition["properties"].items()
+            if "x-late-of" in spec
+        ),
     )
 
 
