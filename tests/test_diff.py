@@ -98,6 +98,15 @@ INTENDED = {
     # them through the alternative-decompression rule's condition (already changed above).
     ("rule", "unstable-spondylolisthesis", "changed", None),
     ("rule", "alternative-decompression", "changed", None),
+    # Stop 24, amended in place (a wrong approval): the latest flexion-extension films decide
+    # the motion route, read from a derived reading per views and segment (new derived facts
+    # motion_reading and motion_at_segment); LF-INSTABILITY, already changed above, reads the
+    # segments whose latest films disagree.
+    ("rule", "motion-reading", "added", None),
+    ("rule", "motion-reading-angulation", "added", None),
+    ("rule", "no-motion-reading", "added", None),
+    ("rule", "unsettled-motion", "added", None),
+    ("metadata", "derived", "changed", None),
 }
 
 

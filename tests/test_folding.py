@@ -67,9 +67,11 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # per lumbar-fusion case, +4 per SI-joint one); 4,570 after LF-INSTABILITY read the slip route
 # under `demonstrated` where no route is derived (stop 23: a disputed slip pends); 4,707 after
 # LF-DEFORMITY-SIGNIFICANT read the latest standing full-length films (stop 24: `latest`, its
-# rival and requirement lowered once, node by node: 4 firings more per lumbar-fusion case). The
-# bound fails when folding is silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 4750
+# rival and requirement lowered once, node by node: 4 firings more per lumbar-fusion case); 4,919
+# after LF-INSTABILITY's motion route read the latest flexion-extension films (stop 24: one
+# derived motion_reading per views and segment, the route and the unsettled-motion check over
+# them). The bound fails when folding is silently disabled or loses a clause or subtree.
+MAX_EXAMPLE_FIRINGS = 4950
 # The decompression policy folds three of its four clauses: its cases fired at most 20 rules;
 # since stop 22 rule segment-reading derives one fact per MRI or CT finding and the latest-study
 # check, per node, reads them: 21 to 30 (ld-level-without-stenosis, three segments).
