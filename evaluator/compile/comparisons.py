@@ -404,10 +404,12 @@ def _time(
         return Outcomes(NEVER, NEVER, NEVER)
     true, false = outcome
     unknown = AnyTest((*(Absent(f) for f in where.present()), AllOf((negate(true), negate(false)))))
-    if where.anchor is None and not pair:
-        # Two dates of the compared fact itself: the engine matches a field test with either
-        # date absent, so each outcome needs both present (as `minus` does), or one without
-        # a date derives false beside unknown (an engine error). Absent is unknown, never false.
+    if where.anchor is None:
+        # Two dates (of the compared fact itself, or of two bound facts through their pair):
+        # the engine may match a field test with either date absent, so each outcome needs both
+        # present (as `minus` does), or one without a date derives false beside unknown (an
+        # engine error, which for a pair came and went with the policy's rule layout: stop 24).
+        # Absent is unknown, never false.
         both = tuple(Present(f) for f in where.present())
         true, false = AllOf((*both, true)), AllOf((*both, false))
     return Outcomes(true, false, unknown)
