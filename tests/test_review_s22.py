@@ -19,7 +19,6 @@ the lead gives each proposed fix): see the reasons on the markers.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +35,19 @@ from test_fhir_coded import (  # type: ignore[import-not-found]
 from evaluator import api
 from evaluator.case.cases import case_from_data
 from evaluator.language.policies import Library
+from tests.reviewing import shipped
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples" / "cases"
-
-
-def _example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    assert data["request"]["date"] == "2025-06-20"
-    return data
 
 
 def _decompression() -> dict[str, Any]:
     """L4-L5 decompression, moderate stenosis at L4-L5 on a 2025-05-28 MRI: approved."""
-    return _example("ld-approvable-l4-l5")
+    return shipped("ld-approvable-l4-l5")
 
 
 def _fusion() -> dict[str, Any]:
     """L4-L5 fusion, severe stenosis and a slip at L4-L5 on a 2025-04-30 MRI: approved."""
-    return _example("l4-l5-approvable")
+    return shipped("l4-l5-approvable")
 
 
 def _coded_condition(icd10: str) -> dict[str, Any]:
@@ -290,7 +283,7 @@ def test_a_never_user_with_a_high_cotinine_is_not_approved(library: Library) -> 
 
 
 def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) -> None:
-    data = _example("si-approvable-unilateral")  # right-sided pain, tests and blocks
+    data = shipped("si-approvable-unilateral")  # right-sided pain, tests and blocks
     data["request"]["lines"][0].update(side="bilateral", same_day=False)
     assert _review(data, library)[0] != "medically_necessary"
 
@@ -349,7 +342,7 @@ def test_flexion_extension_views_taken_after_the_request_show_no_instability(
 ) -> None:
     # The fusion limited to L4-L5, unstable by 3.0 mm on flexion-extension films: approved.
     # Taken (and reported) after the request, the same films demonstrate nothing.
-    data = _example("dynamic-instability")
+    data = shipped("dynamic-instability")
     data["request"]["lines"][0]["fusion"] = "L4-L5"
     assert _review(data, library)[0] == "medically_necessary"
     _late(data["imaging"][1])
@@ -450,7 +443,7 @@ def test_only_cauda_equina_or_a_motor_deficit_waive_decompression_clauses(
 def test_a_same_day_bilateral_si_fusion_split_into_two_lines_is_not_approved(
     library: Library,
 ) -> None:
-    data = _example("si-bilateral-same-day")
+    data = shipped("si-bilateral-same-day")
     line = data["request"]["lines"][0]
     assert (line["side"], line["same_day"]) == ("bilateral", True)
     data["request"]["lines"] = [
@@ -476,7 +469,7 @@ def test_measurements_of_a_study_not_performed_show_nothing(
     # Flexion-extension views measuring 3.0 mm at L4-L5, or standing full-length films
     # measuring the deformity, on a study the record says was not performed: their numbers
     # demonstrated instability or deformity and approved (domain.md section 3 item 1).
-    data = _example(name)
+    data = shipped(name)
     if fusion is not None:
         data["request"]["lines"][0]["fusion"] = fusion
     assert _review(data, library)[0] == "medically_necessary"
@@ -509,7 +502,7 @@ def test_a_coded_diabetes_beside_a_note_saying_none_is_not_approved(
 
 @pytest.mark.parametrize("code", ["M45.9", "M06.9"], ids=["spondylitis", "rheumatoid"])
 def test_a_coded_inflammatory_arthropathy_excludes_si_fusion(code: str, library: Library) -> None:
-    data = _example("si-approvable-unilateral")
+    data = shipped("si-approvable-unilateral")
     data["conditions"] = [_coded_condition(code)]
     assert _review(data, library)[0] != "medically_necessary"
 

@@ -32,7 +32,6 @@ one day that disagree, met it on the favourable film and approved.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +41,9 @@ from evaluator import api
 from evaluator.case.cases import case_from_data
 from evaluator.errors import InputError
 from evaluator.language.policies import Library
+from tests.reviewing import VERSIONS, decide, shipped
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples" / "cases"
-VERSIONS = ["lumbar-fusion@2025.1", "lumbar-fusion@2026.1"]
-
-
-def _example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    assert data["request"]["date"] == "2025-06-20"
-    return data
-
-
-def _decide(data: dict[str, Any], library: Library, policy: str) -> tuple[str, dict[str, str]]:
-    """Return (the determination under `policy`, each clause's status)."""
-    case = case_from_data(data, "review.json")
-    decision = api.evaluate(case, api.select_policy(case, policy, library))
-    return decision.determination.value, {c.id: c.status.value for c in decision.clauses}
 
 
 # --- deformity: measured on standing full-length films ----------------------------------------
@@ -67,7 +52,7 @@ def _decide(data: dict[str, Any], library: Library, policy: str) -> tuple[str, d
 def _small_deformity() -> dict[str, Any]:
     """The T10-to-pelvis deformity construct whose standing full-length films measure Cobb 10,
     SVA 20 mm and PI-LL 5 degrees: below every threshold for significant deformity."""
-    data = _example("deformity-construct")
+    data = shipped("deformity-construct")
     films = data["imaging"][1]
     assert (films["standing"], films["full_length"]) == (True, True)
     films["alignment"].update(
@@ -77,7 +62,7 @@ def _small_deformity() -> dict[str, Any]:
 
 
 def _another_film(data: dict[str, Any], **study: Any) -> dict[str, Any]:
-    film: dict[str, Any] = copy.deepcopy(_example("deformity-construct")["imaging"][1])
+    film: dict[str, Any] = copy.deepcopy(shipped("deformity-construct")["imaging"][1])
     # standing full-length films measuring Cobb 35 degrees and SVA 80 mm
     film.update(study)
     film["source"]["date"] = film["date"]
@@ -88,8 +73,8 @@ def _another_film(data: dict[str, Any], **study: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("policy", VERSIONS)
 def test_the_deformity_baselines(policy: str, library: Library) -> None:
     # the construct approves on films measuring significant deformity and not on small ones
-    assert _decide(_example("deformity-construct"), library, policy)[0] == "medically_necessary"
-    determination, statuses = _decide(_small_deformity(), library, policy)
+    assert decide(shipped("deformity-construct"), library, policy)[0] == "medically_necessary"
+    determination, statuses = decide(_small_deformity(), library, policy)
     assert determination == "not_medically_necessary"
     assert statuses["LF-DEFORMITY-SIGNIFICANT"] == "not_met"
 
@@ -110,7 +95,7 @@ def test_a_film_that_is_not_standing_full_length_shows_no_significant_deformity(
     data = _small_deformity()
     film = _another_film(data, id="supine-2025-05-01", date="2025-05-01", **kind)
     film["alignment"] = {"cobb_deg": 35}
-    determination, statuses = _decide(data, library, policy)
+    determination, statuses = decide(data, library, policy)
     assert determination == "not_medically_necessary"
     assert statuses["LF-DEFORMITY-SIGNIFICANT"] == "not_met"
     assert statuses["LF-INSTABILITY"] == "not_met"
@@ -134,7 +119,7 @@ def test_films_disagreeing_on_the_deformity_do_not_approve(
     # the films disagree (domain.md section 3 item 9: not documented, never the favourable one).
     data = _small_deformity()
     _another_film(data, id=f"films-{date}", date=date)
-    determination, statuses = _decide(data, library, policy)
+    determination, statuses = decide(data, library, policy)
     assert determination != "medically_necessary"
     assert statuses["LF-DEFORMITY-SIGNIFICANT"] == expected
 
@@ -146,27 +131,27 @@ def test_films_agreeing_on_the_deformity_still_approve(
 ) -> None:
     # the control: a second film measuring a significant deformity too contradicts nothing,
     # whatever its date; newer films measuring one decide over older small ones
-    data = _example("deformity-construct")
+    data = shipped("deformity-construct")
     _another_film(data, id=f"films-{date}", date=date, alignment={"cobb_deg": 40, "sva_mm": 90})
-    assert _decide(data, library, policy)[0] == "medically_necessary"
+    assert decide(data, library, policy)[0] == "medically_necessary"
     data = _small_deformity()
     film = _another_film(data, id="films-2025-06-01", date="2025-06-01")
     assert film["alignment"]["cobb_deg"] == 35
-    assert _decide(data, library, policy)[1]["LF-DEFORMITY-SIGNIFICANT"] == "met"
+    assert decide(data, library, policy)[1]["LF-DEFORMITY-SIGNIFICANT"] == "met"
 
 
 def test_newer_flexion_extension_films_without_the_motion_outweigh_older_ones(
     library: Library,
 ) -> None:
-    data = _example("dynamic-instability")
+    data = shipped("dynamic-instability")
     data["request"]["lines"][0]["fusion"] = "L4-L5"
-    assert _decide(data, library, VERSIONS[0])[0] == "medically_necessary"
+    assert decide(data, library, VERSIONS[0])[0] == "medically_necessary"
     newer = copy.deepcopy(data["imaging"][1])
     newer.update(id="flex-ext-2025-06-10", date="2025-06-10")
     newer["source"]["date"] = "2025-06-10"
     newer["flexion_extension"]["segments"] = [{"level": "L4-L5", "translation_mm": 1.0}]
     data["imaging"].append(newer)
-    assert _decide(data, library, VERSIONS[0])[0] != "medically_necessary"
+    assert decide(data, library, VERSIONS[0])[0] != "medically_necessary"
 
 
 # --- diabetes: a lab result beside the history's HbA1c ----------------------------------------
@@ -185,7 +170,7 @@ def _hba1c(data: dict[str, Any], value: float, effective: str) -> None:
 
 def _controlled_diabetic() -> dict[str, Any]:
     """The diabetic example with the history's HbA1c 7.0 % on 2025-05-30: approvable."""
-    data = _example("diabetic-hba1c-8")
+    data = shipped("diabetic-hba1c-8")
     data["diabetes"]["hba1c_pct"] = 7.0
     assert data["diabetes"]["hba1c_date"] == "2025-05-30"
     return data
@@ -196,12 +181,12 @@ def test_a_later_lab_hba1c_at_the_limit_is_not_outweighed_by_the_history(
     policy: str, library: Library
 ) -> None:
     data = _controlled_diabetic()
-    assert _decide(data, library, policy)[1]["LF-DIABETES"] == "met"
+    assert decide(data, library, policy)[1]["LF-DIABETES"] == "met"
     # domain.md section 1: a diabetic needs HbA1c below 8.0 %, measured within 90 days; a lab
     # result of 9.5 % ten days before the request (a primary record, section 3 item 9) beside
     # the history's 7.0 % of three weeks earlier approved
     _hba1c(data, 9.5, "2025-06-10")
-    assert _decide(data, library, policy)[1]["LF-DIABETES"] == "not_met"
+    assert decide(data, library, policy)[1]["LF-DIABETES"] == "not_met"
 
 
 @pytest.mark.parametrize(
@@ -220,7 +205,7 @@ def test_the_edges_of_a_lab_hba1c_beside_the_history(
     data = _controlled_diabetic()
     _hba1c(data, value, effective)
     for policy in VERSIONS:
-        assert _decide(data, library, policy)[1]["LF-DIABETES"] == expected, policy
+        assert decide(data, library, policy)[1]["LF-DIABETES"] == expected, policy
 
 
 @pytest.mark.parametrize("policy", VERSIONS)
@@ -240,14 +225,14 @@ def test_no_diabetes_beside_a_coded_diabetes_short_of_confirmed_and_active_is_ch
     # domain.md section 3 item 1: an unknown applicability condition is not documented, never
     # not applicable; the stricter clause applies in doubt. The note's 'no diabetes' beside
     # each of these coded diabetes made LF-DIABETES not applicable: approved with no HbA1c.
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     assert data["diabetes"]["diabetic"] is False
     data["conditions"] = [_coded_condition("E11.9", **statuses)]
-    assert _decide(data, library, policy)[1]["LF-DIABETES"] == "not_documented"
+    assert decide(data, library, policy)[1]["LF-DIABETES"] == "not_documented"
     # refuted or resolved, the coded diabetes does not contradict the note
     for status in ({"verification_status": "refuted"}, {"clinical_status": "resolved"}):
         data["conditions"] = [_coded_condition("E11.9", **{**statuses, **status})]
-        assert _decide(data, library, policy)[1]["LF-DIABETES"] == "not_applicable", status
+        assert decide(data, library, policy)[1]["LF-DIABETES"] == "not_applicable", status
 
 
 # --- SI-joint fusion: a coded inflammatory arthropathy short of confirmed and active --------
@@ -291,7 +276,7 @@ def test_a_coded_arthropathy_short_of_confirmed_and_active_still_excludes(
     # domain.md section 2: ankylosing spondylitis or rheumatoid arthritis exclude SI-joint
     # fusion. Matched only when confirmed and active, each of these coded conditions (an AS on
     # a FHIR problem list often has no verification status) approved.
-    data = _example("si-approvable-unilateral")
+    data = shipped("si-approvable-unilateral")
     data["conditions"] = [_coded_condition(code, **statuses)]
     determination, status = _si(data, library)
     assert determination != "medically_necessary"
@@ -309,7 +294,7 @@ def test_a_coded_arthropathy_short_of_confirmed_and_active_still_excludes(
 def test_a_refuted_or_resolved_coded_arthropathy_excludes_nothing(
     statuses: dict[str, str], library: Library
 ) -> None:
-    data = _example("si-approvable-unilateral")
+    data = shipped("si-approvable-unilateral")
     data["conditions"] = [_coded_condition("M45.6", **statuses)]
     assert _si(data, library) == ("medically_necessary", "met")
 
@@ -320,18 +305,18 @@ def test_a_refuted_or_resolved_coded_arthropathy_excludes_nothing(
 def test_a_stated_duration_the_exact_dates_cannot_hold_does_not_approve(
     library: Library,
 ) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     therapy = data["conservative_care"]["physical_therapy"]
     therapy.update(start="2025-05-15", end="2025-06-20")
-    assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "not_met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "not_met"
     therapy["duration"] = "6 weeks"
-    determination, statuses = _decide(data, library, VERSIONS[0])
+    determination, statuses = decide(data, library, VERSIONS[0])
     assert determination != "medically_necessary"
     # domain.md section 3 item 9: the dates and the written duration conflict
     assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
     # exact dates that hold the written duration (42 days, the last day counted) leave it as is
     therapy.update(start="2025-05-09", end="2025-06-19")
-    assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
 
 
 def test_a_stated_duration_an_ongoing_course_cannot_yet_hold_does_not_approve(
@@ -339,24 +324,24 @@ def test_a_stated_duration_an_ongoing_course_cannot_yet_hold_does_not_approve(
 ) -> None:
     # an ongoing course runs to the request date, never past it: begun on 15 May, it cannot
     # have lasted '6 weeks' by the request of 20 June
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     therapy = data["conservative_care"]["physical_therapy"]
     del therapy["end"]
     therapy.update(status="ongoing", start="2025-05-15", duration="6 weeks")
-    determination, statuses = _decide(data, library, VERSIONS[0])
+    determination, statuses = decide(data, library, VERSIONS[0])
     assert determination != "medically_necessary"
     assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
     therapy["start"] = "2025-05-01"  # 51 days by the request: the written 6 weeks holds
-    assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
 
 
 def test_a_stated_duration_with_month_only_dates_is_used_as_written(library: Library) -> None:
     # the other side of the open case above: dates of month precision are imprecise, and the
     # written duration decides (domain.md section 3 item 6)
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     therapy = data["conservative_care"]["physical_therapy"]
     therapy.update(start="2025-03", end="2025-04", duration="6 weeks")
-    assert _decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-PHYSICAL-THERAPY"] == "met"
 
 
 def _impossible_hba1c(data: dict[str, Any]) -> None:
@@ -409,8 +394,8 @@ def test_an_impossible_value_does_not_approve(
     # Fail closed: a value outside its quantity's possible range (the case schema's ranges;
     # a coded analyte's range in facts.schema.json's x-analytes) is a located input error,
     # never a threshold met: each of these approved a fusion.
-    data = _example(example)
+    data = shipped(example)
     change(data)
     with pytest.raises(InputError) as raised:
-        _decide(data, library, VERSIONS[0])
+        decide(data, library, VERSIONS[0])
     assert pointer in str(raised.value)

@@ -44,23 +44,9 @@ from evaluator.compile.ruleset import number
 from evaluator.errors import InputError
 from evaluator.language.policies import Library
 from evaluator.vocab import units
+from tests.reviewing import VERSIONS, decide, shipped
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples" / "cases"
-VERSIONS = ["lumbar-fusion@2025.1", "lumbar-fusion@2026.1"]
-
-
-def _example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
-    assert data["request"]["date"] == "2025-06-20"
-    return data
-
-
-def _decide(data: dict[str, Any], library: Library, policy: str) -> tuple[str, dict[str, str]]:
-    """Return (the determination under `policy`, each clause's status)."""
-    case = case_from_data(data, "review.json")
-    decision = api.evaluate(case, api.select_policy(case, policy, library))
-    return decision.determination.value, {c.id: c.status.value for c in decision.clauses}
 
 
 def _review(data: dict[str, Any], library: Library) -> api.CaseReview:
@@ -75,27 +61,27 @@ def test_therapy_only_mentioned_with_dates_is_not_documented(policy: str, librar
     # domain.md section 3 item 1: PT "mentioned only" is a fact the submission is silent on.
     # The course route read the status only as "not not_done", so supervised therapy
     # mentioned with dates making 8 weeks met LF-PHYSICAL-THERAPY and approved (2025.1).
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     therapy = data["conservative_care"]["physical_therapy"]
-    assert _decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "met"
+    assert decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "met"
     therapy["status"] = "mentioned_only"
-    determination, statuses = _decide(data, library, policy)
+    determination, statuses = decide(data, library, policy)
     assert determination != "medically_necessary"
     assert statuses["LF-PHYSICAL-THERAPY"] == "not_documented"
     # without dates, as before: not documented
     for key in ("start", "end", "visits"):
         del therapy[key]
-    assert _decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "not_documented"
+    assert decide(data, library, policy)[1]["LF-PHYSICAL-THERAPY"] == "not_documented"
 
 
 @pytest.mark.parametrize("status", ["ongoing", "completed"])
 def test_a_documented_course_still_meets_the_therapy_clause(status: str, library: Library) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     therapy = data["conservative_care"]["physical_therapy"]
     therapy["status"] = status
-    assert _decide(data, library, VERSIONS[0]) == (
+    assert decide(data, library, VERSIONS[0]) == (
         "medically_necessary",
-        _decide(_example("l4-l5-approvable"), library, VERSIONS[0])[1],
+        decide(shipped("l4-l5-approvable"), library, VERSIONS[0])[1],
     )
 
 
@@ -105,7 +91,7 @@ def test_a_documented_course_still_meets_the_therapy_clause(status: str, library
 def _bilateral_blocks(*dates: str) -> dict[str, Any]:
     """The bilateral SI-joint fusion example, staged, its blocks replaced by bilateral blocks
     (each injecting both joints, 80 % relief) on `dates`."""
-    data = _example("si-bilateral-same-day")
+    data = shipped("si-bilateral-same-day")
     data["request"]["lines"][0]["same_day"] = False
     block = data["si_joint"]["diagnostic_blocks"][0]
     data["si_joint"]["diagnostic_blocks"] = [
@@ -171,7 +157,7 @@ def _second_line(data: dict[str, Any], **line: Any) -> None:
 def test_one_segment_requested_on_two_lines_is_an_input_error(
     example: str, line: dict[str, Any], pointer: str, library: Library
 ) -> None:
-    data = _example(example)
+    data = shipped(example)
     _second_line(data, **line)
     with pytest.raises(InputError) as raised:
         _review(data, library)
@@ -184,7 +170,7 @@ def test_one_segment_requested_on_two_lines_is_an_input_error(
 def _deformity(**alignment: Any) -> dict[str, Any]:
     """The T10-to-pelvis construct whose standing full-length films measure Cobb 10 and SVA
     20 mm (no significant deformity by either), with `alignment` for PI and LL."""
-    data = _example("deformity-construct")
+    data = shipped("deformity-construct")
     data["imaging"][1]["alignment"].update(cobb_deg=10, sva_mm=20, **alignment)
     return data
 
@@ -196,17 +182,17 @@ def test_a_pelvic_incidence_no_pelvis_has_is_an_input_error(value: int, library:
     # (tests/hostile/cases/pelvic-incidence-minus-40.json for the CLI).
     data = _deformity(pelvic_incidence_deg=value, lumbar_lordosis_deg=-70)
     with pytest.raises(InputError) as raised:
-        _decide(data, library, VERSIONS[0])
+        decide(data, library, VERSIONS[0])
     assert "/imaging/1/alignment/pelvic_incidence_deg" in str(raised.value)
 
 
 def test_a_pelvic_incidence_in_range_still_decides(library: Library) -> None:
     # PI 95 beside LL 70: a mismatch of 25 degrees, significant; PI 85: 15, not significant
-    significant = _decide(
+    significant = decide(
         _deformity(pelvic_incidence_deg=95, lumbar_lordosis_deg=70), library, VERSIONS[0]
     )
     assert significant[1]["LF-DEFORMITY-SIGNIFICANT"] == "met"
-    small = _decide(
+    small = decide(
         _deformity(pelvic_incidence_deg=85, lumbar_lordosis_deg=70), library, VERSIONS[0]
     )
     assert small[1]["LF-DEFORMITY-SIGNIFICANT"] == "not_met"
@@ -230,14 +216,14 @@ def test_a_positive_cotinine_after_the_request_contradicts_never(
     # domain.md section 3 item 9: conflicting documentation on a deciding fact is not
     # documented. The late result cannot show what held before the request, so it was left
     # out and "never" alone met the clause: approved beside a cotinine of 150 ng/mL.
-    data = _cotinine(_example("l4-l5-approvable"), 150, date)
-    determination, statuses = _decide(data, library, policy)
+    data = _cotinine(shipped("l4-l5-approvable"), 150, date)
+    determination, statuses = decide(data, library, policy)
     assert determination != "medically_necessary"
     assert statuses["LF-NICOTINE"] == "not_documented"
 
 
 def test_a_late_cotinine_in_the_si_joint_policy(library: Library) -> None:
-    data = _cotinine(_example("si-approvable-unilateral"), 150, "2025-06-21")
+    data = _cotinine(shipped("si-approvable-unilateral"), 150, "2025-06-21")
     decision = _review(data, library).lines[0].decision
     assert decision is not None
     assert decision.determination.value == "insufficient_documentation"
@@ -258,11 +244,11 @@ def test_a_late_cotinine_in_the_si_joint_policy(library: Library) -> None:
 def test_the_edges_of_a_cotinine_beside_the_request(
     nicotine: dict[str, str], value: float, date: str, expected: str, library: Library
 ) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     data["nicotine"].update(nicotine)
     _cotinine(data, value, date)
     for policy in VERSIONS:
-        assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
+        assert decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
 
 
 # --- 6. numbers kept as stated -----------------------------------------------------------------
@@ -289,13 +275,13 @@ def test_an_hba1c_just_below_the_limit_is_below_it(
 ) -> None:
     # domain.md section 1: HbA1c < 8.0 %. Facts and rule values were rounded to 4 decimals (to
     # keep exponent notation from the engine), so 7.99999 became 8.0: a wrong denial.
-    data = _example("diabetic-hba1c-8")
+    data = shipped("diabetic-hba1c-8")
     if where == "history":
         data["diabetes"]["hba1c_pct"] = value
     else:
         data["diabetes"]["hba1c_pct"] = 7.0
         _lab_hba1c(data, value)
-    assert _decide(data, library, VERSIONS[0])[1]["LF-DIABETES"] == expected
+    assert decide(data, library, VERSIONS[0])[1]["LF-DIABETES"] == expected
 
 
 @pytest.mark.parametrize(
@@ -325,7 +311,7 @@ def test_two_fusion_lines_with_one_unstable_segment_offer_that_line(library: Lib
     # LF-INSTABILITY fails at L3-L4, so neither line is approvable as asked, and the narrower
     # alternative, L4-L5 on its own line with the other line dropped, is medically necessary:
     # each line is a candidate for A6 (modified, for the physician reviewer), not denied.
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     _second_line(data, id="fusion-l3", fusion="L3-L4")
     del data["request"]["lines"][1]["decompression"]
     review = _review(data, library)
@@ -344,23 +330,23 @@ def test_two_fusion_lines_with_one_unstable_segment_offer_that_line(library: Lib
 
 
 def test_a_cotinine_from_before_the_quit_date_does_not_show_abstinence(library: Library) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     data["nicotine"] = {"status": "former", "quit_date": "2025-04-01"}
     _cotinine(data, 5, "2025-06-01")
-    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
     _cotinine(data, 5, "2023-01-10")
-    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] != "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] != "met"
 
 
 def test_a_positive_cotinine_after_the_request_contradicts_abstinence(library: Library) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     data["nicotine"] = {"status": "former", "quit_date": "2025-03-01"}
     timely = {"value": 5, "source": {"document": "lab_result", "date": "2025-06-01"}}
     late = {"value": 150, "source": {"document": "lab_result", "date": "2025-06-25"}}
     data["nicotine"]["cotinine_ng_ml"] = {"statements": [timely]}
-    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
+    assert decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "met"
     data["nicotine"]["cotinine_ng_ml"] = {"statements": [timely, late]}
-    assert _decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "not_documented"
+    assert decide(data, library, VERSIONS[0])[1]["LF-NICOTINE"] == "not_documented"
 
 
 QUIT = {"status": "former", "quit_date": "2025-04-01"}
@@ -391,9 +377,9 @@ LETTER = {"document": "surgeon_letter", "date": "2025-06-10"}
 def test_the_cotinine_is_dated_on_or_after_the_quit_date(
     cotinine: dict[str, Any], expected: str, policy: str, library: Library
 ) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     data["nicotine"] = {**QUIT, **cotinine}
-    assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected
+    assert decide(data, library, policy)[1]["LF-NICOTINE"] == expected
 
 
 @pytest.mark.parametrize(
@@ -411,7 +397,7 @@ def test_the_cotinine_is_dated_on_or_after_the_quit_date(
 def test_a_late_cotinine_beside_a_timely_one(
     timely: float | None, late: list[float], expected: str, library: Library
 ) -> None:
-    data = _example("l4-l5-approvable")
+    data = shipped("l4-l5-approvable")
     data["nicotine"] = {"status": "former", "quit_date": "2025-03-01"}
     statements = [
         {"value": v, "source": {"document": "lab_result", "date": "2025-06-25"}} for v in late
@@ -422,8 +408,8 @@ def test_a_late_cotinine_beside_a_timely_one(
         )
     data["nicotine"]["cotinine_ng_ml"] = {"statements": statements}
     for policy in VERSIONS:
-        assert _decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
-    si = _example("si-approvable-unilateral")
+        assert decide(data, library, policy)[1]["LF-NICOTINE"] == expected, policy
+    si = shipped("si-approvable-unilateral")
     si["nicotine"] = data["nicotine"]
     decision = _review(si, library).lines[0].decision
     assert decision is not None

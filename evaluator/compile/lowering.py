@@ -340,15 +340,7 @@ class Lowering:
         else:
             stage = self.quantifier(cond, scope, node_id)
             children = (f"{node_id}/0",)
-        self.nodes[node_id] = Node(
-            node_id,
-            cond,
-            children,
-            len(scope.bindings),
-            tuple(b.alias for b in scope.bindings),
-            tuple(b.fact for b in scope.bindings),
-        )
-        self.require_value(node_id, scope, stage)
+        self.register(cond, scope, node_id, children, stage)
         return stage
 
     def require_value(self, node_id: str, scope: Scope, stage: int) -> None:
@@ -1020,8 +1012,8 @@ class Lowering:
     def register(
         self, cond: Condition, scope: Scope, node_id: str, children: tuple[str, ...], stage: int
     ) -> None:
-        """Record a node lowered outside `node` (its evidence reads it) and fail closed on a
-        binding it leaves without a value, as `node` does."""
+        """Record a lowered node (its evidence reads it) and fail closed on a binding it leaves
+        without a value."""
         self.nodes[node_id] = Node(
             node_id,
             cond,
