@@ -101,6 +101,14 @@ INTENDED = {
     # Stop 24, the nicotine module amended in place (a wrong approval): its abstinence route
     # counts the derived verifying_cotinine (LF-NICOTINE, already changed above).
     ("rule", "verifying-cotinine", "added", None),
+    # Stop 24, amended in place (a wrong approval): the latest flexion-extension films decide
+    # the motion route, read from a derived reading per views and segment (new derived facts
+    # motion_reading and motion_at_segment); LF-INSTABILITY, already changed above, reads the
+    # segments whose latest films disagree.
+    ("rule", "motion-reading", "added", None),
+    ("rule", "motion-reading-angulation", "added", None),
+    ("rule", "no-motion-reading", "added", None),
+    ("rule", "unsettled-motion", "added", None),
     ("metadata", "derived", "changed", None),
 }
 

@@ -62,7 +62,8 @@ def test_a_slip_stated_and_denied_in_one_report_pends(library: Library) -> None:
         "insufficient_documentation",
         "not_documented",
         "The imaging reports both state and deny a spondylolisthesis at L4-L5, or grade it "
-        "differently, and no other route shows instability there.",
+        "differently, or flexion-extension films that may be the latest disagree on the motion "
+        "there, and no other route shows instability there.",
     )
 
 

@@ -140,18 +140,6 @@ def test_films_agreeing_on_the_deformity_still_approve(
     assert decide(data, library, policy)[1]["LF-DEFORMITY-SIGNIFICANT"] == "met"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-23 review; stop 24 tried `latest`): flexion-extension films of "
-    "2025-05-20 measure 3.0 mm at L4-L5 and films of 2025-06-10 measure 1.0 mm there; the "
-    "unstable-motion rule takes the favourable study, LF-INSTABILITY is met and the fusion "
-    "approved. The stop-24 `latest` operator says it (latest over dynamic_study where segment "
-    "same_as seg.segment, by date) but its expansion puts the joined binding in ~95 rules per "
-    "lane: each join is an alpha node of its own, the engine's alpha stack reaches 99 of 64 "
-    "(error 303) and folding the policy took 133 s of CPU. Next: lower `latest` directly, the "
-    "'later' and `require` nodes once each (conditions.latest_expansion reads them twice), or a "
-    "derived per-segment reading as lumbar-decompression's segment_reading",
-)
 def test_newer_flexion_extension_films_without_the_motion_outweigh_older_ones(
     library: Library,
 ) -> None:

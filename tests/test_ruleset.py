@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,11 @@ from evaluator.compile.program import (
     VAL,
     AllOf,
     AnyTest,
+    CmpField,
     EmitValue,
     Eq,
+    Join,
+    Ne,
     Pattern,
     Program,
     Rule,
@@ -169,24 +173,103 @@ def test_a_policy_nesting_3_everys_compiles_and_runs(tmp_path):
 
 
 def wide(n: int) -> Test:
-    # the type test plus n more; the lane test makes one more expression
-    return AllOf((Eq("t", CASE), *(Eq(f"f{i}", i) for i in range(n))))
+    # the type test plus n tests against the stage marker: a join takes one of the pattern's
+    # expression slots and its `$and` two
+    return AllOf((Eq("t", CASE), *(Join(f"f{i}", "stage", "s") for i in range(n))))
 
 
-def test_more_than_32_tests_on_one_fact_are_refused():
-    (message,) = refused(program([rule(0, Pattern("case", wide(MAX_EXPRESSIONS)))]))
-    assert f"more than {MAX_EXPRESSIONS} tests" in message
+def test_a_fact_tested_past_the_engines_expression_slots_is_refused_where_written():
+    (message,) = refused(program([rule(0, Pattern("case", wide(MAX_EXPRESSIONS - 1)))]))
+    assert message.startswith(
+        f"a condition in `X-ONE:requires` needs {MAX_EXPRESSIONS + 1} of the engine's "
+        f"{MAX_EXPRESSIONS} expression slots on one fact"
+    )
 
 
-def test_32_tests_on_one_fact_register():
+def test_a_fact_tested_up_to_the_engines_expression_slots_registers():
     Engine.get().prepare(program([rule(0, Pattern("case", wide(MAX_EXPRESSIONS - 2)))]))
 
 
-def test_a_policy_with_a_long_one_of_is_refused(tmp_path):
+# How a pattern's size grows with n, by the kind of test, and an n past the engine's limit
+# where it has one: the engine counts groups and joins (error 113), never tests against a
+# constant or the fact's own fields, however many.
+SHAPES: dict[str, tuple[Callable[[int], Test], int]] = {
+    "joins": (
+        lambda n: AllOf((Eq("t", CASE), *(Join(f"f{i}", "stage", "s") for i in range(n)))),
+        31,
+    ),
+    "constants": (lambda n: AllOf((Eq("t", CASE), *(Eq(f"f{i}", i) for i in range(n)))), 40),
+    "not-equals": (lambda n: AllOf((Eq("t", CASE), *(Ne(f"f{i}", i) for i in range(n)))), 40),
+    "field comparisons": (
+        lambda n: AllOf((Eq("t", CASE), *(CmpField("<", f"f{i}", "g", 1) for i in range(n)))),
+        40,
+    ),
+    "alternatives": (
+        lambda n: AllOf(
+            (Eq("t", CASE), *(AnyTest((Eq(f"a{i}", 1), Eq(f"b{i}", 2))) for i in range(n)))
+        ),
+        16,
+    ),
+    "nested groups": (
+        lambda n: AllOf(
+            (
+                Eq("t", CASE),
+                *(
+                    AnyTest((AllOf((Eq(f"a{i}", 1), Ne(f"b{i}", 2))), Eq(f"c{i}", 3)))
+                    for i in range(n)
+                ),
+            )
+        ),
+        9,
+    ),
+    "joined alternatives": (
+        lambda n: AllOf(
+            (
+                Eq("t", CASE),
+                *(AnyTest((Join(f"a{i}", "stage", "s"), Eq(f"b{i}", 2))) for i in range(n)),
+            )
+        ),
+        11,
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_expression_slots_are_counted_as_the_engine_counts_them(shape: str) -> None:
+    """Up to and past the engine's limit, `render` refuses exactly the patterns that
+    durable_rules refuses with error 113 at registration, never one it runs."""
+    build, most = SHAPES[shape]
+    verdicts = []
+    for n in range(1, most + 1):
+        prog = program([rule(0, Pattern("case", build(n)))])
+        try:
+            render(prog)
+            checked = "registers"
+        except PolicyError:
+            checked = "refused"
+        name = f"raw-113-{uuid.uuid4().hex[:8]}"
+        try:
+            durable_rules_engine.create_ruleset(name, json.dumps(ruleset.definition(prog)))
+            engine = "registers"
+        except durable_rules_engine.error as error:
+            engine = "refused" if "113" in str(error) else str(error)
+        verdicts.append((n, checked, engine))
+    assert [v for v in verdicts if v[1] != v[2]] == []
+
+
+@pytest.mark.parametrize(
+    ("cpt", "status"), [("20000", "met"), ("20039", "met"), ("29999", "not_met")]
+)
+def test_a_policy_with_a_long_one_of_registers_and_runs(tmp_path, cpt, status):
+    # Forty alternatives against constants take two of the engine's expression slots, not
+    # forty (they were refused until stop 25, by a count of tests rather than of slots).
     codes = [f"2{n:04d}" for n in range(40)]
-    with pytest.raises(PolicyError) as caught:
-        compile_and_register(tmp_path, document({"fact": "line", "field": "cpt", "one_of": codes}))
-    assert {p.code for p in caught.value.problems} == {"engine_limit"}
+    compiled = compile_and_register(
+        tmp_path, document({"fact": "line", "field": "cpt", "one_of": codes})
+    )
+    facts = [{"t": "case", "id": "case:1"}, {"t": "line", "id": "line:1", "cpt": cpt}]
+    trace = Engine.get().run(compiled, facts)
+    assert trace.statuses["X-ONE"].fact["status"] == status
 
 
 def word_policy(n: int) -> dict[str, Any]:

@@ -58,7 +58,12 @@ from evaluator.vocab import units
 
 MAX_RULES = 4096  # error 106
 MAX_PATTERNS = 16  # facts joined in one rule, error 304
-MAX_EXPRESSIONS = 32  # expressions in one join node, error 113
+# durable_rules gives each pattern a sequence of 32 expression slots, evaluated when a fact
+# reaches the pattern's beta node (rete.c GET_EXPRESSION / APPEND_EXPRESSION): an `$and` or
+# `$or` takes two (its opening and its end), a test against another fact (a join, or arithmetic
+# over one) one, and a test against a constant or the fact's own field (`$m`) none, however
+# many. Filling the last slot is error 113 at registration: a pattern may take 31.
+MAX_EXPRESSIONS = 31
 # An identical pattern may feed at most 256 rules (error 108); rules are spread over lanes of
 # this size, each lane's patterns made distinct by a test on an attribute no fact has.
 LANE = 200
@@ -141,11 +146,25 @@ def render_test(test: Test) -> dict[str, Any]:
         return {test.field: {test.alias: test.other}}
     if isinstance(test, AllOf):
         parts = [render_test(t) for t in test.tests]
-        return parts[0] if len(parts) == 1 else {"$and": parts}
+        return parts[0] if len(parts) == 1 else _conjunction(parts)
     if isinstance(test, AnyTest):
         parts = [render_test(t) for t in test.tests]
         return parts[0] if len(parts) == 1 else {"$or": parts}
     raise TypeError(f"unknown test {test!r}")
+
+
+def _conjunction(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the `$and` of rendered parts, an `$and` among them spliced in (a not-equals
+    test's, a conjunction's): rete.c chains the tests of a nested `$and` just as the outer
+    one's, so the network is the same, and each nested group would take two of the pattern's
+    expression slots (`MAX_EXPRESSIONS`)."""
+    flat: list[dict[str, Any]] = []
+    for part in parts:
+        if part.keys() == {"$and"}:
+            flat.extend(_conjunction(part["$and"])["$and"])
+        else:
+            flat.append(part)
+    return {"$and": flat}
 
 
 def _flatten(test: Test) -> list[Test]:
@@ -188,7 +207,7 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
             joins.append(case_join)
     lane_test = {"$nex": {f"_lane{lane}": 1}}
     ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
-    return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
+    return _conjunction([*ordered, *(render_test(t) for t in (*joins, *rest))])
 
 
 def _hoist_type(parts: list[Test]) -> list[Test]:
@@ -248,14 +267,29 @@ def _lead_order(patterns: tuple[Pattern, ...]) -> tuple[Pattern, ...]:
     return (rest[0], marker, *rest[1:])
 
 
-def _count_expressions(expr: Any) -> int:
-    if isinstance(expr, dict):
-        if len(expr) == 1:
-            key, value = next(iter(expr.items()))
-            if key in ("$and", "$or"):
-                return sum(_count_expressions(e) for e in value)
-        return 1
-    return 1
+def expression_slots(expr: Mapping[str, Any]) -> int:
+    """Return the slots of durable_rules' expression sequence one rendered pattern (or part
+    of one) takes, counted as rete.c counts them (`MAX_EXPRESSIONS`)."""
+    ((key, value),) = expr.items()
+    if key in ("$and", "$or"):
+        return 2 + sum(expression_slots(part) for part in value)
+    if key in ("$iany", "$iall"):
+        ((_, inner),) = value.items()
+        return expression_slots(inner)
+    if key in _ALPHA_OPS:
+        ((_, value),) = value.items()
+    return 1 if _names_a_fact(value) else 0
+
+
+def _names_a_fact(operand: Any) -> bool:
+    """Whether a test's operand reads another fact bound in the rule (`{alias: field}`),
+    possibly inside arithmetic; `$m` names the fact under test."""
+    if not isinstance(operand, dict):
+        return False
+    ((key, value),) = operand.items()
+    if key in ("$add", "$sub", "$mul", "$div"):
+        return any(_names_a_fact(side) for side in value.values())
+    return bool(key != "$m")
 
 
 def render(program: Program) -> dict[str, Any]:
@@ -357,11 +391,13 @@ def _build(program: Program, problems: Collector, *, cases: bool) -> dict[str, A
                 if case_join is None
                 else _with_lane(pattern.test, lane, case_join)
             )
-            if _count_expressions(expr) > MAX_EXPRESSIONS:
+            slots = expression_slots(expr)
+            if slots > MAX_EXPRESSIONS:
                 problems.add(
                     "engine_limit",
-                    f"a condition in `{rule.origin}` has more than {MAX_EXPRESSIONS} tests on one "
-                    "fact; split it",
+                    f"a condition in `{rule.origin}` needs {slots} of the engine's "
+                    f"{MAX_EXPRESSIONS} expression slots on one fact (two per group of "
+                    "alternatives or of tests, one per comparison with another fact); split it",
                     where,
                 )
             _note_values(pattern, lane, distinct)

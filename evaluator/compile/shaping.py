@@ -183,15 +183,16 @@ def _mergeable(group: list[Pattern]) -> list[Pattern]:
     return []
 
 
-# The engine refuses a pattern of more than 32 expressions (error 113, counted its own way at
-# registration: ruleset.MAX_EXPRESSIONS), and a refused folded program would go back to the
-# per-node lowering: merged patterns stay below, with room for the lane test (the shipped
-# policies' largest merge has 17).
+# The engine refuses a pattern past its expression slots (error 113: ruleset.MAX_EXPRESSIONS
+# counts them as it does, two per group and one per join), and a refused folded program would
+# go back to the per-node lowering: merged patterns stay small, counted here by their tests
+# (more than the slots they take), with room for the lane test (the shipped policies' largest
+# merge has 17).
 MAX_MERGED = 24
 
 
 def _size(test: Test) -> int:
-    """The expressions a test renders to (ruleset.render_test: `Ne` is two)."""
+    """The tests a test renders to (ruleset.render_test: `Ne` is two)."""
     if isinstance(test, AllOf | AnyTest):
         return sum(_size(t) for t in test.tests)
     return 2 if isinstance(test, Ne) else 1
