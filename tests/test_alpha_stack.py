@@ -158,3 +158,28 @@ def test_a_policy_the_per_node_lowering_cannot_run_is_still_refused(
         compile_policy(Library().get("lumbar-fusion@2024.1"))
     (problem,) = raised.value.problems
     assert problem.code == "engine_limit"
+
+
+def _alternatives_in_a_row(groups: int) -> dict[str, Any]:
+    """One pattern of `groups` two-way alternatives in a row: each group's alternatives meet
+    in one forward node, so the network reaches the last test along 2^groups paths."""
+    tests = [{"$or": [{f"p{i}": "a"}, {f"q{i}": "b"}]} for i in range(groups)]
+    return {"r": {"all": [{"m": {"$and": [{"t": "x"}, *tests]}}]}, "catch_all": CATCH_ALL}
+
+
+def test_the_bound_visits_each_node_of_the_network_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found at stop 25: the bound walked the network as a tree, 2^n calls for n alternatives
+    in a row in one pattern (35 ran for more than ten minutes): a policy with many `any` in one
+    test would hang `render`, lint and `necessity check`."""
+    calls = 0
+    original = ruleset._pending
+
+    def counted(*args: Any) -> int:
+        nonlocal calls
+        calls += 1
+        return original(*args)
+
+    monkeypatch.setattr(ruleset, "_pending", counted)
+    bound = alpha_stack(_alternatives_in_a_row(14))
+    assert calls <= 8 * 14  # a few nodes a group, each worked out once (2^14 walked as a tree)
+    assert bound == 16  # one pending alternative a group, the type test and the catch-all's

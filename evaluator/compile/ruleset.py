@@ -595,10 +595,16 @@ _ORDER: dict[str, tuple[str, ...]] = {
 }
 
 
-def _pending(node: _Alpha, order: Mapping[str, int] | None) -> int:
+def _pending(node: _Alpha, order: Mapping[str, int] | None, known: dict[int, int]) -> int:
     """An upper bound of the stack the walk below `node` needs for one fact: it pushes every
     child the fact may enter (the `$nex` ones first, then property by property; one equality
-    test per property), then walks the last pushed with the others still pending."""
+    test per property), then walks the last pushed with the others still pending.
+
+    The network is a graph, not a tree: every alternative of an `$or` leads to the group's one
+    forward node, so n groups in a row reach the last along 2^n paths. `known` holds each
+    node's bound once worked out (by identity; the order is the same for the whole walk)."""
+    if (done := known.get(id(node))) is not None:
+        return done
     groups: dict[int, list[_Alpha]] = {}
     if node.listed:
         groups[-1] = list(node.listed.values())
@@ -606,15 +612,14 @@ def _pending(node: _Alpha, order: Mapping[str, int] | None) -> int:
         # Properties of unknown order form one group, pushed last: everything else below it.
         rank = order.get(prop, len(order)) if order is not None else 0
         groups.setdefault(rank, []).append(child)
-    if not groups:
-        return 0
     need = below = 0
     for _, members in sorted(groups.items()):
         equal = {c.equal for c in members if c.equal is not None}
         size = len(equal) + sum(1 for c in members if c.equal is None)
-        need = max(need, below + size - 1 + max(_pending(c, order) for c in members))
+        need = max(need, below + size - 1 + max(_pending(c, order, known) for c in members))
         below += size
-    return max(need, below)
+    known[id(node)] = bound = max(need, below)
+    return bound
 
 
 def alpha_stack(definition: Mapping[str, Any]) -> int:
@@ -646,7 +651,7 @@ def alpha_stacks(definition: Mapping[str, Any]) -> dict[str | None, int]:
     for kind in kinds:
         known = _ORDER.get(str(kind.value))
         order = {p: i for i, p in enumerate(known)} if known else None
-        need[str(kind.value)] = max(beside + 1, beside + _pending(kind, order))
+        need[str(kind.value)] = max(beside + 1, beside + _pending(kind, order, {}))
     return need
 
 
