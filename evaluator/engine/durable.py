@@ -489,7 +489,8 @@ _PLANS = "_engine_plans"
 _NO_RULES: Mapping[str, _Handler] = {}
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _Plans:
     """A program's firing handlers by stage, then by rule name; its rules by name.
 
