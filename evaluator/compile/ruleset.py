@@ -190,10 +190,10 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
             joins.append(case_join)
     ordered = [*(render_test(t) for t in kind), *(render_test(t) for t in equal)]
     # Lane 0's patterns with a type test go without: they are told apart from every later
-    # lane's, which have one, and every fact of the type passed it anyway. It was one pattern
-    # test in three of the founding case's rulesets: registering them cost a sixth more
-    # (benchmarks/README.md, stop 25). A pattern without a type test keeps it, so that its
-    # joins and other tests hang under a test node of their own, not the engine's root.
+    # lane's, which have one, and every fact of the type passed it anyway. Half the founding
+    # case's patterns had it, and registering them cost a sixth more (benchmarks/README.md,
+    # stop 25). A pattern without a type test keeps it, so that its joins and other tests
+    # hang under a test node of their own, not the engine's root.
     if lane or not kind:
         ordered.insert(len(kind), {"$nex": {f"_lane{lane}": 1}})
     return {"$and": [*ordered, *(render_test(t) for t in (*joins, *rest))]}
