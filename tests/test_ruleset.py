@@ -345,6 +345,37 @@ def test_rules_sharing_a_pattern_are_spread_over_lanes():
     Engine.get().prepare(shared(300))
 
 
+def lane_tests(expression: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in expression["$and"] if "$nex" in t and str(*t["$nex"]).startswith("_lane")]
+
+
+def test_only_lanes_past_the_first_test_their_lane():
+    # Lane 0's typed patterns are told apart from later lanes' by the lane test those have:
+    # leaving it out is a third fewer pattern tests to register (benchmarks/README.md, stop 25)
+    rendered = render(shared(2 * LANE + 5))
+    for index in (0, LANE - 1, LANE, 2 * LANE + 4):
+        lane = index // LANE
+        for pattern in rendered[f"r{index}"]["all"]:
+            (expression,) = pattern.values()
+            expected = [] if lane == 0 else [{"$nex": {f"_lane{lane}": 1}}]
+            assert lane_tests(expression) == expected
+            # the type test first, then the lane's
+            assert expression["$and"][0].keys() == {"t"}
+            assert expression["$and"][1 : 1 + len(expected)] == expected
+    # a pattern without a type test keeps its lane's node, even in lane 0
+    untyped = Pattern("case", AllOf((Eq("f", 1), Eq("g", 2))))
+    expression = ruleset._with_lane(untyped.test, 0)
+    assert lane_tests(expression) == [{"$nex": {"_lane0": 1}}]
+
+
+def test_rules_sharing_a_pattern_in_every_lane_all_fire():
+    # one case fact matches the same pattern in lane 0 (no lane test) and in lanes 1 and 2
+    prog = shared(2 * LANE + 5)
+    trace = Engine.get().run(prog, [{"t": CASE, "id": "case:1"}])
+    fired = {node for node, _ in trace.values}
+    assert fired == {f"n{i}" for i in range(2 * LANE + 5)}
+
+
 def test_without_lanes_the_engine_refuses_257_rules_sharing_a_pattern(monkeypatch):
     monkeypatch.setattr(ruleset, "LANE", 10**6)
     # the cached text of these very rules has lanes: a renderer changed at run time must render

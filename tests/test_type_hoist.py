@@ -66,8 +66,10 @@ def test_an_any_whose_alternatives_share_a_type_tests_it_first() -> None:
     ]
     # an alternative that is the type alone makes the `any` true once the type is tested
     assert ruleset._hoist_type([AnyTest((X, AllOf((X, low))))]) == [X]
-    rendered = ruleset._with_lane(any_test, 0)
-    assert rendered["$and"][:2] == [{"t": "x_fact"}, {"$nex": {"_lane0": 1}}]
+    # the hoisted type is tested first, then the lane (none in lane 0: tests/test_ruleset.py)
+    assert ruleset._with_lane(any_test, 0)["$and"][0] == {"t": "x_fact"}
+    rendered = ruleset._with_lane(any_test, 1)
+    assert rendered["$and"][:2] == [{"t": "x_fact"}, {"$nex": {"_lane1": 1}}]
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,8 @@ class Conflict:
         return ", ".join(f"{value} ({document})" for value, document in self.values)
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, eq=False, repr=False)
 class Normalised:
     """The facts of a case and the conflicts found while resolving statements."""
 
@@ -166,7 +167,8 @@ def fact_kinds() -> Mapping[str, Mapping[str, str | None]]:
     }
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, eq=False, repr=False)
 class CodedSection:
     """A case section whose items map to facts by the schema's annotations alone."""
 
@@ -1602,7 +1604,8 @@ _STEPS_KEPT = 256
 Step = tuple[str, str | None, Converter | None]
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, eq=False, repr=False)
 class _Plan:
     """How a fact type's fields are made, decided once per type rather than once per value."""
 
@@ -1682,7 +1685,8 @@ def _disputed(fact_type: str, name: str) -> Mapping[str, FactValue]:
     return {} if marker is None else {marker: True}
 
 
-@dataclass(frozen=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, eq=False, repr=False)
 class AsOf:
     """How late documents are judged for an ``x-as-of-source`` fact type (facts.schema.json):
     ``true``, or an object with ``dated_by`` and ``may_add``."""

@@ -65,7 +65,8 @@ MAX_PATTERNS = 16  # facts joined in one rule, error 304
 # many. Filling the last slot is error 113 at registration: a pattern may take 31.
 MAX_EXPRESSIONS = 31
 # An identical pattern may feed at most 256 rules (error 108); rules are spread over lanes of
-# this size, each lane's patterns made distinct by a test on an attribute no fact has.
+# this size, each lane's patterns past the first made distinct by a test on an attribute no
+# fact has (`_with_lane`).
 LANE = 200
 MAX_DISTINCT_VALUES = 400  # past 512 on one property, ruleset creation never returns
 # durable_rules matches each fact by walking its tests depth first with a fixed stack of 64
@@ -176,22 +177,23 @@ def _flatten(test: Test) -> list[Test]:
 def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str, Any]:
     """Return one pattern's expression in the order durable_rules needs.
 
-    The type test comes first, then the lane test (so it also splits the values tested next),
-    then the equality tests, then every join: durable_rules 2.0.28 ignores a join that follows
-    an `$or` in the same `$and` (reproduced in tests/test_ruleset.py), and AND is order-free
-    for us. Equality tests go before the joins because the engine shares a test node between
-    patterns only up to the first join (it never shares a join) and enters every join node
-    under a shared test for each fact that has the property: with the joins first, one value
-    fact entered a node per joined value pattern of its lane, and large policies overflowed
-    the engine's stack of 64 (error 303, `alpha_stack`). Behind `n == <node>` a fact enters
-    only the joins of the patterns on its own node.
+    The type test comes first, then the lane test (past lane 0: see below; so it also splits
+    the values tested next), then the equality tests, then every join: durable_rules 2.0.28
+    ignores a join that follows an `$or` in the same `$and` (reproduced in
+    tests/test_ruleset.py), and AND is order-free for us. Equality tests go before the joins
+    because the engine shares a test node between patterns only up to the first join (it
+    never shares a join) and enters every join node under a shared test for each fact that
+    has the property: with the joins first, one value fact entered a node per joined value
+    pattern of its lane, and large policies overflowed the engine's stack of 64 (error 303,
+    `alpha_stack`). Behind `n == <node>` a fact enters only the joins of the patterns on its
+    own node.
 
     `case_join` (a program whose cases share sessions, `shares`) joins the pattern to its
     rule's first on the case key. Every fact has that key, so the join goes last when the
     pattern's other tests are plain tests against a constant (`$lt`.., `$ex`, `$nex`): a fact
     reaches it only once it passed them. Otherwise it goes with the other joins, ahead of the
-    nested groups: the engine ignores a join behind one (`$or`, or the `$and` a not-equals
-    test renders).
+    nested groups: the engine ignores a join behind one (an `$or`; the `$and` a not-equals
+    test renders is spliced into the pattern's own, `_conjunction`, except inside an `$or`).
     """
     parts = _hoist_type(_flatten(test))
     kind = [t for t in parts if isinstance(t, Eq) and t.field == "t"][:1]
@@ -205,8 +207,14 @@ def _with_lane(test: Test, lane: int, case_join: Join | None = None) -> dict[str
             rest.append(case_join)
         else:
             joins.append(case_join)
-    lane_test = {"$nex": {f"_lane{lane}": 1}}
-    ordered = [*(render_test(t) for t in kind), lane_test, *(render_test(t) for t in equal)]
+    ordered = [*(render_test(t) for t in kind), *(render_test(t) for t in equal)]
+    # Lane 0's patterns with a type test go without: they are told apart from every later
+    # lane's, which have one, and every fact of the type passed it anyway. Half the founding
+    # case's patterns had it, and registering them cost a sixth more (benchmarks/README.md,
+    # stop 25). A pattern without a type test keeps it, so that its joins and other tests
+    # hang under a test node of their own, not the engine's root.
+    if lane or not kind:
+        ordered.insert(len(kind), {"$nex": {f"_lane{lane}": 1}})
     return _conjunction([*ordered, *(render_test(t) for t in (*joins, *rest))])
 
 

@@ -312,7 +312,8 @@ _NOTHING: Mapping[str, Mapping[str, Any]] = {}
 _CACHE_LIMIT = 4096
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _NodePlan:
     """What evidence needs of one condition node; none of it depends on the case."""
 
@@ -342,7 +343,8 @@ _Text = str | tuple[tuple[str, str, str], ...]
 _NEVER, _ALWAYS, _IF_IT_COULD_CHANGE = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _Outcome:
     """One status a clause may end in and what assembly reads and shows for it; none of it
     depends on the case."""
@@ -377,7 +379,8 @@ class _Outcome:
         return self.decider
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _ClausePlan:
     clause: Clause
     id: str

@@ -205,8 +205,8 @@ class Engine:
             try:
                 handle = _dre.create_ruleset(name, definition)
             except Exception as error:  # the extension raises its own bare error type
-                # The static checks in ruleset.py missed a limit (e.g. error 113 counts joins
-                # and nested groups its own way): the policy, not the case, must change.
+                # The static checks in ruleset.py (rules, patterns, expression slots, the
+                # alpha stack) missed a limit: the policy, not the case, must change.
                 raise PolicyError.single(
                     "engine_limit",
                     f"the engine cannot run policy `{program.name}` ({error}); simplify the "
@@ -489,7 +489,8 @@ _PLANS = "_engine_plans"
 _NO_RULES: Mapping[str, _Handler] = {}
 
 
-@dataclass(frozen=True, slots=True)
+# eq=False, repr=False: never compared, hashed or printed (api.Request says why)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class _Plans:
     """A program's firing handlers by stage, then by rule name; its rules by name.
 
