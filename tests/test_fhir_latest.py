@@ -42,32 +42,11 @@ def test_a_month_only_result_that_may_be_the_latest_leaves_the_hba1c_undocumente
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["7.0 first", "9.5 first"])
-def test_two_results_of_one_day_do_not_depend_on_the_bundles_order(
-    reverse: bool, tmp_path: Path
-) -> None:
-    results = [hba1c("a1c-a", 7.0, "2025-05-15"), hba1c("a1c-b", 9.5, "2025-05-15T10:00:00Z")]
-    _, status = _diabetes(*(results[::-1] if reverse else results), tmp_path=tmp_path)
-    # Changed at stop 23 (not documented before): LF-DIABETES is not met on a coded HbA1c at or
-    # above the limit in the window that is no older than the diabetes history's, and the
-    # 9.5 % result of the same day is one (tests/test_review_s23.py); in either order.
-    assert status == "not_met"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop 24): two lab results of one day, 7.0 % and 9.5 %, disagree (domain.md "
-    "section 3 item 9: not documented), but LF-DIABETES's 'a coded HbA1c at or above the limit' "
-    "takes the 9.5 % alone: not met. The stop-24 `latest` operator says 'the latest coded result "
-    "decides, a same-day disagreement is unknown' (latest over observation in the hba1c value "
-    "set, by effective), but its expansion repeats the binding's `where` (three LOINC codes, an "
-    "$or, a fresh alpha node per pattern) in every rule: the engine's alpha stack for "
-    "observation reaches 126 of 64. Next: lower `latest` directly (its 'later' and `require` "
-    "nodes once each), or a derived HbA1c reading",
-)
-@pytest.mark.parametrize("reverse", [False, True], ids=["7.0 first", "9.5 first"])
 def test_two_disagreeing_results_of_one_day_pend(reverse: bool, tmp_path: Path) -> None:
     results = [hba1c("a1c-a", 7.0, "2025-05-15"), hba1c("a1c-b", 9.5, "2025-05-15T10:00:00Z")]
     _, status = _diabetes(*(results[::-1] if reverse else results), tmp_path=tmp_path)
+    # Not met at stops 23-24 on the 9.5 % alone, in either order: the latest coded HbA1c
+    # decides (`latest`, stop 25), and two of one day that disagree are not documented.
     assert status == "not_documented"
 
 

@@ -70,10 +70,14 @@ EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
 # rival and requirement lowered once, node by node: 4 firings more per lumbar-fusion case);
 # 4,867 after the nicotine module's abstinence route counted a derived verifying_cotinine (stop
 # 24: a cotinine dated since the quit date, none above the limit after the request); 5,077
-# after LF-INSTABILITY's motion route read the latest flexion-extension films (stop 24: one
-# derived motion_reading per views and segment, the route and the unsettled-motion check over
-# them). The bound fails when folding is silently disabled or loses a clause or subtree.
-MAX_EXAMPLE_FIRINGS = 5100
+# after LF-INSTABILITY's motion route read the latest flexion-extension films (stop 24, merged
+# at stop 25: one derived motion_reading per views and segment, the route and the
+# unsettled-motion check over them); 5,172 after LF-DIABETES and LF-FUNCTIONAL-IMPAIRMENT
+# read the latest coded HbA1c and ODI (stop 25: `latest` lowered directly, its scope's `where`
+# tested once per fact: about 6 firings more per lumbar-fusion case, 14 on the one with two
+# ODIs, 2 fewer on the deformity cases). The bound fails when folding is silently disabled or
+# loses a clause or subtree.
+MAX_EXAMPLE_FIRINGS = 5200
 # The decompression policy folds three of its four clauses: its cases fired at most 20 rules;
 # since stop 22 rule segment-reading derives one fact per MRI or CT finding and the latest-study
 # check, per node, reads them: 21 to 30 (ld-level-without-stenosis, three segments).

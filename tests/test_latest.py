@@ -88,6 +88,10 @@ CASES = {
     "one day, both small": ((("2025-05-12", 10), ("2025-05-12", 12)), F),
     "a month that may be the latest day, disagreeing": ((("2025-05", 35), ("2025-05-12", 10)), U),
     "a month surely earlier": ((("2025-04", 35), ("2025-05-12", 10)), F),
+    # Neither is surely the latest, and both fail: false (unknown at stop 24, where a fact that
+    # may be superseded counted as undecided even beside others that agree with it).
+    "a month that may be the latest day, agreeing": ((("2025-05", 12), ("2025-05-12", 10)), F),
+    "an undated film, agreeing small": (((None, 12), ("2025-05-12", 10)), F),
     "an undated film, disagreeing": (((None, 35), ("2025-05-12", 10)), U),
     "an undated film, agreeing": (((None, 35), ("2025-05-12", 40)), T),
     "a word that is no measurement": ((("2025-05-12", "moderate"),), U),

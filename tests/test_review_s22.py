@@ -288,22 +288,43 @@ def test_a_bilateral_si_fusion_needs_the_work_up_on_each_side(library: Library) 
     assert _review(data, library)[0] != "medically_necessary"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (stop-22 review), a wrong DENIAL: LF-FUNCTIONAL-IMPAIRMENT requires EVERY ODI "
-    "on record >= 30 %, so a year-old ODI of 20 % beside a current 42 % denies (not met) what "
-    "the current score shows (domain.md section 1: significant impairment documented, ODI >= "
-    "30 %). The policy's every-rule guards against an old high score beside a later low one; "
-    "fix in policies/lumbar-fusion: the latest ODI by effective date decides (a tie or an "
-    "undated one: not documented)",
-)
 def test_an_old_low_odi_does_not_deny_a_current_high_one(library: Library) -> None:
     data = _fusion()  # ODI 42 % on 2025-06-02
     old = copy.deepcopy(data["observations"][0])
     old.update(effective="2024-06-01", value_quantity={"value": 20, "unit": "%"})
     old["source"] = {"document": "clinic_note", "date": "2024-06-01"}
     data["observations"].append(old)
+    # the latest ODI decides (stop 25); every ODI had to reach 30 % before, a wrong denial
     assert _review(data, library)[0] == "medically_necessary"
+
+
+def _odi(data: dict[str, Any], effective: str | None, value: float) -> None:
+    extra = copy.deepcopy(data["observations"][0])
+    extra.update(value_quantity={"value": value, "unit": "%"})
+    extra.pop("effective", None)
+    extra["source"] = {"document": "clinic_note"}
+    if effective is not None:
+        extra.update(effective=effective)
+        extra["source"]["date"] = effective
+    data["observations"].append(extra)
+
+
+@pytest.mark.parametrize(
+    ("effective", "value", "status"),
+    [
+        ("2025-06-10", 20, "not_met"),  # a later low score: the older 42 % shows nothing now
+        ("2025-06-02", 20, "not_documented"),  # one day, disagreeing
+        ("2025-06-02", 35, "met"),  # one day, agreeing
+        (None, 20, "not_documented"),  # undated: it may be the latest
+        (None, 35, "met"),  # undated and agreeing: changes nothing
+    ],
+)
+def test_the_latest_odi_decides(
+    effective: str | None, value: float, status: str, library: Library
+) -> None:
+    data = _fusion()  # ODI 42 % on 2025-06-02
+    _odi(data, effective, value)
+    assert _review(data, library)[1]["LF-FUNCTIONAL-IMPAIRMENT"] == status
 
 
 def test_a_lumbar_decompression_at_a_cervical_level_is_not_approved(library: Library) -> None:

@@ -27,6 +27,7 @@ from evaluator.language.conditions import (
     Distinct,
     Every,
     Exists,
+    Latest,
     Not,
     Op,
     PolicyIs,
@@ -306,6 +307,7 @@ def _evidence(
 _SAME = (frozenset({0}), frozenset({1}), frozenset({2}))
 _NEGATED = (frozenset({2}), frozenset({1}), frozenset({0}))
 _TRUE_OR_REST = (frozenset({0, 1}), frozenset({0, 1}), frozenset({2}))
+_LATEST = (frozenset({0}), frozenset({0, 1, 2}), frozenset({2}))
 _NOTHING: Mapping[str, Mapping[str, Any]] = {}
 # Each cache of a plan (shown fields by fact shape, bare evidence by bound facts) is bounded:
 # hostile cases may vary field names and ids without end.
@@ -535,6 +537,10 @@ class _Plan:
             # A count is decided by its true children (true) or all the rest (otherwise).
             deciding = _TRUE_OR_REST if isinstance(cond, Count) else _SAME
             return _NodePlan(False, True, node.children[:1], deciding)
+        if isinstance(cond, Latest):
+            # Its child is what each fact that may be the latest says; unknown is decided by
+            # all of them (they disagree, or one is unknown).
+            return _NodePlan(False, True, node.children[:1], _LATEST)
         deciding = _SAME
         if isinstance(cond, Not):
             deciding = _NEGATED

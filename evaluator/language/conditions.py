@@ -255,7 +255,8 @@ class Latest:
     are conflicting documentation; none at all is not documented).
 
     `expansion` is the same condition in the other operators (`latest_expansion`), which the
-    compiler lowers and the walkers descend into; renderings read the fields above.
+    walkers descend into (the facts, fields and dates it reads); the compiler lowers `latest`
+    itself (lowering.py `Lowering.latest`) and renderings read the fields above.
     """
 
     binding: Binding
@@ -423,42 +424,44 @@ def parse_condition(
 
 
 def latest_expansion(binding: Binding, by: str, require: Condition, pointer: str) -> Condition:
-    """Return `latest` in the other operators, Kleene throughout:
+    """Return `latest` in the other operators, Kleene throughout, for the walkers (the facts,
+    fields and dates it reads):
 
         every fact: (a later-dated fact of the scope exists) or require        (E)
         or: (some fact: no later-dated fact and require) and undecided         (S and U)
 
     E is true when every fact that may be the latest meets `require`; where it is not, S says
     whether one of them does, so that a day whose facts disagree is unknown, never the
-    favourable one, and where none does the value is false. A rival's or the fact's own date
-    that is not documented, or a month that may fall either side, leaves "later" unknown, so
-    an undated fact that disagrees leaves the whole unknown, and one that agrees changes
-    nothing. The rival is bound as `<as>__later` (an author's own name for it is reported as
+    favourable one. The compiler lowers `latest` itself (`Lowering.latest`), reading "later"
+    two-valued (a rival surely dated after the fact), and so differs from this form in one
+    case only: where facts of uncertain order all fail `require` and none is surely the
+    latest, it is false, as the operator says, where this form leaves it unknown. `demonstrated`
+    would say that here, but read under `not` it draws the lint `negated_demonstrated` for a
+    collapse the lowering makes in the fail-closed direction (an undated rival supersedes
+    nothing). The rival is bound as `<as>__later` (an author's own name for it is reported as
     `alias_reused`)."""
     alias = binding.alias
-    rival = Binding(binding.fact, f"{alias}__later", binding.where, binding.pointer)
-    later = Some(
-        rival,
-        All(
-            (
-                Distinct((alias, rival.alias), pointer),
-                Compare(
-                    rival.alias,
-                    by,
-                    Op.AFTER,
-                    Threshold(1, "days"),
-                    (),
-                    f"{pointer}/by",
-                    of=f"{alias}.{by}",
-                ),
-            ),
-            pointer,
-        ),
-        pointer,
-    )
+    rival, after = latest_rival(binding, by, pointer)
+    later = Some(rival, All((Distinct((alias, rival.alias), pointer), after), pointer), pointer)
     every = Every(binding, AnyOf((later, require), pointer), pointer)
     some = Some(binding, All((Not(later, pointer), require), pointer), pointer)
     return AnyOf((every, All((some, Undecided(pointer)), pointer)), pointer)
+
+
+def latest_rival(binding: Binding, by: str, pointer: str) -> tuple[Binding, Compare]:
+    """Return the rival `latest` binds beside its fact, and the comparison "the rival is dated
+    at least a day after the fact"."""
+    rival = Binding(binding.fact, f"{binding.alias}__later", binding.where, binding.pointer)
+    after = Compare(
+        rival.alias,
+        by,
+        Op.AFTER,
+        Threshold(1, "days"),
+        (),
+        f"{pointer}/by",
+        of=f"{binding.alias}.{by}",
+    )
+    return rival, after
 
 
 def children(condition: Condition) -> tuple[Condition, ...]:
