@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,12 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples" / "cases").glob("*.
 # Parsed policies and rendered rulesets are cached on disk (evaluator/read/disk_cache.py): the tests
 # use a folder of their own, never the user's cache, and start from an empty one.
 os.environ["NECESSITY_CACHE_DIR"] = tempfile.mkdtemp(prefix="necessity-test-cache-")
+# A shell without job control starts a background job (`make test &`, nohup) with SIGINT
+# ignored, and every command a test starts inherits that: Python then never raises
+# KeyboardInterrupt, and the tests that press Ctrl-C on a command see it run to its end. The
+# suite runs as at a terminal: a handled signal is back to its default in a started command.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
