@@ -69,7 +69,6 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
-    Undecided,
     WhereEq,
     WhereItem,
     WhereOneOf,
@@ -336,8 +335,6 @@ class Lowering:
         elif isinstance(cond, Latest):
             children = (f"{node_id}/0",)
             stage = self.latest(cond, scope, node_id)
-        elif isinstance(cond, Undecided):
-            stage = self.undecided(scope, node_id)
         else:
             stage = self.quantifier(cond, scope, node_id)
             children = (f"{node_id}/0",)
@@ -1130,12 +1127,6 @@ class Lowering:
             tuple(b.fact for b in scope.bindings),
         )
         self.require_value(node_id, scope, stage)
-
-    def undecided(self, scope: Scope, node_id: str) -> int:
-        """Unknown for every combination of the bound facts (`Undecided`)."""
-        stage = self.anchor_stage(scope) + 1
-        self.emit(stage, self.anchors(scope), EmitValue(VAL, node_id, U, scope.keys), node_id)
-        return stage
 
     def unsettled(
         self, cond: Not | Demonstrated, node_id: str, scope: Scope

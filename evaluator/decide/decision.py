@@ -34,7 +34,6 @@ from evaluator.language.conditions import (
     Some,
     Threshold,
     Truth,
-    Undecided,
 )
 from evaluator.language.describe import choice_text, leaf_text, words
 from evaluator.language.dictionary import FactType, with_derived
@@ -531,7 +530,7 @@ class _Plan:
     def _node(self, node_id: str) -> _NodePlan:
         node = self.nodes[node_id]
         cond: Condition = node.condition
-        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct | Undecided):
+        if isinstance(cond, Compare | Exists | ClauseIs | PolicyIs | Distinct):
             return self._leaf(node, cond)
         if isinstance(cond, Every | Some | Count):
             # A count is decided by its true children (true) or all the rest (otherwise).
@@ -549,7 +548,7 @@ class _Plan:
         return _NodePlan(False, False, node.children, deciding)
 
     def _leaf(
-        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct | Undecided
+        self, node: Node, cond: Compare | Exists | ClauseIs | PolicyIs | Distinct
     ) -> _NodePlan:
         fields: tuple[str, ...] = ()
         other: tuple[tuple[int, ...], str] | None = None
