@@ -62,3 +62,18 @@ def test_results_that_agree_need_no_order(tmp_path: Path) -> None:
         hba1c("a1c-day", 7.0, "2025-05-15"), hba1c("a1c-month", 7.0, "2025-05"), tmp_path=tmp_path
     )
     assert (diabetes["hba1c_pct"], status) == (7.0, "met")
+
+
+@pytest.mark.parametrize("code", ["17855-8", "96595-4"], ids=["by calculation", "dried blood spot"])
+def test_an_hba1c_by_any_method_in_percent_fills_the_history(code: str, tmp_path: Path) -> None:
+    # The policies' hba1c value set holds these codes since the stop-25 review (a calculated
+    # 9.5 % approved there); the Bundle's mapping had its own shorter list, so the result
+    # reached the policy but never the diabetes history: LF-DIABETES pended.
+    result = hba1c("a1c-other-method", 7.0, "2025-05-15")
+    result["code"]["coding"][0]["code"] = code
+    diabetes, status = _diabetes(result, tmp_path=tmp_path)
+    assert (diabetes.get("hba1c_pct"), diabetes.get("hba1c_date"), status) == (
+        7.0,
+        "2025-05-15",
+        "met",
+    )
