@@ -853,14 +853,7 @@ class Lowering:
         combo_ids = tuple(f"{node_id}/of{i}" for i in range(len(combos)))
         for combo_id, combo in zip(combo_ids, combos, strict=True):
             self.and_rules(combo_id, combo, scope, stage)
-            self.nodes[combo_id] = Node(
-                combo_id,
-                All((), cond.pointer),
-                combo,
-                len(scope.bindings),
-                tuple(b.alias for b in scope.bindings),
-                tuple(b.fact for b in scope.bindings),
-            )
+            self.record(All((), cond.pointer), scope, combo_id, combo)
         self.or_rules(node_id, combo_ids, scope, stage + 1)
         return stage + 1
 
@@ -1017,14 +1010,7 @@ class Lowering:
             EmitMissing(compared, pair.keys, tuple(b.alias for b in pair.bindings)),
             compared,
         )
-        self.nodes[compared] = Node(
-            compared,
-            after,
-            (),
-            len(pair.bindings),
-            tuple(b.alias for b in pair.bindings),
-            tuple(b.fact for b in pair.bindings),
-        )
+        self.record(after, pair, compared, ())
         # Superseded: a rival is surely dated after the fact (two-valued; an unknown order
         # supersedes nothing, so such a fact may be the latest).
         later_stage = stage + 1
@@ -1066,14 +1052,7 @@ class Lowering:
                 EmitValue(VAL, candidate, value, inner.keys),
                 candidate,
             )
-        self.nodes[candidate] = Node(
-            candidate,
-            All((cond.require,), cond.pointer),
-            (requires,),
-            len(inner.bindings),
-            tuple(b.alias for b in inner.bindings),
-            tuple(b.fact for b in inner.bindings),
-        )
+        self.record(All((cond.require,), cond.pointer), inner, candidate, (requires,))
         # Fail closed: a fact that may be the latest and got no value would drop out.
         self.emit(
             stage + 1,
@@ -1118,6 +1097,14 @@ class Lowering:
     ) -> None:
         """Record a lowered node (its evidence reads it) and fail closed on a binding it leaves
         without a value."""
+        self.record(cond, scope, node_id, children)
+        self.require_value(node_id, scope, stage)
+
+    def record(
+        self, cond: Condition, scope: Scope, node_id: str, children: tuple[str, ...]
+    ) -> None:
+        """Record a lowered node for the evidence that reads it; the caller derives its
+        fail-closed check (`register`'s, or its own)."""
         self.nodes[node_id] = Node(
             node_id,
             cond,
@@ -1126,7 +1113,6 @@ class Lowering:
             tuple(b.alias for b in scope.bindings),
             tuple(b.fact for b in scope.bindings),
         )
-        self.require_value(node_id, scope, stage)
 
     def unsettled(
         self, cond: Not | Demonstrated, node_id: str, scope: Scope
