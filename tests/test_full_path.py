@@ -263,6 +263,7 @@ def test_a_text_over_a_limit_is_never_plainly_within_them(data: Any) -> None:
 _CACHED = (
     "_dated_text",
     "parsed_date",
+    "_parsed_instant",
     "_level_fields",
     "_range_segments",
     "_schema_path",

@@ -25,12 +25,15 @@ aside); an ODI or films measured before the request but reported in a document d
 count by their own date (x-as-of-source dated_by); films documented as not obtained supersede
 nothing.
 
-Left open (strict expected failures, the reasons say where the fix belongs): a coded HbA1c at
+Left open (a strict expected failure, its reason says where the fix belongs): a coded HbA1c at
 or above the limit dated after the request is dropped with the rest of the late observation,
 so it can neither contradict the history's timely lower value nor make the clause apply beside
-a 'no diabetes' note; a result observed over a period is ordered by the period's start, so a
-9.5 % HbA1c or a 20 % ODI whose period ends after the favourable result's day counts as the
-older one and approves.
+a 'no diabetes' note.
+
+Fixed since (stop 26): a result observed over a period was ordered by the period's start, so a
+9.5 % HbA1c or a 20 % ODI whose period ends after the favourable result's day counted as the
+older one and approved; its instant is now the period's days (case.schema.json x-bounds-instant,
+tests/test_observed_over_period.py).
 """
 
 from __future__ import annotations
@@ -591,16 +594,6 @@ def _over(observation: dict[str, Any], start: str, end: str) -> dict[str, Any]:
     return observation
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (stop 25 review): `latest` and LF-DIABETES's 'no older than the history's' order "
-        "an observation by `effective`, a period's start, while x-as-of-source dates its values "
-        "by effective_end; a result observed over a period ending after its rival's date is read "
-        "as the older one. The fix: order by the period's end, or read `effective` as the "
-        "interval start..end so that the order is unknown (the facts' date or the policies' `by`)"
-    ),
-)
 @pytest.mark.parametrize("policy", VERSIONS)
 @pytest.mark.parametrize(
     ("case", "clause"),
@@ -624,8 +617,8 @@ def test_a_result_observed_over_a_period_is_not_older_than_its_start(
     case: Callable[[], dict[str, Any]], clause: str, policy: str, library: Library
 ) -> None:
     # The unfavourable result may be the later one (its period ends after the other's day):
-    # at best not documented (domain.md section 3 items 5 and 9), never met; today met, and
-    # 2025.1 approves.
+    # at best not documented (domain.md section 3 items 5 and 9), never met; met until stop 26
+    # (ordered by the period's start), and 2025.1 approved.
     determination, statuses = decide(case(), library, policy)
     assert statuses[clause] != "met"
     assert determination != "medically_necessary"

@@ -24,6 +24,8 @@ from evaluator.vocab.dates import (
     months_to_reach_between,
     parse_date,
     parse_duration,
+    parse_instant,
+    within,
 )
 from evaluator.vocab.levels import (
     Level,
@@ -181,6 +183,10 @@ class CodedSection:
     ongoing: Mapping[str, tuple[str, frozenset[str]]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # period properties whose fact field is an instant within the period (x-bounds-instant):
+    # an observation over a period happened some time in it, so its order against a day the
+    # period holds is unknown
+    instants: frozenset[str] = frozenset()
 
 
 @cache
@@ -217,9 +223,16 @@ def coded_sections() -> tuple[CodedSection, ...]:
                     for prop, sub in item["properties"].items()
                     for status, values in sub.get("x-ongoing-while", {}).items()
                 }
+                instants = frozenset(
+                    prop for prop, sub in item["properties"].items() if sub.get("x-bounds-instant")
+                )
                 found.append(
                     CodedSection(
-                        at, item["x-fact"], MappingProxyType(fields), MappingProxyType(ongoing)
+                        at,
+                        item["x-fact"],
+                        MappingProxyType(fields),
+                        MappingProxyType(ongoing),
+                        instants,
                     )
                 )
             if item.get("type") == "object" and item is not node:
@@ -364,7 +377,7 @@ def _date_fields(
     """
     # A plain dict typed read-only rather than a MappingProxyType: every caller copies it into
     # a fact's fields with dict.update, which copies a dict in C and a proxy key by key.
-    day = parse_date(text)
+    day = parse_instant(text)
     lo, hi = day.lo.toordinal(), day.hi.toordinal()
     out: dict[str, FactValue] = {name: day.text, f"{name}_lo": lo, f"{name}_hi": hi}
     # Calendar positions, so that months between two facts' dates are field arithmetic
@@ -435,9 +448,15 @@ def _items(value: Any, pointer: str) -> Iterator[tuple[Any, str]]:
 def _quiet_date(text: Any) -> PartialDate | None:
     """Return the date ``text`` is (a text through the cache), or None for anything no date."""
     try:
-        return parsed_date(text) if type(text) is str else parse_date(text)
+        return _parsed_instant(text) if type(text) is str else parse_date(text)
     except DateError:
         return None
+
+
+@lru_cache(maxsize=_CONVERSIONS)
+def _parsed_instant(text: str) -> PartialDate:
+    """Return ``parse_instant(text)``, cached as `parsed_date` is."""
+    return parse_instant(text)
 
 
 @lru_cache(maxsize=_CONVERSIONS)
@@ -902,6 +921,16 @@ class _Builder:
                 if first is not None and last is not None and last.hi < first.lo:
                     message = f'end "{value["end"]}" is before start "{value["start"]}"'
                     self.problems.add("bad_date", message, self.document.location(f"{at}/end"))
+                elif (
+                    prop in section.instants
+                    and (first is not None or "start" not in value)
+                    and (last is not None or "end" not in value)
+                    and ("start" in value or "end" in value)
+                ):
+                    # Not the start: the start orders it before a day the period holds and
+                    # dates it before a request the period reaches past. (A bound that is no
+                    # date is reported as the start's or end's own field.)
+                    given.append((name, within(value.get("start"), value.get("end")), at))
             elif shape == "range":
                 segments = self.ranges(value, at)
                 if segments:

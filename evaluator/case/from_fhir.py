@@ -171,6 +171,21 @@ def _last_day(text: Any) -> str | None:
         return None
 
 
+def _holding(period: Mapping[str, Any]) -> str | None:
+    """Return the narrowest date the case writes (a day, a month) holding every day of a
+    period, None when none does (an open end, a period across months)."""
+    start, end = _date(period.get("start")), _date(period.get("end"))
+    try:
+        first, last = parse_date(start or ""), parse_date(end or "")
+    except DateError:
+        return None
+    if first.lo == last.hi:
+        return first.lo.isoformat()
+    if (first.lo.year, first.lo.month) == (last.hi.year, last.hi.month) and first.lo <= last.hi:
+        return first.lo.isoformat()[:7]
+    return None
+
+
 def _period(period: Mapping[str, Any] | None) -> dict[str, str] | None:
     out = {k: d for k in ("start", "end") if (d := _date((period or {}).get(k)))}
     return out or None
@@ -345,10 +360,18 @@ class _Builder:
                 return "confirmed"
             return "stated" if codes else None
         if name in ("effective", "onset"):
-            return _date(
-                resource.get(f"{name}DateTime")
-                or (resource.get(f"{name}Period") or {}).get("start")
-            )
+            if f"{name}DateTime" in resource or f"{name}Period" not in resource:
+                return _date(resource.get(f"{name}DateTime"))
+            # It happened some time in the period: its start would date it before a day the
+            # period holds, or before a request the period reaches past.
+            held = _holding(resource[f"{name}Period"])
+            if held is None:
+                self.report(
+                    f"{where}.{name}Period",
+                    "no day or month holds the whole period (open, or across months): the "
+                    "date is not mapped",
+                )
+            return held
         if name.startswith(("performed.", "effective.")):
             base, _, end = name.partition(".")
             period = resource.get(f"{base}Period") or {}

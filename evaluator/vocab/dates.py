@@ -96,6 +96,37 @@ def parse_date(value: str | date) -> PartialDate:
     raise DateError(f'unrecognised date "{text}" ({_DATE_FORMS})', text)
 
 
+# An instant known only to lie within a period: "START..END", either end left out when open
+# ("START..", "..END"). No case writes one; the facts of an observation over a period read its
+# instant so (case.schema.json x-bounds-instant), and only `parse_instant` reads it.
+_UNTIL = ".."
+
+
+def within(start: str | None, end: str | None) -> str:
+    """Return the text of an instant within the period ``start``..``end`` (None: open)."""
+    return f"{start or ''}{_UNTIL}{end or ''}"
+
+
+def parse_instant(value: str | date) -> PartialDate:
+    """Return what `parse_date` does, or for an instant within a period (`within`) the days
+    from its start's first to its end's last; an open end leaves every day that side possible,
+    so no order against a day past the start (before the end) is ever known.
+
+    Raises ``DateError`` as `parse_date` does, and for a period ending before it starts.
+    """
+    if not isinstance(value, str) or _UNTIL not in value:
+        return parse_date(value)
+    text = value.strip()
+    first, _, last = text.partition(_UNTIL)
+    if not first and not last:
+        raise DateError(f'a period with neither start nor end "{text}"', text)
+    lo = parse_date(first).lo if first else date.min
+    hi = parse_date(last).hi if last else date.max
+    if hi < lo:
+        raise DateError(f'period "{text}" ends before it starts', text)
+    return PartialDate(lo, hi, text)
+
+
 def add_months(d: date, n: int) -> date:
     """Return ``d`` moved by ``n`` calendar months (``n`` may be negative), clamped to month end.
 
