@@ -540,8 +540,8 @@ def _check_unique(facts: Iterable[Mapping[str, Any]]) -> None:
     # durable_rules rejects a fact it has seen (trap 4) and then crashes in delete_state
     # (trap 13): refuse duplicates before the engine sees them. The id is part of a fact's
     # content, so distinct ids already make the facts distinct.
-    ids = [f.get("id") for f in facts]
-    if len(set(ids)) != len(ids):
+    listed = facts if isinstance(facts, list) else list(facts)
+    if len({f.get("id") for f in listed}) != len(listed):
         raise EngineError.single("engine_failed", "two facts share an id")
 
 
@@ -698,16 +698,15 @@ class _Session:
         Every rule waits for its stage marker, which comes last in that batch, so the whole
         case is in before any rule can match (trap 2) and one call is saved.
         """
-        listed = list(facts)
+        listed = facts if isinstance(facts, list) else list(facts)
         _check_unique(listed)
-        admit = self.admit
         try:
-            admitted = [admit(f) for f in listed]
+            # what `admit` gives is None or a fact, never empty (it has `sid`)
+            self.pending = list(filter(None, map(self.admit, listed)))
         except ValueError as error:
             raise EngineError.single(
                 "engine_failed", f"a fact cannot be given to the engine: {error}"
             ) from error
-        self.pending = [f for f in admitted if f is not None]
 
     def assert_stage(self, stage: int) -> None:
         """Assert what the previous stage derived together with this stage's marker.
@@ -958,7 +957,12 @@ def _own(fact: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ids(matched: Mapping[str, Any]) -> dict[str, str]:
     """The ids of the facts a firing matched, by alias (the stage marker is no evidence)."""
-    return {alias: str(f.get(KEY)) for alias, f in matched.items() if alias != "stage"}
+    # a loop, not a comprehension: no frame of its own, once or twice per firing
+    ids = {}
+    for alias, f in matched.items():
+        if alias != "stage":
+            ids[alias] = str(f.get(KEY))
+    return ids
 
 
 def _node_fact(
