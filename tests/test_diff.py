@@ -109,6 +109,11 @@ INTENDED = {
     ("rule", "motion-reading-angulation", "added", None),
     ("rule", "no-motion-reading", "added", None),
     ("rule", "unsettled-motion", "added", None),
+    # Stop 26, amended in place (a wrong approval): a coded HbA1c at or above the limit dated
+    # after the request (late_observation) is derived as late_hba1c_at_limit, and its absence
+    # as hba1c_uncontradicted, which LF-DIABETES (already changed above) reads.
+    ("rule", "late-hba1c-at-limit", "added", None),
+    ("rule", "hba1c-uncontradicted", "added", None),
     ("metadata", "derived", "changed", None),
 }
 

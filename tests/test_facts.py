@@ -791,7 +791,13 @@ FULL = minimal(
             "code": {"system": "http://loinc.org", "code": "39156-5", "display": "BMI"},
             "value_quantity": {"value": 41.5, "unit": "kg/m2"},
             "effective": "2025-05-20",
-        }
+        },
+        # after the request: kept apart, whole but for its date (late_observation)
+        {
+            "code": {"system": "http://loinc.org", "code": "4548-4", "display": "HbA1c"},
+            "value_quantity": {"value": 9.5, "unit": "%"},
+            "effective": "2025-07-01",
+        },
     ],
     conditions=[
         {
@@ -850,9 +856,12 @@ def test_every_fact_type_carries_its_fields(full):
         "imaging_finding": {"modality": "ct", "listhesis_grade": 1, "listhesis": 4.5},
         "alignment": {"study": "ct", "standing": True, "full_length": True, "cobb": 12},
         "conflict": {"fact": "nicotine", "field": "status", "ref": "nicotine:1"},
+        "late_observation": {"code": "LOINC|4548-4", "value_pct": 9.5, "effective": None},
     }
+    # the late observation's after_request conflict beside the nicotine's
+    late = [f for f in full if f.type != "conflict" or f.fields["fact"] != "observation"]
     for fact_type, fields in expected.items():
-        fact = one(full, fact_type)
+        fact = one(tuple(late), fact_type)
         assert {k: fact.get(k) for k in fields} == fields, fact_type
     assert "status" not in one(full, "nicotine")
     assert one(full, "line")["lower"] == "L5"  # fusion L4-L5 and decompression L3-L5

@@ -77,3 +77,43 @@ def test_an_hba1c_by_any_method_in_percent_fills_the_history(code: str, tmp_path
         "2025-05-15",
         "met",
     )
+
+
+@pytest.mark.parametrize("policy", ["lumbar-fusion@2025.1", "lumbar-fusion@2026.1"])
+@pytest.mark.parametrize(
+    ("results", "history", "expected"),
+    [
+        # a timely 7.0 % and 9.5 % five days after the request (2025-06-20): the late result
+        # contradicts control but cannot show the level before the request (not met before:
+        # it was held as the history's latest, its date left out)
+        (
+            [hba1c("a1c-timely", 7.0, "2025-05-30"), hba1c("a1c-late", 9.5, "2025-06-25")],
+            (7.0, "2025-05-30"),
+            "not_documented",
+        ),
+        # a late one alone fills no history either (not met before, on the late value)
+        ([hba1c("a1c-late", 9.5, "2025-06-25")], (None, None), "not_documented"),
+        # a late result below the limit changes nothing: the timely one decides (not
+        # documented before: the late 7.2 % was held, its date left out)
+        (
+            [hba1c("a1c-late", 7.2, "2025-06-25"), hba1c("a1c-timely", 7.0, "2025-05-30")],
+            (7.0, "2025-05-30"),
+            "met",
+        ),
+    ],
+    ids=["high-beside-timely", "high-alone", "low-beside-timely"],
+)
+def test_a_result_after_the_request_is_never_the_latest_but_is_weighed(
+    results: list[dict[str, Any]],
+    history: tuple[float | None, str | None],
+    expected: str,
+    policy: str,
+    tmp_path: Path,
+) -> None:
+    # As for a case file (tests/test_late_observations.py): the history holds the latest
+    # result by the request, and the late one reaches the policy as a late_observation.
+    result = mapped(with_resources(*results, condition("t2dm", "E11.9")), tmp_path)
+    diabetes = result.data["diabetes"]
+    assert (diabetes.get("hba1c_pct"), diabetes.get("hba1c_date")) == history
+    assert len(result.data["observations"]) == len(results)
+    assert statuses(result, policy)["LF-DIABETES"] == expected

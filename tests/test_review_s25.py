@@ -555,17 +555,6 @@ def test_an_hba1c_no_patient_has_is_an_input_error(code: str, library: Library) 
     assert "/observations/1" in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (stop 25 review): an observation dated after the request is dropped in the "
-        "case's normalisation (x-as-of-source: a many fact whose every value is late is not "
-        "emitted), so a coded HbA1c of 9.5 % five days after the request can neither "
-        "contradict the history's timely 7.0 % nor make LF-DIABETES apply beside a "
-        "'no diabetes' note; the fix is a kept-apart late observation (as late_cotinine, "
-        "x-late-of) that LF-DIABETES weighs in applies_when and requires (not documented)"
-    ),
-)
 @pytest.mark.parametrize("policy", VERSIONS)
 @pytest.mark.parametrize(
     "case",

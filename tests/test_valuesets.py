@@ -239,6 +239,40 @@ def test_a_bound_observation_converts_too(tmp_path):
     assert status(path, quantity(SPAN, 39, "mm")) is Status.NOT_MET
 
 
+def test_an_observation_a_rule_binds_converts_too(tmp_path):
+    # A rule's `for_each` binds beside its `when`, not above it: the threshold on the bound
+    # observation's `value` was not pointed at its unit's field ("fact `observation` has no
+    # field `value`"), so a rule could not weigh a coded quantity (stop 26: LF-DIABETES's
+    # late-hba1c-at-limit).
+    data = policy_data(
+        {
+            "count": {
+                "fact": "long_span",
+                "as": "span",
+                "at_least": 1,
+                "require": {"fact": "span", "field": "long", "equals": True},
+            }
+        },
+        {"span": LENGTH_SET},
+    )
+    data["facts"] = {
+        "long_span": {"description": "A span of 4 cm or more.", "fields": {"long": "boolean"}}
+    }
+    data["rules"] = [
+        {
+            "id": "long-span",
+            "for_each": [
+                {"fact": "observation", "as": "obs", "where": {"code": {"in_value_set": "span"}}}
+            ],
+            "when": {"fact": "obs", "field": "value", "at_least": {"value": 4, "unit": "cm"}},
+            "derive": {"fact": "long_span", "set": {"long": True}},
+        }
+    ]
+    path = write_policy(tmp_path, data)
+    assert status(path, quantity(SPAN, 40, "mm")) is Status.MET
+    assert status(path, quantity(SPAN, 39, "mm")) is Status.NOT_DOCUMENTED
+
+
 def test_every_unit_of_the_facts_table_is_a_threshold_unit():
     enum = schemas.load_schema("policy")["$defs"]["threshold"]["oneOf"][0]["properties"]["unit"][
         "enum"

@@ -1290,6 +1290,7 @@ class _Builder:
                 # or an every's scope as one not documented and turn a denial into a pend.
                 # One only possibly late is kept: it may have held at the request, and left
                 # out of an every's scope it would let the others approve.
+                self.keep_apart(plan, given, source)
                 return
         fields: dict[str, FactValue] = {}
         if self.deciding:  # the last fact's; most facts have none (a list less a fact)
@@ -1339,6 +1340,20 @@ class _Builder:
         own["fields"] = MappingProxyType(fields)
         own["_plain"] = fields
         self.facts.append(fact)
+
+    def keep_apart(self, plan: _Plan, given: list[Given], source: Mapping[str, Any] | None) -> None:
+        """Emit a fact whose every value came too late as the type that keeps such facts
+        apart (x-late-of on a type), if the schema names one: a late HbA1c at or above a limit
+        cannot show the level before the request, but it contradicts control at it, which a
+        policy may weigh; nothing reading the fact's own type sees it. Its dates (and the
+        durations they bound) are left out, as every date after the request is (its
+        `after_request` conflict names them): no fact orders events by a date after the
+        request, and being late is what its type says."""
+        if plan.late_type is None:
+            return
+        dates, durations = _timed(plan.late_type)
+        timed = {name for name, _ in dates}.union(durations)
+        self.emit(plan.late_type, [g for g in given if g[0] not in timed], source)
 
     def forget(self, plan: _Plan) -> None:
         """Forget what the last fact's statements decided and left out, keeping a place for
@@ -1653,6 +1668,9 @@ class _Plan:
     source_dates: tuple[tuple[str, str], ...] = ()
     # x-late-of: (field, the field whose values stated after the request it keeps)
     late_fields: tuple[tuple[str, str], ...] = ()
+    # the type (its x-late-of names this one) that keeps a fact of this type whose every
+    # value is definitely late, or None: such a fact is then dropped
+    late_type: str | None = None
     # the steps for the fields given, by the names given in the order given
     _kept: dict[tuple[str, ...], tuple[Step, ...]] = field(default_factory=dict)
 
@@ -1674,7 +1692,8 @@ class _Plan:
 @cache
 def _plan(fact_type: str) -> _Plan:
     kinds = fact_kinds()[fact_type]
-    definition = schemas.load_schema("facts")["$defs"][fact_type]
+    defs = schemas.load_schema("facts")["$defs"]
+    definition = defs[fact_type]
     markers = {
         name: spec["x-disputed"]
         for name, spec in definition["properties"].items()
@@ -1703,6 +1722,7 @@ def _plan(fact_type: str) -> _Plan:
             for name, spec in definition["properties"].items()
             if "x-late-of" in spec
         ),
+        next((name for name, spec in defs.items() if spec.get("x-late-of") == fact_type), None),
     )
 
 

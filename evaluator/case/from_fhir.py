@@ -719,7 +719,9 @@ class _Builder:
                 statements.append((value.pop(field), value.get("source")))
         if rule.get("stated"):
             value.pop("source", None)
-        if "latest" in rule and not self.is_latest(case, rule, value):
+        if "latest" in rule and (
+            _after_request(case, value.get(rule["latest"])) or not self.is_latest(case, rule, value)
+        ):
             return
         if into in self.items:
             return  # the item is there already: this resource only states its fields
@@ -874,6 +876,22 @@ def _case_enum(definition: str, field: str) -> frozenset[str]:
     """The values case.schema.json allows for `field` of `definition`."""
     spec = schemas.load_schema("case")["$defs"][definition]["properties"][field]
     return frozenset(spec["enum"])
+
+
+def _after_request(case: Mapping[str, Any], text: Any) -> bool:
+    """True for a date surely after the request date (its first day after the request's last):
+    such a result shows nothing of what held at the request, so a `latest` rule never holds
+    it, and an older timely result stays the one held. Its coded section still keeps it, and
+    the case's normalisation keeps it apart (facts.schema.json late_observation), so that a
+    policy may weigh what it contradicts. A month reaching past the request may be timely: it
+    stays a candidate, whose value the normalisation leaves unknown."""
+    if not text:
+        return False
+    try:
+        dated, request = parse_date(str(text)), parse_date(str(case["request"]["date"]))
+    except DateError:
+        return False
+    return dated.lo > request.hi
 
 
 def _later(new: Any, held: Any) -> int:

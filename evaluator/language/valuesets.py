@@ -144,6 +144,18 @@ class _Expander:
         inner = aliases
         if "fact" in node and "as" in node:  # a binding: every, some, count, for_each
             inner = {**aliases, node["as"]: (node["fact"], sets)}
+        elif isinstance(node.get("for_each"), list):
+            # A rule's bindings hold in its `when` and `derive`, their siblings: read alone,
+            # a threshold on a bound coded quantity (`late.value`) found no `value` field.
+            for i, binding in enumerate(node["for_each"]):
+                if isinstance(binding, dict) and "fact" in binding and "as" in binding:
+                    where = binding.get("where")
+                    found = (
+                        self.where(where, f"{pointer}/for_each/{i}/where")
+                        if isinstance(where, dict)
+                        else []
+                    )
+                    inner = {**inner, binding["as"]: (binding["fact"], found)}
         elif "fact" in node and "field" in node:
             fact, bound = aliases.get(node["fact"], (node["fact"], []))
             self.quantity(node, fact, sets or bound, pointer)
