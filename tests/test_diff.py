@@ -109,6 +109,12 @@ INTENDED = {
     ("rule", "motion-reading-angulation", "added", None),
     ("rule", "no-motion-reading", "added", None),
     ("rule", "unsettled-motion", "added", None),
+    # Stop 26, amended in place (a wrong denial): views that leave the motion unknown ("moderate",
+    # or a measurement left out) and no later views supersede leave the segment not documented
+    # (new derived fact unmeasured_reading; motion_at_segment, which LF-INSTABILITY reads).
+    ("rule", "unmeasured-reading", "added", None),
+    ("rule", "unmeasured-reading-angulation", "added", None),
+    ("rule", "unmeasured-motion", "added", None),
     ("metadata", "derived", "changed", None),
 }
 
