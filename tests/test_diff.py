@@ -114,6 +114,12 @@ INTENDED = {
     # as hba1c_uncontradicted, which LF-DIABETES (already changed above) reads.
     ("rule", "late-hba1c-at-limit", "added", None),
     ("rule", "hba1c-uncontradicted", "added", None),
+    # Stop 26, amended in place (a wrong denial): views that leave the motion unknown ("moderate",
+    # or a measurement left out) and no later views supersede leave the segment not documented
+    # (new derived fact unmeasured_reading; motion_at_segment, which LF-INSTABILITY reads).
+    ("rule", "unmeasured-reading", "added", None),
+    ("rule", "unmeasured-reading-angulation", "added", None),
+    ("rule", "unmeasured-motion", "added", None),
     ("metadata", "derived", "changed", None),
 }
 

@@ -63,7 +63,7 @@ def test_a_slip_stated_and_denied_in_one_report_pends(library: Library) -> None:
         "not_documented",
         "The imaging reports both state and deny a spondylolisthesis at L4-L5, or grade it "
         "differently, or flexion-extension films that may be the latest disagree on the motion "
-        "there, and no other route shows instability there.",
+        "there or describe it without measuring it, and no other route shows instability there.",
     )
 
 
