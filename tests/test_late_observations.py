@@ -19,13 +19,14 @@ result after the request never fills the diabetes history's `latest` HbA1c
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from evaluator.case.cases import case_from_data
 from evaluator.language.policies import Library
-from evaluator.read import schemas
+from evaluator.read import resources, schemas
 from tests.reviewing import VERSIONS, decide
 from tests.test_review_s25 import a1c, diabetic, not_diabetic, odi, odis
 
@@ -57,6 +58,15 @@ def test_a_type_keeping_late_facts_has_the_fields_of_the_type_it_keeps(
     own = {k: v for k, v in late.items() if k not in _OWN}
     assert own == {k: v for k, v in kept_spec.items() if k not in _OWN}
     assert keeping in schemas.load_schema("facts")["properties"]["t"]["enum"]
+
+
+def test_the_kept_type_s_fields_are_written_once() -> None:
+    # The schema file states only what the keeping type says for itself; the loader gives it
+    # the rest of the kept type's definition, so the two cannot drift apart.
+    written = json.loads((resources.schemas_dir() / "facts.schema.json").read_text())["$defs"]
+    for name, spec in written.items():
+        if "x-late-of" in spec:
+            assert set(spec) <= _OWN | {"type", "x-cardinality"}, name
 
 
 def _facts(data: dict[str, Any], fact_type: str) -> list[dict[str, Any]]:

@@ -171,6 +171,27 @@ def _whole_numbers(schema: Any) -> Any:
     return copy
 
 
+# What a type keeping another type's late facts apart (a type-level `x-late-of`) says for itself.
+_OWN_OF_KEEPING = frozenset({"description", "x-as-of-source", "x-late-of"})
+
+
+def _inherit_kept_types(schema: dict[str, Any]) -> None:
+    """Give each definition with a type-level `x-late-of` the definition of the type it keeps
+    late facts of (facts.schema.json: late_observation), but for what it says for itself.
+
+    The fields, units and analytes are then written once, so the two types cannot drift apart;
+    the keeping type is never itself dated as of its source (it would drop what it keeps)."""
+    defs = schema.get("$defs")
+    if not isinstance(defs, dict):
+        return
+    for spec in defs.values():
+        kept = spec.get("x-late-of") if isinstance(spec, dict) else None
+        if isinstance(kept, str) and isinstance(defs.get(kept), dict):
+            for key, value in defs[kept].items():
+                if key not in _OWN_OF_KEEPING:
+                    spec.setdefault(key, value)
+
+
 # --- the schemas of one folder -----------------------------------------------------------------
 
 
@@ -198,6 +219,7 @@ class SchemaSet:
             # a schema without `$id` gets the one its file name implies, so relative `$ref`s
             # to its neighbours still resolve
             schema.setdefault("$id", SCHEMA_BASE + path.name)
+            _inherit_kept_types(schema)
             self.schemas[path.name[: -len(_SUFFIX)]] = schema
         self._validators: dict[str, Draft202012Validator] = {}
         self._compiled: dict[str, jsonschema_rs.Draft202012Validator] = {}
