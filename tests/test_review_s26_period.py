@@ -20,7 +20,11 @@ result over a period that reaches past the request (20 % ODI, 9.5 % HbA1c) is dr
 in the case's normalisation (x-as-of-source dates it by the period's end), though all but a few
 of its days precede the request and hold days after the favourable result: LF-FUNCTIONAL-
 IMPAIRMENT or LF-DIABETES is met and 2025.1 approves. The same where the result's document is
-dated before the request (so it surely was measured in time) and by FHIR effectivePeriod.
+dated before the request (so it surely was measured in time) and by FHIR effectivePeriod; and
+for a coded smoking status reporting use beside a never-user (LF-NICOTINE met, approved), where
+even a status on one day after the request is dropped (a sibling of the stop-25 open item; the
+same status through FHIR is kept in the nicotine statements and pends). FHIR smoking statuses
+over an open period are dated by their end, else their start, and pinned.
 """
 
 from __future__ import annotations
@@ -71,6 +75,42 @@ _DROPPED_AS_LATE = (
 def _open(what: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=_DROPPED_AS_LATE.format(what=what))
 
+
+def current_smoker(effective: str, document: str | None = None) -> dict[str, Any]:
+    """A coded tobacco smoking status 'current every day smoker' (conflicts with 'never')."""
+    return {
+        "code": {
+            "system": "http://loinc.org",
+            "code": "72166-2",
+            "display": "Tobacco smoking status",
+        },
+        "value_code": {"system": "http://snomed.info/sct", "code": "449868002"},
+        "effective": effective,
+        "source": {
+            "document": "clinic_note",
+            "quote": "Smokes daily.",
+            "date": document or effective,
+        },
+    }
+
+
+def never_user(*statuses: dict[str, Any]) -> dict[str, Any]:
+    """l4-l5-approvable (a documented never-user, approvable under 2025.1) with `statuses`."""
+    data = shipped("l4-l5-approvable")
+    data["observations"] = [*data["observations"], *statuses]
+    return data
+
+
+_LATE_STATUS = (
+    "open (stop 26 review, a sibling of the stop-25 open item): a coded smoking status "
+    "reporting use, dated after the request, is dropped from the case's observations "
+    "(x-as-of-source: every value late, not emitted), so it no longer conflicts with 'never' "
+    "and LF-NICOTINE's never-user route is met: 2025.1 approves. The same status through FHIR "
+    "is kept (a late 'current' may still add, nicotine statements) and pends. The fix belongs "
+    "in evaluator/case/facts.py / the observation's x-as-of-source (a late coded status "
+    "reporting use may add, as the nicotine section's may_add does) or in the nicotine policy "
+    "(policies/_shared/nicotine, as for the late cotinine)"
+)
 
 # (id, case, clause, the status domain.md requires under both versions[, marks])
 PROBES: list[Any] = [
@@ -362,6 +402,52 @@ PROBES: list[Any] = [
             "9.5 % HbA1c over 2025-06-01..2025-06-25 in a document of 2025-06-10, after the "
             "history's 7.0 % of 2025-05-30 (met, and 2025.1 approves; not met would be as right)"
         ),
+    ),
+    # --- a coded smoking status reporting use beside a never-user (LF-NICOTINE) ---
+    pytest.param(
+        lambda: never_user(over(current_smoker("2025-06-10"), "2025-06-01", "2025-06-10")),
+        "LF-NICOTINE",
+        "not_documented",
+        id="current-smoker-status-over-a-timely-period",
+    ),
+    pytest.param(
+        lambda: never_user(over(current_smoker("2025-06-25"), "2025-06-01", "2025-06-25")),
+        "LF-NICOTINE",
+        "not_documented",
+        id="current-smoker-status-over-a-period-past-the-request",
+        marks=_open(
+            "a coded current-smoker status over 2025-06-01..2025-06-25 beside a never-user "
+            "(LF-NICOTINE met, and 2025.1 approves)"
+        ),
+    ),
+    pytest.param(
+        lambda: never_user(
+            over(current_smoker("2025-06-25", "2025-06-10"), "2025-06-01", "2025-06-25")
+        ),
+        "LF-NICOTINE",
+        "not_documented",
+        id="current-smoker-status-over-a-period-past-the-request-timely-document",
+        marks=_open(
+            "a coded current-smoker status over 2025-06-01..2025-06-25 in a document of "
+            "2025-06-10 beside a never-user (LF-NICOTINE met, and 2025.1 approves)"
+        ),
+    ),
+    pytest.param(
+        lambda: never_user(over(current_smoker("2025-06-25"), None, "2025-06-25")),
+        "LF-NICOTINE",
+        "not_documented",
+        id="current-smoker-status-over-an-open-start-past-the-request",
+        marks=_open(
+            "a coded current-smoker status over ..2025-06-25 beside a never-user "
+            "(LF-NICOTINE met, and 2025.1 approves)"
+        ),
+    ),
+    pytest.param(
+        lambda: never_user(current_smoker("2025-06-25")),
+        "LF-NICOTINE",
+        "not_documented",
+        id="current-smoker-status-on-a-day-after-the-request",
+        marks=pytest.mark.xfail(strict=True, reason=_LATE_STATUS),
     ),
 ]
 
