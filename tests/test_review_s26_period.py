@@ -385,11 +385,8 @@ PROBES: list[Any] = [
         lambda: diabetic(over(a1c(9.5, "2025-06-25"), "2025-05-01", "2025-06-25")),
         "LF-DIABETES",
         "not_documented",
+        # kept apart as a late_observation since stop 26 (s26-late): not documented
         id="hba1c-period-past-the-request-holding-the-historys-day",
-        marks=_open(
-            "9.5 % HbA1c over 2025-05-01..2025-06-25 beside the history's 7.0 % of 2025-05-30 "
-            "(met, and 2025.1 approves)"
-        ),
     ),
     pytest.param(
         lambda: diabetic(
@@ -398,10 +395,6 @@ PROBES: list[Any] = [
         "LF-DIABETES",
         "not_documented",
         id="hba1c-document-before-an-end-past-the-request",
-        marks=_open(
-            "9.5 % HbA1c over 2025-06-01..2025-06-25 in a document of 2025-06-10, after the "
-            "history's 7.0 % of 2025-05-30 (met, and 2025.1 approves; not met would be as right)"
-        ),
     ),
     # --- a coded smoking status reporting use beside a never-user (LF-NICOTINE) ---
     pytest.param(
@@ -540,15 +533,7 @@ def test_an_odi_over_a_fhir_period_keeps_its_period(
     [
         (START_ONLY, "not_documented"),
         (END_ONLY, "not_documented"),
-        pytest.param(
-            SPANNING,
-            "not_documented",
-            marks=_open(
-                "FHIR: a 9.5 % HbA1c over 2025-05-01..2025-07-10 beside a coded 7.0 % of "
-                "2025-05-30 (met: the clause is wrong; the founding bundle fails other "
-                "clauses, so it does not approve)"
-            ),
-        ),
+        (SPANNING, "not_documented"),
     ],
     ids=["start-only", "end-only", "spanning-the-request"],
 )
