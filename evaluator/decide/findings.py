@@ -32,6 +32,7 @@ from typing import Any
 from evaluator.language.conditions import Threshold
 from evaluator.language.describe import unit_text, value_text, words
 from evaluator.language.dictionary import FactType, FieldInfo
+from evaluator.vocab.dates import instant_text
 from evaluator.vocab.levels import LevelError, format_segments
 
 NOT_RECORDED = "not recorded"
@@ -347,7 +348,9 @@ def _value(fact: Mapping[str, Any], field: str, info: FieldInfo | None) -> str:
         word = fact.get(f"{field}_word")  # a measurement stated as a word
         return f'"{word}"' if word is not None else ""
     if isinstance(value, str):
-        if info is not None and info.kind in ("date", "level"):
+        if info is not None and info.kind == "date":
+            return instant_text(value)
+        if info is not None and info.kind == "level":
             return value
         return _words(value)
     unit = "" if info is None or info.unit is None or isinstance(value, bool) else info.unit

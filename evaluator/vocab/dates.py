@@ -107,6 +107,18 @@ def within(start: str | None, end: str | None) -> str:
     return f"{start or ''}{_UNTIL}{end or ''}"
 
 
+def instant_text(value: str) -> str:
+    """Return a date as a reader is told it: a day or month as written; an instant within a
+    period in words ("a day from 2025-05-01 to 2025-06-10", "a day up to 2025-06-10", "a day
+    since 2025-05-01"), since "..2025-06-10" tells a physician nothing (plain language)."""
+    if _UNTIL not in value:
+        return value
+    start, _, end = value.partition(_UNTIL)
+    if start and end:
+        return f"a day from {start} to {end}"
+    return f"a day up to {end}" if end else f"a day since {start}"
+
+
 def parse_instant(value: str | date) -> PartialDate:
     """Return what `parse_date` does, or for an instant within a period (`within`) the days
     from its start's first to its end's last; an open end leaves every day that side possible,
