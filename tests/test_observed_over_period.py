@@ -76,7 +76,7 @@ def test_a_fact_observed_over_a_period_is_dated_by_all_of_its_days() -> None:
     assert fact.fields["effective"] == "2025-05-01..2025-06-10"
     assert fact.fields["effective_lo"] == date(2025, 5, 1).toordinal()  # the start before
     assert fact.fields["effective_hi"] == date(2025, 6, 10).toordinal()
-    assert fact.fields["effective_end"] == "2025-06-10"  # still what its values are dated by
+    assert fact.fields["effective_end"] == "2025-06-10"
 
 
 # --- decisions ---------------------------------------------------------------------------------
@@ -151,10 +151,21 @@ PROBES: list[tuple[str, Case, str, str]] = [
         "LF-FUNCTIONAL-IMPAIRMENT",
         "not_documented",
     ),
+    # but it may have been measured by the request, after 2025-06-10: the latest is unknown
+    # (not met until s26-straddle, which dropped it as definitely late, dated by its end)
     (
         "odi-period-past-the-request-beside-a-timely-day",
         lambda: odis(
             over(odi(42, "2025-06-25"), "2025-06-01", "2025-06-25"), odi(20, "2025-06-10")
+        ),
+        "LF-FUNCTIONAL-IMPAIRMENT",
+        "not_documented",
+    ),
+    # starting after the request, it is surely late and left out: the timely 20 % decides
+    (
+        "odi-period-after-the-request-beside-a-timely-day",
+        lambda: odis(
+            over(odi(42, "2025-06-25"), "2025-06-21", "2025-06-25"), odi(20, "2025-06-10")
         ),
         "LF-FUNCTIONAL-IMPAIRMENT",
         "not_met",

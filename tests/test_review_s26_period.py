@@ -15,16 +15,19 @@ period (the diabetes history's date is left unmapped and reported); a physical-t
 reaching past the request is not documented; Procedure.performedPeriod still dates a past
 procedure by its start, but no shipped policy reads `past_procedure`.
 
-Left open (strict expected failures, each reason says where the fix belongs): an unfavourable
-result over a period that reaches past the request (20 % ODI, 9.5 % HbA1c) is dropped as late
-in the case's normalisation (x-as-of-source dates it by the period's end), though all but a few
-of its days precede the request and hold days after the favourable result: LF-FUNCTIONAL-
-IMPAIRMENT or LF-DIABETES is met and 2025.1 approves. The same where the result's document is
-dated before the request (so it surely was measured in time) and by FHIR effectivePeriod; and
-for a coded smoking status reporting use beside a never-user (LF-NICOTINE met, approved), where
-even a status on one day after the request is dropped (a sibling of the stop-25 open item; the
-same status through FHIR is kept in the nicotine statements and pends). FHIR smoking statuses
-over an open period are dated by their end, else their start, and pinned.
+Fixed since (stop 26, s26-straddle; strict expected failures before): an unfavourable result
+over a period that reaches past the request (20 % ODI, a coded current-smoker status) was
+dropped as definitely late in the case's normalisation (x-as-of-source dated its values by the
+period's end), though all but a few of its days precede the request and hold days after the
+favourable result: LF-FUNCTIONAL-IMPAIRMENT or LF-NICOTINE was met and 2025.1 approved; the
+same where the result's document is dated before the request, and by FHIR effectivePeriod.
+Now its values are dated by the period's days (`effective`, START..END): a period starting by
+the request is only possibly late (its values left out, `latest` beside it not documented),
+timely where its document is dated by the request, and definitely late only where it starts
+after the request. A coded smoking status reporting use, dated after the request (or possibly
+after it), still adds (observation x-as-of-source may_add, as the nicotine section's
+'current' does): beside a never-user the never-user route fails, as through FHIR. FHIR
+smoking statuses over an open period are dated by their end, else their start, and pinned.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 from test_fhir_coded import (  # type: ignore[import-not-found]
     BUNDLE,
     UCUM,
@@ -48,6 +52,7 @@ from test_fhir_coded import (  # type: ignore[import-not-found]
 )
 
 from evaluator.language.policies import Library
+from evaluator.read import schemas
 from tests.reviewing import VERSIONS, decide, shipped
 from tests.test_observed_over_period import over
 from tests.test_review_s25 import a1c, diabetic, odi, odis
@@ -56,24 +61,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ODI_CLAUSE = "LF-FUNCTIONAL-IMPAIRMENT"
 
 Case = Callable[[], dict[str, Any]]
-
-_DROPPED_AS_LATE = (
-    "open (stop 26 review): a result observed over a period that reaches past the request is "
-    "dropped as definitely late (x-as-of-source in schemas/facts.schema.json dates an "
-    "observation's values by dated_by effective_end, the period's END; facts.py late_values/"
-    "late_date find it after the request, not possibly after, and a many fact whose every value "
-    "is definitely late is not emitted; timely_document cannot rescue it either), though it "
-    "may have been measured before the request and after the favourable result: {what}. The "
-    "fix belongs in evaluator/case/facts.py (date the values by the period's interval, "
-    "START..END: a period whose start is by the request is only possibly late, so its value is "
-    "unknown and `latest` beside it not documented, or timely where its document is dated by "
-    "the request) and the dated_by annotation, or in the kept-apart late observation of the "
-    "stop-25 open item"
-)
-
-
-def _open(what: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=_DROPPED_AS_LATE.format(what=what))
 
 
 def current_smoker(effective: str, document: str | None = None) -> dict[str, Any]:
@@ -94,23 +81,24 @@ def current_smoker(effective: str, document: str | None = None) -> dict[str, Any
     }
 
 
+def ex_smoker(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` coded 'ex-smoker' instead (use reported: it conflicts with 'never' too)."""
+    status["value_code"] = {"system": "http://snomed.info/sct", "code": "8517006"}
+    return status
+
+
+def never_smoked(status: dict[str, Any]) -> dict[str, Any]:
+    """`status` coded 'never smoked tobacco' instead (no use reported)."""
+    status["value_code"] = {"system": "http://snomed.info/sct", "code": "266919005"}
+    return status
+
+
 def never_user(*statuses: dict[str, Any]) -> dict[str, Any]:
     """l4-l5-approvable (a documented never-user, approvable under 2025.1) with `statuses`."""
     data = shipped("l4-l5-approvable")
     data["observations"] = [*data["observations"], *statuses]
     return data
 
-
-_LATE_STATUS = (
-    "open (stop 26 review, a sibling of the stop-25 open item): a coded smoking status "
-    "reporting use, dated after the request, is dropped from the case's observations "
-    "(x-as-of-source: every value late, not emitted), so it no longer conflicts with 'never' "
-    "and LF-NICOTINE's never-user route is met: 2025.1 approves. The same status through FHIR "
-    "is kept (a late 'current' may still add, nicotine statements) and pends. The fix belongs "
-    "in evaluator/case/facts.py / the observation's x-as-of-source (a late coded status "
-    "reporting use may add, as the nicotine section's may_add does) or in the nicotine policy "
-    "(policies/_shared/nicotine, as for the late cotinine)"
-)
 
 # (id, case, clause, the status domain.md requires under both versions[, marks])
 PROBES: list[Any] = [
@@ -157,9 +145,6 @@ PROBES: list[Any] = [
         ODI_CLAUSE,
         "not_documented",
         id="odi-open-start-past-the-request-beside-a-timely-day",
-        marks=_open(
-            "20 % ODI over ..2025-06-25 beside 42 % on 2025-06-02 (met, and 2025.1 approves)"
-        ),
     ),
     # --- open ends (a start only) ---
     # measured from 2025-06-01, stated in a document of that day: measured by then
@@ -216,10 +201,6 @@ PROBES: list[Any] = [
         ODI_CLAUSE,
         "not_documented",
         id="odi-period-ending-the-day-after-beside-a-timely-day",
-        marks=_open(
-            "20 % ODI over 2025-06-01..2025-06-21 beside 42 % on 2025-06-02 "
-            "(met, and 2025.1 approves)"
-        ),
     ),
     # --- wholly after the request ---
     pytest.param(
@@ -283,14 +264,16 @@ PROBES: list[Any] = [
         id="odi-one-period-disagreeing",
     ),
     # --- the document dated before the period's end (measured after it was written?) ---
-    # fail closed: the period reaches past the request (the document says it was taken by
-    # 2025-06-10, so met would also be defensible; not documented approves nothing)
+    # nothing is measured after the document that states it: written on 2025-06-10, the
+    # result was taken by then, before the request (facts.py timely_document, as for a month
+    # in a timely document; not documented here until stop 26's straddle fix, which read the
+    # period's end as the date of its values)
     pytest.param(
         lambda: odis(
             over(odi(42, "2025-06-25", document="2025-06-10"), "2025-06-01", "2025-06-25")
         ),
         ODI_CLAUSE,
-        "not_documented",
+        "met",
         id="odi-document-before-an-end-past-the-request",
     ),
     pytest.param(
@@ -319,10 +302,6 @@ PROBES: list[Any] = [
         ODI_CLAUSE,
         "not_documented",
         id="odi-document-before-an-end-past-the-request-beside-a-timely-day",
-        marks=_open(
-            "20 % ODI over 2025-06-01..2025-06-25 in a document of 2025-06-10 beside 42 % on "
-            "2025-06-02 (met, and 2025.1 approves)"
-        ),
     ),
     # --- HbA1c beside the diabetes history's 7.0 % of 2025-05-30 (LF-DIABETES) ---
     pytest.param(
@@ -408,10 +387,6 @@ PROBES: list[Any] = [
         "LF-NICOTINE",
         "not_documented",
         id="current-smoker-status-over-a-period-past-the-request",
-        marks=_open(
-            "a coded current-smoker status over 2025-06-01..2025-06-25 beside a never-user "
-            "(LF-NICOTINE met, and 2025.1 approves)"
-        ),
     ),
     pytest.param(
         lambda: never_user(
@@ -420,29 +395,47 @@ PROBES: list[Any] = [
         "LF-NICOTINE",
         "not_documented",
         id="current-smoker-status-over-a-period-past-the-request-timely-document",
-        marks=_open(
-            "a coded current-smoker status over 2025-06-01..2025-06-25 in a document of "
-            "2025-06-10 beside a never-user (LF-NICOTINE met, and 2025.1 approves)"
-        ),
     ),
     pytest.param(
         lambda: never_user(over(current_smoker("2025-06-25"), None, "2025-06-25")),
         "LF-NICOTINE",
         "not_documented",
         id="current-smoker-status-over-an-open-start-past-the-request",
-        marks=_open(
-            "a coded current-smoker status over ..2025-06-25 beside a never-user "
-            "(LF-NICOTINE met, and 2025.1 approves)"
-        ),
     ),
     pytest.param(
         lambda: never_user(current_smoker("2025-06-25")),
         "LF-NICOTINE",
         "not_documented",
         id="current-smoker-status-on-a-day-after-the-request",
-        marks=pytest.mark.xfail(strict=True, reason=_LATE_STATUS),
+    ),
+    # an ex-smoker reports use as well: late, it still contradicts 'never' (approved before)
+    pytest.param(
+        lambda: never_user(ex_smoker(current_smoker("2025-06-25"))),
+        "LF-NICOTINE",
+        "not_documented",
+        id="ex-smoker-status-on-a-day-after-the-request",
+    ),
+    # a late status reporting no use adds nothing: the documented never-user is met
+    pytest.param(
+        lambda: never_user(
+            over(never_smoked(current_smoker("2025-06-25")), "2025-06-01", "2025-06-25")
+        ),
+        "LF-NICOTINE",
+        "met",
+        id="never-smoked-status-over-a-period-past-the-request",
     ),
 ]
+
+
+def test_the_statuses_a_late_observation_still_adds_are_those_reporting_use() -> None:
+    # facts.schema.json keeps a late coded smoking status reporting use (x-as-of-source
+    # may_add), which only the nicotine module's never-user route reads: the two lists of
+    # codes must not drift apart (a status the module reads but the schema drops when late
+    # would let a never-user approve beside it).
+    rule = schemas.load_schema("facts")["$defs"]["observation"]["x-as-of-source"]
+    module = YAML(typ="safe").load(ROOT / "policies/_shared/nicotine/2025.1.yaml")
+    reported = module["value_sets"]["tobacco_use_reported"]["codes"]["SNOMEDCT"]
+    assert sorted(rule["may_add"]["value_code"]) == sorted(f"SNOMEDCT|{c}" for c in reported)
 
 
 @pytest.mark.parametrize("policy", VERSIONS)
@@ -503,10 +496,6 @@ SPANNING = {"effectivePeriod": {"start": "2025-05-01", "end": "2025-07-10"}}
             [_odi("o", 20, **SPANNING), _odi("p", 42, effectiveDateTime="2025-06-02")],
             SPANNING["effectivePeriod"],
             "not_documented",
-            marks=_open(
-                "FHIR: a 20 % ODI over 2025-05-01..2025-07-10 beside 42 % on 2025-06-02 (met: the "
-                "clause is wrong; the founding bundle fails other clauses, so it does not approve)"
-            ),
         ),
     ],
     ids=[
