@@ -27,3 +27,14 @@ def decide(data: dict[str, Any], library: Library, policy: str) -> tuple[str, di
     case = case_from_data(data, "review.json")
     decision = api.evaluate(case, api.select_policy(case, policy, library))
     return decision.determination.value, {c.id: c.status.value for c in decision.clauses}
+
+
+def check_probe(
+    data: dict[str, Any], clause: str, expected: str, library: Library, policy: str
+) -> None:
+    """Assert `clause` ends `expected` under `policy`, and that a clause not met never ends in
+    an approval (the review's one question: can this approve wrongly?)."""
+    determination, statuses = decide(data, library, policy)
+    assert statuses[clause] == expected
+    if expected != "met":
+        assert determination != "medically_necessary"

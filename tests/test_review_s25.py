@@ -46,7 +46,7 @@ import pytest
 
 from evaluator.errors import InputError
 from evaluator.language.policies import Library
-from tests.reviewing import VERSIONS, decide, shipped
+from tests.reviewing import VERSIONS, check_probe, decide, shipped
 
 ODI = {"system": "http://loinc.org", "code": "97909-6", "display": "Oswestry disability index"}
 
@@ -509,10 +509,7 @@ PROBES: list[tuple[str, Callable[[], dict[str, Any]], str, str]] = [
 def test_probe(
     case: Callable[[], dict[str, Any]], clause: str, expected: str, policy: str, library: Library
 ) -> None:
-    determination, statuses = decide(copy.deepcopy(case()), library, policy)
-    assert statuses[clause] == expected
-    if expected != "met":
-        assert determination != "medically_necessary"
+    check_probe(copy.deepcopy(case()), clause, expected, library, policy)
 
 
 @pytest.mark.parametrize(
