@@ -645,24 +645,30 @@ def _therapy_bundle(**performed: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("performed", "course"),
+    ("performed", "course", "status"),
     [
-        # one session's instant becomes a course's start with no end (ongoing until the
-        # request, domain convention): 161 days; not met only because no `supervised` maps
-        ({"performedDateTime": "2025-01-10"}, {"start": "2025-01-10"}),
+        # one session's instant is a course of that day, one day of therapy (stop 27: it was a
+        # start with no end, ongoing until the request; tests/test_fhir_performed.py)
+        (
+            {"performedDateTime": "2025-01-10"},
+            {"start": "2025-01-10", "end": "2025-01-10"},
+            "not_met",
+        ),
+        # not documented only because no `supervised` maps
         (
             {"performedPeriod": {"start": "2025-05-20", "end": "2025-07-15"}},
             {"start": "2025-05-20", "end": "2025-07-15"},
+            "not_documented",
         ),
     ],
     ids=["a-date-time", "a-period-past-the-request"],
 )
 def test_a_therapy_procedure_never_meets_the_therapy_clause_alone(
-    performed: dict[str, Any], course: dict[str, str], tmp_path: Path
+    performed: dict[str, Any], course: dict[str, str], status: str, tmp_path: Path
 ) -> None:
     result = mapped(_therapy_bundle(**performed), tmp_path)
     therapy = result.data["conservative_care"]["physical_therapy"]
     assert {k: therapy[k] for k in ("start", "end") if k in therapy} == course
     assert "supervised" not in therapy
     for policy in VERSIONS:
-        assert statuses(result, policy)["LF-PHYSICAL-THERAPY"] == "not_documented"
+        assert statuses(result, policy)["LF-PHYSICAL-THERAPY"] == status

@@ -374,10 +374,12 @@ class _Builder:
             return held
         if name.startswith(("performed.", "effective.")):
             base, _, end = name.partition(".")
-            period = resource.get(f"{base}Period") or {}
-            if end == "start" and f"{base}DateTime" in resource:
-                return resource[f"{base}DateTime"]
-            return period.get(end)
+            # Performed (or taken) at an instant, it started and ended that day: with no end,
+            # the case would read a course ongoing up to the request, one session as months.
+            # An open Period keeps no end: FHIR's Period calls a missing end ongoing.
+            if f"{base}DateTime" in resource:
+                return _date(resource[f"{base}DateTime"])
+            return _date((resource.get(f"{base}Period") or {}).get(end))
         if name == "bodySite.side":
             sites = resource.get("bodySite")
             sites = sites if isinstance(sites, list) else [sites] if sites else []
