@@ -51,6 +51,9 @@ from test_fhir_coded import (  # type: ignore[import-not-found]
     with_resources,
 )
 
+from evaluator.case import facts
+from evaluator.case.facts import shared_value_set
+from evaluator.case.from_fhir import mapping
 from evaluator.language.policies import Library
 from evaluator.read import schemas
 from tests.reviewing import VERSIONS, check_probe, decide, shipped
@@ -427,15 +430,71 @@ PROBES: list[Any] = [
 ]
 
 
-def test_the_statuses_a_late_observation_still_adds_are_those_reporting_use() -> None:
+def _value_set_references(node: Any) -> list[dict[str, Any]]:
+    """Every may_add entry in the facts schema that names a shared module's value set."""
+    if isinstance(node, dict):
+        rule = node.get("x-as-of-source")
+        adds = rule.get("may_add", {}) if isinstance(rule, dict) else {}
+        found = [values for values in adds.values() if isinstance(values, dict)]
+        return found + [r for value in node.values() for r in _value_set_references(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _value_set_references(value)]
+    return []
+
+
+def test_the_statuses_a_late_observation_still_adds_are_the_nicotine_modules() -> None:
     # facts.schema.json keeps a late coded smoking status reporting use (x-as-of-source
-    # may_add), which only the nicotine module's never-user route reads: the two lists of
-    # codes must not drift apart (a status the module reads but the schema drops when late
-    # would let a never-user approve beside it).
-    rule = schemas.load_schema("facts")["$defs"]["observation"]["x-as-of-source"]
-    module = YAML(typ="safe").load(ROOT / "policies/_shared/nicotine/2025.1.yaml")
-    reported = module["value_sets"]["tobacco_use_reported"]["codes"]["SNOMEDCT"]
-    assert sorted(rule["may_add"]["value_code"]) == sorted(f"SNOMEDCT|{c}" for c in reported)
+    # may_add), which only the nicotine module's never-user route reads. The schema names the
+    # module's value set rather than copying its codes (stop 27), so the two cannot drift
+    # apart: a status the module reads but the schema dropped when late would let a never-user
+    # approve beside it.
+    schema = schemas.load_schema("facts")
+    references = _value_set_references(schema)
+    assert references == [
+        {"module": "nicotine", "version": "2025.1", "value_set": "tobacco_use_reported"}
+    ]
+    for reference in references:
+        module = YAML(typ="safe").load(
+            ROOT / "policies/_shared" / reference["module"] / f"{reference['version']}.yaml"
+        )
+        codes = module["value_sets"][reference["value_set"]]["codes"]
+        listed = {f"{system}|{code}" for system, items in codes.items() for code in items}
+        assert listed  # an empty set would add nothing and pass below
+        resolved = shared_value_set(
+            reference["module"], reference["version"], reference["value_set"]
+        )
+        assert set(resolved) == listed
+    rule = facts._plan("observation").as_of_source
+    assert rule is not None
+    assert rule.adds("value_code", "SNOMEDCT|8517006")  # ex-smoker
+    assert rule.adds("value_code", "SNOMEDCT|449868002")  # current every day smoker
+    assert not rule.adds("value_code", "SNOMEDCT|266919005")  # never smoked
+
+
+def test_the_fhir_statuses_reporting_use_are_the_nicotine_modules() -> None:
+    # The FHIR mapping keeps its own copy of the codes: it must say which status each code is
+    # (never, former, current), which membership of the module's value set does not.
+    rule = next(r for r in mapping()["resources"] if r.get("code") == "loinc|72166-2")
+    using = {
+        f"SNOMEDCT|{key.split('|', 1)[1]}"
+        for key, status in rule["values"].items()
+        if status in ("former", "current")
+    }
+    assert using == set(shared_value_set("nicotine", "2025.1", "tobacco_use_reported"))
+
+
+@pytest.mark.parametrize(
+    ("module", "version", "name"),
+    [
+        ("nicotine", "2025.1", "tobacco_use_unknown"),
+        ("nicotine", "1999.1", "tobacco_use_reported"),
+        ("no_such_module", "2025.1", "tobacco_use_reported"),
+    ],
+    ids=["no-such-value-set", "no-such-version", "no-such-module"],
+)
+def test_a_value_set_the_schema_names_must_exist(module: str, version: str, name: str) -> None:
+    with pytest.raises(LookupError, match=f"`{module}`"):
+        shared_value_set(module, version, name)
 
 
 @pytest.mark.parametrize("policy", VERSIONS)

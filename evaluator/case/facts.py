@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from evaluator.errors import CaseError, Collector
-from evaluator.read import schemas
+from evaluator.read import parse_cache, resources, schemas
 from evaluator.read.source import Document
 from evaluator.vocab import units
 from evaluator.vocab.dates import (
@@ -1766,7 +1766,7 @@ class AsOf:
         if not isinstance(annotation, Mapping):
             return None
         adds = {
-            name: None if values is True else tuple(values)
+            name: None if values is True else _added(values)
             for name, values in annotation.get("may_add", {}).items()
         }
         return cls(
@@ -1782,6 +1782,35 @@ class AsOf:
             return False
         allowed = self.may_add[name]
         return allowed is None or value in allowed
+
+
+def _added(values: Any) -> tuple[str, ...]:
+    """Return the values a ``may_add`` entry lists, or the codes (``SYSTEM|CODE``) of the
+    shared module's value set it names: which codes report a finding is policy knowledge,
+    kept once, in the module the policies read it from."""
+    if not isinstance(values, Mapping):
+        return tuple(values)
+    return shared_value_set(str(values["module"]), str(values["version"]), values["value_set"])
+
+
+@cache
+def shared_value_set(module: str, version: str, name: str) -> tuple[str, ...]:
+    """Return the codes (``SYSTEM|CODE``, the form a coded fact's field holds) of value set
+    ``name`` in the bundled module policies/_shared/MODULE/VERSION.yaml.
+
+    Raises LookupError when the module version or its value set does not exist.
+    """
+    path = resources.policies_dir() / "_shared" / module / f"{version}.yaml"
+    if not path.is_file():
+        raise LookupError(f"no shared module `{module}` version `{version}` ({path})")
+    found = (parse_cache.load(path).data.get("value_sets") or {}).get(name)
+    if not isinstance(found, Mapping):
+        raise LookupError(f"module `{module}` version `{version}` has no value set `{name}`")
+    return tuple(
+        f"{system}|{str(code).strip()}"
+        for system, codes in found["codes"].items()
+        for code in codes
+    )
 
 
 def _worst(
