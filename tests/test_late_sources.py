@@ -162,19 +162,36 @@ def test_the_request_day_is_kept_and_a_day_after_left_out(date: str, kept: bool)
     )
 
 
-def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(library: Library) -> None:
+@pytest.mark.parametrize(
+    ("timely", "late", "expected"),
+    [
+        ("never", "never", ("medically_necessary", "met")),
+        ("current", "never", ("not_medically_necessary", "not_met")),
+        # Stop 27: a late ex-smoker is left out of the status too, but kept apart
+        # (late_status): smoking at some time contradicts "never" whatever its date, so the
+        # never-user route fails and the clause pends (tests/test_late_smoking_status.py);
+        # before, it approved.
+        ("never", "former", ("insufficient_documentation", "not_documented")),
+    ],
+)
+def test_a_timely_statement_still_decides_when_a_late_one_is_left_out(
+    timely: str, late: str, expected: tuple[str, str], library: Library
+) -> None:
     data = json.loads(APPROVABLE["LF-NICOTINE"].read_text())
     data["nicotine"] = {
         "status": {
             "statements": [
-                {"value": "never", "source": _source("clinic_note", "2025-01-15")},
-                {"value": "former", "source": _source("clinic_note", "2025-07-01")},
+                {"value": timely, "source": _source("clinic_note", "2025-01-15")},
+                {"value": late, "source": _source("clinic_note", "2025-07-01")},
             ]
         }
     }
-    # Two primary records disagreeing would pend; the late one has no say, so never stands.
+    # Two primary records disagreeing would pend; the late one has no say in the status.
+    case = case_from_data(data, "late.json")
+    (nicotine,) = [f for f in case.facts if f.type == "nicotine"]
+    assert nicotine.fields["status"] == timely
     determination, status, conflicts = _review(data, "LF-NICOTINE", library)
-    assert (determination, status) == ("medically_necessary", "met")
+    assert (determination, status) == expected
     assert [(c["field"], c["reason"]) for c in conflicts] == [("status", "after_request")]
 
 
