@@ -29,6 +29,7 @@ NO_FIXTURE = {
     "unreadable_file": "test_unreadable_files",
     "empty_document": "test_unreadable_files (an empty file has no line)",
     "engine_limit": "found on the whole compiled program, not at a line",
+    "unfolded": "tests/test_lint_unfolded.py (the engine must refuse the folded program)",
     "no_citation": "test_no_citation (the schema already requires one citation)",
     "version_gap": "test_gaps_between_versions (needs two files)",
 }

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from evaluator.api import program_for
 from evaluator.authoring.coverage import reachable_statuses
 from evaluator.authoring.lint_ranges import Leaf, Scope, always_any, groups, never_all
 from evaluator.decide import findings
+from evaluator.errors import PolicyError
 from evaluator.language.conditions import (
     ClauseIs,
     Compare,
@@ -403,6 +405,34 @@ def unused_value_set(ctx: Context) -> Iterator[Hit]:
                 f"value set `{name}` is not used by any condition",
                 "select facts with `where: {code: {in_value_set: NAME}}`, or remove it",
             )
+
+
+# compile/compiler.py names a program compiled node by node so, its ruleset apart from the
+# folded one's; `compile_policy` and api.program_for fall back to it, silently, when the engine
+# refuses the folded program
+_UNFOLDED = "~unfolded"
+
+
+@policy_rule(
+    "unfolded",
+    Severity.WARNING,
+    "the engine refuses the policy's folded program: it runs node by node, with about twice"
+    " the firings",
+)
+def unfolded(ctx: Context) -> Iterator[Hit]:
+    try:
+        program = program_for(ctx.policy)  # compiled once per content: lint compiled it already
+    except PolicyError:
+        return  # a policy that does not compile: its problems are findings already
+    if _UNFOLDED in program.name:
+        yield Hit(
+            "",
+            "the engine refuses this policy's folded program (past one of its limits), so the"
+            " policy runs on the per-node lowering: the same decisions with about twice the"
+            " rule firings per case",
+            "give the clause testing the most alternatives on one fact fewer of them, or split"
+            " it; folding is described in evaluator/compile/folding.py",
+        )
 
 
 @policy_rule("no_citation", Severity.ERROR, "a clause cites no reference")
