@@ -385,14 +385,22 @@ def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
 
 
 def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
-    """Return, per service line, the policy in force on the request date that governs it."""
-    in_force: list[Policy] = []
+    """Return, per service line, the policy in force on the request date that governs it.
+
+    Every policy's versions are read and checked (schema, place, overlapping windows) as
+    `Library.get` does, but only the versions that govern a line are built: a case of one
+    procedure does not build the library's other policies.
+    """
+    in_force: list[Path] = []
     for policy_id in library.ids():
         try:
-            in_force.append(library.get(policy_id, case.in_force_date))
+            in_force.append(library.chosen(policy_id, case.in_force_date))
         except PolicyNotFoundError:
             continue  # no version of this policy is in force on the request date
-    return {line.id: next((p for p in in_force if governs(p, line)), None) for line in case.lines}
+    return {
+        line.id: next((library.load(p) for p in in_force if governs(library.dated(p), line)), None)
+        for line in case.lines
+    }
 
 
 class Overall(StrEnum):
@@ -468,7 +476,7 @@ class CaseReview:
         return OVERALL_X12[self.overall]
 
 
-def governs(policy: Policy, line: ServiceLine) -> bool:
+def governs(policy: Policy | policies.Dated, line: ServiceLine) -> bool:
     """True when the policy governs the line's procedure kind.
 
     CPT codes decide only for a line of kind `other`: a fusion line billed with a decompression

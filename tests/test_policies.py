@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from evaluator import api
+from evaluator.case.cases import load_case
 from evaluator.cli.main import main as cli_main
 from evaluator.compile.compiler import compile_policy
 from evaluator.errors import PolicyError, PolicyNotFoundError, SchemaError
@@ -381,3 +382,35 @@ def test_evaluating_the_founding_case_builds_each_policy_it_needs_once(monkeypat
         "lumbar-fusion@2025.1",
         "si-joint-fusion@2025.1",
     ]
+
+
+@pytest.mark.parametrize(
+    ("case", "needed"),
+    [
+        # one decompression line: the fusion and SI-joint policies govern none of it
+        ("ld-approvable-l4-l5.json", ["lumbar-decompression@2025.1"]),
+        ("si-approvable-unilateral.json", ["si-joint-fusion@2025.1"]),
+        # a fusion line: the SI-joint policy is built for the fusion policy's reference to it
+        ("l4-l5-approvable.json", ["lumbar-fusion@2025.1", "si-joint-fusion@2025.1"]),
+    ],
+)
+def test_a_case_builds_only_the_policies_that_govern_its_lines(monkeypatch, case, needed):
+    monkeypatch.setattr(Library, "_SHARED", {})
+    built = _builds(monkeypatch)
+    result = CliRunner().invoke(cli_main, ["evaluate", str(HERE.parent / "examples/cases" / case)])
+    assert result.exit_code in (0, 1, 3), result.output
+    assert sorted(built) == needed
+
+
+def test_a_policy_not_built_still_has_its_window_and_procedures_checked(tmp_path):
+    # choosing which policy governs a line reads every policy's versions unbuilt: a version
+    # that is not schema-valid still breaks the choice, as it did when every one was built
+    root = tmp_path / "policies"
+    write(root, "alpha", "2025.1", start="2025-01-01")
+    write(root, "beta", "1")
+    broken = root / "beta" / "1.yaml"
+    broken.write_text(broken.read_text().replace("status: active", "status: in_force"))
+    case = load_case(HERE.parent / "examples" / "cases" / "ld-approvable-l4-l5.json")
+    with pytest.raises(SchemaError) as caught:
+        api._governing(case, Library(root))
+    assert caught.value.problems[0].location.file == str(broken)

@@ -193,10 +193,7 @@ def build_policy(document: source.Document, plan: plans.Plan | None = None) -> P
         status=Lifecycle(data["status"]),
         effective_from=date.fromisoformat(effective["from"]),
         effective_until=date.fromisoformat(effective["until"]) if "until" in effective else None,
-        procedures=tuple(
-            Procedure(p["procedure"], tuple(p.get("cpt", ())), _codes(p.get("codes", ())))
-            for p in data["procedures"]
-        ),
+        procedures=_procedures(data),
         reads=tuple(data.get("reads", ())),
         settings=MappingProxyType(settings),
         setting_notes=MappingProxyType({k: v["description"] for k, v in raw_settings.items()}),
@@ -230,6 +227,15 @@ def build_policy(document: source.Document, plan: plans.Plan | None = None) -> P
         ),
         plan=None if plan is None else _applied(plan, base_settings, settings),
         redirects=MappingProxyType(resolution.redirects),
+    )
+
+
+def _procedures(data: Mapping[str, Any]) -> tuple[Procedure, ...]:
+    # only the policy file lists procedures (neither a module nor a plan can change them), so
+    # a version read but not built (`_Window`) knows them as its built Policy would
+    return tuple(
+        Procedure(p["procedure"], tuple(p.get("cpt", ())), _codes(p.get("codes", ())))
+        for p in data["procedures"]
     )
 
 
@@ -307,8 +313,9 @@ def _check_placed(
         raise PolicyError(problems)
 
 
-class _Dated(Protocol):
-    """What choosing the version in force reads of a policy version."""
+class Dated(Protocol):
+    """What choosing the version in force, and the policy that governs a service line, read of
+    a policy version: a built Policy, or a version only read and checked (`_Window`)."""
 
     @property
     def version(self) -> str: ...
@@ -318,6 +325,8 @@ class _Dated(Protocol):
     def effective_from(self) -> date: ...
     @property
     def effective_until(self) -> date | None: ...
+    @property
+    def procedures(self) -> tuple[Procedure, ...]: ...
 
     def in_force(self, on: date) -> bool: ...
 
@@ -327,8 +336,9 @@ class _Dated(Protocol):
 @dataclass(frozen=True, eq=False, repr=False)
 class _Window:
     """A policy version's file, read and checked as `load_policy` does (parsed, valid against
-    the schema, in its place), but not built: its lifecycle and effective window, which are
-    all that choosing the version in force needs. Imports and plans cannot change them."""
+    the schema, in its place), but not built: its lifecycle, effective window and procedures,
+    which are all that choosing the version in force, and whether it governs a service line,
+    need. Imports and plans cannot change them."""
 
     path: Path
     document: source.Document
@@ -336,6 +346,7 @@ class _Window:
     status: Lifecycle
     effective_from: date
     effective_until: date | None
+    procedures: tuple[Procedure, ...]
 
     @classmethod
     def read(cls, path: Path) -> _Window:
@@ -350,6 +361,7 @@ class _Window:
             Lifecycle(data["status"]),
             date.fromisoformat(effective["from"]),
             date.fromisoformat(effective["until"]) if "until" in effective else None,
+            _procedures(data),
         )
         _check_placed(data["id"], window.version, path, document.location)
         return window
@@ -376,7 +388,7 @@ class PolicyRef:
         return f"{self.id}@{self.version}" if self.version else self.id
 
 
-D = TypeVar("D", bound=_Dated)
+D = TypeVar("D", bound=Dated)
 
 # Each YAML file under a folder: (path, size, modification time in ns), sorted.
 FolderState = tuple[tuple[str, int, int], ...]
@@ -459,7 +471,7 @@ class Library:
                 self._cache[path] = build_policy(window.document)
         return self._cache[path]
 
-    def _window(self, path: Path) -> _Dated:
+    def _window(self, path: Path) -> Dated:
         """The version in `path`, built if it already was, else only read and checked."""
         built = self._cache.get(path)
         if built is not None:
@@ -501,6 +513,18 @@ class Library:
         only when named. Raises PolicyNotFoundError naming what exists, and PolicyError when
         two versions are in force on the same day.
         """
+        return self.load(self.chosen(ref, on))
+
+    def dated(self, path: Path) -> Dated:
+        """The version in `path` (from `chosen`) as far as choosing it needs: its window and
+        procedures, without building the Policy (`load` does that)."""
+        return self._window(path)
+
+    def chosen(self, ref: PolicyRef | str, on: date | None = None) -> Path:
+        """Return the file of the version `get` returns, read and checked but not built.
+
+        Raises as `get` does.
+        """
         if isinstance(ref, str):
             ref = PolicyRef.parse(ref)
         folder = self.root / ref.id
@@ -521,7 +545,7 @@ class Library:
                     f"policy `{ref.id}` has no version `{ref.version}` (versions: {known})",
                     Location(str(folder)),
                 )
-            return self.load(path)
+            return path
         # Every version is read and checked against the schema, as `versions` does, but only
         # the one chosen is built (a third of a cold `evaluate` went on building versions that
         # were not in force). Overlapping windows are reported as `versions` reports them.
@@ -545,7 +569,7 @@ class Library:
                 f"policy `{ref.id}` has no {'' if on else 'active '}version{when}",
                 Location(str(folder)),
             )
-        return self.load(chosen[-1])
+        return chosen[-1]
 
 
 def window_overlaps(versions: Sequence[D]) -> list[tuple[D, D]]:
