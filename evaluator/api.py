@@ -530,25 +530,86 @@ def review_many(
         steps = [_Review(case) for case in cases[start : start + size]]
         for step in steps:
             step.plan(library)
-        waiting: dict[str, tuple[Program, list[_Evaluation]]] = {}
-        for step in steps:
-            for evaluation in step.evaluations:
-                program = evaluation.program
-                waiting.setdefault(program.name, (program, []))[1].append(evaluation)
-        for program, evaluations in waiting.values():
-            try:
-                traces = engine.run_many(program, [e.facts for e in evaluations])
-            except Exception as error:  # the program cannot run: every case of it fails
-                traces = [error] * len(evaluations)
-            for evaluation, trace in zip(evaluations, traces, strict=True):
-                evaluation.trace = trace
+        _run_together(engine, [e for step in steps for e in step.evaluations])
         results += [step.finish() for step in steps]
     return results
 
 
+def evaluate_many(chosen: Sequence[tuple[Case, Policy]]) -> list[Decision | Exception]:
+    """Return `evaluate(case, policy)` of each case with the policy chosen for it, or the
+    exception it raises, so that one case's error is that case's alone.
+
+    Batch mode, as `review_many` (`batch --policy`): every case's facts are gathered first,
+    then each program's cases go to the engine together (`Engine.run_many`), then each
+    decision is assembled.
+    """
+    engine = Engine.get()
+    results: list[Decision | Exception] = []
+    size = engine.CASES_PER_BATCH
+    for start in range(0, len(chosen), size):
+        group = chosen[start : start + size]
+        gathered: list[_Evaluation | Exception] = []
+        for case, policy in group:
+            try:
+                effective, seen = _seen(case, policy, None)
+                program, facts = _given(case, effective, seen, ())
+            except Exception as error:  # the case's own to report
+                gathered.append(error)
+            else:
+                gathered.append(_Evaluation(policy.ref, effective, program, facts))
+        _run_together(engine, [e for e in gathered if isinstance(e, _Evaluation)])
+        results += [
+            e if isinstance(e, Exception) else _decided(case, e)
+            for (case, _), e in zip(group, gathered, strict=True)
+        ]
+    return results
+
+
+def _run_together(engine: Engine, evaluations: list[_Evaluation]) -> None:
+    """Give each evaluation its trace (or the Exception in its place), each program's cases
+    run together (`Engine.run_many`), in the order given."""
+    waiting: dict[str, tuple[Program, list[_Evaluation]]] = {}
+    for evaluation in evaluations:
+        program = evaluation.program
+        waiting.setdefault(program.name, (program, []))[1].append(evaluation)
+    for program, together in waiting.values():
+        try:
+            traces = engine.run_many(program, [e.facts for e in together])
+        except Exception as error:  # the program cannot run: every case of it fails
+            traces = [error] * len(together)
+        for evaluation, trace in zip(together, traces, strict=True):
+            evaluation.trace = trace
+
+
+def _decided(case: Case, evaluation: _Evaluation) -> Decision | Exception:
+    """Return the decision assembled from an evaluation's trace, or the exception in its way."""
+    try:
+        return _assembled(case, evaluation)
+    except Exception as error:  # the case's own to report
+        return error
+
+
+def _assembled(case: Case, evaluation: _Evaluation) -> Decision:
+    trace = evaluation.trace
+    if isinstance(trace, Exception):
+        raise trace
+    if trace is None:  # never left unset by `_run_together`: fail, never default
+        raise EngineError.single("engine_failed", "the engine did not run the case")
+    return _decide(
+        case,
+        evaluation.policy,
+        evaluation.program,
+        evaluation.facts,
+        trace,
+        explain=False,
+        alternative=True,
+    )
+
+
 @dataclass(eq=False)
 class _Evaluation:
-    """One policy's evaluation of one case in `review_many`: what the engine gets and gives."""
+    """One policy's evaluation of one case in `review_many` or `evaluate_many`: what the engine
+    gets and gives."""
 
     ref: str  # the governing policy's, as `review_case` keys its decisions
     policy: Policy
@@ -589,22 +650,7 @@ class _Review:
         decisions: list[Decision] = []
         try:
             for evaluation in self.evaluations:
-                trace = evaluation.trace
-                if isinstance(trace, Exception):
-                    raise trace
-                if trace is None:  # never left unset by `review_many`: fail, never default
-                    raise EngineError.single("engine_failed", "the engine did not run the case")
-                decisions.append(
-                    _decide(
-                        case,
-                        evaluation.policy,
-                        evaluation.program,
-                        evaluation.facts,
-                        trace,
-                        explain=False,
-                        alternative=True,
-                    )
-                )
+                decisions.append(_assembled(case, evaluation))
             if self.error is not None:
                 raise self.error
         except Exception as error:  # the case's own to report

@@ -17,7 +17,9 @@ from benchmarks import benchgen
 from evaluator import api
 from evaluator.batch import runner as batch
 from evaluator.case.cases import Case
+from evaluator.engine.durable import Engine
 from evaluator.language.policies import Library
+from evaluator.render import decision as render
 from tests.test_run_many import break_in_the_engine
 
 ROOT = Path(__file__).parent.parent
@@ -75,13 +77,71 @@ def test_a_chunk_together_gets_the_records_its_items_get_alone(
     assert together == [len(items) - 2]  # every case read went in one call
 
 
-def test_a_named_policy_reviews_item_by_item(
+def test_a_named_policy_s_chunk_together_gets_the_records_its_items_get_alone(
     items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With a policy named, the chunk's cases go to the engine together too
+    (`api.evaluate_many`), each with the record `review_item` gives it, error records
+    included: an engine error and a bug stay their own case's."""
     library = Library(BENCH_POLICIES)
-    monkeypatch.setattr(api, "review_many", lambda *_: pytest.fail("no batch mode here"))
-    got = [_stampless(r) for r in batch.review_items(items[:5], "bench-fusion", library)]
-    assert got == [_stampless(batch.review_item(i, "bench-fusion", library)) for i in items[:5]]
+    break_in_the_engine(monkeypatch, json.loads(items[6].text or "")["case_id"])
+    bug = json.loads(items[13].text or "")["case_id"]
+    original = api.facts_for
+
+    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
+        if case.case_id == bug:
+            raise KeyError("injected")
+        return original(case, *args)
+
+    monkeypatch.setattr(api, "facts_for", facts_for)
+    monkeypatch.setattr(api, "review_many", lambda *_: pytest.fail("every line's review"))
+    many = api.evaluate_many
+    together: list[int] = []
+
+    def spy(chosen: Any) -> Any:
+        together.append(len(chosen))
+        return many(chosen)
+
+    monkeypatch.setattr(api, "evaluate_many", spy)
+    alone = [_stampless(batch.review_item(item, "bench-fusion", library)) for item in items]
+    got = [_stampless(r) for r in batch.review_items(items, "bench-fusion", library)]
+    assert got == alone
+    errors = [r.get("error") for r in got]
+    assert errors[4] == errors[9] == "invalid_input"
+    assert errors[6] == "engine_error"
+    assert errors[13] == "internal_error"
+    assert "KeyError" in got[13]["problems"][0]["message"]
+    assert errors.count(None) == len(items) - 4
+    assert together == [len(items) - 2]  # every case read went in one call
+
+
+def test_evaluate_many_gives_each_case_what_evaluate_gives_it(
+    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`api.evaluate_many` on more cases than one engine batch: each decision (or error) is
+    `api.evaluate`'s, in order, whatever program runs it."""
+    library = Library(BENCH_POLICIES)
+    parsed = [batch._load(item) for i, item in enumerate(items) if i not in (4, 9)] * 2
+    broken = parsed[6].case_id
+    break_in_the_engine(monkeypatch, broken)
+    chosen = [(case, batch._selected(case, "bench-fusion", library)) for case in parsed]
+    assert len(chosen) > 2 * Engine.CASES_PER_BATCH
+
+    def decided(result: Any) -> Any:
+        if isinstance(result, Exception):
+            return type(result).__name__, str(result)
+        return json.dumps(render.decision_json(result, "stamp"), sort_keys=True)
+
+    alone = []
+    for case, policy in chosen:
+        try:
+            alone.append(decided(api.evaluate(case, policy)))
+        except Exception as error:  # compared with what evaluate_many gives
+            alone.append(decided(error))
+    together = [decided(result) for result in api.evaluate_many(chosen)]
+    assert together == alone
+    assert sum(isinstance(a, tuple) for a in alone) == 2  # the broken case, twice
+    assert api.evaluate_many([]) == []
 
 
 def test_a_worker_reviews_its_chunk_together(
@@ -156,7 +216,13 @@ def test_a_chunk_reads_every_case_then_evaluates_every_case_then_renders(
         return step
 
     monkeypatch.setattr(batch, "_load", spied("read", batch._load))
-    monkeypatch.setattr(api, "evaluate", spied("evaluate", api.evaluate))
+    many = api.evaluate_many
+
+    def evaluate_many(chosen: Any) -> Any:
+        steps.extend(["evaluate"] * len(chosen))
+        return many(chosen)
+
+    monkeypatch.setattr(api, "evaluate_many", evaluate_many)
     monkeypatch.setattr(batch, "_decision_record", spied("render", batch._decision_record))
     records = batch.review_items(items[:6], "bench-fusion", library)
     # the fifth line is no JSON: read, never evaluated

@@ -104,12 +104,13 @@ def test_the_phase_breakdown_times_every_phase_and_leaves_the_collector_on(
     phases = compare.measure_phases(tmp_path)
     assert [name.strip() for name, _ in phases] == [
         "list the files, hash their bytes",
-        "read and parse (file -> document)",
+        "parse the bytes read (-> document)",
         "validate (case.schema.json)",
         "normalise (facts, the case)",
         "api.facts_for",
         "records.case_digest (the case hash)",
         "api.evaluate (engine, assembly and the two above)",
+        "api.evaluate_many (the same, a chunk of cases a call, as `batch --policy`)",
         "render the decision (JSON)",
         "encode the JSON line",
         "the full path (`batch --jobs 1`, to /dev/null)",

@@ -281,10 +281,10 @@ def review_items(items: Sequence[Item], policy: str | None, library: Library) ->
     """Return `review_item` of each item, in order, each record (error records included) the
     one `review_item` gives. Every case is read before any is reviewed: one step at a time
     over several cases keeps each step's code and data in the CPU's caches, which reviewing
-    them one by one, each step in turn, does not (about 15 % less CPU a bench case). With no
-    policy named, the cases are reviewed together (`api.review_many`: batch mode, a small
-    program's cases several to an engine call); with one, every case is evaluated, then every
-    decision rendered (the time they were evaluated, to the second, is the chunk's)."""
+    them one by one, each step in turn, does not (about 15 % less CPU a bench case). The cases
+    are reviewed together (batch mode, a small program's cases several to an engine call):
+    with no policy named by `api.review_many`; with one by `api.evaluate_many`, then every
+    decision is rendered (the time they were evaluated, to the second, is the chunk's)."""
     from evaluator import api  # noqa: PLC0415  (imported where reviewed: see above)
 
     records: list[Record] = []
@@ -297,17 +297,22 @@ def review_items(items: Sequence[Item], policy: str | None, library: Library) ->
             record = _failure(record, item, error)
         records.append(record)
     if policy is not None:
-        # A step at a time here too: every case evaluated, then every decision rendered.
-        decided: list[tuple[Record, Item, Decision]] = []
+        # A step at a time here too: every case's policy chosen, every case evaluated (batch
+        # mode, `api.evaluate_many`), then every decision rendered.
+        chosen: list[tuple[Record, Item, cases.Case, Policy]] = []
         for record, item, case in loaded:
             try:
-                decision = api.evaluate(case, _selected(case, policy, library))
+                chosen.append((record, item, case, _selected(case, policy, library)))
             except Exception as error:  # as in `review_item`
                 _failure(record, item, error)
-            else:
-                decided.append((record, item, decision))
+        decisions = api.evaluate_many(
+            [(case, chosen_policy) for _, _, case, chosen_policy in chosen]
+        )
         stamp = _stamp()
-        for record, item, decision in decided:
+        for (record, item, _, _), decision in zip(chosen, decisions, strict=True):
+            if isinstance(decision, Exception):
+                _failure(record, item, decision)
+                continue
             try:
                 record.update(_decision_record(decision, stamp))
             except Exception as error:  # as in `review_item`
