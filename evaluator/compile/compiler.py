@@ -23,19 +23,13 @@ from evaluator.compile import folding, joins, ruleset, shaping
 from evaluator.compile.folding import Folder
 from evaluator.compile.lowering import MAX_QUANTIFIER_DEPTH, F, Lowering, Scope, T, U, did_you_mean
 from evaluator.compile.program import (
-    CAND,
-    PAIR,
-    STAGE,
     STATUS,
     VAL,
-    VERDICT,
     AllOf,
     AnyTest,
     ClauseNodes,
     EmitFact,
-    EmitMissing,
     EmitStatus,
-    EmitValue,
     EmitVerdict,
     Eq,
     Join,
@@ -287,7 +281,6 @@ class _Compiler(Lowering):
                         )
         self.verdict(last + 1)
         self.rules = _unread(self.rules)
-        self.rules = _checked_only(self.rules)
         # After `_unread`, which reads the statuses each pattern names before they are merged.
         self.rules = shaping.shape(self.rules, self.policy.derived) if self.shaped else self.rules
         joins.check(self.policy, self.types, self.problems)  # a join on a field a case may omit
@@ -336,159 +329,6 @@ def _unread(rules: list[Rule]) -> list[Rule]:
         else:
             out.append(rule)
     return out
-
-
-# Fact types the engine derives or gives itself: a pattern over them may match facts that
-# `_checked_only` leaves unasserted, or that arrive in a later batch.
-_ENGINE_TYPES = frozenset({STAGE, CAND, VAL, STATUS, VERDICT, PAIR})
-
-
-def _checked_only(rules: list[Rule]) -> list[Rule]:
-    """The rules with each node value that only the node's missing-value check reads left
-    unasserted (`EmitValue.asserted`), the check asking instead for no fact the value's rules
-    match: an `every` reads its children's false and unknown values, never their true ones,
-    yet each true value was one message more per bound fact (stop 27).
-
-    Fail closed as before: "no value fact" becomes "no fact passing the value's own rule" for
-    the values left out, which is the same once that rule's stage has run (every match of it
-    fired). Only where every rule deriving the value binds the check's facts and matches one
-    more case or derived fact (no negation, no engine fact), so its one pattern negated says
-    exactly that the value was never derived; anywhere else the value is asserted as before.
-    """
-    reads: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    unknown = False
-    for number, rule in enumerate(rules):
-        for index, pattern in enumerate(rule.patterns):
-            read = _value_read(pattern.test)
-            if read is True:
-                unknown = True
-            elif read is not False:
-                for key in read:
-                    reads.setdefault(key, []).append((number, index))
-    if unknown:
-        return rules  # a pattern this cannot follow may read any value
-    makers: dict[tuple[str, int], list[int]] = {}
-    for number, rule in enumerate(rules):
-        action = rule.action
-        if isinstance(action, EmitValue) and action.kind == VAL:
-            makers.setdefault((action.node, int(action.value)), []).append(number)
-    out = list(rules)
-    for (node, value), made_by in makers.items():
-        readers = reads.get((node, value), [])
-        if len(readers) != 1:
-            continue  # another pattern reads it, or none does (no check to rewrite)
-        ((number, index),) = readers
-        check = out[number]
-        negated = _checked_pattern(check, index, node)
-        if negated is None:
-            continue
-        instead = [_deriving_pattern(rules[m], check) for m in made_by]
-        if any(p is None for p in instead):
-            continue
-        values = _values_of(negated.test) - {str(value)}
-        top = negated.test.tests if isinstance(negated.test, AllOf) else ()
-        if not values or sum(1 for t in top if _is_value_test(t)) != 1:
-            continue
-        left = sorted(values)
-        choice: Test = (
-            Eq("v", int(left[0]))
-            if len(left) == 1
-            else AnyTest(tuple(Eq("v", int(v)) for v in left))
-        )
-        tests = [choice if _is_value_test(t) else t for t in top]
-        patterns = list(check.patterns)
-        patterns[index] = Pattern(negated.alias, AllOf(tuple(tests)), negated=True)
-        for i, found in enumerate(instead):
-            assert found is not None
-            patterns.append(Pattern(f"{negated.alias}{value}_{i}", found.test, negated=True))
-        out[number] = dataclasses.replace(check, patterns=tuple(patterns))
-        for m in made_by:
-            action = rules[m].action
-            assert isinstance(action, EmitValue)
-            out[m] = dataclasses.replace(
-                rules[m], action=dataclasses.replace(action, asserted=False)
-            )
-    return out
-
-
-def _value_read(test: Test) -> set[tuple[str, int]] | bool:
-    """The (node, value) pairs of value facts a pattern may match: a set, False (none), or
-    True (a test this does not follow: any)."""
-    kinds = _types(test)
-    if kinds is None:
-        return True
-    if VAL not in kinds:
-        return False
-    pinned = _first(test, "n")
-    nodes = None if pinned is None else _values(pinned, "n")
-    values = _values_of(test)
-    if nodes is None or not values:
-        return True
-    return {(n, int(v)) for n in nodes for v in values}
-
-
-def _first(test: Test, name: str) -> Test | None:
-    """The first part of a pattern's tests that pins field `name`."""
-    for part in folding.parts(test):
-        if _values(part, name) is not None:
-            return part
-    return None
-
-
-def _values_of(test: Test) -> frozenset[str]:
-    found = _first(test, "v")
-    return frozenset() if found is None else (_values(found, "v") or frozenset())
-
-
-def _is_value_test(test: Test) -> bool:
-    return _values(test, "v") is not None
-
-
-def _checked_pattern(rule: Rule, index: int, node: str) -> Pattern | None:
-    """The negated value pattern of a missing-value check of `node` (its only value
-    pattern), or None when the rule is not such a check."""
-    action = rule.action
-    pattern = rule.patterns[index]
-    if not isinstance(action, EmitMissing) or action.node != node or action.source is not None:
-        return None
-    if not pattern.negated or rule.count is not None:
-        return None
-    if any(_value_read(p.test) is not False for i, p in enumerate(rule.patterns) if i != index):
-        return None
-    tests = folding.parts(pattern.test)
-    if [t for t in tests if _values(t, "n") is not None] != [Eq("n", node)]:
-        return None
-    return pattern
-
-
-def _deriving_pattern(rule: Rule, check: Rule) -> Pattern | None:
-    """The one pattern a value rule matches besides the check's own (its stage marker and
-    bound facts, the same), when it is a positive pattern over a case or derived fact that
-    joins only the bound facts; else None."""
-    if rule.count is not None or rule.stage >= check.stage:
-        return None
-    bound = [p for p in check.patterns if not p.negated]
-    if len(rule.patterns) != len(bound) + 1 or not bound:
-        return None
-    if rule.patterns[0].alias != STAGE or bound[0].alias != STAGE:
-        return None  # not led by a stage marker, as the lowering writes every rule
-    if list(rule.patterns[1 : len(bound)]) != bound[1:]:
-        return None
-    extra = rule.patterns[-1]
-    kinds = _types(extra.test)
-    if extra.negated or kinds is None or kinds & _ENGINE_TYPES:
-        return None
-    aliases = {p.alias for p in bound[1:]}
-    if any(isinstance(t, Join) and t.alias not in aliases for t in _all_tests(extra.test)):
-        return None
-    return extra
-
-
-def _all_tests(test: Test) -> list[Test]:
-    """Every test of a pattern, inside `any`s too."""
-    if isinstance(test, AllOf | AnyTest):
-        return [p for t in test.tests for p in _all_tests(t)]
-    return [test]
 
 
 _Read = tuple[frozenset[str] | None, frozenset[str] | None]

@@ -134,10 +134,6 @@ class EmitValue:
     source: str | None = None
     # Folded rules only: the descendants' values their patterns establish (see `Record`).
     records: tuple[Record, ...] = ()
-    # False when only the node's missing-value check read it, and the check now asks for no
-    # fact this value's rules match instead (`compiler._checked_only`): kept for the decision
-    # without asserting it, one message fewer per firing.
-    asserted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,7 @@ def _arrivals(rules: Iterable[Rule], derived: frozenset[str]) -> _Arrivals:
     keyed: set[_Source] = set()
     for rule in rules:
         action = rule.action
-        if isinstance(action, EmitValue) and action.asserted:
+        if isinstance(action, EmitValue):
             batches[(action.kind, action.node)].add(rule.stage + 1)
             if action.kind != VAL or action.keys:
                 keyed.add((action.kind, action.node))

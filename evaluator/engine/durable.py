@@ -106,9 +106,7 @@ _emitted = cast(
 @dataclass(frozen=True, slots=True)
 class Firing:
     """One rule firing, recorded only when tracing: the facts it matched (alias -> id) and the
-    facts it asserted (none when the action was a repeat; a value no rule reads, which the
-    engine never gets, as it would have been asserted: `EmitValue.asserted`), or the
-    determination it gave."""
+    facts it asserted (none when the action was a repeat), or the determination it gave."""
 
     rule: str
     matched: Mapping[str, str]
@@ -810,24 +808,13 @@ class _Session:
     ) -> None:
         """Run a firing and log it: tracing observes what its action just queued."""
         before = len(self.pending)
-        action = self.plans.rules[name].action
-        at = kept = None
-        if isinstance(action, EmitValue) and not action.asserted:
-            ids = _ids(matched)
-            at = (action.node, tuple([ids[k] for k in action.keys]))
-            kept = self.trace.values.get(at)
         handler(self, matched)
+        action = self.plans.rules[name].action
         verdict = action.determination if isinstance(action, EmitVerdict) else None
         asserted = self.pending[before:]
         if self.case is not None:
             # as a session of one case writes them: explanations find facts by their own ids
             asserted = [_own(fact) for fact in asserted]
-        if at is not None:
-            # Logged as if asserted, so that explanations show the same steps and chains.
-            now = self.trace.values.get(at)
-            if now is not None and now is not kept and "id" in now.fact:
-                ident = now.fact["id"]
-                asserted.append({"sid": self.sid, **now.fact, KEY: ident})
         log.append(Firing(name, _ids(matched), tuple(asserted), verdict))
 
     def close(self) -> bool:
@@ -1105,7 +1092,6 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
     records = bool(action.records)
     kept, candidates = _kept(action.records), _candidates(action.records)
     candidate = kind == CAND
-    asserted = action.asserted
     seen_as = f"cand {node} "  # as `_keep` sees a candidate, less its fact's id
 
     def fire(session: _Session, matched: Mapping[str, Any]) -> None:
@@ -1145,11 +1131,7 @@ def _on_value(rule: Rule, action: EmitValue) -> _Handler:
             # Only kept by a folded rule's records, never given to the engine: the rules that
             # read this value would wait for it in vain, so it is asserted now.
         fact = _node_fact(kind, node, value, keys, fact_id)
-        if asserted:
-            session._assert_plain(fact)
-        else:  # no rule reads it (compiler `_checked_only`): numbered as if asserted
-            fact["id"] = f"{VAL}{session.counter}"
-            session.counter += 1
+        session._assert_plain(fact)
         values[at] = _emitted((fact, name, ids))
 
     return fire
