@@ -194,7 +194,12 @@ def build_policy(document: source.Document, plan: plans.Plan | None = None) -> P
         effective_from=date.fromisoformat(effective["from"]),
         effective_until=date.fromisoformat(effective["until"]) if "until" in effective else None,
         procedures=tuple(
-            Procedure(p["procedure"], tuple(p.get("cpt", ())), _codes(p.get("codes", ())))
+            Procedure(
+                p["procedure"],
+                tuple(p.get("cpt", ())),
+                _codes(p.get("codes", ())),
+                tuple(p.get("includes", ())),
+            )
             for p in data["procedures"]
         ),
         reads=tuple(data.get("reads", ())),
