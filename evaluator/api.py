@@ -18,6 +18,7 @@ from evaluator.decide import alternatives, records
 from evaluator.decide.decision import Decision, assemble, policy_key, verdict
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
+    CaseError,
     EngineError,
     InputError,
     Location,
@@ -28,7 +29,7 @@ from evaluator.errors import (
     SourceError,
 )
 from evaluator.language import modules, policies
-from evaluator.language.model import Determination, Policy
+from evaluator.language.model import Determination, Policy, Procedure
 from evaluator.language.policies import Library, PolicyRef
 from evaluator.read import resources, schemas, source
 
@@ -367,12 +368,14 @@ def select_policy(case: Case, ref: str | None, library: Library) -> Policy:
     """Return the named policy (without a version: the one in force on the request date), or
     without a name the policy that governs the case's first governed service line.
 
-    Raises PolicyNotFoundError when the name is unknown or no policy governs any line.
+    Raises PolicyNotFoundError when the name is unknown or no policy governs any line, and
+    CaseError when a line bills a code of a procedure its policy does not judge (named or not).
     """
+    chosen = _governing(case, library)  # raises on a line billing a foreign code, named or not
     if ref is not None:
         parsed = PolicyRef.parse(ref)
         return library.get(parsed, None if parsed.version else case.in_force_date)
-    governing = [p for p in _governing(case, library).values() if p is not None]
+    governing = [p for p in chosen.values() if p is not None]
     if governing:
         return governing[0]
     procedures = ", ".join(sorted({line.procedure for line in case.lines}))
@@ -397,10 +400,52 @@ def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
             in_force.append(library.chosen(policy_id, case.in_force_date))
         except PolicyNotFoundError:
             continue  # no version of this policy is in force on the request date
-    return {
-        line.id: next((library.load(p) for p in in_force if governs(library.dated(p), line)), None)
-        for line in case.lines
-    }
+    dated = [library.dated(p) for p in in_force]
+    chosen: dict[str, Policy | None] = {}
+    for index, line in enumerate(case.lines):
+        path = next((p for p, d in zip(in_force, dated, strict=True) if governs(d, line)), None)
+        _check_codes(case, index, line, None if path is None else library.dated(path), dated)
+        chosen[line.id] = None if path is None else library.load(path)
+    return chosen
+
+
+def _check_codes(
+    case: Case,
+    index: int,
+    line: ServiceLine,
+    policy: policies.Dated | None,
+    in_force: list[policies.Dated],
+) -> None:
+    """Raise CaseError when the line bills a code that a policy in force lists for another
+    procedure than the one judging the line (or one it includes): certifying the line
+    certifies its codes, so a decompression line billing a fusion code, or a lumbar fusion
+    billing an SI-joint fusion, was approved on criteria that never judged that code. A line
+    of kind `other` billing the codes of two procedures is refused likewise, rather than
+    judged by whichever policy comes first."""
+    if policy is None:
+        return
+    judged = {p.procedure for p in policy.procedures if governs_kind(p, line)}
+    allowed = judged.union(*(p.includes for p in policy.procedures if p.procedure in judged))
+    for position, code in enumerate(line.cpts):
+        for other in in_force:
+            for procedure in other.procedures:
+                if code in procedure.cpt and procedure.procedure not in allowed:
+                    raise CaseError.single(
+                        "foreign_code",
+                        f"service line `{line.id}` is judged as {', '.join(sorted(judged))} "
+                        f"by `{policy.ref}` but bills CPT {code}, which `{other.ref}` lists "
+                        f"for {procedure.procedure}",
+                        case.location(f"/request/lines/{index}/cpt/{position}"),
+                        f"request the {procedure.procedure} on a line of its own",
+                    )
+
+
+def governs_kind(procedure: Procedure, line: ServiceLine) -> bool:
+    """True when ``procedure`` (one of a policy's) is what the line requests: its kind, or
+    for a line of kind `other` one of its codes."""
+    if line.procedure != "other":
+        return procedure.procedure == line.procedure
+    return bool(set(procedure.cpt) & set(line.cpts))
 
 
 class Overall(StrEnum):
@@ -482,9 +527,7 @@ def governs(policy: Policy | policies.Dated, line: ServiceLine) -> bool:
     CPT codes decide only for a line of kind `other`: a fusion line billed with a decompression
     code (22612 + 63047) is still a fusion and must meet the fusion criteria.
     """
-    if line.procedure != "other":
-        return any(p.procedure == line.procedure for p in policy.procedures)
-    return any(set(p.cpt) & set(line.cpts) for p in policy.procedures)
+    return any(governs_kind(p, line) for p in policy.procedures)
 
 
 def review_case(case: Case, library: Library, *, explain: bool = False) -> CaseReview:

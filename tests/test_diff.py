@@ -120,6 +120,9 @@ INTENDED = {
     ("rule", "unmeasured-reading", "added", None),
     ("rule", "unmeasured-reading-angulation", "added", None),
     ("rule", "unmeasured-motion", "added", None),
+    # Stop 27, amended in place (a wrong approval): the fusion includes a lumbar segment (a
+    # C5-C6 fusion beside lumbar deformity films was approved).
+    ("clause", "LF-LUMBAR-LEVELS", "added", True),
     ("metadata", "derived", "changed", None),
 }
 
@@ -160,8 +163,8 @@ def test_every_printed_witness_flips_its_clause(fusion_diff: diff.Diff) -> None:
     witness._OUTCOMES.clear()  # evaluate afresh, not from the search's cache
     shown = [c for c in fusion_diff.changes if c.witness is not None]
     # the five of issue 8, LF-DIABETES and the two new clauses (issue 11), LF-NICOTINE (stop 22),
-    # LF-DEFORMITY-SIGNIFICANT (stop 23)
-    assert len(shown) == 10
+    # LF-DEFORMITY-SIGNIFICANT (stop 23), LF-LUMBAR-LEVELS (stop 27)
+    assert len(shown) == 11
     for change in shown:
         w = change.witness
         assert w is not None

@@ -167,7 +167,9 @@ def test_lumbar_fusion_reachable_statuses() -> None:
         assert reach[clause] == every
     # no applicability condition and no waiver: never not applicable
     assert reach["LF-IMAGING-RECENT"] == {Status.MET, Status.NOT_MET, Status.NOT_DOCUMENTED}
-    assert sum(len(s) for s in reach.values()) == 43
+    # decided by the request's levels alone (undocumented: not met), applies to a fusion line
+    assert reach["LF-LUMBAR-LEVELS"] == {Status.MET, Status.NOT_MET, Status.NOT_APPLICABLE}
+    assert sum(len(s) for s in reach.values()) == 46
 
 
 # --- failures ---------------------------------------------------------------------------------

@@ -96,18 +96,30 @@ def case_from_data(data: Mapping[str, Any], name: str) -> Case:
     return case_from_document(Document(plain, name, MappingProxyType({})))
 
 
-def _service_date(document: Document) -> date | None:
+def _service_date(document: Document, requested: date) -> date | None:
     text = document.data["request"].get("service_date")
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        service = date.fromisoformat(text)
     except ValueError:
         raise CaseError.single(
             "bad_date",
             f"`{text}` is not a date (YYYY-MM-DD)",
             document.location("/request/service_date"),
         ) from None
+    if service < requested:
+        # The date of service chooses the version: one before the request chose a retired,
+        # laxer version for a request judged on facts up to the request (a 2024 version
+        # without the therapy and impairment clauses approved a 2025 request).
+        raise CaseError.single(
+            "bad_date",
+            f"the planned date of service {text} is before the request date "
+            f"{requested.isoformat()}",
+            document.location("/request/service_date"),
+            "give the date the service is planned for, on or after the request date",
+        )
+    return service
 
 
 def case_from_document(document: Document) -> Case:
@@ -125,15 +137,16 @@ def case_from_document(document: Document) -> Case:
         )
         for line in request["lines"]
     )
+    # Already parsed without error by build(), which raises on a bad request date.
+    request_date = parsed_date(request["date"])
     return Case(
         case_id=data["case_id"],
         path=document.path,
-        # Already parsed without error by build(), which raises on a bad request date.
-        request_date=parsed_date(request["date"]),
+        request_date=request_date,
         lines=lines,
         facts=normalised.facts,
         conflicts=normalised.conflicts,
-        service_date=_service_date(document),
+        service_date=_service_date(document, request_date.lo),
         _document=document,
         plan=request.get("plan"),
     )

@@ -1498,6 +1498,11 @@ class _Builder:
                 return late, by_name[name][2]
         late = None if source is None else self.late_source(source)
         if late is None:  # most facts: where it would be is never needed
+            for name in rule.begun_by:
+                if name in by_name and type(raw := by_name[name][1]) is str:
+                    began = self.late_date(raw, name)
+                    if began is not None and not self.timely_document(raw, source):
+                        return began, by_name[name][2]
             return None, ""
         # the fact's own source: beside the least nested of its values
         pointer = min((given[2] for given in by_name.values()), key=_depth, default="")
@@ -1757,6 +1762,10 @@ class AsOf:
     # held), kept for a fact dated only possibly after the request so that it stays in the
     # scopes it belongs to, its stated values unknown
     identified_by: tuple[str, ...] = ()
+    # date fields on which the fact began (an injection's or a therapy course's start): one
+    # after the request means the event had not happened by it, so its values are late
+    # however timely its document (a timely note planning an injection next month)
+    begun_by: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, annotation: Any) -> AsOf | None:
@@ -1774,6 +1783,7 @@ class AsOf:
             MappingProxyType(adds),
             annotation.get("keep_worse") is True,
             tuple(annotation.get("identified_by", ())),
+            tuple(annotation.get("begun_by", ())),
         )
 
     def adds(self, name: str, value: Any) -> bool:

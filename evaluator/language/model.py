@@ -75,6 +75,8 @@ class Procedure:
     procedure: str
     cpt: tuple[str, ...]
     codes: tuple[LevelCodes, ...] = ()
+    # procedure kinds whose codes a line of this one may bill, judged as part of it
+    includes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,7 +234,12 @@ def _procedures(data: Mapping[str, Any]) -> tuple[Procedure, ...]:
     # only the policy file lists procedures (neither a module nor a plan can change them), so
     # a version read but not built (`_Window`) knows them as its built Policy would
     return tuple(
-        Procedure(p["procedure"], tuple(p.get("cpt", ())), _codes(p.get("codes", ())))
+        Procedure(
+            p["procedure"],
+            tuple(p.get("cpt", ())),
+            _codes(p.get("codes", ())),
+            tuple(p.get("includes", ())),
+        )
         for p in data["procedures"]
     )
 
@@ -318,6 +323,8 @@ class Dated(Protocol):
     a policy version: a built Policy, or a version only read and checked (`_Window`)."""
 
     @property
+    def ref(self) -> str: ...
+    @property
     def version(self) -> str: ...
     @property
     def status(self) -> Lifecycle: ...
@@ -342,11 +349,16 @@ class _Window:
 
     path: Path
     document: source.Document
+    id: str
     version: str
     status: Lifecycle
     effective_from: date
     effective_until: date | None
     procedures: tuple[Procedure, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}@{self.version}"
 
     @classmethod
     def read(cls, path: Path) -> _Window:
@@ -357,6 +369,7 @@ class _Window:
         window = cls(
             path,
             document,
+            data["id"],
             str(data["version"]),
             Lifecycle(data["status"]),
             date.fromisoformat(effective["from"]),
