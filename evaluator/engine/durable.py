@@ -43,7 +43,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, NoReturn, cast
 
@@ -134,18 +134,45 @@ class Trace:
         return None if found is None else Truth(found.fact["v"])
 
 
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_DEFAULT_TOP_PAD = 128 * 1024  # glibc's
+
+
+@functools.cache
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def _mallopt(option: int, value: int) -> None:
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(option, value)
+
+
 def _tune_malloc() -> None:
     # Each session allocates large state arrays; glibc returns them to the OS on delete and the
     # next session faults them back in. Higher trim/mmap thresholds keep them (trap 12).
-    if not sys.platform.startswith("linux"):
-        return
+    _mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
+    _mallopt(_M_MMAP_THRESHOLD, 64 * 1024 * 1024)
+
+
+@contextlib.contextmanager
+def _registering() -> Iterator[None]:
+    # Registering grows the engine's node pools one node at a time with realloc; with glibc's
+    # 128 KB top pad the heap then grows in small steps, and in about half of the processes
+    # each step moved (copied) the pools: create_ruleset took 47 or 88 ms for the founding
+    # case's three programs. A 16 MB pad while registering keeps it at the lower; afterwards
+    # the default again, which the sessions' runs are measured with (benchmarks/README.md).
+    _mallopt(_M_TOP_PAD, 16 * 1024 * 1024)
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
-        libc.mallopt(m_mmap_threshold, 64 * 1024 * 1024)
-    except (OSError, AttributeError):
-        pass
+        yield
+    finally:
+        _mallopt(_M_TOP_PAD, _DEFAULT_TOP_PAD)
 
 
 class Engine:
@@ -203,7 +230,8 @@ class Engine:
             self._generations[key] = generation
             name = key if generation == 1 else f"{key}~{generation}"
             try:
-                handle = _dre.create_ruleset(name, definition)
+                with _registering():
+                    handle = _dre.create_ruleset(name, definition)
             except Exception as error:  # the extension raises its own bare error type
                 # The static checks in ruleset.py (rules, patterns, expression slots, the
                 # alpha stack) missed a limit: the policy, not the case, must change.
