@@ -43,9 +43,21 @@ def items(tmp_path: Path) -> list[batch.Item]:
     return list(batch.items(batch.sources([path])))
 
 
+@pytest.mark.parametrize(
+    ("policy", "together_call", "not_called"),
+    [(None, "review_many", "evaluate_many"), ("bench-fusion", "evaluate_many", "review_many")],
+    ids=["each-line-s-policy", "a-named-policy"],
+)
 def test_a_chunk_together_gets_the_records_its_items_get_alone(
-    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
+    items: list[batch.Item],
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str | None,
+    together_call: str,
+    not_called: str,
 ) -> None:
+    """The chunk's cases go to the engine in one call (`api.review_many`, or with a policy
+    named `api.evaluate_many`), each with the record `review_item` gives it alone, error
+    records included: an engine error and a bug stay their own case's."""
     library = Library(BENCH_POLICIES)
     break_in_the_engine(monkeypatch, json.loads(items[6].text or "")["case_id"])
     bug = json.loads(items[13].text or "")["case_id"]
@@ -57,54 +69,17 @@ def test_a_chunk_together_gets_the_records_its_items_get_alone(
         return original(case, *args)
 
     monkeypatch.setattr(api, "facts_for", facts_for)
-    many = api.review_many
+    monkeypatch.setattr(api, not_called, lambda *_: pytest.fail(f"{not_called} called"))
+    many = getattr(api, together_call)
     together: list[int] = []
 
-    def spy(cases: Any, library: Library) -> Any:
+    def spy(cases: Any, *rest: Any) -> Any:
         together.append(len(cases))
-        return many(cases, library)
+        return many(cases, *rest)
 
-    monkeypatch.setattr(api, "review_many", spy)
-    alone = [_stampless(batch.review_item(item, None, library)) for item in items]
-    got = [_stampless(record) for record in batch.review_items(items, None, library)]
-    assert got == alone
-    errors = [r.get("error") for r in got]
-    assert errors[4] == errors[9] == "invalid_input"
-    assert errors[6] == "engine_error"
-    assert errors[13] == "internal_error"
-    assert "KeyError" in got[13]["problems"][0]["message"]
-    assert errors.count(None) == len(items) - 4
-    assert together == [len(items) - 2]  # every case read went in one call
-
-
-def test_a_named_policy_s_chunk_together_gets_the_records_its_items_get_alone(
-    items: list[batch.Item], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With a policy named, the chunk's cases go to the engine together too
-    (`api.evaluate_many`), each with the record `review_item` gives it, error records
-    included: an engine error and a bug stay their own case's."""
-    library = Library(BENCH_POLICIES)
-    break_in_the_engine(monkeypatch, json.loads(items[6].text or "")["case_id"])
-    bug = json.loads(items[13].text or "")["case_id"]
-    original = api.facts_for
-
-    def facts_for(case: Case, *args: Any) -> list[dict[str, Any]]:
-        if case.case_id == bug:
-            raise KeyError("injected")
-        return original(case, *args)
-
-    monkeypatch.setattr(api, "facts_for", facts_for)
-    monkeypatch.setattr(api, "review_many", lambda *_: pytest.fail("every line's review"))
-    many = api.evaluate_many
-    together: list[int] = []
-
-    def spy(chosen: Any) -> Any:
-        together.append(len(chosen))
-        return many(chosen)
-
-    monkeypatch.setattr(api, "evaluate_many", spy)
-    alone = [_stampless(batch.review_item(item, "bench-fusion", library)) for item in items]
-    got = [_stampless(r) for r in batch.review_items(items, "bench-fusion", library)]
+    monkeypatch.setattr(api, together_call, spy)
+    alone = [_stampless(batch.review_item(item, policy, library)) for item in items]
+    got = [_stampless(record) for record in batch.review_items(items, policy, library)]
     assert got == alone
     errors = [r.get("error") for r in got]
     assert errors[4] == errors[9] == "invalid_input"
