@@ -15,7 +15,7 @@ from evaluator.case.facts import FactValue
 from evaluator.compile import program_cache
 from evaluator.compile.program import POLICY_RESULT, Program
 from evaluator.decide import alternatives, records
-from evaluator.decide.decision import Decision, assemble, policy_key, verdict
+from evaluator.decide.decision import X12_ACTIONS, Decision, assemble, policy_key, verdict
 from evaluator.engine.durable import Engine, Trace
 from evaluator.errors import (
     CaseError,
@@ -485,7 +485,19 @@ class LineResult:
 
     @property
     def x12_action(self) -> str:
-        return self.decision.x12_action if self.decision else OVERALL_X12[Overall.NO_POLICY]
+        """The line's X12 action: its decision's, except that a modified approval (A6) is offered
+        only on a line its alternative names a scope on; a line the alternative leaves out
+        entirely takes its determination's action (domain.md section 4)."""
+        decision = self.decision
+        if decision is None:
+            return OVERALL_X12[Overall.NO_POLICY]
+        action = decision.x12_action
+        alternative = decision.alternative
+        if action == "A6" and (
+            alternative is None or all(part.line != self.line.id for part in alternative.lines)
+        ):
+            return X12_ACTIONS[decision.determination]
+        return action
 
 
 @dataclass(frozen=True)

@@ -310,12 +310,14 @@ def test_two_fusion_lines_with_one_unstable_segment_offer_that_line(library: Lib
     # The policy judges the lines it governs as one operation (domain.md section 3 item 1):
     # LF-INSTABILITY fails at L3-L4, so neither line is approvable as asked, and the narrower
     # alternative, L4-L5 on its own line with the other line dropped, is medically necessary:
-    # each line is a candidate for A6 (modified, for the physician reviewer), not denied.
+    # that line is a candidate for A6 (modified, for the physician reviewer), not denied; the
+    # dropped line, which the alternative leaves out entirely, is not certified (A3: nothing
+    # on it is approvable; stop 27, tests/test_review_s27.py).
     data = shipped("l4-l5-approvable")
     _second_line(data, id="fusion-l3", fusion="L3-L4")
     del data["request"]["lines"][1]["decompression"]
     review = _review(data, library)
-    assert [line.x12_action for line in review.lines] == ["A6", "A6"]
+    assert [line.x12_action for line in review.lines] == ["A6", "A3"]
     decision = review.lines[0].decision
     assert decision is not None
     assert decision.alternative is not None

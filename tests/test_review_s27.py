@@ -54,6 +54,7 @@ from evaluator import api
 from evaluator.case.cases import case_from_data
 from evaluator.errors import CaseError
 from evaluator.language.policies import Library
+from evaluator.render.review import review_json
 from tests.reviewing import check_probe, decide, shipped
 
 SI = "si-joint-fusion@2025.1"
@@ -479,19 +480,6 @@ def test_a_fusion_line_may_bill_its_decompression(library: Library) -> None:
 # --- two lines of one policy and the narrower alternative --------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stop 27, open: the lines one policy governs share one decision, and each takes its "
-        "X12 action (api.LineResult.x12_action is decision.x12_action): a line the narrower "
-        "alternative leaves out entirely (fusion L3-L4, unstable nowhere) is A6, 'modified', "
-        "a candidate for a modified approval, though nothing on it is approvable; it should "
-        "take its determination's action (A3). Proposed fix: in LineResult.x12_action, an A6 "
-        "decision whose alternative names no scope on the line (AlternativeLine.line) gives "
-        "X12_ACTIONS[determination]; the renderers and the FHIR response already read the "
-        "line's action"
-    ),
-)
 def test_a_line_the_alternative_leaves_out_is_not_modified(library: Library) -> None:
     # dynamic-instability's L3-L5 fusion split into two lines: L3-L4 (2.9 mm and 6 degrees:
     # stable) and L4-L5 with the L3-L5 decompression (3.0 mm: unstable). The alternative,
@@ -511,6 +499,12 @@ def test_a_line_the_alternative_leaves_out_is_not_modified(library: Library) -> 
     assert {part.line for part in decision.alternative.lines} == {"fusion-l4"}
     assert actions["fusion-l4"] == "A6"
     assert actions["fusion-l3"] == "A3"
+    # the per-line JSON reports each line's own action; the shared decision is still A6, and the
+    # roll-up (a line modified, none certified) is A6
+    rendered = review_json(review)
+    assert {x["line"]: x["x12_action"] for x in rendered["lines"]} == actions
+    assert decision.x12_action == "A6"
+    assert review.x12_action == "A6"
 
 
 # --- records of one joint that disagree -------------------------------------------------------

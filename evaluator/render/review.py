@@ -44,6 +44,9 @@ def _line_json(result: LineResult) -> dict[str, Any]:
         }
     body = decision_json(result.decision)
     del body["case_id"], body["evaluated_at"]
+    # the line's own action: the shared decision's A6 is not offered on a line its
+    # alternative leaves out (api.LineResult.x12_action)
+    body["x12_action"] = result.x12_action
     return head | body
 
 
