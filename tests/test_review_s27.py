@@ -547,19 +547,9 @@ def _fortin_then_broader(data: dict[str, Any]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stop 27, open (a wrong approval): provocative tests are one thing per (test, side) "
-        "(facts.schema.json provocative_test x-one-per), so a right-side test read negative "
-        "and the same test read positive on both sides are not compared: the bilateral "
-        "positives count for the right joint and SI-PROVOCATIVE-TESTS is met, where the same "
-        "tests re-read negative on the right alone are disputed (not documented, the "
-        "'tests-retested-negative' probe). A bilateral record describes each side; the fix "
-        "belongs in the normaliser's x-one-per (a bilateral item is also an item of each "
-        "side) or in the clause (no negative reading of the test on that side or bilateral)"
-    ),
-)
+# stop 27 (a wrong approval): provocative tests are one thing per (test, side), and a
+# bilateral test describes each side (facts.schema.json x-covers): a right-side test read
+# negative and the same test read positive on both sides disagree, not documented.
 def test_a_right_negative_test_disputes_a_bilateral_positive(library: Library) -> None:
     check_probe(
         si(_right_negative_bilateral_positive),
