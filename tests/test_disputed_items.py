@@ -259,6 +259,22 @@ def test_two_bilateral_readings_that_disagree_are_one_conflict(library: Library)
     assert len(conflicts) == 1
 
 
+def test_a_bilateral_pain_record_is_a_source_on_each_side(library: Library) -> None:
+    # si_pain x-one-per side, a bilateral record on each side's (x-covers): a bilateral exam
+    # placing the pain over a broader region, Fortin negative, disputes the right's localised pain
+    data = _base()
+    data["si_joint"]["pain"].append(
+        {
+            "side": "bilateral",
+            "location": "broader_region",
+            "fortin_positive": False,
+            "source": {"document": "clinic_note", "date": "2025-05-06"},
+        }
+    )
+    determination, status, _ = _review(data, library, "SI-PAIN-LOCATION")
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+
+
 def _symptom_said_again(concordant: bool, onset: str | None = None) -> dict[str, Any]:
     """The approvable decompression case (left radicular pain matching the L4-5 stenosis, a
     clinic note of 2025-06-03) with the same symptom stated again by a note of 2025-06-01."""
@@ -311,6 +327,7 @@ def test_a_symptom_stated_twice_alike_still_approves(library: Library) -> None:
 ONE_PER = {
     ("si_joint", "imaging_exclusions"): ("status", ("excluded", "present")),
     ("si_joint", "provocative_tests"): ("result", ("positive", "negative", "not_performed")),
+    ("si_joint", "pain"): ("fortin_positive", (True, False)),
     ("symptoms",): ("concordant", (True, False)),
 }
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))
