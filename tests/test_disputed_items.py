@@ -216,6 +216,65 @@ def test_the_same_test_on_the_other_side_is_another_fact(library: Library) -> No
     assert _review(data, library, TESTS) == ("medically_necessary", "met", [])
 
 
+def _bilateral_distraction(*results: tuple[str, str]) -> dict[str, Any]:
+    """The approvable case with distraction read again at a later exam, once per (side, result)."""
+    data = _base()
+    for side, result in results:
+        data["si_joint"]["provocative_tests"].append(
+            {
+                "test": "distraction",
+                "side": side,
+                "result": result,
+                "source": {"document": "clinic_note", "date": "2025-05-06"},
+            }
+        )
+    return data
+
+
+def test_a_bilateral_reading_is_a_source_on_each_side(library: Library) -> None:
+    # A bilateral test describes the left and the right joint (facts.schema.json x-covers): a
+    # bilateral negative disputes the right-side positive, as a right-side negative does.
+    data = _bilateral_distraction(("bilateral", "negative"))
+    _, status, conflicts = _review(data, library, TESTS)
+    assert status == "met"  # three positives stand undisputed beside the disputed one
+    assert [(c["fact"], c["field"], c["reason"]) for c in conflicts] == [
+        ("provocative_test", "result", "sources_disagree"),
+    ]
+
+
+def test_two_bilateral_readings_that_disagree_are_one_conflict(library: Library) -> None:
+    # grouped on the bilateral key and on each side's, they are settled once
+    data = _bilateral_distraction(("bilateral", "negative"), ("bilateral", "positive"))
+    case = case_from_data(data, "items.json")
+    both = [
+        f.fields
+        for f in case.facts
+        if f.type == "provocative_test"
+        and f.fields["test"] == "distraction"
+        and f.fields["side"] == "bilateral"
+    ]
+    assert len(both) == 2
+    assert all("result" not in fields for fields in both)
+    _, _, conflicts = _review(data, library, TESTS)
+    assert len(conflicts) == 1
+
+
+def test_a_bilateral_pain_record_is_a_source_on_each_side(library: Library) -> None:
+    # si_pain x-one-per side, a bilateral record on each side's (x-covers): a bilateral exam
+    # placing the pain over a broader region, Fortin negative, disputes the right's localised pain
+    data = _base()
+    data["si_joint"]["pain"].append(
+        {
+            "side": "bilateral",
+            "location": "broader_region",
+            "fortin_positive": False,
+            "source": {"document": "clinic_note", "date": "2025-05-06"},
+        }
+    )
+    determination, status, _ = _review(data, library, "SI-PAIN-LOCATION")
+    assert (determination, status) == ("insufficient_documentation", "not_documented")
+
+
 def _symptom_said_again(concordant: bool, onset: str | None = None) -> dict[str, Any]:
     """The approvable decompression case (left radicular pain matching the L4-5 stenosis, a
     clinic note of 2025-06-03) with the same symptom stated again by a note of 2025-06-01."""
@@ -268,6 +327,7 @@ def test_a_symptom_stated_twice_alike_still_approves(library: Library) -> None:
 ONE_PER = {
     ("si_joint", "imaging_exclusions"): ("status", ("excluded", "present")),
     ("si_joint", "provocative_tests"): ("result", ("positive", "negative", "not_performed")),
+    ("si_joint", "pain"): ("fortin_positive", (True, False)),
     ("symptoms",): ("concordant", (True, False)),
 }
 EXAMPLES = sorted((ROOT / "examples" / "cases").glob("*.json"))

@@ -541,19 +541,9 @@ def _fortin_then_broader(data: dict[str, Any]) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stop 27, open (a wrong approval): provocative tests are one thing per (test, side) "
-        "(facts.schema.json provocative_test x-one-per), so a right-side test read negative "
-        "and the same test read positive on both sides are not compared: the bilateral "
-        "positives count for the right joint and SI-PROVOCATIVE-TESTS is met, where the same "
-        "tests re-read negative on the right alone are disputed (not documented, the "
-        "'tests-retested-negative' probe). A bilateral record describes each side; the fix "
-        "belongs in the normaliser's x-one-per (a bilateral item is also an item of each "
-        "side) or in the clause (no negative reading of the test on that side or bilateral)"
-    ),
-)
+# stop 27 (a wrong approval): provocative tests are one thing per (test, side), and a
+# bilateral test describes each side (facts.schema.json x-covers): a right-side test read
+# negative and the same test read positive on both sides disagree, not documented.
 def test_a_right_negative_test_disputes_a_bilateral_positive(library: Library) -> None:
     check_probe(
         si(_right_negative_bilateral_positive),
@@ -564,18 +554,9 @@ def test_a_right_negative_test_disputes_a_bilateral_positive(library: Library) -
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stop 27, open (a wrong approval, a judgement for the lead): si_pain has no x-one-per, "
-        "so a later exam placing the right-sided pain over a broader region with a negative "
-        "Fortin test leaves the earlier localised pain with a positive Fortin test standing: "
-        "SI-PAIN-LOCATION is met. The records disagree on the deciding fact (domain.md "
-        "section 3 item 9: not documented), as re-read provocative tests do. Proposed fix: "
-        "x-one-per ['side'] on si_pain (the location and Fortin finding of one side disputed), "
-        "or a clause part that no record of the side reads a negative Fortin test"
-    ),
-)
+# stop 27 (a wrong approval): the si_pain records of one side are sources on one thing
+# (facts.schema.json x-one-per ["side"]): a later exam placing the pain over a broader region
+# with a negative Fortin test disputes the localised pain (domain rule 9: not documented).
 def test_a_later_negative_fortin_disputes_the_pain_location(library: Library) -> None:
     check_probe(si(_fortin_then_broader), "SI-PAIN-LOCATION", "not_documented", library, SI)
 

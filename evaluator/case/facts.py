@@ -304,6 +304,19 @@ def one_per(fact_type: str) -> tuple[str, ...]:
 
 
 @cache
+def covers(fact_type: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Return, for each field of this fact type that says `x-covers`, the values that name
+    several things at once (a bilateral test) with the values naming each of those things
+    (left, right); none for most types."""
+    props = schemas.load_schema("facts")["$defs"][fact_type].get("properties", {})
+    return {
+        name: {value: tuple(each) for value, each in prop["x-covers"].items()}
+        for name, prop in props.items()
+        if "x-covers" in prop
+    }
+
+
+@cache
 def primary_documents() -> frozenset[str]:
     """Return the document kinds the case schema marks as primary records."""
     return frozenset(schemas.load_schema("case")["$defs"]["document"]["x-primary-documents"])
@@ -423,6 +436,27 @@ def _grouped(
         if key:
             groups.setdefault(key, []).append(item)
     return [found for found in groups.values() if len(found) > 1]
+
+
+def _covering(
+    keys: list[tuple[Any, ...]],
+    items: list[tuple[Any, str]],
+    spans: list[dict[str, tuple[str, ...]]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, str]]]:
+    """Return ``keys`` and ``items`` with each item whose key names several things at once
+    (x-covers: a bilateral test names the left and the right one) listed again under the
+    key of each thing it names, so that it is a source on each; an item whose values are
+    all of their own is listed once. A group of such an item alone is a group of one."""
+    out_keys: list[tuple[Any, ...]] = []
+    out_items: list[tuple[Any, str]] = []
+    for key, item in zip(keys, items, strict=True):
+        out_keys.append(key)
+        out_items.append(item)
+        for i, value in enumerate(key):
+            for each in spans[i].get(value, ()) if isinstance(value, str) else ():
+                out_keys.append((*key[:i], each, *key[i + 1 :]))
+                out_items.append(item)
+    return out_keys, out_items
 
 
 def _identity_value(kind: str | None, raw: Any) -> Any:
@@ -999,11 +1033,18 @@ class _Builder:
         keys = [
             tuple([item.get(p) for p in named]) if _is_mapping(item) else () for item, _ in items
         ]
+        spans = covers(section.fact)
+        if spans:  # an item whose value names several things (bilateral) is a source on each
+            keys, items = _covering(keys, items, [spans.get(name, {}) for name in identity])
         if len(set(keys)) == len(keys):  # most: each item describes a thing of its own
             return
         fields = {prop: name for prop, (name, _) in section.fields.items() if name not in identity}
         defaults = case_defaults(section.key)
-        for found in _grouped(keys, items):
+        groups = _grouped(keys, items)
+        ats = [frozenset(at for _, at in found) for found in groups]
+        for i, (found, these) in enumerate(zip(groups, ats, strict=True)):
+            if these in ats[:i] or any(these < others for others in ats):
+                continue  # a bilateral item's group, within a side's: settled with the side's
             late: list[tuple[Mapping[str, Any], str]] = []
             group: list[tuple[Mapping[str, Any], Mapping[str, Any], str]] = []
             for item, at in found:
