@@ -403,9 +403,11 @@ def _governing(case: Case, library: Library) -> dict[str, Policy | None]:
     dated = [library.dated(p) for p in in_force]
     chosen: dict[str, Policy | None] = {}
     for index, line in enumerate(case.lines):
-        path = next((p for p, d in zip(in_force, dated, strict=True) if governs(d, line)), None)
-        _check_codes(case, index, line, None if path is None else library.dated(path), dated)
-        chosen[line.id] = None if path is None else library.load(path)
+        found = next(
+            ((p, d) for p, d in zip(in_force, dated, strict=True) if governs(d, line)), None
+        )
+        _check_codes(case, index, line, None if found is None else found[1], dated)
+        chosen[line.id] = None if found is None else library.load(found[0])
     return chosen
 
 

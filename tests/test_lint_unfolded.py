@@ -12,7 +12,6 @@ pattern and is refused; the per-node lowering's patterns test one leaf each and 
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from evaluator.authoring.lint import RULES, Severity, lint_paths, lint_policy
 from evaluator.compile import ruleset
 from evaluator.compile.program import Test
 from evaluator.language.policies import load_policy
+from tests.test_policy_references import _policy as one_clause_policy
 
 # One clause whose folded rule tests the nicotine fact on three leaves in one pattern.
 REQUIRES = {
@@ -41,36 +41,8 @@ REQUIRES = {
 
 
 def _policy(root: Path) -> Path:
-    name = f"unfolded-{uuid.uuid4().hex[:8]}"
-    data: dict[str, Any] = {
-        # a new id each time: the engine keeps one ruleset per name for the process
-        "id": name,
-        "version": "1",
-        "title": "unfolded",
-        "status": "active",
-        "effective": {"from": "2025-01-01"},
-        "procedures": [{"procedure": "lumbar_fusion"}],
-        "references": [{"id": 1, "citation": "c"}],
-        "sections": [
-            {
-                "id": "s",
-                "title": "S",
-                "clauses": [
-                    {
-                        "id": "X-ONE",
-                        "title": "x",
-                        "requires": REQUIRES,
-                        "cites": [1],
-                        "recommendation": "r",
-                    }
-                ],
-            }
-        ],
-    }
-    path = root / "policies" / name / "1.yaml"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(data, indent=1))
-    return path
+    # a new id each time: the engine keeps one ruleset per name for the process
+    return one_clause_policy(root / "policies", f"unfolded-{uuid.uuid4().hex[:8]}", REQUIRES)
 
 
 @pytest.fixture

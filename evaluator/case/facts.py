@@ -14,6 +14,7 @@ from evaluator.errors import CaseError, Collector
 from evaluator.read import parse_cache, resources, schemas
 from evaluator.read.source import Document
 from evaluator.vocab import units
+from evaluator.vocab.codes import value_set_codes
 from evaluator.vocab.dates import (
     DateError,
     Interval,
@@ -1857,11 +1858,7 @@ def shared_value_set(module: str, version: str, name: str) -> tuple[str, ...]:
     found = (parse_cache.load(path).data.get("value_sets") or {}).get(name)
     if not isinstance(found, Mapping):
         raise LookupError(f"module `{module}` version `{version}` has no value set `{name}`")
-    return tuple(
-        f"{system}|{str(code).strip()}"
-        for system, codes in found["codes"].items()
-        for code in codes
-    )
+    return value_set_codes(found["codes"])
 
 
 def _worst(

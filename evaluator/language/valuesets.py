@@ -19,6 +19,7 @@ from evaluator.language.model import ValueSet
 from evaluator.read import schemas, source
 from evaluator.read.plain import copied
 from evaluator.vocab import units
+from evaluator.vocab.codes import value_set_codes
 
 SHARED_FOLDER = ("_shared", "valuesets")
 VALUE_SET_SCHEMA = "valueset"
@@ -34,11 +35,15 @@ def shared_folder(policy_path: str | Path) -> Path:
 def _value_set(
     name: str, raw: Mapping[str, Any], origin: str, pointer: str, shared: bool = False
 ) -> ValueSet:
-    codes = tuple(
-        f"{system}|{str(code).strip()}" for system, items in raw["codes"].items() for code in items
-    )
     return ValueSet(
-        name, raw["purpose"], codes, raw.get("unit"), raw.get("oid"), origin, pointer, shared
+        name,
+        raw["purpose"],
+        value_set_codes(raw["codes"]),
+        raw.get("unit"),
+        raw.get("oid"),
+        origin,
+        pointer,
+        shared,
     )
 
 
